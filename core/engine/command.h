@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "run.h"
+
+#include <QJsonValue>
+#include <QMap>
+#include <QString>
+#include <QStringList>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+
+namespace taskdeck {
+
+/*!
+ * An external command to run: argv (never through a shell unless argv itself names one),
+ * variables added to the inherited environment, and a working directory.
+ */
+struct Command
+{
+    QStringList argv;                //!< argv[0] is looked up in PATH when it has no '/'
+    QMap<QString, QString> env;      //!< added to (overriding) the inherited environment
+    QString workingDirectory;        //!< empty = inherit
+    std::chrono::milliseconds killGrace{2000}; //!< SIGTERM -> SIGKILL delay on cancel
+    int maxLineBytes = 16384;        //!< longer lines are split at this many bytes
+    bool parseControlLines = true;   //!< honour ::progress:: and ::result:: on stdout
+};
+
+/*! How a command ended. */
+struct CommandResult
+{
+    bool started = false;     //!< false: it could not be started (see startError)
+    QString startError;       //!< e.g. "command not found: foo"
+    int exitCode = -1;        //!< valid when exited normally
+    int signal = 0;           //!< terminating signal, 0 when exited normally
+    bool canceled = false;    //!< the cancel check returned true and the group was stopped
+    std::optional<QJsonValue> result; //!< from the last valid ::result:: line
+    qint64 stdoutLines = 0;
+    qint64 stderrLines = 0;
+    QStringList stderrTail;   //!< last few stderr lines, for error details
+
+    bool succeeded() const { return started && !canceled && signal == 0 && exitCode == 0; }
+};
+
+/*! Callbacks a running command reports through, called on the calling thread. */
+struct CommandSink
+{
+    std::function<void(LogStream, const QString &)> line;   //!< one complete line
+    std::function<void(const Progress &)> progress;          //!< from ::progress::
+    std::function<bool()> isCanceled;                        //!< polled; true stops the group
+};
+
+/*!
+ * Runs \a cmd to completion on the calling thread and returns how it ended.
+ *
+ * The child runs in a new process group with stdin on /dev/null. stdout and stderr are read
+ * line by line (invalid UTF-8 replaced, overlong lines split) and handed to \a sink in the
+ * order they were read. When \a sink.isCanceled returns true the whole group gets SIGTERM,
+ * then SIGKILL after cmd.killGrace; when the main child exits, processes it left in its group
+ * are stopped the same way so nothing outlives the run. Never throws.
+ */
+CommandResult runCommand(const Command &cmd, const CommandSink &sink);
+
+/*! Human name of a signal ("SIGKILL"). */
+QString signalName(int signal);
+
+/*!
+ * Splits a command line into argv the way a POSIX shell would tokenize it (quotes,
+ * backslashes), without expanding anything or running a shell. Returns nullopt with \a error
+ * on an unterminated quote or trailing backslash.
+ */
+std::optional<QStringList> splitCommandLine(const QString &line, QString *error = nullptr);
+
+} // namespace taskdeck

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QJsonObject>
+#include <QJsonValue>
+#include <QList>
+#include <QPair>
+#include <QString>
+
+#include <optional>
+
+namespace taskdeck {
+
+/*!
+ * The kind of value a task parameter holds. The names returned by fieldTypeName() are the
+ * ones used in tasks files, JSON Schema exports and the web form.
+ */
+enum class FieldType {
+    Text,        //!< one line of text
+    Textarea,    //!< multi-line text
+    Integer,     //!< whole number (qint64), optional min/max
+    Number,      //!< floating point number, optional min/max
+    Bool,        //!< true/false
+    Select,      //!< one of choices
+    MultiSelect, //!< any subset of choices, kept as a JSON array of values
+    File,        //!< path to a file on this machine
+    Secret,      //!< text that is never shown or stored in clear
+    DateTime,    //!< ISO 8601 date-time (a bare date means midnight UTC)
+};
+
+/*! Name of \a type as used in tasks files and JSON ("text", "multiselect", ...). */
+QString fieldTypeName(FieldType type);
+/*! Parses a type name; nullopt when \a name is not one of the names fieldTypeNames() lists. */
+std::optional<FieldType> fieldTypeFromName(const QString &name);
+/*! Every accepted type name, in declaration order. */
+QStringList fieldTypeNames();
+
+/*! One problem with one argument. \c field is the argument's key. */
+struct FieldError
+{
+    QString field;
+    QString message;
+
+    friend bool operator==(const FieldError &, const FieldError &) = default;
+};
+using FieldErrors = QList<FieldError>;
+
+/*! Joins errors as "field: message; field: message" for one-line reports. */
+QString formatFieldErrors(const FieldErrors &errors);
+
+/*!
+ * One typed task parameter: the source of a form control and of argument validation.
+ *
+ * Fields are plain values; build them with the fluent setters:
+ * \code
+ * auto f = Field(u"format"_s, FieldType::Select)
+ *              .withTitle(u"Format"_s)
+ *              .withChoices({{u"sql"_s, u"SQL Dump"_s}, {u"tar"_s, u"Compressed Archive"_s}})
+ *              .withDefault(u"sql"_s);
+ * \endcode
+ */
+class Field final
+{
+public:
+    using Choices = QList<QPair<QString, QString>>; //!< value -> label, in display order
+
+    Field() = default;
+    Field(QString key, FieldType type);
+
+    QString key;
+    FieldType type = FieldType::Text;
+    QString title;       //!< label; falls back to the key
+    QString description; //!< help text
+    QJsonValue defaultValue = QJsonValue::Undefined; //!< applied when the argument is missing
+    bool required = false;
+    Choices choices;     //!< for Select and MultiSelect
+    std::optional<double> min; //!< Integer/Number: value bounds; text types: length bounds
+    std::optional<double> max;
+    QString pattern;     //!< text types: a regular expression the whole value must match
+    QString placeholder;
+
+    Field &withTitle(const QString &v) { title = v; return *this; }
+    Field &withDescription(const QString &v) { description = v; return *this; }
+    Field &withDefault(const QJsonValue &v) { defaultValue = v; return *this; }
+    Field &withRequired(bool v = true) { required = v; return *this; }
+    Field &withChoices(const Choices &v) { choices = v; return *this; }
+    Field &withMin(double v) { min = v; return *this; }
+    Field &withMax(double v) { max = v; return *this; }
+    Field &withPattern(const QString &v) { pattern = v; return *this; }
+    Field &withPlaceholder(const QString &v) { placeholder = v; return *this; }
+
+    /*! The title, or the key when no title is set. */
+    QString label() const;
+
+    /*!
+     * Coerces one raw argument into this field's typed value. \a raw may be a JSON value of
+     * the right type or a string as typed on a command line or posted by a form ("42",
+     * "true", "a,b" or a JSON array for multiselect). Returns the value, or nullopt with
+     * \a error set to a message naming what is accepted. Does not apply defaults.
+     */
+    std::optional<QJsonValue> coerce(const QJsonValue &raw, QString *error) const;
+
+    /*! This field as a JSON Schema property (type, title, description, enum, bounds ...). */
+    QJsonObject toJsonSchema() const;
+    /*! This field as plain JSON (for listings and the web form). */
+    QJsonObject toJson() const;
+};
+using Fields = QList<Field>;
+
+/*! The outcome of validating a set of arguments against a field list. */
+struct Validation
+{
+    QJsonObject values;  //!< typed values, defaults applied (only meaningful when ok())
+    FieldErrors errors;  //!< every problem found, in field order, unknown arguments last
+    bool ok() const { return errors.isEmpty(); }
+};
+
+/*!
+ * Validates \a raw against \a fields: coerces every value, applies defaults, checks
+ * required fields and reports unknown argument names. Returns all errors at once.
+ * An empty string counts as missing for every type but Text/Textarea/Secret with no
+ * "required" flag.
+ */
+Validation validateArguments(const Fields &fields, const QJsonObject &raw);
+
+/*! A JSON Schema (draft 2020-12) object describing the arguments \a fields accept. */
+QJsonObject fieldsToJsonSchema(const Fields &fields);
+
+/*! Copy of \a args with every Secret field's value replaced by "********". */
+QJsonObject redactSecrets(const Fields &fields, const QJsonObject &args);
+
+} // namespace taskdeck

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QDateTime>
+#include <QJsonObject>
+#include <QJsonValue>
+#include <QList>
+#include <QMetaType>
+#include <QString>
+
+#include <optional>
+
+namespace taskdeck {
+
+/*! Where a run is in its life. Succeeded and later are terminal. */
+enum class RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    TimedOut,
+    Interrupted, //!< found queued or running after the process that owned it died
+};
+
+QString runStatusName(RunStatus status);            //!< "queued", "running", "succeeded" ...
+std::optional<RunStatus> runStatusFromName(const QString &name);
+QStringList runStatusNames();
+inline bool isTerminal(RunStatus s) { return s != RunStatus::Queued && s != RunStatus::Running; }
+
+/*! Which stream a log line came from. System lines are written by the engine itself. */
+enum class LogStream { Out, Err, System };
+QString logStreamName(LogStream stream); //!< "out", "err", "system"
+std::optional<LogStream> logStreamFromName(const QString &name);
+
+/*! One line of a run's log. \c number counts from 1 over the whole run. */
+struct LogLine
+{
+    qint64 number = 0;
+    qint64 timeMs = 0; //!< milliseconds since the epoch, UTC
+    LogStream stream = LogStream::Out;
+    QString text;
+
+    QJsonObject toJson() const;
+};
+using LogLines = QList<LogLine>;
+
+/*! How far a run has got. total == 0 means "unknown". */
+struct Progress
+{
+    qint64 done = 0;
+    qint64 total = 0;
+    QString message;
+
+    /*! 0..100, or -1 when total is unknown. */
+    int percent() const;
+    QJsonObject toJson() const;
+    friend bool operator==(const Progress &, const Progress &) = default;
+};
+
+/*! Why a run failed. \c kind is the exception type or failure class ("ExitCode", "Signal",
+ *  "CommandNotFound", "std::runtime_error", "Timeout", ...); \c detail carries context such as
+ *  a stack trace, the last lines of stderr or the attempt history. */
+struct RunError
+{
+    QString message;
+    QString kind;
+    QString detail;
+    bool transient = false;
+
+    bool isEmpty() const { return message.isEmpty() && kind.isEmpty(); }
+    QJsonObject toJson() const;
+};
+
+/*!
+ * A snapshot of one run. Plain value; the engine hands out copies.
+ * Arguments are stored with secrets already redacted.
+ */
+struct Run
+{
+    QString id;        //!< UUID without braces
+    QString task;      //!< task key
+    QJsonObject args;  //!< validated arguments, secrets redacted
+    RunStatus status = RunStatus::Queued;
+    int attempt = 0;   //!< 1-based once started; 0 while first queued
+    int maxAttempts = 1;
+    QDateTime queuedAt;
+    QDateTime startedAt;
+    QDateTime finishedAt;
+    Progress progress;
+    QJsonValue result; //!< undefined unless Succeeded
+    RunError error;    //!< empty unless Failed, Canceled, TimedOut or Interrupted
+    qint64 logLines = 0; //!< lines logged so far
+    QString owner;     //!< "pid@host:start" of the process that runs it
+
+    bool isFinished() const { return isTerminal(status); }
+    /*! Milliseconds from start to finish (or to now while running); -1 before start. */
+    qint64 durationMs() const;
+    /*! The JSON shape used by the CLI (--json), the API and exports. */
+    QJsonObject toJson() const;
+};
+
+} // namespace taskdeck
+
+Q_DECLARE_METATYPE(taskdeck::Run)
+Q_DECLARE_METATYPE(taskdeck::Progress)
+Q_DECLARE_METATYPE(taskdeck::LogLines)

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+#include <QTest>
+class T : public QObject { Q_OBJECT };
+QTEST_GUILESS_MAIN(T)
+#include "tst_engine.moc"
