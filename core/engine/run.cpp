@@ -1,1 +1,139 @@
 // SPDX-License-Identifier: MIT
+#include "run.h"
+
+#include <QJsonArray>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+namespace {
+struct StatusName { RunStatus status; QLatin1StringView name; };
+constexpr StatusName kStatusNames[] = {
+    {RunStatus::Queued, "queued"_L1},     {RunStatus::Running, "running"_L1},
+    {RunStatus::Succeeded, "succeeded"_L1}, {RunStatus::Failed, "failed"_L1},
+    {RunStatus::Canceled, "canceled"_L1}, {RunStatus::TimedOut, "timedOut"_L1},
+    {RunStatus::Interrupted, "interrupted"_L1},
+};
+
+QJsonValue timeJson(const QDateTime &t)
+{
+    return t.isValid() ? QJsonValue(t.toUTC().toString(Qt::ISODateWithMs)) : QJsonValue();
+}
+} // namespace
+
+QString runStatusName(RunStatus status)
+{
+    for (const auto &entry : kStatusNames) {
+        if (entry.status == status)
+            return entry.name;
+    }
+    Q_UNREACHABLE();
+    return QString();
+}
+
+std::optional<RunStatus> runStatusFromName(const QString &name)
+{
+    for (const auto &entry : kStatusNames) {
+        if (name.compare(entry.name, Qt::CaseInsensitive) == 0)
+            return entry.status;
+    }
+    return std::nullopt;
+}
+
+QStringList runStatusNames()
+{
+    QStringList names;
+    for (const auto &entry : kStatusNames)
+        names << entry.name;
+    return names;
+}
+
+QString logStreamName(LogStream stream)
+{
+    switch (stream) {
+    case LogStream::Out: return u"out"_s;
+    case LogStream::Err: return u"err"_s;
+    case LogStream::System: return u"system"_s;
+    }
+    Q_UNREACHABLE();
+    return QString();
+}
+
+std::optional<LogStream> logStreamFromName(const QString &name)
+{
+    if (name == "out"_L1)
+        return LogStream::Out;
+    if (name == "err"_L1)
+        return LogStream::Err;
+    if (name == "system"_L1)
+        return LogStream::System;
+    return std::nullopt;
+}
+
+QJsonObject LogLine::toJson() const
+{
+    return {{u"n"_s, number},
+            {u"time"_s, QDateTime::fromMSecsSinceEpoch(timeMs, Qt::UTC).toString(Qt::ISODateWithMs)},
+            {u"stream"_s, logStreamName(stream)},
+            {u"text"_s, text}};
+}
+
+int Progress::percent() const
+{
+    if (total <= 0)
+        return -1;
+    const qint64 clamped = std::clamp<qint64>(done, 0, total);
+    return int(clamped * 100 / total);
+}
+
+QJsonObject Progress::toJson() const
+{
+    QJsonObject o{{u"done"_s, done}, {u"total"_s, total}, {u"percent"_s, percent()}};
+    if (!message.isEmpty())
+        o.insert(u"message"_s, message);
+    return o;
+}
+
+QJsonObject RunError::toJson() const
+{
+    QJsonObject o{{u"message"_s, message}, {u"kind"_s, kind}};
+    if (!detail.isEmpty())
+        o.insert(u"detail"_s, detail);
+    if (transient)
+        o.insert(u"transient"_s, true);
+    return o;
+}
+
+qint64 Run::durationMs() const
+{
+    if (!startedAt.isValid())
+        return -1;
+    const QDateTime end = finishedAt.isValid() ? finishedAt : QDateTime::currentDateTimeUtc();
+    return startedAt.msecsTo(end);
+}
+
+QJsonObject Run::toJson() const
+{
+    QJsonObject o{
+        {u"id"_s, id},
+        {u"task"_s, task},
+        {u"status"_s, runStatusName(status)},
+        {u"attempt"_s, attempt},
+        {u"maxAttempts"_s, maxAttempts},
+        {u"args"_s, args},
+        {u"queuedAt"_s, timeJson(queuedAt)},
+        {u"startedAt"_s, timeJson(startedAt)},
+        {u"finishedAt"_s, timeJson(finishedAt)},
+        {u"durationMs"_s, startedAt.isValid() ? QJsonValue(durationMs()) : QJsonValue()},
+        {u"progress"_s, progress.toJson()},
+        {u"logLines"_s, logLines},
+        {u"result"_s, result.isUndefined() ? QJsonValue() : result},
+        {u"error"_s, error.isEmpty() ? QJsonValue() : QJsonValue(error.toJson())},
+    };
+    if (!owner.isEmpty())
+        o.insert(u"owner"_s, owner);
+    return o;
+}
+
+} // namespace taskdeck
