@@ -91,7 +91,7 @@ struct Run
     QJsonValue result; //!< undefined unless Succeeded
     RunError error;    //!< empty unless Failed, Canceled, TimedOut or Interrupted
     qint64 logLines = 0; //!< lines logged so far
-    QString owner;     //!< "pid@host:start" of the process that runs it
+    QString owner;     //!< "pid@host#start" of the process that runs it (start: /proc start time)
 
     bool isFinished() const { return isTerminal(status); }
     /*! Milliseconds from start to finish (or to now while running); -1 before start. */

@@ -6,6 +6,7 @@
 
 #include <QCoreApplication>
 #include <QDir>
+#include <QFile>
 #include <QHash>
 #include <QJsonDocument>
 #include <QLoggingCategory>
@@ -56,10 +57,22 @@ QString demangledTypeName(const std::type_info &type)
 
 QString processOwner()
 {
+    // "pid@host#start": the start time (in clock ticks since boot, from /proc) tells a live
+    // owner from a later process that happens to reuse its pid.
     static const QString owner = [] {
         char host[256] = {};
         gethostname(host, sizeof host - 1);
-        return u"%1@%2"_s.arg(QCoreApplication::applicationPid()).arg(QString::fromLocal8Bit(host));
+        QString start = u"0"_s;
+        QFile stat(u"/proc/self/stat"_s);
+        if (stat.open(QIODevice::ReadOnly)) {
+            const QByteArray text = stat.readAll();
+            const qsizetype close = text.lastIndexOf(')');
+            const QList<QByteArray> fields = text.mid(close + 2).split(' ');
+            // Field 22 of stat is the start time; fields here start at field 3.
+            if (fields.size() > 19)
+                start = QString::fromLatin1(fields.at(19));
+        }
+        return u"%1@%2#%3"_s.arg(QCoreApplication::applicationPid()).arg(QString::fromLocal8Bit(host), start);
     }();
     return owner;
 }
