@@ -1,5 +1,716 @@
 // SPDX-License-Identifier: MIT
+#include "runcontext.h"
+#include "runrecorder.h"
+#include "taskengine.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QMutex>
+#include <QSemaphore>
+#include <QSignalSpy>
 #include <QTest>
-class T : public QObject { Q_OBJECT };
-QTEST_GUILESS_MAIN(T)
+
+#include <csignal>
+
+#include <atomic>
+#include <stdexcept>
+
+using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
+using namespace taskdeck;
+
+namespace {
+
+Task makeTask(const QString &key, TaskFunction fn, Fields fields = {})
+{
+    Task t;
+    t.key = key;
+    t.title = key;
+    t.fields = std::move(fields);
+    t.fn = std::move(fn);
+    return t;
+}
+
+// Records the engine's signals as one ordered list of strings, the way a person reads a run.
+class EventLog : public QObject
+{
+public:
+    explicit EventLog(TaskEngine *engine)
+    {
+        connect(engine, &TaskEngine::runQueued, this, [this](const Run &r) { add(r.id, u"queued"_s); });
+        connect(engine, &TaskEngine::runStarted, this, [this](const Run &r) {
+            add(r.id, u"started:%1"_s.arg(r.attempt));
+        });
+        connect(engine, &TaskEngine::runLog, this, [this](const QString &id, const LogLines &lines) {
+            for (const LogLine &l : lines)
+                add(id, u"log:%1:%2"_s.arg(logStreamName(l.stream), l.text));
+            ++logBatches;
+        });
+        connect(engine, &TaskEngine::runProgress, this, [this](const QString &id, const Progress &p) {
+            add(id, u"progress:%1/%2"_s.arg(p.done).arg(p.total));
+        });
+        connect(engine, &TaskEngine::runFinished, this, [this](const Run &r) {
+            add(r.id, u"finished:"_s + runStatusName(r.status));
+            finished << r;
+        });
+    }
+    QStringList of(const QString &id) const { return events.value(id); }
+    QHash<QString, QStringList> events;
+    QList<Run> finished;
+    int logBatches = 0;
+
+private:
+    void add(const QString &id, const QString &e) { events[id] << e; }
+};
+
+bool processGone(qint64 pid)
+{
+    if (::kill(pid_t(pid), 0) != 0)
+        return true;
+    QFile stat(u"/proc/%1/stat"_s.arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return true;
+    const QByteArray text = stat.readAll();
+    const qsizetype close = text.lastIndexOf(')');
+    return close > 0 && text.mid(close + 2, 1) == "Z";
+}
+
+class Recorder final : public IRunRecorder
+{
+public:
+    void recordQueued(const Run &run) override { add(run.id, u"queued"_s); }
+    void recordStarted(const Run &run) override { add(run.id, u"started"_s); }
+    void recordProgress(const QString &id, const Progress &) override { add(id, u"progress"_s); }
+    void recordLog(const QString &id, const LogLines &lines) override
+    {
+        for (const auto &l : lines)
+            add(id, u"log:"_s + l.text);
+    }
+    void recordFinished(const Run &run, std::function<void()> durable) override
+    {
+        add(run.id, u"finished:"_s + runStatusName(run.status));
+        durable();
+    }
+    QStringList of(const QString &id)
+    {
+        QMutexLocker locker(&m_mutex);
+        return m_events.value(id);
+    }
+
+private:
+    void add(const QString &id, const QString &e)
+    {
+        QMutexLocker locker(&m_mutex);
+        m_events[id] << e;
+    }
+    QMutex m_mutex;
+    QHash<QString, QStringList> m_events; // guarded by m_mutex
+};
+
+} // namespace
+
+class TestEngine : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void orderedEventLog();
+    void synchronousRunDeliversEventsFirst();
+    void invalidArgumentsCreateNoRun();
+    void unknownTaskSuggestsKeys();
+    void dangerNeedsConfirmation();
+    void concurrencyLimitNeverExceeded();
+    void perTaskLimit();
+    void fifoOrder();
+    void rateLimitSpacesStarts();
+    void timeoutEndsAsTimedOut();
+    void timeoutStopsProcessGroup();
+    void cancelQueued();
+    void cancelRunning();
+    void retriesTransientFailures();
+    void retriesExhausted();
+    void permanentFailureNotRetried();
+    void exceptionsAreCaptured_data();
+    void exceptionsAreCaptured();
+    void recentLogIsBounded();
+    void logIsBatched();
+    void secretsRedacted();
+    void statusAndProgressQueries();
+    void recorderSeesEverythingInOrder();
+    void scratchDirRemoved();
+    void shutdownCancelsAndRefuses();
+};
+
+void TestEngine::orderedEventLog()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"steps"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.log(u"one"_s);
+        ctx.logError(u"two"_s);
+        ctx.progress(1, 2);
+        return QJsonObject{{u"answer"_s, 42}};
+    })));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    const StartResult started = engine.start(u"steps"_s, {});
+    QVERIFY2(started.ok(), qPrintable(started.error.message));
+    QTRY_COMPARE(log.finished.size(), 1);
+    QCOMPARE(log.of(started.runId), (QStringList{u"queued"_s, u"started:1"_s, u"log:out:one"_s,
+                                                 u"log:err:two"_s, u"progress:1/2"_s,
+                                                 u"finished:succeeded"_s}));
+    const Run run = log.finished.first();
+    QCOMPARE(run.result.toObject().value(u"answer"_s).toInt(), 42);
+    QCOMPARE(run.attempt, 1);
+    QCOMPARE(run.logLines, 2);
+    QVERIFY(run.startedAt.isValid() && run.finishedAt.isValid());
+    QVERIFY(run.queuedAt <= run.startedAt && run.startedAt <= run.finishedAt);
+    QVERIFY(run.error.isEmpty());
+}
+
+void TestEngine::synchronousRunDeliversEventsFirst()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"sync"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.log(u"working"_s);
+        return u"done"_s;
+    })));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    const RunResult result = engine.run(u"sync"_s, {});
+    QVERIFY(result.ok());
+    QCOMPARE(result.run.status, RunStatus::Succeeded);
+    QCOMPARE(result.run.result.toString(), u"done"_s);
+    // No event loop ran in between: run() itself delivered this run's events.
+    QCOMPARE(log.of(result.run.id), (QStringList{u"queued"_s, u"started:1"_s, u"log:out:working"_s,
+                                                 u"finished:succeeded"_s}));
+}
+
+void TestEngine::invalidArgumentsCreateNoRun()
+{
+    TaskRegistry registry;
+    std::atomic<int> calls = 0;
+    QVERIFY(registry.add(makeTask(u"typed"_s, [&](RunContext &) -> QJsonValue { ++calls; return {}; },
+                                  {Field(u"count"_s, FieldType::Integer).withRequired(),
+                                   Field(u"mode"_s, FieldType::Select).withChoices({{u"a"_s, u"A"_s}})})));
+    TaskEngine engine(&registry);
+    QSignalSpy queued(&engine, &TaskEngine::runQueued);
+    const StartResult started = engine.start(u"typed"_s, {{u"mode"_s, u"z"_s}, {u"extra"_s, 1}});
+    QVERIFY(!started.ok());
+    QVERIFY(started.runId.isEmpty());
+    QCOMPARE(started.error.code, StartError::Code::InvalidArguments);
+    QStringList fields;
+    for (const auto &e : started.error.fields)
+        fields << e.field;
+    QCOMPARE(fields, (QStringList{u"count"_s, u"mode"_s, u"extra"_s}));
+    const RunResult ran = engine.run(u"typed"_s, {});
+    QCOMPARE(ran.error.code, StartError::Code::InvalidArguments);
+    QCoreApplication::processEvents();
+    QCOMPARE(queued.size(), 0);
+    QCOMPARE(engine.activeRuns().size(), 0);
+    QCOMPARE(calls.load(), 0);
+}
+
+void TestEngine::unknownTaskSuggestsKeys()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"checksum"_s, [](RunContext &) -> QJsonValue { return {}; })));
+    TaskEngine engine(&registry);
+    const StartResult started = engine.start(u"chksum"_s, {});
+    QCOMPARE(started.error.code, StartError::Code::UnknownTask);
+    QCOMPARE(started.error.suggestions, QStringList{u"checksum"_s});
+    QVERIFY(started.error.message.contains(u"chksum"_s));
+}
+
+void TestEngine::dangerNeedsConfirmation()
+{
+    TaskRegistry registry;
+    Task t = makeTask(u"wipe"_s, [](RunContext &) -> QJsonValue { return true; });
+    t.danger = u"Deletes everything"_s;
+    QVERIFY(registry.add(t));
+    TaskEngine engine(&registry);
+    const StartResult refused = engine.start(u"wipe"_s, {});
+    QCOMPARE(refused.error.code, StartError::Code::ConfirmationRequired);
+    QVERIFY(refused.error.message.contains(u"Deletes everything"_s));
+    RunOptions confirmed;
+    confirmed.confirmed = true;
+    const RunResult ran = engine.run(u"wipe"_s, {}, confirmed);
+    QVERIFY(ran.ok());
+    QCOMPARE(ran.run.status, RunStatus::Succeeded);
+}
+
+void TestEngine::concurrencyLimitNeverExceeded()
+{
+    TaskRegistry registry;
+    QSemaphore gate;
+    std::atomic<int> inFlight = 0;
+    std::atomic<int> maxInFlight = 0;
+    QVERIFY(registry.add(makeTask(u"hold"_s, [&](RunContext &) -> QJsonValue {
+        const int now = ++inFlight;
+        int seen = maxInFlight.load();
+        while (now > seen && !maxInFlight.compare_exchange_weak(seen, now)) {}
+        gate.acquire();
+        --inFlight;
+        return {};
+    })));
+    EngineConfig config;
+    config.maxConcurrent = 3;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    for (int i = 0; i < 12; ++i)
+        QVERIFY(engine.start(u"hold"_s, {}).ok());
+    QTRY_COMPARE(inFlight.load(), 3);
+    QCOMPARE(engine.runningCount(), 3);
+    QCOMPARE(engine.queuedCount(), 9);
+    gate.release(12);
+    QTRY_COMPARE(log.finished.size(), 12);
+    QCOMPARE(maxInFlight.load(), 3);
+}
+
+void TestEngine::perTaskLimit()
+{
+    TaskRegistry registry;
+    QSemaphore gate;
+    std::atomic<int> inFlightA = 0;
+    std::atomic<int> maxA = 0;
+    std::atomic<int> inFlightB = 0;
+    Task a = makeTask(u"a"_s, [&](RunContext &) -> QJsonValue {
+        maxA = std::max(maxA.load(), ++inFlightA);
+        gate.acquire();
+        --inFlightA;
+        return {};
+    });
+    a.maxConcurrent = 1;
+    QVERIFY(registry.add(a));
+    QVERIFY(registry.add(makeTask(u"b"_s, [&](RunContext &) -> QJsonValue {
+        ++inFlightB;
+        gate.acquire();
+        return {};
+    })));
+    EngineConfig config;
+    config.maxConcurrent = 4;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    for (int i = 0; i < 3; ++i)
+        QVERIFY(engine.start(u"a"_s, {}).ok());
+    QVERIFY(engine.start(u"b"_s, {}).ok());
+    QVERIFY(engine.start(u"b"_s, {}).ok());
+    // The queued a's do not hold back the b's behind them.
+    QTRY_COMPARE(inFlightB.load(), 2);
+    QCOMPARE(inFlightA.load(), 1);
+    QCOMPARE(engine.queuedCount(), 2);
+    gate.release(5);
+    QTRY_COMPARE(log.finished.size(), 5);
+    QCOMPARE(maxA.load(), 1);
+}
+
+void TestEngine::fifoOrder()
+{
+    TaskRegistry registry;
+    QMutex mutex;
+    QList<int> order;
+    QVERIFY(registry.add(makeTask(u"n"_s, [&](RunContext &ctx) -> QJsonValue {
+        QMutexLocker locker(&mutex);
+        order << ctx.arg(u"i"_s).toInt();
+        return {};
+    }, {Field(u"i"_s, FieldType::Integer)})));
+    EngineConfig config;
+    config.maxConcurrent = 1;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    QList<int> expected;
+    for (int i = 0; i < 25; ++i) {
+        QVERIFY(engine.start(u"n"_s, {{u"i"_s, i}}).ok());
+        expected << i;
+    }
+    QTRY_COMPARE(log.finished.size(), 25);
+    QCOMPARE(order, expected);
+}
+
+void TestEngine::rateLimitSpacesStarts()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"tick"_s, [](RunContext &) -> QJsonValue { return {}; })));
+    EngineConfig config;
+    config.maxConcurrent = 4;
+    config.startRate = 20; // one start every 50 ms once the burst of 1 is spent
+    config.startBurst = 1;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    QElapsedTimer clock;
+    clock.start();
+    for (int i = 0; i < 6; ++i)
+        QVERIFY(engine.start(u"tick"_s, {}).ok());
+    QVERIFY(engine.queuedCount() >= 4);
+    QTRY_COMPARE(log.finished.size(), 6);
+    // Five waits of 50 ms each at least: a lower bound, so a slow machine cannot fail it.
+    QVERIFY2(clock.elapsed() >= 240, qPrintable(QString::number(clock.elapsed())));
+    QList<QDateTime> starts;
+    for (const Run &r : log.finished)
+        starts << r.startedAt;
+    std::sort(starts.begin(), starts.end());
+    QVERIFY(starts.first().msecsTo(starts.last()) >= 240);
+}
+
+void TestEngine::timeoutEndsAsTimedOut()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"slow"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.sleep(60s);
+        return u"never"_s;
+    })));
+    Task perTask = makeTask(u"slow2"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.sleep(60s);
+        return u"never"_s;
+    });
+    perTask.timeout = 150ms;
+    QVERIFY(registry.add(perTask));
+    TaskEngine engine(&registry);
+    RunOptions options;
+    options.timeout = 150ms;
+    const RunResult r = engine.run(u"slow"_s, {}, options);
+    QCOMPARE(r.run.status, RunStatus::TimedOut);
+    QCOMPARE(r.run.error.kind, u"Timeout"_s);
+    QVERIFY(r.run.error.message.contains(u"timed out"_s));
+    QVERIFY(r.run.result.isUndefined());
+    const RunResult r2 = engine.run(u"slow2"_s, {});
+    QCOMPARE(r2.run.status, RunStatus::TimedOut);
+    const LogLines lines = engine.recentLog(r2.run.id);
+    QVERIFY(!lines.isEmpty());
+    QCOMPARE(lines.last().stream, LogStream::System);
+}
+
+void TestEngine::timeoutStopsProcessGroup()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"tree"_s, [](RunContext &ctx) -> QJsonValue {
+        Command cmd;
+        cmd.argv = {u"sh"_s, u"-c"_s, u"sleep 1000 & echo $!; wait"_s};
+        cmd.killGrace = 500ms;
+        return ctx.runChecked(cmd);
+    })));
+    TaskEngine engine(&registry);
+    RunOptions options;
+    options.timeout = 400ms;
+    const RunResult r = engine.run(u"tree"_s, {}, options);
+    QCOMPARE(r.run.status, RunStatus::TimedOut);
+    qint64 grandchild = 0;
+    for (const LogLine &l : engine.recentLog(r.run.id)) {
+        if (l.stream == LogStream::Out)
+            grandchild = l.text.toLongLong();
+    }
+    QVERIFY(grandchild > 1);
+    QTRY_VERIFY(processGone(grandchild));
+}
+
+void TestEngine::cancelQueued()
+{
+    TaskRegistry registry;
+    QSemaphore gate;
+    QVERIFY(registry.add(makeTask(u"hold"_s, [&](RunContext &) -> QJsonValue { gate.acquire(); return {}; })));
+    EngineConfig config;
+    config.maxConcurrent = 1;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    const QString first = engine.start(u"hold"_s, {}).runId;
+    const QString second = engine.start(u"hold"_s, {}).runId;
+    QTRY_COMPARE(engine.runningCount(), 1);
+    QCOMPARE(engine.status(second), RunStatus::Queued);
+    QVERIFY(engine.cancel(second));
+    QCOMPARE(engine.status(second), RunStatus::Canceled);
+    QVERIFY(!engine.cancel(second));
+    gate.release(1);
+    QTRY_COMPARE(log.finished.size(), 2);
+    QCOMPARE(log.of(second), (QStringList{u"queued"_s, u"finished:canceled"_s}));
+    QCOMPARE(log.of(first).last(), u"finished:succeeded"_s);
+    QVERIFY(!engine.snapshot(second)->startedAt.isValid());
+}
+
+void TestEngine::cancelRunning()
+{
+    TaskRegistry registry;
+    std::atomic<bool> started = false;
+    QVERIFY(registry.add(makeTask(u"loop"_s, [&](RunContext &ctx) -> QJsonValue {
+        started = true;
+        while (!ctx.isCanceled())
+            ctx.sleep(10ms);
+        return u"stopped"_s;
+    })));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    const QString id = engine.start(u"loop"_s, {}).runId;
+    QTRY_VERIFY(started.load());
+    QCOMPARE(engine.status(id), RunStatus::Running);
+    QVERIFY(engine.cancel(id));
+    QTRY_COMPARE(log.finished.size(), 1);
+    QCOMPARE(log.finished.first().status, RunStatus::Canceled);
+    QCOMPARE(log.finished.first().error.kind, u"Canceled"_s);
+    QVERIFY(log.finished.first().result.isUndefined());
+}
+
+void TestEngine::retriesTransientFailures()
+{
+    TaskRegistry registry;
+    std::atomic<int> calls = 0;
+    Task flaky = makeTask(u"flaky"_s, [&](RunContext &ctx) -> QJsonValue {
+        if (++calls < 3)
+            throw TransientError(u"busy, attempt %1"_s.arg(ctx.attempt()));
+        return ctx.attempt();
+    });
+    flaky.retry.maxAttempts = 4;
+    flaky.retry.initialDelay = 40ms;
+    flaky.retry.multiplier = 3;
+    flaky.retry.jitter = 0;
+    QVERIFY(registry.add(flaky));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    QList<QDateTime> attemptStarts;
+    connect(&engine, &TaskEngine::runStarted, this, [&](const Run &) {
+        attemptStarts << QDateTime::currentDateTimeUtc();
+    });
+    QElapsedTimer clock;
+    clock.start();
+    const RunResult r = engine.run(u"flaky"_s, {});
+    QCOMPARE(r.run.status, RunStatus::Succeeded);
+    QCOMPARE(r.run.attempt, 3);
+    QCOMPARE(r.run.result.toInt(), 3);
+    QCOMPARE(r.run.maxAttempts, 4);
+    QStringList starts = log.of(r.run.id).filter(u"started"_s);
+    QCOMPARE(starts, (QStringList{u"started:1"_s, u"started:2"_s, u"started:3"_s}));
+    QCOMPARE(log.of(r.run.id).filter(u"retrying in"_s).size(), 2);
+    // Delays of 40 ms, then 120 ms: growing, and at least that long in total.
+    QVERIFY(clock.elapsed() >= 160);
+    QCOMPARE(flaky.retry.baseDelay(1), 40ms);
+    QCOMPARE(flaky.retry.baseDelay(2), 120ms);
+    QCOMPARE(flaky.retry.baseDelay(3), 360ms);
+}
+
+void TestEngine::retriesExhausted()
+{
+    TaskRegistry registry;
+    Task flaky = makeTask(u"down"_s, [](RunContext &) -> QJsonValue { throw TransientError(u"still down"_s); });
+    flaky.retry.maxAttempts = 2;
+    flaky.retry.initialDelay = 10ms;
+    QVERIFY(registry.add(flaky));
+    TaskEngine engine(&registry);
+    const RunResult r = engine.run(u"down"_s, {});
+    QCOMPARE(r.run.status, RunStatus::Failed);
+    QCOMPARE(r.run.attempt, 2);
+    QVERIFY(r.run.error.transient);
+    QVERIFY(r.run.error.detail.contains(u"attempt 1: still down"_s));
+    QVERIFY(r.run.error.detail.contains(u"attempt 2: still down"_s));
+}
+
+void TestEngine::permanentFailureNotRetried()
+{
+    TaskRegistry registry;
+    std::atomic<int> calls = 0;
+    Task t = makeTask(u"broken"_s, [&](RunContext &) -> QJsonValue {
+        ++calls;
+        throw TaskError(u"bad input file"_s, u"BadInput"_s);
+    });
+    t.retry.maxAttempts = 5;
+    t.retry.initialDelay = 10ms;
+    QVERIFY(registry.add(t));
+    TaskEngine engine(&registry);
+    const RunResult r = engine.run(u"broken"_s, {});
+    QCOMPARE(r.run.status, RunStatus::Failed);
+    QCOMPARE(calls.load(), 1);
+    QCOMPARE(r.run.error.kind, u"BadInput"_s);
+    QCOMPARE(r.run.error.message, u"bad input file"_s);
+    // TaskError records where it was thrown from.
+    QVERIFY2(r.run.error.detail.contains(u"stack:"_s), qPrintable(r.run.error.detail));
+    QVERIFY(r.run.error.detail.contains(u"task: broken"_s));
+}
+
+void TestEngine::exceptionsAreCaptured_data()
+{
+    QTest::addColumn<int>("kind");
+    QTest::addColumn<QString>("expectedKind");
+    QTest::addColumn<QString>("expectedMessage");
+    QTest::newRow("runtime_error") << 0 << u"std::runtime_error"_s << u"disk on fire"_s;
+    QTest::newRow("out_of_range") << 1 << u"std::out_of_range"_s << u"index 7"_s;
+    QTest::newRow("not an exception") << 2 << u"unknown"_s << u"the task threw something that is not an exception"_s;
+}
+
+void TestEngine::exceptionsAreCaptured()
+{
+    QFETCH(int, kind);
+    QFETCH(QString, expectedKind);
+    QFETCH(QString, expectedMessage);
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"throws"_s, [kind](RunContext &) -> QJsonValue {
+        if (kind == 0)
+            throw std::runtime_error("disk on fire");
+        if (kind == 1)
+            throw std::out_of_range("index 7");
+        throw 42;
+    })));
+    QVERIFY(registry.add(makeTask(u"fine"_s, [](RunContext &) -> QJsonValue { return 1; })));
+    TaskEngine engine(&registry);
+    const RunResult r = engine.run(u"throws"_s, {});
+    QCOMPARE(r.run.status, RunStatus::Failed);
+    QCOMPARE(r.run.error.kind, expectedKind);
+    QCOMPARE(r.run.error.message, expectedMessage);
+    // The engine goes on working after a task threw.
+    QCOMPARE(engine.run(u"fine"_s, {}).run.status, RunStatus::Succeeded);
+}
+
+void TestEngine::recentLogIsBounded()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"chatty"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 1; i <= 100; ++i)
+            ctx.log(QString::number(i));
+        ctx.log(u"a\nb"_s);
+        return {};
+    })));
+    EngineConfig config;
+    config.bufferSize = 10;
+    TaskEngine engine(&registry, config);
+    const RunResult r = engine.run(u"chatty"_s, {});
+    QCOMPARE(r.run.logLines, 102);
+    const LogLines recent = engine.recentLog(r.run.id);
+    QCOMPARE(recent.size(), 10);
+    QCOMPARE(recent.first().number, 93);
+    QCOMPARE(recent.first().text, u"93"_s);
+    QCOMPARE(recent.at(8).text, u"a"_s);
+    QCOMPARE(recent.last().text, u"b"_s);
+    QCOMPARE(recent.last().number, 102);
+}
+
+void TestEngine::logIsBatched()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"flood"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 0; i < 20000; ++i) {
+            ctx.log(QString::number(i));
+            ctx.progress(i + 1, 20000);
+        }
+        return {};
+    })));
+    TaskEngine engine(&registry);
+    qint64 expected = 0;
+    bool inOrder = true;
+    int logSignals = 0;
+    int progressSignals = 0;
+    connect(&engine, &TaskEngine::runLog, this, [&](const QString &, const LogLines &lines) {
+        ++logSignals;
+        for (const LogLine &l : lines) {
+            inOrder = inOrder && l.text == QString::number(expected) && l.number == expected + 1;
+            ++expected;
+        }
+    });
+    connect(&engine, &TaskEngine::runProgress, this, [&](const QString &, const Progress &) { ++progressSignals; });
+    QSignalSpy finished(&engine, &TaskEngine::runFinished);
+    QVERIFY(engine.start(u"flood"_s, {}).ok());
+    QVERIFY(finished.wait(30000));
+    QCOMPARE(expected, 20000);
+    QVERIFY(inOrder);
+    // 40,000 updates reach the receivers as a small number of batches.
+    QVERIFY2(logSignals < 2000, qPrintable(QString::number(logSignals)));
+    QVERIFY2(progressSignals < 2000, qPrintable(QString::number(progressSignals)));
+    QCOMPARE(engine.progress(finished.first().first().value<Run>().id)->done, 20000);
+}
+
+void TestEngine::secretsRedacted()
+{
+    TaskRegistry registry;
+    QString seen;
+    QVERIFY(registry.add(makeTask(u"login"_s, [&](RunContext &ctx) -> QJsonValue {
+        seen = ctx.arg(u"password"_s).toString();
+        return {};
+    }, {Field(u"user"_s, FieldType::Text), Field(u"password"_s, FieldType::Secret)})));
+    TaskEngine engine(&registry);
+    const RunResult r = engine.run(u"login"_s, {{u"user"_s, u"ann"_s}, {u"password"_s, u"hunter2"_s}});
+    QCOMPARE(seen, u"hunter2"_s);
+    QCOMPARE(r.run.args.value(u"user"_s).toString(), u"ann"_s);
+    QVERIFY(r.run.args.value(u"password"_s).toString() != u"hunter2"_s);
+    QVERIFY(!QJsonDocument(r.run.toJson()).toJson().contains("hunter2"));
+}
+
+void TestEngine::statusAndProgressQueries()
+{
+    TaskRegistry registry;
+    QSemaphore reached;
+    QSemaphore proceed;
+    QVERIFY(registry.add(makeTask(u"half"_s, [&](RunContext &ctx) -> QJsonValue {
+        ctx.progress(5, 10, u"halfway"_s);
+        reached.release();
+        proceed.acquire();
+        return {};
+    })));
+    TaskEngine engine(&registry);
+    const QString id = engine.start(u"half"_s, {}).runId;
+    QVERIFY(reached.tryAcquire(1, 30000));
+    QCOMPARE(engine.status(id), RunStatus::Running);
+    QCOMPARE(engine.progress(id)->done, 5);
+    QCOMPARE(engine.progress(id)->percent(), 50);
+    QCOMPARE(engine.progress(id)->message, u"halfway"_s);
+    QCOMPARE(engine.activeRuns().size(), 1);
+    proceed.release();
+    const auto final = engine.waitForFinished(id, 30s);
+    QVERIFY(final);
+    QCOMPARE(final->status, RunStatus::Succeeded);
+    QVERIFY(!engine.status(u"no-such-run"_s));
+}
+
+void TestEngine::recorderSeesEverythingInOrder()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"rec"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.log(u"x"_s);
+        ctx.progress(1, 1);
+        return {};
+    })));
+    Recorder recorder;
+    TaskEngine engine(&registry);
+    engine.setRecorder(&recorder);
+    const RunResult r = engine.run(u"rec"_s, {});
+    QCOMPARE(recorder.of(r.run.id), (QStringList{u"queued"_s, u"started"_s, u"log:x"_s, u"progress"_s,
+                                                 u"finished:succeeded"_s}));
+}
+
+void TestEngine::scratchDirRemoved()
+{
+    TaskRegistry registry;
+    QString dir;
+    QVERIFY(registry.add(makeTask(u"scratch"_s, [&](RunContext &ctx) -> QJsonValue {
+        dir = ctx.scratchDir();
+        QFile f(dir + u"/file.txt"_s);
+        if (!f.open(QIODevice::WriteOnly))
+            throw TaskError(u"cannot write"_s);
+        f.write("data");
+        return QDir(dir).exists();
+    })));
+    TaskEngine engine(&registry);
+    const RunResult r = engine.run(u"scratch"_s, {});
+    QCOMPARE(r.run.result.toBool(), true);
+    QVERIFY(!dir.isEmpty());
+    QVERIFY(!QDir(dir).exists());
+}
+
+void TestEngine::shutdownCancelsAndRefuses()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"wait"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.sleep(60s);
+        return {};
+    })));
+    EngineConfig config;
+    config.maxConcurrent = 1;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    const QString running = engine.start(u"wait"_s, {}).runId;
+    const QString queued = engine.start(u"wait"_s, {}).runId;
+    QTRY_COMPARE(engine.runningCount(), 1);
+    QVERIFY(engine.shutdown(10s));
+    QCOMPARE(engine.status(running), RunStatus::Canceled);
+    QCOMPARE(engine.status(queued), RunStatus::Canceled);
+    const StartResult refused = engine.start(u"wait"_s, {});
+    QCOMPARE(refused.error.code, StartError::Code::ShuttingDown);
+    QCOMPARE(log.finished.size(), 2);
+}
+
+QTEST_GUILESS_MAIN(TestEngine)
 #include "tst_engine.moc"

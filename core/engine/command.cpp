@@ -1,1 +1,978 @@
 // SPDX-License-Identifier: MIT
+#include "command.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <QByteArray>
+#include <QByteArrayView>
+#include <QFile>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonParseError>
+#include <QProcessEnvironment>
+
+using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
+
+namespace taskdeck {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long to keep reading after the main child exited before deciding that whatever still
+// holds the pipes open is a leftover that must be stopped.
+constexpr auto kDrainAfterExit = 150ms;
+// Cancellation is polled at least this often while the command runs.
+constexpr auto kCancelPollInterval = 50ms;
+// Nothing signals when a process group empties, so it is polled at this rate while stopping.
+constexpr auto kGroupPollInterval = 20ms;
+// After SIGKILL the group dies almost at once; this only bounds pathological cases
+// (uninterruptible sleep) so that the run still ends.
+constexpr auto kGiveUpAfterKill = 2s;
+// A ::result:: line may legitimately be much longer than a log line.
+constexpr qsizetype kMaxResultLineBytes = 4 * 1024 * 1024;
+// The shortest cap that can always hold one whole UTF-8 sequence.
+constexpr qsizetype kMinLineBytes = 4;
+constexpr qsizetype kStderrTailLines = 20;
+constexpr qsizetype kReadChunk = 64 * 1024;
+constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
+
+constexpr QByteArrayView kProgressPrefix = "::progress::";
+constexpr QByteArrayView kResultPrefix = "::result::";
+
+QString errnoText(int error)
+{
+    // strerror() is not thread-safe; strerrordesc_np() returns a static string.
+    if (const char *text = strerrordesc_np(error))
+        return QString::fromUtf8(text);
+    return u"error %1"_s.arg(error);
+}
+
+QString formatDuration(std::chrono::milliseconds duration)
+{
+    if (duration.count() % 1000 == 0)
+        return u"%1s"_s.arg(duration.count() / 1000);
+    return u"%1ms"_s.arg(duration.count());
+}
+
+class FileDescriptor final
+{
+public:
+    FileDescriptor() = default;
+    explicit FileDescriptor(int fd) : m_fd(fd) { }
+    ~FileDescriptor() { reset(); }
+    FileDescriptor(const FileDescriptor &) = delete;
+    FileDescriptor &operator=(const FileDescriptor &) = delete;
+
+    int get() const { return m_fd; }
+    bool isValid() const { return m_fd >= 0; }
+    void reset(int fd = -1)
+    {
+        if (m_fd >= 0)
+            ::close(m_fd);
+        m_fd = fd;
+    }
+
+private:
+    int m_fd = -1;
+};
+
+/*
+ * Splits one stream into lines. Complete lines inside a read chunk are handed out straight
+ * from the chunk; only an unfinished tail is copied. Lines longer than the cap are cut into
+ * pieces on UTF-8 sequence boundaries.
+ */
+class LineSplitter final
+{
+public:
+    // deliver(QByteArrayView piece, bool continuation): continuation is true for every piece of
+    // an overlong line after the first, so such a piece is never mistaken for a control line.
+    LineSplitter(qsizetype cap, bool allowLongResult)
+        : m_cap(std::max(cap, kMinLineBytes)), m_allowLongResult(allowLongResult)
+    {
+    }
+
+    template<typename Emit>
+    void feed(const char *data, qsizetype size, Emit &&deliver)
+    {
+        const char *p = data;
+        const char *const end = data + size;
+        while (p < end) {
+            const auto *newline = static_cast<const char *>(std::memchr(p, '\n', size_t(end - p)));
+            if (!newline) {
+                m_pending.append(p, size_t(end - p));
+                emitOverlongPrefix(deliver);
+                return;
+            }
+            if (m_pending.empty()) {
+                emitComplete(QByteArrayView(p, newline - p), deliver);
+            } else {
+                m_pending.append(p, size_t(newline - p));
+                emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
+                m_pending.clear();
+            }
+            m_continuing = false;
+            p = newline + 1;
+        }
+    }
+
+    template<typename Emit>
+    void finish(Emit &&deliver)
+    {
+        if (!m_pending.empty() || m_continuing) {
+            // A piece of an overlong line was already emitted and nothing follows it: there is
+            // no final partial line left to report.
+            if (!m_pending.empty())
+                emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
+            m_pending.clear();
+        }
+        m_continuing = false;
+    }
+
+private:
+    static bool isContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+    qsizetype capFor(QByteArrayView line) const
+    {
+        if (!m_allowLongResult || m_continuing)
+            return m_cap;
+        // While fewer than the prefix's bytes have arrived, the line may still become one.
+        const QByteArrayView head = line.first(std::min(line.size(), kResultPrefix.size()));
+        return kResultPrefix.startsWith(head) ? std::max(m_cap, kMaxResultLineBytes) : m_cap;
+    }
+
+    // Where to end a piece of at most cap bytes of \a line (which is longer than cap).
+    static qsizetype cutPosition(QByteArrayView line, qsizetype cap)
+    {
+        const qsizetype lowest = cap - (kMinLineBytes - 1);
+        qsizetype cut = cap;
+        while (cut > lowest && isContinuationByte(line[cut]))
+            --cut;
+        // More continuation bytes than any sequence has: the input is not UTF-8 here, so
+        // cutting at the cap breaks nothing.
+        if (isContinuationByte(line[cut]))
+            cut = cap;
+        return cut;
+    }
+
+    template<typename Emit>
+    void emitComplete(QByteArrayView line, Emit &deliver)
+    {
+        if (line.endsWith('\r'))
+            line.chop(1);
+        for (;;) {
+            const qsizetype cap = capFor(line);
+            if (line.size() <= cap)
+                break;
+            const qsizetype cut = cutPosition(line, cap);
+            deliver(line.first(cut), m_continuing);
+            m_continuing = true;
+            line = line.sliced(cut);
+        }
+        // An overlong line whose remainder is exactly "\r" has already been emitted in full.
+        if (!line.isEmpty() || !m_continuing)
+            deliver(line, m_continuing);
+    }
+
+    template<typename Emit>
+    void emitOverlongPrefix(Emit &deliver)
+    {
+        qsizetype offset = 0;
+        for (;;) {
+            const QByteArrayView rest(m_pending.data() + offset, qsizetype(m_pending.size()) - offset);
+            const qsizetype cap = capFor(rest);
+            // One byte over the cap may still be the '\r' of a CRLF that is not complete yet.
+            if (rest.size() <= cap || (rest.size() == cap + 1 && rest.endsWith('\r')))
+                break;
+            const qsizetype cut = cutPosition(rest, cap);
+            deliver(rest.first(cut), m_continuing);
+            m_continuing = true;
+            offset += cut;
+        }
+        if (offset > 0)
+            m_pending.erase(0, size_t(offset));
+    }
+
+    std::string m_pending; // std::string keeps its capacity across clear()
+    qsizetype m_cap;
+    bool m_allowLongResult;
+    bool m_continuing = false;
+};
+
+enum class Probe { Found, Missing, NotExecutable };
+
+Probe probeExecutable(const QByteArray &path, bool directoryIsMissing)
+{
+    struct stat st {};
+    if (::stat(path.constData(), &st) != 0)
+        return Probe::Missing;
+    if (S_ISDIR(st.st_mode))
+        return directoryIsMissing ? Probe::Missing : Probe::NotExecutable;
+    // exec checks the effective ids, so eaccess rather than access.
+    return ::eaccess(path.constData(), X_OK) == 0 ? Probe::Found : Probe::NotExecutable;
+}
+
+struct Resolution
+{
+    QByteArray spawnPath; //!< what the child execs (relative paths resolve after its chdir)
+    QString error;
+};
+
+Resolution resolveExecutable(const QString &program, const QString &path, const QString &workingDirectory)
+{
+    // Relative candidates are probed where the child will look for them: after the chdir.
+    const auto probePath = [&](const QByteArray &candidate) -> QByteArray {
+        if (candidate.startsWith('/') || workingDirectory.isEmpty())
+            return candidate;
+        return QFile::encodeName(workingDirectory) + '/' + candidate;
+    };
+
+    const QByteArray encoded = QFile::encodeName(program);
+    if (program.contains(u'/')) {
+        switch (probeExecutable(probePath(encoded), false)) {
+        case Probe::Found:
+            return {encoded, {}};
+        case Probe::NotExecutable:
+            return {{}, u"permission denied: "_s + program};
+        case Probe::Missing:
+            break;
+        }
+        return {{}, u"command not found: "_s + program};
+    }
+
+    // Like the shell: a file found without execute permission is reported only if no
+    // executable one comes later in PATH.
+    QString notExecutable;
+    const QByteArray searchPath = path.isNull() ? QByteArray(kDefaultPath) : QFile::encodeName(path);
+    for (const QByteArray &dir : searchPath.split(':')) {
+        // An empty PATH entry means the current directory.
+        const QByteArray candidate = (dir.isEmpty() ? QByteArray(".") : dir) + '/' + encoded;
+        switch (probeExecutable(probePath(candidate), true)) {
+        case Probe::Found:
+            return {candidate, {}};
+        case Probe::NotExecutable:
+            if (notExecutable.isEmpty())
+                notExecutable = QFile::decodeName(candidate);
+            break;
+        case Probe::Missing:
+            break;
+        }
+    }
+    if (!notExecutable.isEmpty())
+        return {{}, u"permission denied: "_s + notExecutable};
+    return {{}, u"command not found: "_s + program};
+}
+
+// True when the group still has a member that is not a zombie. Zombies count as gone: a
+// leftover reparented to an init that never reaps stays a zombie in the group forever.
+bool groupHasLiveMembers(pid_t pgid)
+{
+    if (::kill(-pgid, 0) != 0)
+        return false; // ESRCH: empty; EPERM: nothing in it we could signal anyway
+    DIR *proc = ::opendir("/proc");
+    if (!proc)
+        return true;
+    bool live = false;
+    char path[sizeof "/proc//stat" + sizeof(dirent::d_name)];
+    char buffer[512];
+    while (const dirent *entry = ::readdir(proc)) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9')
+            continue;
+        std::snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+        ::close(fd);
+        if (n <= 0)
+            continue;
+        buffer[n] = '\0';
+        // "pid (comm) state ppid pgrp ...": comm may contain anything, so parse after the last ')'.
+        const char *close = std::strrchr(buffer, ')');
+        char state = 0;
+        long ppid = 0;
+        long pgrp = 0;
+        if (!close || std::sscanf(close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp == pgid && state != 'Z' && state != 'X') {
+            live = true;
+            break;
+        }
+    }
+    ::closedir(proc);
+    return live;
+}
+
+class SpawnResources final
+{
+public:
+    SpawnResources()
+    {
+        m_actionsOk = posix_spawn_file_actions_init(&m_actions) == 0;
+        m_attrOk = posix_spawnattr_init(&m_attr) == 0;
+    }
+    ~SpawnResources()
+    {
+        if (m_actionsOk)
+            posix_spawn_file_actions_destroy(&m_actions);
+        if (m_attrOk)
+            posix_spawnattr_destroy(&m_attr);
+    }
+    SpawnResources(const SpawnResources &) = delete;
+    SpawnResources &operator=(const SpawnResources &) = delete;
+
+    bool ok() const { return m_actionsOk && m_attrOk; }
+    posix_spawn_file_actions_t *actions() { return &m_actions; }
+    posix_spawnattr_t *attr() { return &m_attr; }
+
+private:
+    posix_spawn_file_actions_t m_actions{};
+    posix_spawnattr_t m_attr{};
+    bool m_actionsOk = false;
+    bool m_attrOk = false;
+};
+
+class CommandRunner final
+{
+public:
+    CommandRunner(const Command &cmd, const CommandSink &sink, CommandResult &result)
+        : m_cmd(cmd),
+          m_sink(sink),
+          m_result(result),
+          m_out(cmd.maxLineBytes, cmd.parseControlLines),
+          m_err(cmd.maxLineBytes, false)
+    {
+    }
+
+    ~CommandRunner()
+    {
+        // Only reached with the child alive when a sink callback threw: leave nothing behind.
+        if (m_pid > 0 && !m_reaped) {
+            ::kill(-m_pid, SIGKILL);
+            int status = 0;
+            while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
+            recordStatus(status);
+        }
+    }
+
+    CommandRunner(const CommandRunner &) = delete;
+    CommandRunner &operator=(const CommandRunner &) = delete;
+
+    void run()
+    {
+        if (!start())
+            return;
+        loop();
+    }
+
+private:
+    enum class Stop { None, Term, Kill };
+
+    bool start();
+    void loop();
+    void waitForEvents(std::chrono::milliseconds timeout);
+    void readFrom(LogStream stream);
+    void tryReap();
+    void recordStatus(int status);
+    bool beginStop(const QString &reason, Clock::time_point now);
+    void handleLine(LogStream stream, QByteArrayView bytes, bool continuation);
+    void handleProgress(QByteArrayView payload);
+    void handleResult(QByteArrayView payload);
+    void logLine(LogStream stream, const QString &text);
+    void logSystem(const QString &text) { logLine(LogStream::System, text); }
+    bool pipesOpen() const { return m_outFd.isValid() || m_errFd.isValid(); }
+    void closeStream(LogStream stream);
+
+    const Command &m_cmd;
+    const CommandSink &m_sink;
+    CommandResult &m_result;
+
+    pid_t m_pid = -1; // also the process group id
+    FileDescriptor m_pidFd;
+    FileDescriptor m_outFd;
+    FileDescriptor m_errFd;
+    LineSplitter m_out;
+    LineSplitter m_err;
+    std::vector<char> m_buffer;
+
+    bool m_reaped = false;
+    Clock::time_point m_reapedAt;
+    Stop m_stop = Stop::None;
+    QString m_stopReason;
+    Clock::time_point m_killAt;
+    Clock::time_point m_killSentAt;
+    std::optional<Clock::time_point> m_groupGoneAt;
+};
+
+bool CommandRunner::start()
+{
+    if (m_cmd.argv.isEmpty() || m_cmd.argv.constFirst().isEmpty()) {
+        m_result.startError = u"empty command"_s;
+        return false;
+    }
+    if (m_sink.isCanceled && m_sink.isCanceled()) {
+        m_result.canceled = true;
+        m_result.startError = u"canceled before start"_s;
+        return false;
+    }
+
+    const QString &workDir = m_cmd.workingDirectory;
+    QByteArray encodedWorkDir;
+    if (!workDir.isEmpty()) {
+        const QFileInfo info(workDir);
+        if (!info.exists()) {
+            m_result.startError = u"working directory does not exist: "_s + workDir;
+            return false;
+        }
+        if (!info.isDir()) {
+            m_result.startError = u"working directory is not a directory: "_s + workDir;
+            return false;
+        }
+        encodedWorkDir = QFile::encodeName(workDir);
+        if (::eaccess(encodedWorkDir.constData(), X_OK) != 0) {
+            m_result.startError = u"permission denied: "_s + workDir;
+            return false;
+        }
+    }
+
+    // Read the environment through Qt rather than `environ` directly: other threads may be
+    // spawning at the same time and this keeps every run working on its own copy.
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
+        if (!it.key().isEmpty() && !it.key().contains(u'='))
+            environment.insert(it.key(), it.value());
+    }
+
+    const QString program = m_cmd.argv.constFirst();
+    const Resolution resolved = resolveExecutable(
+        program, environment.contains(u"PATH"_s) ? environment.value(u"PATH"_s) : QString(), workDir);
+    if (!resolved.error.isEmpty()) {
+        m_result.startError = resolved.error;
+        return false;
+    }
+
+    QByteArrayList argvStorage;
+    argvStorage.reserve(m_cmd.argv.size());
+    for (const QString &arg : m_cmd.argv)
+        argvStorage.append(arg.toLocal8Bit());
+    std::vector<char *> argv;
+    argv.reserve(size_t(argvStorage.size()) + 1);
+    for (QByteArray &arg : argvStorage)
+        argv.push_back(arg.data());
+    argv.push_back(nullptr);
+
+    const QStringList envList = environment.toStringList();
+    QByteArrayList envStorage;
+    envStorage.reserve(envList.size());
+    for (const QString &entry : envList)
+        envStorage.append(entry.toLocal8Bit());
+    std::vector<char *> envp;
+    envp.reserve(size_t(envStorage.size()) + 1);
+    for (QByteArray &entry : envStorage)
+        envp.push_back(entry.data());
+    envp.push_back(nullptr);
+
+    // O_CLOEXEC so that children spawned concurrently by other threads never inherit our
+    // pipe ends (which would hold them open and delay EOF); dup2 in the child clears it.
+    int outPipe[2];
+    int errPipe[2];
+    if (::pipe2(outPipe, O_CLOEXEC) != 0) {
+        m_result.startError = u"cannot create pipe: "_s + errnoText(errno);
+        return false;
+    }
+    m_outFd.reset(outPipe[0]);
+    FileDescriptor outWrite(outPipe[1]);
+    if (::pipe2(errPipe, O_CLOEXEC) != 0) {
+        m_result.startError = u"cannot create pipe: "_s + errnoText(errno);
+        return false;
+    }
+    m_errFd.reset(errPipe[0]);
+    FileDescriptor errWrite(errPipe[1]);
+
+    SpawnResources spawn;
+    if (!spawn.ok()) {
+        m_result.startError = u"cannot prepare process spawn"_s;
+        return false;
+    }
+    posix_spawn_file_actions_t *actions = spawn.actions();
+    posix_spawnattr_t *attr = spawn.attr();
+
+    sigset_t emptyMask;
+    sigemptyset(&emptyMask);
+    // The calling thread (a pool worker) may block or ignore signals; the child must start
+    // with the defaults or it could, say, survive our SIGTERM or die silently on SIGPIPE.
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2,
+                    SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ, SIGXCPU, SIGURG, SIGWINCH}) {
+        sigaddset(&defaults, sig);
+    }
+
+    int rc = posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(actions, outWrite.get(), STDOUT_FILENO);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(actions, errWrite.get(), STDERR_FILENO);
+    if (rc == 0 && !encodedWorkDir.isEmpty())
+        rc = posix_spawn_file_actions_addchdir_np(actions, encodedWorkDir.constData());
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
+                                                | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawnattr_setpgroup(attr, 0); // the child leads a new group: kill(-pid) reaches all
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(attr, &emptyMask);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(attr, &defaults);
+    if (rc != 0) {
+        m_result.startError = u"cannot prepare process spawn: "_s + errnoText(rc);
+        return false;
+    }
+
+    pid_t pid = -1;
+    rc = ::posix_spawn(&pid, resolved.spawnPath.constData(), actions, attr, argv.data(), envp.data());
+    if (rc != 0) {
+        const QString path = QFile::decodeName(resolved.spawnPath);
+        m_result.startError = rc == EACCES ? u"permission denied: "_s + path
+                                           : u"failed to start %1: %2"_s.arg(path, errnoText(rc));
+        return false;
+    }
+    m_pid = pid;
+    m_result.started = true;
+
+    // Our copies of the write ends must go, or EOF would never arrive.
+    outWrite.reset();
+    errWrite.reset();
+
+    // Without a pidfd (old kernel, seccomp) the loop falls back to polling waitpid.
+    const long pidFd = ::syscall(SYS_pidfd_open, pid, 0);
+    if (pidFd >= 0)
+        m_pidFd.reset(static_cast<int>(pidFd));
+
+    m_buffer.resize(size_t(kReadChunk));
+    return true;
+}
+
+void CommandRunner::loop()
+{
+    const std::chrono::milliseconds grace = std::max(m_cmd.killGrace, std::chrono::milliseconds(0));
+    const QString group = QString::number(m_pid);
+
+    for (;;) {
+        const auto now = Clock::now();
+
+        if (!m_result.canceled && m_sink.isCanceled && m_sink.isCanceled()) {
+            m_result.canceled = true;
+            if (m_stop == Stop::None)
+                beginStop(u"canceled"_s, now);
+        }
+
+        if (m_reaped) {
+            const bool open = pipesOpen();
+            if (m_stop == Stop::None) {
+                if (!open || m_result.canceled || now >= m_reapedAt + kDrainAfterExit) {
+                    if (groupHasLiveMembers(m_pid)) {
+                        logSystem(u"process %1 exited but left processes running in its group"_s.arg(group));
+                        beginStop(u"left-behind processes"_s, now);
+                    } else {
+                        if (open)
+                            logSystem(u"stopped reading output: it is still held open by a process "
+                                      "outside process group %1"_s.arg(group));
+                        break;
+                    }
+                }
+            } else if (!groupHasLiveMembers(m_pid)) {
+                if (!open)
+                    break;
+                if (!m_groupGoneAt)
+                    m_groupGoneAt = now;
+                if (now >= *m_groupGoneAt + kDrainAfterExit) {
+                    logSystem(u"stopped reading output: it is still held open by a process "
+                              "outside process group %1"_s.arg(group));
+                    break;
+                }
+            }
+        }
+
+        if (m_stop == Stop::Term && now >= m_killAt) {
+            ::kill(-m_pid, SIGKILL);
+            logSystem(u"%1: sent SIGKILL to process group %2 after %3 grace"_s.arg(
+                    m_stopReason, group, formatDuration(grace)));
+            m_stop = Stop::Kill;
+            m_killSentAt = now;
+        }
+        if (m_stop == Stop::Kill && m_reaped && now >= m_killSentAt + kGiveUpAfterKill) {
+            logSystem(u"process group %1 still has processes after SIGKILL; no longer waiting"_s.arg(group));
+            break;
+        }
+
+        std::chrono::milliseconds timeout = kCancelPollInterval;
+        if (m_stop != Stop::None || (m_reaped && !pipesOpen()) || (!m_pidFd.isValid() && !m_reaped))
+            timeout = kGroupPollInterval;
+        const auto nextDeadline = [&]() -> std::optional<Clock::time_point> {
+            if (m_stop == Stop::Term)
+                return m_killAt;
+            if (m_stop == Stop::None && m_reaped)
+                return m_reapedAt + kDrainAfterExit;
+            return std::nullopt;
+        }();
+        if (nextDeadline) {
+            // Round up so that the deadline has passed when poll returns, avoiding a spin.
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*nextDeadline - now);
+            timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
+        }
+        waitForEvents(timeout);
+    }
+
+    // Whatever was cut off mid-line still belongs in the log.
+    closeStream(LogStream::Out);
+    closeStream(LogStream::Err);
+
+    // A last sweep for anything that slipped past (for instance a member /proc could not
+    // show us); the group id cannot have been reused while kill() still finds members.
+    if (m_stop != Stop::None && ::kill(-m_pid, 0) == 0)
+        ::kill(-m_pid, SIGKILL);
+}
+
+bool CommandRunner::beginStop(const QString &reason, Clock::time_point now)
+{
+    if (m_reaped && !groupHasLiveMembers(m_pid))
+        return false;
+    ::kill(-m_pid, SIGTERM);
+    logSystem(u"%1: sent SIGTERM to process group %2"_s.arg(reason, QString::number(m_pid)));
+    m_stopReason = reason;
+    m_stop = Stop::Term;
+    m_killAt = now + std::max(m_cmd.killGrace, std::chrono::milliseconds(0));
+    return true;
+}
+
+void CommandRunner::waitForEvents(std::chrono::milliseconds timeout)
+{
+    pollfd fds[3];
+    LogStream streams[3] = {LogStream::Out, LogStream::Out, LogStream::Out};
+    nfds_t count = 0;
+    int pidIndex = -1;
+    if (m_outFd.isValid()) {
+        fds[count] = {m_outFd.get(), POLLIN, 0};
+        streams[count++] = LogStream::Out;
+    }
+    if (m_errFd.isValid()) {
+        fds[count] = {m_errFd.get(), POLLIN, 0};
+        streams[count++] = LogStream::Err;
+    }
+    if (m_pidFd.isValid() && !m_reaped) {
+        pidIndex = int(count);
+        fds[count++] = {m_pidFd.get(), POLLIN, 0};
+    }
+
+    const int ready = ::poll(fds, count, int(timeout.count()));
+    if (ready > 0) {
+        for (nfds_t i = 0; i < count; ++i) {
+            if (fds[i].revents == 0)
+                continue;
+            if (int(i) == pidIndex)
+                tryReap();
+            else
+                readFrom(streams[i]);
+        }
+    }
+    if (!m_pidFd.isValid() && !m_reaped)
+        tryReap();
+}
+
+void CommandRunner::readFrom(LogStream stream)
+{
+    FileDescriptor &fd = stream == LogStream::Out ? m_outFd : m_errFd;
+    if (!fd.isValid())
+        return;
+    ssize_t n;
+    do {
+        n = ::read(fd.get(), m_buffer.data(), m_buffer.size());
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        LineSplitter &splitter = stream == LogStream::Out ? m_out : m_err;
+        splitter.feed(m_buffer.data(), qsizetype(n), [&](QByteArrayView line, bool continuation) {
+            handleLine(stream, line, continuation);
+        });
+        return;
+    }
+    if (n < 0 && errno == EAGAIN)
+        return;
+    // EOF, or an error that will not go away: either way this stream is finished.
+    closeStream(stream);
+}
+
+void CommandRunner::closeStream(LogStream stream)
+{
+    FileDescriptor &fd = stream == LogStream::Out ? m_outFd : m_errFd;
+    if (!fd.isValid())
+        return;
+    fd.reset();
+    LineSplitter &splitter = stream == LogStream::Out ? m_out : m_err;
+    splitter.finish([&](QByteArrayView line, bool continuation) { handleLine(stream, line, continuation); });
+}
+
+void CommandRunner::tryReap()
+{
+    if (m_reaped)
+        return;
+    int status = 0;
+    pid_t rc;
+    do {
+        rc = ::waitpid(m_pid, &status, WNOHANG);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return;
+    m_reaped = true;
+    m_reapedAt = Clock::now();
+    m_pidFd.reset();
+    if (rc == m_pid) {
+        recordStatus(status);
+    } else {
+        // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN in this process, say).
+        m_result.exitCode = -1;
+        logSystem(u"exit status of process %1 is unknown: %2"_s.arg(QString::number(m_pid), errnoText(errno)));
+    }
+}
+
+void CommandRunner::recordStatus(int status)
+{
+    m_reaped = true;
+    if (WIFEXITED(status)) {
+        m_result.exitCode = WEXITSTATUS(status);
+        m_result.signal = 0;
+    } else if (WIFSIGNALED(status)) {
+        m_result.exitCode = -1;
+        m_result.signal = WTERMSIG(status);
+    }
+}
+
+void CommandRunner::handleLine(LogStream stream, QByteArrayView bytes, bool continuation)
+{
+    if (stream == LogStream::Out && m_cmd.parseControlLines && !continuation && bytes.startsWith("::")) {
+        if (bytes.startsWith(kProgressPrefix)) {
+            handleProgress(bytes.sliced(kProgressPrefix.size()));
+            return;
+        }
+        if (bytes.startsWith(kResultPrefix)) {
+            handleResult(bytes.sliced(kResultPrefix.size()));
+            return;
+        }
+    }
+    const QString text = QString::fromUtf8(bytes);
+    if (stream == LogStream::Out) {
+        ++m_result.stdoutLines;
+    } else if (stream == LogStream::Err) {
+        ++m_result.stderrLines;
+        if (m_result.stderrTail.size() >= kStderrTailLines)
+            m_result.stderrTail.removeFirst();
+        m_result.stderrTail.append(text);
+    }
+    logLine(stream, text);
+}
+
+void CommandRunner::handleProgress(QByteArrayView payload)
+{
+    const QByteArrayView body = payload.trimmed();
+    qsizetype tokenEnd = 0;
+    while (tokenEnd < body.size() && !std::isspace(static_cast<unsigned char>(body[tokenEnd])))
+        ++tokenEnd;
+    const QByteArrayView token = body.first(tokenEnd);
+
+    // Digits only: toLongLong alone would accept signs and surrounding blanks.
+    const auto parseCount = [](QByteArrayView digits, qint64 *value) {
+        if (digits.isEmpty()
+            || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            return false;
+        }
+        bool ok = false;
+        *value = digits.toLongLong(&ok);
+        return ok;
+    };
+
+    Progress progress;
+    const qsizetype slash = token.indexOf('/');
+    const bool valid = slash < 0
+            ? parseCount(token, &progress.done)
+            : parseCount(token.first(slash), &progress.done)
+                    && parseCount(token.sliced(slash + 1), &progress.total);
+    if (!valid) {
+        logSystem(u"ignored ::progress:: line: expected DONE/TOTAL"_s);
+        return;
+    }
+    progress.message = QString::fromUtf8(body.sliced(tokenEnd).trimmed());
+    if (m_sink.progress)
+        m_sink.progress(progress);
+}
+
+void CommandRunner::handleResult(QByteArrayView payload)
+{
+    const QByteArray json = payload.trimmed().toByteArray();
+    if (json.isEmpty()) {
+        logSystem(u"ignored ::result:: line: no JSON value"_s);
+        return;
+    }
+    // QJsonDocument in Qt 6.4 parses only objects and arrays; wrapping the text in an array
+    // also admits scalars. The offset reported back is shifted to undo the added '['.
+    QJsonParseError error{};
+    const QJsonDocument doc = QJsonDocument::fromJson('[' + json + ']', &error);
+    if (error.error != QJsonParseError::NoError) {
+        const int offset = std::max(error.offset - 1, 0);
+        logSystem(u"ignored ::result:: line: invalid JSON (%1 at offset %2)"_s.arg(error.errorString()).arg(offset));
+        return;
+    }
+    const QJsonArray array = doc.array();
+    if (array.size() != 1) {
+        logSystem(u"ignored ::result:: line: expected one JSON value, got %1"_s.arg(array.size()));
+        return;
+    }
+    m_result.result = array.at(0);
+}
+
+void CommandRunner::logLine(LogStream stream, const QString &text)
+{
+    if (m_sink.line)
+        m_sink.line(stream, text);
+}
+
+bool isBlank(QChar c)
+{
+    return c == u' ' || c == u'\t' || c == u'\n' || c == u'\r';
+}
+
+} // namespace
+
+CommandResult runCommand(const Command &cmd, const CommandSink &sink)
+{
+    CommandResult result;
+    try {
+        CommandRunner runner(cmd, sink, result);
+        runner.run();
+    } catch (...) {
+        // A sink callback threw. The runner's destructor has already killed and reaped the
+        // group; make sure the outcome cannot read as success.
+        result.exitCode = -1;
+        try {
+            std::rethrow_exception(std::current_exception());
+        } catch (const std::exception &e) {
+            result.startError = u"internal error: "_s + QString::fromUtf8(e.what());
+        } catch (...) {
+            result.startError = u"internal error"_s;
+        }
+    }
+    return result;
+}
+
+QString signalName(int signal)
+{
+    if (signal > 0 && signal < NSIG) {
+        // glibc has no abbreviations for the real-time range.
+        if (signal >= SIGRTMIN && signal <= SIGRTMAX) {
+            if (signal == SIGRTMIN)
+                return u"SIGRTMIN"_s;
+            return u"SIGRTMIN+%1"_s.arg(signal - SIGRTMIN);
+        }
+        if (const char *abbrev = sigabbrev_np(signal))
+            return "SIG"_L1 + QLatin1StringView(abbrev);
+    }
+    return u"signal %1"_s.arg(signal);
+}
+
+std::optional<QStringList> splitCommandLine(const QString &line, QString *error)
+{
+    const auto fail = [error](const QString &message) -> std::optional<QStringList> {
+        if (error)
+            *error = message;
+        return std::nullopt;
+    };
+
+    QStringList words;
+    QString word;
+    // Separate from word.isEmpty(): '' and "" produce a real, empty word.
+    bool inWord = false;
+    const qsizetype size = line.size();
+    for (qsizetype i = 0; i < size; ++i) {
+        const QChar c = line.at(i);
+        if (isBlank(c)) {
+            if (inWord) {
+                words.append(word);
+                word.clear();
+                inWord = false;
+            }
+            continue;
+        }
+        if (c == u'\\') {
+            if (i + 1 >= size)
+                return fail(u"trailing backslash"_s);
+            ++i;
+            // Backslash-newline is a line continuation: it vanishes without starting a word.
+            if (line.at(i) != u'\n') {
+                word += line.at(i);
+                inWord = true;
+            }
+            continue;
+        }
+        if (c == u'\'') {
+            const qsizetype close = line.indexOf(u'\'', i + 1);
+            if (close < 0)
+                return fail(u"unterminated single quote"_s);
+            word += QStringView(line).sliced(i + 1, close - i - 1);
+            inWord = true;
+            i = close;
+            continue;
+        }
+        if (c == u'"') {
+            inWord = true;
+            for (++i;; ++i) {
+                if (i >= size)
+                    return fail(u"unterminated double quote"_s);
+                const QChar d = line.at(i);
+                if (d == u'"')
+                    break;
+                if (d == u'\\' && i + 1 < size) {
+                    const QChar next = line.at(i + 1);
+                    if (next == u'\n') {
+                        ++i;
+                        continue;
+                    }
+                    if (next == u'$' || next == u'`' || next == u'"' || next == u'\\') {
+                        word += next;
+                        ++i;
+                        continue;
+                    }
+                }
+                word += d;
+            }
+            continue;
+        }
+        word += c;
+        inWord = true;
+    }
+    if (inWord)
+        words.append(word);
+    if (error)
+        error->clear();
+    return words;
+}
+
+} // namespace taskdeck

@@ -100,9 +100,15 @@ public:
      */
     std::optional<QJsonValue> coerce(const QJsonValue &raw, QString *error) const;
 
-    /*! This field as a JSON Schema property (type, title, description, enum, bounds ...). */
+    /*!
+     * This field as a JSON Schema property (type, title, description, enum, bounds ...),
+     * with "x-taskdeck-type" naming the field type. A Secret's default is never included.
+     */
     QJsonObject toJsonSchema() const;
-    /*! This field as plain JSON (for listings and the web form). */
+    /*!
+     * This field as plain JSON (for listings and the web form); unset members are left
+     * out. A Secret's default is replaced by "hasDefault": true.
+     */
     QJsonObject toJson() const;
 };
 using Fields = QList<Field>;
@@ -117,13 +123,23 @@ struct Validation
 
 /*!
  * Validates \a raw against \a fields: coerces every value, applies defaults, checks
- * required fields and reports unknown argument names. Returns all errors at once.
- * An empty string counts as missing for every type but Text/Textarea/Secret with no
- * "required" flag.
+ * required fields and reports unknown argument names. Returns all errors at once: field
+ * errors in field order, then one error per unknown argument, sorted by name.
+ *
+ * An absent value, null or an empty string counts as missing, for every type (a form posts
+ * "" for an input nobody touched). A missing value takes the field's default (coerced like
+ * a given value; a default that does not coerce is an error on that field); with no default
+ * a required field is an error and an optional one stays absent from Validation::values.
+ * A required MultiSelect also rejects an empty selection. Error messages never repeat a
+ * Secret's value. Pure function; safe to call from any thread.
  */
 Validation validateArguments(const Fields &fields, const QJsonObject &raw);
 
-/*! A JSON Schema (draft 2020-12) object describing the arguments \a fields accept. */
+/*!
+ * A JSON Schema (draft 2020-12) object describing the arguments \a fields accept. Its
+ * "required" list names the required fields without a default (validation fills in the
+ * others), and "additionalProperties" is false since unknown arguments are rejected.
+ */
 QJsonObject fieldsToJsonSchema(const Fields &fields);
 
 /*! Copy of \a args with every Secret field's value replaced by "********". */

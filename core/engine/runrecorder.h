@@ -3,6 +3,8 @@
 
 #include "run.h"
 
+#include <functional>
+
 namespace taskdeck {
 
 /*!
@@ -10,6 +12,11 @@ namespace taskdeck {
  * caller of start(), a worker, or the engine's scheduler). A run history implements it.
  * Implementations must be thread-safe and must not block for long: queue the work.
  * Log lines arrive in order, in batches.
+ *
+ * A finished run becomes visible (TaskEngine::runFinished, waitForFinished) only once the
+ * recorder calls \a durable: a history store calls it after the run's final state is
+ * committed, so nobody is ever shown a finish that a crash could lose. The recorder must
+ * outlive the engine, and must call \a durable exactly once, from any thread.
  */
 class IRunRecorder
 {
@@ -19,7 +26,7 @@ public:
     virtual void recordStarted(const Run &run) = 0;
     virtual void recordProgress(const QString &runId, const Progress &progress) = 0;
     virtual void recordLog(const QString &runId, const LogLines &lines) = 0;
-    virtual void recordFinished(const Run &run) = 0;
+    virtual void recordFinished(const Run &run, std::function<void()> durable) = 0;
 };
 
 } // namespace taskdeck

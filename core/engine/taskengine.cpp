@@ -127,11 +127,13 @@ public:
     EngineCore(TaskEngine *q, TaskRegistry *registry, const EngineConfig &config);
     ~EngineCore();
 
-    StartResult start(const QString &key, const QJsonObject &args, const RunOptions &options);
+    StartResult start(const QString &key, const QJsonObject &args, const RunOptions &options,
+                      std::shared_ptr<RunState> *state = nullptr);
     bool cancel(const QString &runId);
     void cancelAll();
     RunStatePtr find(const QString &runId) const;
     std::optional<Run> waitForFinished(const QString &runId, std::chrono::milliseconds timeout);
+    Run waitForState(const std::shared_ptr<RunState> &st, std::chrono::milliseconds timeout, bool *finished);
     bool shutdown(std::chrono::milliseconds grace);
     void deliverEvents();
 
@@ -167,6 +169,8 @@ private:
     std::deque<QString> m_finishedOrder;               // guarded by m_mutex
     QHash<QString, int> m_runningPerTask;              // guarded by m_mutex
     int m_running = 0;                                 // guarded by m_mutex
+    int m_unpublished = 0;                             // guarded by m_mutex
+    QWaitCondition m_allPublished;                     // waits on m_mutex
     bool m_accepting = true;                           // guarded by m_mutex
     double m_tokens = 0;                               // guarded by m_mutex
     qint64 m_lastRefillMs = 0;                         // guarded by m_mutex
@@ -219,7 +223,8 @@ EngineCore::~EngineCore()
     pool.waitForDone();
 }
 
-StartResult EngineCore::start(const QString &key, const QJsonObject &args, const RunOptions &options)
+StartResult EngineCore::start(const QString &key, const QJsonObject &args, const RunOptions &options,
+                              RunStatePtr *state)
 {
     StartResult answer;
     const TaskPtr task = registry->find(key);
@@ -273,6 +278,8 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
         dispatchLocked();
     }
     answer.runId = snapshot.id;
+    if (state)
+        *state = st;
     return answer;
 }
 
@@ -424,9 +431,6 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
     }
     if (!scratch.isEmpty())
         QDir(scratch).removeRecursively();
-    if (recorder)
-        recorder->recordFinished(snapshot);
-    enqueueEvent({Event::Kind::Finished, snapshot});
     {
         QMutexLocker locker(&m_mutex);
         if (wasRunning) {
@@ -439,11 +443,25 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
             m_runs.remove(m_finishedOrder.front());
             m_finishedOrder.pop_front();
         }
+        ++m_unpublished;
         dispatchLocked();
     }
-    QMutexLocker locker(&st->mutex);
-    st->finished = true;
-    st->finishedCondition.wakeAll();
+    // The slot is free for the next run already; the finish is shown once it is durable.
+    auto publish = [this, st, snapshot] {
+        enqueueEvent({Event::Kind::Finished, snapshot});
+        {
+            QMutexLocker locker(&st->mutex);
+            st->finished = true;
+            st->finishedCondition.wakeAll();
+        }
+        QMutexLocker locker(&m_mutex);
+        if (--m_unpublished == 0)
+            m_allPublished.wakeAll();
+    };
+    if (recorder)
+        recorder->recordFinished(snapshot, std::move(publish));
+    else
+        publish();
 }
 
 void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
@@ -519,6 +537,13 @@ std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono
     const RunStatePtr st = find(runId);
     if (!st)
         return std::nullopt;
+    bool finished = false;
+    Run run = waitForState(st, timeout, &finished);
+    return finished ? std::optional<Run>(std::move(run)) : std::nullopt;
+}
+
+Run EngineCore::waitForState(const RunStatePtr &st, std::chrono::milliseconds timeout, bool *finished)
+{
     QDeadlineTimer deadline(timeout);
     const bool deliver = onEngineThread();
     for (;;) {
@@ -526,8 +551,10 @@ std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono
             QMutexLocker locker(&st->mutex);
             if (st->finished)
                 break;
-            if (deadline.hasExpired())
-                return std::nullopt;
+            if (deadline.hasExpired()) {
+                *finished = false;
+                return st->run;
+            }
             // On the engine's thread nobody else delivers events while we block, so wake up
             // regularly to do it.
             const QDeadlineTimer step = deliver
@@ -540,6 +567,7 @@ std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono
     }
     if (deliver)
         deliverEvents();
+    *finished = true;
     QMutexLocker locker(&st->mutex);
     return st->run;
 }
@@ -556,7 +584,15 @@ bool EngineCore::shutdown(std::chrono::milliseconds grace)
         m_eventsDrained.wakeAll();
     }
     cancelAll();
-    const bool done = pool.waitForDone(int(grace.count()));
+    QDeadlineTimer deadline(grace);
+    bool done = pool.waitForDone(int(grace.count()));
+    {
+        // Finishes the recorder has not made durable yet still belong to this engine.
+        QMutexLocker locker(&m_mutex);
+        while (m_unpublished > 0 && !deadline.hasExpired())
+            m_allPublished.wait(&m_mutex, deadline);
+        done = done && m_unpublished == 0;
+    }
     {
         std::lock_guard<std::mutex> lock(m_schedMutex);
         m_schedStop = true;
@@ -902,12 +938,14 @@ StartResult TaskEngine::start(const QString &key, const QJsonObject &args, const
 RunResult TaskEngine::run(const QString &key, const QJsonObject &args, const RunOptions &options)
 {
     RunResult answer;
-    const StartResult started = d->start(key, args, options);
+    detail::RunStatePtr state;
+    const StartResult started = d->start(key, args, options, &state);
     if (!started.ok()) {
         answer.error = started.error;
         return answer;
     }
-    answer.run = *d->waitForFinished(started.runId, std::chrono::milliseconds::max());
+    bool finished = false;
+    answer.run = d->waitForState(state, std::chrono::hours(24 * 365), &finished);
     return answer;
 }
 
