@@ -153,7 +153,8 @@ QString describeGiven(const QJsonValue &v, bool secret)
         return numberText(v);
     case QJsonValue::String:
         if (secret)
-            return plural(codePointCount(v.toString()), "hidden character"_L1, "hidden characters"_L1);
+            return plural(codePointCount(v.toString()), "hidden character"_L1,
+                          "hidden characters"_L1);
         return quoted(v.toString());
     }
     return QString();
@@ -209,16 +210,18 @@ QString choiceLabel(const QPair<QString, QString> &choice)
     return choice.second.isEmpty() ? choice.first : choice.second;
 }
 
+QString characters(double n)
+{
+    return formatNumber(n) + (n == 1 ? u" character"_s : u" characters"_s);
+}
+
 QString lengthText(const Field &f)
 {
-    if (f.min && f.max) {
-        return formatNumber(*f.min) + u" to "_s + formatNumber(*f.max)
-               + (*f.max == 1 ? u" character"_s : u" characters"_s);
-    }
+    if (f.min && f.max)
+        return formatNumber(*f.min) + u" to "_s + characters(*f.max);
     if (f.min)
-        return u"at least "_s + formatNumber(*f.min) + (*f.min == 1 ? u" character"_s : u" characters"_s);
-    return u"at most "_s + formatNumber(f.max.value_or(0))
-           + (f.max.value_or(0) == 1 ? u" character"_s : u" characters"_s);
+        return u"at least "_s + characters(*f.min);
+    return u"at most "_s + characters(f.max.value_or(0));
 }
 
 constexpr auto BoolAccepted = "true or false (also yes/no, on/off, 1/0)"_L1;
@@ -259,16 +262,17 @@ std::optional<QJsonValue> coerceText(const Field &f, const QJsonValue &raw, QStr
     if (!text)
         return fail(error, u"expected text"_s + got(raw, secret));
 
-    // Check the task's own pattern first: a broken pattern is the task author's bug and
-    // should be reported no matter what was typed.
+    // A broken pattern is the task author's bug: report it whatever was typed, and check
+    // it as written so the reason refers to the author's text, not the anchored wrapper.
     std::optional<QRegularExpression> re;
     if (!f.pattern.isEmpty()) {
-        re.emplace(QRegularExpression::anchoredPattern(f.pattern));
-        if (!re->isValid()) {
+        const QRegularExpression asWritten(f.pattern);
+        if (!asWritten.isValid()) {
             return fail(error, u"the task's pattern "_s + quoted(f.pattern)
                                    + u" is not a valid regular expression ("_s
-                                   + re->errorString() + u')');
+                                   + asWritten.errorString() + u')');
         }
+        re.emplace(QRegularExpression::anchoredPattern(f.pattern));
     }
 
     const qsizetype length = codePointCount(*text);
@@ -427,7 +431,8 @@ std::optional<QJsonValue> coerceMultiSelect(const Field &f, const QJsonValue &ra
         const std::optional<QString> text =
             item.isString() || item.isDouble() ? scalarText(item) : std::nullopt;
         if (!text)
-            return fail(error, listHint + u" (got "_s + describeGiven(item, false) + u" in the list)"_s);
+            return fail(error, listHint + u" (got "_s + describeGiven(item, false)
+                                   + u" in the list)"_s);
         if (const std::optional<QString> value = matchChoice(f, *text)) {
             if (!values.contains(*value))
                 values << *value;
@@ -719,12 +724,14 @@ Validation validateArguments(const Fields &fields, const QJsonObject &raw)
         if (isMissing(given)) {
             if (hasValue(field.defaultValue)) {
                 QString error;
-                if (const std::optional<QJsonValue> value = field.coerce(field.defaultValue, &error))
+                const std::optional<QJsonValue> value = field.coerce(field.defaultValue, &error);
+                if (value)
                     result.values.insert(field.key, *value);
                 else
                     result.errors.append({field.key, u"the task's default is invalid: "_s + error});
             } else if (field.required) {
-                result.errors.append({field.key, u"is required (expected "_s + acceptedText(field) + u')'});
+                result.errors.append(
+                    {field.key, u"is required (expected "_s + acceptedText(field) + u')'});
             }
             continue;
         }
