@@ -1,5 +1,721 @@
 // SPDX-License-Identifier: MIT
+// The taskdeck command line, run as a real child process ($TASKDECK_BIN).
+
+#include <algorithm>
+#include <csignal>
+#include <optional>
+
+#include <sys/types.h>
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QSet>
+#include <QStandardPaths>
+#include <QTemporaryDir>
 #include <QTest>
-class T : public QObject { Q_OBJECT };
-QTEST_GUILESS_MAIN(T)
+
+#include "engineconfig.h"
+#include "run.h"
+
+using namespace Qt::StringLiterals;
+
+namespace {
+
+struct CliResult
+{
+    bool finished = false;
+    int exitCode = -1;
+    QString out;
+    QString err;
+};
+
+QString jsonLine(const QJsonObject &object)
+{
+    return QString::fromUtf8(QJsonDocument(object).toJson(QJsonDocument::Compact));
+}
+
+std::optional<QJsonObject> parseObject(const QString &text)
+{
+    QJsonParseError error;
+    const QJsonDocument document = QJsonDocument::fromJson(text.toUtf8(), &error);
+    if (error.error != QJsonParseError::NoError || !document.isObject())
+        return std::nullopt;
+    return document.object();
+}
+
+QStringList nonEmptyLines(const QString &text)
+{
+    QStringList lines = text.split(u'\n');
+    lines.removeIf([](const QString &line) { return line.trimmed().isEmpty(); });
+    return lines;
+}
+
+// Pids of live processes whose argv contains \a marker: how a test finds the commands a run
+// started, and proves none outlived it.
+QList<qint64> processesWithArgument(const QString &marker)
+{
+    QList<qint64> pids;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &entry : entries) {
+        bool isPid = false;
+        const qint64 pid = entry.toLongLong(&isPid);
+        if (!isPid)
+            continue;
+        QFile cmdline(u"/proc/"_s + entry + u"/cmdline"_s);
+        if (!cmdline.open(QIODevice::ReadOnly))
+            continue;
+        const QList<QByteArray> argv = cmdline.readAll().split('\0');
+        if (argv.contains(marker.toUtf8()))
+            pids.append(pid);
+    }
+    return pids;
+}
+
+} // namespace
+
+class TestCli : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+
+    void help();
+    void version();
+    void noArguments();
+    void usageErrors_data();
+    void usageErrors();
+    void configurationErrors_data();
+    void configurationErrors();
+
+    void listTable();
+    void listJson();
+
+    void runChecksumJson();
+    void runChecksumPlain();
+    void unknownTask();
+    void invalidArguments();
+    void confirmationRequired();
+    void failingCommand();
+    void stderrLinesMarked();
+    void jsonModeLogsToStderr();
+    void timeout();
+    void interrupt();
+    void interruptTwice();
+
+    void eachMixed();
+    void eachJson();
+    void eachFromStdin();
+    void eachUsageErrors();
+    void eachInterrupt();
+
+private:
+    QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
+    void startCli(QProcess &process, const QStringList &arguments) const;
+    CliResult runCli(const QStringList &arguments, const QByteArray &input = QByteArray(),
+                     const QMap<QString, QString> &env = {}) const;
+    QString writeFile(const QString &name, const QByteArray &data);
+    QString marker(int n) const;
+
+    QString m_bin;
+    QTemporaryDir m_dir;
+};
+
+void TestCli::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    m_bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY2(QFileInfo(m_bin).isExecutable(),
+             "set TASKDECK_BIN to the taskdeck binary (ctest does)");
+    QVERIFY(m_dir.isValid());
+}
+
+QProcessEnvironment TestCli::environment(const QMap<QString, QString> &extra) const
+{
+    // The caller's own TASK_* settings must not change what the tests see.
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    for (const taskdeck::Settings::Option &option : taskdeck::Settings::options())
+        env.remove(option.variable);
+    for (auto it = extra.cbegin(); it != extra.cend(); ++it)
+        env.insert(it.key(), it.value());
+    return env;
+}
+
+void TestCli::startCli(QProcess &process, const QStringList &arguments) const
+{
+    process.setProgram(m_bin);
+    process.setArguments(arguments);
+    process.setProcessEnvironment(environment());
+    process.start();
+}
+
+CliResult TestCli::runCli(const QStringList &arguments, const QByteArray &input,
+                          const QMap<QString, QString> &env) const
+{
+    QProcess process;
+    process.setProgram(m_bin);
+    process.setArguments(arguments);
+    process.setProcessEnvironment(environment(env));
+    process.start();
+    CliResult result;
+    if (!process.waitForStarted(30000))
+        return result;
+    if (!input.isEmpty())
+        process.write(input);
+    process.closeWriteChannel();
+    result.finished = process.waitForFinished(120000) && process.exitStatus() == QProcess::NormalExit;
+    result.exitCode = process.exitCode();
+    result.out = QString::fromUtf8(process.readAllStandardOutput());
+    result.err = QString::fromUtf8(process.readAllStandardError());
+    return result;
+}
+
+QString TestCli::writeFile(const QString &name, const QByteArray &data)
+{
+    const QString path = m_dir.filePath(name);
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly) || file.write(data) != data.size())
+        return QString();
+    return path;
+}
+
+// A sleep duration no other process on the machine is likely to use.
+QString TestCli::marker(int n) const
+{
+    return u"%1.%2"_s.arg(30 + n).arg(QCoreApplication::applicationPid());
+}
+
+void TestCli::help()
+{
+    for (const QString &form : {u"--help"_s, u"-h"_s, u"help"_s}) {
+        const CliResult r = runCli({form});
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY2(r.out.contains(u"Usage: taskdeck"_s), qPrintable(r.out));
+        QVERIFY(r.out.contains(u"list"_s));
+        QVERIFY(r.out.contains(u"run KEY"_s));
+        QVERIFY(r.out.contains(u"--each"_s));
+        QVERIFY(r.out.contains(u"Exit codes"_s));
+        for (const taskdeck::Settings::Option &option : taskdeck::Settings::options()) {
+            QVERIFY2(r.out.contains(option.variable), qPrintable(option.variable));
+            QVERIFY2(r.out.contains(option.flag), qPrintable(option.flag));
+        }
+    }
+    // --help wins over whatever else is on the line.
+    for (const QStringList &line : {QStringList{u"run"_s, u"nosuchtask"_s, u"--help"_s},
+                                    QStringList{u"frobnicate"_s, u"--nope"_s, u"-h"_s}}) {
+        const CliResult r = runCli(line);
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY(r.out.contains(u"Usage: taskdeck"_s));
+    }
+}
+
+void TestCli::version()
+{
+    const CliResult r = runCli({u"--version"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    QVERIFY2(r.out.startsWith(u"taskdeck "_s), qPrintable(r.out));
+}
+
+void TestCli::noArguments()
+{
+    const CliResult r = runCli({});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    QVERIFY2(r.err.contains(u"Usage: taskdeck"_s), qPrintable(r.err));
+}
+
+void TestCli::usageErrors_data()
+{
+    QTest::addColumn<QStringList>("arguments");
+    QTest::addColumn<QString>("expected");
+
+    QTest::newRow("unknown command") << QStringList{u"frobnicate"_s} << u"\"frobnicate\""_s;
+    QTest::newRow("unknown option") << QStringList{u"--frobnicate"_s} << u"\"--frobnicate\""_s;
+    QTest::newRow("unknown list option") << QStringList{u"list"_s, u"--yes"_s} << u"--yes"_s;
+    QTest::newRow("run option before command") << QStringList{u"--json"_s, u"list"_s} << u"--json"_s;
+    QTest::newRow("run without key") << QStringList{u"run"_s} << u"task key"_s;
+    QTest::newRow("extra argument")
+        << QStringList{u"run"_s, u"checksum"_s, u"extra"_s} << u"\"extra\""_s;
+    QTest::newRow("--arg without value")
+        << QStringList{u"run"_s, u"checksum"_s, u"--arg"_s} << u"--arg"_s;
+    QTest::newRow("--arg without =")
+        << QStringList{u"run"_s, u"checksum"_s, u"--arg"_s, u"file"_s} << u"NAME=VALUE"_s;
+    QTest::newRow("--arg with empty name")
+        << QStringList{u"run"_s, u"checksum"_s, u"--arg"_s, u"=x"_s} << u"NAME=VALUE"_s;
+    QTest::newRow("setting without value")
+        << QStringList{u"list"_s, u"--max-concurrent"_s} << u"--max-concurrent"_s;
+    QTest::newRow("bad run timeout")
+        << QStringList{u"run"_s, u"exec"_s, u"--timeout"_s, u"soon"_s} << u"--timeout"_s;
+    QTest::newRow("flag with a value") << QStringList{u"run"_s, u"exec"_s, u"--yes=1"_s}
+                                       << u"--yes"_s;
+}
+
+void TestCli::usageErrors()
+{
+    QFETCH(QStringList, arguments);
+    QFETCH(QString, expected);
+
+    const CliResult r = runCli(arguments);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    QVERIFY2(r.err.contains(expected), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"see taskdeck --help"_s), qPrintable(r.err));
+}
+
+void TestCli::configurationErrors_data()
+{
+    QTest::addColumn<QStringList>("arguments");
+    QTest::addColumn<QString>("variable");
+    QTest::addColumn<QString>("value");
+    QTest::addColumn<QStringList>("expected");
+
+    QTest::newRow("TASK_TIMEOUT=abc") << QStringList{u"list"_s} << u"TASK_TIMEOUT"_s << u"abc"_s
+                                      << QStringList{u"TASK_TIMEOUT"_s, u"\"abc\""_s, u"duration"_s};
+    QTest::newRow("TASK_MAX_CONCURRENT=0")
+        << QStringList{u"list"_s} << u"TASK_MAX_CONCURRENT"_s << u"0"_s
+        << QStringList{u"TASK_MAX_CONCURRENT"_s, u"\"0\""_s};
+    QTest::newRow("--max-concurrent 0")
+        << QStringList{u"--max-concurrent"_s, u"0"_s, u"list"_s} << QString() << QString()
+        << QStringList{u"--max-concurrent"_s, u"\"0\""_s};
+    QTest::newRow("--max-concurrent -1 after the command")
+        << QStringList{u"list"_s, u"--max-concurrent"_s, u"-1"_s} << QString() << QString()
+        << QStringList{u"--max-concurrent"_s, u"\"-1\""_s};
+    QTest::newRow("--max-concurrent=-1")
+        << QStringList{u"list"_s, u"--max-concurrent=-1"_s} << QString() << QString()
+        << QStringList{u"--max-concurrent"_s, u"\"-1\""_s};
+    QTest::newRow("flag beats environment")
+        << QStringList{u"--timeout"_s, u"never"_s, u"list"_s} << u"TASK_TIMEOUT"_s << u"5m"_s
+        << QStringList{u"--timeout"_s, u"\"never\""_s};
+}
+
+void TestCli::configurationErrors()
+{
+    QFETCH(QStringList, arguments);
+    QFETCH(QString, variable);
+    QFETCH(QString, value);
+    QFETCH(QStringList, expected);
+
+    QMap<QString, QString> env;
+    if (!variable.isEmpty())
+        env.insert(variable, value);
+    const CliResult r = runCli(arguments, QByteArray(), env);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    QVERIFY2(r.err.startsWith(u"taskdeck: "_s), qPrintable(r.err));
+    for (const QString &text : expected)
+        QVERIFY2(r.err.contains(text), qPrintable(r.err));
+}
+
+void TestCli::listTable()
+{
+    const CliResult r = runCli({u"list"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const QStringList lines = nonEmptyLines(r.out);
+    QCOMPARE(lines.size(), 3);
+    for (const QString &column : {u"KEY"_s, u"TITLE"_s, u"CATEGORY"_s, u"TAGS"_s, u"FLAGS"_s,
+                                  u"FIELDS"_s})
+        QVERIFY2(lines.at(0).contains(column), qPrintable(lines.at(0)));
+
+    const auto row = [&](const QString &key) {
+        for (const QString &line : lines) {
+            if (line.startsWith(key + u' '))
+                return line;
+        }
+        return QString();
+    };
+    const QString exec = row(u"exec"_s);
+    QVERIFY2(exec.contains(u"Run Command"_s), qPrintable(r.out));
+    QVERIFY(exec.contains(u"admin"_s));
+    QVERIFY(exec.contains(u"danger"_s));
+    QVERIFY(exec.contains(u"command*:text"_s));
+    QVERIFY(exec.contains(u"cwd:text"_s));
+    const QString checksum = row(u"checksum"_s);
+    QVERIFY2(checksum.contains(u"File Checksum"_s), qPrintable(r.out));
+    QVERIFY(checksum.contains(u"file,hash"_s));
+    QVERIFY(!checksum.contains(u"danger"_s));
+    QVERIFY(checksum.contains(u"file*:file"_s));
+    QVERIFY(checksum.contains(u"algorithm:select"_s));
+
+    // Aligned: the TITLE column starts at the same offset on every line.
+    const qsizetype titleColumn = lines.at(0).indexOf(u"TITLE"_s);
+    QCOMPARE(exec.indexOf(u"Run Command"_s), titleColumn);
+    QCOMPARE(checksum.indexOf(u"File Checksum"_s), titleColumn);
+}
+
+void TestCli::listJson()
+{
+    const CliResult r = runCli({u"list"_s, u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    QJsonParseError error;
+    const QJsonDocument document = QJsonDocument::fromJson(r.out.toUtf8(), &error);
+    QCOMPARE(error.error, QJsonParseError::NoError);
+    QVERIFY(document.isArray());
+    QHash<QString, QJsonObject> tasks;
+    for (const QJsonValue &value : document.array())
+        tasks.insert(value.toObject().value(u"key"_s).toString(), value.toObject());
+    QCOMPARE(tasks.size(), 2);
+    QVERIFY(tasks.contains(u"exec"_s));
+    QVERIFY(tasks.contains(u"checksum"_s));
+    QCOMPARE(tasks.value(u"checksum"_s).value(u"title"_s).toString(), u"File Checksum"_s);
+    const QJsonArray fields = tasks.value(u"checksum"_s).value(u"fields"_s).toArray();
+    QCOMPARE(fields.size(), 2);
+    QCOMPARE(fields.at(0).toObject().value(u"key"_s).toString(), u"file"_s);
+    QCOMPARE(fields.at(1).toObject().value(u"key"_s).toString(), u"algorithm"_s);
+    QVERIFY(!tasks.value(u"exec"_s).value(u"danger"_s).toString().isEmpty());
+}
+
+void TestCli::runChecksumJson()
+{
+    const QString path = writeFile(u"abc.txt"_s, "abc");
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--arg"_s, u"file="_s + path,
+                                u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(r.out);
+    QVERIFY2(run, qPrintable(r.out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"succeeded"_s);
+    QCOMPARE(run->value(u"task"_s).toString(), u"checksum"_s);
+    const QJsonObject result = run->value(u"result"_s).toObject();
+    QCOMPARE(result.value(u"digest"_s).toString(),
+             u"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"_s);
+    QCOMPARE(result.value(u"algorithm"_s).toString(), u"sha256"_s);
+    QCOMPARE(result.value(u"size"_s).toInteger(), 3);
+    QVERIFY(run->value(u"durationMs"_s).isDouble());
+    QVERIFY(run->value(u"durationMs"_s).toInteger(-1) >= 0);
+    QVERIFY2(r.err.contains(u"succeeded"_s), qPrintable(r.err));
+}
+
+void TestCli::runChecksumPlain()
+{
+    const QString path = writeFile(u"plain.txt"_s, "abc");
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--arg"_s, u"file="_s + path,
+                                u"--arg"_s, u"algorithm=md5"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    // The result, and nothing but it, on stdout.
+    const std::optional<QJsonObject> result = parseObject(r.out);
+    QVERIFY2(result, qPrintable(r.out));
+    QCOMPARE(result->value(u"digest"_s).toString(), u"900150983cd24fb0d6963f7d28e17f72"_s);
+    QVERIFY2(r.err.contains(u"succeeded in "_s), qPrintable(r.err));
+    // Not a terminal: progress comes as plain lines.
+    QVERIFY2(r.err.contains(u"progress: 100% hashing plain.txt"_s), qPrintable(r.err));
+    QVERIFY(!r.err.contains(u'\r'));
+}
+
+void TestCli::unknownTask()
+{
+    const CliResult r = runCli({u"run"_s, u"chksum"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY2(r.err.contains(u"unknown task \"chksum\""_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"did you mean: checksum?"_s), qPrintable(r.err));
+
+    const CliResult json = runCli({u"run"_s, u"chksum"_s, u"--json"_s});
+    QCOMPARE(json.exitCode, 2);
+    const std::optional<QJsonObject> error = parseObject(json.out);
+    QVERIFY2(error, qPrintable(json.out));
+    QCOMPARE(error->value(u"error"_s).toObject().value(u"kind"_s).toString(), u"UnknownTask"_s);
+}
+
+void TestCli::invalidArguments()
+{
+    // No file at all and an algorithm that does not exist: both reported, one per line.
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--arg"_s, u"algorithm=crc32"_s,
+                                u"--arg"_s, u"colour=blue"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    const QStringList lines = r.err.split(u'\n');
+    const auto hasLine = [&](const QString &prefix) {
+        return std::any_of(lines.cbegin(), lines.cend(),
+                           [&](const QString &line) { return line.startsWith(prefix); });
+    };
+    QVERIFY2(hasLine(u"  file: "_s), qPrintable(r.err));
+    QVERIFY2(hasLine(u"  algorithm: "_s), qPrintable(r.err));
+    QVERIFY2(hasLine(u"  colour: "_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"crc32"_s), qPrintable(r.err));
+
+    const CliResult missing = runCli({u"run"_s, u"checksum"_s, u"--arg"_s,
+                                      u"file="_s + m_dir.filePath(u"absent"_s)});
+    QCOMPARE(missing.exitCode, 2);
+    QVERIFY2(missing.err.contains(u"  file: "_s), qPrintable(missing.err));
+}
+
+void TestCli::confirmationRequired()
+{
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--arg"_s, u"command=true"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    QVERIFY2(r.err.contains(u"Runs any command on this machine"_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"re-run with --yes to confirm"_s), qPrintable(r.err));
+
+    const CliResult confirmed = runCli({u"run"_s, u"exec"_s, u"-y"_s, u"--arg"_s, u"command=true"_s});
+    QCOMPARE(confirmed.exitCode, 0);
+}
+
+void TestCli::failingCommand()
+{
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s,
+                                u"command=sh -c \"exit 3\""_s, u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    const std::optional<QJsonObject> run = parseObject(r.out);
+    QVERIFY2(run, qPrintable(r.out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"failed"_s);
+    const QJsonObject error = run->value(u"error"_s).toObject();
+    QVERIFY2(error.value(u"message"_s).toString().contains(u'3'), qPrintable(r.out));
+    QVERIFY2(r.err.contains(u"failed after "_s), qPrintable(r.err));
+
+    // Plain mode: no result on stdout, the error on stderr.
+    const CliResult plain = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s,
+                                    u"command=sh -c \"exit 3\""_s});
+    QCOMPARE(plain.exitCode, 1);
+    QVERIFY(plain.out.isEmpty());
+    QVERIFY2(plain.err.contains(u"failed after "_s), qPrintable(plain.err));
+    QVERIFY2(plain.err.contains(u"[ExitCode]"_s), qPrintable(plain.err));
+}
+
+void TestCli::stderrLinesMarked()
+{
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s,
+                                u"command=sh -c \"echo first; echo oops >&2; echo last\""_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const QStringList lines = nonEmptyLines(r.out);
+    QVERIFY2(lines.contains(u"first"_s), qPrintable(r.out));
+    QVERIFY2(lines.contains(u"! oops"_s), qPrintable(r.out));
+    QVERIFY2(lines.contains(u"last"_s), qPrintable(r.out));
+    // Not a terminal: no colour codes.
+    QVERIFY(!r.out.contains(u'\x1b'));
+}
+
+void TestCli::jsonModeLogsToStderr()
+{
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--json"_s, u"--arg"_s,
+                                u"command=sh -c \"echo first; echo oops >&2\""_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(r.out);
+    QVERIFY2(run, qPrintable(r.out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"succeeded"_s);
+    const QStringList errLines = r.err.split(u'\n');
+    QVERIFY2(errLines.contains(u"first"_s), qPrintable(r.err));
+    QVERIFY2(errLines.contains(u"! oops"_s), qPrintable(r.err));
+}
+
+void TestCli::timeout()
+{
+    const QString mark = marker(1);
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s,
+                                u"command=sleep "_s + mark, u"--timeout"_s, u"1s"_s, u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    const std::optional<QJsonObject> run = parseObject(r.out);
+    QVERIFY2(run, qPrintable(r.out));
+    QCOMPARE(run->value(u"status"_s).toString(), taskdeck::runStatusName(taskdeck::RunStatus::TimedOut));
+    QCOMPARE(run->value(u"status"_s).toString(), u"timedOut"_s);
+    QVERIFY(processesWithArgument(mark).isEmpty());
+}
+
+void TestCli::interrupt()
+{
+    const QString mark = marker(2);
+    QProcess process;
+    startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s, u"command=sleep "_s + mark,
+                       u"--json"_s});
+    QVERIFY(process.waitForStarted(30000));
+    // The command running proves the run started and the handler is in place.
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(process.exitCode(), 1);
+    const QString out = QString::fromUtf8(process.readAllStandardOutput());
+    const QString err = QString::fromUtf8(process.readAllStandardError());
+    const std::optional<QJsonObject> run = parseObject(out);
+    QVERIFY2(run, qPrintable(out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"canceled"_s);
+    QVERIFY2(err.contains(u"canceling..."_s), qPrintable(err));
+    QVERIFY2(processesWithArgument(mark).isEmpty(), "the command outlived the run");
+}
+
+void TestCli::interruptTwice()
+{
+    // The command ignores SIGTERM, so the first interrupt leaves it running for the kill grace
+    // period; the second must not wait for that.
+    const QString mark = marker(3);
+    QProcess process;
+    startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s,
+                       u"command=sh -c 'trap \"\" TERM; sleep "_s + mark + u"'"_s});
+    QVERIFY(process.waitForStarted(30000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+
+    const auto pid = static_cast<pid_t>(process.processId());
+    QCOMPARE(::kill(pid, SIGINT), 0);
+    QByteArray err;
+    QTRY_VERIFY_WITH_TIMEOUT((err += process.readAllStandardError()).contains("canceling"), 30000);
+    QCOMPARE(::kill(pid, SIGINT), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    const int code = process.exitCode();
+
+    // Leave nothing behind whatever happened above.
+    for (qint64 leftover : processesWithArgument(mark))
+        ::kill(static_cast<pid_t>(leftover), SIGKILL);
+    QCOMPARE(code, 130);
+}
+
+void TestCli::eachMixed()
+{
+    const QString a = writeFile(u"each-a.txt"_s, "abc");
+    const QString b = writeFile(u"each-b.txt"_s, "");
+    const QStringList lines = {
+        jsonLine({{u"file"_s, a}}),
+        jsonLine({{u"file"_s, b}, {u"algorithm"_s, u"md5"_s}}),
+        QString(),
+        u"this is not json"_s,
+        jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"sha1"_s}}),
+        jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"crc32"_s}}),
+    };
+    const QString input = writeFile(u"each-mixed.jsonl"_s, lines.join(u'\n').toUtf8() + '\n');
+
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(r.out.contains(u"succeeded 3, invalid 2"_s), qPrintable(r.out));
+    for (const QString &expected : {u"[line 1] succeeded"_s, u"[line 2] succeeded"_s,
+                                    u"[line 5] succeeded"_s, u"[line 4] invalid"_s,
+                                    u"[line 6] invalid"_s, u"line 4: invalid"_s,
+                                    u"line 6: invalid"_s, u"crc32"_s,
+                                    u"input: \"this is not json\""_s})
+        QVERIFY2(r.out.contains(expected), qPrintable(expected + u"\n---\n"_s + r.out));
+    QVERIFY(!r.out.contains(u"line 3"_s));
+}
+
+void TestCli::eachJson()
+{
+    const QString a = writeFile(u"json-a.txt"_s, "abc");
+    const QStringList lines = {
+        jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"md5"_s}}),
+        jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"sha1"_s}}),
+        u"[1, 2]"_s,
+        jsonLine({{u"algorithm"_s, u"sha256"_s}}),
+        jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"sha256"_s}}),
+    };
+    const QString input = writeFile(u"each-json.jsonl"_s, lines.join(u'\n').toUtf8());
+
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input, u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    const QStringList outLines = nonEmptyLines(r.out);
+    QCOMPARE(outLines.size(), 5);
+    const QHash<int, QString> digests = {
+        {1, u"900150983cd24fb0d6963f7d28e17f72"_s},
+        {2, u"a9993e364706816aba3e25717850c26c9cd0d89d"_s},
+        {5, u"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"_s},
+    };
+    QSet<int> seen;
+    for (const QString &line : outLines) {
+        const std::optional<QJsonObject> object = parseObject(line);
+        QVERIFY2(object, qPrintable(line));
+        const int n = object->value(u"line"_s).toInt();
+        QVERIFY2(!seen.contains(n), qPrintable(line));
+        seen.insert(n);
+        if (digests.contains(n)) {
+            QCOMPARE(object->value(u"status"_s).toString(), u"succeeded"_s);
+            QCOMPARE(object->value(u"result"_s).toObject().value(u"digest"_s).toString(),
+                     digests.value(n));
+        } else {
+            QCOMPARE(object->value(u"status"_s).toString(), u"invalid"_s);
+            QVERIFY(object->contains(u"input"_s));
+            QVERIFY(!object->value(u"error"_s).toObject().value(u"message"_s).toString().isEmpty());
+        }
+    }
+    QCOMPARE(seen, QSet<int>({1, 2, 3, 4, 5}));
+    QVERIFY2(r.err.contains(u"succeeded 3, invalid 2"_s), qPrintable(r.err));
+}
+
+void TestCli::eachFromStdin()
+{
+    const QString a = writeFile(u"stdin-a.txt"_s, "abc");
+    const QByteArray input = (jsonLine({{u"file"_s, a}}) + u'\n'
+                              + jsonLine({{u"algorithm"_s, u"md5"_s}}) + u'\n').toUtf8();
+    // --arg values are the base every line adds to.
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--arg"_s, u"file="_s + a,
+                                u"--each"_s, u"-"_s, u"--json"_s},
+                               input);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const QStringList outLines = nonEmptyLines(r.out);
+    QCOMPARE(outLines.size(), 2);
+    for (const QString &line : outLines) {
+        const std::optional<QJsonObject> object = parseObject(line);
+        QVERIFY2(object, qPrintable(line));
+        QCOMPARE(object->value(u"status"_s).toString(), u"succeeded"_s);
+    }
+    QVERIFY2(r.err.contains(u"succeeded 2"_s), qPrintable(r.err));
+}
+
+void TestCli::eachUsageErrors()
+{
+    const CliResult unreadable = runCli({u"run"_s, u"checksum"_s, u"--each"_s,
+                                         m_dir.filePath(u"no-such-input"_s)});
+    QVERIFY(unreadable.finished);
+    QCOMPARE(unreadable.exitCode, 2);
+    QVERIFY2(unreadable.err.contains(u"no-such-input"_s), qPrintable(unreadable.err));
+
+    const QString input = writeFile(u"each-unknown.jsonl"_s, "{}\n");
+    const CliResult unknown = runCli({u"run"_s, u"chksum"_s, u"--each"_s, input});
+    QCOMPARE(unknown.exitCode, 2);
+    QVERIFY2(unknown.err.contains(u"did you mean: checksum?"_s), qPrintable(unknown.err));
+
+    const QString commands = writeFile(u"each-exec.jsonl"_s, "{\"command\":\"true\"}\n");
+    const CliResult unconfirmed = runCli({u"run"_s, u"exec"_s, u"--each"_s, commands});
+    QCOMPARE(unconfirmed.exitCode, 2);
+    QVERIFY2(unconfirmed.err.contains(u"--yes"_s), qPrintable(unconfirmed.err));
+    const CliResult confirmed = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--each"_s, commands});
+    QCOMPARE(confirmed.exitCode, 0);
+}
+
+void TestCli::eachInterrupt()
+{
+    // One run at a time: the first is running, the others queued; an interrupt ends all three.
+    const QString mark = marker(4);
+    const QByteArray line = jsonLine({{u"command"_s, QString(u"sleep "_s + mark)}}).toUtf8() + '\n';
+    const QString input = writeFile(u"each-sleep.jsonl"_s, line + line + line);
+    QProcess process;
+    startCli(process, {u"--max-concurrent"_s, u"1"_s, u"run"_s, u"exec"_s, u"--yes"_s,
+                       u"--each"_s, input, u"--json"_s});
+    QVERIFY(process.waitForStarted(30000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(process.exitCode(), 1);
+    const QStringList outLines = nonEmptyLines(QString::fromUtf8(process.readAllStandardOutput()));
+    QCOMPARE(outLines.size(), 3);
+    for (const QString &text : outLines) {
+        const std::optional<QJsonObject> object = parseObject(text);
+        QVERIFY2(object, qPrintable(text));
+        QCOMPARE(object->value(u"status"_s).toString(), u"canceled"_s);
+    }
+    QVERIFY(processesWithArgument(mark).isEmpty());
+}
+
+QTEST_GUILESS_MAIN(TestCli)
 #include "tst_cli.moc"
