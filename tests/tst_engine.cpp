@@ -6,6 +6,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QJsonDocument>
 #include <QMutex>
 #include <QSemaphore>
 #include <QSignalSpy>

@@ -88,7 +88,7 @@ struct Run
     QDateTime startedAt;
     QDateTime finishedAt;
     Progress progress;
-    QJsonValue result; //!< undefined unless Succeeded
+    QJsonValue result = QJsonValue::Undefined; //!< undefined unless Succeeded
     RunError error;    //!< empty unless Failed, Canceled, TimedOut or Interrupted
     qint64 logLines = 0; //!< lines logged so far
     QString owner;     //!< "pid@host#start" of the process that runs it (start: /proc start time)
