@@ -26,6 +26,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QJsonArray>
+#include <QJsonObject>
 #include <QJsonDocument>
 #include <QJsonParseError>
 #include <QProcessEnvironment>
@@ -42,6 +43,11 @@ using Clock = std::chrono::steady_clock;
 // How long to keep reading after the main child exited before deciding that whatever still
 // holds the pipes open is a leftover that must be stopped.
 constexpr auto kDrainAfterExit = 150ms;
+// How long pipes may stay open once the group is empty before reading stops.
+constexpr auto kOutsiderWait = 1s;
+// Reads per stream when draining what is already buffered on the way out; bounds the work
+// if something outside the group keeps writing.
+constexpr int kFinalDrainReads = 16;
 // Cancellation is polled at least this often while the command runs.
 constexpr auto kCancelPollInterval = 50ms;
 // Nothing signals when a process group empties, so it is polled at this rate while stopping.
@@ -139,11 +145,8 @@ public:
     template<typename Emit>
     void finish(Emit &&deliver)
     {
-        if (!m_pending.empty() || m_continuing) {
-            // A piece of an overlong line was already emitted and nothing follows it: there is
-            // no final partial line left to report.
-            if (!m_pending.empty())
-                emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
+        if (!m_pending.empty()) {
+            emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
             m_pending.clear();
         }
         m_continuing = false;
@@ -189,7 +192,7 @@ private:
             m_continuing = true;
             line = line.sliced(cut);
         }
-        // An overlong line whose remainder is exactly "\r" has already been emitted in full.
+        // An empty line is still a line, but not as the tail of one that was already cut up.
         if (!line.isEmpty() || !m_continuing)
             deliver(line, m_continuing);
     }
@@ -366,12 +369,21 @@ public:
 
     ~CommandRunner()
     {
-        // Only reached with the child alive when a sink callback threw: leave nothing behind.
-        if (m_pid > 0 && !m_reaped) {
-            ::kill(-m_pid, SIGKILL);
-            int status = 0;
-            while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
-            recordStatus(status);
+        // The loop did not finish only when a sink callback threw: leave nothing behind.
+        // Until the leader is reaped its id cannot be reused, and after that only while
+        // kill() still finds members, so the group kill cannot hit a stranger.
+        if (m_pid > 0 && !m_finished) {
+            if (!m_reaped || ::kill(-m_pid, 0) == 0)
+                ::kill(-m_pid, SIGKILL);
+            if (!m_reaped) {
+                int status = 0;
+                while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
+                recordStatus(status);
+            }
+            // SIGKILL lands asynchronously; the rest of the group must be down before we return.
+            const auto until = Clock::now() + kGiveUpAfterKill;
+            while (groupHasLiveMembers(m_pid) && Clock::now() < until)
+                ::poll(nullptr, 0, 5);
         }
     }
 
@@ -392,6 +404,7 @@ private:
     void loop();
     void waitForEvents(std::chrono::milliseconds timeout);
     void readFrom(LogStream stream);
+    void drainReadable();
     void tryReap();
     void recordStatus(int status);
     bool beginStop(const QString &reason, Clock::time_point now);
@@ -416,6 +429,7 @@ private:
     std::vector<char> m_buffer;
 
     bool m_reaped = false;
+    bool m_finished = false; // the loop ran to its end
     Clock::time_point m_reapedAt;
     Stop m_stop = Stop::None;
     QString m_stopReason;
@@ -430,12 +444,6 @@ bool CommandRunner::start()
         m_result.startError = u"empty command"_s;
         return false;
     }
-    if (m_sink.isCanceled && m_sink.isCanceled()) {
-        m_result.canceled = true;
-        m_result.startError = u"canceled before start"_s;
-        return false;
-    }
-
     const QString &workDir = m_cmd.workingDirectory;
     QByteArray encodedWorkDir;
     if (!workDir.isEmpty()) {
@@ -455,8 +463,8 @@ bool CommandRunner::start()
         }
     }
 
-    // Read the environment through Qt rather than `environ` directly: other threads may be
-    // spawning at the same time and this keeps every run working on its own copy.
+    // A private copy of the process environment: nothing here touches `environ`, so runs on
+    // other threads never see each other's variables.
     QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
     for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
         if (!it.key().isEmpty() && !it.key().contains(u'='))
@@ -587,29 +595,34 @@ void CommandRunner::loop()
                 beginStop(u"canceled"_s, now);
         }
 
+        bool watchingGroup = false;
         if (m_reaped) {
             const bool open = pipesOpen();
-            if (m_stop == Stop::None) {
-                if (!open || m_result.canceled || now >= m_reapedAt + kDrainAfterExit) {
-                    if (groupHasLiveMembers(m_pid)) {
+            // Give the output a moment to reach EOF before suspecting anything.
+            watchingGroup = m_stop != Stop::None || !open || m_result.canceled
+                    || now >= m_reapedAt + kDrainAfterExit;
+            if (watchingGroup) {
+                if (groupHasLiveMembers(m_pid)) {
+                    m_groupGoneAt.reset();
+                    if (m_stop == Stop::None) {
                         logSystem(u"process %1 exited but left processes running in its group"_s.arg(group));
                         beginStop(u"left-behind processes"_s, now);
-                    } else {
-                        if (open)
+                    }
+                } else {
+                    if (!open)
+                        break;
+                    // Someone outside the group holds the pipes: a daemon that left the group,
+                    // or (briefly) a child another thread is spawning that has not reached
+                    // exec yet and so still has our descriptors. Wait a little for the latter.
+                    if (!m_groupGoneAt)
+                        m_groupGoneAt = now;
+                    if (m_result.canceled || now >= *m_groupGoneAt + kOutsiderWait) {
+                        drainReadable();
+                        if (pipesOpen())
                             logSystem(u"stopped reading output: it is still held open by a process "
                                       "outside process group %1"_s.arg(group));
                         break;
                     }
-                }
-            } else if (!groupHasLiveMembers(m_pid)) {
-                if (!open)
-                    break;
-                if (!m_groupGoneAt)
-                    m_groupGoneAt = now;
-                if (now >= *m_groupGoneAt + kDrainAfterExit) {
-                    logSystem(u"stopped reading output: it is still held open by a process "
-                              "outside process group %1"_s.arg(group));
-                    break;
                 }
             }
         }
@@ -622,23 +635,31 @@ void CommandRunner::loop()
             m_killSentAt = now;
         }
         if (m_stop == Stop::Kill && m_reaped && now >= m_killSentAt + kGiveUpAfterKill) {
+            drainReadable();
             logSystem(u"process group %1 still has processes after SIGKILL; no longer waiting"_s.arg(group));
             break;
         }
 
+        // Nothing signals when the group empties, so it is polled faster while that matters.
         std::chrono::milliseconds timeout = kCancelPollInterval;
-        if (m_stop != Stop::None || (m_reaped && !pipesOpen()) || (!m_pidFd.isValid() && !m_reaped))
+        if (watchingGroup || m_stop != Stop::None || (!m_pidFd.isValid() && !m_reaped))
             timeout = kGroupPollInterval;
-        const auto nextDeadline = [&]() -> std::optional<Clock::time_point> {
-            if (m_stop == Stop::Term)
-                return m_killAt;
-            if (m_stop == Stop::None && m_reaped)
-                return m_reapedAt + kDrainAfterExit;
-            return std::nullopt;
-        }();
-        if (nextDeadline) {
+        std::optional<Clock::time_point> deadline;
+        const auto consider = [&](Clock::time_point t) {
+            if (!deadline || t < *deadline)
+                deadline = t;
+        };
+        if (m_stop == Stop::Term)
+            consider(m_killAt);
+        if (m_stop == Stop::Kill && m_reaped)
+            consider(m_killSentAt + kGiveUpAfterKill);
+        if (m_reaped && !watchingGroup)
+            consider(m_reapedAt + kDrainAfterExit);
+        if (m_groupGoneAt)
+            consider(*m_groupGoneAt + kOutsiderWait);
+        if (deadline) {
             // Round up so that the deadline has passed when poll returns, avoiding a spin.
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*nextDeadline - now);
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now);
             timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
         }
         waitForEvents(timeout);
@@ -652,6 +673,7 @@ void CommandRunner::loop()
     // show us); the group id cannot have been reused while kill() still finds members.
     if (m_stop != Stop::None && ::kill(-m_pid, 0) == 0)
         ::kill(-m_pid, SIGKILL);
+    m_finished = true;
 }
 
 bool CommandRunner::beginStop(const QString &reason, Clock::time_point now)
@@ -698,6 +720,21 @@ void CommandRunner::waitForEvents(std::chrono::milliseconds timeout)
     }
     if (!m_pidFd.isValid() && !m_reaped)
         tryReap();
+}
+
+void CommandRunner::drainReadable()
+{
+    for (LogStream stream : {LogStream::Out, LogStream::Err}) {
+        for (int i = 0; i < kFinalDrainReads; ++i) {
+            const FileDescriptor &fd = stream == LogStream::Out ? m_outFd : m_errFd;
+            if (!fd.isValid())
+                break;
+            pollfd pfd{fd.get(), POLLIN, 0};
+            if (::poll(&pfd, 1, 0) <= 0 || pfd.revents == 0)
+                break;
+            readFrom(stream);
+        }
+    }
 }
 
 void CommandRunner::readFrom(LogStream stream)
@@ -832,15 +869,23 @@ void CommandRunner::handleResult(QByteArrayView payload)
         logSystem(u"ignored ::result:: line: no JSON value"_s);
         return;
     }
-    // QJsonDocument in Qt 6.4 parses only objects and arrays; wrapping the text in an array
-    // also admits scalars. The offset reported back is shifted to undo the added '['.
+    const auto reject = [this](const QString &error, qsizetype offset) {
+        logSystem(u"ignored ::result:: line: invalid JSON (%1 at offset %2)"_s.arg(error).arg(offset));
+    };
     QJsonParseError error{};
-    const QJsonDocument doc = QJsonDocument::fromJson('[' + json + ']', &error);
-    if (error.error != QJsonParseError::NoError) {
-        const int offset = std::max(error.offset - 1, 0);
-        logSystem(u"ignored ::result:: line: invalid JSON (%1 at offset %2)"_s.arg(error.errorString()).arg(offset));
+    if (json.startsWith('{') || json.startsWith('[')) {
+        // Parsed as they are, so errors and offsets are exactly Qt's for this text.
+        const QJsonDocument doc = QJsonDocument::fromJson(json, &error);
+        if (error.error != QJsonParseError::NoError)
+            return reject(error.errorString(), error.offset);
+        m_result.result = doc.isObject() ? QJsonValue(doc.object()) : QJsonValue(doc.array());
         return;
     }
+    // QJsonDocument in Qt 6.4 parses only objects and arrays: a scalar is parsed as the one
+    // element of an array, and the offset is shifted back to undo the added '['.
+    const QJsonDocument doc = QJsonDocument::fromJson('[' + json + ']', &error);
+    if (error.error != QJsonParseError::NoError)
+        return reject(error.errorString(), std::clamp<qsizetype>(error.offset - 1, 0, json.size()));
     const QJsonArray array = doc.array();
     if (array.size() != 1) {
         logSystem(u"ignored ::result:: line: expected one JSON value, got %1"_s.arg(array.size()));

@@ -24,7 +24,9 @@ struct Command
     QMap<QString, QString> env;      //!< added to (overriding) the inherited environment
     QString workingDirectory;        //!< empty = inherit
     std::chrono::milliseconds killGrace{2000}; //!< SIGTERM -> SIGKILL delay on cancel
-    int maxLineBytes = 16384;        //!< longer lines are split at this many bytes
+    int maxLineBytes = 16384;        //!< longer lines are split at this many bytes (at least 4,
+                                     //!< never inside a UTF-8 sequence; ::result:: lines may
+                                     //!< reach 4 MiB before they are split)
     bool parseControlLines = true;   //!< honour ::progress:: and ::result:: on stdout
 };
 
@@ -32,19 +34,23 @@ struct Command
 struct CommandResult
 {
     bool started = false;     //!< false: it could not be started (see startError)
-    QString startError;       //!< e.g. "command not found: foo"
-    int exitCode = -1;        //!< valid when exited normally
+    QString startError;       //!< e.g. "command not found: foo"; also "internal error: ..."
+                              //!< when a sink callback threw
+    int exitCode = -1;        //!< valid when exited normally (of the main child, even when
+                              //!< processes it left behind had to be stopped)
     int signal = 0;           //!< terminating signal, 0 when exited normally
     bool canceled = false;    //!< the cancel check returned true and the group was stopped
     std::optional<QJsonValue> result; //!< from the last valid ::result:: line
-    qint64 stdoutLines = 0;
+    qint64 stdoutLines = 0;   //!< lines logged from stdout (control lines are not logged)
     qint64 stderrLines = 0;
-    QStringList stderrTail;   //!< last few stderr lines, for error details
+    QStringList stderrTail;   //!< last 20 stderr lines, for error details
 
     bool succeeded() const { return started && !canceled && signal == 0 && exitCode == 0; }
 };
 
-/*! Callbacks a running command reports through, called on the calling thread. */
+/*! Callbacks a running command reports through, called on the calling thread. Any of them
+ *  may be empty. System lines (LogStream::System) are the runner's own notes: cancellation,
+ *  processes stopped, ignored control lines. */
 struct CommandSink
 {
     std::function<void(LogStream, const QString &)> line;   //!< one complete line
@@ -70,6 +76,14 @@ QString signalName(int signal);
  * Splits a command line into argv the way a POSIX shell would tokenize it (quotes,
  * backslashes), without expanding anything or running a shell. Returns nullopt with \a error
  * on an unterminated quote or trailing backslash.
+ *
+ * Words are separated by space, tab, newline or carriage return; '#', ';', '|', '$' and the
+ * like are ordinary characters. Backslash-newline is a line continuation.
+ *
+ * \code
+ * splitCommandLine(u"tar -czf 'my backup.tgz' \"$HOME\"/docs"_s);
+ * // -> {"tar", "-czf", "my backup.tgz", "$HOME/docs"}
+ * \endcode
  */
 std::optional<QStringList> splitCommandLine(const QString &line, QString *error = nullptr);
 
