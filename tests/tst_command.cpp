@@ -201,6 +201,7 @@ private slots:
     void leftoverIgnoringTermGetsKill();
     void pipeHeldOutsideGroupDoesNotHang();
     void throwingSinkLeavesNothingBehind();
+    void killAllCommandsStopsEveryGroup();
 
     // Threads
     void concurrentRunsKeepTheirOwnOutput();
@@ -1053,6 +1054,35 @@ void TestCommand::leftoverGrandchildIsStopped()
     QVERIFY2(anyContains(system, u"left processes running"_s), qPrintable(system.join(u" | "_s)));
     QVERIFY2(anyContains(system, u"sent SIGTERM to process group"_s), qPrintable(system.join(u" | "_s)));
     QVERIFY(!anyContains(system, u"SIGKILL"_s));
+}
+
+void TestCommand::killAllCommandsStopsEveryGroup()
+{
+    // Two commands that ignore SIGTERM and keep a background child, on their own threads.
+    std::atomic<int> ready = 0;
+    CommandResult results[2];
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+        threads.emplace_back([&, i] {
+            CommandSink sink;
+            sink.line = [&](LogStream stream, const QString &text) {
+                if (stream == LogStream::Out && text == u"ready"_s)
+                    ++ready;
+            };
+            results[i] = runCommand(shell(u"trap '' TERM; sleep 1000 & echo ready; wait"_s), sink);
+        });
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(ready.load(), 2, 30000);
+    killAllCommands();
+    for (auto &t : threads)
+        t.join();
+    for (const CommandResult &r : results) {
+        QVERIFY(r.started);
+        QVERIFY(!r.canceled);
+        QCOMPARE(r.signal, int(SIGKILL));
+    }
+    // Nothing is tracked any more once the runs returned: a second call reaches no one.
+    killAllCommands();
 }
 
 void TestCommand::termIgnoredGetsKill()

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <set>
 #include <vector>
 
 #include <dirent.h>
@@ -24,6 +25,8 @@
 #include <QByteArray>
 #include <QByteArrayView>
 #include <QFile>
+#include <QMutex>
+#include <QScopeGuard>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -222,6 +225,19 @@ private:
     bool m_continuing = false;
 };
 
+// Process groups of the commands running now, for killAllCommands().
+QMutex g_groupsMutex;
+std::set<pid_t> g_liveGroups; // guarded by g_groupsMutex
+
+void trackGroup(pid_t pgid, bool live)
+{
+    QMutexLocker locker(&g_groupsMutex);
+    if (live)
+        g_liveGroups.insert(pgid);
+    else
+        g_liveGroups.erase(pgid);
+}
+
 enum class Probe { Found, Missing, NotExecutable };
 
 Probe probeExecutable(const QByteArray &path, bool directoryIsMissing)
@@ -369,10 +385,18 @@ public:
 
     ~CommandRunner()
     {
+        if (m_pid > 0) {
+            const auto untrack = qScopeGuard([this] { trackGroup(m_pid, false); });
+            stopLeftovers();
+        }
+    }
+
+    void stopLeftovers()
+    {
         // The loop did not finish only when a sink callback threw: leave nothing behind.
         // Until the leader is reaped its id cannot be reused, and after that only while
         // kill() still finds members, so the group kill cannot hit a stranger.
-        if (m_pid > 0 && !m_finished) {
+        if (!m_finished) {
             if (!m_reaped || ::kill(-m_pid, 0) == 0)
                 ::kill(-m_pid, SIGKILL);
             if (!m_reaped) {
@@ -567,6 +591,7 @@ bool CommandRunner::start()
     }
     m_pid = pid;
     m_result.started = true;
+    trackGroup(pid, true);
 
     // Our copies of the write ends must go, or EOF would never arrive.
     outWrite.reset();
@@ -906,6 +931,13 @@ bool isBlank(QChar c)
 }
 
 } // namespace
+
+void killAllCommands()
+{
+    QMutexLocker locker(&g_groupsMutex);
+    for (pid_t pgid : g_liveGroups)
+        ::kill(-pgid, SIGKILL);
+}
 
 CommandResult runCommand(const Command &cmd, const CommandSink &sink)
 {

@@ -69,6 +69,12 @@ struct CommandSink
  */
 CommandResult runCommand(const Command &cmd, const CommandSink &sink);
 
+/*!
+ * Sends SIGKILL to the process group of every command running in this process, for a
+ * last-resort exit (a second Ctrl-C). A normal cancel goes through the run instead.
+ */
+void killAllCommands();
+
 /*! Human name of a signal ("SIGKILL"). */
 QString signalName(int signal);
 
