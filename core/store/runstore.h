@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "runrecorder.h"
+
+#include <QDateTime>
+#include <QList>
+#include <QString>
+
+#include <chrono>
+#include <optional>
+
+namespace taskdeck {
+
+/*! Which runs IRunStore::findRuns() returns. Empty or invalid members do not filter. */
+struct RunQuery
+{
+    QString task;                     //!< task key, exact
+    std::optional<RunStatus> status;
+    QDateTime from;                   //!< queuedAt >= from
+    QDateTime to;                     //!< queuedAt < to
+    int limit = 50;                   //!< page size, at most 1000; 0 only counts
+    int offset = 0;
+};
+
+/*! One page of runs, newest first, and how many runs match the query in all. */
+struct RunPage
+{
+    QList<Run> runs;
+    qint64 total = 0;
+};
+
+/*!
+ * A run history: records every change the engine reports and answers queries about past
+ * and present runs, including their full logs.
+ *
+ * Recording (the IRunRecorder half) never blocks on storage for long: changes are queued and
+ * written in the background. Queries see every change recorded before they were called
+ * (while the history can be written; when it cannot, they answer with what is stored).
+ * All methods are thread-safe.
+ *
+ * \code
+ * QString error;
+ * std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDir, &error);
+ * if (!store)
+ *     qWarning().noquote() << error << "- running without history";
+ * else
+ *     engine.setRecorder(store.get()); // the store must outlive the engine
+ * \endcode
+ */
+class IRunStore : public IRunRecorder
+{
+public:
+    ~IRunStore() override = default;
+
+    /*! False while the history cannot be written; errorString() says why. */
+    virtual bool isAvailable() const = 0;
+    /*! Why the store is not available (naming the database); empty when it is. */
+    virtual QString errorString() const = 0;
+    /*! Where the history lives (the database file, or a connection description). */
+    virtual QString location() const = 0;
+
+    /*! The run with \a id, or nullopt. */
+    virtual std::optional<Run> findRun(const QString &id) = 0;
+    /*! Runs matching \a query, newest first (by queuedAt), one page at a time. */
+    virtual RunPage findRuns(const RunQuery &query) = 0;
+    /*!
+     * Up to \a maxLines lines of the run's log, in order, starting at line \a fromLine (lines
+     * count from 1). Call again from the last line's number + 1 to read on; an empty answer
+     * means the end. Memory stays bounded by \a maxLines however long the log is.
+     */
+    virtual LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) = 0;
+    /*!
+     * The W3C-shaped trace id (32 hex digits) the store gave the run when it first recorded
+     * it, to correlate its log with other systems; empty for an unknown run.
+     */
+    virtual QString traceId(const QString &runId) = 0;
+
+    /*!
+     * Marks Interrupted every queued or running run whose owning process is gone (on this
+     * machine: no process with its pid and start time any more), with an error explaining
+     * what happened and finishedAt = now. Runs of live processes and of other machines are
+     * left alone. Returns how many runs were marked.
+     */
+    virtual int recoverInterrupted() = 0;
+    /*!
+     * Deletes finished runs (terminal statuses only, never queued or running ones) that
+     * finished before \a cutoff, with their logs. Returns how many, or -1 when the history
+     * could not be changed.
+     */
+    virtual int pruneFinishedBefore(const QDateTime &cutoff) = 0;
+    /*! Waits up to \a timeout until everything recorded so far is stored; false if not. */
+    virtual bool flush(std::chrono::milliseconds timeout) = 0;
+};
+
+} // namespace taskdeck

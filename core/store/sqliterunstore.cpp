@@ -1,0 +1,1436 @@
+// SPDX-License-Identifier: MIT
+#include "sqliterunstore.h"
+
+#include "logchunk.h"
+#include "runowner.h"
+#include "sqliteschema.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <QHash>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QLoggingCategory>
+#include <QScopeGuard>
+#include <QSqlDatabase>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QVariant>
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
+
+Q_LOGGING_CATEGORY(lcStore, "taskdeck.store")
+
+namespace taskdeck {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Long enough to gather many log lines into one transaction, short enough that a history
+// view trails a live run by no more than the engine's own event batching does.
+constexpr auto kBatchInterval = 25ms;
+constexpr auto kBusyTimeoutMs = 5000;
+// Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
+// expensive step, so it does them when it has been idle for a moment rather than in the
+// middle of a burst of log lines; past kCheckpointBytes it does them anyway, to bound the WAL.
+constexpr auto kCheckpointIdle = 200ms;
+constexpr qint64 kCheckpointBytes = 64LL * 1024 * 1024;
+// What a run's row costs in the WAL, roughly, for the checkpoint estimate.
+constexpr qint64 kRowBytes = 512;
+constexpr auto kRetryDelay = 1s;
+constexpr int kMaxAttemptsPerBatch = 3;
+constexpr auto kBackpressureWait = 10s;
+constexpr auto kQueryFlushTimeout = 10s;
+// Recovery and pruning wait behind the batch queued before them, which may itself wait
+// for a busy database.
+constexpr auto kJobTimeout = 60s;
+constexpr int kMaxRunsPerPage = 1000;
+constexpr int kMaxLogPage = 100000;
+
+const QString &activeStatusList()
+{
+    static const QString list = u"('%1', '%2')"_s.arg(runStatusName(RunStatus::Queued),
+                                                      runStatusName(RunStatus::Running));
+    return list;
+}
+
+const QString &runColumns()
+{
+    static const QString columns = u"id, task, status, attempt, max_attempts, args, queued_at, started_at, "
+                                   "finished_at, progress_done, progress_total, progress_message, result, "
+                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner"_s;
+    return columns;
+}
+
+QVariant timeValue(const QDateTime &time)
+{
+    return time.isValid() ? QVariant(time.toMSecsSinceEpoch()) : QVariant(QMetaType(QMetaType::LongLong));
+}
+
+QDateTime timeFromValue(const QVariant &value)
+{
+    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
+}
+
+// QJsonDocument holds only objects and arrays, while a result may be any JSON value: wrap it
+// in an array and keep the text between the brackets.
+QVariant jsonValueText(const QJsonValue &value)
+{
+    if (value.isUndefined())
+        return QVariant(QMetaType(QMetaType::QString));
+    const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
+    return QString::fromUtf8(text.mid(1, text.size() - 2));
+}
+
+QJsonValue jsonValueFrom(const QVariant &value)
+{
+    if (value.isNull())
+        return QJsonValue(QJsonValue::Undefined);
+    const QByteArray text = '[' + value.toString().toUtf8() + ']';
+    const QJsonDocument doc = QJsonDocument::fromJson(text);
+    return doc.isArray() && !doc.array().isEmpty() ? doc.array().at(0) : QJsonValue(QJsonValue::Undefined);
+}
+
+Run runFromQuery(const QSqlQuery &q)
+{
+    Run run;
+    run.id = q.value(0).toString();
+    run.task = q.value(1).toString();
+    run.status = runStatusFromName(q.value(2).toString()).value_or(RunStatus::Interrupted);
+    run.attempt = q.value(3).toInt();
+    run.maxAttempts = q.value(4).toInt();
+    run.args = QJsonDocument::fromJson(q.value(5).toString().toUtf8()).object();
+    run.queuedAt = timeFromValue(q.value(6));
+    run.startedAt = timeFromValue(q.value(7));
+    run.finishedAt = timeFromValue(q.value(8));
+    run.progress.done = q.value(9).toLongLong();
+    run.progress.total = q.value(10).toLongLong();
+    run.progress.message = q.value(11).toString();
+    run.result = jsonValueFrom(q.value(12));
+    run.error.message = q.value(13).toString();
+    run.error.kind = q.value(14).toString();
+    run.error.detail = q.value(15).toString();
+    run.error.transient = q.value(16).toBool();
+    run.logLines = q.value(17).toLongLong();
+    run.owner = q.value(18).toString();
+    return run;
+}
+
+QString errorText(const QSqlError &error)
+{
+    return error.databaseText().isEmpty() ? error.driverText() : error.databaseText();
+}
+
+// Turns an SQLite failure into one sentence that names the file and says what to do.
+QString describe(const QString &path, const QSqlError &error)
+{
+    const QString text = errorText(error);
+    // SQLite's primary result codes; QSQLITE reports them as the native error code.
+    switch (error.nativeErrorCode().toInt() & 0xff) {
+    case 11: // SQLITE_CORRUPT
+    case 26: // SQLITE_NOTADB
+        return u"history database %1 is corrupt (%2); move it aside to start a new history"_s.arg(path, text);
+    case 5: // SQLITE_BUSY
+    case 6: // SQLITE_LOCKED
+        return u"history database %1 is locked by another process (%2); close the program holding it "
+               "or try again"_s.arg(path, text);
+    case 3:  // SQLITE_PERM
+    case 8:  // SQLITE_READONLY
+    case 23: // SQLITE_AUTH
+        return u"history database %1 cannot be written (%2); check the permissions of the file and "
+               "its directory"_s.arg(path, text);
+    case 14: // SQLITE_CANTOPEN
+        return u"history database %1 cannot be opened (%2); check that it is a file and that its "
+               "directory is writable"_s.arg(path, text);
+    case 13: // SQLITE_FULL
+        return u"history database %1 cannot grow: the disk is full (%2)"_s.arg(path, text);
+    case 10: // SQLITE_IOERR
+        return u"history database %1 could not be read or written (%2)"_s.arg(path, text);
+    default:
+        return u"history database %1 failed (%2)"_s.arg(path, text);
+    }
+}
+
+// Stores that are open now, so a thread can drop read connections of stores that are gone.
+std::mutex g_liveMutex;
+std::unordered_set<quint64> g_liveStores; // guarded by g_liveMutex
+std::atomic<quint64> g_nextSerial{1};
+std::atomic<quint64> g_nextConnection{1};
+
+// QSqlDatabase connections belong to the thread that opened them, so each thread keeps its
+// own read connection per store and removes them when it ends.
+class ReadConnections
+{
+public:
+    ReadConnections() = default;
+    Q_DISABLE_COPY_MOVE(ReadConnections)
+    ~ReadConnections()
+    {
+        for (const auto &entry : m_names)
+            QSqlDatabase::removeDatabase(entry.second);
+    }
+
+    QSqlDatabase get(quint64 serial, const QString &path, QString *error)
+    {
+        dropDeadStores();
+        auto it = m_names.find(serial);
+        if (it == m_names.end()) {
+            const QString name = u"taskdeck-store-read-%1"_s.arg(g_nextConnection++);
+            QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, name);
+            db.setDatabaseName(path);
+            db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1;QSQLITE_OPEN_READONLY"_s.arg(kBusyTimeoutMs));
+            it = m_names.emplace(serial, name).first;
+        }
+        QSqlDatabase db = QSqlDatabase::database(it->second, false);
+        if (!db.isOpen() && !db.open())
+            *error = describe(path, db.lastError());
+        return db;
+    }
+
+    void release(quint64 serial)
+    {
+        const auto it = m_names.find(serial);
+        if (it == m_names.end())
+            return;
+        QSqlDatabase::removeDatabase(it->second);
+        m_names.erase(it);
+    }
+
+private:
+    void dropDeadStores()
+    {
+        std::vector<quint64> dead;
+        {
+            std::lock_guard<std::mutex> lock(g_liveMutex);
+            for (const auto &entry : m_names) {
+                if (!g_liveStores.count(entry.first))
+                    dead.push_back(entry.first);
+            }
+        }
+        for (quint64 serial : dead)
+            release(serial);
+    }
+
+    std::unordered_map<quint64, QString> m_names;
+};
+
+ReadConnections &readConnections()
+{
+    static thread_local ReadConnections connections;
+    return connections;
+}
+
+// One change waiting for the writer.
+struct Op
+{
+    enum class Kind { State, Progress, Log, Job };
+    Kind kind = Kind::State;
+    QString runId;
+    Run run;                          // State
+    Progress progress;                // Progress
+    LogLines lines;                   // Log
+    std::function<void()> durable;    // State of a finished run
+    std::function<void(QSqlDatabase &)> job; // Job
+};
+
+// What a batch writes for one run: its latest state (or only its latest progress) and its
+// new log lines.
+struct PendingRun
+{
+    std::optional<Run> state;
+    std::optional<Progress> progress;
+    // Batches as they were queued: joining them into one list would copy every line again.
+    std::vector<LogLines> lines;
+};
+
+// Lines one queue entry takes before the next starts: entries allocated once at this size
+// are cheaper than one list that keeps growing (and moving) while a run floods its log.
+constexpr qsizetype kLinesPerEntry = 1024;
+
+// The writer's prepared statements, compiled once per connection.
+struct Statements
+{
+    explicit Statements(const QSqlDatabase &db)
+        : upsert(db), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db), updateChunk(db)
+    {
+    }
+
+    bool prepare()
+    {
+        return upsert.prepare(
+                   u"INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, started_at, "
+                   "finished_at, progress_done, progress_total, progress_message, result, error_message, "
+                   "error_kind, error_detail, error_transient, log_lines, owner, trace_id) "
+                   // A null QString binds as NULL; the text columns hold '' for "none".
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?, coalesce(?, ''), coalesce(?, ''), "
+                   "coalesce(?, ''), ?, ?, coalesce(?, ''), lower(hex(randomblob(16)))) "
+                   "ON CONFLICT (id) DO UPDATE SET task = excluded.task, status = excluded.status, "
+                   "attempt = excluded.attempt, max_attempts = excluded.max_attempts, args = excluded.args, "
+                   "queued_at = excluded.queued_at, started_at = excluded.started_at, "
+                   "finished_at = excluded.finished_at, progress_done = excluded.progress_done, "
+                   "progress_total = excluded.progress_total, progress_message = excluded.progress_message, "
+                   "result = excluded.result, error_message = excluded.error_message, "
+                   "error_kind = excluded.error_kind, error_detail = excluded.error_detail, "
+                   "error_transient = excluded.error_transient, "
+                   "log_lines = max(runs.log_lines, excluded.log_lines), owner = excluded.owner "
+                   // A late update never takes a finished run back to queued or running.
+                   "WHERE runs.status IN "_s + activeStatusList()
+                   + u" OR excluded.status NOT IN "_s + activeStatusList())
+            && progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
+                                "WHERE id = ? AND status IN "_s + activeStatusList())
+            && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?) WHERE id = ?"_s)
+            && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data) "
+                                   "VALUES (?, ?, ?, ?)"_s)
+            && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
+            && chunkAt.prepare(u"SELECT first_line, last_line, data FROM log_chunks "
+                               "WHERE run_id = ? AND first_line <= ? ORDER BY first_line DESC LIMIT 1"_s)
+            && updateChunk.prepare(u"UPDATE log_chunks SET last_line = ?, data = ? "
+                                   "WHERE run_id = ? AND first_line = ?"_s);
+    }
+
+    QSqlError lastError() const
+    {
+        for (const QSqlQuery *q : {&upsert, &progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+            if (q->lastError().isValid())
+                return q->lastError();
+        }
+        return {};
+    }
+
+    QSqlQuery upsert;
+    QSqlQuery progress;
+    QSqlQuery logCount;
+    QSqlQuery insertChunk;
+    QSqlQuery lastLine;
+    QSqlQuery chunkAt;
+    QSqlQuery updateChunk;
+};
+
+bool exec(QSqlDatabase &db, const QString &sql, QSqlError *error)
+{
+    QSqlQuery query(db);
+    if (query.exec(sql))
+        return true;
+    *error = query.lastError();
+    return false;
+}
+
+void rollback(QSqlDatabase &db)
+{
+    QSqlError ignored;
+    exec(db, u"ROLLBACK"_s, &ignored);
+}
+
+int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
+{
+    QSqlError failure;
+    const QString finishedBefore = u"finished_at < ? AND status NOT IN "_s + activeStatusList();
+    bool ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
+    if (!ok) {
+        qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
+        return -1;
+    }
+    QSqlQuery logs(db);
+    ok = logs.prepare(u"DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE "_s + finishedBefore + u')');
+    logs.addBindValue(cutoff.toMSecsSinceEpoch());
+    ok = ok && logs.exec();
+    if (!ok)
+        failure = logs.lastError();
+    QSqlQuery runs(db);
+    int count = 0;
+    if (ok) {
+        ok = runs.prepare(u"DELETE FROM runs WHERE "_s + finishedBefore);
+        runs.addBindValue(cutoff.toMSecsSinceEpoch());
+        ok = ok && runs.exec();
+        if (ok)
+            count = runs.numRowsAffected();
+        else
+            failure = runs.lastError();
+    }
+    ok = ok && exec(db, u"COMMIT"_s, &failure);
+    if (!ok) {
+        rollback(db);
+        qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
+        return -1;
+    }
+    return count;
+}
+
+} // namespace
+
+struct SqliteRunStore::Private
+{
+    explicit Private(QString file)
+        : path(std::move(file))
+        , serial(g_nextSerial++)
+        , writerConnection(u"taskdeck-store-write-%1"_s.arg(g_nextConnection++))
+    {
+    }
+
+    ~Private()
+    {
+        stop();
+    }
+
+    // Caller side.
+    quint64 enqueueLocked(Op op, bool urgentNow);
+    void enqueue(Op op, bool urgentNow);
+    void stop();
+    int runJob(std::function<int(QSqlDatabase &)> job);
+    QSqlDatabase reader(QString *error);
+    bool flush(std::chrono::milliseconds timeout);
+    void catchUp();
+
+    // Writer thread.
+    void writerMain();
+    QString prepareDatabase(QSqlDatabase &db);
+    void loop(QSqlDatabase &db, Statements &st);
+    void absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs);
+    void writePending(QSqlDatabase &db, Statements &st, bool finalAttempt);
+    bool writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *error);
+    bool writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches, QSqlError *error);
+    bool insertLate(Statements &st, const QString &runId, const LogLine &line, QSqlError *error);
+    void prune(QSqlDatabase &db, int days);
+    void checkpoint(QSqlDatabase &db);
+
+    const QString path;
+    const quint64 serial;
+    const QString writerConnection;
+    std::thread writer;
+
+    mutable std::mutex mutex;
+    std::condition_variable writerWake;   // waits on mutex
+    std::condition_variable spaceFree;    // waits on mutex
+    std::condition_variable progressMade; // waits on mutex
+    std::vector<Op> queue;                // guarded by mutex
+    qsizetype queuedLines = 0;            // guarded by mutex
+    Clock::time_point firstQueuedAt;      // guarded by mutex
+    quint64 enqueuedSeq = 0;              // guarded by mutex
+    quint64 handledSeq = 0;               // guarded by mutex; committed or given up
+    std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
+    bool urgent = false;                  // guarded by mutex
+    bool stopping = false;                // guarded by mutex
+    bool writerGone = false;              // guarded by mutex
+    bool initDone = false;                // guarded by mutex
+    QString initError;                    // guarded by mutex
+    bool available = true;                // guarded by mutex
+    QString error;                        // guarded by mutex
+    bool backpressureWarned = false;      // guarded by mutex
+    int retentionDays = 0;                // guarded by mutex
+    std::chrono::milliseconds retentionInterval{0}; // guarded by mutex
+    std::optional<Clock::time_point> nextPruneAt;   // guarded by mutex
+
+    // Writer thread only.
+    QHash<QString, PendingRun> pending;
+    std::vector<std::function<void()>> pendingDurables;
+    quint64 pendingSeq = 0;
+    int failedAttempts = 0;
+    Clock::time_point retryAt;
+    QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
+    QHash<QString, qint64> writtenThisBatch;
+    qint64 batchBytes = 0;
+    qint64 uncheckpointedBytes = 0;
+    Clock::time_point lastWriteAt;
+};
+
+quint64 SqliteRunStore::Private::enqueueLocked(Op op, bool urgentNow)
+{
+    const bool wasEmpty = queue.empty();
+    if (wasEmpty)
+        firstQueuedAt = Clock::now();
+    queue.push_back(std::move(op));
+    ++enqueuedSeq;
+    if (urgentNow)
+        urgent = true;
+    // The writer sleeps without a deadline only while the queue is empty; otherwise it
+    // wakes by itself when the batch window closes.
+    if (wasEmpty || urgentNow)
+        writerWake.notify_one();
+    return enqueuedSeq;
+}
+
+void SqliteRunStore::Private::enqueue(Op op, bool urgentNow)
+{
+    std::function<void()> orphan;
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!writerGone) {
+            enqueueLocked(std::move(op), urgentNow);
+            return;
+        }
+        orphan = std::move(op.durable);
+    }
+    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(path, op.runId);
+    if (orphan)
+        orphan();
+}
+
+void SqliteRunStore::Private::stop()
+{
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        stopping = true;
+    }
+    writerWake.notify_all();
+    spaceFree.notify_all();
+    if (writer.joinable())
+        writer.join();
+}
+
+int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
+{
+    struct Outcome
+    {
+        bool done = false; // guarded by Private::mutex
+        int value = -1;    // guarded by Private::mutex
+    };
+    auto outcome = std::make_shared<Outcome>();
+    Op op;
+    op.kind = Op::Kind::Job;
+    // The caller may give up waiting; the job then still runs and only touches the shared
+    // outcome and the store, which outlives its writer.
+    op.job = [this, outcome, job = std::move(job)](QSqlDatabase &db) {
+        const int value = job(db);
+        std::lock_guard<std::mutex> lock(mutex);
+        outcome->value = value;
+        outcome->done = true;
+    };
+    std::unique_lock<std::mutex> lock(mutex);
+    if (writerGone)
+        return -1;
+    enqueueLocked(std::move(op), true);
+    if (!progressMade.wait_for(lock, kJobTimeout, [&] { return outcome->done || writerGone; }))
+        qCWarning(lcStore).noquote() << u"history database %1 did not answer within %2 s"_s.arg(path).arg(kJobTimeout.count());
+    return outcome->done ? outcome->value : -1;
+}
+
+QSqlDatabase SqliteRunStore::Private::reader(QString *problem)
+{
+    return readConnections().get(serial, path, problem);
+}
+
+bool SqliteRunStore::Private::flush(std::chrono::milliseconds timeout)
+{
+    std::unique_lock<std::mutex> lock(mutex);
+    const quint64 target = enqueuedSeq;
+    // A durable callback that queries the store runs on the writer, which cannot wait for
+    // itself.
+    const bool onWriter = std::this_thread::get_id() == writer.get_id();
+    if (handledSeq < target && !writerGone && !onWriter) {
+        urgent = true;
+        writerWake.notify_one();
+        progressMade.wait_for(lock, timeout, [&] { return handledSeq >= target || writerGone; });
+    }
+    if (handledSeq < target)
+        return false;
+    for (const auto &[after, upTo] : droppedRanges) {
+        if (target > after && target <= upTo)
+            return false;
+    }
+    return true;
+}
+
+void SqliteRunStore::Private::catchUp()
+{
+    bool writable = true;
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        writable = available;
+    }
+    // While writes fail, waiting for them would only delay the answer.
+    flush(writable ? std::chrono::milliseconds(kQueryFlushTimeout) : 0ms);
+}
+
+// Writer thread ---------------------------------------------------------------------------
+
+void SqliteRunStore::Private::writerMain()
+{
+    pthread_setname_np(pthread_self(), "taskdeck-store");
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, writerConnection);
+        db.setDatabaseName(path);
+        db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1"_s.arg(kBusyTimeoutMs));
+        QString problem = prepareDatabase(db);
+        std::optional<Statements> statements;
+        if (problem.isEmpty()) {
+            statements.emplace(db);
+            if (!statements->prepare())
+                problem = describe(path, statements->lastError());
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            initDone = true;
+            initError = problem;
+        }
+        progressMade.notify_all();
+        if (problem.isEmpty())
+            loop(db, *statements);
+        statements.reset();
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(writerConnection);
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        writerGone = true;
+    }
+    progressMade.notify_all();
+    spaceFree.notify_all();
+}
+
+QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
+{
+    if (!db.open())
+        return describe(path, db.lastError());
+    QSqlQuery q(db);
+    // The first read finds a file that is not a database at all, before anything could
+    // write to it.
+    if (!q.exec(u"SELECT count(*) FROM sqlite_master"_s) || !q.next())
+        return describe(path, q.lastError());
+    const bool fresh = q.value(0).toInt() == 0;
+    if (!q.exec(u"PRAGMA quick_check"_s))
+        return describe(path, q.lastError());
+    QStringList problems;
+    while (q.next()) {
+        const QString row = q.value(0).toString();
+        if (row != "ok"_L1 && problems.size() < 3)
+            problems << row.simplified();
+    }
+    if (!problems.isEmpty()) {
+        return u"history database %1 is corrupt (%2); move it aside to start a new history"_s.arg(
+            path, problems.join(u"; "_s));
+    }
+    // A newer Taskdeck's file is refused before anything (even the journal mode) changes it.
+    if (!q.exec(u"PRAGMA user_version"_s) || !q.next())
+        return describe(path, q.lastError());
+    if (const int version = q.value(0).toInt(); version > SqliteSchema::kVersion) {
+        return u"history database %1 was written by a newer Taskdeck (history schema version %2; this one "
+               "knows up to %3)"_s.arg(path).arg(version).arg(SqliteSchema::kVersion);
+    }
+    // Log chunks are tens of KiB: with 4 KiB pages each spills over a dozen overflow pages,
+    // with 16 KiB ones over a few, which makes writing logs markedly cheaper. The size can
+    // only be chosen before the file's first write.
+    if (fresh && !q.exec(u"PRAGMA page_size=16384"_s))
+        return describe(path, q.lastError());
+    if (!q.exec(u"PRAGMA journal_mode=WAL"_s))
+        return describe(path, q.lastError());
+    const QString mode = q.next() ? q.value(0).toString() : QString();
+    if (mode.compare("wal"_L1, Qt::CaseInsensitive) != 0) {
+        return u"history database %1 cannot use write-ahead logging (journal mode stays \"%2\"); "
+               "check that its directory is writable"_s.arg(path, mode);
+    }
+    // In WAL mode NORMAL loses no committed transaction in a process crash, only (at worst)
+    // the last ones in a power loss, at a fraction of FULL's fsyncs.
+    if (!q.exec(u"PRAGMA synchronous=NORMAL"_s))
+        return describe(path, q.lastError());
+    // Per connection: only this writer leaves checkpoints to idle time (see kCheckpointIdle).
+    if (!q.exec(u"PRAGMA wal_autocheckpoint=0"_s))
+        return describe(path, q.lastError());
+    q.finish();
+    SqliteSchema::Failure failure;
+    if (!SqliteSchema::migrate(db, &failure)) {
+        if (!failure.problem.isEmpty())
+            return u"history database %1 %2"_s.arg(path, failure.problem);
+        return describe(path, failure.error);
+    }
+    return {};
+}
+
+void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
+{
+    for (;;) {
+        std::vector<Op> ops;
+        bool stopNow = false;
+        bool checkpointNow = false;
+        int pruneDays = 0;
+        {
+            std::unique_lock<std::mutex> lock(mutex);
+            for (;;) {
+                const Clock::time_point now = Clock::now();
+                if (stopping)
+                    break;
+                if (!queue.empty() && (urgent || now - firstQueuedAt >= kBatchInterval))
+                    break;
+                if (nextPruneAt && now >= *nextPruneAt)
+                    break;
+                if (!pending.empty() && now >= retryAt)
+                    break;
+                const bool idle = queue.empty() && pending.empty();
+                if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
+                    checkpointNow = true;
+                    break;
+                }
+                std::optional<Clock::time_point> wakeAt;
+                auto earliest = [&](Clock::time_point t) { wakeAt = wakeAt ? std::min(*wakeAt, t) : t; };
+                if (!queue.empty())
+                    earliest(firstQueuedAt + kBatchInterval);
+                if (nextPruneAt)
+                    earliest(*nextPruneAt);
+                if (!pending.empty())
+                    earliest(retryAt);
+                if (idle && uncheckpointedBytes > 0)
+                    earliest(lastWriteAt + kCheckpointIdle);
+                if (wakeAt)
+                    writerWake.wait_until(lock, *wakeAt);
+                else
+                    writerWake.wait(lock);
+            }
+            ops.swap(queue);
+            queuedLines = 0;
+            urgent = false;
+            pendingSeq = enqueuedSeq;
+            stopNow = stopping;
+            if (nextPruneAt && Clock::now() >= *nextPruneAt) {
+                pruneDays = retentionDays;
+                nextPruneAt = Clock::now() + retentionInterval;
+            }
+        }
+        spaceFree.notify_all();
+
+        std::vector<std::function<void(QSqlDatabase &)>> jobs;
+        absorb(ops, &jobs);
+        ops.clear();
+        writePending(db, st, stopNow);
+        for (const auto &job : jobs)
+            job(db);
+        if (pruneDays > 0)
+            prune(db, pruneDays);
+        if (!jobs.empty() || pruneDays > 0) {
+            uncheckpointedBytes += kRowBytes;
+            lastWriteAt = Clock::now();
+        }
+        progressMade.notify_all();
+        if (checkpointNow || uncheckpointedBytes >= kCheckpointBytes)
+            checkpoint(db);
+
+        if (stopNow) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (queue.empty())
+                return;
+        }
+    }
+}
+
+void SqliteRunStore::Private::absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs)
+{
+    for (Op &op : ops) {
+        switch (op.kind) {
+        case Op::Kind::State: {
+            PendingRun &run = pending[op.runId];
+            // Changes of one run arrive in order; still, a finish is final.
+            if (!run.state || !isTerminal(run.state->status) || isTerminal(op.run.status)) {
+                run.state = std::move(op.run);
+                run.progress.reset();
+            }
+            if (op.durable)
+                pendingDurables.push_back(std::move(op.durable));
+            break;
+        }
+        case Op::Kind::Progress: {
+            PendingRun &run = pending[op.runId];
+            if (run.state)
+                run.state->progress = op.progress;
+            else
+                run.progress = op.progress;
+            break;
+        }
+        case Op::Kind::Log:
+            pending[op.runId].lines.push_back(std::move(op.lines));
+            break;
+        case Op::Kind::Job:
+            jobs->push_back(std::move(op.job));
+            break;
+        }
+    }
+}
+
+void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, bool finalAttempt)
+{
+    QSqlError failure;
+    bool ok = true;
+    writtenThisBatch.clear();
+    batchBytes = 0;
+    const bool attempted = !pending.isEmpty();
+    if (attempted) {
+        ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
+        for (auto it = pending.begin(); ok && it != pending.end(); ++it)
+            ok = writeRun(st, it.key(), it.value(), &failure);
+        ok = ok && exec(db, u"COMMIT"_s, &failure);
+        if (!ok)
+            rollback(db);
+    }
+
+    if (ok) {
+        for (auto it = writtenThisBatch.cbegin(); it != writtenThisBatch.cend(); ++it)
+            lastWrittenLine.insert(it.key(), it.value());
+        for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
+            // A finished run gets no more lines (but for a rare straggler, which looks its
+            // last line up again), so its entry would only grow the map.
+            if (it->state && isTerminal(it->state->status))
+                lastWrittenLine.remove(it.key());
+        }
+        pending.clear();
+        failedAttempts = 0;
+        bool recovered = false;
+        if (attempted) {
+            uncheckpointedBytes += batchBytes;
+            lastWriteAt = Clock::now();
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            handledSeq = pendingSeq;
+            if (attempted) {
+                recovered = !available;
+                available = true;
+                error.clear();
+            }
+        }
+        if (recovered)
+            qCInfo(lcStore).noquote() << u"history database %1 is writable again"_s.arg(path);
+    } else {
+        ++failedAttempts;
+        qsizetype lines = 0;
+        for (const PendingRun &run : std::as_const(pending)) {
+            for (const LogLines &batch : run.lines)
+                lines += batch.size();
+        }
+        const QString problem = describe(path, failure);
+        const bool giveUp = finalAttempt || failedAttempts >= kMaxAttemptsPerBatch
+                            || lines > SqliteRunStore::kMaxQueuedLines;
+        if (giveUp) {
+            qCWarning(lcStore).noquote() << problem
+                << u"; gave up storing changes of %1 runs and %2 log lines"_s.arg(pending.size()).arg(lines);
+            pending.clear();
+            failedAttempts = 0;
+        } else {
+            qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
+            retryAt = Clock::now() + kRetryDelay;
+        }
+        std::lock_guard<std::mutex> lock(mutex);
+        if (giveUp) {
+            droppedRanges.emplace_back(handledSeq, pendingSeq);
+            handledSeq = pendingSeq;
+        }
+        available = false;
+        error = problem;
+    }
+
+    // Called even after a failure: the engine must not wait forever for a history that
+    // cannot be written; the warning above says what was not kept.
+    std::vector<std::function<void()>> durables;
+    durables.swap(pendingDurables);
+    for (const auto &durable : durables)
+        durable();
+}
+
+bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *failure)
+{
+    if (!run.lines.empty() && !writeLines(st, runId, run.lines, failure))
+        return false;
+    const qint64 stored = writtenThisBatch.value(runId, 0);
+    batchBytes += kRowBytes;
+    if (run.state) {
+        const Run &r = *run.state;
+        QSqlQuery &q = st.upsert;
+        q.bindValue(0, r.id);
+        q.bindValue(1, r.task);
+        q.bindValue(2, runStatusName(r.status));
+        q.bindValue(3, r.attempt);
+        q.bindValue(4, r.maxAttempts);
+        q.bindValue(5, QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact)));
+        q.bindValue(6, timeValue(r.queuedAt));
+        q.bindValue(7, timeValue(r.startedAt));
+        q.bindValue(8, timeValue(r.finishedAt));
+        q.bindValue(9, r.progress.done);
+        q.bindValue(10, r.progress.total);
+        q.bindValue(11, r.progress.message);
+        q.bindValue(12, jsonValueText(r.result));
+        q.bindValue(13, r.error.message);
+        q.bindValue(14, r.error.kind);
+        q.bindValue(15, r.error.detail);
+        q.bindValue(16, r.error.transient ? 1 : 0);
+        q.bindValue(17, std::max(r.logLines, stored));
+        q.bindValue(18, r.owner);
+        if (!q.exec()) {
+            *failure = q.lastError();
+            return false;
+        }
+    } else if (run.progress) {
+        QSqlQuery &q = st.progress;
+        q.bindValue(0, run.progress->done);
+        q.bindValue(1, run.progress->total);
+        q.bindValue(2, run.progress->message);
+        q.bindValue(3, runId);
+        if (!q.exec()) {
+            *failure = q.lastError();
+            return false;
+        }
+    }
+    if (!run.state && stored > 0) {
+        // Keeps the count of a running run current for history views.
+        st.logCount.bindValue(0, stored);
+        st.logCount.bindValue(1, runId);
+        if (!st.logCount.exec()) {
+            *failure = st.logCount.lastError();
+            return false;
+        }
+    }
+    return true;
+}
+
+bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches,
+                                         QSqlError *failure)
+{
+    // Two threads may log to one run (a worker, and whoever cancels it), so numbers can
+    // arrive slightly out of order.
+    bool sorted = true;
+    qint64 previous = std::numeric_limits<qint64>::min();
+    for (const LogLines &batch : batches) {
+        for (const LogLine &line : batch) {
+            sorted = sorted && line.number >= previous;
+            previous = line.number;
+        }
+    }
+    if (!sorted) {
+        LogLines all;
+        for (LogLines &batch : batches)
+            all.append(std::move(batch));
+        std::stable_sort(all.begin(), all.end(), [](const LogLine &a, const LogLine &b) { return a.number < b.number; });
+        batches.clear();
+        batches.push_back(std::move(all));
+    }
+
+    qint64 last = 0;
+    const auto known = lastWrittenLine.constFind(runId);
+    if (known != lastWrittenLine.cend()) {
+        last = known.value();
+    } else {
+        st.lastLine.bindValue(0, runId);
+        if (!st.lastLine.exec()) {
+            *failure = st.lastLine.lastError();
+            return false;
+        }
+        last = st.lastLine.next() ? st.lastLine.value(0).toLongLong() : 0;
+        st.lastLine.finish();
+    }
+
+    LogChunk chunk;
+    auto writeChunk = [&]() -> bool {
+        if (chunk.isEmpty())
+            return true;
+        st.insertChunk.bindValue(0, runId);
+        st.insertChunk.bindValue(1, chunk.firstLine());
+        st.insertChunk.bindValue(2, chunk.lastLine());
+        const QByteArray data = chunk.data();
+        st.insertChunk.bindValue(3, data);
+        batchBytes += data.size();
+        chunk.clear();
+        if (!st.insertChunk.exec()) {
+            *failure = st.insertChunk.lastError();
+            return false;
+        }
+        return true;
+    };
+    std::vector<const LogLine *> late;
+    qint64 newest = last;
+    for (const LogLines &batch : batches) {
+        for (const LogLine &line : batch) {
+            if (line.number <= newest) {
+                // Behind what is stored already (a straggler from an earlier batch), or a
+                // repeated number, which goes the same way and replaces the first.
+                late.push_back(&line);
+                continue;
+            }
+            chunk.append(line);
+            newest = line.number;
+            if (chunk.isFull() && !writeChunk())
+                return false;
+        }
+    }
+    if (!writeChunk())
+        return false;
+    for (const LogLine *line : late) {
+        if (!insertLate(st, runId, *line, failure))
+            return false;
+    }
+    writtenThisBatch.insert(runId, newest);
+    return true;
+}
+
+bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, const LogLine &line, QSqlError *failure)
+{
+    // Chunks never overlap, which is what lets readLog() start at one chunk and read on: a
+    // straggler is merged into the chunk whose range it falls in, or stands alone in a gap.
+    QSqlQuery &find = st.chunkAt;
+    find.bindValue(0, runId);
+    find.bindValue(1, line.number);
+    if (!find.exec()) {
+        *failure = find.lastError();
+        return false;
+    }
+    if (!find.next()) {
+        find.finish();
+        st.insertChunk.bindValue(0, runId);
+        st.insertChunk.bindValue(1, line.number);
+        st.insertChunk.bindValue(2, line.number);
+        st.insertChunk.bindValue(3, LogChunk::encode({line}));
+        if (!st.insertChunk.exec()) {
+            *failure = st.insertChunk.lastError();
+            return false;
+        }
+        return true;
+    }
+    const qint64 first = find.value(0).toLongLong();
+    const qint64 lastInChunk = find.value(1).toLongLong();
+    const QByteArray data = find.value(2).toByteArray();
+    find.finish();
+    LogLines merged;
+    if (!LogChunk::decode(data, first, &merged)) {
+        qCWarning(lcStore).noquote() << u"history database %1: log chunk %2 of run %3 is damaged; line %4 was not stored"_s
+                                            .arg(path).arg(first).arg(runId).arg(line.number);
+        return true;
+    }
+    const auto at = std::lower_bound(merged.begin(), merged.end(), line.number,
+                                     [](const LogLine &l, qint64 n) { return l.number < n; });
+    if (at != merged.end() && at->number == line.number)
+        *at = line;
+    else
+        merged.insert(at, line);
+    st.updateChunk.bindValue(0, std::max(lastInChunk, line.number));
+    st.updateChunk.bindValue(1, LogChunk::encode(merged));
+    st.updateChunk.bindValue(2, runId);
+    st.updateChunk.bindValue(3, first);
+    if (!st.updateChunk.exec()) {
+        *failure = st.updateChunk.lastError();
+        return false;
+    }
+    return true;
+}
+
+void SqliteRunStore::Private::prune(QSqlDatabase &db, int days)
+{
+    const QDateTime cutoff = QDateTime::currentDateTimeUtc().addDays(-days);
+    const int count = pruneRuns(db, path, cutoff);
+    if (count > 0) {
+        qCInfo(lcStore).noquote() << u"retention: removed %1 runs that finished more than %2 days ago from %3"_s
+                                         .arg(count).arg(days).arg(path);
+    }
+}
+
+void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
+{
+    // PASSIVE never waits: what readers still use stays in the WAL for the next time.
+    QSqlQuery q(db);
+    if (!q.exec(u"PRAGMA wal_checkpoint(PASSIVE)"_s))
+        qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(checkpoint)"_s;
+    uncheckpointedBytes = 0;
+}
+
+// SqliteRunStore -------------------------------------------------------------------------
+
+SqliteRunStore::SqliteRunStore(std::unique_ptr<Private> dd)
+    : d(std::move(dd))
+{
+}
+
+SqliteRunStore::~SqliteRunStore()
+{
+    d->stop();
+    {
+        std::lock_guard<std::mutex> lock(g_liveMutex);
+        g_liveStores.erase(d->serial);
+    }
+    readConnections().release(d->serial);
+}
+
+QString SqliteRunStore::fileName()
+{
+    return u"history.sqlite3"_s;
+}
+
+std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QString *error)
+{
+    auto fail = [error](const QString &message) {
+        if (error)
+            *error = message;
+        return nullptr;
+    };
+    if (dataDir.isEmpty())
+        return fail(u"no data directory was given for the history database"_s);
+    const QDir dir(dataDir);
+    if (!dir.mkpath(u"."_s))
+        return fail(u"cannot create data directory %1 for the history database"_s.arg(dir.absolutePath()));
+    const QString path = dir.absoluteFilePath(fileName());
+    if (QFileInfo(path).isDir())
+        return fail(u"history database %1 is a directory, not a file; move it aside to start a new history"_s.arg(path));
+
+    auto d = std::make_unique<Private>(path);
+    d->writer = std::thread([p = d.get()] { p->writerMain(); });
+    QString problem;
+    {
+        std::unique_lock<std::mutex> lock(d->mutex);
+        d->progressMade.wait(lock, [&] { return d->initDone; });
+        problem = d->initError;
+    }
+    if (!problem.isEmpty()) {
+        d->stop();
+        return fail(problem);
+    }
+    {
+        std::lock_guard<std::mutex> lock(g_liveMutex);
+        g_liveStores.insert(d->serial);
+    }
+    return std::unique_ptr<SqliteRunStore>(new SqliteRunStore(std::move(d)));
+}
+
+void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval)
+{
+    {
+        std::lock_guard<std::mutex> lock(d->mutex);
+        d->retentionDays = std::max(0, days);
+        d->retentionInterval = std::max<std::chrono::milliseconds>(interval, 1s);
+        if (d->retentionDays > 0)
+            d->nextPruneAt = Clock::now();
+        else
+            d->nextPruneAt.reset();
+    }
+    d->writerWake.notify_one();
+}
+
+void SqliteRunStore::recordQueued(const Run &run)
+{
+    Op op;
+    op.runId = run.id;
+    op.run = run;
+    d->enqueue(std::move(op), false);
+}
+
+void SqliteRunStore::recordStarted(const Run &run)
+{
+    recordQueued(run);
+}
+
+void SqliteRunStore::recordProgress(const QString &runId, const Progress &progress)
+{
+    Op op;
+    op.kind = Op::Kind::Progress;
+    op.runId = runId;
+    op.progress = progress;
+    d->enqueue(std::move(op), false);
+}
+
+void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
+{
+    if (lines.isEmpty())
+        return;
+    std::unique_lock<std::mutex> lock(d->mutex);
+    if (d->writerGone) {
+        lock.unlock();
+        qCWarning(lcStore).noquote() << u"history database %1 is closed; %2 log lines of run %3 were not stored"_s
+                                            .arg(d->path).arg(lines.size()).arg(runId);
+        return;
+    }
+    if (d->queuedLines >= kMaxQueuedLines && !d->stopping) {
+        const bool room = d->spaceFree.wait_for(lock, kBackpressureWait, [this] {
+            return d->queuedLines < kMaxQueuedLines || d->stopping || d->writerGone;
+        });
+        if (!room && !d->backpressureWarned) {
+            d->backpressureWarned = true;
+            qCWarning(lcStore).noquote() << u"history database %1 is not keeping up; log lines are piling up in memory"_s.arg(d->path);
+        }
+    }
+    d->queuedLines += lines.size();
+    // A run that logs line by line would otherwise cost one queue entry per line.
+    if (!d->queue.empty()) {
+        Op &last = d->queue.back();
+        if (last.kind == Op::Kind::Log && last.runId == runId && last.lines.size() + lines.size() <= kLinesPerEntry) {
+            last.lines.append(lines);
+            ++d->enqueuedSeq;
+            return;
+        }
+    }
+    Op op;
+    op.kind = Op::Kind::Log;
+    op.runId = runId;
+    if (lines.size() < kLinesPerEntry) {
+        op.lines.reserve(kLinesPerEntry);
+        op.lines.append(lines);
+    } else {
+        op.lines = lines;
+    }
+    d->enqueueLocked(std::move(op), false);
+}
+
+void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durable)
+{
+    Op op;
+    op.runId = run.id;
+    op.run = run;
+    op.durable = std::move(durable);
+    d->enqueue(std::move(op), true);
+}
+
+bool SqliteRunStore::isAvailable() const
+{
+    std::lock_guard<std::mutex> lock(d->mutex);
+    return d->available && !d->writerGone;
+}
+
+QString SqliteRunStore::errorString() const
+{
+    std::lock_guard<std::mutex> lock(d->mutex);
+    if (d->writerGone && d->error.isEmpty())
+        return u"history database %1 is closed"_s.arg(d->path);
+    return d->error;
+}
+
+QString SqliteRunStore::location() const
+{
+    return d->path;
+}
+
+bool SqliteRunStore::flush(std::chrono::milliseconds timeout)
+{
+    return d->flush(timeout);
+}
+
+std::optional<Run> SqliteRunStore::findRun(const QString &id)
+{
+    d->catchUp();
+    QString problem;
+    QSqlDatabase db = d->reader(&problem);
+    if (!problem.isEmpty()) {
+        qCWarning(lcStore).noquote() << problem;
+        return std::nullopt;
+    }
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(u"SELECT "_s + runColumns() + u" FROM runs WHERE id = ?"_s);
+    q.addBindValue(id);
+    if (!q.exec()) {
+        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        return std::nullopt;
+    }
+    if (!q.next())
+        return std::nullopt;
+    return runFromQuery(q);
+}
+
+RunPage SqliteRunStore::findRuns(const RunQuery &query)
+{
+    d->catchUp();
+    RunPage page;
+    QString problem;
+    QSqlDatabase db = d->reader(&problem);
+    if (!problem.isEmpty()) {
+        qCWarning(lcStore).noquote() << problem;
+        return page;
+    }
+    QStringList conditions;
+    QVariantList values;
+    if (!query.task.isEmpty()) {
+        conditions << u"task = ?"_s;
+        values << query.task;
+    }
+    if (query.status) {
+        conditions << u"status = ?"_s;
+        values << runStatusName(*query.status);
+    }
+    if (query.from.isValid()) {
+        conditions << u"queued_at >= ?"_s;
+        values << query.from.toMSecsSinceEpoch();
+    }
+    if (query.to.isValid()) {
+        conditions << u"queued_at < ?"_s;
+        values << query.to.toMSecsSinceEpoch();
+    }
+    const QString where = conditions.isEmpty() ? QString() : u" WHERE "_s + conditions.join(u" AND "_s);
+    const int limit = std::clamp(query.limit, 0, kMaxRunsPerPage);
+    const int offset = std::max(0, query.offset);
+
+    // One read transaction, so the total and the page describe the same moment.
+    db.transaction();
+    auto done = qScopeGuard([&db] { db.commit(); });
+    QSqlQuery count(db);
+    count.setForwardOnly(true);
+    count.prepare(u"SELECT count(*) FROM runs"_s + where);
+    for (const QVariant &v : std::as_const(values))
+        count.addBindValue(v);
+    if (!count.exec() || !count.next()) {
+        qCWarning(lcStore).noquote() << describe(d->path, count.lastError());
+        return page;
+    }
+    page.total = count.value(0).toLongLong();
+    count.finish();
+    if (limit == 0 || offset >= page.total)
+        return page;
+
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(u"SELECT "_s + runColumns() + u" FROM runs"_s + where
+              + u" ORDER BY queued_at DESC, id DESC LIMIT ? OFFSET ?"_s);
+    for (const QVariant &v : std::as_const(values))
+        q.addBindValue(v);
+    q.addBindValue(limit);
+    q.addBindValue(offset);
+    if (!q.exec()) {
+        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        return page;
+    }
+    while (q.next())
+        page.runs << runFromQuery(q);
+    return page;
+}
+
+LogLines SqliteRunStore::readLog(const QString &runId, qint64 fromLine, int maxLines)
+{
+    LogLines lines;
+    if (maxLines <= 0)
+        return lines;
+    maxLines = std::min(maxLines, kMaxLogPage);
+    fromLine = std::max<qint64>(1, fromLine);
+    d->catchUp();
+    QString problem;
+    QSqlDatabase db = d->reader(&problem);
+    if (!problem.isEmpty()) {
+        qCWarning(lcStore).noquote() << problem;
+        return lines;
+    }
+    // Chunks do not overlap: start at the last chunk that begins at or before fromLine (it
+    // may hold it) and read on in order.
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(u"SELECT first_line, data FROM log_chunks WHERE run_id = ? AND first_line >= "
+              "coalesce((SELECT max(first_line) FROM log_chunks WHERE run_id = ? AND first_line <= ?), ?) "
+              "ORDER BY first_line"_s);
+    q.addBindValue(runId);
+    q.addBindValue(runId);
+    q.addBindValue(fromLine);
+    q.addBindValue(fromLine);
+    if (!q.exec()) {
+        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        return lines;
+    }
+    while (lines.size() < maxLines && q.next()) {
+        const qint64 first = q.value(0).toLongLong();
+        if (!LogChunk::decode(q.value(1).toByteArray(), first, &lines, fromLine)) {
+            qCWarning(lcStore).noquote() << u"history database %1: log chunk %2 of run %3 is damaged; the log "
+                                            "is cut short there"_s.arg(d->path).arg(first).arg(runId);
+            break;
+        }
+    }
+    if (lines.size() > maxLines)
+        lines.resize(maxLines);
+    return lines;
+}
+
+QString SqliteRunStore::traceId(const QString &runId)
+{
+    d->catchUp();
+    QString problem;
+    QSqlDatabase db = d->reader(&problem);
+    if (!problem.isEmpty()) {
+        qCWarning(lcStore).noquote() << problem;
+        return {};
+    }
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(u"SELECT trace_id FROM runs WHERE id = ?"_s);
+    q.addBindValue(runId);
+    if (!q.exec()) {
+        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        return {};
+    }
+    return q.next() ? q.value(0).toString() : QString();
+}
+
+int SqliteRunStore::recoverInterrupted()
+{
+    const QString path = d->path;
+    return d->runJob([path](QSqlDatabase &db) -> int {
+        QSqlError failure;
+        if (!exec(db, u"BEGIN IMMEDIATE"_s, &failure)) {
+            qCWarning(lcStore).noquote() << describe(path, failure) << u"; interrupted runs were not recovered"_s;
+            return -1;
+        }
+        struct Orphan { QString id; QString status; QString owner; QString message; };
+        std::vector<Orphan> orphans;
+        QSqlQuery select(db);
+        select.setForwardOnly(true);
+        bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE status IN "_s + activeStatusList());
+        while (ok && select.next()) {
+            Orphan o{select.value(0).toString(), select.value(1).toString(), select.value(2).toString(), {}};
+            const std::optional<RunOwner> owner = RunOwner::parse(o.owner);
+            if (!owner) {
+                // Recorded before runs carried their owner (or by something else entirely):
+                // nothing can still be running it under this history's control.
+                o.message = u"the Taskdeck process that ran it is unknown and gone; this run was %1 and "
+                            "was marked interrupted on restart"_s.arg(o.status);
+            } else if (!owner->isOnThisHost() || owner->isAlive()) {
+                continue;
+            } else {
+                o.message = u"Taskdeck process %1 on host %2 stopped while this run was %3; it was marked "
+                            "interrupted on restart"_s.arg(QString::number(owner->pid()), owner->host(), o.status);
+            }
+            orphans.push_back(std::move(o));
+        }
+        if (!ok)
+            failure = select.lastError();
+        select.finish();
+
+        int count = 0;
+        QSqlQuery update(db);
+        ok = ok && update.prepare(
+            u"UPDATE runs SET status = ?, finished_at = ?, error_message = ?, error_kind = 'Interrupted', "
+            "error_detail = ?, error_transient = 0, "
+            "log_lines = max(log_lines, coalesce((SELECT max(last_line) FROM log_chunks WHERE run_id = runs.id), 0)) "
+            "WHERE id = ? AND owner = ? AND status IN "_s + activeStatusList());
+        const qint64 now = QDateTime::currentMSecsSinceEpoch();
+        for (const Orphan &o : orphans) {
+            if (!ok)
+                break;
+            update.bindValue(0, runStatusName(RunStatus::Interrupted));
+            update.bindValue(1, now);
+            update.bindValue(2, o.message);
+            update.bindValue(3, u"owner: %1\nstatus when found: %2"_s.arg(o.owner.isEmpty() ? u"(none)"_s : o.owner, o.status));
+            update.bindValue(4, o.id);
+            update.bindValue(5, o.owner);
+            ok = update.exec();
+            count += ok ? update.numRowsAffected() : 0;
+        }
+        if (!ok && !failure.isValid())
+            failure = update.lastError();
+        ok = ok && exec(db, u"COMMIT"_s, &failure);
+        if (!ok) {
+            rollback(db);
+            qCWarning(lcStore).noquote() << describe(path, failure) << u"; interrupted runs were not recovered"_s;
+            return -1;
+        }
+        if (count > 0)
+            qCInfo(lcStore).noquote() << u"marked %1 runs of stopped processes interrupted in %2"_s.arg(count).arg(path);
+        return count;
+    });
+}
+
+int SqliteRunStore::pruneFinishedBefore(const QDateTime &cutoff)
+{
+    if (!cutoff.isValid())
+        return 0;
+    const QString path = d->path;
+    return d->runJob([path, cutoff](QSqlDatabase &db) { return pruneRuns(db, path, cutoff); });
+}
+
+} // namespace taskdeck

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "runstore.h"
+
+#include <chrono>
+#include <memory>
+
+namespace taskdeck {
+
+/*!
+ * The run history in an SQLite file (dataDir/history.sqlite3), the default IRunStore.
+ *
+ * Writing: record*() only queue the change and return; one writer thread with its own
+ * connection drains the queue every few tens of milliseconds into one transaction,
+ * coalescing repeated updates of a run into one row write and log lines into chunks (see
+ * LogChunk). A finish is committed at once (group commit) and the engine's \c durable
+ * callback runs right after that commit, on the writer thread. If the file cannot be written
+ * the change is kept for a few retries, a warning is logged (category "taskdeck.store") and
+ * \c durable still runs, so the engine never hangs on its history. When more than
+ * kMaxQueuedLines log lines wait, recordLog() waits (a bounded time) for the writer. WAL
+ * checkpoints happen when the writer has been idle briefly (or the WAL passed 64 MiB), not
+ * in the middle of a burst. Commits use synchronous=NORMAL: a killed process loses nothing
+ * committed; a power cut may lose the last commits.
+ *
+ * Reading: queries run on the calling thread with that thread's own read-only connection
+ * (in WAL mode readers and the writer do not block each other). Each query first waits for
+ * what was recorded before it to be committed, so it sees it.
+ *
+ * Several processes (desktop, CLI, server) may use one data directory at once; each writes
+ * its own runs, and recoverInterrupted() only touches runs whose owner process is gone.
+ *
+ * \code
+ * QString error;
+ * auto store = SqliteRunStore::open(dataDir, &error);
+ * if (store) {
+ *     store->recoverInterrupted();
+ *     store->startRetention(settings.retentionDays);
+ *     engine.setRecorder(store.get());
+ * }
+ * \endcode
+ */
+class SqliteRunStore final : public IRunStore
+{
+public:
+    Q_DISABLE_COPY_MOVE(SqliteRunStore)
+
+    /*! Log lines waiting for the writer beyond which recordLog() waits. */
+    static constexpr qsizetype kMaxQueuedLines = 200000;
+
+    /*!
+     * Opens (creating if needed) the history in \a dataDir, creating the directory too,
+     * and brings an older file up to date. Returns nullptr with \a error naming the file and
+     * the problem when the history is corrupt, locked by another process beyond the busy
+     * timeout, not writable, or from a newer version. Never deletes or rewrites a file it
+     * cannot use.
+     */
+    static std::unique_ptr<SqliteRunStore> open(const QString &dataDir, QString *error);
+    /*! The file name inside the data directory. */
+    static QString fileName();
+
+    /*! Commits what is queued, then stops the writer. The engine must be gone already. */
+    ~SqliteRunStore() override;
+
+    /*!
+     * Deletes runs that finished more than \a days ago, now and then every \a interval, on
+     * the writer thread, logging how many went. \a days == 0 turns it off.
+     */
+    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1));
+
+    void recordQueued(const Run &run) override;
+    void recordStarted(const Run &run) override;
+    void recordProgress(const QString &runId, const Progress &progress) override;
+    void recordLog(const QString &runId, const LogLines &lines) override;
+    void recordFinished(const Run &run, std::function<void()> durable) override;
+
+    bool isAvailable() const override;
+    QString errorString() const override;
+    QString location() const override;
+    std::optional<Run> findRun(const QString &id) override;
+    RunPage findRuns(const RunQuery &query) override;
+    LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
+    QString traceId(const QString &runId) override;
+    int recoverInterrupted() override;
+    int pruneFinishedBefore(const QDateTime &cutoff) override;
+    bool flush(std::chrono::milliseconds timeout) override;
+
+private:
+    struct Private;
+    explicit SqliteRunStore(std::unique_ptr<Private> d);
+
+    std::unique_ptr<Private> d;
+};
+
+} // namespace taskdeck
