@@ -12,6 +12,7 @@
 #include <QLoggingCategory>
 #include <QMutex>
 #include <QRandomGenerator>
+#include <QScopeGuard>
 #include <QThread>
 #include <QThreadPool>
 #include <QTimer>
@@ -102,6 +103,8 @@ struct RunState
     std::deque<LogLine> recent; // guarded by mutex
     QString scratchDir;         // guarded by mutex
     bool finished = false;      // guarded by mutex
+    bool closed = false;        // guarded by mutex; set when the final snapshot is taken
+    std::atomic<int> appending{0}; // log lines numbered but not yet handed on
     QWaitCondition finishedCondition; // waits on mutex
     QWaitCondition wakeCondition;     // waits on mutex; ends sleeps on cancel
 };
@@ -426,9 +429,13 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
                     : RunError{u"canceled"_s, u"Canceled"_s, {}, false};
             }
         }
+        st->closed = true;
         snapshot = st->run;
         scratch = std::exchange(st->scratchDir, QString());
     }
+    // Lines already numbered reach the recorder and the event queue before the finish does.
+    while (st->appending.load() > 0)
+        QThread::yieldCurrentThread();
     if (!scratch.isEmpty())
         QDir(scratch).removeRecursively();
     {
@@ -616,12 +623,18 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
     QString id;
     {
         QMutexLocker locker(&st->mutex);
+        // A line from another thread (a cancel, a timeout) that loses the race with the end
+        // of the run has nowhere to go: the final snapshot is already taken.
+        if (st->closed)
+            return;
+        ++st->appending;
         line.number = ++st->run.logLines;
         st->recent.push_back(line);
         if (qsizetype(st->recent.size()) > config.bufferSize)
             st->recent.pop_front();
         id = st->run.id;
     }
+    const auto handedOn = qScopeGuard([&st] { --st->appending; });
     if (recorder)
         recorder->recordLog(id, LogLines{line});
     bool schedule = false;
