@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <QDate>
 #include <QEventLoop>
 #include <QFile>
 #include <QHash>
@@ -12,10 +13,13 @@
 #include <QJsonDocument>
 #include <QJsonParseError>
 
+#include "command.h"
 #include "console.h"
 #include "engineconfig.h"
 #include "signalwatcher.h"
+#include "store/runstore.h"
 #include "taskengine.h"
+#include "textformat.h"
 
 using namespace Qt::StringLiterals;
 
@@ -46,14 +50,128 @@ QHash<QString, QString> settingFlags()
     return flags;
 }
 
-std::optional<CommandLine::Command> commandFromName(const QString &name)
+using CliCommand = CommandLine::Command;
+
+std::optional<CliCommand> commandFromName(const QString &name)
 {
-    if (name == u"list")
-        return CommandLine::Command::List;
-    if (name == u"run")
-        return CommandLine::Command::Run;
-    if (name == u"help")
-        return CommandLine::Command::Help;
+    static const QHash<QString, CliCommand> commands = {
+        {u"list"_s, CliCommand::List},       {u"run"_s, CliCommand::Run},
+        {u"history"_s, CliCommand::History}, {u"show"_s, CliCommand::Show},
+        {u"log"_s, CliCommand::Log},         {u"export"_s, CliCommand::Export},
+        {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
+    };
+    const auto found = commands.constFind(name);
+    if (found == commands.cend())
+        return std::nullopt;
+    return found.value();
+}
+
+QString commandName(CliCommand command)
+{
+    switch (command) {
+    case CliCommand::List:
+        return u"list"_s;
+    case CliCommand::Run:
+        return u"run"_s;
+    case CliCommand::History:
+        return u"history"_s;
+    case CliCommand::Show:
+        return u"show"_s;
+    case CliCommand::Log:
+        return u"log"_s;
+    case CliCommand::Export:
+        return u"export"_s;
+    case CliCommand::Rerun:
+        return u"rerun"_s;
+    case CliCommand::Help:
+        return u"help"_s;
+    case CliCommand::None:
+    case CliCommand::Version:
+        break;
+    }
+    return QString();
+}
+
+// The options that belong to a command (after it on the line), as opposed to settings.
+enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
+                           From, Format, Output };
+
+std::optional<CommandOption> commandOptionFromName(const QString &name)
+{
+    static const QHash<QString, CommandOption> options = {
+        {u"--json"_s, CommandOption::Json},     {u"--yes"_s, CommandOption::Yes},
+        {u"-y"_s, CommandOption::Yes},          {u"--arg"_s, CommandOption::Arg},
+        {u"--timeout"_s, CommandOption::Timeout}, {u"--each"_s, CommandOption::Each},
+        {u"--task"_s, CommandOption::Task},     {u"--status"_s, CommandOption::Status},
+        {u"--since"_s, CommandOption::Since},   {u"--limit"_s, CommandOption::Limit},
+        {u"--offset"_s, CommandOption::Offset}, {u"--from"_s, CommandOption::From},
+        {u"--format"_s, CommandOption::Format}, {u"--output"_s, CommandOption::Output},
+        {u"-o"_s, CommandOption::Output},
+    };
+    const auto found = options.constFind(name);
+    if (found == options.cend())
+        return std::nullopt;
+    return found.value();
+}
+
+bool acceptsOption(CliCommand command, CommandOption option)
+{
+    using O = CommandOption;
+    switch (command) {
+    case CliCommand::List:
+    case CliCommand::Show:
+        return option == O::Json;
+    case CliCommand::Run:
+        return option == O::Json || option == O::Yes || option == O::Arg || option == O::Timeout
+            || option == O::Each;
+    case CliCommand::Rerun:
+        return option == O::Json || option == O::Yes || option == O::Arg || option == O::Timeout;
+    case CliCommand::History:
+        return option == O::Json || option == O::Task || option == O::Status
+            || option == O::Since || option == O::Limit || option == O::Offset;
+    case CliCommand::Log:
+        return option == O::From;
+    case CliCommand::Export:
+        return option == O::Format || option == O::Output;
+    case CliCommand::None:
+    case CliCommand::Help:
+    case CliCommand::Version:
+        break;
+    }
+    return false;
+}
+
+bool takesValue(CommandOption option)
+{
+    return option != CommandOption::Json && option != CommandOption::Yes;
+}
+
+std::optional<qint64> parseWholeNumber(const QString &text, qint64 min, qint64 max)
+{
+    bool ok = false;
+    const qint64 value = text.trimmed().toLongLong(&ok);
+    if (!ok || value < min || value > max)
+        return std::nullopt;
+    return value;
+}
+
+const QString SinceHelp =
+    u"a date (2026-01-31, from local midnight), a local date and time (2026-01-31T14:30, "
+    u"or with Z or an offset), or how long ago (90m, 12h, 7d)"_s;
+
+std::optional<QDateTime> parseSince(const QString &text)
+{
+    const QString trimmed = text.trimmed();
+    if (const QDate date = QDate::fromString(trimmed, Qt::ISODate); date.isValid())
+        return date.startOfDay();
+    QString iso = trimmed;
+    // People write "2026-01-31 14:30" as often as the ISO "T".
+    if (iso.size() > 10 && iso.at(10) == u' ')
+        iso[10] = u'T';
+    if (const QDateTime time = QDateTime::fromString(iso, Qt::ISODateWithMs); time.isValid())
+        return time;
+    if (const auto ago = parseDuration(trimmed))
+        return QDateTime::currentDateTimeUtc().addMSecs(-ago->count());
     return std::nullopt;
 }
 
@@ -69,77 +187,6 @@ void addArgument(QJsonObject &args, const QString &name, const QString &value)
     } else {
         args.insert(name, QJsonArray{previous, value});
     }
-}
-
-QString toJsonText(const QJsonValue &value, QJsonDocument::JsonFormat format)
-{
-    if (value.isObject())
-        return QString::fromUtf8(QJsonDocument(value.toObject()).toJson(format)).trimmed();
-    if (value.isArray())
-        return QString::fromUtf8(QJsonDocument(value.toArray()).toJson(format)).trimmed();
-    // QJsonDocument holds only containers: wrap the scalar and cut the brackets off again.
-    const QByteArray wrapped = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
-    return QString::fromUtf8(wrapped.mid(1, wrapped.size() - 2));
-}
-
-QString compactJson(const QJsonValue &value)
-{
-    return toJsonText(value, QJsonDocument::Compact);
-}
-
-// "1.23s" for short runs, where hundredths matter; "1h 30m" style for long ones.
-QString humanDuration(qint64 ms)
-{
-    if (ms < 10)
-        return QString::number(ms) + u"ms"_s;
-    if (ms >= 60 * 1000)
-        return formatDuration(std::chrono::milliseconds(ms));
-    QString seconds = QString::number(static_cast<double>(ms) / 1000.0, 'f', 2);
-    while (seconds.endsWith(u'0'))
-        seconds.chop(1);
-    if (seconds.endsWith(u'.'))
-        seconds.chop(1);
-    return seconds + u's';
-}
-
-QString statusPhrase(RunStatus status)
-{
-    switch (status) {
-    case RunStatus::TimedOut:
-        return u"timed out"_s;
-    default:
-        return runStatusName(status);
-    }
-}
-
-// "succeeded in 1.23s", "failed after 0.5s: message [kind]".
-QString runSummary(const Run &run)
-{
-    const qint64 ms = run.durationMs();
-    QString text = statusPhrase(run.status);
-    if (run.status == RunStatus::Succeeded)
-        text += u" in "_s + humanDuration(std::max<qint64>(ms, 0));
-    else if (ms >= 0)
-        text += u" after "_s + humanDuration(ms);
-    else
-        text += u" before it started"_s;
-    // The engine's own messages often repeat the status ("canceled", "timed out after 1s").
-    if (run.status != RunStatus::Succeeded && !run.error.message.isEmpty()
-        && !run.error.message.startsWith(statusPhrase(run.status), Qt::CaseInsensitive))
-        text += u": "_s + run.error.message;
-    if (run.status != RunStatus::Succeeded && !run.error.kind.isEmpty())
-        text += u" ["_s + run.error.kind + u']';
-    return text;
-}
-
-QString indented(const QString &text, const QString &indent)
-{
-    QStringList lines = text.split(u'\n');
-    while (!lines.isEmpty() && lines.constLast().trimmed().isEmpty())
-        lines.removeLast();
-    for (QString &line : lines)
-        line.prepend(indent);
-    return lines.join(u'\n');
 }
 
 // What of a run's error detail to show at a prompt: stack traces help whoever reads --json
@@ -217,61 +264,6 @@ QString flagsColumn(const Task &task)
     return flags.isEmpty() ? u"-"_s : flags.join(u',');
 }
 
-QString formatTable(const QList<QStringList> &rows)
-{
-    QList<qsizetype> widths;
-    for (const QStringList &row : rows) {
-        for (qsizetype c = 0; c < row.size(); ++c) {
-            if (widths.size() <= c)
-                widths.append(0);
-            widths[c] = std::max(widths[c], row.at(c).size());
-        }
-    }
-    QString text;
-    for (const QStringList &row : rows) {
-        QString line;
-        for (qsizetype c = 0; c < row.size(); ++c) {
-            // The last column is not padded: no trailing blanks.
-            line += c + 1 < row.size() ? row.at(c).leftJustified(widths.at(c) + 2) : row.at(c);
-        }
-        text += line + u'\n';
-    }
-    return text;
-}
-
-// Two-column help rows; the text column wraps at word boundaries to fit 80 columns.
-QString formatHelpRows(const QList<QPair<QString, QString>> &rows)
-{
-    constexpr qsizetype Width = 79;
-    qsizetype nameWidth = 0;
-    for (const auto &row : rows)
-        nameWidth = std::max(nameWidth, row.first.size());
-    const qsizetype textWidth = std::max<qsizetype>(Width - nameWidth - 2, 30);
-    const QString continuation(nameWidth + 2, u' ');
-
-    QString text;
-    for (const auto &[name, description] : rows) {
-        QString line = name.leftJustified(nameWidth + 2);
-        qsizetype used = 0;
-        const QStringList words = description.split(u' ', Qt::SkipEmptyParts);
-        for (const QString &word : words) {
-            if (used > 0 && used + 1 + word.size() > textWidth) {
-                text += line + u'\n';
-                line = continuation;
-                used = 0;
-            }
-            if (used > 0) {
-                line += u' ';
-                ++used;
-            }
-            line += word;
-            used += word.size();
-        }
-        text += line + u'\n';
-    }
-    return text;
-}
-
 } // namespace
 
 CommandLine parseCommandLine(const QStringList &arguments)
@@ -293,7 +285,7 @@ CommandLine parseCommandLine(const QStringList &arguments)
         if (arg == u"--")
             break;
         if (arg == u"-h" || arg == u"--help") {
-            cl.command = CommandLine::Command::Help;
+            cl.command = CliCommand::Help;
             return cl;
         }
     }
@@ -306,7 +298,7 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 positionals.append(arg);
                 continue;
             }
-            const std::optional<CommandLine::Command> command = commandFromName(arg);
+            const std::optional<CliCommand> command = commandFromName(arg);
             if (!command)
                 return failed(u"unknown command \"%1\""_s.arg(arg));
             cl.command = *command;
@@ -331,53 +323,112 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 return arguments.at(++i);
             return std::nullopt;
         };
-        auto noValue = [&]() { return !inlineValue.has_value(); };
 
         if (name == u"--version") {
             version = true;
             continue;
         }
 
-        const bool inRun = commandSeen && cl.command == CommandLine::Command::Run;
-        const bool inList = commandSeen && cl.command == CommandLine::Command::List;
-        if ((inRun || inList) && name == u"--json") {
-            if (!noValue())
-                return failed(u"option --json takes no value"_s);
-            cl.json = true;
-            continue;
-        }
-        if (inRun && (name == u"--yes" || name == u"-y")) {
-            if (!noValue())
-                return failed(u"option --yes takes no value"_s);
-            cl.confirmed = true;
-            continue;
-        }
-        if (inRun && name == u"--arg") {
-            const std::optional<QString> value = takeValue();
-            if (!value)
-                return failed(u"option --arg needs a value: --arg NAME=VALUE"_s);
-            const qsizetype eq = value->indexOf(u'=');
-            if (eq <= 0)
-                return failed(u"option --arg expects NAME=VALUE, got \"%1\""_s.arg(*value));
-            addArgument(cl.args, value->left(eq), value->mid(eq + 1));
-            continue;
-        }
-        if (inRun && name == u"--timeout") {
-            const std::optional<QString> value = takeValue();
-            if (!value)
-                return failed(u"option --timeout needs a value: "_s + DurationHelp);
-            cl.timeout = parseDuration(*value);
-            if (!cl.timeout) {
-                return failed(u"invalid value \"%1\" for --timeout: expected %2"_s
-                                  .arg(*value, DurationHelp));
+        const std::optional<CommandOption> option = commandOptionFromName(name);
+        if (commandSeen && option && acceptsOption(cl.command, *option)) {
+            std::optional<QString> value;
+            if (!takesValue(*option)) {
+                if (inlineValue)
+                    return failed(u"option %1 takes no value"_s.arg(name));
+            } else {
+                value = takeValue();
             }
-            continue;
-        }
-        if (inRun && name == u"--each") {
-            const std::optional<QString> value = takeValue();
-            if (!value || value->isEmpty())
-                return failed(u"option --each needs a file name (- for stdin)"_s);
-            cl.eachFile = *value;
+            auto invalid = [&](const QString &expected) {
+                return failed(u"invalid value \"%1\" for %2: expected %3"_s
+                                  .arg(value.value_or(QString()), name, expected));
+            };
+            switch (*option) {
+            case CommandOption::Json:
+                cl.json = true;
+                break;
+            case CommandOption::Yes:
+                cl.confirmed = true;
+                break;
+            case CommandOption::Arg: {
+                if (!value)
+                    return failed(u"option --arg needs a value: --arg NAME=VALUE"_s);
+                const qsizetype eq = value->indexOf(u'=');
+                if (eq <= 0)
+                    return failed(u"option --arg expects NAME=VALUE, got \"%1\""_s.arg(*value));
+                addArgument(cl.args, value->left(eq), value->mid(eq + 1));
+                break;
+            }
+            case CommandOption::Timeout:
+                if (!value)
+                    return failed(u"option --timeout needs a value: "_s + DurationHelp);
+                cl.timeout = parseDuration(*value);
+                if (!cl.timeout)
+                    return invalid(DurationHelp);
+                break;
+            case CommandOption::Each:
+                if (!value || value->isEmpty())
+                    return failed(u"option --each needs a file name (- for stdin)"_s);
+                cl.eachFile = *value;
+                break;
+            case CommandOption::Task:
+                if (!value || value->isEmpty())
+                    return failed(u"option --task needs a task key"_s);
+                cl.taskFilter = *value;
+                break;
+            case CommandOption::Status:
+                if (!value)
+                    return failed(u"option --status needs a value: one of "_s
+                                  + runStatusNames().join(u", "_s));
+                cl.statusFilter = runStatusFromName(value->trimmed());
+                if (!cl.statusFilter)
+                    return invalid(u"one of "_s + runStatusNames().join(u", "_s));
+                break;
+            case CommandOption::Since: {
+                if (!value)
+                    return failed(u"option --since needs a value: "_s + SinceHelp);
+                const std::optional<QDateTime> since = parseSince(*value);
+                if (!since)
+                    return invalid(SinceHelp);
+                cl.since = *since;
+                break;
+            }
+            case CommandOption::Limit: {
+                const auto limit = value ? parseWholeNumber(*value, 1, 1000) : std::nullopt;
+                if (!limit)
+                    return invalid(u"a whole number from 1 to 1000"_s);
+                cl.limit = static_cast<int>(*limit);
+                break;
+            }
+            case CommandOption::Offset: {
+                const auto offset = value ? parseWholeNumber(*value, 0, 1000000000) : std::nullopt;
+                if (!offset)
+                    return invalid(u"a whole number from 0"_s);
+                cl.offset = static_cast<int>(*offset);
+                break;
+            }
+            case CommandOption::From: {
+                const auto from = value ? parseWholeNumber(*value, 1,
+                                                           std::numeric_limits<qint64>::max())
+                                        : std::nullopt;
+                if (!from)
+                    return invalid(u"a line number from 1"_s);
+                cl.fromLine = *from;
+                break;
+            }
+            case CommandOption::Format:
+                if (value.value_or(QString()) == u"json")
+                    cl.format = CommandLine::ExportFormat::Json;
+                else if (value.value_or(QString()) == u"csv")
+                    cl.format = CommandLine::ExportFormat::Csv;
+                else
+                    return invalid(u"json or csv"_s);
+                break;
+            case CommandOption::Output:
+                if (!value || value->isEmpty())
+                    return failed(u"option %1 needs a file name (- for stdout)"_s.arg(name));
+                cl.outputFile = *value == u"-" ? QString() : *value;
+                break;
+            }
             continue;
         }
         if (const auto flag = globalFlags.constFind(name); flag != globalFlags.cend()) {
@@ -387,26 +438,26 @@ CommandLine parseCommandLine(const QStringList &arguments)
             cl.settings.insert(flag.value(), *value);
             continue;
         }
-        if (!commandSeen
-            && (name == u"--json" || name == u"--yes" || name == u"-y" || name == u"--arg"
-                || name == u"--each")) {
-            return failed(u"option %1 belongs after the command (taskdeck run KEY %1 ...)"_s
+        if (!commandSeen && option)
+            return failed(u"option %1 belongs after the command (taskdeck COMMAND ... %1)"_s
                               .arg(name));
-        }
+        if (commandSeen && option)
+            return failed(u"unknown option \"%1\" for %2"_s.arg(name, commandName(cl.command)));
         return failed(u"unknown option \"%1\""_s.arg(name));
     }
 
     if (version) {
-        cl.command = CommandLine::Command::Version;
+        cl.command = CliCommand::Version;
         return cl;
     }
     switch (cl.command) {
-    case CommandLine::Command::List:
-    case CommandLine::Command::Help:
+    case CliCommand::List:
+    case CliCommand::Help:
+    case CliCommand::History:
         if (!positionals.isEmpty())
             return failed(u"unexpected argument \"%1\""_s.arg(positionals.constFirst()));
         break;
-    case CommandLine::Command::Run:
+    case CliCommand::Run:
         if (positionals.isEmpty())
             return failed(u"run needs a task key (taskdeck list shows them)"_s);
         if (positionals.size() > 1)
@@ -414,11 +465,46 @@ CommandLine parseCommandLine(const QStringList &arguments)
                               .arg(positionals.at(1)));
         cl.taskKey = positionals.constFirst();
         break;
-    case CommandLine::Command::None:
-    case CommandLine::Command::Version:
+    case CliCommand::Show:
+    case CliCommand::Log:
+    case CliCommand::Export:
+    case CliCommand::Rerun:
+        if (positionals.isEmpty())
+            return failed(u"%1 needs a run id (taskdeck history shows them)"_s
+                              .arg(commandName(cl.command)));
+        if (positionals.size() > 1) {
+            return failed(u"unexpected argument \"%1\"%2"_s.arg(
+                positionals.at(1), cl.command == CliCommand::Rerun
+                                       ? u" (arguments go in --arg NAME=VALUE)"_s
+                                       : QString()));
+        }
+        cl.runId = positionals.constFirst().trimmed();
+        break;
+    case CliCommand::None:
+    case CliCommand::Version:
         break;
     }
     return cl;
+}
+
+bool needsHistory(CommandLine::Command command)
+{
+    switch (command) {
+    case CliCommand::History:
+    case CliCommand::Show:
+    case CliCommand::Log:
+    case CliCommand::Export:
+    case CliCommand::Rerun:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool needsTasks(CommandLine::Command command)
+{
+    return command == CliCommand::List || command == CliCommand::Run
+        || command == CliCommand::Rerun;
 }
 
 QString usageText()
@@ -431,11 +517,26 @@ Commands:
 )"_s;
     text += formatHelpRows({
         {u"  list [--json]"_s, u"List the tasks, or print them as a JSON array"_s},
-        {u"  run KEY [RUN OPTIONS]"_s, u"Run a task, stream its log and wait for it to end"_s},
+        {u"  run KEY [RUN OPTIONS]"_s,
+         u"Run a task, stream its log and wait for it to end; the run is recorded in the "
+         u"history (plain mode names it on stderr: \"run ID\")"_s},
+        {u"  history [HISTORY OPTIONS]"_s,
+         u"List recorded runs, newest first, with their ids"_s},
+        {u"  show RUN_ID [--json]"_s,
+         u"Everything about one run: arguments, times, result, error, trace id"_s},
+        {u"  log RUN_ID [--from N]"_s,
+         u"Print a run's whole stored log (from line N); stderr lines are marked \"! \", "
+         u"Taskdeck's own \"# \""_s},
+        {u"  export RUN_ID [EXPORT OPTIONS]"_s,
+         u"Write a run and its whole log as JSON, or its log as CSV"_s},
+        {u"  rerun RUN_ID [RUN OPTIONS]"_s,
+         u"Run a recorded run's task again with its arguments; secrets are not stored, so "
+         u"give each again with --arg. Then like run"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
-    text += u"\nRun options:\n"_s;
+    text += u"\nRun options (rerun takes all but --each; its --arg values replace stored "
+            u"ones):\n"_s;
     text += formatHelpRows({
         {u"  --arg NAME=VALUE"_s,
          u"Set an argument; repeat a NAME to pass a list (for a multiselect)"_s},
@@ -450,6 +551,25 @@ Commands:
          u"arguments, merged over the --arg values. All runs are queued at once and the "
          u"engine's limits apply. With --json, one JSON object per line as runs end, "
          u"each with the \"line\" it came from"_s},
+    });
+
+    text += u"\nHistory options:\n"_s;
+    text += formatHelpRows({
+        {u"  --task KEY"_s, u"Only runs of this task"_s},
+        {u"  --status STATUS"_s, u"Only runs in this state: "_s + runStatusNames().join(u", "_s)},
+        {u"  --since WHEN"_s, u"Only runs queued since then: "_s + SinceHelp},
+        {u"  --limit N"_s, u"Show at most N runs, 1 to 1000 (default: 50)"_s},
+        {u"  --offset N"_s, u"Skip the N newest matching runs first (default: 0)"_s},
+        {u"  --json"_s, u"Print the runs as a JSON array"_s},
+    });
+
+    text += u"\nExport options:\n"_s;
+    text += formatHelpRows({
+        {u"  --format json|csv"_s,
+         u"json (default): the run as show --json prints it, with a \"log\" array of "
+         u"{n, time, stream, text}; csv: the log only, RFC 4180, header n,time,stream,text"_s},
+        {u"  -o, --output FILE"_s,
+         u"Write to FILE (replaced only once complete) instead of stdout"_s},
     });
 
     text += u"\nOptions (before or after the command; a flag beats its environment variable):\n"_s;
@@ -475,9 +595,23 @@ Commands:
         {u"  0"_s, u"succeeded (with --each: every input succeeded)"_s},
         {u"  1"_s, u"a run failed, was canceled or timed out (with --each: some input did "
                    u"not succeed or was invalid)"_s},
-        {u"  2"_s, u"usage error, unknown task, invalid arguments, confirmation missing, "
-                   u"invalid configuration"_s},
+        {u"  2"_s, u"usage error, unknown task or run id, invalid arguments, confirmation "
+                   u"missing, invalid configuration or tasks file given with --tasks or "
+                   u"TASK_FILE, history unavailable (for history, show, log, export, rerun), "
+                   u"output file not writable"_s},
         {u"  130"_s, u"interrupted twice (a first SIGINT or SIGTERM cancels the runs)"_s},
+    });
+
+    text += u"\nFiles:\n"_s;
+    text += formatHelpRows({
+        {u"  tasks"_s,
+         u"Built-in tasks, plus those of a YAML tasks file: the one given with --tasks or "
+         u"TASK_FILE, else taskdeck.yml in the working directory, else in the config "
+         u"directory (~/.config/taskdeck/). Mistakes are reported as file:line:column"_s},
+        {u"  history"_s,
+         u"history.sqlite3 in the data directory (--data-dir, TASK_DATA_DIR; default "
+         u"~/.local/share/taskdeck), shared by every Taskdeck process; backups go to its "
+         u"backups/ folder"_s},
     });
 
     text += uR"(
@@ -486,13 +620,18 @@ Examples:
   taskdeck run checksum --arg file=/etc/hostname --arg algorithm=sha1
   taskdeck run exec --yes --arg command="ls -l /tmp" --json
   printf '{"file":"a.iso"}\n{"file":"b.iso"}\n' | taskdeck run checksum --each -
+  taskdeck history --status failed --since 1d
+  taskdeck show RUN_ID
+  taskdeck export RUN_ID --format csv --output run.csv
+  taskdeck rerun RUN_ID --arg token=...
 )"_s;
     return text;
 }
 
-Cli::Cli(TaskEngine *engine, Console *console, QObject *parent)
+Cli::Cli(TaskEngine *engine, IRunStore *store, Console *console, QObject *parent)
     : QObject(parent)
     , m_engine(engine)
+    , m_store(store)
     , m_console(console)
 {
 }
@@ -506,9 +645,15 @@ int Cli::execute(const CommandLine &commandLine)
         return list(commandLine.json);
     case CommandLine::Command::Run:
         return commandLine.eachFile ? runEach(commandLine) : run(commandLine);
+    case CommandLine::Command::Rerun:
+        return rerun(commandLine);
     case CommandLine::Command::None:
     case CommandLine::Command::Help:
     case CommandLine::Command::Version:
+    case CommandLine::Command::History:
+    case CommandLine::Command::Show:
+    case CommandLine::Command::Log:
+    case CommandLine::Command::Export:
         break;
     }
     m_console->write(Channel::Err, usageText());
@@ -587,6 +732,11 @@ int Cli::run(const CommandLine &commandLine)
     if (!started.ok())
         return reportStartError(commandLine.taskKey, started.error, json);
     runId = started.runId;
+    // Without it, a run seen scrolling by could not be found in the history later.
+    if (m_store && !json) {
+        m_console->err(u"run "_s + runId);
+        m_console->flush();
+    }
     if (!finished)
         loop.exec();
 
@@ -670,7 +820,10 @@ int Cli::runEach(const CommandLine &commandLine)
             object.insert(u"line"_s, entry.line);
             m_console->out(compactJson(object));
         } else {
-            m_console->out(u"[line %1] %2"_s.arg(entry.line).arg(entry.summary));
+            QString line = u"[line %1] %2"_s.arg(entry.line).arg(entry.summary);
+            if (m_store)
+                line += u" (run "_s + finishedRun.id + u')';
+            m_console->out(line);
         }
         --pending;
         statusLine();
@@ -786,6 +939,64 @@ int Cli::runEach(const CommandLine &commandLine)
     return allSucceeded ? exitcode::Success : exitcode::Failure;
 }
 
+int Cli::rerun(const CommandLine &commandLine)
+{
+    const bool json = commandLine.json;
+    if (!m_store) {
+        // main() refuses rerun without a history; this only guards other callers.
+        m_console->err(u"taskdeck: history unavailable"_s);
+        return exitcode::Usage;
+    }
+    const std::optional<Run> previous = m_store->findRun(commandLine.runId);
+    if (!previous) {
+        m_console->err(u"taskdeck: no run with id %1 (taskdeck history lists the runs)"_s
+                           .arg(commandLine.runId));
+        return exitcode::Usage;
+    }
+    const TaskPtr task = m_engine->registry()->find(previous->task);
+    if (!task) {
+        StartError error;
+        error.code = StartError::Code::UnknownTask;
+        error.message = u"run %1 was of task \"%2\", which is not among the tasks now"_s
+                            .arg(previous->id, previous->task);
+        if (json)
+            m_console->out(compactJson(QJsonObject{{u"error"_s, startErrorJson(error)}}));
+        m_console->err(u"taskdeck: "_s + error.message
+                       + u"; taskdeck list shows them (a task of a tasks file needs that file: "
+                         u"--tasks FILE)"_s);
+        return exitcode::Usage;
+    }
+
+    // The history keeps secrets redacted: a stored secret is a placeholder that must not be
+    // sent again as if it were the value. Secrets the first run did not have are not asked for.
+    StartError missing;
+    missing.code = StartError::Code::InvalidArguments;
+    for (const Field &field : task->fields) {
+        if (field.type != FieldType::Secret || commandLine.args.contains(field.key)
+            || !previous->args.contains(field.key))
+            continue;
+        missing.fields.append({field.key, u"secret values are not stored in the history; give "
+                                          u"it again with --arg %1=VALUE"_s.arg(field.key)});
+    }
+    if (!missing.fields.isEmpty()) {
+        QStringList keys;
+        for (const FieldError &e : std::as_const(missing.fields))
+            keys.append(e.field);
+        missing.message = u"rerun of %1 needs its secret arguments again: %2"_s
+                              .arg(previous->id, keys.join(u", "_s));
+        return reportStartError(previous->task, missing, json);
+    }
+
+    CommandLine again = commandLine;
+    again.taskKey = previous->task;
+    again.args = previous->args;
+    for (auto it = commandLine.args.constBegin(); it != commandLine.args.constEnd(); ++it)
+        again.args.insert(it.key(), it.value());
+    if (!json)
+        m_console->err(u"rerun of %1 (%2)"_s.arg(previous->id, previous->task));
+    return run(again);
+}
+
 int Cli::reportStartError(const QString &key, const StartError &error, bool json)
 {
     if (json)
@@ -847,7 +1058,10 @@ void Cli::interrupt(int signalNumber)
     m_console->clearStatus();
     std::fflush(stdout);
     std::fflush(stderr);
-    // The user asked twice: no waiting for workers, no destructors.
+    // The user asked twice: no waiting for workers, no destructors. The commands the runs
+    // started would outlive this process, so they go first. The history keeps those runs as
+    // running until the next Taskdeck process marks them interrupted.
+    killAllCommands();
     std::_Exit(128 + signalNumber);
 }
 

@@ -4,15 +4,19 @@
 #include <chrono>
 #include <optional>
 
+#include <QDateTime>
 #include <QJsonObject>
 #include <QMap>
 #include <QObject>
 #include <QString>
 #include <QStringList>
 
+#include "run.h"
+
 namespace taskdeck {
 
 class Console;
+class IRunStore;
 class TaskEngine;
 struct StartError;
 
@@ -20,26 +24,40 @@ struct StartError;
 namespace exitcode {
 constexpr int Success = 0; //!< the run, or every run of --each, succeeded
 constexpr int Failure = 1; //!< a run failed, was canceled or timed out
-constexpr int Usage = 2;   //!< bad command line or configuration, unknown task, invalid
-                           //!< arguments, missing confirmation
+constexpr int Usage = 2;   //!< bad command line or configuration, unknown task or run id,
+                           //!< invalid arguments, missing confirmation, no history
 } // namespace exitcode
 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
 struct CommandLine
 {
-    enum class Command { None, Help, Version, List, Run };
+    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun };
+    enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;
     QString error;                    //!< a usage error; nothing else is meaningful then
     QMap<QString, QString> settings;  //!< setting flags, keyed by environment variable name
     bool json = false;
 
-    // run
+    // run, rerun
     QString taskKey;
     QJsonObject args;                 //!< strings; a repeated name becomes an array
     bool confirmed = false;
     std::optional<std::chrono::milliseconds> timeout;
     std::optional<QString> eachFile;  //!< "-" for stdin
+
+    // history
+    QString taskFilter;
+    std::optional<RunStatus> statusFilter;
+    QDateTime since;                  //!< invalid: no lower bound
+    int limit = 50;
+    int offset = 0;
+
+    // show, log, export, rerun
+    QString runId;
+    qint64 fromLine = 1;              //!< log
+    ExportFormat format = ExportFormat::Json;
+    QString outputFile;               //!< export; empty: stdout
 
     bool ok() const { return error.isEmpty(); }
 };
@@ -54,10 +72,16 @@ CommandLine parseCommandLine(const QStringList &arguments);
 /*! The full --help text. */
 QString usageText();
 
+/*! Whether \a command reads or needs the run history (and fails without one). */
+bool needsHistory(CommandLine::Command command);
+/*! Whether \a command needs the tasks (the registry and the engine). */
+bool needsTasks(CommandLine::Command command);
+
 /*!
- * The commands behind the command line: list and run (single or --each), on an engine
- * the caller wires up, writing through \a console. Runs an event loop while runs are in
- * flight; SIGINT and SIGTERM cancel them (a second one exits at once).
+ * The commands that start runs or list tasks: list, run (single or --each) and rerun, on an
+ * engine the caller wires up, writing through \a console. \a store is the history the
+ * engine records to, or null without one (rerun needs it). Runs an event loop while runs are
+ * in flight; SIGINT and SIGTERM cancel them (a second one exits at once).
  */
 class Cli final : public QObject
 {
@@ -65,15 +89,17 @@ class Cli final : public QObject
     Q_DISABLE_COPY_MOVE(Cli)
 
 public:
-    Cli(TaskEngine *engine, Console *console, QObject *parent = nullptr);
+    Cli(TaskEngine *engine, IRunStore *store, Console *console, QObject *parent = nullptr);
     ~Cli() override;
 
-    /*! Runs the List or Run command of \a commandLine; returns the exit code. */
+    /*! Runs the List, Run or Rerun command of \a commandLine; returns the exit code. */
     int execute(const CommandLine &commandLine);
 
     int list(bool json);
     int run(const CommandLine &commandLine);
     int runEach(const CommandLine &commandLine);
+    /*! Runs the task of a stored run again with its arguments, the secrets given anew. */
+    int rerun(const CommandLine &commandLine);
 
 private:
     int reportStartError(const QString &key, const StartError &error, bool json);
@@ -81,6 +107,7 @@ private:
     void interrupt(int signalNumber);
 
     TaskEngine *m_engine;
+    IRunStore *m_store;
     Console *m_console;
     int m_interrupts = 0;
 };

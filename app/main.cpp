@@ -1,18 +1,96 @@
 // SPDX-License-Identifier: MIT
-// The taskdeck command line: parse, wire the engine, dispatch to Cli.
+// The taskdeck command line: parse, wire the history, the tasks and the engine, dispatch.
+
+#include <chrono>
+#include <memory>
 
 #include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
 #include <QProcessEnvironment>
+#include <QStandardPaths>
 
-#include "tasks/builtintasks.h"
 #include "cli.h"
 #include "console.h"
 #include "engineconfig.h"
+#include "historycommands.h"
+#include "store/sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
+#include "tasks/builtintasks.h"
+#include "tasks/historytasks.h"
+#include "tasks/systemtasks.h"
+#include "tasks/tasksfile.h"
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
+
+namespace {
+
+QString dataDirectory(const Settings &settings)
+{
+    if (!settings.dataDir.isEmpty())
+        return settings.dataDir;
+    return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+}
+
+std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error)
+{
+    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error);
+    if (!store)
+        return nullptr;
+    // Runs left queued or running by Taskdeck processes that died are not coming back.
+    store->recoverInterrupted();
+    store->startRetention(settings.retentionDays);
+    return store;
+}
+
+/*
+ * Registers the tasks of the tasks file, if there is one, under the file's absolute path.
+ * A file with any mistake registers nothing, and every mistake is printed. Returns false
+ * when the command must stop: the user named the file (--tasks, TASK_FILE) and it cannot be
+ * used. A file merely found (taskdeck.yml) must not take the built-ins down with it.
+ */
+bool registerTasksFile(TaskRegistry &registry, const Settings &settings,
+                       const QProcessEnvironment &env, Console &console)
+{
+    const QString path = findTasksFile(settings.tasksFile, env);
+    if (path.isEmpty())
+        return true;
+    const bool named = !settings.tasksFile.isEmpty();
+
+    const TasksFileResult result = loadTasksFile(path);
+    QList<TasksFileError> errors = result.errors;
+    if (errors.isEmpty()) {
+        // The registry would refuse the whole file without saying where the clash is written.
+        for (qsizetype i = 0; i < result.tasks.size(); ++i) {
+            const QString &key = result.tasks.at(i).key;
+            if (!registry.contains(key))
+                continue;
+            const TasksFilePosition position = result.positions.value(i);
+            errors.append({path, position.line, position.column,
+                           u"task key \"%1\" is already used by a built-in task; choose another "
+                           u"key"_s.arg(key)});
+        }
+    }
+    if (errors.isEmpty()) {
+        QString why;
+        if (registry.replaceSource(QFileInfo(path).absoluteFilePath(), result.tasks, &why))
+            return true;
+        errors.append({path, 0, 0, why});
+    }
+
+    for (const TasksFileError &error : std::as_const(errors))
+        console.err(error.toString());
+    if (named) {
+        console.err(u"taskdeck: tasks file %1 cannot be used"_s.arg(path));
+        return false;
+    }
+    console.err(u"taskdeck: tasks file %1 was not loaded; its tasks are not available"_s.arg(path));
+    return true;
+}
+
+} // namespace
 
 int main(int argc, char *argv[])
 {
@@ -37,25 +115,54 @@ int main(int argc, char *argv[])
     case CommandLine::Command::None:
         console.write(Console::Channel::Err, usageText());
         return exitcode::Usage;
-    case CommandLine::Command::List:
-    case CommandLine::Command::Run:
+    default:
         break;
     }
 
+    const QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     QString error;
-    const std::optional<Settings> settings =
-        Settings::load(QProcessEnvironment::systemEnvironment(), commandLine.settings, &error);
+    const std::optional<Settings> settings = Settings::load(env, commandLine.settings, &error);
     if (!settings) {
         console.err(u"taskdeck: "_s + error);
         return exitcode::Usage;
     }
     settings->applyLogLevel();
 
+    // Declared first, so destroyed last: the history tasks and the engine (its recorder)
+    // use the store until they are gone.
+    QString historyError;
+    const std::unique_ptr<SqliteRunStore> store = openHistory(*settings, &historyError);
+    if (!store) {
+        console.err(u"taskdeck: history unavailable: "_s + historyError);
+        if (needsHistory(commandLine.command))
+            return exitcode::Usage;
+    }
+
+    if (!needsTasks(commandLine.command)) {
+        HistoryCommands commands(store.get(), &console);
+        const int code = commands.execute(commandLine);
+        console.flush();
+        return code;
+    }
+
     TaskRegistry registry;
     registerBuiltinTasks(registry);
+    registerSystemTasks(registry);
+    registerHistoryTasks(registry, store.get(),
+                         QDir(dataDirectory(*settings)).filePath(u"backups"_s));
+    if (!registerTasksFile(registry, *settings, env, console))
+        return exitcode::Usage;
+
     TaskEngine engine(&registry, settings->engine);
-    Cli cli(&engine, &console);
+    if (store)
+        engine.setRecorder(store.get());
+    Cli cli(&engine, store.get(), &console);
     const int code = cli.execute(commandLine);
+
+    // Every finish shown was durable already; what else the runs logged is written now.
+    engine.shutdown();
+    if (store)
+        store->flush(std::chrono::seconds(10));
     console.flush();
     return code;
 }

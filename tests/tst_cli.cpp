@@ -14,6 +14,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QSet>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -96,8 +97,17 @@ private Q_SLOTS:
     void listTable();
     void listJson();
 
+    void tasksFileByFlag();
+    void tasksFileByVariable();
+    void tasksFileInWorkingDirectory();
+    void tasksFileNamedButInvalid();
+    void tasksFileNamedButMissing();
+    void tasksFileFoundButInvalid();
+    void tasksFileClashesWithBuiltin();
+
     void runChecksumJson();
     void runChecksumPlain();
+    void runNamesItsId();
     void unknownTask();
     void invalidArguments();
     void confirmationRequired();
@@ -118,12 +128,16 @@ private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
     void startCli(QProcess &process, const QStringList &arguments) const;
     CliResult runCli(const QStringList &arguments, const QByteArray &input = QByteArray(),
-                     const QMap<QString, QString> &env = {}) const;
+                     const QMap<QString, QString> &env = {},
+                     const QString &workingDirectory = QString()) const;
     QString writeFile(const QString &name, const QByteArray &data);
     QString marker(int n) const;
 
     QString m_bin;
     QTemporaryDir m_dir;
+    QString m_dataDir;  // the history every test writes to, never the real one
+    QString m_workDir;  // an empty working directory: no taskdeck.yml is found by accident
+    QString m_configDir;
 };
 
 void TestCli::initTestCase()
@@ -133,6 +147,11 @@ void TestCli::initTestCase()
     QVERIFY2(QFileInfo(m_bin).isExecutable(),
              "set TASKDECK_BIN to the taskdeck binary (ctest does)");
     QVERIFY(m_dir.isValid());
+    m_dataDir = m_dir.filePath(u"data"_s);
+    m_workDir = m_dir.filePath(u"work"_s);
+    m_configDir = m_dir.filePath(u"config"_s);
+    QVERIFY(QDir().mkpath(m_workDir));
+    QVERIFY(QDir().mkpath(m_configDir));
 }
 
 QProcessEnvironment TestCli::environment(const QMap<QString, QString> &extra) const
@@ -141,6 +160,9 @@ QProcessEnvironment TestCli::environment(const QMap<QString, QString> &extra) co
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     for (const taskdeck::Settings::Option &option : taskdeck::Settings::options())
         env.remove(option.variable);
+    env.insert(u"TASK_DATA_DIR"_s, m_dataDir);
+    // Nor may a taskdeck.yml in the caller's config directory.
+    env.insert(u"XDG_CONFIG_HOME"_s, m_configDir);
     for (auto it = extra.cbegin(); it != extra.cend(); ++it)
         env.insert(it.key(), it.value());
     return env;
@@ -151,16 +173,19 @@ void TestCli::startCli(QProcess &process, const QStringList &arguments) const
     process.setProgram(m_bin);
     process.setArguments(arguments);
     process.setProcessEnvironment(environment());
+    process.setWorkingDirectory(m_workDir);
     process.start();
 }
 
 CliResult TestCli::runCli(const QStringList &arguments, const QByteArray &input,
-                          const QMap<QString, QString> &env) const
+                          const QMap<QString, QString> &env,
+                          const QString &workingDirectory) const
 {
     QProcess process;
     process.setProgram(m_bin);
     process.setArguments(arguments);
     process.setProcessEnvironment(environment(env));
+    process.setWorkingDirectory(workingDirectory.isEmpty() ? m_workDir : workingDirectory);
     process.start();
     CliResult result;
     if (!process.waitForStarted(30000))
@@ -200,6 +225,10 @@ void TestCli::help()
         QVERIFY(r.out.contains(u"list"_s));
         QVERIFY(r.out.contains(u"run KEY"_s));
         QVERIFY(r.out.contains(u"--each"_s));
+        for (const QString &command : {u"history ["_s, u"show RUN_ID"_s, u"log RUN_ID"_s,
+                                       u"export RUN_ID"_s, u"rerun RUN_ID"_s, u"--status"_s,
+                                       u"--format json|csv"_s})
+            QVERIFY2(r.out.contains(command), qPrintable(command));
         QVERIFY(r.out.contains(u"Exit codes"_s));
         for (const taskdeck::Settings::Option &option : taskdeck::Settings::options()) {
             QVERIFY2(r.out.contains(option.variable), qPrintable(option.variable));
@@ -256,6 +285,33 @@ void TestCli::usageErrors_data()
         << QStringList{u"run"_s, u"exec"_s, u"--timeout"_s, u"soon"_s} << u"--timeout"_s;
     QTest::newRow("flag with a value") << QStringList{u"run"_s, u"exec"_s, u"--yes=1"_s}
                                        << u"--yes"_s;
+    QTest::newRow("history with an argument")
+        << QStringList{u"history"_s, u"exec"_s} << u"\"exec\""_s;
+    QTest::newRow("history --status bogus")
+        << QStringList{u"history"_s, u"--status"_s, u"bogus"_s}
+        << u"queued, running, succeeded, failed, canceled, timedOut, interrupted"_s;
+    QTest::newRow("history --limit 0")
+        << QStringList{u"history"_s, u"--limit"_s, u"0"_s} << u"from 1 to 1000"_s;
+    QTest::newRow("history --limit 1001")
+        << QStringList{u"history"_s, u"--limit=1001"_s} << u"from 1 to 1000"_s;
+    QTest::newRow("history --limit x")
+        << QStringList{u"history"_s, u"--limit"_s, u"x"_s} << u"--limit"_s;
+    QTest::newRow("history --offset -1")
+        << QStringList{u"history"_s, u"--offset=-1"_s} << u"--offset"_s;
+    QTest::newRow("history --since tomorrowish")
+        << QStringList{u"history"_s, u"--since"_s, u"tomorrowish"_s} << u"--since"_s;
+    QTest::newRow("history --yes") << QStringList{u"history"_s, u"--yes"_s} << u"--yes"_s;
+    QTest::newRow("show without id") << QStringList{u"show"_s} << u"run id"_s;
+    QTest::newRow("show two ids") << QStringList{u"show"_s, u"a"_s, u"b"_s} << u"\"b\""_s;
+    QTest::newRow("log --from 0")
+        << QStringList{u"log"_s, u"abc"_s, u"--from"_s, u"0"_s} << u"--from"_s;
+    QTest::newRow("export --format xml")
+        << QStringList{u"export"_s, u"abc"_s, u"--format"_s, u"xml"_s} << u"json or csv"_s;
+    QTest::newRow("rerun without id") << QStringList{u"rerun"_s} << u"run id"_s;
+    QTest::newRow("rerun --each")
+        << QStringList{u"rerun"_s, u"abc"_s, u"--each"_s, u"-"_s} << u"--each"_s;
+    QTest::newRow("history option before command")
+        << QStringList{u"--status"_s, u"failed"_s, u"history"_s} << u"after the command"_s;
 }
 
 void TestCli::usageErrors()
@@ -322,7 +378,8 @@ void TestCli::listTable()
     QVERIFY(r.finished);
     QCOMPARE(r.exitCode, 0);
     const QStringList lines = nonEmptyLines(r.out);
-    QCOMPARE(lines.size(), 3);
+    // exec, checksum, disk-usage, http-check, backup and purge-history, and the header.
+    QCOMPARE(lines.size(), 7);
     for (const QString &column : {u"KEY"_s, u"TITLE"_s, u"CATEGORY"_s, u"TAGS"_s, u"FLAGS"_s,
                                   u"FIELDS"_s})
         QVERIFY2(lines.at(0).contains(column), qPrintable(lines.at(0)));
@@ -365,15 +422,184 @@ void TestCli::listJson()
     QHash<QString, QJsonObject> tasks;
     for (const QJsonValue &value : document.array())
         tasks.insert(value.toObject().value(u"key"_s).toString(), value.toObject());
-    QCOMPARE(tasks.size(), 2);
-    QVERIFY(tasks.contains(u"exec"_s));
-    QVERIFY(tasks.contains(u"checksum"_s));
+    QCOMPARE(tasks.size(), 6);
+    for (const QString &key : {u"exec"_s, u"checksum"_s, u"disk-usage"_s, u"http-check"_s,
+                               u"backup"_s, u"purge-history"_s})
+        QVERIFY2(tasks.contains(key), qPrintable(key));
     QCOMPARE(tasks.value(u"checksum"_s).value(u"title"_s).toString(), u"File Checksum"_s);
     const QJsonArray fields = tasks.value(u"checksum"_s).value(u"fields"_s).toArray();
     QCOMPARE(fields.size(), 2);
     QCOMPARE(fields.at(0).toObject().value(u"key"_s).toString(), u"file"_s);
     QCOMPARE(fields.at(1).toObject().value(u"key"_s).toString(), u"algorithm"_s);
     QVERIFY(!tasks.value(u"exec"_s).value(u"danger"_s).toString().isEmpty());
+}
+
+namespace {
+
+// A task with a templated argument, and the greeting it prints for "Ada".
+const QByteArray GreetingTasks = R"(version: 1
+tasks:
+  greet:
+    title: Greet Someone
+    category: examples
+    fields:
+      - key: name
+        type: text
+        required: true
+    command: ["printf", "Hello, %s!\n", "{{name}}"]
+)";
+const QString Greeting = u"Hello, Ada!"_s;
+
+// Two mistakes, each at a known line and column.
+const QByteArray InvalidTasks = R"(version: 1
+tasks:
+  greet:
+    title: Greet
+    fields:
+      - key: name
+        type: colour
+    command: ["echo", "{{name}}"]
+  other:
+    titel: x
+    command: echo
+)";
+
+bool listsTask(const QString &listOutput, const QString &key)
+{
+    const QStringList lines = listOutput.split(u'\n');
+    return std::any_of(lines.cbegin(), lines.cend(),
+                       [&](const QString &line) { return line.startsWith(key + u' '); });
+}
+
+} // namespace
+
+void TestCli::tasksFileByFlag()
+{
+    const QString path = writeFile(u"flag-tasks.yml"_s, GreetingTasks);
+    const CliResult list = runCli({u"--tasks"_s, path, u"list"_s});
+    QVERIFY(list.finished);
+    QCOMPARE(list.exitCode, 0);
+    QVERIFY2(listsTask(list.out, u"greet"_s), qPrintable(list.out));
+    QVERIFY2(list.out.contains(u"Greet Someone"_s), qPrintable(list.out));
+    QVERIFY2(listsTask(list.out, u"exec"_s), qPrintable(list.out));
+
+    // The flag works after the command as well.
+    const CliResult run = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s, u"--tasks"_s,
+                                  path});
+    QCOMPARE(run.exitCode, 0);
+    QVERIFY2(nonEmptyLines(run.out).contains(Greeting), qPrintable(run.out + run.err));
+}
+
+void TestCli::tasksFileByVariable()
+{
+    const QString path = writeFile(u"variable-tasks.yml"_s, GreetingTasks);
+    const QMap<QString, QString> env{{u"TASK_FILE"_s, path}};
+    const CliResult list = runCli({u"list"_s, u"--json"_s}, QByteArray(), env);
+    QCOMPARE(list.exitCode, 0);
+    QJsonParseError error;
+    const QJsonArray tasks = QJsonDocument::fromJson(list.out.toUtf8(), &error).array();
+    QCOMPARE(error.error, QJsonParseError::NoError);
+    QCOMPARE(tasks.size(), 7);
+    QVERIFY(std::any_of(tasks.cbegin(), tasks.cend(), [](const QJsonValue &task) {
+        return task.toObject().value(u"key"_s).toString() == u"greet"_s;
+    }));
+
+    const CliResult run = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s, u"--json"_s},
+                                 QByteArray(), env);
+    QCOMPARE(run.exitCode, 0);
+    const std::optional<QJsonObject> finished = parseObject(run.out);
+    QVERIFY2(finished, qPrintable(run.out));
+    QCOMPARE(finished->value(u"task"_s).toString(), u"greet"_s);
+    QVERIFY2(run.err.contains(Greeting), qPrintable(run.err));
+}
+
+void TestCli::tasksFileInWorkingDirectory()
+{
+    const QString directory = m_dir.filePath(u"project"_s);
+    QVERIFY(QDir().mkpath(directory));
+    QVERIFY(!writeFile(u"project/taskdeck.yml"_s, GreetingTasks).isEmpty());
+
+    const CliResult list = runCli({u"list"_s}, QByteArray(), {}, directory);
+    QCOMPARE(list.exitCode, 0);
+    QVERIFY2(listsTask(list.out, u"greet"_s), qPrintable(list.out));
+    const CliResult run = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s}, QByteArray(),
+                                 {}, directory);
+    QCOMPARE(run.exitCode, 0);
+    QVERIFY2(nonEmptyLines(run.out).contains(Greeting), qPrintable(run.out + run.err));
+
+    // Elsewhere the file is not found.
+    const CliResult elsewhere = runCli({u"list"_s});
+    QVERIFY(!listsTask(elsewhere.out, u"greet"_s));
+}
+
+void TestCli::tasksFileNamedButInvalid()
+{
+    const QString path = writeFile(u"invalid-tasks.yml"_s, InvalidTasks);
+    for (const QStringList &arguments :
+         {QStringList{u"--tasks"_s, path, u"list"_s},
+          QStringList{u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s, u"command=true"_s,
+                      u"--tasks"_s, path}}) {
+        const CliResult r = runCli(arguments);
+        QVERIFY(r.finished);
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY(r.out.isEmpty());
+        QVERIFY2(r.err.contains(path + u":7:15: "_s), qPrintable(r.err));
+        QVERIFY2(r.err.contains(u"colour"_s), qPrintable(r.err));
+        QVERIFY2(r.err.contains(path + u":10:5: "_s), qPrintable(r.err));
+        QVERIFY2(r.err.contains(u"titel"_s), qPrintable(r.err));
+    }
+
+    const CliResult byVariable = runCli({u"list"_s}, QByteArray(), {{u"TASK_FILE"_s, path}});
+    QCOMPARE(byVariable.exitCode, 2);
+    QVERIFY2(byVariable.err.contains(path + u":7:15: "_s), qPrintable(byVariable.err));
+}
+
+void TestCli::tasksFileNamedButMissing()
+{
+    const QString path = m_dir.filePath(u"no-such-tasks.yml"_s);
+    const CliResult r = runCli({u"list"_s, u"--tasks"_s, path});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.out.isEmpty());
+    QVERIFY2(r.err.contains(path), qPrintable(r.err));
+}
+
+void TestCli::tasksFileFoundButInvalid()
+{
+    // Nobody asked for this file: its mistakes are reported, the built-ins stay usable.
+    const QString directory = m_dir.filePath(u"broken-project"_s);
+    QVERIFY(QDir().mkpath(directory));
+    const QString path = writeFile(u"broken-project/taskdeck.yml"_s, InvalidTasks);
+    QVERIFY(!path.isEmpty());
+
+    const CliResult list = runCli({u"list"_s}, QByteArray(), {}, directory);
+    QVERIFY(list.finished);
+    QCOMPARE(list.exitCode, 0);
+    QVERIFY2(listsTask(list.out, u"exec"_s), qPrintable(list.out));
+    QVERIFY(!listsTask(list.out, u"greet"_s));
+    QVERIFY2(list.err.contains(u"taskdeck.yml:7:15: "_s), qPrintable(list.err));
+    QVERIFY2(list.err.contains(u"taskdeck.yml:10:5: "_s), qPrintable(list.err));
+
+    const CliResult run = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s, u"command=true"_s},
+                                 QByteArray(), {}, directory);
+    QCOMPARE(run.exitCode, 0);
+    QVERIFY2(run.err.contains(u"taskdeck.yml:7:15: "_s), qPrintable(run.err));
+
+    const CliResult greet = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s},
+                                   QByteArray(), {}, directory);
+    QCOMPARE(greet.exitCode, 2);
+    QVERIFY2(greet.err.contains(u"unknown task \"greet\""_s), qPrintable(greet.err));
+}
+
+void TestCli::tasksFileClashesWithBuiltin()
+{
+    const QString path = writeFile(u"clash-tasks.yml"_s, "tasks:\n  greet:\n    command: echo hi\n"
+                                                         "  exec:\n    command: echo mine\n");
+    const CliResult r = runCli({u"list"_s, u"--tasks"_s, path});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY2(r.err.contains(path + u":4:3: "_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"\"exec\""_s), qPrintable(r.err));
 }
 
 void TestCli::runChecksumJson()
@@ -412,6 +638,27 @@ void TestCli::runChecksumPlain()
     // Not a terminal: progress comes as plain lines.
     QVERIFY2(r.err.contains(u"progress: 100% hashing plain.txt"_s), qPrintable(r.err));
     QVERIFY(!r.err.contains(u'\r'));
+}
+
+void TestCli::runNamesItsId()
+{
+    const CliResult r = runCli({u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s, u"command=true"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    QString id;
+    for (const QString &line : nonEmptyLines(r.err)) {
+        if (line.startsWith(u"run "_s))
+            id = line.mid(4);
+    }
+    QCOMPARE(id.size(), 36);
+
+    // The id is the one the history knows.
+    const CliResult shown = runCli({u"show"_s, id, u"--json"_s});
+    QCOMPARE(shown.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(shown.out);
+    QVERIFY2(run, qPrintable(shown.out + shown.err));
+    QCOMPARE(run->value(u"id"_s).toString(), id);
+    QCOMPARE(run->value(u"status"_s).toString(), u"succeeded"_s);
 }
 
 void TestCli::unknownTask()
@@ -573,10 +820,18 @@ void TestCli::interruptTwice()
     QCOMPARE(process.exitStatus(), QProcess::NormalExit);
     const int code = process.exitCode();
 
+    // The command that ignored SIGTERM went down with the CLI (SIGKILL is delivered apart
+    // from the exit, hence the wait).
+    bool gone = processesWithArgument(mark).isEmpty();
+    for (int i = 0; i < 300 && !gone; ++i) {
+        QTest::qWait(100);
+        gone = processesWithArgument(mark).isEmpty();
+    }
     // Leave nothing behind whatever happened above.
     for (qint64 leftover : processesWithArgument(mark))
         ::kill(static_cast<pid_t>(leftover), SIGKILL);
     QCOMPARE(code, 130);
+    QVERIFY2(gone, "the command outlived the CLI");
 }
 
 void TestCli::eachMixed()
@@ -604,6 +859,11 @@ void TestCli::eachMixed()
                                     u"input: \"this is not json\""_s})
         QVERIFY2(r.out.contains(expected), qPrintable(expected + u"\n---\n"_s + r.out));
     QVERIFY(!r.out.contains(u"line 3"_s));
+    // Each run names its id, to be found in the history.
+    const QStringList lines1 = nonEmptyLines(r.out).filter(u"[line 1] succeeded"_s);
+    QCOMPARE(lines1.size(), 1);
+    QVERIFY2(lines1.constFirst().contains(QRegularExpression(u"\\(run [0-9a-f-]{36}\\)$"_s)),
+             qPrintable(lines1.constFirst()));
 }
 
 void TestCli::eachJson()

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QString>
+
+namespace taskdeck {
+
+class Console;
+class IRunStore;
+struct CommandLine;
+
+/*!
+ * The commands that read the run history: history, show, log and export. They need no
+ * engine and no tasks, only \a store (not owned, never null) and \a console. Every command
+ * returns its exit code.
+ */
+class HistoryCommands final
+{
+public:
+    HistoryCommands(IRunStore *store, Console *console);
+    Q_DISABLE_COPY_MOVE(HistoryCommands)
+
+    /*! Runs the History, Show, Log or Export command of \a commandLine. */
+    int execute(const CommandLine &commandLine);
+
+    int history(const CommandLine &commandLine);
+    int show(const CommandLine &commandLine);
+    int log(const CommandLine &commandLine);
+    int exportRun(const CommandLine &commandLine);
+
+private:
+    int unknownRun(const QString &runId);
+
+    IRunStore *m_store;
+    Console *m_console;
+};
+
+} // namespace taskdeck
