@@ -288,6 +288,7 @@ private Q_SLOTS:
     void openFailsWhileLocked();
     void writesWaitOutALock();
     void sharedByTwoStores();
+    void concurrentCreationOfNewHistory();
     void queriesFromOtherThreads();
     void persistMillionLines();
 };
@@ -1105,6 +1106,32 @@ void TestStore::sharedByTwoStores()
             QCOMPARE(log.size(), 2000);
             QCOMPARE(log.last().text, u"%1 2000"_s.arg(id));
         }
+    }
+}
+
+void TestStore::concurrentCreationOfNewHistory()
+{
+    // Several processes starting together on an empty data directory all get the history.
+    for (int round = 0; round < 8; ++round) {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        constexpr int kOpeners = 4;
+        std::atomic<int> ready = 0;
+        QString errors[kOpeners];
+        bool opened[kOpeners] = {};
+        std::vector<std::thread> threads;
+        for (int i = 0; i < kOpeners; ++i) {
+            threads.emplace_back([&, i] {
+                ++ready;
+                while (ready.load() < kOpeners) {}
+                auto store = SqliteRunStore::open(dir.path(), &errors[i]);
+                opened[i] = store != nullptr;
+            });
+        }
+        for (auto &t : threads)
+            t.join();
+        for (int i = 0; i < kOpeners; ++i)
+            QVERIFY2(opened[i], qPrintable(errors[i]));
     }
 }
 

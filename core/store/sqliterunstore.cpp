@@ -12,6 +12,8 @@
 #include <QJsonDocument>
 #include <QLoggingCategory>
 #include <QScopeGuard>
+#include <QElapsedTimer>
+#include <QRandomGenerator>
 #include <QSqlDatabase>
 #include <QSqlError>
 #include <QSqlQuery>
@@ -564,7 +566,23 @@ void SqliteRunStore::Private::writerMain()
         QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, writerConnection);
         db.setDatabaseName(path);
         db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1"_s.arg(kBusyTimeoutMs));
-        QString problem = prepareDatabase(db);
+        QString problem;
+        QElapsedTimer sinceFirst;
+        sinceFirst.start();
+        for (;;) {
+            QElapsedTimer attempt;
+            attempt.start();
+            problem = prepareDatabase(db);
+            // Processes creating a new history at the same moment: the switch to WAL answers
+            // "busy" at once instead of going through the busy handler, so try again briefly.
+            // A lock that outlasted the busy timeout is a real one and is reported.
+            const bool quickBusy = problem.contains(u"is locked by another process"_s)
+                                   && attempt.elapsed() < 1000;
+            if (!quickBusy || sinceFirst.elapsed() > kBusyTimeoutMs)
+                break;
+            db.close();
+            std::this_thread::sleep_for(std::chrono::milliseconds(10 + QRandomGenerator::global()->bounded(40)));
+        }
         std::optional<Statements> statements;
         if (problem.isEmpty()) {
             statements.emplace(db);
