@@ -28,6 +28,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <typeinfo>
 #include <unordered_map>
@@ -88,6 +89,9 @@ enum StopReason : int { NotStopped = 0, StopCanceled = 1, StopTimedOut = 2 };
 
 namespace detail {
 
+struct RunState;
+using Deadlines = std::multimap<qint64, std::pair<std::weak_ptr<RunState>, int>>;
+
 struct RunState
 {
     TaskPtr task;
@@ -107,6 +111,7 @@ struct RunState
     std::atomic<int> appending{0}; // log lines numbered but not yet handed on
     QWaitCondition finishedCondition; // waits on mutex
     QWaitCondition wakeCondition;     // waits on mutex; ends sleeps on cancel
+    std::optional<Deadlines::iterator> deadline; // guarded by the engine's m_schedMutex
 };
 using RunStatePtr = std::shared_ptr<RunState>;
 
@@ -163,6 +168,7 @@ private:
     void scheduleFlush(bool soon);
     void schedulerLoop();
     void addDeadline(const RunStatePtr &st, int attempt);
+    void dropDeadline(const RunStatePtr &st);
     bool onEngineThread() const { return QThread::currentThread() == q->thread(); }
 
     // Scheduling state.
@@ -181,7 +187,7 @@ private:
     // Events on their way to the engine's thread.
     QMutex m_eventMutex;
     QWaitCondition m_eventsDrained;                    // waits on m_eventMutex
-    std::vector<Event> m_events;                       // guarded by m_eventMutex
+    std::deque<Event> m_events;                        // guarded by m_eventMutex
     QHash<QString, LogLines> m_pendingLines;           // guarded by m_eventMutex
     QHash<QString, Progress> m_pendingProgress;        // guarded by m_eventMutex
     qsizetype m_pendingLineCount = 0;                  // guarded by m_eventMutex
@@ -194,7 +200,7 @@ private:
     // engine's thread is blocked in run().
     std::mutex m_schedMutex;
     std::condition_variable m_schedCondition;
-    std::multimap<qint64, std::pair<std::weak_ptr<RunState>, int>> m_deadlines; // guarded by m_schedMutex
+    Deadlines m_deadlines;                             // guarded by m_schedMutex
     qint64 m_rateWakeAt = 0;                           // guarded by m_schedMutex
     bool m_schedStop = false;                          // guarded by m_schedMutex
     std::thread m_scheduler;
@@ -436,6 +442,8 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
     // Lines already numbered reach the recorder and the event queue before the finish does.
     while (st->appending.load() > 0)
         QThread::yieldCurrentThread();
+    // A finished run's deadline would keep its state alive for the whole timeout.
+    dropDeadline(st);
     if (!scratch.isEmpty())
         QDir(scratch).removeRecursively();
     {
@@ -691,20 +699,17 @@ bool EngineCore::sleep(const RunStatePtr &st, std::chrono::milliseconds duration
 
 void EngineCore::enqueueEvent(Event event)
 {
-    bool schedule = false;
-    bool soon = false;
     {
         QMutexLocker locker(&m_eventMutex);
         m_events.push_back(std::move(event));
-        // Lifecycle changes go out on the next turn of the event loop; log and progress
-        // wait for the batching window.
-        soon = !m_soonQueued;
+        // Lifecycle changes go out on the next turn of the event loop; one queued delivery
+        // carries every event that arrives before it runs.
+        if (m_soonQueued)
+            return;
         m_soonQueued = true;
-        schedule = true;
         m_flushQueued = true;
     }
-    if (schedule)
-        scheduleFlush(soon);
+    scheduleFlush(true);
 }
 
 void EngineCore::scheduleFlush(bool soon)
@@ -727,7 +732,7 @@ void EngineCore::scheduleFlush(bool soon)
 
 void EngineCore::deliverEvents()
 {
-    std::vector<Event> events;
+    std::deque<Event> events;
     QHash<QString, LogLines> lines;
     QHash<QString, Progress> progress;
     {
@@ -780,11 +785,28 @@ void EngineCore::addDeadline(const RunStatePtr &st, int attempt)
 {
     if (st->timeout.count() <= 0)
         return;
+    bool earliest = false;
     {
         std::lock_guard<std::mutex> lock(m_schedMutex);
-        m_deadlines.emplace(steadyNowMs() + st->timeout.count(), std::make_pair(std::weak_ptr<RunState>(st), attempt));
+        if (st->deadline)
+            m_deadlines.erase(*st->deadline);
+        const auto it = m_deadlines.emplace(steadyNowMs() + st->timeout.count(),
+                                            std::make_pair(std::weak_ptr<RunState>(st), attempt));
+        st->deadline = it;
+        earliest = it == m_deadlines.begin();
     }
-    m_schedCondition.notify_one();
+    // The scheduler already sleeps until an earlier deadline; wake it only for a new first one.
+    if (earliest)
+        m_schedCondition.notify_one();
+}
+
+void EngineCore::dropDeadline(const RunStatePtr &st)
+{
+    std::lock_guard<std::mutex> lock(m_schedMutex);
+    if (st->deadline) {
+        m_deadlines.erase(*st->deadline);
+        st->deadline.reset();
+    }
 }
 
 void EngineCore::schedulerLoop()
@@ -808,6 +830,8 @@ void EngineCore::schedulerLoop()
         std::vector<std::pair<std::weak_ptr<RunState>, int>> due;
         while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
             due.push_back(m_deadlines.begin()->second);
+            if (const RunStatePtr st = m_deadlines.begin()->second.first.lock())
+                st->deadline.reset();
             m_deadlines.erase(m_deadlines.begin());
         }
         const bool rateDue = m_rateWakeAt && m_rateWakeAt <= now;
