@@ -104,13 +104,14 @@ struct RunState
 
     mutable QMutex mutex;
     Run run;                    // guarded by mutex
-    std::deque<LogLine> recent; // guarded by mutex
+    // Made on the first line: many runs log nothing, and an empty deque already allocates.
+    std::unique_ptr<std::deque<LogLine>> recent; // guarded by mutex
     QString scratchDir;         // guarded by mutex
     bool finished = false;      // guarded by mutex
     bool closed = false;        // guarded by mutex; set when the final snapshot is taken
     std::atomic<int> appending{0}; // log lines numbered but not yet handed on
-    QWaitCondition finishedCondition; // waits on mutex
-    QWaitCondition wakeCondition;     // waits on mutex; ends sleeps on cancel
+    // One condition for both "finished" and "canceled": waiters recheck what they wait for.
+    QWaitCondition changed;     // waits on mutex
     std::optional<Deadlines::iterator> deadline; // guarded by the engine's m_schedMutex
 };
 using RunStatePtr = std::shared_ptr<RunState>;
@@ -467,7 +468,7 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
         {
             QMutexLocker locker(&st->mutex);
             st->finished = true;
-            st->finishedCondition.wakeAll();
+            st->changed.wakeAll();
         }
         QMutexLocker locker(&m_mutex);
         if (--m_unpublished == 0)
@@ -486,7 +487,7 @@ void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
     st->cancelRequested.store(true);
     {
         QMutexLocker locker(&st->mutex);
-        st->wakeCondition.wakeAll();
+        st->changed.wakeAll();
     }
     if (first) {
         appendLog(st, LogStream::System, reason == StopTimedOut
@@ -575,7 +576,7 @@ Run EngineCore::waitForState(const RunStatePtr &st, std::chrono::milliseconds ti
             const QDeadlineTimer step = deliver
                 ? std::min(deadline, QDeadlineTimer(config.eventInterval))
                 : deadline;
-            st->finishedCondition.wait(&st->mutex, step);
+            st->changed.wait(&st->mutex, step);
         }
         if (deliver)
             deliverEvents();
@@ -637,9 +638,11 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
             return;
         ++st->appending;
         line.number = ++st->run.logLines;
-        st->recent.push_back(line);
-        if (qsizetype(st->recent.size()) > config.bufferSize)
-            st->recent.pop_front();
+        if (!st->recent)
+            st->recent = std::make_unique<std::deque<LogLine>>();
+        st->recent->push_back(line);
+        if (qsizetype(st->recent->size()) > config.bufferSize)
+            st->recent->pop_front();
         id = st->run.id;
     }
     const auto handedOn = qScopeGuard([&st] { --st->appending; });
@@ -693,7 +696,7 @@ bool EngineCore::sleep(const RunStatePtr &st, std::chrono::milliseconds duration
     QDeadlineTimer deadline(duration);
     QMutexLocker locker(&st->mutex);
     while (!st->cancelRequested.load() && !deadline.hasExpired())
-        st->wakeCondition.wait(&st->mutex, deadline);
+        st->changed.wait(&st->mutex, deadline);
     return !st->cancelRequested.load();
 }
 
@@ -1016,7 +1019,7 @@ LogLines TaskEngine::recentLog(const QString &runId) const
     if (!st)
         return {};
     QMutexLocker locker(&st->mutex);
-    return LogLines(st->recent.cbegin(), st->recent.cend());
+    return st->recent ? LogLines(st->recent->cbegin(), st->recent->cend()) : LogLines();
 }
 
 QList<Run> TaskEngine::activeRuns() const
