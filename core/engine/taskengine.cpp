@@ -484,16 +484,16 @@ void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
 {
     int expected = NotStopped;
     const bool first = st->stopReason.compare_exchange_strong(expected, reason);
-    st->cancelRequested.store(true);
-    {
-        QMutexLocker locker(&st->mutex);
-        st->changed.wakeAll();
-    }
+    // The line is numbered before the task can see the request, so it is never lost to a
+    // run that ends at once.
     if (first) {
         appendLog(st, LogStream::System, reason == StopTimedOut
                       ? u"timed out after %1; stopping"_s.arg(formatDuration(st->timeout))
                       : u"cancel requested; stopping"_s);
     }
+    st->cancelRequested.store(true);
+    QMutexLocker locker(&st->mutex);
+    st->changed.wakeAll();
 }
 
 bool EngineCore::cancel(const QString &runId)
