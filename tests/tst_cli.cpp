@@ -23,7 +23,10 @@
 #include "engineconfig.h"
 #include "run.h"
 
+#include "clitestsupport.h"
+
 using namespace Qt::StringLiterals;
+using namespace clitest;
 
 namespace {
 
@@ -38,43 +41,6 @@ struct CliResult
 QString jsonLine(const QJsonObject &object)
 {
     return QString::fromUtf8(QJsonDocument(object).toJson(QJsonDocument::Compact));
-}
-
-std::optional<QJsonObject> parseObject(const QString &text)
-{
-    QJsonParseError error;
-    const QJsonDocument document = QJsonDocument::fromJson(text.toUtf8(), &error);
-    if (error.error != QJsonParseError::NoError || !document.isObject())
-        return std::nullopt;
-    return document.object();
-}
-
-QStringList nonEmptyLines(const QString &text)
-{
-    QStringList lines = text.split(u'\n');
-    lines.removeIf([](const QString &line) { return line.trimmed().isEmpty(); });
-    return lines;
-}
-
-// Pids of live processes whose argv contains \a marker: how a test finds the commands a run
-// started, and proves none outlived it.
-QList<qint64> processesWithArgument(const QString &marker)
-{
-    QList<qint64> pids;
-    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
-    for (const QString &entry : entries) {
-        bool isPid = false;
-        const qint64 pid = entry.toLongLong(&isPid);
-        if (!isPid)
-            continue;
-        QFile cmdline(u"/proc/"_s + entry + u"/cmdline"_s);
-        if (!cmdline.open(QIODevice::ReadOnly))
-            continue;
-        const QList<QByteArray> argv = cmdline.readAll().split('\0');
-        if (argv.contains(marker.toUtf8()))
-            pids.append(pid);
-    }
-    return pids;
 }
 
 } // namespace

@@ -25,7 +25,10 @@
 #include "engineconfig.h"
 #include "run.h"
 
+#include "clitestsupport.h"
+
 using namespace Qt::StringLiterals;
+using namespace clitest;
 
 namespace {
 
@@ -86,31 +89,6 @@ tasks:
 // What the tricky task writes, in its order; the stderr line marked as the CLI marks it.
 const QStringList TrickyOut = {u"a,b,c"_s, u"say \"hi\""_s, u"naïve ✓ 日本"_s, u"plain"_s};
 const QString TrickyErr = u"oops, \"bad\""_s;
-
-std::optional<QJsonObject> parseObject(const QString &text)
-{
-    QJsonParseError error;
-    const QJsonDocument document = QJsonDocument::fromJson(text.toUtf8(), &error);
-    if (error.error != QJsonParseError::NoError || !document.isObject())
-        return std::nullopt;
-    return document.object();
-}
-
-std::optional<QJsonArray> parseArray(const QString &text)
-{
-    QJsonParseError error;
-    const QJsonDocument document = QJsonDocument::fromJson(text.toUtf8(), &error);
-    if (error.error != QJsonParseError::NoError || !document.isArray())
-        return std::nullopt;
-    return document.array();
-}
-
-QStringList nonEmptyLines(const QString &text)
-{
-    QStringList lines = text.split(u'\n');
-    lines.removeIf([](const QString &line) { return line.trimmed().isEmpty(); });
-    return lines;
-}
 
 QStringList idsOf(const QJsonArray &runs)
 {
@@ -177,25 +155,6 @@ std::optional<QList<QStringList>> parseCsv(const QByteArray &data)
         }
         return std::nullopt;
     }
-}
-
-// Pids of live processes whose argv contains \a marker.
-QList<qint64> processesWithArgument(const QString &marker)
-{
-    QList<qint64> pids;
-    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
-    for (const QString &entry : entries) {
-        bool isPid = false;
-        const qint64 pid = entry.toLongLong(&isPid);
-        if (!isPid)
-            continue;
-        QFile cmdline(u"/proc/"_s + entry + u"/cmdline"_s);
-        if (!cmdline.open(QIODevice::ReadOnly))
-            continue;
-        if (cmdline.readAll().split('\0').contains(marker.toUtf8()))
-            pids.append(pid);
-    }
-    return pids;
 }
 
 const QRegularExpression TraceIdPattern(u"^[0-9a-f]{32}$"_s);
