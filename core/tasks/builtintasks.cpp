@@ -156,15 +156,18 @@ Task checksumTask()
     return task;
 }
 
+void addFixedTasks(TaskRegistry &registry, const QList<Task> &tasks)
+{
+    for (const Task &task : tasks) {
+        QString error;
+        if (!registry.add(task, &error))
+            qFatal("built-in task %s rejected: %s", qPrintable(task.key), qPrintable(error));
+    }
+}
+
 void registerBuiltinTasks(TaskRegistry &registry)
 {
-    for (Task task : {execTask(), checksumTask()}) {
-        const QString key = task.key;
-        QString error;
-        // The definitions above are fixed; a refusal means they or the registry are broken.
-        if (!registry.add(std::move(task), &error))
-            qFatal("built-in task %s rejected: %s", qPrintable(key), qPrintable(error));
-    }
+    addFixedTasks(registry, {execTask(), checksumTask()});
 }
 
 } // namespace taskdeck

@@ -12,6 +12,12 @@ Task execTask();
 /*! "File Checksum" (checksum): md5/sha1/sha256/sha512 of a file, with progress. */
 Task checksumTask();
 
+/*!
+ * Adds tasks whose definitions are fixed in the program. A refusal means the definitions or
+ * the registry are broken, so it stops the program with the reason.
+ */
+void addFixedTasks(TaskRegistry &registry, const QList<Task> &tasks);
+
 /*! Registers every built-in task through the public API, as an embedding app would. */
 void registerBuiltinTasks(TaskRegistry &registry);
 

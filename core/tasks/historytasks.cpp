@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "historytasks.h"
 
+#include "builtintasks.h"
+
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -571,13 +573,7 @@ void registerHistoryTasks(TaskRegistry &registry, IRunStore *store, const QStrin
 {
     if (!store)
         return;
-    for (Task task : {backupTask(store, backupDir), purgeHistoryTask(store)}) {
-        const QString key = task.key;
-        QString error;
-        // The definitions above are fixed; a refusal means they or the registry are broken.
-        if (!registry.add(std::move(task), &error))
-            qFatal("history task %s rejected: %s", qPrintable(key), qPrintable(error));
-    }
+    addFixedTasks(registry, {backupTask(store, backupDir), purgeHistoryTask(store)});
 }
 
 } // namespace taskdeck

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "systemtasks.h"
 
+#include "builtintasks.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -507,13 +509,7 @@ Task httpCheckTask()
 
 void registerSystemTasks(TaskRegistry &registry)
 {
-    for (Task task : {diskUsageTask(), httpCheckTask()}) {
-        const QString key = task.key;
-        QString error;
-        // The definitions above are fixed; a refusal means they or the registry are broken.
-        if (!registry.add(std::move(task), &error))
-            qFatal("system task %s rejected: %s", qPrintable(key), qPrintable(error));
-    }
+    addFixedTasks(registry, {diskUsageTask(), httpCheckTask()});
 }
 
 } // namespace taskdeck
