@@ -11,6 +11,7 @@
 #include <QSemaphore>
 #include <QSignalSpy>
 #include <QTest>
+#include <QUuid>
 
 #include <csignal>
 
@@ -141,6 +142,10 @@ private Q_SLOTS:
     void recorderSeesEverythingInOrder();
     void scratchDirRemoved();
     void shutdownCancelsAndRefuses();
+    void retryLinesStayBetweenStarts();
+    void earlierDeadlineWakesScheduler();
+    void burstOfRunsKeepsEveryRunInOrder();
+    void linesBeforeFinishUnderCancel();
 };
 
 void TestEngine::orderedEventLog()
@@ -711,6 +716,117 @@ void TestEngine::shutdownCancelsAndRefuses()
     const StartResult refused = engine.start(u"wait"_s, {});
     QCOMPARE(refused.error.code, StartError::Code::ShuttingDown);
     QCOMPARE(log.finished.size(), 2);
+}
+
+void TestEngine::retryLinesStayBetweenStarts()
+{
+    // No delay between attempts: the lines of one attempt and the start of the next are
+    // produced back to back, and must still arrive in that order.
+    TaskRegistry registry;
+    Task flaky = makeTask(u"flaky"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.log(u"try %1"_s.arg(ctx.attempt()));
+        if (ctx.attempt() < 3)
+            throw TransientError(u"busy"_s);
+        return ctx.attempt();
+    });
+    flaky.retry.maxAttempts = 3;
+    flaky.retry.initialDelay = 0ms;
+    flaky.retry.jitter = 0;
+    QVERIFY(registry.add(flaky));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    QStringList ids;
+    for (int i = 0; i < 20; ++i)
+        ids << engine.start(u"flaky"_s, {}).runId;
+    QTRY_COMPARE(log.finished.size(), 20);
+    for (const QString &id : std::as_const(ids)) {
+        QStringList events = log.of(id);
+        // The retry notice names the delay, which is not the point here.
+        for (QString &e : events) {
+            if (e.startsWith(u"log:system:attempt"_s))
+                e = e.left(e.indexOf(u" failed"_s));
+        }
+        QCOMPARE(events, (QStringList{u"queued"_s,
+                                      u"started:1"_s, u"log:out:try 1"_s, u"log:system:attempt 1 of 3"_s,
+                                      u"started:2"_s, u"log:out:try 2"_s, u"log:system:attempt 2 of 3"_s,
+                                      u"started:3"_s, u"log:out:try 3"_s,
+                                      u"finished:succeeded"_s}));
+    }
+}
+
+void TestEngine::earlierDeadlineWakesScheduler()
+{
+    // The scheduler sleeps until the earliest deadline it knows: a run with a shorter
+    // timeout started later must wake it, or it would run for the long one's hour.
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"wait"_s, [](RunContext &ctx) -> QJsonValue {
+        ctx.sleep(60s);
+        return {};
+    })));
+    TaskEngine engine(&registry);
+    RunOptions longTimeout;
+    longTimeout.timeout = 1h;
+    const QString longRun = engine.start(u"wait"_s, {}, longTimeout).runId;
+    QTRY_COMPARE(engine.status(longRun), RunStatus::Running);
+    RunOptions shortTimeout;
+    shortTimeout.timeout = 100ms;
+    const QString shortRun = engine.start(u"wait"_s, {}, shortTimeout).runId;
+    const std::optional<Run> finished = engine.waitForFinished(shortRun, 30s);
+    QVERIFY2(finished, "the short timeout waited for the long one");
+    QCOMPARE(finished->status, RunStatus::TimedOut);
+    QCOMPARE(engine.status(longRun), RunStatus::Running);
+    QVERIFY(engine.cancel(longRun));
+    QCOMPARE(engine.waitForFinished(longRun, 30s)->status, RunStatus::Canceled);
+}
+
+void TestEngine::burstOfRunsKeepsEveryRunInOrder()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"noop"_s, [](RunContext &) -> QJsonValue { return {}; })));
+    EngineConfig config;
+    config.maxConcurrent = 2;
+    TaskEngine engine(&registry, config);
+    EventLog log(&engine);
+    constexpr int kRuns = 3000;
+    QStringList ids;
+    for (int i = 0; i < kRuns; ++i)
+        ids << engine.start(u"noop"_s, {}).runId;
+    QTRY_COMPARE_WITH_TIMEOUT(log.finished.size(), kRuns, 60000);
+    QCOMPARE(QSet<QString>(ids.cbegin(), ids.cend()).size(), kRuns);
+    for (const QString &id : std::as_const(ids)) {
+        QCOMPARE(log.of(id), (QStringList{u"queued"_s, u"started:1"_s, u"finished:succeeded"_s}));
+        const QUuid uuid = QUuid::fromString(id);
+        QVERIFY2(!uuid.isNull() && uuid.version() == QUuid::Random, qPrintable(id));
+        QCOMPARE(uuid.toString(QUuid::WithoutBraces), id);
+    }
+    QCOMPARE(engine.runningCount(), 0);
+    QCOMPARE(engine.queuedCount(), 0);
+}
+
+void TestEngine::linesBeforeFinishUnderCancel()
+{
+    // A task that logs without pause while it is canceled from this thread: every line it
+    // numbered arrives, and none after the finish.
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"chatty"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 0; !ctx.isCanceled(); ++i)
+            ctx.log(QString::number(i));
+        return {};
+    })));
+    TaskEngine engine(&registry);
+    EventLog log(&engine);
+    for (int round = 0; round < 10; ++round) {
+        const QString id = engine.start(u"chatty"_s, {}).runId;
+        QTRY_VERIFY(engine.recentLog(id).size() > 10);
+        QVERIFY(engine.cancel(id));
+        QTRY_VERIFY(!log.of(id).isEmpty() && log.of(id).last().startsWith(u"finished:"_s));
+        const QStringList events = log.of(id);
+        const Run run = log.finished.last();
+        QCOMPARE(run.id, id);
+        QCOMPARE(events.filter(u"log:"_s).size(), run.logLines);
+        QCOMPARE(events.filter(u"finished:"_s).size(), 1);
+        QVERIFY(events.contains(u"log:system:cancel requested; stopping"_s));
+    }
 }
 
 QTEST_GUILESS_MAIN(TestEngine)

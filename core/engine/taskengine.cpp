@@ -3,6 +3,7 @@
 
 #include "runcontext.h"
 #include "runrecorder.h"
+#include "spinmutex.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -10,13 +11,16 @@
 #include <QHash>
 #include <QJsonDocument>
 #include <QLoggingCategory>
+#include <QMetaMethod>
 #include <QMutex>
 #include <QRandomGenerator>
 #include <QScopeGuard>
+#include <QSet>
 #include <QThread>
 #include <QThreadPool>
 #include <QTimer>
 #include <QUuid>
+#include <QVarLengthArray>
 #include <QWaitCondition>
 
 #include <cxxabi.h>
@@ -25,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -57,6 +62,29 @@ QString demangledTypeName(const std::type_info &type)
     return status == 0 && name ? QString::fromLatin1(name.get()) : QString::fromLatin1(type.name());
 }
 
+/*! A random (version 4) UUID without braces, written straight into one string. */
+QString newRunId()
+{
+    const QUuid uuid = QUuid::createUuid();
+    QString id(36, Qt::Uninitialized);
+    char16_t *out = reinterpret_cast<char16_t *>(id.data());
+    const auto hex = [&out](quint64 value, int digits) {
+        for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4)
+            *out++ = u"0123456789abcdef"[(value >> shift) & 0xf];
+    };
+    hex(uuid.data1, 8);
+    *out++ = u'-';
+    hex(uuid.data2, 4);
+    *out++ = u'-';
+    hex(uuid.data3, 4);
+    *out++ = u'-';
+    hex(quint64(uuid.data4[0]) << 8 | uuid.data4[1], 4);
+    *out++ = u'-';
+    for (int i = 2; i < 8; ++i)
+        hex(uuid.data4[i], 2);
+    return id;
+}
+
 QString processOwner()
 {
     // "pid@host#start": the start time (in clock ticks since boot, from /proc) tells a live
@@ -83,6 +111,8 @@ QString processOwner()
 // that prints faster than the receivers consume is slowed down instead of growing memory.
 constexpr qsizetype kPendingLineCap = 50000;
 
+constexpr qint64 kNever = std::numeric_limits<qint64>::max();
+
 enum StopReason : int { NotStopped = 0, StopCanceled = 1, StopTimedOut = 2 };
 
 } // namespace
@@ -90,7 +120,43 @@ enum StopReason : int { NotStopped = 0, StopCanceled = 1, StopTimedOut = 2 };
 namespace detail {
 
 struct RunState;
-using Deadlines = std::multimap<qint64, std::pair<std::weak_ptr<RunState>, int>>;
+using RunStatePtr = std::shared_ptr<RunState>;
+
+/*!
+ * One entry on the way to the engine's thread. Producers push entries onto a lock-free
+ * list; the engine's thread takes the whole list at once and delivers it in order.
+ */
+struct EventNode
+{
+    enum class Kind { Queued, Started, Activity, Finished };
+    explicit EventNode(Kind k, bool inState = false) : kind(k), embedded(inState) {}
+    virtual ~EventNode() = default;
+    Q_DISABLE_COPY_MOVE(EventNode)
+
+    const Kind kind;
+    const bool embedded;      // part of the RunState, not deleted after delivery
+    RunStatePtr state;        // keeps the run alive until the entry is delivered
+    EventNode *next = nullptr;
+};
+
+/*! A start: the run as it was when the attempt began. */
+struct StartedEvent final : EventNode
+{
+    explicit StartedEvent(bool inState = false) : EventNode(Kind::Started, inState) {}
+    Run snapshot;
+};
+
+/*!
+ * A run's log lines and latest progress. It stays open (the run's \c activity) and keeps
+ * filling until the engine's thread takes its contents or a lifecycle event of the run
+ * closes it, so lines never overtake a start or a finish.
+ */
+struct ActivityEvent final : EventNode
+{
+    ActivityEvent() : EventNode(Kind::Activity) {}
+    LogLines lines;                   // guarded by state->mutex
+    std::optional<Progress> progress; // guarded by state->mutex
+};
 
 struct RunState
 {
@@ -101,27 +167,32 @@ struct RunState
 
     std::atomic<bool> cancelRequested{false};
     std::atomic<int> stopReason{NotStopped};
+    // When the current attempt times out (steady clock, ms); 0 for none. Written under mutex.
+    std::atomic<qint64> deadlineMs{0};
 
-    mutable QMutex mutex;
+    mutable std::mutex mutex;
     Run run;                    // guarded by mutex
     // Made on the first line: many runs log nothing, and an empty deque already allocates.
     std::unique_ptr<std::deque<LogLine>> recent; // guarded by mutex
     QString scratchDir;         // guarded by mutex
+    ActivityEvent *activity = nullptr; // guarded by mutex; the open entry, if any
     bool finished = false;      // guarded by mutex
     bool closed = false;        // guarded by mutex; set when the final snapshot is taken
-    std::atomic<int> appending{0}; // log lines numbered but not yet handed on
+    std::atomic<int> appending{0}; // log lines numbered but not yet handed to the recorder
     // One condition for both "finished" and "canceled": waiters recheck what they wait for.
-    QWaitCondition changed;     // waits on mutex
-    std::optional<Deadlines::iterator> deadline; // guarded by the engine's m_schedMutex
-};
-using RunStatePtr = std::shared_ptr<RunState>;
+    std::condition_variable changed; // waits on mutex
 
-struct Event
-{
-    enum class Kind { Queued, Started, Log, Finished };
-    Kind kind;
-    Run snapshot; // Queued, Started, Finished; for Log only the id is set
+    // Every run has one queued and one finished event and usually one start: their entries
+    // live here instead of on the heap. The queued and finished entries carry no copy of
+    // the run: a queued run differs from a new Run only in fields fixed when it is made,
+    // and a finished run no longer changes.
+    EventNode queuedEvent{EventNode::Kind::Queued, true};
+    StartedEvent startedEvent{true};
+    EventNode finishedEvent{EventNode::Kind::Finished, true};
 };
+
+// Runs taken from the queue under the scheduling mutex, started after it is released.
+using ReadyRuns = QVarLengthArray<RunStatePtr, 4>;
 
 struct Outcome
 {
@@ -159,49 +230,67 @@ public:
 
 private:
     friend class taskdeck::TaskEngine;
-    void dispatchLocked();
-    void execute(const RunStatePtr &st);
+    void dispatchLocked(ReadyRuns &ready);
+    void launch(const ReadyRuns &ready, qsizetype from = 0);
+    void work(RunStatePtr st);
+    RunStatePtr execute(const RunStatePtr &st);
+    RunStatePtr linger();
     Outcome invoke(const RunStatePtr &st, int attempt);
     void beginAttempt(const RunStatePtr &st, int attempt);
-    void finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning);
+    RunStatePtr finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning,
+                       bool handOff = false);
     void requestStop(const RunStatePtr &st, StopReason reason);
-    void enqueueEvent(Event event);
     void scheduleFlush(bool soon);
+    void deliver(EventNode *node);
+    static Run queuedSnapshot(const RunState &st);
+    void linkEvent(EventNode *node);
+    void requestDelivery(bool soon);
     void schedulerLoop();
-    void addDeadline(const RunStatePtr &st, int attempt);
-    void dropDeadline(const RunStatePtr &st);
+    qint64 stopOverdue();
+    void wakeSchedulerFor(qint64 atMs);
     bool onEngineThread() const { return QThread::currentThread() == q->thread(); }
 
     // Scheduling state.
-    mutable QMutex m_mutex;
+    mutable SpinMutex m_mutex;
     std::deque<RunStatePtr> m_queue;                   // guarded by m_mutex
+    std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; running now
     QHash<QString, RunStatePtr> m_runs;                // guarded by m_mutex
     std::deque<QString> m_finishedOrder;               // guarded by m_mutex
-    QHash<QString, int> m_runningPerTask;              // guarded by m_mutex
+    QHash<QString, int> m_runningPerTask;              // guarded by m_mutex; limited tasks only
     int m_running = 0;                                 // guarded by m_mutex
-    int m_unpublished = 0;                             // guarded by m_mutex
-    QWaitCondition m_allPublished;                     // waits on m_mutex
-    bool m_accepting = true;                           // guarded by m_mutex
+    // A worker whose run ended with the queue empty waits briefly for the next run (see
+    // linger()); dispatch hands it over through m_handoff instead of waking another thread.
+    bool m_lingering = false;                          // guarded by m_mutex
+    RunStatePtr m_handoff;                             // guarded by m_mutex
+    std::atomic<bool> m_handoffReady{false};
+    // Finishes waiting for the recorder. Publishing one takes no lock unless shutdown()
+    // waits for the count to reach zero (m_publishWaiter).
+    std::atomic<int> m_unpublished{0};
+    std::atomic<bool> m_publishWaiter{false};
+    std::condition_variable_any m_allPublished;        // waits on m_mutex
+    std::atomic<bool> m_accepting{true};               // written under m_mutex
     double m_tokens = 0;                               // guarded by m_mutex
     qint64 m_lastRefillMs = 0;                         // guarded by m_mutex
 
-    // Events on their way to the engine's thread.
-    QMutex m_eventMutex;
-    QWaitCondition m_eventsDrained;                    // waits on m_eventMutex
-    std::deque<Event> m_events;                        // guarded by m_eventMutex
-    QHash<QString, LogLines> m_pendingLines;           // guarded by m_eventMutex
-    QHash<QString, Progress> m_pendingProgress;        // guarded by m_eventMutex
-    qsizetype m_pendingLineCount = 0;                  // guarded by m_eventMutex
-    bool m_flushQueued = false;                        // guarded by m_eventMutex
-    bool m_soonQueued = false;                         // guarded by m_eventMutex
+    // Events on their way to the engine's thread: a lock-free list, newest first.
+    std::atomic<EventNode *> m_eventHead{nullptr};
+    std::atomic<bool> m_flushQueued{false};  // a delivery is on its way (timer or soon)
+    std::atomic<bool> m_soonQueued{false};   // a delivery on the next turn of the loop
+    std::atomic<qsizetype> m_pendingLineCount{0};
+    std::mutex m_drainMutex;                 // only for producers waiting on backpressure
+    std::condition_variable m_eventsDrained; // waits on m_drainMutex
     std::atomic<bool> m_draining{false};
     QTimer m_flushTimer;
 
     // Timeouts and rate-limit wake-ups, served by one thread so they fire even while the
-    // engine's thread is blocked in run().
+    // engine's thread is blocked in run(). It finds the deadlines of the running runs in
+    // m_active, so starting a run with the usual timeout costs no lock here and no wake-up.
     std::mutex m_schedMutex;
     std::condition_variable m_schedCondition;
-    Deadlines m_deadlines;                             // guarded by m_schedMutex
+    // When the scheduler's current wait ends; the maximum while it is looking at the runs,
+    // so that every deadline set meanwhile makes it look again.
+    std::atomic<qint64> m_schedWakeAt{std::numeric_limits<qint64>::max()};
+    bool m_rescan = false;                             // guarded by m_schedMutex
     qint64 m_rateWakeAt = 0;                           // guarded by m_schedMutex
     bool m_schedStop = false;                          // guarded by m_schedMutex
     std::thread m_scheduler;
@@ -231,6 +320,17 @@ EngineCore::~EngineCore()
     // A task that ignores cancellation still holds a worker; its thread must end before the
     // state it uses goes away.
     pool.waitForDone();
+    // Entries nobody delivered (the engine's thread had no event loop) hold their runs.
+    EventNode *node = m_eventHead.exchange(nullptr);
+    while (node) {
+        EventNode *next = node->next;
+        if (node->embedded) {
+            const RunStatePtr release = std::move(node->state); // may free the node itself
+        } else {
+            delete node;
+        }
+        node = next;
+    }
 }
 
 StartResult EngineCore::start(const QString &key, const QJsonObject &args, const RunOptions &options,
@@ -259,41 +359,58 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
         return answer;
     }
 
+    if (!m_accepting.load()) {
+        answer.error.code = StartError::Code::ShuttingDown;
+        answer.error.message = u"the engine is shutting down; task \"%1\" was not started"_s.arg(key);
+        return answer;
+    }
+
     auto st = std::make_shared<RunState>();
     st->task = task;
     st->args = validation.values;
     st->options = options;
     st->timeout = options.timeout ? *options.timeout : task->timeout ? *task->timeout : config.defaultTimeout;
-    st->run.id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    st->run.id = newRunId();
     st->run.task = task->key;
     st->run.args = redactSecrets(task->fields, validation.values);
     st->run.maxAttempts = task->retry.maxAttempts;
     st->run.queuedAt = QDateTime::currentDateTimeUtc();
     st->run.owner = processOwner();
-    const Run snapshot = st->run;
+    const QString id = st->run.id;
 
+    // The queued event goes out before the run enters the queue, so no worker can report
+    // its start first.
+    if (recorder)
+        recorder->recordQueued(st->run);
+    st->queuedEvent.state = st;
+    linkEvent(&st->queuedEvent);
+    requestDelivery(true);
+    ReadyRuns ready;
+    bool accepted = true;
     {
         QMutexLocker locker(&m_mutex);
-        if (!m_accepting) {
-            answer.error.code = StartError::Code::ShuttingDown;
-            answer.error.message = u"the engine is shutting down; task \"%1\" was not started"_s.arg(key);
-            return answer;
+        m_runs.insert(id, st);
+        accepted = m_accepting.load();
+        if (accepted) {
+            m_queue.push_back(st);
+            dispatchLocked(ready);
         }
-        m_runs.insert(snapshot.id, st);
-        // The queued event goes out before dispatch can emit started, so they stay in order.
-        if (recorder)
-            recorder->recordQueued(snapshot);
-        enqueueEvent({Event::Kind::Queued, snapshot});
-        m_queue.push_back(st);
-        dispatchLocked();
     }
-    answer.runId = snapshot.id;
+    launch(ready);
+    if (!accepted) {
+        // Shutdown began after the check above; the run exists now, so it ends like every
+        // queued run that shutdown cancels.
+        st->stopReason.store(StopCanceled);
+        st->cancelRequested.store(true);
+        finish(st, RunStatus::Canceled, {false, {}, {u"canceled: the engine shut down before it started"_s, u"Canceled"_s, {}, false}}, false);
+    }
+    answer.runId = id;
     if (state)
         *state = st;
     return answer;
 }
 
-void EngineCore::dispatchLocked()
+void EngineCore::dispatchLocked(ReadyRuns &ready)
 {
     const int limit = config.effectiveMaxConcurrent();
     while (m_running < limit && !m_queue.empty()) {
@@ -310,10 +427,13 @@ void EngineCore::dispatchLocked()
             m_lastRefillMs = now;
             if (m_tokens < 1.0) {
                 const qint64 wait = qint64(std::ceil((1.0 - m_tokens) * 1000.0 / config.startRate));
-                std::lock_guard<std::mutex> sched(m_schedMutex);
-                if (m_rateWakeAt == 0 || m_rateWakeAt > now + wait)
-                    m_rateWakeAt = now + std::max<qint64>(1, wait);
-                m_schedCondition.notify_one();
+                const qint64 at = now + std::max<qint64>(1, wait);
+                {
+                    std::lock_guard<std::mutex> sched(m_schedMutex);
+                    if (m_rateWakeAt == 0 || m_rateWakeAt > at)
+                        m_rateWakeAt = at;
+                }
+                wakeSchedulerFor(at);
                 return;
             }
             m_tokens -= 1.0;
@@ -321,26 +441,93 @@ void EngineCore::dispatchLocked()
         RunStatePtr st = *eligible;
         m_queue.erase(eligible);
         ++m_running;
-        ++m_runningPerTask[st->task->key];
-        pool.start([this, st] { execute(st); });
+        if (st->task->maxConcurrent > 0)
+            ++m_runningPerTask[st->task->key];
+        m_active.push_back(st);
+        if (m_lingering && !m_handoff) {
+            m_handoff = std::move(st);
+            m_handoffReady.store(true, std::memory_order_release);
+        } else {
+            ready.append(std::move(st));
+        }
     }
+}
+
+void EngineCore::launch(const ReadyRuns &ready, qsizetype from)
+{
+    for (qsizetype i = from; i < ready.size(); ++i)
+        pool.start([this, st = ready.at(i)] { work(st); });
+}
+
+void EngineCore::work(RunStatePtr st)
+{
+    static thread_local bool named = false;
+    if (!named) {
+        QThread::currentThread()->setObjectName(u"taskdeck-worker"_s);
+        named = true;
+    }
+    // A worker whose run ends takes the next queued one itself: no hand-over to the pool
+    // and no other thread to wake while the queue is busy.
+    while (st) {
+        st = execute(st);
+        if (!st)
+            st = linger();
+    }
+}
+
+RunStatePtr EngineCore::linger()
+{
+    // Waking a sleeping pool thread costs a system call on each side and a thread switch:
+    // far more than a no-op run, and on a virtual machine several microseconds. So when
+    // runs arrive in quick succession, one worker spins for a few microseconds after its
+    // run and takes the next one directly.
+    constexpr auto kLinger = std::chrono::microseconds(20);
+    {
+        QMutexLocker locker(&m_mutex);
+        if (m_lingering || !m_accepting.load())
+            return {};
+        m_lingering = true;
+    }
+    const auto until = std::chrono::steady_clock::now() + kLinger;
+    for (int spin = 1; !m_handoffReady.load(std::memory_order_acquire); ++spin) {
+        if (spin % 32 == 0 && std::chrono::steady_clock::now() >= until)
+            break;
+        SpinMutex::relax();
+    }
+    QMutexLocker locker(&m_mutex);
+    m_lingering = false;
+    m_handoffReady.store(false, std::memory_order_relaxed);
+    return std::exchange(m_handoff, nullptr);
 }
 
 void EngineCore::beginAttempt(const RunStatePtr &st, int attempt)
 {
     Run snapshot;
+    qint64 deadline = 0;
     {
         QMutexLocker locker(&st->mutex);
         st->run.status = RunStatus::Running;
         st->run.attempt = attempt;
         if (!st->run.startedAt.isValid())
             st->run.startedAt = QDateTime::currentDateTimeUtc();
-        snapshot = st->run;
+        if (st->timeout.count() > 0)
+            deadline = steadyNowMs() + st->timeout.count();
+        st->deadlineMs.store(deadline);
+        // Lines of an earlier attempt stay before this start, later ones after it: the
+        // entry is linked under the run's mutex, like the lines' entries.
+        st->activity = nullptr;
+        StartedEvent *started = attempt == 1 ? &st->startedEvent : new StartedEvent;
+        started->snapshot = st->run;
+        started->state = st;
+        linkEvent(started);
+        if (recorder)
+            snapshot = st->run;
     }
-    addDeadline(st, attempt);
+    if (deadline)
+        wakeSchedulerFor(deadline);
     if (recorder)
         recorder->recordStarted(snapshot);
-    enqueueEvent({Event::Kind::Started, snapshot});
+    requestDelivery(true);
 }
 
 Outcome EngineCore::invoke(const RunStatePtr &st, int attempt)
@@ -365,20 +552,14 @@ Outcome EngineCore::invoke(const RunStatePtr &st, int attempt)
     return outcome;
 }
 
-void EngineCore::execute(const RunStatePtr &st)
+RunStatePtr EngineCore::execute(const RunStatePtr &st)
 {
-    static thread_local bool named = false;
-    if (!named) {
-        QThread::currentThread()->setObjectName(u"taskdeck-worker"_s);
-        named = true;
-    }
     const RetryPolicy &retry = st->task->retry;
     QStringList failures;
     for (int attempt = 1;; ++attempt) {
         if (st->cancelRequested.load()) {
-            finish(st, st->stopReason.load() == StopTimedOut ? RunStatus::TimedOut : RunStatus::Canceled,
-                   {}, true);
-            return;
+            return finish(st, st->stopReason.load() == StopTimedOut ? RunStatus::TimedOut : RunStatus::Canceled,
+                          {}, true, true);
         }
         beginAttempt(st, attempt);
         Outcome outcome = invoke(st, attempt);
@@ -387,24 +568,19 @@ void EngineCore::execute(const RunStatePtr &st)
             outcome.error = {u"timed out after %1"_s.arg(formatDuration(st->timeout)), u"Timeout"_s,
                              outcome.error.message.isEmpty() ? QString() : u"the task then reported: "_s + outcome.error.message,
                              false};
-            finish(st, RunStatus::TimedOut, outcome, true);
-            return;
+            return finish(st, RunStatus::TimedOut, outcome, true, true);
         }
         if (stop == StopCanceled) {
             outcome.error = {u"canceled"_s, u"Canceled"_s, QString(), false};
-            finish(st, RunStatus::Canceled, outcome, true);
-            return;
+            return finish(st, RunStatus::Canceled, outcome, true, true);
         }
-        if (outcome.ok) {
-            finish(st, RunStatus::Succeeded, outcome, true);
-            return;
-        }
+        if (outcome.ok)
+            return finish(st, RunStatus::Succeeded, outcome, true, true);
         failures << u"attempt %1: %2"_s.arg(attempt).arg(outcome.error.message);
         if (!outcome.error.transient || attempt >= retry.maxAttempts) {
             if (failures.size() > 1)
                 outcome.error.detail += u"\nattempts:\n  "_s + failures.join(u"\n  "_s);
-            finish(st, RunStatus::Failed, outcome, true);
-            return;
+            return finish(st, RunStatus::Failed, outcome, true, true);
         }
         const auto base = retry.baseDelay(attempt);
         const double spread = std::clamp(retry.jitter, 0.0, 1.0);
@@ -418,9 +594,9 @@ void EngineCore::execute(const RunStatePtr &st)
     }
 }
 
-void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning)
+RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning,
+                               bool handOff)
 {
-    Run snapshot;
     QString scratch;
     {
         QMutexLocker locker(&st->mutex);
@@ -437,47 +613,62 @@ void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &
             }
         }
         st->closed = true;
-        snapshot = st->run;
+        st->activity = nullptr;
+        st->deadlineMs.store(0);
         scratch = std::exchange(st->scratchDir, QString());
     }
-    // Lines already numbered reach the recorder and the event queue before the finish does.
+    // From here on the run does not change: every writer checks closed first.
+    const Run &final = st->run;
+    // Lines already numbered reach the recorder before the finish does.
     while (st->appending.load() > 0)
         QThread::yieldCurrentThread();
-    // A finished run's deadline would keep its state alive for the whole timeout.
-    dropDeadline(st);
     if (!scratch.isEmpty())
         QDir(scratch).removeRecursively();
+    ReadyRuns ready;
     {
         QMutexLocker locker(&m_mutex);
         if (wasRunning) {
+            const auto active = std::find(m_active.begin(), m_active.end(), st);
+            if (active != m_active.end()) {
+                std::swap(*active, m_active.back());
+                m_active.pop_back();
+            }
             --m_running;
-            if (--m_runningPerTask[snapshot.task] <= 0)
-                m_runningPerTask.remove(snapshot.task);
+            if (st->task->maxConcurrent > 0 && --m_runningPerTask[final.task] <= 0)
+                m_runningPerTask.remove(final.task);
         }
-        m_finishedOrder.push_back(snapshot.id);
+        m_finishedOrder.push_back(final.id);
         while (qsizetype(m_finishedOrder.size()) > config.finishedRunsKept) {
             m_runs.remove(m_finishedOrder.front());
             m_finishedOrder.pop_front();
         }
-        ++m_unpublished;
-        dispatchLocked();
+        dispatchLocked(ready);
     }
+    RunStatePtr next;
+    if (handOff && !ready.isEmpty())
+        next = ready.front();
+    launch(ready, next ? 1 : 0);
+    m_unpublished.fetch_add(1);
     // The slot is free for the next run already; the finish is shown once it is durable.
-    auto publish = [this, st, snapshot] {
-        enqueueEvent({Event::Kind::Finished, snapshot});
+    auto publish = [this, st] {
+        st->finishedEvent.state = st;
+        linkEvent(&st->finishedEvent);
+        requestDelivery(true);
         {
             QMutexLocker locker(&st->mutex);
             st->finished = true;
-            st->changed.wakeAll();
         }
-        QMutexLocker locker(&m_mutex);
-        if (--m_unpublished == 0)
-            m_allPublished.wakeAll();
+        st->changed.notify_all();
+        if (m_unpublished.fetch_sub(1) == 1 && m_publishWaiter.load()) {
+            QMutexLocker locker(&m_mutex);
+            m_allPublished.notify_all();
+        }
     };
     if (recorder)
-        recorder->recordFinished(snapshot, std::move(publish));
+        recorder->recordFinished(final, std::move(publish));
     else
         publish();
+    return next;
 }
 
 void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
@@ -492,8 +683,11 @@ void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
                       : u"cancel requested; stopping"_s);
     }
     st->cancelRequested.store(true);
-    QMutexLocker locker(&st->mutex);
-    st->changed.wakeAll();
+    {
+        // Taking the mutex orders the flag before a waiter's check of it.
+        QMutexLocker locker(&st->mutex);
+    }
+    st->changed.notify_all();
 }
 
 bool EngineCore::cancel(const QString &runId)
@@ -531,10 +725,14 @@ void EngineCore::cancelAll()
     QStringList ids;
     {
         QMutexLocker locker(&m_mutex);
-        for (const RunStatePtr &st : m_queue)
+        // Queued runs first, in queue order, so none of them starts while others are canceled.
+        QSet<QString> seen;
+        for (const RunStatePtr &st : m_queue) {
             ids << st->run.id; // the id never changes after creation
+            seen.insert(st->run.id);
+        }
         for (auto it = m_runs.cbegin(); it != m_runs.cend(); ++it) {
-            if (!ids.contains(it.key()))
+            if (!seen.contains(it.key()))
                 ids << it.key();
         }
     }
@@ -560,23 +758,24 @@ std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono
 
 Run EngineCore::waitForState(const RunStatePtr &st, std::chrono::milliseconds timeout, bool *finished)
 {
-    QDeadlineTimer deadline(timeout);
+    const auto deadline = std::chrono::steady_clock::now()
+        + std::min<std::chrono::milliseconds>(timeout, std::chrono::hours(24 * 365 * 10));
     const bool deliver = onEngineThread();
     for (;;) {
         {
-            QMutexLocker locker(&st->mutex);
+            std::unique_lock locker(st->mutex);
             if (st->finished)
                 break;
-            if (deadline.hasExpired()) {
+            if (std::chrono::steady_clock::now() >= deadline) {
                 *finished = false;
                 return st->run;
             }
             // On the engine's thread nobody else delivers events while we block, so wake up
             // regularly to do it.
-            const QDeadlineTimer step = deliver
-                ? std::min(deadline, QDeadlineTimer(config.eventInterval))
+            const auto step = deliver
+                ? std::min(deadline, std::chrono::steady_clock::now() + config.eventInterval)
                 : deadline;
-            st->changed.wait(&st->mutex, step);
+            st->changed.wait_until(locker, step);
         }
         if (deliver)
             deliverEvents();
@@ -592,22 +791,24 @@ bool EngineCore::shutdown(std::chrono::milliseconds grace)
 {
     {
         QMutexLocker locker(&m_mutex);
-        m_accepting = false;
+        m_accepting.store(false);
     }
     m_draining.store(true);
     {
-        QMutexLocker locker(&m_eventMutex);
-        m_eventsDrained.wakeAll();
+        std::lock_guard locker(m_drainMutex);
+        m_eventsDrained.notify_all();
     }
     cancelAll();
     QDeadlineTimer deadline(grace);
     bool done = pool.waitForDone(int(grace.count()));
     {
         // Finishes the recorder has not made durable yet still belong to this engine.
-        QMutexLocker locker(&m_mutex);
-        while (m_unpublished > 0 && !deadline.hasExpired())
-            m_allPublished.wait(&m_mutex, deadline);
-        done = done && m_unpublished == 0;
+        std::unique_lock locker(m_mutex);
+        m_publishWaiter.store(true);
+        while (m_unpublished.load() > 0 && !deadline.hasExpired())
+            m_allPublished.wait_for(locker, std::chrono::milliseconds(std::max<qint64>(1, deadline.remainingTime())));
+        m_publishWaiter.store(false);
+        done = done && m_unpublished.load() == 0;
     }
     {
         std::lock_guard<std::mutex> lock(m_schedMutex);
@@ -625,10 +826,20 @@ bool EngineCore::shutdown(std::chrono::milliseconds grace)
 
 void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QString &text)
 {
+    // A task that prints faster than the receivers take its lines waits here (a bounded
+    // time) instead of growing memory.
+    if (m_pendingLineCount.load(std::memory_order_relaxed) >= kPendingLineCap && !m_draining.load()
+        && !onEngineThread()) {
+        std::unique_lock locker(m_drainMutex);
+        m_eventsDrained.wait_for(locker, 250ms, [this] {
+            return m_pendingLineCount.load() < kPendingLineCap || m_draining.load();
+        });
+    }
     LogLine line;
     line.timeMs = QDateTime::currentMSecsSinceEpoch();
     line.stream = stream;
     line.text = text;
+    bool opened = false;
     QString id;
     {
         QMutexLocker locker(&st->mutex);
@@ -643,76 +854,79 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
         st->recent->push_back(line);
         if (qsizetype(st->recent->size()) > config.bufferSize)
             st->recent->pop_front();
+        if (!st->activity) {
+            st->activity = new ActivityEvent;
+            st->activity->state = st;
+            // Linked under the run's mutex, so it keeps its place among the run's events.
+            linkEvent(st->activity);
+            opened = true;
+        }
+        st->activity->lines.append(line);
         id = st->run.id;
     }
+    m_pendingLineCount.fetch_add(1, std::memory_order_relaxed);
     const auto handedOn = qScopeGuard([&st] { --st->appending; });
     if (recorder)
-        recorder->recordLog(id, LogLines{line});
-    bool schedule = false;
-    {
-        QMutexLocker locker(&m_eventMutex);
-        while (m_pendingLineCount >= kPendingLineCap && !m_draining.load() && !onEngineThread()) {
-            // Bounded wait: a receiver that never drains slows the task but cannot stall it.
-            if (!m_eventsDrained.wait(&m_eventMutex, QDeadlineTimer(250ms)))
-                break;
-        }
-        LogLines &pending = m_pendingLines[id];
-        if (pending.isEmpty())
-            m_events.push_back({Event::Kind::Log, Run{}});
-        if (pending.isEmpty())
-            m_events.back().snapshot.id = id;
-        pending.append(std::move(line));
-        ++m_pendingLineCount;
-        schedule = !m_flushQueued;
-        m_flushQueued = true;
-    }
-    if (schedule)
-        scheduleFlush(false);
+        recorder->recordLog(id, LogLines{std::move(line)});
+    if (opened)
+        requestDelivery(false);
 }
 
 void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
 {
+    bool opened = false;
     QString id;
     {
         QMutexLocker locker(&st->mutex);
+        if (st->closed)
+            return;
         st->run.progress = progress;
+        if (!st->activity) {
+            st->activity = new ActivityEvent;
+            st->activity->state = st;
+            linkEvent(st->activity);
+            opened = true;
+        }
+        st->activity->progress = progress;
         id = st->run.id;
     }
     if (recorder)
         recorder->recordProgress(id, progress);
-    bool schedule = false;
-    {
-        QMutexLocker locker(&m_eventMutex);
-        m_pendingProgress.insert(id, progress);
-        schedule = !m_flushQueued;
-        m_flushQueued = true;
-    }
-    if (schedule)
-        scheduleFlush(false);
+    if (opened)
+        requestDelivery(false);
 }
 
 bool EngineCore::sleep(const RunStatePtr &st, std::chrono::milliseconds duration)
 {
-    QDeadlineTimer deadline(duration);
-    QMutexLocker locker(&st->mutex);
-    while (!st->cancelRequested.load() && !deadline.hasExpired())
-        st->changed.wait(&st->mutex, deadline);
+    std::unique_lock locker(st->mutex);
+    st->changed.wait_for(locker, duration, [&st] { return st->cancelRequested.load(); });
     return !st->cancelRequested.load();
 }
 
-void EngineCore::enqueueEvent(Event event)
+void EngineCore::linkEvent(EventNode *node)
 {
-    {
-        QMutexLocker locker(&m_eventMutex);
-        m_events.push_back(std::move(event));
+    EventNode *head = m_eventHead.load(std::memory_order_relaxed);
+    do {
+        node->next = head;
+    } while (!m_eventHead.compare_exchange_weak(head, node));
+}
+
+void EngineCore::requestDelivery(bool soon)
+{
+    // The flags are reset before the engine's thread takes the list, so an entry linked
+    // after that always asks for a new delivery, and one linked before is always taken.
+    if (soon) {
         // Lifecycle changes go out on the next turn of the event loop; one queued delivery
         // carries every event that arrives before it runs.
-        if (m_soonQueued)
+        if (m_soonQueued.exchange(true))
             return;
-        m_soonQueued = true;
-        m_flushQueued = true;
+        m_flushQueued.store(true);
+        scheduleFlush(true);
+        return;
     }
-    scheduleFlush(true);
+    // Log lines and progress wait up to one event interval, to arrive in batches.
+    if (!m_flushQueued.exchange(true))
+        scheduleFlush(false);
 }
 
 void EngineCore::scheduleFlush(bool soon)
@@ -735,129 +949,168 @@ void EngineCore::scheduleFlush(bool soon)
 
 void EngineCore::deliverEvents()
 {
-    std::deque<Event> events;
-    QHash<QString, LogLines> lines;
-    QHash<QString, Progress> progress;
-    {
-        QMutexLocker locker(&m_eventMutex);
-        events.swap(m_events);
-        lines.swap(m_pendingLines);
-        progress.swap(m_pendingProgress);
-        m_pendingLineCount = 0;
-        m_flushQueued = false;
-        m_soonQueued = false;
-        m_eventsDrained.wakeAll();
-    }
     m_flushTimer.stop();
-    auto emitPending = [&](const QString &id) {
-        const auto l = lines.find(id);
-        if (l != lines.end()) {
-            const LogLines batch = std::move(l.value());
-            lines.erase(l);
-            Q_EMIT q->runLog(id, batch);
-        }
-        const auto p = progress.find(id);
-        if (p != progress.end()) {
-            const Progress value = p.value();
-            progress.erase(p);
-            Q_EMIT q->runProgress(id, value);
-        }
-    };
-    for (const Event &event : events) {
-        switch (event.kind) {
-        case Event::Kind::Queued:
-            Q_EMIT q->runQueued(event.snapshot);
-            break;
-        case Event::Kind::Started:
-            Q_EMIT q->runStarted(event.snapshot);
-            break;
-        case Event::Kind::Log:
-            emitPending(event.snapshot.id);
-            break;
-        case Event::Kind::Finished:
-            emitPending(event.snapshot.id);
-            Q_EMIT q->runFinished(event.snapshot);
-            break;
-        }
+    m_soonQueued.store(false);
+    m_flushQueued.store(false);
+    EventNode *newestFirst = m_eventHead.exchange(nullptr);
+    EventNode *ordered = nullptr;
+    while (newestFirst) {
+        EventNode *next = newestFirst->next;
+        newestFirst->next = ordered;
+        ordered = newestFirst;
+        newestFirst = next;
     }
-    for (auto it = progress.cbegin(); it != progress.cend(); ++it)
-        Q_EMIT q->runProgress(it.key(), it.value());
+    while (ordered) {
+        EventNode *node = ordered;
+        ordered = node->next;
+        deliver(node);
+    }
 }
 
-void EngineCore::addDeadline(const RunStatePtr &st, int attempt)
+void EngineCore::deliver(EventNode *node)
 {
-    if (st->timeout.count() <= 0)
+    // The entry may live inside the run's state: this reference keeps both alive until the
+    // entry is done with.
+    const RunStatePtr st = std::move(node->state);
+    switch (node->kind) {
+    case EventNode::Kind::Queued:
+        if (q->isSignalConnected(QMetaMethod::fromSignal(&TaskEngine::runQueued)))
+            Q_EMIT q->runQueued(queuedSnapshot(*st));
+        break;
+    case EventNode::Kind::Started:
+        Q_EMIT q->runStarted(static_cast<StartedEvent *>(node)->snapshot);
+        break;
+    case EventNode::Kind::Finished:
+        // Closed runs do not change any more: the final snapshot is the run itself.
+        Q_EMIT q->runFinished(st->run);
+        break;
+    case EventNode::Kind::Activity: {
+        auto *activity = static_cast<ActivityEvent *>(node);
+        LogLines lines;
+        std::optional<Progress> progress;
+        {
+            QMutexLocker locker(&st->mutex);
+            if (st->activity == activity)
+                st->activity = nullptr;
+            lines.swap(activity->lines);
+            progress.swap(activity->progress);
+        }
+        if (!lines.isEmpty()) {
+            const qsizetype before = m_pendingLineCount.fetch_sub(lines.size());
+            if (before >= kPendingLineCap) {
+                { std::lock_guard locker(m_drainMutex); }
+                m_eventsDrained.notify_all();
+            }
+            Q_EMIT q->runLog(st->run.id, lines); // the id never changes after creation
+        }
+        if (progress)
+            Q_EMIT q->runProgress(st->run.id, *progress);
+        break;
+    }
+    }
+    if (node->kind == EventNode::Kind::Started)
+        static_cast<StartedEvent *>(node)->snapshot = Run();
+    if (!node->embedded)
+        delete node;
+}
+
+Run EngineCore::queuedSnapshot(const RunState &st)
+{
+    // These fields never change once start() has made the run; the others still hold
+    // their defaults in a run that waits in the queue.
+    Run run;
+    run.id = st.run.id;
+    run.task = st.run.task;
+    run.args = st.run.args;
+    run.maxAttempts = st.run.maxAttempts;
+    run.queuedAt = st.run.queuedAt;
+    run.owner = st.run.owner;
+    return run;
+}
+
+void EngineCore::wakeSchedulerFor(qint64 atMs)
+{
+    // The scheduler publishes when its wait ends before it looks at the runs a last time,
+    // so a later deadline needs no wake-up.
+    if (atMs >= m_schedWakeAt.load())
         return;
-    bool earliest = false;
     {
         std::lock_guard<std::mutex> lock(m_schedMutex);
-        if (st->deadline)
-            m_deadlines.erase(*st->deadline);
-        const auto it = m_deadlines.emplace(steadyNowMs() + st->timeout.count(),
-                                            std::make_pair(std::weak_ptr<RunState>(st), attempt));
-        st->deadline = it;
-        earliest = it == m_deadlines.begin();
+        m_rescan = true;
     }
-    // The scheduler already sleeps until an earlier deadline; wake it only for a new first one.
-    if (earliest)
-        m_schedCondition.notify_one();
+    m_schedCondition.notify_one();
 }
 
-void EngineCore::dropDeadline(const RunStatePtr &st)
+qint64 EngineCore::stopOverdue()
 {
-    std::lock_guard<std::mutex> lock(m_schedMutex);
-    if (st->deadline) {
-        m_deadlines.erase(*st->deadline);
-        st->deadline.reset();
+    const qint64 now = steadyNowMs();
+    QVarLengthArray<RunStatePtr, 8> due;
+    qint64 next = kNever;
+    {
+        QMutexLocker locker(&m_mutex);
+        for (const RunStatePtr &st : m_active) {
+            const qint64 at = st->deadlineMs.load();
+            if (at == 0)
+                continue;
+            if (at <= now)
+                due.append(st);
+            else
+                next = std::min(next, at);
+        }
     }
+    for (const RunStatePtr &st : due) {
+        bool stop = false;
+        {
+            QMutexLocker locker(&st->mutex);
+            const qint64 at = st->deadlineMs.load();
+            stop = !st->finished && st->run.status == RunStatus::Running && at != 0 && at <= now;
+            if (stop)
+                st->deadlineMs.store(0);
+        }
+        if (stop)
+            requestStop(st, StopTimedOut);
+    }
+    return next;
 }
 
 void EngineCore::schedulerLoop()
 {
     std::unique_lock<std::mutex> lock(m_schedMutex);
     while (!m_schedStop) {
-        qint64 next = std::numeric_limits<qint64>::max();
-        if (!m_deadlines.empty())
-            next = m_deadlines.begin()->first;
+        m_rescan = false;
+        lock.unlock();
+        qint64 next = stopOverdue();
+        lock.lock();
+        const qint64 now = steadyNowMs();
+        if (m_rateWakeAt && m_rateWakeAt <= now) {
+            m_rateWakeAt = 0;
+            lock.unlock();
+            ReadyRuns ready;
+            {
+                QMutexLocker locker(&m_mutex);
+                dispatchLocked(ready);
+            }
+            launch(ready);
+            lock.lock();
+            continue;
+        }
         if (m_rateWakeAt)
             next = std::min(next, m_rateWakeAt);
-        if (next == std::numeric_limits<qint64>::max()) {
-            m_schedCondition.wait(lock);
+        m_schedWakeAt.store(next);
+        if (m_rescan)
             continue;
-        }
-        const qint64 now = steadyNowMs();
-        if (next > now) {
-            m_schedCondition.wait_for(lock, std::chrono::milliseconds(next - now));
-            continue;
-        }
-        std::vector<std::pair<std::weak_ptr<RunState>, int>> due;
-        while (!m_deadlines.empty() && m_deadlines.begin()->first <= now) {
-            due.push_back(m_deadlines.begin()->second);
-            if (const RunStatePtr st = m_deadlines.begin()->second.first.lock())
-                st->deadline.reset();
-            m_deadlines.erase(m_deadlines.begin());
-        }
-        const bool rateDue = m_rateWakeAt && m_rateWakeAt <= now;
-        if (rateDue)
-            m_rateWakeAt = 0;
+        // A deadline set while the runs were being looked at compared itself with the old
+        // wake time; look once more now that the new one is published.
         lock.unlock();
-        for (const auto &[weak, attempt] : due) {
-            const RunStatePtr st = weak.lock();
-            if (!st)
-                continue;
-            bool current = false;
-            {
-                QMutexLocker locker(&st->mutex);
-                current = !st->finished && st->run.attempt == attempt && st->run.status == RunStatus::Running;
-            }
-            if (current)
-                requestStop(st, StopTimedOut);
-        }
-        if (rateDue) {
-            QMutexLocker locker(&m_mutex);
-            dispatchLocked();
-        }
+        const qint64 check = stopOverdue();
         lock.lock();
+        if (check < next || m_rescan)
+            continue;
+        const auto woken = [this] { return m_rescan || m_schedStop; };
+        if (next == kNever)
+            m_schedCondition.wait(lock, woken);
+        else
+            m_schedCondition.wait_for(lock, std::chrono::milliseconds(std::max<qint64>(0, next - steadyNowMs())), woken);
     }
 }
 
