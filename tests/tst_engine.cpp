@@ -793,11 +793,20 @@ void TestEngine::burstOfRunsKeepsEveryRunInOrder()
         ids << engine.start(u"noop"_s, {}).runId;
     QTRY_COMPARE_WITH_TIMEOUT(log.finished.size(), kRuns, 60000);
     QCOMPARE(QSet<QString>(ids.cbegin(), ids.cend()).size(), kRuns);
+    const qint64 before = QDateTime::currentMSecsSinceEpoch();
+    QString previous;
     for (const QString &id : std::as_const(ids)) {
         QCOMPARE(log.of(id), (QStringList{u"queued"_s, u"started:1"_s, u"finished:succeeded"_s}));
+        // Time-ordered UUIDs (version 7): valid, in the order the runs were made, and
+        // carrying the time they were made.
         const QUuid uuid = QUuid::fromString(id);
-        QVERIFY2(!uuid.isNull() && uuid.version() == QUuid::Random, qPrintable(id));
+        // (QUuid::version() of Qt 6.4 knows versions up to 5 only.)
+        QVERIFY2(!uuid.isNull() && uuid.data3 >> 12 == 7 && uuid.variant() == QUuid::DCE, qPrintable(id));
         QCOMPARE(uuid.toString(QUuid::WithoutBraces), id);
+        QVERIFY2(previous < id, qPrintable(previous + u" then "_s + id));
+        previous = id;
+        const qint64 ms = qint64(uuid.data1) << 16 | uuid.data2;
+        QVERIFY(ms <= before + 1000 && ms > before - 600000);
     }
     QCOMPARE(engine.runningCount(), 0);
     QCOMPARE(engine.queuedCount(), 0);

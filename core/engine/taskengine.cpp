@@ -62,10 +62,30 @@ QString demangledTypeName(const std::type_info &type)
     return status == 0 && name ? QString::fromLatin1(name.get()) : QString::fromLatin1(type.name());
 }
 
-/*! A random (version 4) UUID without braces, written straight into one string. */
+/*!
+ * A time-ordered (version 7) UUID without braces: 48 bits of Unix milliseconds, a 12-bit
+ * counter that keeps the ids of one millisecond in order, and 62 random bits. Run ids thus
+ * sort by creation, and the history's index on them grows at its end: with random ids
+ * every commit rewrote index pages all over the file.
+ */
 QString newRunId()
 {
-    const QUuid uuid = QUuid::createUuid();
+    static std::atomic<quint64> last{0}; // (milliseconds << 12) | counter of the latest id
+    const quint64 now = quint64(QDateTime::currentMSecsSinceEpoch()) << 12;
+    quint64 previous = last.load(std::memory_order_relaxed);
+    quint64 next = 0;
+    do {
+        // A clock that steps back, or more than 4096 ids in one millisecond, borrow from
+        // the next millisecond: order wins over exact time.
+        next = std::max(now, previous + 1);
+    } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
+    const quint64 ms = next >> 12;
+
+    QUuid uuid = QUuid::createUuid(); // random bits with the RFC variant already set
+    uuid.data1 = quint32(ms >> 16);
+    uuid.data2 = quint16(ms & 0xffff);
+    uuid.data3 = quint16(0x7000 | (next & 0xfff));
+
     QString id(36, Qt::Uninitialized);
     char16_t *out = reinterpret_cast<char16_t *>(id.data());
     const auto hex = [&out](quint64 value, int digits) {
