@@ -4,6 +4,7 @@
 #include "logchunk.h"
 #include "runowner.h"
 #include "sqliteschema.h"
+#include "spinmutex.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -15,11 +16,13 @@
 #include <QElapsedTimer>
 #include <QRandomGenerator>
 #include <QSqlDatabase>
+#include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QVariant>
 
 #include <pthread.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -76,11 +79,6 @@ const QString &runColumns()
                                    "finished_at, progress_done, progress_total, progress_message, result, "
                                    "error_message, error_kind, error_detail, error_transient, log_lines, owner"_s;
     return columns;
-}
-
-QVariant timeValue(const QDateTime &time)
-{
-    return time.isValid() ? QVariant(time.toMSecsSinceEpoch()) : QVariant(QMetaType(QMetaType::LongLong));
 }
 
 QDateTime timeFromValue(const QVariant &value)
@@ -253,6 +251,7 @@ struct Op
 // new log lines.
 struct PendingRun
 {
+    Clock::time_point since = Clock::now(); // when the writer first saw this change
     std::optional<Run> state;
     std::optional<Progress> progress;
     // Batches as they were queued: joining them into one list would copy every line again.
@@ -263,17 +262,94 @@ struct PendingRun
 // are cheaper than one list that keeps growing (and moving) while a run floods its log.
 constexpr qsizetype kLinesPerEntry = 1024;
 
+/*!
+ * A statement run through SQLite's own API on the connection QtSql opened. The writer's
+ * run upsert binds 19 values per run; through QVariant that cost as much as SQLite's own
+ * work for the row. Text is bound without a copy: the caller keeps it alive until step().
+ */
+class RawStatement
+{
+public:
+    RawStatement() = default;
+    RawStatement(const RawStatement &) = delete;
+    RawStatement &operator=(const RawStatement &) = delete;
+    ~RawStatement() { sqlite3_finalize(m_stmt); }
+
+    bool prepare(sqlite3 *db, const QString &sql)
+    {
+        m_db = db;
+        return sqlite3_prepare16_v3(db, sql.utf16(), int(sql.size() * 2), SQLITE_PREPARE_PERSISTENT,
+                                    &m_stmt, nullptr) == SQLITE_OK;
+    }
+
+    void bind(int column, const QString &text)
+    {
+        // Text columns hold '' for "none"; a null QString binds as that.
+        const void *data = text.isNull() ? static_cast<const void *>(u"") : static_cast<const void *>(text.utf16());
+        sqlite3_bind_text16(m_stmt, column, data, int(text.size() * 2), SQLITE_STATIC);
+    }
+    void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
+    void bindNull(int column) { sqlite3_bind_null(m_stmt, column); }
+    void bindTime(int column, const QDateTime &time)
+    {
+        if (time.isValid())
+            bind(column, time.toMSecsSinceEpoch());
+        else
+            bindNull(column);
+    }
+
+    /*! Runs the statement to its end; on failure fills \a failure the way QSQLITE would. */
+    bool run(QSqlError *failure)
+    {
+        int rc = sqlite3_step(m_stmt);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(m_stmt);
+        const bool ok = rc == SQLITE_DONE;
+        if (!ok)
+            *failure = error(rc);
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+        return ok;
+    }
+
+    QSqlError error(int rc = SQLITE_ERROR) const
+    {
+        const int code = m_db ? sqlite3_extended_errcode(m_db) : rc;
+        return QSqlError(u"Unable to execute statement"_s,
+                         m_db ? QString::fromUtf8(sqlite3_errmsg(m_db)) : u"no database"_s,
+                         QSqlError::StatementError, QString::number(code));
+    }
+
+private:
+    sqlite3 *m_db = nullptr;
+    sqlite3_stmt *m_stmt = nullptr;
+};
+
+sqlite3 *sqliteHandle(const QSqlDatabase &db)
+{
+    const QVariant handle = db.driver() ? db.driver()->handle() : QVariant();
+    if (!handle.isValid() || qstrcmp(handle.typeName(), "sqlite3*") != 0)
+        return nullptr;
+    return *static_cast<sqlite3 *const *>(handle.constData());
+}
+
 // The writer's prepared statements, compiled once per connection.
 struct Statements
 {
     explicit Statements(const QSqlDatabase &db)
-        : upsert(db), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db), updateChunk(db)
+        : handle(sqliteHandle(db)), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db),
+          updateChunk(db)
     {
     }
 
     bool prepare()
     {
-        return upsert.prepare(
+        if (!handle) {
+            m_prepareError = QSqlError(u"the QSQLITE driver gave no SQLite handle"_s, {},
+                                       QSqlError::ConnectionError);
+            return false;
+        }
+        const bool ok = upsert.prepare(handle, 
                    u"INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                    "finished_at, progress_done, progress_total, progress_message, result, error_message, "
                    "error_kind, error_detail, error_transient, log_lines, owner, trace_id) "
@@ -291,8 +367,12 @@ struct Statements
                    "log_lines = max(runs.log_lines, excluded.log_lines), owner = excluded.owner "
                    // A late update never takes a finished run back to queued or running.
                    "WHERE runs.status IN "_s + activeStatusList()
-                   + u" OR excluded.status NOT IN "_s + activeStatusList())
-            && progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
+                   + u" OR excluded.status NOT IN "_s + activeStatusList());
+        if (!ok) {
+            m_prepareError = upsert.error();
+            return false;
+        }
+        return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
                                 "WHERE id = ? AND status IN "_s + activeStatusList())
             && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?) WHERE id = ?"_s)
             && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data) "
@@ -306,20 +386,26 @@ struct Statements
 
     QSqlError lastError() const
     {
-        for (const QSqlQuery *q : {&upsert, &progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+        if (m_prepareError.isValid())
+            return m_prepareError;
+        for (const QSqlQuery *q : {&progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
             if (q->lastError().isValid())
                 return q->lastError();
         }
         return {};
     }
 
-    QSqlQuery upsert;
+    sqlite3 *const handle;
+    RawStatement upsert;
     QSqlQuery progress;
     QSqlQuery logCount;
     QSqlQuery insertChunk;
     QSqlQuery lastLine;
     QSqlQuery chunkAt;
     QSqlQuery updateChunk;
+
+private:
+    QSqlError m_prepareError;
 };
 
 bool exec(QSqlDatabase &db, const QString &sql, QSqlError *error)
@@ -402,7 +488,7 @@ struct SqliteRunStore::Private
     QString prepareDatabase(QSqlDatabase &db);
     void loop(QSqlDatabase &db, Statements &st);
     void absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs);
-    void writePending(QSqlDatabase &db, Statements &st, bool finalAttempt);
+    void writePending(QSqlDatabase &db, Statements &st, bool finalAttempt, bool everything);
     bool writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *error);
     bool writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches, QSqlError *error);
     bool insertLate(Statements &st, const QString &runId, const LogLine &line, QSqlError *error);
@@ -414,10 +500,12 @@ struct SqliteRunStore::Private
     const QString writerConnection;
     std::thread writer;
 
-    mutable std::mutex mutex;
-    std::condition_variable writerWake;   // waits on mutex
-    std::condition_variable spaceFree;    // waits on mutex
-    std::condition_variable progressMade; // waits on mutex
+    // Every run change passes through here from the engine's threads: a short critical
+    // section that several threads enter at a high rate.
+    mutable detail::SpinMutex mutex;
+    std::condition_variable_any writerWake;   // waits on mutex
+    std::condition_variable_any spaceFree;    // waits on mutex
+    std::condition_variable_any progressMade; // waits on mutex
     std::vector<Op> queue;                // guarded by mutex
     qsizetype queuedLines = 0;            // guarded by mutex
     Clock::time_point firstQueuedAt;      // guarded by mutex
@@ -425,6 +513,7 @@ struct SqliteRunStore::Private
     quint64 handledSeq = 0;               // guarded by mutex; committed or given up
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
+    bool writeAll = false;                // guarded by mutex; a flush() waits for everything
     bool stopping = false;                // guarded by mutex
     bool writerGone = false;              // guarded by mutex
     bool initDone = false;                // guarded by mutex
@@ -442,6 +531,9 @@ struct SqliteRunStore::Private
     quint64 pendingSeq = 0;
     int failedAttempts = 0;
     Clock::time_point retryAt;
+    // When changes left in pending are due: the retry after a failure, or the end of the
+    // grace period of states held back (see writePending()).
+    Clock::time_point pendingDueAt;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
     qint64 batchBytes = 0;
@@ -469,7 +561,7 @@ void SqliteRunStore::Private::enqueue(Op op, bool urgentNow)
 {
     std::function<void()> orphan;
     {
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         if (!writerGone) {
             enqueueLocked(std::move(op), urgentNow);
             return;
@@ -484,7 +576,7 @@ void SqliteRunStore::Private::enqueue(Op op, bool urgentNow)
 void SqliteRunStore::Private::stop()
 {
     {
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         stopping = true;
     }
     writerWake.notify_all();
@@ -507,11 +599,11 @@ int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
     // outcome and the store, which outlives its writer.
     op.job = [this, outcome, job = std::move(job)](QSqlDatabase &db) {
         const int value = job(db);
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         outcome->value = value;
         outcome->done = true;
     };
-    std::unique_lock<std::mutex> lock(mutex);
+    std::unique_lock<detail::SpinMutex> lock(mutex);
     if (writerGone)
         return -1;
     enqueueLocked(std::move(op), true);
@@ -527,13 +619,14 @@ QSqlDatabase SqliteRunStore::Private::reader(QString *problem)
 
 bool SqliteRunStore::Private::flush(std::chrono::milliseconds timeout)
 {
-    std::unique_lock<std::mutex> lock(mutex);
+    std::unique_lock<detail::SpinMutex> lock(mutex);
     const quint64 target = enqueuedSeq;
     // A durable callback that queries the store runs on the writer, which cannot wait for
     // itself.
     const bool onWriter = std::this_thread::get_id() == writer.get_id();
     if (handledSeq < target && !writerGone && !onWriter) {
         urgent = true;
+        writeAll = true;
         writerWake.notify_one();
         progressMade.wait_for(lock, timeout, [&] { return handledSeq >= target || writerGone; });
     }
@@ -550,7 +643,7 @@ void SqliteRunStore::Private::catchUp()
 {
     bool writable = true;
     {
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         writable = available;
     }
     // While writes fail, waiting for them would only delay the answer.
@@ -590,7 +683,7 @@ void SqliteRunStore::Private::writerMain()
                 problem = describe(path, statements->lastError());
         }
         {
-            std::lock_guard<std::mutex> lock(mutex);
+            std::lock_guard<detail::SpinMutex> lock(mutex);
             initDone = true;
             initError = problem;
         }
@@ -602,7 +695,7 @@ void SqliteRunStore::Private::writerMain()
     }
     QSqlDatabase::removeDatabase(writerConnection);
     {
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         writerGone = true;
     }
     progressMade.notify_all();
@@ -669,13 +762,17 @@ QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
 
 void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
 {
+    // Swapped with the queue at each batch, so the callers fill a vector that already has
+    // room instead of growing (and moving) a new one every batch.
+    std::vector<Op> ops;
+    constexpr size_t kKeptCapacity = 16384;
     for (;;) {
-        std::vector<Op> ops;
         bool stopNow = false;
+        bool everything = false;
         bool checkpointNow = false;
         int pruneDays = 0;
         {
-            std::unique_lock<std::mutex> lock(mutex);
+            std::unique_lock<detail::SpinMutex> lock(mutex);
             for (;;) {
                 const Clock::time_point now = Clock::now();
                 if (stopping)
@@ -684,7 +781,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                     break;
                 if (nextPruneAt && now >= *nextPruneAt)
                     break;
-                if (!pending.empty() && now >= retryAt)
+                if (!pending.empty() && now >= pendingDueAt)
                     break;
                 const bool idle = queue.empty() && pending.empty();
                 if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
@@ -698,7 +795,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                 if (nextPruneAt)
                     earliest(*nextPruneAt);
                 if (!pending.empty())
-                    earliest(retryAt);
+                    earliest(pendingDueAt);
                 if (idle && uncheckpointedBytes > 0)
                     earliest(lastWriteAt + kCheckpointIdle);
                 if (wakeAt)
@@ -711,6 +808,8 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             urgent = false;
             pendingSeq = enqueuedSeq;
             stopNow = stopping;
+            everything = writeAll || stopping;
+            writeAll = false;
             if (nextPruneAt && Clock::now() >= *nextPruneAt) {
                 pruneDays = retentionDays;
                 nextPruneAt = Clock::now() + retentionInterval;
@@ -721,7 +820,9 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         std::vector<std::function<void(QSqlDatabase &)>> jobs;
         absorb(ops, &jobs);
         ops.clear();
-        writePending(db, st, stopNow);
+        if (ops.capacity() > kKeptCapacity)
+            std::vector<Op>().swap(ops);
+        writePending(db, st, stopNow, everything);
         for (const auto &job : jobs)
             job(db);
         if (pruneDays > 0)
@@ -735,7 +836,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             checkpoint(db);
 
         if (stopNow) {
-            std::lock_guard<std::mutex> lock(mutex);
+            std::lock_guard<detail::SpinMutex> lock(mutex);
             if (queue.empty())
                 return;
         }
@@ -744,6 +845,8 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
 
 void SqliteRunStore::Private::absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs)
 {
+    // Growing the map while absorbing would move every entry again.
+    pending.reserve(pending.size() + qsizetype(ops.size() / 2));
     for (Op &op : ops) {
         switch (op.kind) {
         case Op::Kind::State: {
@@ -775,17 +878,36 @@ void SqliteRunStore::Private::absorb(std::vector<Op> &ops, std::vector<std::func
     }
 }
 
-void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, bool finalAttempt)
+void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, bool finalAttempt, bool everything)
 {
     QSqlError failure;
     bool ok = true;
     writtenThisBatch.clear();
     batchBytes = 0;
+    // A run that was queued or started a moment ago usually finishes a moment later: its
+    // state waits up to one batch interval, so most runs are written once, finished,
+    // instead of inserted and then rewritten. Finishes, progress and lines never wait,
+    // nor does anything a flush() waits for.
+    const Clock::time_point now = Clock::now();
+    const auto holdBack = [&](const PendingRun &run) {
+        return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
+               && run.lines.empty() && now - run.since < kBatchInterval;
+    };
+    std::vector<QString> finishedWithLines;
+    QHash<QString, PendingRun> held;
+    std::optional<Clock::time_point> heldUntil;
     const bool attempted = !pending.isEmpty();
     if (attempted) {
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
-        for (auto it = pending.begin(); ok && it != pending.end(); ++it)
+        for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
+            if (holdBack(it.value())) {
+                heldUntil = std::min(heldUntil.value_or(Clock::time_point::max()), it->since + kBatchInterval);
+                continue;
+            }
             ok = writeRun(st, it.key(), it.value(), &failure);
+            if (it->state && isTerminal(it->state->status) && lastWrittenLine.contains(it.key()))
+                finishedWithLines.push_back(it.key());
+        }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
             rollback(db);
@@ -794,13 +916,18 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     if (ok) {
         for (auto it = writtenThisBatch.cbegin(); it != writtenThisBatch.cend(); ++it)
             lastWrittenLine.insert(it.key(), it.value());
-        for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
-            // A finished run gets no more lines (but for a rare straggler, which looks its
-            // last line up again), so its entry would only grow the map.
-            if (it->state && isTerminal(it->state->status))
-                lastWrittenLine.remove(it.key());
+        // A finished run gets no more lines (but for a rare straggler, which looks its last
+        // line up again), so its entry would only grow the map.
+        for (const QString &id : finishedWithLines)
+            lastWrittenLine.remove(id);
+        if (heldUntil) {
+            for (auto it = pending.begin(); it != pending.end(); ++it) {
+                if (holdBack(it.value()))
+                    held.insert(it.key(), std::move(it.value()));
+            }
         }
-        pending.clear();
+        pending.swap(held);
+        pendingDueAt = heldUntil.value_or(now);
         failedAttempts = 0;
         bool recovered = false;
         if (attempted) {
@@ -808,8 +935,10 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             lastWriteAt = Clock::now();
         }
         {
-            std::lock_guard<std::mutex> lock(mutex);
-            handledSeq = pendingSeq;
+            std::lock_guard<detail::SpinMutex> lock(mutex);
+            // Changes held back are not committed yet: flush() keeps waiting for them.
+            if (!heldUntil)
+                handledSeq = pendingSeq;
             if (attempted) {
                 recovered = !available;
                 available = true;
@@ -836,8 +965,9 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         } else {
             qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
             retryAt = Clock::now() + kRetryDelay;
+            pendingDueAt = retryAt;
         }
-        std::lock_guard<std::mutex> lock(mutex);
+        std::lock_guard<detail::SpinMutex> lock(mutex);
         if (giveUp) {
             droppedRanges.emplace_back(handledSeq, pendingSeq);
             handledSeq = pendingSeq;
@@ -862,30 +992,37 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
     batchBytes += kRowBytes;
     if (run.state) {
         const Run &r = *run.state;
-        QSqlQuery &q = st.upsert;
-        q.bindValue(0, r.id);
-        q.bindValue(1, r.task);
-        q.bindValue(2, runStatusName(r.status));
-        q.bindValue(3, r.attempt);
-        q.bindValue(4, r.maxAttempts);
-        q.bindValue(5, QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact)));
-        q.bindValue(6, timeValue(r.queuedAt));
-        q.bindValue(7, timeValue(r.startedAt));
-        q.bindValue(8, timeValue(r.finishedAt));
-        q.bindValue(9, r.progress.done);
-        q.bindValue(10, r.progress.total);
-        q.bindValue(11, r.progress.message);
-        q.bindValue(12, jsonValueText(r.result));
-        q.bindValue(13, r.error.message);
-        q.bindValue(14, r.error.kind);
-        q.bindValue(15, r.error.detail);
-        q.bindValue(16, r.error.transient ? 1 : 0);
-        q.bindValue(17, std::max(r.logLines, stored));
-        q.bindValue(18, r.owner);
-        if (!q.exec()) {
-            *failure = q.lastError();
+        // Kept alive until the statement has run: text is bound without a copy.
+        const QString &status = runStatusName(r.status);
+        static const QString noArgs = u"{}"_s;
+        const QString args = r.args.isEmpty()
+            ? noArgs : QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact));
+        const QString result = r.result.isUndefined() ? QString() : jsonValueText(r.result).toString();
+        RawStatement &q = st.upsert;
+        q.bind(1, r.id);
+        q.bind(2, r.task);
+        q.bind(3, status);
+        q.bind(4, r.attempt);
+        q.bind(5, r.maxAttempts);
+        q.bind(6, args);
+        q.bindTime(7, r.queuedAt);
+        q.bindTime(8, r.startedAt);
+        q.bindTime(9, r.finishedAt);
+        q.bind(10, r.progress.done);
+        q.bind(11, r.progress.total);
+        q.bind(12, r.progress.message);
+        if (result.isNull())
+            q.bindNull(13);
+        else
+            q.bind(13, result);
+        q.bind(14, r.error.message);
+        q.bind(15, r.error.kind);
+        q.bind(16, r.error.detail);
+        q.bind(17, r.error.transient ? 1 : 0);
+        q.bind(18, std::max(r.logLines, stored));
+        q.bind(19, r.owner);
+        if (!q.run(failure))
             return false;
-        }
     } else if (run.progress) {
         QSqlQuery &q = st.progress;
         q.bindValue(0, run.progress->done);
@@ -1099,7 +1236,7 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
     d->writer = std::thread([p = d.get()] { p->writerMain(); });
     QString problem;
     {
-        std::unique_lock<std::mutex> lock(d->mutex);
+        std::unique_lock<detail::SpinMutex> lock(d->mutex);
         d->progressMade.wait(lock, [&] { return d->initDone; });
         problem = d->initError;
     }
@@ -1117,7 +1254,7 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
 void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval)
 {
     {
-        std::lock_guard<std::mutex> lock(d->mutex);
+        std::lock_guard<detail::SpinMutex> lock(d->mutex);
         d->retentionDays = std::max(0, days);
         d->retentionInterval = std::max<std::chrono::milliseconds>(interval, 1s);
         if (d->retentionDays > 0)
@@ -1154,7 +1291,7 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
 {
     if (lines.isEmpty())
         return;
-    std::unique_lock<std::mutex> lock(d->mutex);
+    std::unique_lock<detail::SpinMutex> lock(d->mutex);
     if (d->writerGone) {
         lock.unlock();
         qCWarning(lcStore).noquote() << u"history database %1 is closed; %2 log lines of run %3 were not stored"_s
@@ -1203,13 +1340,13 @@ void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durabl
 
 bool SqliteRunStore::isAvailable() const
 {
-    std::lock_guard<std::mutex> lock(d->mutex);
+    std::lock_guard<detail::SpinMutex> lock(d->mutex);
     return d->available && !d->writerGone;
 }
 
 QString SqliteRunStore::errorString() const
 {
-    std::lock_guard<std::mutex> lock(d->mutex);
+    std::lock_guard<detail::SpinMutex> lock(d->mutex);
     if (d->writerGone && d->error.isEmpty())
         return u"history database %1 is closed"_s.arg(d->path);
     return d->error;

@@ -43,6 +43,7 @@ using Migration = bool (*)(QSqlDatabase &, QSqlError *);
 constexpr Migration kMigrations[] = {
     &SqliteSchema::createVersion1,
     &SqliteSchema::migrateToVersion2,
+    &SqliteSchema::migrateToVersion3,
 };
 static_assert(std::size(kMigrations) == SqliteSchema::kVersion);
 
@@ -151,6 +152,17 @@ bool SqliteSchema::migrateToVersion2(QSqlDatabase &db, QSqlError *error)
         return false;
     lines.finish();
     return exec(db, u"DROP TABLE log_lines"_s, error);
+}
+
+bool SqliteSchema::migrateToVersion3(QSqlDatabase &db, QSqlError *error)
+{
+    // Only recovery looks runs up by status alone, and only queued or running ones; history
+    // views filter status along the time or task indexes. An index of every run's status
+    // cost each stored run one more index insert, and a status change a delete as well.
+    return execAll(db, {
+        u"DROP INDEX runs_status"_s,
+        u"CREATE INDEX runs_active ON runs(status) WHERE status IN ('queued', 'running')"_s,
+    }, error);
 }
 
 bool SqliteSchema::migrate(QSqlDatabase &db, Failure *failure)

@@ -19,11 +19,12 @@ namespace taskdeck {
  * Version 1: runs without max_attempts, owner and trace_id; one log_lines row per line.
  * Version 2: those columns, an index on status, and logs as chunks (table log_chunks, see
  * LogChunk) instead of lines.
+ * Version 3: the index on status covers only queued and running runs (runs_active).
  */
 class SqliteSchema final
 {
 public:
-    static constexpr int kVersion = 2;
+    static constexpr int kVersion = 3;
 
     /*! What went wrong in migrate(): an SQL error, or a problem described in words. */
     struct Failure
@@ -43,6 +44,8 @@ public:
     static bool createVersion1(QSqlDatabase &db, QSqlError *error);
     /*! Turns version 1 into version 2. */
     static bool migrateToVersion2(QSqlDatabase &db, QSqlError *error);
+    /*! Turns version 2 into version 3. */
+    static bool migrateToVersion3(QSqlDatabase &db, QSqlError *error);
 };
 
 } // namespace taskdeck
