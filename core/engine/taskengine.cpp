@@ -510,8 +510,14 @@ RunStatePtr EngineCore::linger()
     }
     const auto until = std::chrono::steady_clock::now() + kLinger;
     for (int spin = 1; !m_handoffReady.load(std::memory_order_acquire); ++spin) {
-        if (spin % 32 == 0 && std::chrono::steady_clock::now() >= until)
-            break;
+        if (spin % 32 == 0) {
+            if (std::chrono::steady_clock::now() >= until)
+                break;
+            // Past the first moment, give the CPU to any other thread that wants it (the
+            // history writer, the engine's thread): a waiting worker must not slow them.
+            if (spin >= 64)
+                std::this_thread::yield();
+        }
         SpinMutex::relax();
     }
     QMutexLocker locker(&m_mutex);

@@ -86,12 +86,24 @@ QDateTime timeFromValue(const QVariant &value)
     return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
 }
 
-// QJsonDocument holds only objects and arrays, while a result may be any JSON value: wrap it
-// in an array and keep the text between the brackets.
-QVariant jsonValueText(const QJsonValue &value)
+// The JSON text of a result, or a null string for none. QJsonDocument holds only objects and
+// arrays, while a result may be any JSON value: wrap it in an array and keep the text between
+// the brackets. The results most tasks return (nothing, a flag) need no document at all.
+QString jsonValueText(const QJsonValue &value)
 {
-    if (value.isUndefined())
-        return QVariant(QMetaType(QMetaType::QString));
+    static const QString null = u"null"_s;
+    static const QString yes = u"true"_s;
+    static const QString no = u"false"_s;
+    switch (value.type()) {
+    case QJsonValue::Undefined:
+        return {};
+    case QJsonValue::Null:
+        return null;
+    case QJsonValue::Bool:
+        return value.toBool() ? yes : no;
+    default:
+        break;
+    }
     const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(text.mid(1, text.size() - 2));
 }
@@ -997,7 +1009,7 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         static const QString noArgs = u"{}"_s;
         const QString args = r.args.isEmpty()
             ? noArgs : QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact));
-        const QString result = r.result.isUndefined() ? QString() : jsonValueText(r.result).toString();
+        const QString result = jsonValueText(r.result);
         RawStatement &q = st.upsert;
         q.bind(1, r.id);
         q.bind(2, r.task);
