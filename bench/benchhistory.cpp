@@ -3,6 +3,7 @@
 // store as the engine's recorder, against the same runs with no recorder at all.
 
 #include <QCoreApplication>
+#include <QDateTime>
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFileInfo>
@@ -14,7 +15,10 @@
 #include "taskengine.h"
 #include "taskregistry.h"
 
+#include <sqlite3.h>
+
 #include <cmath>
+#include <cstdio>
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
@@ -49,6 +53,67 @@ double round(TaskEngine &engine, int count)
         loop.exec();
     const double ms = double(timer.nsecsElapsed()) / 1e6;
     QObject::disconnect(connection);
+    return ms;
+}
+
+/*!
+ * The floor under the store: the same number of finished runs inserted into a history file
+ * of the same schema through SQLite's C API, in transactions of 1,000, with ids in creation
+ * order as the engine makes them. No engine, no queue, no coalescing: only SQLite's work.
+ */
+double sqliteOnly(int count)
+{
+    QTemporaryDir dir;
+    QString error;
+    QString file;
+    {
+        auto store = SqliteRunStore::open(dir.path(), &error); // creates the current schema
+        if (!store)
+            qFatal("cannot open the store: %s", qPrintable(error));
+        file = store->location();
+    }
+    sqlite3 *db = nullptr;
+    if (sqlite3_open(file.toUtf8().constData(), &db) != SQLITE_OK)
+        qFatal("cannot open %s", qPrintable(file));
+    const auto run = [db](const char *sql) {
+        if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+            qFatal("%s: %s", sql, sqlite3_errmsg(db));
+    };
+    run("PRAGMA synchronous=NORMAL");
+    sqlite3_stmt *insert = nullptr;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, "
+                           "started_at, finished_at, result, log_lines, owner, trace_id) "
+                           "VALUES (?, 'noop', 'succeeded', 1, 1, '{}', ?, ?, ?, 'null', 0, ?, "
+                           "lower(hex(randomblob(16))))",
+                           -1, &insert, nullptr) != SQLITE_OK) {
+        qFatal("prepare: %s", sqlite3_errmsg(db));
+    }
+    const qint64 t0 = QDateTime::currentMSecsSinceEpoch();
+    const QByteArray owner = "4242@bench#1";
+    QElapsedTimer timer;
+    timer.start();
+    for (int i = 0; i < count; ++i) {
+        if (i % 1000 == 0)
+            run(i == 0 ? "BEGIN IMMEDIATE" : "COMMIT; BEGIN IMMEDIATE");
+        // Version 7 layout: milliseconds, then a counter within the millisecond.
+        char id[64];
+        const unsigned long long ms = static_cast<unsigned long long>(t0 + i / 64);
+        std::snprintf(id, sizeof id, "%08llx-%04llx-7%03x-8000-%012x", ms >> 16, ms & 0xffff,
+                      static_cast<unsigned>(i % 64), static_cast<unsigned>(i));
+        sqlite3_bind_text(insert, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(insert, 2, t0 + i);
+        sqlite3_bind_int64(insert, 3, t0 + i);
+        sqlite3_bind_int64(insert, 4, t0 + i + 1);
+        sqlite3_bind_text(insert, 5, owner.constData(), int(owner.size()), SQLITE_STATIC);
+        if (sqlite3_step(insert) != SQLITE_DONE)
+            qFatal("insert: %s", sqlite3_errmsg(db));
+        sqlite3_reset(insert);
+    }
+    run("COMMIT");
+    const double ms = double(timer.nsecsElapsed()) / 1e6;
+    sqlite3_finalize(insert);
+    sqlite3_close(db);
     return ms;
 }
 
@@ -108,6 +173,10 @@ int main(int argc, char *argv[])
         databaseBytes = QFileInfo(file).size() + QFileInfo(file + u"-wal"_s).size();
     }
 
+    QList<double> floor;
+    for (int r = 0; r < scale.rounds; ++r)
+        floor << sqliteOnly(scale.count);
+
     bench::Result result;
     result.bench = u"history"_s;
     result.value = bench::median(withStore);
@@ -119,11 +188,14 @@ int main(int argc, char *argv[])
         {u"rounds"_s, scale.rounds},
         {u"storedRuns"_s, stored},
         {u"databaseMiB"_s, std::round(double(databaseBytes) / 1048576.0 * 10) / 10},
+        {u"sqliteOnlyMs"_s, std::round(bench::median(floor) * 10) / 10},
         {u"machine"_s, bench::machineInfo()},
     };
     bench::printLine(u"history: %1 no-op runs, median of %2 rounds"_s.arg(scale.count).arg(scale.rounds));
     bench::printLine(u"  store on  wall ms: %1"_s.arg(bench::formatSamples(withStore)));
     bench::printLine(u"  store off wall ms: %1"_s.arg(bench::formatSamples(without)));
+    bench::printLine(u"  SQLite alone, the same rows through its C API, no engine: %1 ms"_s
+                         .arg(bench::formatSamples(floor)));
     bench::printLine(u"history: store on %1 ms, off %2 ms, ratio %3 (target <= %4)%5"_s
                          .arg(QString::number(result.value, 'f', 1), QString::number(result.baseline, 'f', 1),
                               QString::number(result.ratio(), 'f', 2), QString::number(kTargetRatio),
