@@ -32,9 +32,11 @@ constexpr int kRounds = 3;
 constexpr double kTargetRatio = 1.5;
 
 /*! First start() until the last runFinished has arrived (and, with a store, is committed:
- *  the engine shows a finish only once the store made it durable). */
-double round(TaskEngine &engine, int count)
+ *  the engine shows a finish only once the store made it durable). Adds the process's CPU
+ *  time over the round to \a cpuMs when given. */
+double round(TaskEngine &engine, int count, QList<double> *cpuMs = nullptr)
 {
+    const double cpuBefore = bench::processCpuMs();
     int finished = 0;
     QEventLoop loop;
     const auto connection = QObject::connect(&engine, &TaskEngine::runFinished, &loop, [&](const Run &run) {
@@ -52,6 +54,8 @@ double round(TaskEngine &engine, int count)
     if (finished < count)
         loop.exec();
     const double ms = double(timer.nsecsElapsed()) / 1e6;
+    if (cpuMs)
+        *cpuMs << bench::processCpuMs() - cpuBefore;
     QObject::disconnect(connection);
     return ms;
 }
@@ -143,13 +147,15 @@ int main(int argc, char *argv[])
     // Rounds alternate between the two sides so that neither gets the quieter machine.
     QList<double> withStore;
     QList<double> without;
+    QList<double> withStoreCpu;
+    QList<double> withoutCpu;
     qint64 stored = 0;
     qint64 databaseBytes = 0;
     for (int r = 0; r < scale.rounds; ++r) {
         {
             TaskEngine engine(&registry, config);
             round(engine, std::min(kWarmupRuns, scale.count));
-            without << round(engine, scale.count);
+            without << round(engine, scale.count, &withoutCpu);
         }
         QTemporaryDir dir;
         QString error;
@@ -160,7 +166,7 @@ int main(int argc, char *argv[])
             TaskEngine engine(&registry, config);
             engine.setRecorder(store.get());
             round(engine, std::min(kWarmupRuns, scale.count));
-            withStore << round(engine, scale.count);
+            withStore << round(engine, scale.count, &withStoreCpu);
         }
         RunQuery everything;
         everything.limit = 0;
@@ -189,11 +195,15 @@ int main(int argc, char *argv[])
         {u"storedRuns"_s, stored},
         {u"databaseMiB"_s, std::round(double(databaseBytes) / 1048576.0 * 10) / 10},
         {u"sqliteOnlyMs"_s, std::round(bench::median(floor) * 10) / 10},
+        {u"storeOnCpuMs"_s, std::round(bench::median(withStoreCpu) * 10) / 10},
+        {u"storeOffCpuMs"_s, std::round(bench::median(withoutCpu) * 10) / 10},
         {u"machine"_s, bench::machineInfo()},
     };
     bench::printLine(u"history: %1 no-op runs, median of %2 rounds"_s.arg(scale.count).arg(scale.rounds));
     bench::printLine(u"  store on  wall ms: %1"_s.arg(bench::formatSamples(withStore)));
     bench::printLine(u"  store off wall ms: %1"_s.arg(bench::formatSamples(without)));
+    bench::printLine(u"  CPU ms, all threads: store on %1; store off %2"_s
+                         .arg(bench::formatSamples(withStoreCpu), bench::formatSamples(withoutCpu)));
     bench::printLine(u"  SQLite alone, the same rows through its C API, no engine: %1 ms"_s
                          .arg(bench::formatSamples(floor)));
     bench::printLine(u"history: store on %1 ms, off %2 ms, ratio %3 (target <= %4)%5"_s

@@ -275,6 +275,7 @@ private Q_SLOTS:
     void unfinishedRunsReachTheFile();
     void longLogThroughEngine();
     void lateLinesKeepOrder();
+    void changesFoldBetweenBatches();
     void findRunsFilters_data();
     void findRunsFilters();
     void findRunsPages();
@@ -654,6 +655,62 @@ void TestStore::lateLinesKeepOrder()
     compareLines(store->readLog(run.id, 6, 4), all.mid(5, 4));
     compareLines(store->readLog(run.id, 9, 2), all.mid(8, 2));
     QCOMPARE(store->findRun(run.id)->logLines, 30);
+}
+
+void TestStore::changesFoldBetweenBatches()
+{
+    // Changes of a run recorded between two batches fold into one entry; the rules hold
+    // whether they arrive in one batch or across a held-back state and a later batch.
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+
+    // Progress before any state, then the state: the progress is not lost.
+    Run a = makeRun(u"fold-a"_s, u"t"_s, RunStatus::Running, now);
+    store->recordProgress(a.id, Progress{1, 4, u"first"_s});
+    store->recordStarted(a);
+    store->recordProgress(a.id, Progress{2, 4, u"second"_s});
+    store->recordLog(a.id, makeLines(1, 3));
+    QVERIFY(store->flush(30s));
+    QCOMPARE(store->findRun(a.id)->progress, (Progress{2, 4, u"second"_s}));
+
+    // A finish is final: a late running state of the same run (another thread's, out of
+    // order) does not take it back. To have both in one batch, another connection holds
+    // the write lock for a moment: the writer waits in a batch of its own meanwhile.
+    {
+        RawDb holder(store->location());
+        QVERIFY(holder.exec(u"BEGIN IMMEDIATE"_s));
+        store->recordLog(a.id, makeLines(4, 4));
+        std::this_thread::sleep_for(150ms);
+        Run bRunning = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Running, now);
+        Run bDone = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Succeeded, now);
+        bDone.result = QJsonValue(true);
+        store->recordQueued(makeRun(u"fold-b"_s, u"t"_s, RunStatus::Queued, now));
+        store->recordFinished(bDone, [] {});
+        store->recordStarted(bRunning);
+        QVERIFY(holder.exec(u"ROLLBACK"_s));
+    }
+    QVERIFY(store->flush(30s));
+    std::optional<Run> stored = store->findRun(u"fold-b"_s);
+    QCOMPARE(stored->status, RunStatus::Succeeded);
+    QCOMPARE(stored->result, QJsonValue(true));
+
+    // Lines recorded after a state that was held back keep their order with the lines
+    // before it, and the finish that follows wins.
+    Run c = makeRun(u"fold-c"_s, u"t"_s, RunStatus::Running, now);
+    store->recordStarted(c);
+    store->recordLog(c.id, makeLines(1, 2));
+    std::this_thread::sleep_for(5ms);
+    store->recordLog(c.id, makeLines(3, 5));
+    Run cDone = makeRun(c.id, u"t"_s, RunStatus::Failed, now);
+    cDone.error = RunError{u"boom"_s, u"Test"_s, {}, false};
+    cDone.logLines = 5;
+    QVERIFY(recordFinishedAndWait(*store, cDone));
+    stored = store->findRun(c.id);
+    QCOMPARE(stored->status, RunStatus::Failed);
+    QCOMPARE(stored->error.message, u"boom"_s);
+    compareLines(store->readLog(c.id, 1, 100), makeLines(1, 5));
 }
 
 void TestStore::findRunsFilters_data()

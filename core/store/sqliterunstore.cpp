@@ -247,32 +247,75 @@ ReadConnections &readConnections()
 }
 
 // One change waiting for the writer.
-struct Op
-{
-    enum class Kind { State, Progress, Log, Job };
-    Kind kind = Kind::State;
-    QString runId;
-    Run run;                          // State
-    Progress progress;                // Progress
-    LogLines lines;                   // Log
-    std::function<void()> durable;    // State of a finished run
-    std::function<void(QSqlDatabase &)> job; // Job
-};
+// Lines one batch of a run's log takes before the next starts: batches allocated once at
+// this size are cheaper than one list that keeps growing (and moving) while a run floods
+// its log.
+constexpr qsizetype kLinesPerEntry = 1024;
 
 // What a batch writes for one run: its latest state (or only its latest progress) and its
-// new log lines.
+// new log lines. Changes of a run are folded in here as they are recorded, so a run that is
+// queued, started and finished between two batches costs one entry and one write.
 struct PendingRun
 {
-    Clock::time_point since = Clock::now(); // when the writer first saw this change
+    Clock::time_point since = Clock::now(); // when the first of these changes was recorded
     std::optional<Run> state;
-    std::optional<Progress> progress;
-    // Batches as they were queued: joining them into one list would copy every line again.
+    std::optional<Progress> progress;       // only while there is no state
+    // Batches as they were recorded: joining them into one list would copy every line again.
     std::vector<LogLines> lines;
+
+    void setState(const Run &run)
+    {
+        // Changes of one run arrive in order; still, a finish is final.
+        if (state && isTerminal(state->status) && !isTerminal(run.status))
+            return;
+        state = run;
+        progress.reset();
+    }
+
+    void setProgress(const Progress &value)
+    {
+        if (state)
+            state->progress = value;
+        else
+            progress = value;
+    }
+
+    void addLines(const LogLines &more)
+    {
+        if (!lines.empty() && lines.back().size() + more.size() <= kLinesPerEntry) {
+            lines.back().append(more);
+            return;
+        }
+        LogLines batch;
+        if (more.size() < kLinesPerEntry)
+            batch.reserve(kLinesPerEntry);
+        batch.append(more);
+        lines.push_back(std::move(batch));
+    }
+
+    /*! Folds in changes recorded after these. */
+    void merge(PendingRun &&later)
+    {
+        if (later.state) {
+            if (!state || !isTerminal(state->status) || isTerminal(later.state->status)) {
+                state = std::move(later.state);
+                progress.reset();
+            }
+        } else if (later.progress) {
+            setProgress(*later.progress);
+        }
+        for (LogLines &batch : later.lines)
+            lines.push_back(std::move(batch));
+    }
 };
 
-// Lines one queue entry takes before the next starts: entries allocated once at this size
-// are cheaper than one list that keeps growing (and moving) while a run floods its log.
-constexpr qsizetype kLinesPerEntry = 1024;
+struct QStringHasher
+{
+    size_t operator()(const QString &text) const noexcept { return qHash(text); }
+};
+// Node-based: taking, merging and erasing entries never moves the others.
+using PendingRuns = std::unordered_map<QString, PendingRun, QStringHasher>;
+using Job = std::function<void(QSqlDatabase &)>;
 
 /*!
  * A statement run through SQLite's own API on the connection QtSql opened. The writer's
@@ -487,8 +530,9 @@ struct SqliteRunStore::Private
     }
 
     // Caller side.
-    quint64 enqueueLocked(Op op, bool urgentNow);
-    void enqueue(Op op, bool urgentNow);
+    PendingRun *changeLocked(const QString &runId, bool *wasEmpty);
+    void notedLocked(bool wasEmpty, bool urgentNow);
+    bool incomingEmpty() const { return incoming.empty() && incomingJobs.empty(); }
     void stop();
     int runJob(std::function<int(QSqlDatabase &)> job);
     QSqlDatabase reader(QString *error);
@@ -499,7 +543,6 @@ struct SqliteRunStore::Private
     void writerMain();
     QString prepareDatabase(QSqlDatabase &db);
     void loop(QSqlDatabase &db, Statements &st);
-    void absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs);
     void writePending(QSqlDatabase &db, Statements &st, bool finalAttempt, bool everything);
     bool writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *error);
     bool writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches, QSqlError *error);
@@ -518,7 +561,10 @@ struct SqliteRunStore::Private
     std::condition_variable_any writerWake;   // waits on mutex
     std::condition_variable_any spaceFree;    // waits on mutex
     std::condition_variable_any progressMade; // waits on mutex
-    std::vector<Op> queue;                // guarded by mutex
+    // Changes recorded since the writer took the last batch.
+    PendingRuns incoming;                 // guarded by mutex
+    std::vector<Job> incomingJobs;        // guarded by mutex
+    std::vector<std::function<void()>> incomingDurables; // guarded by mutex
     qsizetype queuedLines = 0;            // guarded by mutex
     Clock::time_point firstQueuedAt;      // guarded by mutex
     quint64 enqueuedSeq = 0;              // guarded by mutex
@@ -526,6 +572,7 @@ struct SqliteRunStore::Private
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
     bool writeAll = false;                // guarded by mutex; a flush() waits for everything
+    bool writerWaiting = false;           // guarded by mutex; the writer sleeps on writerWake
     bool stopping = false;                // guarded by mutex
     bool writerGone = false;              // guarded by mutex
     bool initDone = false;                // guarded by mutex
@@ -538,7 +585,7 @@ struct SqliteRunStore::Private
     std::optional<Clock::time_point> nextPruneAt;   // guarded by mutex
 
     // Writer thread only.
-    QHash<QString, PendingRun> pending;
+    PendingRuns pending;
     std::vector<std::function<void()>> pendingDurables;
     quint64 pendingSeq = 0;
     int failedAttempts = 0;
@@ -553,36 +600,27 @@ struct SqliteRunStore::Private
     Clock::time_point lastWriteAt;
 };
 
-quint64 SqliteRunStore::Private::enqueueLocked(Op op, bool urgentNow)
+PendingRun *SqliteRunStore::Private::changeLocked(const QString &runId, bool *wasEmpty)
 {
-    const bool wasEmpty = queue.empty();
-    if (wasEmpty)
-        firstQueuedAt = Clock::now();
-    queue.push_back(std::move(op));
-    ++enqueuedSeq;
-    if (urgentNow)
-        urgent = true;
-    // The writer sleeps without a deadline only while the queue is empty; otherwise it
-    // wakes by itself when the batch window closes.
-    if (wasEmpty || urgentNow)
-        writerWake.notify_one();
-    return enqueuedSeq;
+    *wasEmpty = incomingEmpty();
+    if (writerGone)
+        return nullptr;
+    return &incoming[runId];
 }
 
-void SqliteRunStore::Private::enqueue(Op op, bool urgentNow)
+void SqliteRunStore::Private::notedLocked(bool wasEmpty, bool urgentNow)
 {
-    std::function<void()> orphan;
-    {
-        std::lock_guard<detail::SpinMutex> lock(mutex);
-        if (!writerGone) {
-            enqueueLocked(std::move(op), urgentNow);
-            return;
-        }
-        orphan = std::move(op.durable);
-    }
-    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(path, op.runId);
-    if (orphan)
-        orphan();
+    if (wasEmpty)
+        firstQueuedAt = Clock::now();
+    ++enqueuedSeq;
+    const bool nowUrgent = urgentNow && !urgent;
+    if (urgentNow)
+        urgent = true;
+    // The writer sleeps without a deadline only while nothing is recorded, and otherwise
+    // wakes by itself when the batch window closes: only those two changes need a wake-up,
+    // and only while it waits (a wake-up is a system call on each side).
+    if (writerWaiting && (wasEmpty || nowUrgent))
+        writerWake.notify_one();
 }
 
 void SqliteRunStore::Private::stop()
@@ -605,11 +643,9 @@ int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
         int value = -1;    // guarded by Private::mutex
     };
     auto outcome = std::make_shared<Outcome>();
-    Op op;
-    op.kind = Op::Kind::Job;
     // The caller may give up waiting; the job then still runs and only touches the shared
     // outcome and the store, which outlives its writer.
-    op.job = [this, outcome, job = std::move(job)](QSqlDatabase &db) {
+    Job wrapped = [this, outcome, job = std::move(job)](QSqlDatabase &db) {
         const int value = job(db);
         std::lock_guard<detail::SpinMutex> lock(mutex);
         outcome->value = value;
@@ -618,7 +654,9 @@ int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
     std::unique_lock<detail::SpinMutex> lock(mutex);
     if (writerGone)
         return -1;
-    enqueueLocked(std::move(op), true);
+    const bool wasEmpty = incomingEmpty();
+    incomingJobs.push_back(std::move(wrapped));
+    notedLocked(wasEmpty, true);
     if (!progressMade.wait_for(lock, kJobTimeout, [&] { return outcome->done || writerGone; }))
         qCWarning(lcStore).noquote() << u"history database %1 did not answer within %2 s"_s.arg(path).arg(kJobTimeout.count());
     return outcome->done ? outcome->value : -1;
@@ -774,10 +812,10 @@ QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
 
 void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
 {
-    // Swapped with the queue at each batch, so the callers fill a vector that already has
-    // room instead of growing (and moving) a new one every batch.
-    std::vector<Op> ops;
-    constexpr size_t kKeptCapacity = 16384;
+    // Swapped with the callers' map at each batch: they go on filling one whose buckets
+    // already exist.
+    PendingRuns taken;
+    std::vector<Job> jobs;
     for (;;) {
         bool stopNow = false;
         bool everything = false;
@@ -789,20 +827,20 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                 const Clock::time_point now = Clock::now();
                 if (stopping)
                     break;
-                if (!queue.empty() && (urgent || now - firstQueuedAt >= kBatchInterval))
+                if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
                     break;
                 if (nextPruneAt && now >= *nextPruneAt)
                     break;
                 if (!pending.empty() && now >= pendingDueAt)
                     break;
-                const bool idle = queue.empty() && pending.empty();
+                const bool idle = incomingEmpty() && pending.empty();
                 if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
                     checkpointNow = true;
                     break;
                 }
                 std::optional<Clock::time_point> wakeAt;
                 auto earliest = [&](Clock::time_point t) { wakeAt = wakeAt ? std::min(*wakeAt, t) : t; };
-                if (!queue.empty())
+                if (!incomingEmpty())
                     earliest(firstQueuedAt + kBatchInterval);
                 if (nextPruneAt)
                     earliest(*nextPruneAt);
@@ -810,12 +848,18 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                     earliest(pendingDueAt);
                 if (idle && uncheckpointedBytes > 0)
                     earliest(lastWriteAt + kCheckpointIdle);
+                writerWaiting = true;
                 if (wakeAt)
                     writerWake.wait_until(lock, *wakeAt);
                 else
                     writerWake.wait(lock);
+                writerWaiting = false;
             }
-            ops.swap(queue);
+            taken.swap(incoming);
+            jobs.swap(incomingJobs);
+            for (auto &durable : incomingDurables)
+                pendingDurables.push_back(std::move(durable));
+            incomingDurables.clear();
             queuedLines = 0;
             urgent = false;
             pendingSeq = enqueuedSeq;
@@ -829,17 +873,23 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
-        std::vector<std::function<void(QSqlDatabase &)>> jobs;
-        absorb(ops, &jobs);
-        ops.clear();
-        if (ops.capacity() > kKeptCapacity)
-            std::vector<Op>().swap(ops);
+        if (pending.empty()) {
+            pending.swap(taken);
+        } else {
+            // Held back or waiting for a retry: later changes of the same runs fold in.
+            pending.merge(taken);
+            for (auto &[runId, later] : taken)
+                pending[runId].merge(std::move(later));
+            taken.clear();
+        }
         writePending(db, st, stopNow, everything);
         for (const auto &job : jobs)
             job(db);
+        const bool hadJobs = !jobs.empty();
+        jobs.clear();
         if (pruneDays > 0)
             prune(db, pruneDays);
-        if (!jobs.empty() || pruneDays > 0) {
+        if (hadJobs || pruneDays > 0) {
             uncheckpointedBytes += kRowBytes;
             lastWriteAt = Clock::now();
         }
@@ -849,43 +899,8 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
 
         if (stopNow) {
             std::lock_guard<detail::SpinMutex> lock(mutex);
-            if (queue.empty())
+            if (incomingEmpty())
                 return;
-        }
-    }
-}
-
-void SqliteRunStore::Private::absorb(std::vector<Op> &ops, std::vector<std::function<void(QSqlDatabase &)>> *jobs)
-{
-    // Growing the map while absorbing would move every entry again.
-    pending.reserve(pending.size() + qsizetype(ops.size() / 2));
-    for (Op &op : ops) {
-        switch (op.kind) {
-        case Op::Kind::State: {
-            PendingRun &run = pending[op.runId];
-            // Changes of one run arrive in order; still, a finish is final.
-            if (!run.state || !isTerminal(run.state->status) || isTerminal(op.run.status)) {
-                run.state = std::move(op.run);
-                run.progress.reset();
-            }
-            if (op.durable)
-                pendingDurables.push_back(std::move(op.durable));
-            break;
-        }
-        case Op::Kind::Progress: {
-            PendingRun &run = pending[op.runId];
-            if (run.state)
-                run.state->progress = op.progress;
-            else
-                run.progress = op.progress;
-            break;
-        }
-        case Op::Kind::Log:
-            pending[op.runId].lines.push_back(std::move(op.lines));
-            break;
-        case Op::Kind::Job:
-            jobs->push_back(std::move(op.job));
-            break;
         }
     }
 }
@@ -906,19 +921,18 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
                && run.lines.empty() && now - run.since < kBatchInterval;
     };
     std::vector<QString> finishedWithLines;
-    QHash<QString, PendingRun> held;
     std::optional<Clock::time_point> heldUntil;
-    const bool attempted = !pending.isEmpty();
+    const bool attempted = !pending.empty();
     if (attempted) {
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
-            if (holdBack(it.value())) {
-                heldUntil = std::min(heldUntil.value_or(Clock::time_point::max()), it->since + kBatchInterval);
+            if (holdBack(it->second)) {
+                heldUntil = std::min(heldUntil.value_or(Clock::time_point::max()), it->second.since + kBatchInterval);
                 continue;
             }
-            ok = writeRun(st, it.key(), it.value(), &failure);
-            if (it->state && isTerminal(it->state->status) && lastWrittenLine.contains(it.key()))
-                finishedWithLines.push_back(it.key());
+            ok = writeRun(st, it->first, it->second, &failure);
+            if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first))
+                finishedWithLines.push_back(it->first);
         }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
@@ -933,12 +947,11 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         for (const QString &id : finishedWithLines)
             lastWrittenLine.remove(id);
         if (heldUntil) {
-            for (auto it = pending.begin(); it != pending.end(); ++it) {
-                if (holdBack(it.value()))
-                    held.insert(it.key(), std::move(it.value()));
-            }
+            for (auto it = pending.begin(); it != pending.end();)
+                it = holdBack(it->second) ? std::next(it) : pending.erase(it);
+        } else {
+            pending.clear();
         }
-        pending.swap(held);
         pendingDueAt = heldUntil.value_or(now);
         failedAttempts = 0;
         bool recovered = false;
@@ -962,7 +975,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     } else {
         ++failedAttempts;
         qsizetype lines = 0;
-        for (const PendingRun &run : std::as_const(pending)) {
+        for (const auto &[runId, run] : pending) {
             for (const LogLines &batch : run.lines)
                 lines += batch.size();
         }
@@ -1279,10 +1292,16 @@ void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval
 
 void SqliteRunStore::recordQueued(const Run &run)
 {
-    Op op;
-    op.runId = run.id;
-    op.run = run;
-    d->enqueue(std::move(op), false);
+    {
+        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        bool wasEmpty = false;
+        if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
+            pending->setState(run);
+            d->notedLocked(wasEmpty, false);
+            return;
+        }
+    }
+    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, run.id);
 }
 
 void SqliteRunStore::recordStarted(const Run &run)
@@ -1292,11 +1311,12 @@ void SqliteRunStore::recordStarted(const Run &run)
 
 void SqliteRunStore::recordProgress(const QString &runId, const Progress &progress)
 {
-    Op op;
-    op.kind = Op::Kind::Progress;
-    op.runId = runId;
-    op.progress = progress;
-    d->enqueue(std::move(op), false);
+    std::lock_guard<detail::SpinMutex> lock(d->mutex);
+    bool wasEmpty = false;
+    if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
+        pending->setProgress(progress);
+        d->notedLocked(wasEmpty, false);
+    }
 }
 
 void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
@@ -1319,35 +1339,30 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
             qCWarning(lcStore).noquote() << u"history database %1 is not keeping up; log lines are piling up in memory"_s.arg(d->path);
         }
     }
+    bool wasEmpty = false;
+    PendingRun *pending = d->changeLocked(runId, &wasEmpty);
+    if (!pending)
+        return; // the writer ended while we waited
     d->queuedLines += lines.size();
-    // A run that logs line by line would otherwise cost one queue entry per line.
-    if (!d->queue.empty()) {
-        Op &last = d->queue.back();
-        if (last.kind == Op::Kind::Log && last.runId == runId && last.lines.size() + lines.size() <= kLinesPerEntry) {
-            last.lines.append(lines);
-            ++d->enqueuedSeq;
-            return;
-        }
-    }
-    Op op;
-    op.kind = Op::Kind::Log;
-    op.runId = runId;
-    if (lines.size() < kLinesPerEntry) {
-        op.lines.reserve(kLinesPerEntry);
-        op.lines.append(lines);
-    } else {
-        op.lines = lines;
-    }
-    d->enqueueLocked(std::move(op), false);
+    pending->addLines(lines);
+    d->notedLocked(wasEmpty, false);
 }
 
 void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durable)
 {
-    Op op;
-    op.runId = run.id;
-    op.run = run;
-    op.durable = std::move(durable);
-    d->enqueue(std::move(op), true);
+    {
+        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        bool wasEmpty = false;
+        if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
+            pending->setState(run);
+            d->incomingDurables.push_back(std::move(durable));
+            d->notedLocked(wasEmpty, true);
+            return;
+        }
+    }
+    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, run.id);
+    if (durable)
+        durable();
 }
 
 bool SqliteRunStore::isAvailable() const
