@@ -18,6 +18,8 @@
 #include <QProcess>
 #include <QRegularExpression>
 #include <QScopeGuard>
+#include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
@@ -194,6 +196,7 @@ private Q_SLOTS:
     void historyUnavailable();
     void concurrentProcesses();
     void interruptedRunRecovered();
+    void retentionPrunesOldRuns();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -881,4 +884,54 @@ void TestCliHistory::interruptedRunRecovered()
 }
 
 QTEST_GUILESS_MAIN(TestCliHistory)
+void TestCliHistory::retentionPrunesOldRuns()
+{
+    const QString old = runTask({u"greet"_s, u"--arg"_s, u"name=Old"_s});
+    const QString recent = runTask({u"greet"_s, u"--arg"_s, u"name=New"_s});
+    QVERIFY(!old.isEmpty() && !recent.isEmpty());
+    const QString file = m_data->filePath(u"data/history.sqlite3"_s);
+    const QString connection = u"tst-clihistory-retention"_s;
+    const auto sql = [&](const QString &statement) -> QVariant {
+        QVariant value;
+        {
+            QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, connection);
+            db.setDatabaseName(file);
+            if (db.open()) {
+                QSqlQuery q(db);
+                if (q.exec(statement))
+                    value = q.next() ? q.value(0) : QVariant(q.numRowsAffected());
+            }
+        }
+        QSqlDatabase::removeDatabase(connection);
+        return value;
+    };
+    // One run is 40 days old: past the default of 30 days.
+    const qint64 past = QDateTime::currentMSecsSinceEpoch() - 40LL * 24 * 3600 * 1000;
+    QCOMPARE(sql(u"UPDATE runs SET queued_at = %1, started_at = %1, finished_at = %1 WHERE id = '%2'"_s
+                     .arg(past).arg(old)).toInt(), 1);
+    QVERIFY(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt() > 0);
+    const auto storedIds = [&] {
+        // Retention off for the look itself, so that only the command before it prunes.
+        const CliResult listed = runCli({u"history"_s, u"--json"_s}, {{u"TASK_RETENTION_DAYS"_s, u"0"_s}});
+        QStringList ids = idsOf(parseArray(listed.out).value_or(QJsonArray()));
+        ids.sort();
+        return ids;
+    };
+    QStringList both = {old, recent};
+    both.sort();
+
+    // 0 keeps everything, however old.
+    QCOMPARE(runCli({u"list"_s}, {{u"TASK_RETENTION_DAYS"_s, u"0"_s}}).exitCode, 0);
+    QCOMPARE(storedIds(), both);
+    // A limit longer than its age keeps it too.
+    QCOMPARE(runCli({u"list"_s}, {{u"TASK_RETENTION_DAYS"_s, u"45"_s}}).exitCode, 0);
+    QCOMPARE(storedIds(), both);
+    // The default prunes it when any command starts, with its log; the recent run stays.
+    QCOMPARE(runCli({u"list"_s}).exitCode, 0);
+    QCOMPARE(storedIds(), QStringList{recent});
+    QCOMPARE(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt(), 0);
+    QVERIFY(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(recent)).toInt() > 0);
+    QCOMPARE(runCli({u"show"_s, old}, {{u"TASK_RETENTION_DAYS"_s, u"0"_s}}).exitCode, 2);
+}
+
 #include "tst_clihistory.moc"
