@@ -190,6 +190,7 @@ private slots:
     void scalarResultErrorNamesOffset_data();
     void scalarResultErrorNamesOffset();
     void controlLinesDisabled();
+    void linesArriveInBatches();
     void controlLinesOnStderrAreLogged();
     void longResultLineIsNotSplit();
 
@@ -957,6 +958,47 @@ void TestCommand::scalarResultErrorNamesOffset()
     QVERIFY(r.succeeded());
     QVERIFY(!r.result.has_value());
     QCOMPARE(c.system(), QStringList{u"ignored ::result:: line: invalid JSON ("_s + message + u')'});
+}
+
+void TestCommand::linesArriveInBatches()
+{
+    // With CommandSink::lines set, the lines of one read come in one call: the same lines,
+    // streams and order as one call per line, with progress after the lines before it.
+    QList<OutputLines> calls;
+    QList<std::pair<qsizetype, Progress>> progressAfter; // (lines seen before, progress)
+    qsizetype seen = 0;
+    CommandSink sink;
+    sink.lines = [&](const OutputLines &lines) {
+        calls.append(lines);
+        seen += lines.size();
+    };
+    sink.line = [](LogStream, const QString &) { QFAIL("line() is not used when lines() is set"); };
+    sink.progress = [&](const Progress &p) { progressAfter.append({seen, p}); };
+    const CommandResult r = runCommand(shell(u"seq 1 20000; echo oops >&2; echo '::progress::1/2 half'; "
+                                             "seq 20001 20003; printf tail"_s), sink);
+    QVERIFY(r.succeeded());
+    QStringList out;
+    QStringList err;
+    for (const OutputLines &call : std::as_const(calls)) {
+        QVERIFY(!call.isEmpty());
+        for (const OutputLine &line : call)
+            (line.stream == LogStream::Err ? err : out) << line.text;
+    }
+    QStringList expected;
+    for (int n = 1; n <= 20003; ++n)
+        expected << QString::number(n);
+    expected << u"tail"_s;
+    QCOMPARE(out, expected);
+    QCOMPARE(err, QStringList{u"oops"_s});
+    // seq writes through a full stdio buffer: thousands of lines per read, so far fewer
+    // calls than lines.
+    QVERIFY2(calls.size() < 20004 / 10, qPrintable(QString::number(calls.size())));
+    QCOMPARE(progressAfter.size(), 1);
+    QCOMPARE(progressAfter.first().second, (Progress{1, 2, u"half"_s}));
+    // Every stdout line before the control line came first (stderr may interleave).
+    QVERIFY(progressAfter.first().first >= 20000);
+    QVERIFY(progressAfter.first().first <= 20001);
+    QCOMPARE(r.stdoutLines, 20004);
 }
 
 void TestCommand::controlLinesDisabled()

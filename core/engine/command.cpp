@@ -436,12 +436,18 @@ private:
     void handleProgress(QByteArrayView payload);
     void handleResult(QByteArrayView payload);
     void logLine(LogStream stream, const QString &text);
-    void logSystem(const QString &text) { logLine(LogStream::System, text); }
+    void logSystem(const QString &text)
+    {
+        logLine(LogStream::System, text);
+        flushLines();
+    }
+    void flushLines();
     bool pipesOpen() const { return m_outFd.isValid() || m_errFd.isValid(); }
     void closeStream(LogStream stream);
 
     const Command &m_cmd;
     const CommandSink &m_sink;
+    OutputLines m_batch; // lines of the current read, for CommandSink::lines
     CommandResult &m_result;
 
     pid_t m_pid = -1; // also the process group id
@@ -776,6 +782,7 @@ void CommandRunner::readFrom(LogStream stream)
         splitter.feed(m_buffer.data(), qsizetype(n), [&](QByteArrayView line, bool continuation) {
             handleLine(stream, line, continuation);
         });
+        flushLines();
         return;
     }
     if (n < 0 && errno == EAGAIN)
@@ -792,6 +799,7 @@ void CommandRunner::closeStream(LogStream stream)
     fd.reset();
     LineSplitter &splitter = stream == LogStream::Out ? m_out : m_err;
     splitter.finish([&](QByteArrayView line, bool continuation) { handleLine(stream, line, continuation); });
+    flushLines();
 }
 
 void CommandRunner::tryReap()
@@ -883,6 +891,8 @@ void CommandRunner::handleProgress(QByteArrayView payload)
         return;
     }
     progress.message = QString::fromUtf8(body.sliced(tokenEnd).trimmed());
+    // The lines before it come first.
+    flushLines();
     if (m_sink.progress)
         m_sink.progress(progress);
 }
@@ -921,8 +931,18 @@ void CommandRunner::handleResult(QByteArrayView payload)
 
 void CommandRunner::logLine(LogStream stream, const QString &text)
 {
-    if (m_sink.line)
+    if (m_sink.lines)
+        m_batch.append(OutputLine{stream, text});
+    else if (m_sink.line)
         m_sink.line(stream, text);
+}
+
+void CommandRunner::flushLines()
+{
+    if (m_batch.isEmpty())
+        return;
+    m_sink.lines(m_batch);
+    m_batch.clear();
 }
 
 bool isBlank(QChar c)

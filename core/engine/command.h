@@ -51,9 +51,20 @@ struct CommandResult
 /*! Callbacks a running command reports through, called on the calling thread. Any of them
  *  may be empty. System lines (LogStream::System) are the runner's own notes: cancellation,
  *  processes stopped, ignored control lines. */
+/*! One line of a command's output, for CommandSink::lines. */
+struct OutputLine
+{
+    LogStream stream = LogStream::Out;
+    QString text;
+};
+using OutputLines = QList<OutputLine>;
+
 struct CommandSink
 {
     std::function<void(LogStream, const QString &)> line;   //!< one complete line
+    /*! The complete lines of one read, in order. When set, it is called instead of \c line,
+     *  so a chatty command costs one call per read instead of one per line. */
+    std::function<void(const OutputLines &)> lines;
     std::function<void(const Progress &)> progress;          //!< from ::progress::
     std::function<bool()> isCanceled;                        //!< polled; true stops the group
 };
@@ -94,3 +105,5 @@ QString signalName(int signal);
 std::optional<QStringList> splitCommandLine(const QString &line, QString *error = nullptr);
 
 } // namespace taskdeck
+
+Q_DECLARE_TYPEINFO(taskdeck::OutputLine, Q_RELOCATABLE_TYPE);

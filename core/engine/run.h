@@ -102,6 +102,11 @@ struct Run
 
 } // namespace taskdeck
 
+// Plain values of relocatable members: lists of them grow by moving memory, not by copying
+// every element.
+Q_DECLARE_TYPEINFO(taskdeck::LogLine, Q_RELOCATABLE_TYPE);
+Q_DECLARE_TYPEINFO(taskdeck::Progress, Q_RELOCATABLE_TYPE);
+
 Q_DECLARE_METATYPE(taskdeck::Run)
 Q_DECLARE_METATYPE(taskdeck::Progress)
 Q_DECLARE_METATYPE(taskdeck::LogLines)

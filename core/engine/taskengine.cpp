@@ -239,6 +239,7 @@ public:
 
     // Called from RunContext on a worker thread.
     void appendLog(const RunStatePtr &st, LogStream stream, const QString &text);
+    void appendLines(const RunStatePtr &st, const OutputLine *lines, qsizetype count);
     void setProgress(const RunStatePtr &st, const Progress &progress);
     bool sleep(const RunStatePtr &st, std::chrono::milliseconds duration);
 
@@ -852,6 +853,14 @@ bool EngineCore::shutdown(std::chrono::milliseconds grace)
 
 void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QString &text)
 {
+    const OutputLine line{stream, text};
+    appendLines(st, &line, 1);
+}
+
+void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsizetype count)
+{
+    if (count <= 0)
+        return;
     // A task that prints faster than the receivers take its lines waits here (a bounded
     // time) instead of growing memory.
     if (m_pendingLineCount.load(std::memory_order_relaxed) >= kPendingLineCap && !m_draining.load()
@@ -861,10 +870,10 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
             return m_pendingLineCount.load() < kPendingLineCap || m_draining.load();
         });
     }
-    LogLine line;
-    line.timeMs = QDateTime::currentMSecsSinceEpoch();
-    line.stream = stream;
-    line.text = text;
+    const qint64 timeMs = QDateTime::currentMSecsSinceEpoch();
+    LogLines recorded;
+    if (recorder)
+        recorded.reserve(count);
     bool opened = false;
     QString id;
     {
@@ -874,12 +883,8 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
         if (st->closed)
             return;
         ++st->appending;
-        line.number = ++st->run.logLines;
         if (!st->recent)
             st->recent = std::make_unique<std::deque<LogLine>>();
-        st->recent->push_back(line);
-        if (qsizetype(st->recent->size()) > config.bufferSize)
-            st->recent->pop_front();
         if (!st->activity) {
             st->activity = new ActivityEvent;
             st->activity->state = st;
@@ -887,13 +892,28 @@ void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QStrin
             linkEvent(st->activity);
             opened = true;
         }
-        st->activity->lines.append(line);
+        LogLines &pending = st->activity->lines;
+        if (pending.capacity() - pending.size() < count)
+            pending.reserve(std::max(pending.size() + count, pending.capacity() * 2));
+        for (qsizetype i = 0; i < count; ++i) {
+            LogLine line;
+            line.number = ++st->run.logLines;
+            line.timeMs = timeMs;
+            line.stream = lines[i].stream;
+            line.text = lines[i].text;
+            st->recent->push_back(line);
+            if (qsizetype(st->recent->size()) > config.bufferSize)
+                st->recent->pop_front();
+            if (recorder)
+                recorded.append(line);
+            pending.append(std::move(line));
+        }
         id = st->run.id;
     }
-    m_pendingLineCount.fetch_add(1, std::memory_order_relaxed);
+    m_pendingLineCount.fetch_add(count, std::memory_order_relaxed);
     const auto handedOn = qScopeGuard([&st] { --st->appending; });
     if (recorder)
-        recorder->recordLog(id, LogLines{std::move(line)});
+        recorder->recordLog(id, recorded);
     if (opened)
         requestDelivery(false);
 }
@@ -1166,9 +1186,10 @@ void RunContext::log(LogStream stream, const QString &line)
 {
     // A multi-line message becomes several log lines so every line has its own number.
     if (line.contains(u'\n')) {
-        const auto parts = QStringView(line).split(u'\n');
-        for (QStringView part : parts)
-            m_core->appendLog(m_state, stream, part.toString());
+        OutputLines parts;
+        for (QStringView part : QStringView(line).split(u'\n'))
+            parts.append(OutputLine{stream, part.toString()});
+        m_core->appendLines(m_state, parts.constData(), parts.size());
         return;
     }
     m_core->appendLog(m_state, stream, line);
@@ -1198,7 +1219,7 @@ QString RunContext::scratchDir()
 CommandResult RunContext::run(const Command &cmd)
 {
     CommandSink sink;
-    sink.line = [this](LogStream stream, const QString &text) { m_core->appendLog(m_state, stream, text); };
+    sink.lines = [this](const OutputLines &lines) { m_core->appendLines(m_state, lines.constData(), lines.size()); };
     sink.progress = [this](const Progress &p) { m_core->setProgress(m_state, p); };
     sink.isCanceled = [this] { return m_state->cancelRequested.load(); };
     return runCommand(cmd, sink);
