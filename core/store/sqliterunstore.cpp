@@ -481,7 +481,9 @@ void rollback(QSqlDatabase &db)
 int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
 {
     QSqlError failure;
-    const QString finishedBefore = u"finished_at < ? AND status NOT IN "_s + activeStatusList();
+    // A run that finished before the cutoff was queued before it too: the condition on
+    // queued_at lets the time index find the old runs without reading the others.
+    const QString finishedBefore = u"queued_at < ? AND finished_at < ? AND status NOT IN "_s + activeStatusList();
     bool ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
     if (!ok) {
         qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
@@ -490,6 +492,7 @@ int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
     QSqlQuery logs(db);
     ok = logs.prepare(u"DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE "_s + finishedBefore + u')');
     logs.addBindValue(cutoff.toMSecsSinceEpoch());
+    logs.addBindValue(cutoff.toMSecsSinceEpoch());
     ok = ok && logs.exec();
     if (!ok)
         failure = logs.lastError();
@@ -497,6 +500,7 @@ int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
     int count = 0;
     if (ok) {
         ok = runs.prepare(u"DELETE FROM runs WHERE "_s + finishedBefore);
+        runs.addBindValue(cutoff.toMSecsSinceEpoch());
         runs.addBindValue(cutoff.toMSecsSinceEpoch());
         ok = ok && runs.exec();
         if (ok)
