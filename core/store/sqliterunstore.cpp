@@ -28,6 +28,7 @@
 #include <atomic>
 #include <limits>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -593,10 +594,12 @@ struct SqliteRunStore::Private
     std::vector<std::function<void()>> pendingDurables;
     quint64 pendingSeq = 0;
     int failedAttempts = 0;
-    Clock::time_point retryAt;
-    // When changes left in pending are due: the retry after a failure, or the end of the
-    // grace period of states held back (see writePending()).
-    Clock::time_point pendingDueAt;
+    Clock::time_point retryAt;                   // when pending (a failed batch) is tried again
+    // Queued or running states held back (see writePending()), apart from pending so that
+    // each batch looks only at what changed or came due, and when each is due, oldest first
+    // (an entry whose run has left held since is skipped).
+    PendingRuns held;
+    std::deque<std::pair<Clock::time_point, QString>> heldOrder;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
     qint64 batchBytes = 0;
@@ -835,9 +838,11 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                     break;
                 if (nextPruneAt && now >= *nextPruneAt)
                     break;
-                if (!pending.empty() && now >= pendingDueAt)
+                if (!pending.empty() && now >= retryAt)
                     break;
-                const bool idle = incomingEmpty() && pending.empty();
+                if (!heldOrder.empty() && now >= heldOrder.front().first)
+                    break;
+                const bool idle = incomingEmpty() && pending.empty() && held.empty();
                 if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
                     checkpointNow = true;
                     break;
@@ -849,7 +854,9 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
                 if (nextPruneAt)
                     earliest(*nextPruneAt);
                 if (!pending.empty())
-                    earliest(pendingDueAt);
+                    earliest(retryAt);
+                if (!heldOrder.empty())
+                    earliest(heldOrder.front().first);
                 if (idle && uncheckpointedBytes > 0)
                     earliest(lastWriteAt + kCheckpointIdle);
                 writerWaiting = true;
@@ -877,14 +884,31 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
+        // Later changes of a run that is held back or waiting for a retry fold into it.
+        for (auto it = taken.begin(); !held.empty() && it != taken.end();) {
+            auto node = held.extract(it->first);
+            if (node.empty()) {
+                ++it;
+                continue;
+            }
+            node.mapped().merge(std::move(it->second));
+            it = taken.erase(it);
+            pending.insert(std::move(node));
+        }
         if (pending.empty()) {
             pending.swap(taken);
         } else {
-            // Held back or waiting for a retry: later changes of the same runs fold in.
             pending.merge(taken);
             for (auto &[runId, later] : taken)
                 pending[runId].merge(std::move(later));
             taken.clear();
+        }
+        // Held back long enough (or everything, for a flush or the end): due now.
+        const Clock::time_point due = Clock::now();
+        while (!heldOrder.empty() && (everything || heldOrder.front().first <= due)) {
+            if (auto node = held.extract(heldOrder.front().second); !node.empty())
+                pending.insert(std::move(node));
+            heldOrder.pop_front();
         }
         writePending(db, st, stopNow, everything);
         for (const auto &job : jobs)
@@ -925,15 +949,18 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
                && run.lines.empty() && now - run.since < kBatchInterval;
     };
     std::vector<QString> finishedWithLines;
-    std::optional<Clock::time_point> heldUntil;
+    for (auto it = pending.begin(); it != pending.end();) {
+        if (!holdBack(it->second)) {
+            ++it;
+            continue;
+        }
+        heldOrder.emplace_back(it->second.since + kBatchInterval, it->first);
+        held.insert(pending.extract(it++));
+    }
     const bool attempted = !pending.empty();
     if (attempted) {
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
-            if (holdBack(it->second)) {
-                heldUntil = std::min(heldUntil.value_or(Clock::time_point::max()), it->second.since + kBatchInterval);
-                continue;
-            }
             ok = writeRun(st, it->first, it->second, &failure);
             if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first))
                 finishedWithLines.push_back(it->first);
@@ -950,13 +977,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         // line up again), so its entry would only grow the map.
         for (const QString &id : finishedWithLines)
             lastWrittenLine.remove(id);
-        if (heldUntil) {
-            for (auto it = pending.begin(); it != pending.end();)
-                it = holdBack(it->second) ? std::next(it) : pending.erase(it);
-        } else {
-            pending.clear();
-        }
-        pendingDueAt = heldUntil.value_or(now);
+        pending.clear();
         failedAttempts = 0;
         bool recovered = false;
         if (attempted) {
@@ -966,7 +987,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         {
             std::lock_guard<detail::SpinMutex> lock(mutex);
             // Changes held back are not committed yet: flush() keeps waiting for them.
-            if (!heldUntil)
+            if (held.empty())
                 handledSeq = pendingSeq;
             if (attempted) {
                 recovered = !available;
@@ -994,7 +1015,6 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         } else {
             qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
             retryAt = Clock::now() + kRetryDelay;
-            pendingDueAt = retryAt;
         }
         std::lock_guard<detail::SpinMutex> lock(mutex);
         if (giveUp) {
