@@ -666,6 +666,21 @@ void TestStore::changesFoldBetweenBatches()
     QVERIFY(store);
     const QDateTime now = QDateTime::currentDateTimeUtc();
 
+    // Text that is not ASCII is stored as it was, next to ASCII in the same row.
+    Run text = makeRun(u"fold-text"_s, u"t"_s, RunStatus::Failed, now);
+    text.error = RunError{u"grüße, 世界 🚀: disk full"_s, u"IOError"_s, u"détail\nline 2"_s, false};
+    text.progress = Progress{1, 2, u"½ done"_s};
+    text.args = QJsonObject{{u"path"_s, u"/tmp/naïve"_s}};
+    QVERIFY(recordFinishedAndWait(*store, text));
+    const std::optional<Run> textBack = store->findRun(text.id);
+    QVERIFY(textBack);
+    QCOMPARE(textBack->error.message, text.error.message);
+    QCOMPARE(textBack->error.kind, u"IOError"_s);
+    QCOMPARE(textBack->error.detail, text.error.detail);
+    QCOMPARE(textBack->progress, text.progress);
+    QCOMPARE(textBack->args, text.args);
+    QCOMPARE(textBack->owner, text.owner);
+
     // Progress before any state, then the state: the progress is not lost.
     Run a = makeRun(u"fold-a"_s, u"t"_s, RunStatus::Running, now);
     store->recordProgress(a.id, Progress{1, 4, u"first"_s});

@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -334,15 +335,33 @@ public:
     bool prepare(sqlite3 *db, const QString &sql)
     {
         m_db = db;
-        return sqlite3_prepare16_v3(db, sql.utf16(), int(sql.size() * 2), SQLITE_PREPARE_PERSISTENT,
-                                    &m_stmt, nullptr) == SQLITE_OK;
+        if (sqlite3_prepare16_v3(db, sql.utf16(), int(sql.size() * 2), SQLITE_PREPARE_PERSISTENT,
+                                 &m_stmt, nullptr) != SQLITE_OK) {
+            return false;
+        }
+        // Sized once: SQLite keeps pointers into these buffers until the statement has run,
+        // so the vector must never reallocate (short strings live inside its elements).
+        m_utf8.resize(size_t(sqlite3_bind_parameter_count(m_stmt)) + 1);
+        return true;
     }
 
     void bind(int column, const QString &text)
     {
+        // The file is UTF-8: ASCII text (ids, task keys, statuses, owners, most messages)
+        // is handed over as such, which spares SQLite a conversion per value. The bytes stay
+        // in a buffer of this column until it is bound again, after the statement ran.
+        const qsizetype size = text.size();
+        const char16_t *chars = reinterpret_cast<const char16_t *>(text.constData());
+        if (size_t(column) < m_utf8.size() && size <= kAsciiLimit
+            && std::all_of(chars, chars + size, [](char16_t c) { return c < 0x80; })) {
+            std::string &bytes = m_utf8[size_t(column)];
+            bytes.assign(chars, chars + size); // narrows each ASCII code unit to its byte
+            sqlite3_bind_text(m_stmt, column, bytes.data(), int(size), SQLITE_STATIC);
+            return;
+        }
         // Text columns hold '' for "none"; a null QString binds as that.
         const void *data = text.isNull() ? static_cast<const void *>(u"") : static_cast<const void *>(text.utf16());
-        sqlite3_bind_text16(m_stmt, column, data, int(text.size() * 2), SQLITE_STATIC);
+        sqlite3_bind_text16(m_stmt, column, data, int(size * 2), SQLITE_STATIC);
     }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
     void bindNull(int column) { sqlite3_bind_null(m_stmt, column); }
@@ -377,8 +396,10 @@ public:
     }
 
 private:
+    static constexpr qsizetype kAsciiLimit = 4096;
     sqlite3 *m_db = nullptr;
     sqlite3_stmt *m_stmt = nullptr;
+    std::vector<std::string> m_utf8; // per bound column
 };
 
 sqlite3 *sqliteHandle(const QSqlDatabase &db)
