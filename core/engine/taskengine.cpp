@@ -261,10 +261,11 @@ private:
     RunStatePtr finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning,
                        bool handOff = false);
     void requestStop(const RunStatePtr &st, StopReason reason);
-    void scheduleFlush(bool soon);
     void deliver(EventNode *node);
     static Run queuedSnapshot(const RunState &st);
     void linkEvent(EventNode *node);
+    // The run's open activity entry, made and linked if there is none; st->mutex held.
+    ActivityEvent *activityLocked(const RunStatePtr &st, bool *opened);
     void requestDelivery(bool soon);
     void schedulerLoop();
     qint64 stopOverdue();
@@ -274,11 +275,10 @@ private:
     // Scheduling state.
     mutable SpinMutex m_mutex;
     std::deque<RunStatePtr> m_queue;                   // guarded by m_mutex
-    std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; running now
+    std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; dispatched, not finished
     QHash<QString, RunStatePtr> m_runs;                // guarded by m_mutex
     std::deque<QString> m_finishedOrder;               // guarded by m_mutex
     QHash<QString, int> m_runningPerTask;              // guarded by m_mutex; limited tasks only
-    int m_running = 0;                                 // guarded by m_mutex
     // A worker whose run ended with the queue empty waits briefly for the next run (see
     // linger()); dispatch hands it over through m_handoff instead of waking another thread.
     bool m_lingering = false;                          // guarded by m_mutex
@@ -308,8 +308,9 @@ private:
     // m_active, so starting a run with the usual timeout costs no lock here and no wake-up.
     std::mutex m_schedMutex;
     std::condition_variable m_schedCondition;
-    // When the scheduler's current wait ends; the maximum while it is looking at the runs,
-    // so that every deadline set meanwhile makes it look again.
+    // When the scheduler's current wait ends (the maximum before its first look). A deadline
+    // at or after it needs no wake-up: the scheduler publishes this before it looks at the
+    // runs a last time, so it either sees the deadline or is woken for it.
     std::atomic<qint64> m_schedWakeAt{std::numeric_limits<qint64>::max()};
     bool m_rescan = false;                             // guarded by m_schedMutex
     qint64 m_rateWakeAt = 0;                           // guarded by m_schedMutex
@@ -434,7 +435,7 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
 void EngineCore::dispatchLocked(ReadyRuns &ready)
 {
     const int limit = config.effectiveMaxConcurrent();
-    while (m_running < limit && !m_queue.empty()) {
+    while (qsizetype(m_active.size()) < limit && !m_queue.empty()) {
         const auto eligible = std::find_if(m_queue.begin(), m_queue.end(), [this](const RunStatePtr &st) {
             return st->task->maxConcurrent <= 0
                    || m_runningPerTask.value(st->task->key) < st->task->maxConcurrent;
@@ -461,7 +462,6 @@ void EngineCore::dispatchLocked(ReadyRuns &ready)
         }
         RunStatePtr st = *eligible;
         m_queue.erase(eligible);
-        ++m_running;
         if (st->task->maxConcurrent > 0)
             ++m_runningPerTask[st->task->key];
         m_active.push_back(st);
@@ -660,7 +660,6 @@ RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Ou
                 std::swap(*active, m_active.back());
                 m_active.pop_back();
             }
-            --m_running;
             if (st->task->maxConcurrent > 0 && --m_runningPerTask[final.task] <= 0)
                 m_runningPerTask.remove(final.task);
         }
@@ -885,14 +884,7 @@ void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsi
         ++st->appending;
         if (!st->recent)
             st->recent = std::make_unique<std::deque<LogLine>>();
-        if (!st->activity) {
-            st->activity = new ActivityEvent;
-            st->activity->state = st;
-            // Linked under the run's mutex, so it keeps its place among the run's events.
-            linkEvent(st->activity);
-            opened = true;
-        }
-        LogLines &pending = st->activity->lines;
+        LogLines &pending = activityLocked(st, &opened)->lines;
         if (pending.capacity() - pending.size() < count)
             pending.reserve(std::max(pending.size() + count, pending.capacity() * 2));
         for (qsizetype i = 0; i < count; ++i) {
@@ -918,6 +910,18 @@ void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsi
         requestDelivery(false);
 }
 
+ActivityEvent *EngineCore::activityLocked(const RunStatePtr &st, bool *opened)
+{
+    if (!st->activity) {
+        st->activity = new ActivityEvent;
+        st->activity->state = st;
+        // Linked under the run's mutex, so it keeps its place among the run's events.
+        linkEvent(st->activity);
+        *opened = true;
+    }
+    return st->activity;
+}
+
 void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
 {
     bool opened = false;
@@ -927,13 +931,7 @@ void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
         if (st->closed)
             return;
         st->run.progress = progress;
-        if (!st->activity) {
-            st->activity = new ActivityEvent;
-            st->activity->state = st;
-            linkEvent(st->activity);
-            opened = true;
-        }
-        st->activity->progress = progress;
+        activityLocked(st, &opened)->progress = progress;
         id = st->run.id;
     }
     if (recorder)
@@ -967,20 +965,12 @@ void EngineCore::requestDelivery(bool soon)
         if (m_soonQueued.exchange(true))
             return;
         m_flushQueued.store(true);
-        scheduleFlush(true);
-        return;
-    }
-    // Log lines and progress wait up to one event interval, to arrive in batches.
-    if (!m_flushQueued.exchange(true))
-        scheduleFlush(false);
-}
-
-void EngineCore::scheduleFlush(bool soon)
-{
-    if (soon) {
         QMetaObject::invokeMethod(q, [this] { deliverEvents(); }, Qt::QueuedConnection);
         return;
     }
+    // Log lines and progress wait up to one event interval, to arrive in batches.
+    if (m_flushQueued.exchange(true))
+        return;
     // QTimer must be started on its own thread.
     if (onEngineThread()) {
         if (!m_flushTimer.isActive())
@@ -1343,7 +1333,7 @@ QList<Run> TaskEngine::activeRuns() const
 int TaskEngine::runningCount() const
 {
     QMutexLocker locker(&d->m_mutex);
-    return d->m_running;
+    return int(d->m_active.size());
 }
 
 int TaskEngine::queuedCount() const
