@@ -265,12 +265,12 @@ struct PendingRun
     // Batches as they were recorded: joining them into one list would copy every line again.
     std::vector<LogLines> lines;
 
-    void setState(const Run &run)
+    void setState(Run run)
     {
         // Changes of one run arrive in order; still, a finish is final.
         if (state && isTerminal(state->status) && !isTerminal(run.status))
             return;
-        state = run;
+        state = std::move(run);
         progress.reset();
     }
 
@@ -298,14 +298,10 @@ struct PendingRun
     /*! Folds in changes recorded after these. */
     void merge(PendingRun &&later)
     {
-        if (later.state) {
-            if (!state || !isTerminal(state->status) || isTerminal(later.state->status)) {
-                state = std::move(later.state);
-                progress.reset();
-            }
-        } else if (later.progress) {
+        if (later.state)
+            setState(std::move(*later.state));
+        else if (later.progress)
             setProgress(*later.progress);
-        }
         for (LogLines &batch : later.lines)
             lines.push_back(std::move(batch));
     }
@@ -889,9 +885,8 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             }
             taken.swap(incoming);
             jobs.swap(incomingJobs);
-            for (auto &durable : incomingDurables)
-                pendingDurables.push_back(std::move(durable));
-            incomingDurables.clear();
+            // writePending() called the previous batch's durables: this list is empty.
+            pendingDurables.swap(incomingDurables);
             queuedLines = 0;
             urgent = false;
             pendingSeq = enqueuedSeq;
