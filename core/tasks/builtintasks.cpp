@@ -69,17 +69,31 @@ QJsonValue runChecksum(RunContext &ctx)
 
     const QFileInfo info(ctx.arg(u"file"_s).toString());
     const QString path = info.absoluteFilePath();
+    const FileDigest digest = hashFile(ctx, path, it->algorithm, u"hashing "_s + info.fileName());
+    return QJsonObject{
+        {u"file"_s, path},
+        {u"algorithm"_s, it->value},
+        {u"digest"_s, digest.hex},
+        {u"size"_s, digest.size},
+    };
+}
+
+} // namespace
+
+FileDigest hashFile(RunContext &ctx, const QString &path, QCryptographicHash::Algorithm algorithm,
+                    const QString &progressMessage)
+{
     QFile file(path);
     if (!file.open(QIODevice::ReadOnly))
         throw TaskError(u"cannot read %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
-
     // Pipes and special files report size 0: report progress with an unknown total then.
-    const qint64 size = file.isSequential() ? 0 : file.size();
-    const QString message = u"hashing "_s + info.fileName();
-    QCryptographicHash hash(it->algorithm);
+    const qint64 total = file.isSequential() ? 0 : file.size();
+    const bool report = !progressMessage.isEmpty();
+    QCryptographicHash hash(algorithm);
     QByteArray buffer(ChunkSize, Qt::Uninitialized);
-    qint64 done = 0;
-    ctx.progress(0, size, message);
+    FileDigest digest;
+    if (report)
+        ctx.progress(0, total, progressMessage);
     for (;;) {
         if (ctx.isCanceled())
             throw TaskError(u"canceled"_s, u"Canceled"_s);
@@ -89,19 +103,13 @@ QJsonValue runChecksum(RunContext &ctx)
         if (n == 0)
             break;
         hash.addData(QByteArrayView(buffer.constData(), n));
-        done += n;
-        ctx.progress(done, size, message);
+        digest.size += n;
+        if (report)
+            ctx.progress(digest.size, total, progressMessage);
     }
-
-    return QJsonObject{
-        {u"file"_s, path},
-        {u"algorithm"_s, it->value},
-        {u"digest"_s, QString::fromLatin1(hash.result().toHex())},
-        {u"size"_s, done},
-    };
+    digest.hex = QString::fromLatin1(hash.result().toHex());
+    return digest;
 }
-
-} // namespace
 
 Task execTask()
 {

@@ -3,9 +3,27 @@
 
 #include "task.h"
 
+#include <QCryptographicHash>
+
 namespace taskdeck {
 
+class RunContext;
 class TaskRegistry;
+
+/*! A file's digest (lower-case hex) and how many bytes were read. */
+struct FileDigest
+{
+    QString hex;
+    qint64 size = 0;
+};
+
+/*!
+ * Hashes the file at \a path with \a algorithm, a megabyte at a time, checking for cancel
+ * between reads. With a \a progressMessage it reports progress as it reads (an unknown
+ * total for pipes and special files). Throws TaskError ("FileError", "Canceled").
+ */
+FileDigest hashFile(RunContext &ctx, const QString &path, QCryptographicHash::Algorithm algorithm,
+                    const QString &progressMessage = {});
 
 /*! "Run Command" (exec): runs one command line split into argv, without a shell. Dangerous. */
 Task execTask();

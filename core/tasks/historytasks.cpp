@@ -45,8 +45,6 @@ constexpr auto PurgeFlushTimeout = 30s;
 constexpr auto BackupFlushTimeout = 10s;
 // A writer committing a large batch holds the database briefly; wait for it, not fail.
 constexpr int BusyTimeoutMs = 10000;
-// Large enough that hashing, not bookkeeping, dominates; small enough to notice a cancel.
-constexpr qint64 ChunkSize = 1024 * 1024;
 // Rows between cancel checks and buffer flushes while dumping a table.
 constexpr int RowsPerBatch = 1000;
 
@@ -277,27 +275,6 @@ QString reserveTarget(const QString &dir, const QString &extension)
     throw TaskError(u"too many backups named %1*%2"_s.arg(base, extension), u"FileError"_s);
 }
 
-QString sha256Of(RunContext &ctx, const QString &path, qint64 *size)
-{
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly))
-        throw TaskError(u"cannot read %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
-    QCryptographicHash hash(QCryptographicHash::Sha256);
-    QByteArray buffer(ChunkSize, Qt::Uninitialized);
-    *size = 0;
-    for (;;) {
-        checkCanceled(ctx);
-        const qint64 n = file.read(buffer.data(), ChunkSize);
-        if (n < 0)
-            throw TaskError(u"cannot read %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
-        if (n == 0)
-            break;
-        hash.addData(QByteArrayView(buffer.constData(), n));
-        *size += n;
-    }
-    return QString::fromLatin1(hash.result().toHex());
-}
-
 void syncFile(const QString &path)
 {
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY | O_CLOEXEC);
@@ -479,15 +456,14 @@ QJsonValue runBackup(RunContext &ctx, IRunStore *store, const QString &backupDir
     // Backups hold run arguments and logs: nobody else needs to read them.
     QFile::setPermissions(target, QFileDevice::ReadOwner | QFileDevice::WriteOwner);
 
-    qint64 size = 0;
-    const QString sha256 = sha256Of(ctx, target, &size);
+    const FileDigest digest = hashFile(ctx, target, QCryptographicHash::Sha256);
     steps.next(u"checksum"_s);
     removeTarget.dismiss();
-    ctx.log(u"wrote %1 (%2 bytes, sha256 %3)"_s.arg(target, QString::number(size), sha256));
+    ctx.log(u"wrote %1 (%2 bytes, sha256 %3)"_s.arg(target, QString::number(digest.size), digest.hex));
     return QJsonObject{
         {u"file"_s, target},
-        {u"size"_s, size},
-        {u"sha256"_s, sha256},
+        {u"size"_s, digest.size},
+        {u"sha256"_s, digest.hex},
         {u"format"_s, format},
     };
 }
