@@ -18,8 +18,6 @@
 #include <QProcess>
 #include <QRegularExpression>
 #include <QScopeGuard>
-#include <QSqlDatabase>
-#include <QSqlQuery>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
@@ -28,9 +26,11 @@
 #include "run.h"
 
 #include "clitestsupport.h"
+#include "testsupport.h"
 
 using namespace Qt::StringLiterals;
 using namespace clitest;
+using namespace testsupport;
 
 namespace {
 
@@ -889,27 +889,14 @@ void TestCliHistory::retentionPrunesOldRuns()
     const QString old = runTask({u"greet"_s, u"--arg"_s, u"name=Old"_s});
     const QString recent = runTask({u"greet"_s, u"--arg"_s, u"name=New"_s});
     QVERIFY(!old.isEmpty() && !recent.isEmpty());
-    const QString file = m_data->filePath(u"data/history.sqlite3"_s);
-    const QString connection = u"tst-clihistory-retention"_s;
-    const auto sql = [&](const QString &statement) -> QVariant {
-        QVariant value;
-        {
-            QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, connection);
-            db.setDatabaseName(file);
-            if (db.open()) {
-                QSqlQuery q(db);
-                if (q.exec(statement))
-                    value = q.next() ? q.value(0) : QVariant(q.numRowsAffected());
-            }
-        }
-        QSqlDatabase::removeDatabase(connection);
-        return value;
-    };
+    const RawDb raw(m_data->filePath(u"data/history.sqlite3"_s));
+    QVERIFY(raw.isOpen());
     // One run is 40 days old: past the default of 30 days.
     const qint64 past = QDateTime::currentMSecsSinceEpoch() - 40LL * 24 * 3600 * 1000;
-    QCOMPARE(sql(u"UPDATE runs SET queued_at = %1, started_at = %1, finished_at = %1 WHERE id = '%2'"_s
-                     .arg(past).arg(old)).toInt(), 1);
-    QVERIFY(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt() > 0);
+    QCOMPARE(raw.run(u"UPDATE runs SET queued_at = ?, started_at = ?, finished_at = ? WHERE id = ?"_s,
+                     {past, past, past, old}), QString());
+    QCOMPARE(raw.scalar(u"SELECT changes()"_s).toInt(), 1);
+    QVERIFY(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt() > 0);
     const auto storedIds = [&] {
         // Retention off for the look itself, so that only the command before it prunes.
         const CliResult listed = runCli({u"history"_s, u"--json"_s}, {{u"TASK_RETENTION_DAYS"_s, u"0"_s}});
@@ -929,8 +916,8 @@ void TestCliHistory::retentionPrunesOldRuns()
     // The default prunes it when any command starts, with its log; the recent run stays.
     QCOMPARE(runCli({u"list"_s}).exitCode, 0);
     QCOMPARE(storedIds(), QStringList{recent});
-    QCOMPARE(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt(), 0);
-    QVERIFY(sql(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(recent)).toInt() > 0);
+    QCOMPARE(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(old)).toInt(), 0);
+    QVERIFY(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = '%1'"_s.arg(recent)).toInt() > 0);
     QCOMPARE(runCli({u"show"_s, old}, {{u"TASK_RETENTION_DAYS"_s, u"0"_s}}).exitCode, 2);
 }
 

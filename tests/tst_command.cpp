@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "command.h"
+#include "testsupport.h"
 
 #include <QDir>
 #include <QFile>
@@ -26,6 +27,7 @@
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
+using namespace testsupport;
 using namespace std::chrono_literals;
 
 namespace {
@@ -82,23 +84,6 @@ CommandResult run(const Command &cmd, Capture *capture,
 QString json(const QJsonValue &v)
 {
     return QString::fromUtf8(QJsonDocument(QJsonArray{v}).toJson(QJsonDocument::Compact));
-}
-
-// Gone means no longer running: a leftover reparented to an init that does not reap stays
-// a zombie, which is as dead as it gets.
-bool processGone(pid_t pid)
-{
-    if (::kill(pid, 0) != 0 && errno == ESRCH)
-        return true;
-    QFile stat(u"/proc/%1/stat"_s.arg(pid));
-    if (!stat.open(QIODevice::ReadOnly))
-        return true;
-    const QByteArray text = stat.readAll();
-    const qsizetype close = text.lastIndexOf(')');
-    if (close < 0 || close + 2 >= text.size())
-        return true;
-    const char state = text.at(close + 2);
-    return state == 'Z' || state == 'X';
 }
 
 bool anyStartsWith(const QStringList &lines, const QString &prefix)

@@ -31,10 +31,12 @@
 #include "store/sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
+#include "testsupport.h"
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
 using namespace taskdeck;
+using namespace testsupport;
 
 namespace {
 
@@ -76,51 +78,6 @@ private:
     QHash<QString, QList<Progress>> m_progress; // guarded by m_mutex
 };
 
-// A connection of the test's own, to look at a database file the way another program would.
-class Db final
-{
-public:
-    Q_DISABLE_COPY_MOVE(Db)
-
-    explicit Db(const QString &path) : m_name(u"tst-history-%1"_s.arg(++s_count))
-    {
-        QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, m_name);
-        db.setDatabaseName(path);
-        db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=10000"_s);
-        m_open = db.open();
-    }
-    ~Db()
-    {
-        QSqlDatabase::database(m_name, false).close();
-        QSqlDatabase::removeDatabase(m_name);
-    }
-
-    bool isOpen() const { return m_open; }
-    QSqlDatabase db() const { return QSqlDatabase::database(m_name, false); }
-
-    // Runs \a sql; returns the error text, empty on success.
-    QString exec(const QString &sql, const QVariantList &values = {}) const
-    {
-        QSqlQuery query(db());
-        if (!query.prepare(sql))
-            return query.lastError().text() + u" in: "_s + sql;
-        for (const QVariant &value : values)
-            query.addBindValue(value);
-        return query.exec() ? QString() : query.lastError().text() + u" in: "_s + sql;
-    }
-
-    QVariant value(const QString &sql) const
-    {
-        QSqlQuery query(db());
-        return query.exec(sql) && query.next() ? query.value(0) : QVariant();
-    }
-
-private:
-    static inline int s_count = 0;
-    QString m_name;
-    bool m_open = false;
-};
-
 QString quoteIdentifier(const QString &name)
 {
     QString quoted = name;
@@ -147,10 +104,10 @@ QString canonical(const QString &storageClass, const QVariant &value)
  * every row of every table (in a fixed order). \a exclude maps a table to a condition on its
  * rows that leaves some out.
  */
-QStringList describe(const Db &db, const QHash<QString, QString> &exclude)
+QStringList describe(const RawDb &db, const QHash<QString, QString> &exclude)
 {
     QStringList out;
-    out << u"user_version=%1"_s.arg(db.value(u"PRAGMA user_version"_s).toInt());
+    out << u"user_version=%1"_s.arg(db.scalar(u"PRAGMA user_version"_s).toInt());
     QStringList tables;
     {
         QSqlQuery schema(db.db());
@@ -240,7 +197,7 @@ QStringList splitStatements(const QString &script)
 }
 
 // Runs the statements of \a script one by one on \a db; returns the first error.
-QString execScript(const Db &db, const QString &script)
+QString execScript(const RawDb &db, const QString &script)
 {
     for (const QString &statement : splitStatements(script)) {
         QSqlQuery query(db.db());
@@ -278,15 +235,6 @@ RunOptions confirmed()
     RunOptions options;
     options.confirmed = true;
     return options;
-}
-
-Task makeTask(const QString &key, TaskFunction fn)
-{
-    Task task;
-    task.key = key;
-    task.title = key;
-    task.fn = std::move(fn);
-    return task;
 }
 
 Run makeRun(RunStatus status, const QDateTime &queuedAt, const QDateTime &finishedAt)
@@ -417,10 +365,10 @@ void TestHistoryTasks::populate()
  */
 void TestHistoryTasks::addTrickyTables()
 {
-    const Db db(m_store->location());
+    const RawDb db(m_store->location());
     QVERIFY(db.isOpen());
     const QString table = quoteIdentifier(u"odd \"name\"; x"_s);
-    QCOMPARE(db.exec(u"CREATE TABLE %1 (id INTEGER PRIMARY KEY, t TEXT, r REAL, i INTEGER, "
+    QCOMPARE(db.run(u"CREATE TABLE %1 (id INTEGER PRIMARY KEY, t TEXT, r REAL, i INTEGER, "
                      u"b BLOB, untyped)"_s.arg(table)), QString());
     const QList<QVariantList> rows = {
         {1, u"it's"_s, 0.1, std::numeric_limits<qint64>::max(), QByteArray("\x00\x01\xff", 3), 1.0},
@@ -432,18 +380,18 @@ void TestHistoryTasks::addTrickyTables()
         {7, QVariant(), 2.0e20, 9007199254740993LL, QVariant(), std::numeric_limits<double>::infinity()},
     };
     for (const QVariantList &row : rows) {
-        QCOMPARE(db.exec(u"INSERT INTO %1 VALUES (?, ?, ?, ?, ?, ?)"_s.arg(table), row), QString());
+        QCOMPARE(db.run(u"INSERT INTO %1 VALUES (?, ?, ?, ?, ?, ?)"_s.arg(table), row), QString());
     }
-    QCOMPARE(db.exec(u"INSERT INTO %1 VALUES (8, 'empty blob', -0.0, 0, X'', -1e999)"_s.arg(table)),
+    QCOMPARE(db.run(u"INSERT INTO %1 VALUES (8, 'empty blob', -0.0, 0, X'', -1e999)"_s.arg(table)),
              QString());
-    QCOMPARE(db.exec(u"CREATE INDEX tricky_t ON %1(t)"_s.arg(table)), QString());
-    QCOMPARE(db.exec(u"CREATE VIEW tricky_view AS SELECT id, t FROM %1 WHERE id > 2 -- the later ones"_s.arg(table)),
+    QCOMPARE(db.run(u"CREATE INDEX tricky_t ON %1(t)"_s.arg(table)), QString());
+    QCOMPARE(db.run(u"CREATE VIEW tricky_view AS SELECT id, t FROM %1 WHERE id > 2 -- the later ones"_s.arg(table)),
              QString());
-    QCOMPARE(db.exec(u"CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, note TEXT)"_s), QString());
-    QCOMPARE(db.exec(u"INSERT INTO audit (note) VALUES ('first'), ('second')"_s), QString());
+    QCOMPARE(db.run(u"CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, note TEXT)"_s), QString());
+    QCOMPARE(db.run(u"INSERT INTO audit (note) VALUES ('first'), ('second')"_s), QString());
     // The counter (2) now runs ahead of the rows (1): only sqlite_sequence remembers it.
-    QCOMPARE(db.exec(u"DELETE FROM audit WHERE note = 'second'"_s), QString());
-    QCOMPARE(db.exec(u"CREATE TRIGGER tricky_audit AFTER INSERT ON %1 BEGIN "
+    QCOMPARE(db.run(u"DELETE FROM audit WHERE note = 'second'"_s), QString());
+    QCOMPARE(db.run(u"CREATE TRIGGER tricky_audit AFTER INSERT ON %1 BEGIN "
                      u"INSERT INTO audit (note) VALUES ('inserted; ' || new.id); END"_s.arg(table)),
              QString());
 }
@@ -535,15 +483,15 @@ void TestHistoryTasks::backupSqlRestoresEveryRow()
     QVERIFY2(script.endsWith(u"\nCOMMIT;\n"_s), qPrintable(script.right(300)));
 
     const QString restoredPath = m_dir->filePath(u"restored.sqlite3"_s);
-    const Db restored(restoredPath);
+    const RawDb restored(restoredPath);
     QVERIFY(restored.isOpen());
     QCOMPARE(execScript(restored, script), QString());
-    QCOMPARE(restored.value(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
+    QCOMPARE(restored.scalar(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
 
-    const Db source(m_store->location());
+    const RawDb source(m_store->location());
     QVERIFY(source.isOpen());
-    QCOMPARE(restored.value(u"PRAGMA user_version"_s).toInt(), source.value(u"PRAGMA user_version"_s).toInt());
-    QVERIFY(restored.value(u"PRAGMA user_version"_s).toInt() > 0);
+    QCOMPARE(restored.scalar(u"PRAGMA user_version"_s).toInt(), source.scalar(u"PRAGMA user_version"_s).toInt());
+    QVERIFY(restored.scalar(u"PRAGMA user_version"_s).toInt() > 0);
     const QStringList expected = describe(source, excluding(r.run.id));
     const QStringList actual = describe(restored, excluding(r.run.id));
     QVERIFY(expected.contains(u"runs has 4 rows"_s));
@@ -551,10 +499,10 @@ void TestHistoryTasks::backupSqlRestoresEveryRow()
     QCOMPARE(actual, expected);
 
     // The trigger came back and works, and AUTOINCREMENT goes on from the old counter.
-    QCOMPARE(restored.exec(u"INSERT INTO %1 (id) VALUES (100)"_s.arg(quoteIdentifier(u"odd \"name\"; x"_s))),
+    QCOMPARE(restored.run(u"INSERT INTO %1 (id) VALUES (100)"_s.arg(quoteIdentifier(u"odd \"name\"; x"_s))),
              QString());
-    QCOMPARE(restored.value(u"SELECT max(id) FROM audit"_s).toInt(), 3);
-    QCOMPARE(restored.value(u"SELECT note FROM audit WHERE id = 3"_s).toString(), u"inserted; 100"_s);
+    QCOMPARE(restored.scalar(u"SELECT max(id) FROM audit"_s).toInt(), 3);
+    QCOMPARE(restored.scalar(u"SELECT note FROM audit WHERE id = 3"_s).toString(), u"inserted; 100"_s);
 }
 
 void TestHistoryTasks::backupTarHoldsTheDatabase()
@@ -580,11 +528,11 @@ void TestHistoryTasks::backupTarHoldsTheDatabase()
     const QString extracted = m_dir->filePath(u"extracted"_s);
     QVERIFY(QDir().mkpath(extracted));
     QCOMPARE(runTool({u"tar"_s, u"-xzf"_s, file, u"-C"_s, extracted}), QString());
-    const Db restored(QDir(extracted).filePath(u"history.sqlite3"_s));
+    const RawDb restored(QDir(extracted).filePath(u"history.sqlite3"_s));
     QVERIFY(restored.isOpen());
-    QCOMPARE(restored.value(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
+    QCOMPARE(restored.scalar(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
 
-    const Db source(m_store->location());
+    const RawDb source(m_store->location());
     QVERIFY(source.isOpen());
     const QStringList expected = describe(source, excluding(r.run.id));
     QVERIFY(expected.contains(u"runs has 4 rows"_s));
@@ -600,8 +548,8 @@ void TestHistoryTasks::backupProgress()
     QVERIFY2(sql.run.status == RunStatus::Succeeded, qPrintable(sql.run.error.message));
     QCOMPARE(sql.run.result.toObject().value(u"format"_s).toString(), u"sql"_s);
 
-    const Db source(m_store->location());
-    const int tables = source.value(u"SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+    const RawDb source(m_store->location());
+    const int tables = source.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                                     u"AND name NOT LIKE 'sqlite_%'"_s).toInt();
     QVERIFY(tables >= 2);
     const QList<Progress> progress = m_recorder->progress(sql.run.id);
@@ -667,7 +615,7 @@ void TestHistoryTasks::backupDuringWrites()
             restoredPath = m_dir->filePath(u"during.sqlite3"_s);
             QFile dump(file);
             QVERIFY(dump.open(QIODevice::ReadOnly));
-            const Db restored(restoredPath);
+            const RawDb restored(restoredPath);
             QCOMPARE(execScript(restored, QString::fromUtf8(dump.readAll())), QString());
         } else {
             const QString extracted = m_dir->filePath(u"during"_s);
@@ -675,9 +623,9 @@ void TestHistoryTasks::backupDuringWrites()
             QCOMPARE(runTool({u"tar"_s, u"-xzf"_s, file, u"-C"_s, extracted}), QString());
             restoredPath = QDir(extracted).filePath(u"history.sqlite3"_s);
         }
-        const Db restored(restoredPath);
+        const RawDb restored(restoredPath);
         QVERIFY(restored.isOpen());
-        QCOMPARE(restored.value(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
+        QCOMPARE(restored.scalar(u"PRAGMA integrity_check"_s).toString(), u"ok"_s);
         // The snapshot caught the chatty run in the middle of its work, with some of its log.
         QSqlQuery query(restored.db());
         QVERIFY(query.prepare(u"SELECT status, (SELECT count(*) FROM log_chunks WHERE run_id = runs.id) "
@@ -687,7 +635,7 @@ void TestHistoryTasks::backupDuringWrites()
         QVERIFY(query.next());
         QCOMPARE(query.value(0).toString(), u"running"_s);
         QVERIFY(query.value(1).toInt() >= 1);
-        QCOMPARE(restored.value(u"SELECT count(*) FROM runs WHERE task = 'talk' AND status = 'succeeded'"_s)
+        QCOMPARE(restored.scalar(u"SELECT count(*) FROM runs WHERE task = 'talk' AND status = 'succeeded'"_s)
                      .toInt(), 3);
     }
 

@@ -3,6 +3,7 @@
 #include "taskengine.h"
 #include "store/runowner.h"
 #include "store/sqliterunstore.h"
+#include "testsupport.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -20,6 +21,7 @@
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
 using namespace taskdeck;
+using namespace testsupport;
 
 namespace {
 
@@ -96,27 +98,6 @@ public:
 private:
     QProcess m_process;
 };
-
-std::unique_ptr<SqliteRunStore> openStore(const QString &dir)
-{
-    QString error;
-    auto store = SqliteRunStore::open(dir, &error);
-    if (!store)
-        qWarning().noquote() << "open failed:" << error;
-    return store;
-}
-
-LogLines readWholeLog(IRunStore &store, const QString &runId)
-{
-    LogLines all;
-    for (qint64 next = 1;;) {
-        const LogLines part = store.readLog(runId, next, 500);
-        if (part.isEmpty())
-            return all;
-        all += part;
-        next = part.last().number + 1;
-    }
-}
 
 Run runningRun(const QString &id, const QString &owner)
 {

@@ -3,6 +3,7 @@
 #include "taskengine.h"
 #include "store/logchunk.h"
 #include "store/sqliterunstore.h"
+#include "testsupport.h"
 
 #include <QCryptographicHash>
 #include <QDir>
@@ -30,71 +31,9 @@
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
 using namespace taskdeck;
+using namespace testsupport;
 
 namespace {
-
-Task makeTask(const QString &key, TaskFunction fn, Fields fields = {})
-{
-    Task t;
-    t.key = key;
-    t.title = key;
-    t.fields = std::move(fields);
-    t.fn = std::move(fn);
-    return t;
-}
-
-// A connection of the test's own, to look at the file the way another program would.
-class RawDb
-{
-public:
-    explicit RawDb(const QString &path)
-        : m_name(u"tst-raw-%1"_s.arg(++s_count))
-    {
-        QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, m_name);
-        db.setDatabaseName(path);
-        db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=5000"_s);
-        m_open = db.open();
-    }
-    ~RawDb()
-    {
-        QSqlDatabase::database(m_name, false).close();
-        QSqlDatabase::removeDatabase(m_name);
-    }
-    Q_DISABLE_COPY_MOVE(RawDb)
-
-    bool isOpen() const { return m_open; }
-    QSqlDatabase db() const { return QSqlDatabase::database(m_name, false); }
-    bool exec(const QString &sql, QString *error = nullptr) const
-    {
-        QSqlQuery q(db());
-        if (q.exec(sql))
-            return true;
-        if (error)
-            *error = q.lastError().text();
-        return false;
-    }
-    QVariant scalar(const QString &sql, int column = 0) const
-    {
-        QSqlQuery q(db());
-        if (!q.exec(sql) || !q.next())
-            return {};
-        return q.value(column);
-    }
-
-private:
-    static inline int s_count = 0;
-    QString m_name;
-    bool m_open = false;
-};
-
-std::unique_ptr<SqliteRunStore> openStore(const QString &dir)
-{
-    QString error;
-    auto store = SqliteRunStore::open(dir, &error);
-    if (!store)
-        qWarning().noquote() << "open failed:" << error;
-    return store;
-}
 
 QByteArray fileHash(const QString &path)
 {
@@ -152,19 +91,6 @@ LogLines makeLines(qint64 from, qint64 to, const QString &prefix = u"line"_s)
         lines << line;
     }
     return lines;
-}
-
-LogLines readWholeLog(IRunStore &store, const QString &runId, int page = 1000)
-{
-    LogLines all;
-    qint64 next = 1;
-    for (;;) {
-        const LogLines part = store.readLog(runId, next, page);
-        if (part.isEmpty())
-            return all;
-        all += part;
-        next = part.last().number + 1;
-    }
 }
 
 void compareLines(const LogLines &actual, const LogLines &expected)
