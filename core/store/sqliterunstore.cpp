@@ -1351,41 +1351,44 @@ void SqliteRunStore::recordStarted(const Run &run)
 
 void SqliteRunStore::recordProgress(const QString &runId, const Progress &progress)
 {
-    std::lock_guard<detail::SpinMutex> lock(d->mutex);
-    bool wasEmpty = false;
-    if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
-        pending->setProgress(progress);
-        d->notedLocked(wasEmpty, false);
+    {
+        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        bool wasEmpty = false;
+        if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
+            pending->setProgress(progress);
+            d->notedLocked(wasEmpty, false);
+            return;
+        }
     }
+    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, runId);
 }
 
 void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
 {
     if (lines.isEmpty())
         return;
-    std::unique_lock<detail::SpinMutex> lock(d->mutex);
-    if (d->writerGone) {
-        lock.unlock();
-        qCWarning(lcStore).noquote() << u"history database %1 is closed; %2 log lines of run %3 were not stored"_s
-                                            .arg(d->path).arg(lines.size()).arg(runId);
-        return;
-    }
-    if (d->queuedLines >= kMaxQueuedLines && !d->stopping) {
-        const bool room = d->spaceFree.wait_for(lock, kBackpressureWait, [this] {
-            return d->queuedLines < kMaxQueuedLines || d->stopping || d->writerGone;
-        });
-        if (!room && !d->backpressureWarned) {
-            d->backpressureWarned = true;
-            qCWarning(lcStore).noquote() << u"history database %1 is not keeping up; log lines are piling up in memory"_s.arg(d->path);
+    {
+        std::unique_lock<detail::SpinMutex> lock(d->mutex);
+        if (d->queuedLines >= kMaxQueuedLines && !d->stopping && !d->writerGone) {
+            const bool room = d->spaceFree.wait_for(lock, kBackpressureWait, [this] {
+                return d->queuedLines < kMaxQueuedLines || d->stopping || d->writerGone;
+            });
+            if (!room && !d->backpressureWarned) {
+                d->backpressureWarned = true;
+                qCWarning(lcStore).noquote() << u"history database %1 is not keeping up; log lines are piling up in memory"_s.arg(d->path);
+            }
+        }
+        bool wasEmpty = false;
+        if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
+            d->queuedLines += lines.size();
+            pending->addLines(lines);
+            d->notedLocked(wasEmpty, false);
+            return;
         }
     }
-    bool wasEmpty = false;
-    PendingRun *pending = d->changeLocked(runId, &wasEmpty);
-    if (!pending)
-        return; // the writer ended while we waited
-    d->queuedLines += lines.size();
-    pending->addLines(lines);
-    d->notedLocked(wasEmpty, false);
+    // The writer is gone, before or while this waited for room.
+    qCWarning(lcStore).noquote() << u"history database %1 is closed; %2 log lines of run %3 were not stored"_s
+                                        .arg(d->path).arg(lines.size()).arg(runId);
 }
 
 void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durable)
