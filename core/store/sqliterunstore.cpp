@@ -900,16 +900,32 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
-        // Later changes of a run that is held back or waiting for a retry fold into it.
-        for (auto it = taken.begin(); !held.empty() && it != taken.end();) {
-            auto node = held.extract(it->first);
-            if (node.empty()) {
-                ++it;
-                continue;
+        // Later changes of a run that is held back or waiting for a retry fold into it. In a
+        // burst the batch holds tens of thousands of runs and few are held: the lookups go
+        // from the smaller side.
+        if (held.size() <= taken.size()) {
+            for (auto it = held.begin(); it != held.end();) {
+                const auto later = taken.find(it->first);
+                if (later == taken.end()) {
+                    ++it;
+                    continue;
+                }
+                auto node = held.extract(it++);
+                node.mapped().merge(std::move(later->second));
+                taken.erase(later);
+                pending.insert(std::move(node));
             }
-            node.mapped().merge(std::move(it->second));
-            it = taken.erase(it);
-            pending.insert(std::move(node));
+        } else {
+            for (auto it = taken.begin(); it != taken.end();) {
+                auto node = held.extract(it->first);
+                if (node.empty()) {
+                    ++it;
+                    continue;
+                }
+                node.mapped().merge(std::move(it->second));
+                it = taken.erase(it);
+                pending.insert(std::move(node));
+            }
         }
         if (pending.empty()) {
             pending.swap(taken);
@@ -1332,11 +1348,14 @@ void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval
 
 void SqliteRunStore::recordQueued(const Run &run)
 {
+    // Copied before the lock: the engine's threads record at once, and a copy of a run
+    // takes longer than the rest of what they do under it.
+    Run copy = run;
     {
         std::lock_guard<detail::SpinMutex> lock(d->mutex);
         bool wasEmpty = false;
         if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
-            pending->setState(run);
+            pending->setState(std::move(copy));
             d->notedLocked(wasEmpty, false);
             return;
         }
@@ -1393,11 +1412,12 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
 
 void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durable)
 {
+    Run copy = run; // before the lock, as in recordQueued()
     {
         std::lock_guard<detail::SpinMutex> lock(d->mutex);
         bool wasEmpty = false;
         if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
-            pending->setState(run);
+            pending->setState(std::move(copy));
             d->incomingDurables.push_back(std::move(durable));
             d->notedLocked(wasEmpty, true);
             return;
