@@ -60,6 +60,17 @@ double round(TaskEngine &engine, int count, QList<double> *cpuMs = nullptr)
     return ms;
 }
 
+constexpr int kIdSize = 64;
+
+/*! The \a i-th of the floors' run ids: version 7 layout, milliseconds from \a t0 on, then a
+ *  counter within the millisecond, as the engine makes them. */
+void floorRunId(char (&id)[kIdSize], qint64 t0, int i)
+{
+    const auto ms = static_cast<unsigned long long>(t0 + i / 64);
+    std::snprintf(id, sizeof id, "%08llx-%04llx-7%03x-8000-%012x", ms >> 16, ms & 0xffff,
+                  static_cast<unsigned>(i % 64), static_cast<unsigned>(i));
+}
+
 /*!
  * The floor under the store: the same number of finished runs inserted into a history file
  * of the same schema through SQLite's C API, in transactions of 1,000, with ids in creation
@@ -100,11 +111,8 @@ double sqliteOnly(int count)
     for (int i = 0; i < count; ++i) {
         if (i % 1000 == 0)
             run(i == 0 ? "BEGIN IMMEDIATE" : "COMMIT; BEGIN IMMEDIATE");
-        // Version 7 layout: milliseconds, then a counter within the millisecond.
-        char id[64];
-        const unsigned long long ms = static_cast<unsigned long long>(t0 + i / 64);
-        std::snprintf(id, sizeof id, "%08llx-%04llx-7%03x-8000-%012x", ms >> 16, ms & 0xffff,
-                      static_cast<unsigned>(i % 64), static_cast<unsigned>(i));
+        char id[kIdSize];
+        floorRunId(id, t0, i);
         sqlite3_bind_text(insert, 1, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(insert, 2, t0 + i);
         sqlite3_bind_int64(insert, 3, t0 + i);
@@ -117,6 +125,84 @@ double sqliteOnly(int count)
     run("COMMIT");
     const double ms = double(timer.nsecsElapsed()) / 1e6;
     sqlite3_finalize(insert);
+    sqlite3_close(db);
+    return ms;
+}
+
+/*!
+ * The floor of another layout, for comparison only (the store does not use it): the same
+ * finished runs with 1,000 of them to a row, each as one line of its fields, in a table of
+ * their own, and, with \a idIndex, one index entry per run to find it by id. One SQLite row
+ * per run costs SQLite's per-row work for every run; this layout pays it once per 1,000.
+ */
+double sqliteBatched(int count, bool idIndex)
+{
+    constexpr int kRunsPerRow = 1000;
+    QTemporaryDir dir;
+    sqlite3 *db = nullptr;
+    if (sqlite3_open(dir.filePath(u"batched.sqlite3"_s).toUtf8().constData(), &db) != SQLITE_OK)
+        qFatal("cannot create a database in %s", qPrintable(dir.path()));
+    const auto run = [db](const char *sql) {
+        if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+            qFatal("%s: %s", sql, sqlite3_errmsg(db));
+    };
+    // The store's settings.
+    run("PRAGMA page_size=16384");
+    run("PRAGMA journal_mode=WAL");
+    run("PRAGMA synchronous=NORMAL");
+    run("PRAGMA wal_autocheckpoint=0");
+    run("CREATE TABLE run_rows (row INTEGER PRIMARY KEY, first_queued INTEGER NOT NULL, "
+        "last_queued INTEGER NOT NULL, runs INTEGER NOT NULL, data BLOB NOT NULL)");
+    run("CREATE TABLE run_ids (id TEXT PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID");
+    sqlite3_stmt *insertRow = nullptr;
+    sqlite3_stmt *insertId = nullptr;
+    if (sqlite3_prepare_v2(db, "INSERT INTO run_rows (row, first_queued, last_queued, runs, data) "
+                               "VALUES (?, ?, ?, ?, ?)", -1, &insertRow, nullptr) != SQLITE_OK
+        || sqlite3_prepare_v2(db, "INSERT INTO run_ids (id, row) VALUES (?, ?)", -1, &insertId, nullptr)
+               != SQLITE_OK) {
+        qFatal("prepare: %s", sqlite3_errmsg(db));
+    }
+    const qint64 t0 = QDateTime::currentMSecsSinceEpoch();
+    std::string data;
+    QElapsedTimer timer;
+    timer.start();
+    for (int first = 0; first < count; first += kRunsPerRow) {
+        const int last = std::min(count, first + kRunsPerRow) - 1;
+        const qint64 row = first / kRunsPerRow + 1;
+        run("BEGIN IMMEDIATE");
+        data.clear();
+        for (int i = first; i <= last; ++i) {
+            char id[kIdSize];
+            floorRunId(id, t0, i);
+            char line[256];
+            const int size = std::snprintf(line, sizeof line,
+                                           "%s\tnoop\tsucceeded\t1\t1\t{}\t%lld\t%lld\t%lld\tnull\t0\t"
+                                           "4242@bench#1\t%016llx%016llx\n",
+                                           id, t0 + i, t0 + i, t0 + i + 1,
+                                           static_cast<unsigned long long>(i) * 0x9e3779b97f4a7c15ULL,
+                                           static_cast<unsigned long long>(t0 + i));
+            data.append(line, size_t(size));
+            if (idIndex) {
+                sqlite3_bind_text(insertId, 1, id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(insertId, 2, row);
+                if (sqlite3_step(insertId) != SQLITE_DONE)
+                    qFatal("insert: %s", sqlite3_errmsg(db));
+                sqlite3_reset(insertId);
+            }
+        }
+        sqlite3_bind_int64(insertRow, 1, row);
+        sqlite3_bind_int64(insertRow, 2, t0 + first);
+        sqlite3_bind_int64(insertRow, 3, t0 + last);
+        sqlite3_bind_int64(insertRow, 4, last - first + 1);
+        sqlite3_bind_blob(insertRow, 5, data.data(), int(data.size()), SQLITE_STATIC);
+        if (sqlite3_step(insertRow) != SQLITE_DONE)
+            qFatal("insert: %s", sqlite3_errmsg(db));
+        sqlite3_reset(insertRow);
+        run("COMMIT");
+    }
+    const double ms = double(timer.nsecsElapsed()) / 1e6;
+    sqlite3_finalize(insertRow);
+    sqlite3_finalize(insertId);
     sqlite3_close(db);
     return ms;
 }
@@ -179,9 +265,15 @@ int main(int argc, char *argv[])
         databaseBytes = QFileInfo(file).size() + QFileInfo(file + u"-wal"_s).size();
     }
 
+    // The floors alternate too: the machine's speed for writes changes from minute to minute.
     QList<double> floor;
-    for (int r = 0; r < scale.rounds; ++r)
+    QList<double> batched;
+    QList<double> batchedWithIds;
+    for (int r = 0; r < scale.rounds; ++r) {
         floor << sqliteOnly(scale.count);
+        batched << sqliteBatched(scale.count, false);
+        batchedWithIds << sqliteBatched(scale.count, true);
+    }
 
     bench::Result result;
     result.bench = u"history"_s;
@@ -195,6 +287,8 @@ int main(int argc, char *argv[])
         {u"storedRuns"_s, stored},
         {u"databaseMiB"_s, std::round(double(databaseBytes) / 1048576.0 * 10) / 10},
         {u"sqliteOnlyMs"_s, std::round(bench::median(floor) * 10) / 10},
+        {u"batchedRowsMs"_s, std::round(bench::median(batched) * 10) / 10},
+        {u"batchedRowsIdIndexMs"_s, std::round(bench::median(batchedWithIds) * 10) / 10},
         {u"storeOnCpuMs"_s, std::round(bench::median(withStoreCpu) * 10) / 10},
         {u"storeOffCpuMs"_s, std::round(bench::median(withoutCpu) * 10) / 10},
         {u"machine"_s, bench::machineInfo()},
@@ -206,6 +300,9 @@ int main(int argc, char *argv[])
                          .arg(bench::formatSamples(withStoreCpu), bench::formatSamples(withoutCpu)));
     bench::printLine(u"  SQLite alone, the same rows through its C API, no engine: %1 ms"_s
                          .arg(bench::formatSamples(floor)));
+    bench::printLine(u"  the same runs 1,000 to a row (another layout, for comparison): %1 ms; "
+                     "with an index entry per run id: %2 ms"_s
+                         .arg(bench::formatSamples(batched), bench::formatSamples(batchedWithIds)));
     bench::printLine(u"history: store on %1 ms, off %2 ms, ratio %3 (target <= %4)%5"_s
                          .arg(QString::number(result.value, 'f', 1), QString::number(result.baseline, 'f', 1),
                               QString::number(result.ratio(), 'f', 2), QString::number(kTargetRatio),
