@@ -900,32 +900,16 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
-        // Later changes of a run that is held back or waiting for a retry fold into it. In a
-        // burst the batch holds tens of thousands of runs and few are held: the lookups go
-        // from the smaller side.
-        if (held.size() <= taken.size()) {
-            for (auto it = held.begin(); it != held.end();) {
-                const auto later = taken.find(it->first);
-                if (later == taken.end()) {
-                    ++it;
-                    continue;
-                }
-                auto node = held.extract(it++);
-                node.mapped().merge(std::move(later->second));
-                taken.erase(later);
-                pending.insert(std::move(node));
+        // Later changes of a run that is held back or waiting for a retry fold into it.
+        for (auto it = taken.begin(); !held.empty() && it != taken.end();) {
+            auto node = held.extract(it->first);
+            if (node.empty()) {
+                ++it;
+                continue;
             }
-        } else {
-            for (auto it = taken.begin(); it != taken.end();) {
-                auto node = held.extract(it->first);
-                if (node.empty()) {
-                    ++it;
-                    continue;
-                }
-                node.mapped().merge(std::move(it->second));
-                it = taken.erase(it);
-                pending.insert(std::move(node));
-            }
+            node.mapped().merge(std::move(it->second));
+            it = taken.erase(it);
+            pending.insert(std::move(node));
         }
         if (pending.empty()) {
             pending.swap(taken);
