@@ -65,6 +65,13 @@ double round(TaskEngine &engine, int count, QList<double> *cpuMs = nullptr)
     return ms;
 }
 
+/*! Runs \a sql on the floors' own connections; a benchmark cannot go on without it. */
+void execOrDie(sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+        qFatal("%s: %s", sql, sqlite3_errmsg(db));
+}
+
 constexpr int kIdSize = 64;
 
 /*! The \a i-th of the floors' run ids: version 7 layout, milliseconds from \a t0 on, then a
@@ -95,10 +102,7 @@ double sqliteOnly(int count)
     sqlite3 *db = nullptr;
     if (sqlite3_open(file.toUtf8().constData(), &db) != SQLITE_OK)
         qFatal("cannot open %s", qPrintable(file));
-    const auto run = [db](const char *sql) {
-        if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-            qFatal("%s: %s", sql, sqlite3_errmsg(db));
-    };
+    const auto run = [db](const char *sql) { execOrDie(db, sql); };
     run("PRAGMA synchronous=NORMAL");
     sqlite3_stmt *insert = nullptr;
     if (sqlite3_prepare_v2(db,
@@ -147,10 +151,7 @@ double sqliteBatched(int count, bool idIndex)
     sqlite3 *db = nullptr;
     if (sqlite3_open(dir.filePath(u"batched.sqlite3"_s).toUtf8().constData(), &db) != SQLITE_OK)
         qFatal("cannot create a database in %s", qPrintable(dir.path()));
-    const auto run = [db](const char *sql) {
-        if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-            qFatal("%s: %s", sql, sqlite3_errmsg(db));
-    };
+    const auto run = [db](const char *sql) { execOrDie(db, sql); };
     // The store's settings.
     run("PRAGMA page_size=16384");
     run("PRAGMA journal_mode=WAL");
