@@ -206,6 +206,7 @@ private Q_SLOTS:
     void findRunsFilters();
     void findRunsPages();
     void pruneKeepsActiveRuns();
+    void pruneCutoffIsInclusive();
     void retentionPrunesInBackground();
     void migratesVersion1();
     void refusesNewerVersion();
@@ -809,6 +810,30 @@ void TestStore::pruneKeepsActiveRuns()
     QVERIFY(store->findRun(oldQueued.id));
     QCOMPARE(store->findRuns({}).total, 2);
     QCOMPARE(store->pruneFinishedBefore(QDateTime()), 0);
+}
+
+void TestStore::pruneCutoffIsInclusive()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime queued = QDateTime::currentDateTimeUtc().addSecs(-60);
+    const Run atCutoff = makeRun(u"at-cutoff"_s, u"t"_s, RunStatus::Succeeded, queued);
+    const Run justAfter = makeRun(u"just-after"_s, u"t"_s, RunStatus::Failed, queued.addMSecs(1));
+    for (const Run &run : {atCutoff, justAfter}) {
+        store->recordQueued(makeRun(run.id, run.task, RunStatus::Queued, run.queuedAt));
+        QVERIFY(recordFinishedAndWait(*store, run));
+    }
+    QVERIFY(store->flush(30s));
+
+    // A run that finished in the very millisecond of the cutoff goes; one a millisecond
+    // later stays.
+    QCOMPARE(store->pruneFinishedBefore(atCutoff.finishedAt), 1);
+    QVERIFY(!store->findRun(atCutoff.id));
+    QVERIFY(store->findRun(justAfter.id));
+    QCOMPARE(store->pruneFinishedBefore(justAfter.finishedAt.addMSecs(-1)), 0);
+    QCOMPARE(store->pruneFinishedBefore(justAfter.finishedAt), 1);
+    QCOMPARE(store->findRuns({}).total, 0);
 }
 
 void TestStore::retentionPrunesInBackground()

@@ -85,7 +85,7 @@ public:
     virtual int recoverInterrupted() = 0;
     /*!
      * Deletes finished runs (terminal statuses only, never queued or running ones) that
-     * finished before \a cutoff, with their logs. Returns how many, or -1 when the history
+     * finished at or before \a cutoff (to the millisecond), with their logs. Returns how many, or -1 when the history
      * could not be changed.
      */
     virtual int pruneFinishedBefore(const QDateTime &cutoff) = 0;

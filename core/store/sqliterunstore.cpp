@@ -499,16 +499,18 @@ void rollback(QSqlDatabase &db)
 int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
 {
     QSqlError failure;
-    // A run that finished before the cutoff was queued before it too: the condition on
-    // queued_at lets the time index find the old runs without reading the others.
-    const QString finishedBefore = u"queued_at < ? AND finished_at < ? AND status NOT IN "_s + activeStatusList();
+    // The cutoff is inclusive, to the millisecond: a purge of everything finished "0 days
+    // ago" also takes a run that finished in the millisecond it read the clock. A run that
+    // finished by the cutoff was queued by it too: the condition on queued_at lets the time
+    // index find the old runs without reading the others.
+    const QString finishedByCutoff = u"queued_at <= ? AND finished_at <= ? AND status NOT IN "_s + activeStatusList();
     bool ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
     if (!ok) {
         qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
         return -1;
     }
     QSqlQuery logs(db);
-    ok = logs.prepare(u"DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE "_s + finishedBefore + u')');
+    ok = logs.prepare(u"DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE "_s + finishedByCutoff + u')');
     logs.addBindValue(cutoff.toMSecsSinceEpoch());
     logs.addBindValue(cutoff.toMSecsSinceEpoch());
     ok = ok && logs.exec();
@@ -517,7 +519,7 @@ int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
     QSqlQuery runs(db);
     int count = 0;
     if (ok) {
-        ok = runs.prepare(u"DELETE FROM runs WHERE "_s + finishedBefore);
+        ok = runs.prepare(u"DELETE FROM runs WHERE "_s + finishedByCutoff);
         runs.addBindValue(cutoff.toMSecsSinceEpoch());
         runs.addBindValue(cutoff.toMSecsSinceEpoch());
         ok = ok && runs.exec();

@@ -488,8 +488,8 @@ QJsonValue runPurge(RunContext &ctx, IRunStore *store)
                                                                 why.isEmpty() ? QString() : u": "_s + why),
                         u"HistoryError"_s);
     }
-    const QString olderThan = cutoff.toString(Qt::ISODate);
-    ctx.log(u"deleted %1 finished runs that finished before %2"_s.arg(deleted).arg(olderThan));
+    const QString olderThan = cutoff.toString(Qt::ISODateWithMs);
+    ctx.log(u"deleted %1 runs that finished at or before %2"_s.arg(deleted).arg(olderThan));
     return QJsonObject{{u"deleted"_s, deleted}, {u"olderThan"_s, olderThan}};
 }
 
