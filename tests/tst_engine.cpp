@@ -13,6 +13,7 @@
 #include <QSemaphore>
 #include <QSignalSpy>
 #include <QTest>
+#include <QThread>
 #include <QUuid>
 
 #include <csignal>
@@ -103,6 +104,7 @@ private Q_SLOTS:
     void invalidArgumentsCreateNoRun();
     void unknownTaskSuggestsKeys();
     void dangerNeedsConfirmation();
+    void concurrencyLimitNeverExceeded_data();
     void concurrencyLimitNeverExceeded();
     void perTaskLimit();
     void fifoOrder();
@@ -226,8 +228,20 @@ void TestEngine::dangerNeedsConfirmation()
     QCOMPARE(ran.run.status, RunStatus::Succeeded);
 }
 
+void TestEngine::concurrencyLimitNeverExceeded_data()
+{
+    QTest::addColumn<int>("maxConcurrent");
+    QTest::addColumn<int>("limit");
+    QTest::newRow("3") << 3 << 3;
+    // 0 means one run per CPU this process may use.
+    QTest::newRow("0: the CPU count") << 0 << std::max(1, QThread::idealThreadCount());
+}
+
 void TestEngine::concurrencyLimitNeverExceeded()
 {
+    QFETCH(int, maxConcurrent);
+    QFETCH(int, limit);
+    const int total = limit + 9;
     TaskRegistry registry;
     QSemaphore gate;
     std::atomic<int> inFlight = 0;
@@ -241,17 +255,17 @@ void TestEngine::concurrencyLimitNeverExceeded()
         return {};
     })));
     EngineConfig config;
-    config.maxConcurrent = 3;
+    config.maxConcurrent = maxConcurrent;
     TaskEngine engine(&registry, config);
     EventLog log(&engine);
-    for (int i = 0; i < 12; ++i)
+    for (int i = 0; i < total; ++i)
         QVERIFY(engine.start(u"hold"_s, {}).ok());
-    QTRY_COMPARE(inFlight.load(), 3);
-    QCOMPARE(engine.runningCount(), 3);
+    QTRY_COMPARE(inFlight.load(), limit);
+    QCOMPARE(engine.runningCount(), limit);
     QCOMPARE(engine.queuedCount(), 9);
-    gate.release(12);
-    QTRY_COMPARE(log.finished.size(), 12);
-    QCOMPARE(maxInFlight.load(), 3);
+    gate.release(total);
+    QTRY_COMPARE(log.finished.size(), total);
+    QCOMPARE(maxInFlight.load(), limit);
 }
 
 void TestEngine::perTaskLimit()

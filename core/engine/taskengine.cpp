@@ -246,6 +246,9 @@ public:
     TaskEngine *q;
     TaskRegistry *registry;
     EngineConfig config;
+    // config.effectiveMaxConcurrent(), resolved once: with maxConcurrent 0 it asks the
+    // kernel for the CPUs this process may use, a system call too slow for every dispatch.
+    const int maxActive;
     QThreadPool pool;
     IRunRecorder *recorder = nullptr;
 
@@ -322,12 +325,13 @@ EngineCore::EngineCore(TaskEngine *engine, TaskRegistry *reg, const EngineConfig
     : q(engine)
     , registry(reg)
     , config(cfg)
+    , maxActive(config.effectiveMaxConcurrent())
 {
     config.bufferSize = std::max(1, config.bufferSize);
     config.finishedRunsKept = std::max(0, config.finishedRunsKept);
     config.startBurst = std::max(1, config.startBurst);
     pool.setObjectName(u"taskdeck-engine"_s);
-    pool.setMaxThreadCount(config.effectiveMaxConcurrent());
+    pool.setMaxThreadCount(maxActive);
     m_tokens = config.startBurst;
     m_lastRefillMs = steadyNowMs();
     m_flushTimer.setSingleShot(true);
@@ -434,8 +438,7 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
 
 void EngineCore::dispatchLocked(ReadyRuns &ready)
 {
-    const int limit = config.effectiveMaxConcurrent();
-    while (qsizetype(m_active.size()) < limit && !m_queue.empty()) {
+    while (qsizetype(m_active.size()) < maxActive && !m_queue.empty()) {
         const auto eligible = std::find_if(m_queue.begin(), m_queue.end(), [this](const RunStatePtr &st) {
             return st->task->maxConcurrent <= 0
                    || m_runningPerTask.value(st->task->key) < st->task->maxConcurrent;
