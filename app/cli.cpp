@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "cli.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
+#include <QByteArrayView>
 #include <QDate>
 #include <QEventLoop>
 #include <QFile>
@@ -28,6 +30,10 @@ namespace taskdeck {
 namespace {
 
 using Channel = Console::Channel;
+
+// run --each keeps at most this many runs in the engine (or four per concurrent run, if
+// that is more).
+constexpr qsizetype kEachWindow = 1024;
 
 const QString DurationHelp =
     u"a duration such as 90 (seconds), 1.5s, 10m or 1h30m (units ms, s, m, h, d)"_s;
@@ -548,9 +554,11 @@ Commands:
          u"a run that cannot start prints {\"error\": {...}} instead"_s},
         {u"  --each FILE"_s,
          u"Run once per line of FILE (- reads stdin). Each line is a JSON object of "
-         u"arguments, merged over the --arg values. All runs are queued at once and the "
-         u"engine's limits apply. With --json, one JSON object per line as runs end, "
-         u"each with the \"line\" it came from"_s},
+         u"arguments, merged over the --arg values. Runs start as earlier ones end, "
+         u"under the engine's limits, at most %1 (or 4 per concurrent run) waiting or running "
+         u"at once; after an interrupt the lines not started are reported as skipped. With "
+         u"--json, one JSON object per line as runs end, each with the \"line\" it came "
+         u"from"_s.arg(kEachWindow)},
     });
 
     text += u"\nHistory options:\n"_s;
@@ -794,48 +802,48 @@ int Cli::runEach(const CommandLine &commandLine)
         QJsonValue input;
         QString outcome;     // "invalid" or a run status name
         QString summary;     // one line, for the plain report
-        bool succeeded = false;
     };
-    QList<Entry> entries;
-    QHash<QString, qsizetype> entryOfRun;
-    qsizetype pending = 0;
+    // Runs are started as earlier ones end, never more than this many in the engine at
+    // once: memory stays bounded however long the input, results stream from the first
+    // run on, and an interrupt has little left to cancel. Enough to keep every worker busy
+    // between two turns of the event loop.
+    const qsizetype window = std::max<qsizetype>(kEachWindow, 4 * m_engine->config().effectiveMaxConcurrent());
+    QHash<QString, Entry> running;  // by run id
+    QList<Entry> notSucceeded;      // for the report at the end
+    QHash<QString, int> counts;     // by outcome
+    qsizetype total = 0;
+    qsizetype done = 0;
+    for (qsizetype from = 0; from < data.size();) {
+        qsizetype to = data.indexOf('\n', from);
+        if (to < 0)
+            to = data.size();
+        if (!QByteArrayView(data).sliced(from, to - from).trimmed().isEmpty())
+            ++total;
+        from = to + 1;
+    }
+    qsizetype cursor = 0; // where the next unread line begins
+    int lineNumber = 0;   // of the last line read
     QEventLoop loop;
     QObject scope;
+    bool refreshQueued = false;
 
-    auto statusLine = [&]() {
-        const qsizetype done = entries.size() - pending;
-        m_console->setStatus(u"%1/%2 done"_s.arg(done).arg(entries.size()));
-    };
-
-    connect(m_engine, &TaskEngine::runFinished, &scope, [&](const Run &finishedRun) {
-        const auto found = entryOfRun.constFind(finishedRun.id);
-        if (found == entryOfRun.cend())
+    // Output is flushed once per turn of the event loop, not once per run.
+    auto refreshSoon = [&]() {
+        if (refreshQueued)
             return;
-        Entry &entry = entries[found.value()];
-        entry.outcome = runStatusName(finishedRun.status);
-        entry.summary = runSummary(finishedRun);
-        entry.succeeded = finishedRun.status == RunStatus::Succeeded;
-        if (json) {
-            QJsonObject object = finishedRun.toJson();
-            object.insert(u"line"_s, entry.line);
-            m_console->out(compactJson(object));
-        } else {
-            QString line = u"[line %1] %2"_s.arg(entry.line).arg(entry.summary);
-            if (m_store)
-                line += u" (run "_s + finishedRun.id + u')';
-            m_console->out(line);
-        }
-        --pending;
-        statusLine();
-        m_console->flush();
-        if (pending == 0)
-            loop.quit();
-    });
-
-    SignalWatcher watcher({SIGINT, SIGTERM});
-    connect(&watcher, &SignalWatcher::signalReceived, &scope,
-            [this](int signalNumber) { interrupt(signalNumber); });
-
+        refreshQueued = true;
+        QMetaObject::invokeMethod(&scope, [&]() {
+            refreshQueued = false;
+            m_console->setStatus(u"%1/%2 done"_s.arg(done).arg(total));
+            m_console->flush();
+        }, Qt::QueuedConnection);
+    };
+    auto account = [&](Entry entry, bool succeeded) {
+        ++counts[entry.outcome];
+        ++done;
+        if (!succeeded)
+            notSucceeded.append(std::move(entry));
+    };
     auto recordInvalid = [&](Entry entry, const QJsonObject &error) {
         entry.outcome = u"invalid"_s;
         entry.summary = error.value(u"message"_s).toString();
@@ -847,69 +855,136 @@ int Cli::runEach(const CommandLine &commandLine)
         } else {
             m_console->out(u"[line %1] invalid: %2"_s.arg(entry.line).arg(entry.summary));
         }
-        entries.append(entry);
+        account(std::move(entry), false);
+    };
+    // Lines never started, after an interrupt. The plain report names them as one range
+    // rather than line by line (they can be most of a long input); JSON gives each its line.
+    int firstSkipped = 0;
+    int lastSkipped = 0;
+    qsizetype skipped = 0;
+    const QString skippedWhy = u"not started: interrupted"_s;
+    auto recordSkipped = [&](int line, const QByteArray &text) {
+        if (json) {
+            const QJsonDocument document = QJsonDocument::fromJson(text);
+            const QJsonValue given = document.isObject() ? QJsonValue(document.object())
+                : document.isArray()                     ? QJsonValue(document.array())
+                                                         : QJsonValue(QString::fromUtf8(text));
+            m_console->out(compactJson(QJsonObject{
+                {u"line"_s, line},
+                {u"input"_s, given},
+                {u"status"_s, u"skipped"_s},
+                {u"error"_s, QJsonObject{{u"message"_s, skippedWhy}, {u"kind"_s, u"Canceled"_s}}}}));
+        }
+        if (skipped++ == 0)
+            firstSkipped = line;
+        lastSkipped = line;
+        ++counts[u"skipped"_s];
+        ++done;
     };
 
     RunOptions options;
     options.confirmed = commandLine.confirmed;
     options.timeout = commandLine.timeout;
 
-    const QList<QByteArray> lines = data.split('\n');
-    for (qsizetype i = 0; i < lines.size(); ++i) {
-        const QByteArray text = lines.at(i).trimmed();
-        if (text.isEmpty())
-            continue;
+    // Reads the next non-empty line into an entry and its arguments; an input that is not
+    // a JSON object is reported here. False at the end of the input.
+    auto nextLine = [&](Entry *entry, QJsonObject *args) {
+        while (cursor < data.size()) {
+            qsizetype to = data.indexOf('\n', cursor);
+            if (to < 0)
+                to = data.size();
+            const QByteArray text = QByteArrayView(data).sliced(cursor, to - cursor).trimmed().toByteArray();
+            cursor = to + 1;
+            ++lineNumber;
+            if (text.isEmpty())
+                continue;
+            if (m_interrupts > 0) {
+                recordSkipped(lineNumber, text);
+                continue;
+            }
+            *entry = Entry();
+            entry->line = lineNumber;
+            QJsonParseError parseError;
+            const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
+            if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
+                const QString why = parseError.error != QJsonParseError::NoError
+                    ? u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString())
+                          .arg(parseError.offset)
+                    : u"expected a JSON object of arguments, got an array"_s;
+                entry->input = document.isArray() ? QJsonValue(document.array())
+                                                  : QJsonValue(QString::fromUtf8(text));
+                recordInvalid(*entry, {{u"message"_s, why}, {u"kind"_s, u"InvalidInput"_s}});
+                continue;
+            }
+            *args = commandLine.args;
+            const QJsonObject lineArgs = document.object();
+            for (auto it = lineArgs.constBegin(); it != lineArgs.constEnd(); ++it)
+                args->insert(it.key(), it.value());
+            entry->input = lineArgs;
+            return true;
+        }
+        return false;
+    };
+
+    // Starts runs until the window is full or the input ends; after an interrupt, what is
+    // left is reported as skipped instead.
+    auto feed = [&]() {
         Entry entry;
-        entry.line = static_cast<int>(i + 1);
-
-        QJsonParseError parseError;
-        const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
-        if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
-            const QString why = parseError.error != QJsonParseError::NoError
-                ? u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString())
-                      .arg(parseError.offset)
-                : u"expected a JSON object of arguments, got an array"_s;
-            entry.input = document.isArray() ? QJsonValue(document.array())
-                                             : QJsonValue(QString::fromUtf8(text));
-            recordInvalid(entry, {{u"message"_s, why}, {u"kind"_s, u"InvalidInput"_s}});
-            continue;
+        QJsonObject args;
+        while ((m_interrupts > 0 || running.size() < window) && nextLine(&entry, &args)) {
+            const StartResult started = m_engine->start(key, args, options);
+            if (!started.ok()) {
+                QJsonObject error = startErrorJson(started.error);
+                if (!started.error.fields.isEmpty())
+                    error.insert(u"message"_s, formatFieldErrors(started.error.fields));
+                recordInvalid(std::move(entry), error);
+                continue;
+            }
+            running.insert(started.runId, std::move(entry));
         }
+        refreshSoon();
+        if (running.isEmpty() && cursor >= data.size())
+            loop.quit();
+    };
 
-        QJsonObject args = commandLine.args;
-        const QJsonObject lineArgs = document.object();
-        for (auto it = lineArgs.constBegin(); it != lineArgs.constEnd(); ++it)
-            args.insert(it.key(), it.value());
-        entry.input = lineArgs;
-
-        const StartResult started = m_engine->start(key, args, options);
-        if (!started.ok()) {
-            QJsonObject error = startErrorJson(started.error);
-            if (!started.error.fields.isEmpty())
-                error.insert(u"message"_s, formatFieldErrors(started.error.fields));
-            recordInvalid(entry, error);
-            continue;
+    connect(m_engine, &TaskEngine::runFinished, &scope, [&](const Run &finishedRun) {
+        auto found = running.find(finishedRun.id);
+        if (found == running.end())
+            return;
+        Entry entry = std::move(found.value());
+        running.erase(found);
+        entry.outcome = runStatusName(finishedRun.status);
+        entry.summary = runSummary(finishedRun);
+        if (json) {
+            QJsonObject object = finishedRun.toJson();
+            object.insert(u"line"_s, entry.line);
+            m_console->out(compactJson(object));
+        } else {
+            QString line = u"[line %1] %2"_s.arg(entry.line).arg(entry.summary);
+            if (m_store)
+                line += u" (run "_s + finishedRun.id + u')';
+            m_console->out(line);
         }
-        entryOfRun.insert(started.runId, entries.size());
-        entries.append(entry);
-        ++pending;
-    }
-    m_console->flush();
+        account(std::move(entry), finishedRun.status == RunStatus::Succeeded);
+        feed();
+    });
 
-    if (pending > 0) {
-        statusLine();
-        loop.exec();
-    }
+    SignalWatcher watcher({SIGINT, SIGTERM});
+    connect(&watcher, &SignalWatcher::signalReceived, &scope, [&](int signalNumber) {
+        interrupt(signalNumber);
+        // The runs in the engine end canceled; the lines not started yet are skipped.
+        feed();
+    });
+
+    // Started from the event loop, so that an interrupt is seen from the first run on.
+    QMetaObject::invokeMethod(&scope, feed, Qt::QueuedConnection);
+    loop.exec();
     m_console->clearStatus();
 
-    // Counts in the order runs move through their life, invalid inputs last.
+    // Counts in the order runs move through their life, then what never became a run.
     QStringList order = runStatusNames();
+    order.append(u"skipped"_s);
     order.append(u"invalid"_s);
-    QHash<QString, int> counts;
-    bool allSucceeded = true;
-    for (const Entry &entry : std::as_const(entries)) {
-        ++counts[entry.outcome];
-        allSucceeded = allSucceeded && entry.succeeded;
-    }
     QStringList parts;
     for (const QString &outcome : std::as_const(order)) {
         if (counts.value(outcome) > 0)
@@ -921,22 +996,24 @@ int Cli::runEach(const CommandLine &commandLine)
         m_console->err(summary);
     } else {
         m_console->out(summary);
-        bool headed = false;
-        for (const Entry &entry : std::as_const(entries)) {
-            if (entry.succeeded)
-                continue;
-            if (!headed) {
-                m_console->out(u"not succeeded:"_s);
-                headed = true;
-            }
+        std::sort(notSucceeded.begin(), notSucceeded.end(),
+                  [](const Entry &a, const Entry &b) { return a.line < b.line; });
+        if (!notSucceeded.isEmpty() || skipped > 0)
+            m_console->out(u"not succeeded:"_s);
+        for (const Entry &entry : std::as_const(notSucceeded)) {
+            const bool invalid = entry.outcome == u"invalid";
             m_console->out(u"  line %1: %2%3"_s.arg(entry.line)
-                               .arg(entry.outcome == u"invalid" ? u"invalid: "_s : QString(),
-                                    entry.summary));
+                               .arg(invalid ? u"invalid: "_s : QString(), entry.summary));
             m_console->out(u"    input: "_s + compactJson(entry.input));
         }
+        if (skipped == 1)
+            m_console->out(u"  line %1: skipped, %2"_s.arg(firstSkipped).arg(skippedWhy));
+        else if (skipped > 1)
+            m_console->out(u"  lines %1 to %2: %3 inputs skipped, %4"_s.arg(firstSkipped).arg(lastSkipped)
+                               .arg(skipped).arg(skippedWhy));
     }
     m_console->flush();
-    return allSucceeded ? exitcode::Success : exitcode::Failure;
+    return notSucceeded.isEmpty() && skipped == 0 ? exitcode::Success : exitcode::Failure;
 }
 
 int Cli::rerun(const CommandLine &commandLine)

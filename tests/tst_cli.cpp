@@ -89,6 +89,9 @@ private Q_SLOTS:
     void eachFromStdin();
     void eachUsageErrors();
     void eachInterrupt();
+    void eachManyRuns();
+    void eachInterruptSkipsUnstarted_data();
+    void eachInterruptSkipsUnstarted();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -941,6 +944,130 @@ void TestCli::eachInterrupt()
         QCOMPARE(object->value(u"status"_s).toString(), u"canceled"_s);
     }
     QVERIFY(processesWithArgument(mark).isEmpty());
+}
+
+void TestCli::eachManyRuns()
+{
+    // More inputs than run --each keeps in the engine at once: each is started as earlier
+    // ones end, and every one is reported once.
+    constexpr int kLines = 3000;
+    const QString a = writeFile(u"many-a.txt"_s, "abc");
+    QByteArray text;
+    for (int i = 0; i < kLines; ++i)
+        text += jsonLine({{u"file"_s, a}, {u"algorithm"_s, i % 2 ? u"md5"_s : u"sha1"_s}}).toUtf8() + '\n';
+    const QString input = writeFile(u"each-many.jsonl"_s, text);
+
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input, u"--json"_s});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 0);
+    const QStringList outLines = nonEmptyLines(r.out);
+    QCOMPARE(outLines.size(), kLines);
+    QSet<int> seen;
+    for (const QString &line : outLines) {
+        const std::optional<QJsonObject> object = parseObject(line);
+        QVERIFY2(object, qPrintable(line));
+        const int n = object->value(u"line"_s).toInt();
+        QVERIFY2(n >= 1 && n <= kLines && !seen.contains(n), qPrintable(line));
+        seen.insert(n);
+        QCOMPARE(object->value(u"status"_s).toString(), u"succeeded"_s);
+        QCOMPARE(object->value(u"result"_s).toObject().value(u"digest"_s).toString(),
+                 n % 2 == 0 ? u"900150983cd24fb0d6963f7d28e17f72"_s
+                            : u"a9993e364706816aba3e25717850c26c9cd0d89d"_s);
+    }
+    QVERIFY2(r.err.contains(u"succeeded %1"_s.arg(kLines)), qPrintable(r.err));
+}
+
+void TestCli::eachInterruptSkipsUnstarted_data()
+{
+    QTest::addColumn<bool>("json");
+    QTest::newRow("plain") << false;
+    QTest::newRow("json") << true;
+}
+
+void TestCli::eachInterruptSkipsUnstarted()
+{
+    QFETCH(bool, json);
+    // One run at a time and a long input: the first run holds, the engine has its share of
+    // the rest queued, and the lines after those were never started when the interrupt
+    // comes. They are reported as skipped and leave nothing in the history.
+    constexpr int kLines = 2500;
+    const QString mark = marker(5);
+    const QByteArray line = jsonLine({{u"command"_s, QString(u"sleep "_s + mark)}}).toUtf8() + '\n';
+    const QString input = writeFile(u"each-long.jsonl"_s, line.repeated(kLines));
+    // A history of its own, to count exactly this test's runs in it.
+    const QString dataDir = m_dir.filePath(json ? u"skip-data-json"_s : u"skip-data-plain"_s);
+    QStringList arguments = {u"--data-dir"_s, dataDir, u"--max-concurrent"_s, u"1"_s,
+                             u"run"_s, u"exec"_s, u"--yes"_s, u"--each"_s, input};
+    if (json)
+        arguments << u"--json"_s;
+    QProcess process;
+    startCli(process, arguments);
+    QVERIFY(process.waitForStarted(30000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(process.exitCode(), 1);
+    QVERIFY(processesWithArgument(mark).isEmpty());
+    const QString out = QString::fromUtf8(process.readAllStandardOutput());
+    const QString err = QString::fromUtf8(process.readAllStandardError());
+
+    int canceled = 0;
+    int skipped = 0;
+    if (json) {
+        const QStringList outLines = nonEmptyLines(out);
+        QCOMPARE(outLines.size(), kLines);
+        int lastCanceled = 0;
+        int firstSkipped = kLines + 1;
+        QSet<int> seen;
+        for (const QString &text : outLines) {
+            const std::optional<QJsonObject> object = parseObject(text);
+            QVERIFY2(object, qPrintable(text));
+            const int n = object->value(u"line"_s).toInt();
+            QVERIFY2(n >= 1 && n <= kLines && !seen.contains(n), qPrintable(text));
+            seen.insert(n);
+            const QString status = object->value(u"status"_s).toString();
+            if (status == u"canceled") {
+                ++canceled;
+                lastCanceled = std::max(lastCanceled, n);
+            } else {
+                QCOMPARE(status, u"skipped"_s);
+                QCOMPARE(object->value(u"input"_s).toObject().value(u"command"_s).toString(),
+                         QString(u"sleep "_s + mark));
+                QCOMPARE(object->value(u"error"_s).toObject().value(u"kind"_s).toString(), u"Canceled"_s);
+                ++skipped;
+                firstSkipped = std::min(firstSkipped, n);
+            }
+        }
+        QCOMPARE(canceled + skipped, kLines);
+        // What was started came first in the input; the rest was never started.
+        QCOMPARE(firstSkipped, lastCanceled + 1);
+        QVERIFY2(err.contains(u"canceled %1, skipped %2"_s.arg(canceled).arg(skipped)), qPrintable(err));
+    } else {
+        const QRegularExpression range(u"^  lines (\\d+) to (\\d+): (\\d+) inputs skipped, not started: interrupted$"_s,
+                                       QRegularExpression::MultilineOption);
+        const QRegularExpressionMatch match = range.match(out);
+        QVERIFY2(match.hasMatch(), qPrintable(out.right(2000)));
+        QCOMPARE(match.captured(2).toInt(), kLines);
+        skipped = match.captured(3).toInt();
+        canceled = kLines - skipped;
+        QCOMPARE(match.captured(1).toInt(), canceled + 1);
+        QVERIFY2(out.contains(u"canceled %1, skipped %2"_s.arg(canceled).arg(skipped)), qPrintable(out.right(2000)));
+        // Skipped lines are not listed one by one.
+        QCOMPARE(out.count(u"skipped"_s), 2);
+        QCOMPARE(nonEmptyLines(out).filter(u"] canceled"_s).size(), canceled);
+    }
+    QVERIFY2(skipped > 0 && canceled > 0, qPrintable(u"canceled %1, skipped %2"_s.arg(canceled).arg(skipped)));
+
+    // Only the runs that were started are in the history, all canceled.
+    const CliResult history = runCli({u"--data-dir"_s, dataDir, u"history"_s, u"--limit"_s, u"1"_s});
+    QVERIFY(history.finished);
+    QCOMPARE(history.exitCode, 0);
+    QVERIFY2(history.out.contains(u"showing 1 of %1"_s.arg(canceled)), qPrintable(history.out));
+    const CliResult canceledRuns = runCli({u"--data-dir"_s, dataDir, u"history"_s, u"--status"_s, u"canceled"_s,
+                                           u"--limit"_s, u"1"_s});
+    QVERIFY2(canceledRuns.out.contains(u"showing 1 of %1"_s.arg(canceled)), qPrintable(canceledRuns.out));
 }
 
 QTEST_GUILESS_MAIN(TestCli)
