@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "console.h"
-#include "runexport.h"
+#include "store/runexport.h"
 #include "store/runstore.h"
 #include "textformat.h"
 
