@@ -6,10 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <QByteArrayView>
 #include <QDate>
 #include <QEventLoop>
-#include <QFile>
 #include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -17,6 +15,7 @@
 
 #include "command.h"
 #include "console.h"
+#include "eachinput.h"
 #include "engineconfig.h"
 #include "signalwatcher.h"
 #include "store/runstore.h"
@@ -553,12 +552,12 @@ Commands:
          u"Print the finished run as one JSON object on stdout and the log on stderr; "
          u"a run that cannot start prints {\"error\": {...}} instead"_s},
         {u"  --each FILE"_s,
-         u"Run once per line of FILE (- reads stdin). Each line is a JSON object of "
-         u"arguments, merged over the --arg values. Runs start as earlier ones end, "
-         u"under the engine's limits, at most %1 (or 4 per concurrent run) waiting or running "
-         u"at once; after an interrupt the lines not started are reported as skipped. With "
-         u"--json, one JSON object per line as runs end, each with the \"line\" it came "
-         u"from"_s.arg(kEachWindow)},
+         u"Run once per line of FILE (- reads stdin, line by line as it arrives). Each line "
+         u"is a JSON object of arguments, merged over the --arg values. Runs start as "
+         u"earlier ones end, under the engine's limits, at most %1 (or 4 per concurrent run) "
+         u"waiting or running at once. After an interrupt the lines of FILE not started are "
+         u"reported as skipped; stdin is read no further. With --json, one JSON object per "
+         u"line as runs end, each with the \"line\" it came from"_s.arg(kEachWindow)},
     });
 
     text += u"\nHistory options:\n"_s;
@@ -782,19 +781,11 @@ int Cli::runEach(const CommandLine &commandLine)
         return refuseUnconfirmed(key, json);
 
     const QString &path = *commandLine.eachFile;
-    QFile input;
-    const bool opened = path == u"-" ? input.open(stdin, QIODevice::ReadOnly)
-                                     : (input.setFileName(path), input.open(QIODevice::ReadOnly));
-    if (!opened) {
+    EachInput input;
+    if (!input.open(path)) {
         m_console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(path, input.errorString()));
         return exitcode::Usage;
     }
-    const QByteArray data = input.readAll();
-    if (input.error() != QFileDevice::NoError) {
-        m_console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(path, input.errorString()));
-        return exitcode::Usage;
-    }
-    input.close();
 
     struct Entry
     {
@@ -811,18 +802,9 @@ int Cli::runEach(const CommandLine &commandLine)
     QHash<QString, Entry> running;  // by run id
     QList<Entry> notSucceeded;      // for the report at the end
     QHash<QString, int> counts;     // by outcome
-    qsizetype total = 0;
-    qsizetype done = 0;
-    for (qsizetype from = 0; from < data.size();) {
-        qsizetype to = data.indexOf('\n', from);
-        if (to < 0)
-            to = data.size();
-        if (!QByteArrayView(data).sliced(from, to - from).trimmed().isEmpty())
-            ++total;
-        from = to + 1;
-    }
-    qsizetype cursor = 0; // where the next unread line begins
-    int lineNumber = 0;   // of the last line read
+    // Known up front for a file; a stream's total is known only at its end.
+    const qint64 total = input.countNonEmptyLines();
+    qint64 done = 0;
     QEventLoop loop;
     QObject scope;
     bool refreshQueued = false;
@@ -834,7 +816,7 @@ int Cli::runEach(const CommandLine &commandLine)
         refreshQueued = true;
         QMetaObject::invokeMethod(&scope, [&]() {
             refreshQueued = false;
-            m_console->setStatus(u"%1/%2 done"_s.arg(done).arg(total));
+            m_console->setStatus(total >= 0 ? u"%1/%2 done"_s.arg(done).arg(total) : u"%1 done"_s.arg(done));
             m_console->flush();
         }, Qt::QueuedConnection);
     };
@@ -887,23 +869,19 @@ int Cli::runEach(const CommandLine &commandLine)
     options.timeout = commandLine.timeout;
 
     // Reads the next non-empty line into an entry and its arguments; an input that is not
-    // a JSON object is reported here. False at the end of the input.
+    // a JSON object is reported here. False when no line is there (yet).
     auto nextLine = [&](Entry *entry, QJsonObject *args) {
-        while (cursor < data.size()) {
-            qsizetype to = data.indexOf('\n', cursor);
-            if (to < 0)
-                to = data.size();
-            const QByteArray text = QByteArrayView(data).sliced(cursor, to - cursor).trimmed().toByteArray();
-            cursor = to + 1;
-            ++lineNumber;
+        QByteArray raw;
+        while (input.next(&raw) == EachInput::Next::Line) {
+            const QByteArray text = raw.trimmed();
             if (text.isEmpty())
                 continue;
             if (m_interrupts > 0) {
-                recordSkipped(lineNumber, text);
+                recordSkipped(input.lineNumber(), text);
                 continue;
             }
             *entry = Entry();
-            entry->line = lineNumber;
+            entry->line = input.lineNumber();
             QJsonParseError parseError;
             const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
             if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
@@ -943,9 +921,14 @@ int Cli::runEach(const CommandLine &commandLine)
             running.insert(started.runId, std::move(entry));
         }
         refreshSoon();
-        if (running.isEmpty() && cursor >= data.size())
+        // After an interrupt a file is read to its end (every line in it is reported), a
+        // stream no further than what already arrived.
+        const bool interrupted = m_interrupts > 0;
+        input.setWanted(!interrupted && running.size() < window);
+        if (running.isEmpty() && (input.atEnd() || (interrupted && input.isStream())))
             loop.quit();
     };
+    connect(&input, &EachInput::readyRead, &scope, feed);
 
     connect(m_engine, &TaskEngine::runFinished, &scope, [&](const Run &finishedRun) {
         auto found = running.find(finishedRun.id);
@@ -979,7 +962,13 @@ int Cli::runEach(const CommandLine &commandLine)
     // Started from the event loop, so that an interrupt is seen from the first run on.
     QMetaObject::invokeMethod(&scope, feed, Qt::QueuedConnection);
     loop.exec();
+    input.setWanted(false);
     m_console->clearStatus();
+    const bool readFailed = !input.errorString().isEmpty() && input.atEnd();
+    if (readFailed)
+        m_console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(path, input.errorString()));
+    // A stream left unread after an interrupt: where to pick it up again.
+    const bool unread = m_interrupts > 0 && input.isStream() && !input.atEnd();
 
     // Counts in the order runs move through their life, then what never became a run.
     QStringList order = runStatusNames();
@@ -1012,8 +1001,11 @@ int Cli::runEach(const CommandLine &commandLine)
             m_console->out(u"  lines %1 to %2: %3 inputs skipped, %4"_s.arg(firstSkipped).arg(lastSkipped)
                                .arg(skipped).arg(skippedWhy));
     }
+    if (unread)
+        m_console->err(u"taskdeck: stopped reading --each input %1 after line %2"_s.arg(path).arg(input.lineNumber()));
     m_console->flush();
-    return notSucceeded.isEmpty() && skipped == 0 ? exitcode::Success : exitcode::Failure;
+    const bool allSucceeded = notSucceeded.isEmpty() && skipped == 0 && !readFailed && !unread;
+    return allSucceeded ? exitcode::Success : exitcode::Failure;
 }
 
 int Cli::rerun(const CommandLine &commandLine)

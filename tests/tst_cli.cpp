@@ -90,6 +90,9 @@ private Q_SLOTS:
     void eachUsageErrors();
     void eachInterrupt();
     void eachManyRuns();
+    void eachStreamsFromAPipe();
+    void eachInterruptOnAPipe();
+    void eachLineTooLong();
     void eachInterruptSkipsUnstarted_data();
     void eachInterruptSkipsUnstarted();
 
@@ -975,6 +978,90 @@ void TestCli::eachManyRuns()
                             : u"a9993e364706816aba3e25717850c26c9cd0d89d"_s);
     }
     QVERIFY2(r.err.contains(u"succeeded %1"_s.arg(kLines)), qPrintable(r.err));
+}
+
+void TestCli::eachStreamsFromAPipe()
+{
+    // Lines from a pipe run as they arrive: the first result comes while the pipe is open.
+    const QString a = writeFile(u"pipe-a.txt"_s, "abc");
+    QProcess process;
+    startCli(process, {u"run"_s, u"checksum"_s, u"--each"_s, u"-"_s, u"--json"_s});
+    QVERIFY(process.waitForStarted(30000));
+    QByteArray out;
+    auto outLines = [&]() {
+        out += process.readAllStandardOutput();
+        return nonEmptyLines(QString::fromUtf8(out));
+    };
+    process.write(jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"md5"_s}}).toUtf8() + '\n');
+    QTRY_COMPARE_WITH_TIMEOUT(outLines().size(), 1, 30000);
+    const std::optional<QJsonObject> first = parseObject(outLines().constFirst());
+    QVERIFY(first);
+    QCOMPARE(first->value(u"line"_s).toInt(), 1);
+    QCOMPARE(first->value(u"result"_s).toObject().value(u"digest"_s).toString(), u"900150983cd24fb0d6963f7d28e17f72"_s);
+    QCOMPARE(process.state(), QProcess::Running);
+
+    // A line that arrives in pieces, and a last one without a line break.
+    const QByteArray second = jsonLine({{u"file"_s, a}, {u"algorithm"_s, u"sha1"_s}}).toUtf8();
+    process.write(second.left(10));
+    QVERIFY(process.waitForBytesWritten(30000));
+    process.write(second.mid(10) + "\n\n   \n");
+    QTRY_COMPARE_WITH_TIMEOUT(outLines().size(), 2, 30000);
+    process.write("[1]\n" + jsonLine({{u"file"_s, a}}).toUtf8());
+    process.closeWriteChannel();
+    QVERIFY(process.waitForFinished(30000));
+    QCOMPARE(process.exitCode(), 1);
+    const QStringList lines = outLines();
+    QCOMPARE(lines.size(), 4);
+    QHash<int, QString> status;
+    for (const QString &line : lines) {
+        const std::optional<QJsonObject> object = parseObject(line);
+        QVERIFY2(object, qPrintable(line));
+        status.insert(object->value(u"line"_s).toInt(), object->value(u"status"_s).toString());
+    }
+    QCOMPARE(status, (QHash<int, QString>{{1, u"succeeded"_s}, {2, u"succeeded"_s},
+                                           {5, u"invalid"_s}, {6, u"succeeded"_s}}));
+    const QString err = QString::fromUtf8(process.readAllStandardError());
+    QVERIFY2(err.contains(u"succeeded 3, invalid 1"_s), qPrintable(err));
+}
+
+void TestCli::eachInterruptOnAPipe()
+{
+    // An interrupt stops reading a pipe: the run in flight is canceled, and the command
+    // says where it stopped, so that the rest can be given again.
+    const QString mark = marker(6);
+    QProcess process;
+    startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--each"_s, u"-"_s});
+    QVERIFY(process.waitForStarted(30000));
+    process.write(jsonLine({{u"command"_s, QString(u"sleep "_s + mark)}}).toUtf8() + '\n');
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(process.exitCode(), 1);
+    QVERIFY(processesWithArgument(mark).isEmpty());
+    const QString out = QString::fromUtf8(process.readAllStandardOutput());
+    const QString err = QString::fromUtf8(process.readAllStandardError());
+    QVERIFY2(out.contains(u"[line 1] canceled"_s), qPrintable(out));
+    QVERIFY2(out.contains(u"canceled 1"_s), qPrintable(out));
+    QVERIFY2(err.contains(u"stopped reading --each input - after line 1"_s), qPrintable(err));
+}
+
+void TestCli::eachLineTooLong()
+{
+    // A line past the limit ends the input with an error naming it; what came before runs.
+    const QString a = writeFile(u"long-a.txt"_s, "abc");
+    QByteArray text = jsonLine({{u"file"_s, a}}).toUtf8() + "\n\n";
+    text += "{\"file\": \"" + QByteArray(9 * 1024 * 1024, 'x') + "\"}\n";
+    text += jsonLine({{u"file"_s, a}}).toUtf8() + '\n';
+    const QString input = writeFile(u"each-long-line.jsonl"_s, text);
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(r.out.contains(u"[line 1] succeeded"_s), qPrintable(r.out));
+    QVERIFY2(!r.out.contains(u"[line 4]"_s), qPrintable(r.out));
+    QVERIFY2(r.err.contains(u"cannot read --each input %1: line 3 is longer than 8 MiB; the input after it was not read"_s.arg(input)),
+             qPrintable(r.err));
 }
 
 void TestCli::eachInterruptSkipsUnstarted_data()
