@@ -20,6 +20,7 @@
 #include "signalwatcher.h"
 #include "store/runstore.h"
 #include "taskengine.h"
+#include "tasks/tasksfilewatcher.h"
 #include "textformat.h"
 
 using namespace Qt::StringLiterals;
@@ -951,6 +952,11 @@ int Cli::runEach(const CommandLine &commandLine)
         account(std::move(entry), finishedRun.status == RunStatus::Succeeded);
         feed();
     });
+
+    // Saved changes to the tasks file apply to the lines started after them; each reload,
+    // and each file with mistakes, is logged on taskdeck.tasksfile.
+    if (m_tasksFile)
+        m_tasksFile->startWatching();
 
     SignalWatcher watcher({SIGINT, SIGTERM});
     connect(&watcher, &SignalWatcher::signalReceived, &scope, [&](int signalNumber) {

@@ -18,6 +18,7 @@ namespace taskdeck {
 class Console;
 class IRunStore;
 class TaskEngine;
+class TasksFileWatcher;
 struct StartError;
 
 /*! The command line's exit codes. */
@@ -98,6 +99,13 @@ public:
     int list(bool json);
     int run(const CommandLine &commandLine);
     int runEach(const CommandLine &commandLine);
+    /*!
+     * The tasks file the registry's file tasks came from, if any. run --each follows it
+     * while it reads its input: a saved change applies to the lines started after it, a
+     * file with mistakes leaves the previous tasks in place. Both are logged. The tasks
+     * must be registered from the file already.
+     */
+    void setTasksFile(TasksFileWatcher *tasksFile) { m_tasksFile = tasksFile; }
     /*! Runs the task of a stored run again with its arguments, the secrets given anew. */
     int rerun(const CommandLine &commandLine);
 
@@ -109,6 +117,7 @@ private:
     TaskEngine *m_engine;
     IRunStore *m_store;
     Console *m_console;
+    TasksFileWatcher *m_tasksFile = nullptr;
     int m_interrupts = 0;
 };
 

@@ -21,6 +21,7 @@
 #include "tasks/historytasks.h"
 #include "tasks/systemtasks.h"
 #include "tasks/tasksfile.h"
+#include "tasks/tasksfilewatcher.h"
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
@@ -52,7 +53,7 @@ std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *e
  * used. A file merely found (taskdeck.yml) must not take the built-ins down with it.
  */
 bool registerTasksFile(TaskRegistry &registry, const Settings &settings,
-                       const QProcessEnvironment &env, Console &console)
+                       const QProcessEnvironment &env, Console &console, QString *loadedPath)
 {
     const QString path = findTasksFile(settings.tasksFile, env);
     if (path.isEmpty())
@@ -75,8 +76,10 @@ bool registerTasksFile(TaskRegistry &registry, const Settings &settings,
     }
     if (errors.isEmpty()) {
         QString why;
-        if (registry.replaceSource(QFileInfo(path).absoluteFilePath(), result.tasks, &why))
+        if (registry.replaceSource(QFileInfo(path).absoluteFilePath(), result.tasks, &why)) {
+            *loadedPath = path;
             return true;
+        }
         errors.append({path, 0, 0, why});
     }
 
@@ -150,13 +153,19 @@ int main(int argc, char *argv[])
     registerSystemTasks(registry);
     registerHistoryTasks(registry, store.get(),
                          QDir(dataDirectory(*settings)).filePath(u"backups"_s));
-    if (!registerTasksFile(registry, *settings, env, console))
+    QString tasksFilePath;
+    if (!registerTasksFile(registry, *settings, env, console, &tasksFilePath))
         return exitcode::Usage;
+    // run --each may go on for long: it follows the tasks file as it reads its input.
+    std::unique_ptr<TasksFileWatcher> tasksFile;
+    if (!tasksFilePath.isEmpty() && commandLine.command == CommandLine::Command::Run && commandLine.eachFile)
+        tasksFile = std::make_unique<TasksFileWatcher>(tasksFilePath, &registry);
 
     TaskEngine engine(&registry, settings->engine);
     if (store)
         engine.setRecorder(store.get());
     Cli cli(&engine, store.get(), &console);
+    cli.setTasksFile(tasksFile.get());
     const int code = cli.execute(commandLine);
 
     // Every finish shown was durable already; what else the runs logged is written now.

@@ -93,6 +93,7 @@ private Q_SLOTS:
     void eachStreamsFromAPipe();
     void eachInterruptOnAPipe();
     void eachLineTooLong();
+    void eachFollowsTheTasksFile();
     void eachInterruptSkipsUnstarted_data();
     void eachInterruptSkipsUnstarted();
 
@@ -1062,6 +1063,68 @@ void TestCli::eachLineTooLong()
     QVERIFY2(!r.out.contains(u"[line 4]"_s), qPrintable(r.out));
     QVERIFY2(r.err.contains(u"cannot read --each input %1: line 3 is longer than 8 MiB; the input after it was not read"_s.arg(input)),
              qPrintable(r.err));
+}
+
+void TestCli::eachFollowsTheTasksFile()
+{
+    // While run --each reads a pipe, a saved tasks file applies to the lines after it; a
+    // file with a mistake is logged and leaves the previous tasks in place.
+    auto tasksFile = [](const QByteArray &program) -> QByteArray {
+        return "tasks:\n"
+               "  probe:\n"
+               "    title: Probe\n"
+               "    command: [" + program + "]\n"
+               "    fields:\n"
+               "      - key: note\n"
+               "        type: text\n";
+    };
+    const QString file = writeFile(u"follow.yml"_s, tasksFile("true"));
+    QProcess process;
+    startCli(process, {u"--tasks"_s, file, u"run"_s, u"probe"_s, u"--each"_s, u"-"_s, u"--json"_s});
+    QVERIFY(process.waitForStarted(30000));
+    QByteArray out;
+    QByteArray err;
+    auto outLines = [&]() {
+        out += process.readAllStandardOutput();
+        return nonEmptyLines(QString::fromUtf8(out));
+    };
+    auto errText = [&]() {
+        err += process.readAllStandardError();
+        return QString::fromUtf8(err);
+    };
+    auto statusOfLine = [&](int index) {
+        const std::optional<QJsonObject> object = parseObject(outLines().value(index));
+        return object ? object->value(u"status"_s).toString() : QString();
+    };
+
+    process.write(jsonLine({{u"note"_s, u"one"_s}}).toUtf8() + '\n');
+    QTRY_COMPARE_WITH_TIMEOUT(outLines().size(), 1, 30000);
+    QCOMPARE(statusOfLine(0), u"succeeded"_s);
+
+    // Saved the way editors do: a new file renamed over the old one.
+    const QString replacement = writeFile(u"follow.yml.new"_s, tasksFile("false"));
+    QVERIFY(QFile::remove(file));
+    QVERIFY(QFile::rename(replacement, file));
+    QTRY_VERIFY2_WITH_TIMEOUT(errText().contains(u"loaded 1 tasks from %1"_s.arg(file)),
+                              qPrintable(errText()), 30000);
+    process.write(jsonLine({{u"note"_s, u"two"_s}}).toUtf8() + '\n');
+    QTRY_COMPARE_WITH_TIMEOUT(outLines().size(), 2, 30000);
+    QCOMPARE(statusOfLine(1), u"failed"_s);
+
+    // A mistake: logged with its place, and the last good tasks stay.
+    writeFile(u"follow.yml"_s, tasksFile("true") + "    colour: red\n");
+    QTRY_VERIFY2_WITH_TIMEOUT(errText().contains(u"follow.yml:8:5: unknown key \"colour\""_s),
+                              qPrintable(errText()), 30000);
+    QVERIFY2(errText().contains(u"was not loaded; tasks registered from it before, if any, stay in use"_s),
+             qPrintable(errText()));
+    process.write(jsonLine({{u"note"_s, u"three"_s}}).toUtf8() + '\n');
+    process.closeWriteChannel();
+    QVERIFY(process.waitForFinished(30000));
+    QCOMPARE(process.exitCode(), 1);
+    QCOMPARE(outLines().size(), 3);
+    QCOMPARE(statusOfLine(2), u"failed"_s);
+    // Loaded once at the start (not logged) and once more after the first save.
+    QCOMPARE(errText().count(u"loaded 1 tasks from"_s), 1);
 }
 
 void TestCli::eachInterruptSkipsUnstarted_data()

@@ -100,6 +100,7 @@ private Q_SLOTS:
     void noRetriesMeansFinalFailure();
     void timeoutApplies();
     void hotReload();
+    void watchWhatOthersRegistered();
     void invalidReloadKeepsTasks();
     void runInFlightKeepsItsDefinition();
     void clashWithBuiltinIsAnError();
@@ -1092,6 +1093,29 @@ void TestTasksFile::hotReload()
 
     watcher.stopWatching();
     QVERIFY(!watcher.isWatching());
+}
+
+void TestTasksFile::watchWhatOthersRegistered()
+{
+    // The tasks were registered from the file by someone else; the watcher only follows it.
+    const QByteArray first = "tasks:\n  a:\n    title: One\n    command: [true]\n";
+    QVERIFY(writeFile(tasksPath(), first));
+    const TasksFileResult result = loadTasksFile(tasksPath());
+    QVERIFY(result.ok());
+    QString why;
+    QVERIFY2(m_registry->replaceSource(QFileInfo(tasksPath()).absoluteFilePath(), result.tasks, &why), qPrintable(why));
+    TasksFileWatcher watcher(tasksPath(), m_registry.get());
+    QSignalSpy loaded(&watcher, &TasksFileWatcher::loaded);
+    watcher.startWatching();
+
+    // The same bytes written again are no change: no reload. (Given time to be noticed
+    // apart from the real change below.)
+    QVERIFY(writeFile(tasksPath(), first));
+    QTest::qWait(1000);
+    QVERIFY(replaceFile(tasksPath(), "tasks:\n  a:\n    title: Two\n    command: [true]\n"));
+    QVERIFY(loaded.wait(WatchTimeoutMs));
+    QCOMPARE(m_registry->find(u"a"_s)->title, u"Two"_s);
+    QCOMPARE(loaded.size(), 1);
 }
 
 void TestTasksFile::invalidReloadKeepsTasks()

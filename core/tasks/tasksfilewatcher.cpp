@@ -48,6 +48,13 @@ void TasksFileWatcher::startWatching()
 {
     if (m_watcher)
         return;
+    if (!m_loadedOnce) {
+        // Registered by someone else: a change is measured against the file as it is now.
+        std::optional<QByteArray> content;
+        loadTasksFile(m_path, &content);
+        m_lastContent = content;
+        m_loadedOnce = true;
+    }
     m_watcher = new QFileSystemWatcher(this);
     m_debounce = new QTimer(this);
     m_debounce->setSingleShot(true);

@@ -68,7 +68,11 @@ public:
      */
     bool load();
 
-    /*! Starts following changes to the file (and its directory). Idempotent. */
+    /*!
+     * Starts following changes to the file (and its directory). Idempotent. Without a
+     * load() before, the tasks are taken to be registered already from the file as it is
+     * now (the first reload comes with the first change).
+     */
     void startWatching();
     /*! Stops following changes; pending reloads are dropped. */
     void stopWatching();
