@@ -307,12 +307,29 @@ struct PendingRun
     }
 };
 
-struct QStringHasher
+// A run id with its hash, computed once: the engine's threads hash before they take the
+// store's mutex, and a lookup compares hashes before it compares ids (time-ordered ids share
+// their first characters) or reads another entry's string to find its bucket.
+struct RunKey
 {
-    size_t operator()(const QString &text) const noexcept { return qHash(text); }
+    RunKey() = default;
+    explicit RunKey(const QString &runId)
+        : id(runId)
+        , hash(qHash(runId))
+    {
+    }
+    bool operator==(const RunKey &other) const { return hash == other.hash && id == other.id; }
+
+    QString id;
+    size_t hash = 0;
+};
+
+struct RunKeyHasher
+{
+    size_t operator()(const RunKey &key) const noexcept { return key.hash; }
 };
 // Node-based: taking, merging and erasing entries never moves the others.
-using PendingRuns = std::unordered_map<QString, PendingRun, QStringHasher>;
+using PendingRuns = std::unordered_map<RunKey, PendingRun, RunKeyHasher>;
 using Job = std::function<void(QSqlDatabase &)>;
 
 /*!
@@ -554,7 +571,7 @@ struct SqliteRunStore::Private
     }
 
     // Caller side.
-    PendingRun *changeLocked(const QString &runId, bool *wasEmpty);
+    PendingRun *changeLocked(const RunKey &key, bool *wasEmpty);
     void notedLocked(bool wasEmpty, bool urgentNow);
     bool incomingEmpty() const { return incoming.empty() && incomingJobs.empty(); }
     void stop();
@@ -618,7 +635,7 @@ struct SqliteRunStore::Private
     // each batch looks only at what changed or came due, and when each is due, oldest first
     // (an entry whose run has left held since is skipped).
     PendingRuns held;
-    std::deque<std::pair<Clock::time_point, QString>> heldOrder;
+    std::deque<std::pair<Clock::time_point, RunKey>> heldOrder;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
     qint64 batchBytes = 0;
@@ -626,12 +643,12 @@ struct SqliteRunStore::Private
     Clock::time_point lastWriteAt;
 };
 
-PendingRun *SqliteRunStore::Private::changeLocked(const QString &runId, bool *wasEmpty)
+PendingRun *SqliteRunStore::Private::changeLocked(const RunKey &key, bool *wasEmpty)
 {
     *wasEmpty = incomingEmpty();
     if (writerGone)
         return nullptr;
-    return &incoming[runId];
+    return &incoming[key];
 }
 
 void SqliteRunStore::Private::notedLocked(bool wasEmpty, bool urgentNow)
@@ -979,9 +996,9 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     if (attempted) {
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
-            ok = writeRun(st, it->first, it->second, &failure);
-            if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first))
-                finishedWithLines.push_back(it->first);
+            ok = writeRun(st, it->first.id, it->second, &failure);
+            if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first.id))
+                finishedWithLines.push_back(it->first.id);
         }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
@@ -1018,7 +1035,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     } else {
         ++failedAttempts;
         qsizetype lines = 0;
-        for (const auto &[runId, run] : pending) {
+        for (const auto &[key, run] : pending) {
             for (const LogLines &batch : run.lines)
                 lines += batch.size();
         }
@@ -1337,10 +1354,11 @@ void SqliteRunStore::recordQueued(const Run &run)
     // Copied before the lock: the engine's threads record at once, and a copy of a run
     // takes longer than the rest of what they do under it.
     Run copy = run;
+    const RunKey key(run.id);
     {
         std::lock_guard<detail::SpinMutex> lock(d->mutex);
         bool wasEmpty = false;
-        if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
+        if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setState(std::move(copy));
             d->notedLocked(wasEmpty, false);
             return;
@@ -1356,10 +1374,11 @@ void SqliteRunStore::recordStarted(const Run &run)
 
 void SqliteRunStore::recordProgress(const QString &runId, const Progress &progress)
 {
+    const RunKey key(runId);
     {
         std::lock_guard<detail::SpinMutex> lock(d->mutex);
         bool wasEmpty = false;
-        if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
+        if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setProgress(progress);
             d->notedLocked(wasEmpty, false);
             return;
@@ -1372,6 +1391,7 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
 {
     if (lines.isEmpty())
         return;
+    const RunKey key(runId);
     {
         std::unique_lock<detail::SpinMutex> lock(d->mutex);
         if (d->queuedLines >= kMaxQueuedLines && !d->stopping && !d->writerGone) {
@@ -1384,7 +1404,7 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
             }
         }
         bool wasEmpty = false;
-        if (PendingRun *pending = d->changeLocked(runId, &wasEmpty)) {
+        if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             d->queuedLines += lines.size();
             pending->addLines(lines);
             d->notedLocked(wasEmpty, false);
@@ -1399,10 +1419,11 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
 void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durable)
 {
     Run copy = run; // before the lock, as in recordQueued()
+    const RunKey key(run.id);
     {
         std::lock_guard<detail::SpinMutex> lock(d->mutex);
         bool wasEmpty = false;
-        if (PendingRun *pending = d->changeLocked(run.id, &wasEmpty)) {
+        if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setState(std::move(copy));
             d->incomingDurables.push_back(std::move(durable));
             d->notedLocked(wasEmpty, true);
