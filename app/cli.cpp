@@ -11,11 +11,11 @@
 #include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
-#include <QJsonParseError>
 
 #include "command.h"
 #include "console.h"
 #include "eachinput.h"
+#include "eachrun.h"
 #include "engineconfig.h"
 #include "signalwatcher.h"
 #include "store/runstore.h"
@@ -214,41 +214,6 @@ QString terminalDetail(const QString &detail)
         shown.append(line);
     }
     return shown.join(u'\n');
-}
-
-QJsonArray fieldErrorsJson(const FieldErrors &errors)
-{
-    QJsonArray array;
-    for (const FieldError &e : errors)
-        array.append(QJsonObject{{u"field"_s, e.field}, {u"message"_s, e.message}});
-    return array;
-}
-
-QString startErrorCodeName(StartError::Code code)
-{
-    switch (code) {
-    case StartError::Code::None:
-        return QString();
-    case StartError::Code::UnknownTask:
-        return u"UnknownTask"_s;
-    case StartError::Code::InvalidArguments:
-        return u"InvalidArguments"_s;
-    case StartError::Code::ConfirmationRequired:
-        return u"ConfirmationRequired"_s;
-    case StartError::Code::ShuttingDown:
-        return u"ShuttingDown"_s;
-    }
-    return QString();
-}
-
-QJsonObject startErrorJson(const StartError &error)
-{
-    QJsonObject json{{u"message"_s, error.message}, {u"kind"_s, startErrorCodeName(error.code)}};
-    if (!error.fields.isEmpty())
-        json.insert(u"fields"_s, fieldErrorsJson(error.fields));
-    if (!error.suggestions.isEmpty())
-        json.insert(u"suggestions"_s, QJsonArray::fromStringList(error.suggestions));
-    return json;
 }
 
 QString fieldsColumn(const Fields &fields)
@@ -788,170 +753,16 @@ int Cli::runEach(const CommandLine &commandLine)
         return exitcode::Usage;
     }
 
-    struct Entry
-    {
-        int line = 0;
-        QJsonValue input;
-        QString outcome;     // "invalid" or a run status name
-        QString summary;     // one line, for the plain report
-    };
-    // Runs are started as earlier ones end, never more than this many in the engine at
-    // once: memory stays bounded however long the input, results stream from the first
-    // run on, and an interrupt has little left to cancel. Enough to keep every worker busy
-    // between two turns of the event loop.
-    const qsizetype window = std::max<qsizetype>(kEachWindow, 4 * m_engine->config().effectiveMaxConcurrent());
-    QHash<QString, Entry> running;  // by run id
-    QList<Entry> notSucceeded;      // for the report at the end
-    QHash<QString, int> counts;     // by outcome
-    // Known up front for a file; a stream's total is known only at its end.
-    const qint64 total = input.countNonEmptyLines();
-    qint64 done = 0;
-    QEventLoop loop;
-    QObject scope;
-    bool refreshQueued = false;
-
-    // Output is flushed once per turn of the event loop, not once per run.
-    auto refreshSoon = [&]() {
-        if (refreshQueued)
-            return;
-        refreshQueued = true;
-        QMetaObject::invokeMethod(&scope, [&]() {
-            refreshQueued = false;
-            m_console->setStatus(total >= 0 ? u"%1/%2 done"_s.arg(done).arg(total) : u"%1 done"_s.arg(done));
-            m_console->flush();
-        }, Qt::QueuedConnection);
-    };
-    auto account = [&](Entry entry, bool succeeded) {
-        ++counts[entry.outcome];
-        ++done;
-        if (!succeeded)
-            notSucceeded.append(std::move(entry));
-    };
-    auto recordInvalid = [&](Entry entry, const QJsonObject &error) {
-        entry.outcome = u"invalid"_s;
-        entry.summary = error.value(u"message"_s).toString();
-        if (json) {
-            m_console->out(compactJson(QJsonObject{{u"line"_s, entry.line},
-                                                   {u"input"_s, entry.input},
-                                                   {u"status"_s, entry.outcome},
-                                                   {u"error"_s, error}}));
-        } else {
-            m_console->out(u"[line %1] invalid: %2"_s.arg(entry.line).arg(entry.summary));
-        }
-        account(std::move(entry), false);
-    };
-    // Lines never started, after an interrupt. The plain report names them as one range
-    // rather than line by line (they can be most of a long input); JSON gives each its line.
-    int firstSkipped = 0;
-    int lastSkipped = 0;
-    qsizetype skipped = 0;
-    const QString skippedWhy = u"not started: interrupted"_s;
-    auto recordSkipped = [&](int line, const QByteArray &text) {
-        if (json) {
-            const QJsonDocument document = QJsonDocument::fromJson(text);
-            const QJsonValue given = document.isObject() ? QJsonValue(document.object())
-                : document.isArray()                     ? QJsonValue(document.array())
-                                                         : QJsonValue(QString::fromUtf8(text));
-            m_console->out(compactJson(QJsonObject{
-                {u"line"_s, line},
-                {u"input"_s, given},
-                {u"status"_s, u"skipped"_s},
-                {u"error"_s, QJsonObject{{u"message"_s, skippedWhy}, {u"kind"_s, u"Canceled"_s}}}}));
-        }
-        if (skipped++ == 0)
-            firstSkipped = line;
-        lastSkipped = line;
-        ++counts[u"skipped"_s];
-        ++done;
-    };
-
-    RunOptions options;
-    options.confirmed = commandLine.confirmed;
-    options.timeout = commandLine.timeout;
-
-    // Reads the next non-empty line into an entry and its arguments; an input that is not
-    // a JSON object is reported here. False when no line is there (yet).
-    auto nextLine = [&](Entry *entry, QJsonObject *args) {
-        QByteArray raw;
-        while (input.next(&raw) == EachInput::Next::Line) {
-            const QByteArray text = raw.trimmed();
-            if (text.isEmpty())
-                continue;
-            if (m_interrupts > 0) {
-                recordSkipped(input.lineNumber(), text);
-                continue;
-            }
-            *entry = Entry();
-            entry->line = input.lineNumber();
-            QJsonParseError parseError;
-            const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
-            if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
-                const QString why = parseError.error != QJsonParseError::NoError
-                    ? u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString())
-                          .arg(parseError.offset)
-                    : u"expected a JSON object of arguments, got an array"_s;
-                entry->input = document.isArray() ? QJsonValue(document.array())
-                                                  : QJsonValue(QString::fromUtf8(text));
-                recordInvalid(*entry, {{u"message"_s, why}, {u"kind"_s, u"InvalidInput"_s}});
-                continue;
-            }
-            *args = commandLine.args;
-            const QJsonObject lineArgs = document.object();
-            for (auto it = lineArgs.constBegin(); it != lineArgs.constEnd(); ++it)
-                args->insert(it.key(), it.value());
-            entry->input = lineArgs;
-            return true;
-        }
-        return false;
-    };
-
-    // Starts runs until the window is full or the input ends; after an interrupt, what is
-    // left is reported as skipped instead.
-    auto feed = [&]() {
-        Entry entry;
-        QJsonObject args;
-        while ((m_interrupts > 0 || running.size() < window) && nextLine(&entry, &args)) {
-            const StartResult started = m_engine->start(key, args, options);
-            if (!started.ok()) {
-                QJsonObject error = startErrorJson(started.error);
-                if (!started.error.fields.isEmpty())
-                    error.insert(u"message"_s, formatFieldErrors(started.error.fields));
-                recordInvalid(std::move(entry), error);
-                continue;
-            }
-            running.insert(started.runId, std::move(entry));
-        }
-        refreshSoon();
-        // After an interrupt a file is read to its end (every line in it is reported), a
-        // stream no further than what already arrived.
-        const bool interrupted = m_interrupts > 0;
-        input.setWanted(!interrupted && running.size() < window);
-        if (running.isEmpty() && (input.atEnd() || (interrupted && input.isStream())))
-            loop.quit();
-    };
-    connect(&input, &EachInput::readyRead, &scope, feed);
-
-    connect(m_engine, &TaskEngine::runFinished, &scope, [&](const Run &finishedRun) {
-        auto found = running.find(finishedRun.id);
-        if (found == running.end())
-            return;
-        Entry entry = std::move(found.value());
-        running.erase(found);
-        entry.outcome = runStatusName(finishedRun.status);
-        entry.summary = runSummary(finishedRun);
-        if (json) {
-            QJsonObject object = finishedRun.toJson();
-            object.insert(u"line"_s, entry.line);
-            m_console->out(compactJson(object));
-        } else {
-            QString line = u"[line %1] %2"_s.arg(entry.line).arg(entry.summary);
-            if (m_store)
-                line += u" (run "_s + finishedRun.id + u')';
-            m_console->out(line);
-        }
-        account(std::move(entry), finishedRun.status == RunStatus::Succeeded);
-        feed();
-    });
+    EachRun::Options options;
+    options.taskKey = key;
+    options.baseArgs = commandLine.args;
+    options.runOptions.confirmed = commandLine.confirmed;
+    options.runOptions.timeout = commandLine.timeout;
+    options.json = json;
+    options.showRunIds = m_store != nullptr;
+    // Enough to keep every worker busy between two turns of the event loop.
+    options.window = std::max<qsizetype>(kEachWindow, 4 * m_engine->config().effectiveMaxConcurrent());
+    EachRun each(m_engine, m_console, &input, options);
 
     // Saved changes to the tasks file apply to the lines started after them; each reload,
     // and each file with mistakes, is logged on taskdeck.tasksfile.
@@ -959,59 +770,11 @@ int Cli::runEach(const CommandLine &commandLine)
         m_tasksFile->startWatching();
 
     SignalWatcher watcher({SIGINT, SIGTERM});
-    connect(&watcher, &SignalWatcher::signalReceived, &scope, [&](int signalNumber) {
+    connect(&watcher, &SignalWatcher::signalReceived, &each, [this, &each](int signalNumber) {
         interrupt(signalNumber);
-        // The runs in the engine end canceled; the lines not started yet are skipped.
-        feed();
+        each.interrupt();
     });
-
-    // Started from the event loop, so that an interrupt is seen from the first run on.
-    QMetaObject::invokeMethod(&scope, feed, Qt::QueuedConnection);
-    loop.exec();
-    input.setWanted(false);
-    m_console->clearStatus();
-    const bool readFailed = !input.errorString().isEmpty() && input.atEnd();
-    if (readFailed)
-        m_console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(path, input.errorString()));
-    // A stream left unread after an interrupt: where to pick it up again.
-    const bool unread = m_interrupts > 0 && input.isStream() && !input.atEnd();
-
-    // Counts in the order runs move through their life, then what never became a run.
-    QStringList order = runStatusNames();
-    order.append(u"skipped"_s);
-    order.append(u"invalid"_s);
-    QStringList parts;
-    for (const QString &outcome : std::as_const(order)) {
-        if (counts.value(outcome) > 0)
-            parts.append(u"%1 %2"_s.arg(outcome).arg(counts.value(outcome)));
-    }
-    const QString summary = parts.isEmpty() ? u"no input lines"_s : parts.join(u", "_s);
-
-    if (json) {
-        m_console->err(summary);
-    } else {
-        m_console->out(summary);
-        std::sort(notSucceeded.begin(), notSucceeded.end(),
-                  [](const Entry &a, const Entry &b) { return a.line < b.line; });
-        if (!notSucceeded.isEmpty() || skipped > 0)
-            m_console->out(u"not succeeded:"_s);
-        for (const Entry &entry : std::as_const(notSucceeded)) {
-            const bool invalid = entry.outcome == u"invalid";
-            m_console->out(u"  line %1: %2%3"_s.arg(entry.line)
-                               .arg(invalid ? u"invalid: "_s : QString(), entry.summary));
-            m_console->out(u"    input: "_s + compactJson(entry.input));
-        }
-        if (skipped == 1)
-            m_console->out(u"  line %1: skipped, %2"_s.arg(firstSkipped).arg(skippedWhy));
-        else if (skipped > 1)
-            m_console->out(u"  lines %1 to %2: %3 inputs skipped, %4"_s.arg(firstSkipped).arg(lastSkipped)
-                               .arg(skipped).arg(skippedWhy));
-    }
-    if (unread)
-        m_console->err(u"taskdeck: stopped reading --each input %1 after line %2"_s.arg(path).arg(input.lineNumber()));
-    m_console->flush();
-    const bool allSucceeded = notSucceeded.isEmpty() && skipped == 0 && !readFailed && !unread;
-    return allSucceeded ? exitcode::Success : exitcode::Failure;
+    return each.exec(path) ? exitcode::Success : exitcode::Failure;
 }
 
 int Cli::rerun(const CommandLine &commandLine)

@@ -146,4 +146,43 @@ QString formatHelpRows(const QList<QPair<QString, QString>> &rows)
     return text;
 }
 
+namespace {
+
+QJsonArray fieldErrorsJson(const FieldErrors &errors)
+{
+    QJsonArray array;
+    for (const FieldError &e : errors)
+        array.append(QJsonObject{{u"field"_s, e.field}, {u"message"_s, e.message}});
+    return array;
+}
+
+QString startErrorCodeName(StartError::Code code)
+{
+    switch (code) {
+    case StartError::Code::None:
+        return QString();
+    case StartError::Code::UnknownTask:
+        return u"UnknownTask"_s;
+    case StartError::Code::InvalidArguments:
+        return u"InvalidArguments"_s;
+    case StartError::Code::ConfirmationRequired:
+        return u"ConfirmationRequired"_s;
+    case StartError::Code::ShuttingDown:
+        return u"ShuttingDown"_s;
+    }
+    return QString();
+}
+
+} // namespace
+
+QJsonObject startErrorJson(const StartError &error)
+{
+    QJsonObject json{{u"message"_s, error.message}, {u"kind"_s, startErrorCodeName(error.code)}};
+    if (!error.fields.isEmpty())
+        json.insert(u"fields"_s, fieldErrorsJson(error.fields));
+    if (!error.suggestions.isEmpty())
+        json.insert(u"suggestions"_s, QJsonArray::fromStringList(error.suggestions));
+    return json;
+}
+
 } // namespace taskdeck

@@ -4,6 +4,7 @@
 
 #include <QDateTime>
 #include <QJsonDocument>
+#include <QJsonObject>
 #include <QJsonValue>
 #include <QList>
 #include <QPair>
@@ -11,6 +12,7 @@
 #include <QStringList>
 
 #include "run.h"
+#include "taskengine.h"
 
 namespace taskdeck {
 
@@ -27,6 +29,8 @@ QString humanDuration(qint64 ms);
 QString statusPhrase(RunStatus status);
 /*! "succeeded in 1.23s", "failed after 0.5s: message [kind]". */
 QString runSummary(const Run &run);
+/*! What a command prints for a run that could not start: {message, kind, fields, suggestions}. */
+QJsonObject startErrorJson(const StartError &error);
 /*! "2026-11-26 14:30:05" in the local time zone; "-" for an invalid time. */
 QString localTime(const QDateTime &time);
 

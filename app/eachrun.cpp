@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+#include "eachrun.h"
+
+#include <algorithm>
+
+#include <QEventLoop>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonParseError>
+
+#include "console.h"
+#include "eachinput.h"
+#include "textformat.h"
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+namespace {
+
+const QString SkippedWhy = u"not started: interrupted"_s;
+
+} // namespace
+
+EachRun::EachRun(TaskEngine *engine, Console *console, EachInput *input, Options options,
+                 QObject *parent)
+    : QObject(parent)
+    , m_engine(engine)
+    , m_console(console)
+    , m_input(input)
+    , m_options(std::move(options))
+{
+    connect(m_input, &EachInput::readyRead, this, &EachRun::feed);
+    connect(m_engine, &TaskEngine::runFinished, this, &EachRun::finished);
+}
+
+EachRun::~EachRun() = default;
+
+bool EachRun::exec(const QString &inputName)
+{
+    m_total = m_input->countNonEmptyLines();
+    QEventLoop loop;
+    m_loop = &loop;
+    // Started from the event loop, so that an interrupt is seen from the first run on.
+    QMetaObject::invokeMethod(this, &EachRun::feed, Qt::QueuedConnection);
+    loop.exec();
+    m_loop = nullptr;
+    m_input->setWanted(false);
+    m_console->clearStatus();
+
+    const bool readFailed = !m_input->errorString().isEmpty() && m_input->atEnd();
+    if (readFailed)
+        m_console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(inputName, m_input->errorString()));
+    // A stream left unread after an interrupt: where to pick it up again.
+    const bool unread = m_interrupted && m_input->isStream() && !m_input->atEnd();
+    printReport();
+    if (unread) {
+        m_console->err(u"taskdeck: stopped reading --each input %1 after line %2"_s.arg(inputName)
+                           .arg(m_input->lineNumber()));
+    }
+    m_console->flush();
+    return m_notSucceeded.isEmpty() && m_skipped == 0 && !readFailed && !unread;
+}
+
+void EachRun::interrupt()
+{
+    m_interrupted = true;
+    // The runs in the engine end canceled; the lines not started yet are skipped.
+    feed();
+}
+
+void EachRun::feed()
+{
+    Entry entry;
+    QJsonObject args;
+    while ((m_interrupted || m_running.size() < m_options.window) && nextLine(&entry, &args)) {
+        const StartResult started = m_engine->start(m_options.taskKey, args, m_options.runOptions);
+        if (!started.ok()) {
+            QJsonObject error = startErrorJson(started.error);
+            if (!started.error.fields.isEmpty())
+                error.insert(u"message"_s, formatFieldErrors(started.error.fields));
+            recordInvalid(std::move(entry), error);
+            continue;
+        }
+        m_running.insert(started.runId, std::move(entry));
+    }
+    refreshSoon();
+    // After an interrupt a file is read to its end (every line in it is reported), a stream
+    // no further than what already arrived.
+    m_input->setWanted(!m_interrupted && m_running.size() < m_options.window);
+    if (m_loop && m_running.isEmpty() && (m_input->atEnd() || (m_interrupted && m_input->isStream())))
+        m_loop->quit();
+}
+
+bool EachRun::nextLine(Entry *entry, QJsonObject *args)
+{
+    QByteArray raw;
+    while (m_input->next(&raw) == EachInput::Next::Line) {
+        const QByteArray text = raw.trimmed();
+        if (text.isEmpty())
+            continue;
+        if (m_interrupted) {
+            recordSkipped(m_input->lineNumber(), text);
+            continue;
+        }
+        *entry = Entry();
+        entry->line = m_input->lineNumber();
+        QJsonParseError parseError;
+        const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
+        if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
+            const QString why = parseError.error != QJsonParseError::NoError
+                ? u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString()).arg(parseError.offset)
+                : u"expected a JSON object of arguments, got an array"_s;
+            entry->input = document.isArray() ? QJsonValue(document.array()) : QJsonValue(QString::fromUtf8(text));
+            recordInvalid(*entry, {{u"message"_s, why}, {u"kind"_s, u"InvalidInput"_s}});
+            continue;
+        }
+        *args = m_options.baseArgs;
+        const QJsonObject lineArgs = document.object();
+        for (auto it = lineArgs.constBegin(); it != lineArgs.constEnd(); ++it)
+            args->insert(it.key(), it.value());
+        entry->input = lineArgs;
+        return true;
+    }
+    return false;
+}
+
+void EachRun::finished(const Run &run)
+{
+    auto found = m_running.find(run.id);
+    if (found == m_running.end())
+        return;
+    Entry entry = std::move(found.value());
+    m_running.erase(found);
+    entry.outcome = runStatusName(run.status);
+    entry.summary = runSummary(run);
+    if (m_options.json) {
+        QJsonObject object = run.toJson();
+        object.insert(u"line"_s, entry.line);
+        m_console->out(compactJson(object));
+    } else {
+        QString line = u"[line %1] %2"_s.arg(entry.line).arg(entry.summary);
+        if (m_options.showRunIds)
+            line += u" (run "_s + run.id + u')';
+        m_console->out(line);
+    }
+    account(std::move(entry), run.status == RunStatus::Succeeded);
+    feed();
+}
+
+void EachRun::recordInvalid(Entry entry, const QJsonObject &error)
+{
+    entry.outcome = u"invalid"_s;
+    entry.summary = error.value(u"message"_s).toString();
+    if (m_options.json) {
+        m_console->out(compactJson(QJsonObject{{u"line"_s, entry.line},
+                                               {u"input"_s, entry.input},
+                                               {u"status"_s, entry.outcome},
+                                               {u"error"_s, error}}));
+    } else {
+        m_console->out(u"[line %1] invalid: %2"_s.arg(entry.line).arg(entry.summary));
+    }
+    account(std::move(entry), false);
+}
+
+void EachRun::recordSkipped(int line, const QByteArray &text)
+{
+    if (m_options.json) {
+        const QJsonDocument document = QJsonDocument::fromJson(text);
+        const QJsonValue given = document.isObject() ? QJsonValue(document.object())
+            : document.isArray()                     ? QJsonValue(document.array())
+                                                     : QJsonValue(QString::fromUtf8(text));
+        m_console->out(compactJson(QJsonObject{
+            {u"line"_s, line},
+            {u"input"_s, given},
+            {u"status"_s, u"skipped"_s},
+            {u"error"_s, QJsonObject{{u"message"_s, SkippedWhy}, {u"kind"_s, u"Canceled"_s}}}}));
+    }
+    if (m_skipped++ == 0)
+        m_firstSkipped = line;
+    m_lastSkipped = line;
+    ++m_counts[u"skipped"_s];
+    ++m_done;
+}
+
+void EachRun::account(Entry entry, bool succeeded)
+{
+    ++m_counts[entry.outcome];
+    ++m_done;
+    if (!succeeded)
+        m_notSucceeded.append(std::move(entry));
+}
+
+void EachRun::refreshSoon()
+{
+    // Output is flushed once per turn of the event loop, not once per run.
+    if (m_refreshQueued)
+        return;
+    m_refreshQueued = true;
+    QMetaObject::invokeMethod(this, [this] {
+        m_refreshQueued = false;
+        m_console->setStatus(m_total >= 0 ? u"%1/%2 done"_s.arg(m_done).arg(m_total) : u"%1 done"_s.arg(m_done));
+        m_console->flush();
+    }, Qt::QueuedConnection);
+}
+
+void EachRun::printReport()
+{
+    // Counts in the order runs move through their life, then what never became a run.
+    QStringList order = runStatusNames();
+    order.append(u"skipped"_s);
+    order.append(u"invalid"_s);
+    QStringList parts;
+    for (const QString &outcome : std::as_const(order)) {
+        if (m_counts.value(outcome) > 0)
+            parts.append(u"%1 %2"_s.arg(outcome).arg(m_counts.value(outcome)));
+    }
+    const QString summary = parts.isEmpty() ? u"no input lines"_s : parts.join(u", "_s);
+    if (m_options.json) {
+        m_console->err(summary);
+        return;
+    }
+    m_console->out(summary);
+    std::sort(m_notSucceeded.begin(), m_notSucceeded.end(),
+              [](const Entry &a, const Entry &b) { return a.line < b.line; });
+    if (!m_notSucceeded.isEmpty() || m_skipped > 0)
+        m_console->out(u"not succeeded:"_s);
+    for (const Entry &entry : std::as_const(m_notSucceeded)) {
+        const bool invalid = entry.outcome == u"invalid";
+        m_console->out(u"  line %1: %2%3"_s.arg(entry.line).arg(invalid ? u"invalid: "_s : QString(), entry.summary));
+        m_console->out(u"    input: "_s + compactJson(entry.input));
+    }
+    if (m_skipped == 1) {
+        m_console->out(u"  line %1: skipped, %2"_s.arg(m_firstSkipped).arg(SkippedWhy));
+    } else if (m_skipped > 1) {
+        m_console->out(u"  lines %1 to %2: %3 inputs skipped, %4"_s.arg(m_firstSkipped).arg(m_lastSkipped)
+                           .arg(m_skipped).arg(SkippedWhy));
+    }
+}
+
+} // namespace taskdeck
