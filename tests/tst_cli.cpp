@@ -1027,7 +1027,7 @@ void TestCli::eachStreamsFromAPipe()
 
 void TestCli::eachInterruptOnAPipe()
 {
-    // An interrupt stops reading a pipe: the run in flight is canceled, and the command
+    // An interrupt (SIGTERM here, as SIGINT in the tests above) stops reading a pipe: the run in flight is canceled, and the command
     // says where it stopped, so that the rest can be given again.
     const QString mark = marker(6);
     QProcess process;
@@ -1036,7 +1036,7 @@ void TestCli::eachInterruptOnAPipe()
     process.write(jsonLine({{u"command"_s, QString(u"sleep "_s + mark)}}).toUtf8() + '\n');
     QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
 
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGTERM), 0);
     QVERIFY(process.waitForFinished(60000));
     QCOMPARE(process.exitStatus(), QProcess::NormalExit);
     QCOMPARE(process.exitCode(), 1);
@@ -1155,7 +1155,7 @@ void TestCli::eachInterruptSkipsUnstarted()
     QVERIFY(process.waitForStarted(30000));
     QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
 
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGTERM), 0);
     QVERIFY(process.waitForFinished(60000));
     QCOMPARE(process.exitStatus(), QProcess::NormalExit);
     QCOMPARE(process.exitCode(), 1);
