@@ -1027,8 +1027,9 @@ void TestCli::eachStreamsFromAPipe()
 
 void TestCli::eachInterruptOnAPipe()
 {
-    // An interrupt (SIGTERM here, as SIGINT in the tests above) stops reading a pipe: the run in flight is canceled, and the command
-    // says where it stopped, so that the rest can be given again.
+    // An interrupt (SIGTERM here; SIGINT in the tests above) stops reading a pipe: the run
+    // in flight is canceled, and the command says where it stopped, so that the rest can be
+    // given again.
     const QString mark = marker(6);
     QProcess process;
     startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--each"_s, u"-"_s});
