@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,11 +69,9 @@ bool EachInput::open(const QString &path)
     }
     m_stream = !S_ISREG(info.st_mode);
     if (m_stream) {
-        // Reads happen only when the notifier says data is there; O_NONBLOCK keeps a
-        // spurious wake-up from blocking the event loop all the same.
-        const int flags = ::fcntl(m_fd, F_GETFL);
-        if (flags >= 0)
-            ::fcntl(m_fd, F_SETFL, flags | O_NONBLOCK);
+        // Read only when the notifier says data is there. The descriptor stays blocking: it
+        // is shared with whoever started this (a terminal's shell), who must not find it
+        // changed after this process ends.
         m_notifier = new QSocketNotifier(m_fd, QSocketNotifier::Read);
         m_notifier->setEnabled(false);
         connect(m_notifier, &QSocketNotifier::activated, this, &EachInput::readStream);
@@ -122,7 +121,10 @@ bool EachInput::fill()
 void EachInput::readStream()
 {
     m_notifier->setEnabled(false);
-    fill();
+    // A wake-up without data would block the event loop in read(): ask once more.
+    pollfd ready = {m_fd, POLLIN, 0};
+    if (::poll(&ready, 1, 0) > 0)
+        fill();
     Q_EMIT readyRead();
 }
 

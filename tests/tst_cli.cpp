@@ -5,6 +5,7 @@
 #include <csignal>
 #include <optional>
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <QCoreApplication>
@@ -92,6 +93,7 @@ private Q_SLOTS:
     void eachManyRuns();
     void eachStreamsFromAPipe();
     void eachInterruptOnAPipe();
+    void eachLeavesStdinAsItWas();
     void eachLineTooLong();
     void eachFollowsTheTasksFile();
     void eachInterruptSkipsUnstarted_data();
@@ -1047,6 +1049,33 @@ void TestCli::eachInterruptOnAPipe()
     QVERIFY2(out.contains(u"[line 1] canceled"_s), qPrintable(out));
     QVERIFY2(out.contains(u"canceled 1"_s), qPrintable(out));
     QVERIFY2(err.contains(u"stopped reading --each input - after line 1"_s), qPrintable(err));
+}
+
+void TestCli::eachLeavesStdinAsItWas()
+{
+    // Standard input is shared with whoever started taskdeck (a terminal's shell): reading it
+    // must not leave it changed, non-blocking above all, for the next program that reads it.
+    const QString a = writeFile(u"stdin-flags.txt"_s, "abc");
+    QProcess process;
+    process.setProgram(u"/bin/sh"_s);
+    process.setArguments({u"-c"_s, u"\"$1\" run checksum --each - > /dev/null && cat /proc/self/fdinfo/0"_s,
+                          u"sh"_s, m_bin});
+    process.setProcessEnvironment(environment());
+    process.setWorkingDirectory(m_workDir);
+    process.start();
+    QVERIFY(process.waitForStarted(30000));
+    process.write(jsonLine({{u"file"_s, a}}).toUtf8() + '\n');
+    process.closeWriteChannel();
+    QVERIFY(process.waitForFinished(30000));
+    QCOMPARE(process.exitCode(), 0);
+    const QString info = QString::fromUtf8(process.readAllStandardOutput());
+    const QRegularExpressionMatch flags = QRegularExpression(u"^flags:\\s*([0-7]+)$"_s, QRegularExpression::MultilineOption)
+                                              .match(info);
+    QVERIFY2(flags.hasMatch(), qPrintable(info));
+    bool ok = false;
+    const int value = flags.captured(1).toInt(&ok, 8);
+    QVERIFY(ok);
+    QCOMPARE(value & O_NONBLOCK, 0);
 }
 
 void TestCli::eachLineTooLong()
