@@ -48,9 +48,6 @@ struct CommandResult
     bool succeeded() const { return started && !canceled && signal == 0 && exitCode == 0; }
 };
 
-/*! Callbacks a running command reports through, called on the calling thread. Any of them
- *  may be empty. System lines (LogStream::System) are the runner's own notes: cancellation,
- *  processes stopped, ignored control lines. */
 /*! One line of a command's output, for CommandSink::lines. */
 struct OutputLine
 {
@@ -59,6 +56,9 @@ struct OutputLine
 };
 using OutputLines = QList<OutputLine>;
 
+/*! Callbacks a running command reports through, called on the calling thread. Any of them
+ *  may be empty. System lines (LogStream::System) are the runner's own notes: cancellation,
+ *  processes stopped, ignored control lines. */
 struct CommandSink
 {
     std::function<void(LogStream, const QString &)> line;   //!< one complete line

@@ -85,8 +85,8 @@ public:
     virtual int recoverInterrupted() = 0;
     /*!
      * Deletes finished runs (terminal statuses only, never queued or running ones) that
-     * finished at or before \a cutoff (to the millisecond), with their logs. Returns how many, or -1 when the history
-     * could not be changed.
+     * finished at or before \a cutoff (to the millisecond), with their logs. Returns how
+     * many, or -1 when the history could not be changed.
      */
     virtual int pruneFinishedBefore(const QDateTime &cutoff) = 0;
     /*! Waits up to \a timeout until everything recorded so far is stored; false if not. */

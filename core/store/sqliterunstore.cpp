@@ -573,6 +573,11 @@ struct SqliteRunStore::Private
     // Caller side.
     PendingRun *changeLocked(const RunKey &key, bool *wasEmpty);
     void notedLocked(bool wasEmpty, bool urgentNow);
+    // A change recorded after the writer ended: it is logged, not stored.
+    void warnNotStored(const QString &runId) const
+    {
+        qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(path, runId);
+    }
     bool incomingEmpty() const { return incoming.empty() && incomingJobs.empty(); }
     void stop();
     int runJob(std::function<int(QSqlDatabase &)> job);
@@ -1364,7 +1369,7 @@ void SqliteRunStore::recordQueued(const Run &run)
             return;
         }
     }
-    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, run.id);
+    d->warnNotStored(run.id);
 }
 
 void SqliteRunStore::recordStarted(const Run &run)
@@ -1384,7 +1389,7 @@ void SqliteRunStore::recordProgress(const QString &runId, const Progress &progre
             return;
         }
     }
-    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, runId);
+    d->warnNotStored(runId);
 }
 
 void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
@@ -1430,7 +1435,7 @@ void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durabl
             return;
         }
     }
-    qCWarning(lcStore).noquote() << u"history database %1 is closed; a change of run %2 was not stored"_s.arg(d->path, run.id);
+    d->warnNotStored(run.id);
     if (durable)
         durable();
 }
