@@ -156,9 +156,9 @@ int main(int argc, char *argv[])
     QString tasksFilePath;
     if (!registerTasksFile(registry, *settings, env, console, &tasksFilePath))
         return exitcode::Usage;
-    // run --each may go on for long: it follows the tasks file as it reads its input.
+    // Commands that go on for long (run --each) follow the file; it is not watched before.
     std::unique_ptr<TasksFileWatcher> tasksFile;
-    if (!tasksFilePath.isEmpty() && commandLine.command == CommandLine::Command::Run && commandLine.eachFile)
+    if (!tasksFilePath.isEmpty())
         tasksFile = std::make_unique<TasksFileWatcher>(tasksFilePath, &registry);
 
     TaskEngine engine(&registry, settings->engine);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
@@ -49,48 +50,46 @@ LogPageReader pagesOf(const LogLines &lines)
     };
 }
 
-double plainFile(const QString &path, const LogLines &lines)
+// Milliseconds \a write takes to fill the file at \a path, closing included.
+double timedToFile(const QString &path, const std::function<void(QFile &)> &write)
 {
     QElapsedTimer timer;
     timer.start();
     QFile file(path);
     if (!file.open(QIODevice::WriteOnly))
         qFatal("cannot write %s", qPrintable(path));
-    for (const LogLine &line : lines) {
-        file.write(QByteArray::number(line.number) + '\t' + QByteArray::number(line.timeMs) + '\t'
-                   + logStreamName(line.stream).toUtf8() + '\t' + line.text.toUtf8() + '\n');
-    }
+    write(file);
     file.close();
     return double(timer.nsecsElapsed()) / 1e6;
+}
+
+double plainFile(const QString &path, const LogLines &lines)
+{
+    return timedToFile(path, [&lines](QFile &file) {
+        for (const LogLine &line : lines) {
+            file.write(QByteArray::number(line.number) + '\t' + QByteArray::number(line.timeMs) + '\t'
+                       + logStreamName(line.stream).toUtf8() + '\t' + line.text.toUtf8() + '\n');
+        }
+    });
 }
 
 double exported(const QString &path, const LogLines &lines, bool csv)
 {
-    QElapsedTimer timer;
-    timer.start();
-    QFile file(path);
-    if (!file.open(QIODevice::WriteOnly))
-        qFatal("cannot write %s", qPrintable(path));
-    QString error;
-    const bool ok = csv ? writeLogCsv(&file, pagesOf(lines), &error)
-                        : writeRunJson(&file, QJsonObject{{u"id"_s, u"bench"_s}}, pagesOf(lines), &error);
-    if (!ok)
-        qFatal("export failed: %s", qPrintable(error));
-    file.close();
-    return double(timer.nsecsElapsed()) / 1e6;
+    return timedToFile(path, [&lines, csv](QFile &file) {
+        QString error;
+        const bool ok = csv ? writeLogCsv(&file, pagesOf(lines), &error)
+                            : writeRunJson(&file, QJsonObject{{u"id"_s, u"bench"_s}}, pagesOf(lines), &error);
+        if (!ok)
+            qFatal("export failed: %s", qPrintable(error));
+    });
 }
 
 double documentPerLine(const QString &path, const LogLines &lines)
 {
-    QElapsedTimer timer;
-    timer.start();
-    QFile file(path);
-    if (!file.open(QIODevice::WriteOnly))
-        qFatal("cannot write %s", qPrintable(path));
-    for (const LogLine &line : lines)
-        file.write(QJsonDocument(line.toJson()).toJson(QJsonDocument::Compact) + ",\n");
-    file.close();
-    return double(timer.nsecsElapsed()) / 1e6;
+    return timedToFile(path, [&lines](QFile &file) {
+        for (const LogLine &line : lines)
+            file.write(QJsonDocument(line.toJson()).toJson(QJsonDocument::Compact) + ",\n");
+    });
 }
 
 void checkEndsWith(const QString &path, const QByteArray &tail)

@@ -72,6 +72,14 @@ void execOrDie(sqlite3 *db, const char *sql)
         qFatal("%s: %s", sql, sqlite3_errmsg(db));
 }
 
+/*! Steps \a statement to its end and resets it for the next row. */
+void stepOrDie(sqlite3 *db, sqlite3_stmt *statement)
+{
+    if (sqlite3_step(statement) != SQLITE_DONE)
+        qFatal("insert: %s", sqlite3_errmsg(db));
+    sqlite3_reset(statement);
+}
+
 constexpr int kIdSize = 64;
 
 /*! The \a i-th of the floors' run ids: version 7 layout, milliseconds from \a t0 on, then a
@@ -127,9 +135,7 @@ double sqliteOnly(int count)
         sqlite3_bind_int64(insert, 3, t0 + i);
         sqlite3_bind_int64(insert, 4, t0 + i + 1);
         sqlite3_bind_text(insert, 5, owner.constData(), int(owner.size()), SQLITE_STATIC);
-        if (sqlite3_step(insert) != SQLITE_DONE)
-            qFatal("insert: %s", sqlite3_errmsg(db));
-        sqlite3_reset(insert);
+        stepOrDie(db, insert);
     }
     run("COMMIT");
     const double ms = double(timer.nsecsElapsed()) / 1e6;
@@ -191,9 +197,7 @@ double sqliteBatched(int count, bool idIndex)
             if (idIndex) {
                 sqlite3_bind_text(insertId, 1, id, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(insertId, 2, row);
-                if (sqlite3_step(insertId) != SQLITE_DONE)
-                    qFatal("insert: %s", sqlite3_errmsg(db));
-                sqlite3_reset(insertId);
+                stepOrDie(db, insertId);
             }
         }
         sqlite3_bind_int64(insertRow, 1, row);
@@ -201,9 +205,7 @@ double sqliteBatched(int count, bool idIndex)
         sqlite3_bind_int64(insertRow, 3, t0 + last);
         sqlite3_bind_int64(insertRow, 4, last - first + 1);
         sqlite3_bind_blob(insertRow, 5, data.data(), int(data.size()), SQLITE_STATIC);
-        if (sqlite3_step(insertRow) != SQLITE_DONE)
-            qFatal("insert: %s", sqlite3_errmsg(db));
-        sqlite3_reset(insertRow);
+        stepOrDie(db, insertRow);
         run("COMMIT");
     }
     const double ms = double(timer.nsecsElapsed()) / 1e6;

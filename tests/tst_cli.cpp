@@ -107,6 +107,7 @@ private:
                      const QString &workingDirectory = QString()) const;
     QString writeFile(const QString &name, const QByteArray &data);
     QString marker(int n) const;
+    void interruptWhileRunning(QProcess &process, const QString &mark, int signalNumber);
 
     QString m_bin;
     QTemporaryDir m_dir;
@@ -188,6 +189,18 @@ QString TestCli::writeFile(const QString &name, const QByteArray &data)
 QString TestCli::marker(int n) const
 {
     return u"%1.%2"_s.arg(30 + n).arg(QCoreApplication::applicationPid());
+}
+
+// Once the command with \a mark runs (which proves the CLI's run started and its handler is
+// in place), sends \a signalNumber and checks the CLI ended canceled, taking the command along.
+void TestCli::interruptWhileRunning(QProcess &process, const QString &mark, int signalNumber)
+{
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), signalNumber), 0);
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(process.exitCode(), 1);
+    QVERIFY2(processesWithArgument(mark).isEmpty(), "the command outlived the run");
 }
 
 void TestCli::help()
@@ -759,20 +772,15 @@ void TestCli::interrupt()
     startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--arg"_s, u"command=sleep "_s + mark,
                        u"--json"_s});
     QVERIFY(process.waitForStarted(30000));
-    // The command running proves the run started and the handler is in place.
-    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
-
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
-    QVERIFY(process.waitForFinished(60000));
-    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
-    QCOMPARE(process.exitCode(), 1);
+    interruptWhileRunning(process, mark, SIGINT);
+    if (QTest::currentTestFailed())
+        return;
     const QString out = QString::fromUtf8(process.readAllStandardOutput());
     const QString err = QString::fromUtf8(process.readAllStandardError());
     const std::optional<QJsonObject> run = parseObject(out);
     QVERIFY2(run, qPrintable(out));
     QCOMPARE(run->value(u"status"_s).toString(), u"canceled"_s);
     QVERIFY2(err.contains(u"canceling..."_s), qPrintable(err));
-    QVERIFY2(processesWithArgument(mark).isEmpty(), "the command outlived the run");
 }
 
 void TestCli::interruptTwice()
@@ -936,12 +944,9 @@ void TestCli::eachInterrupt()
     startCli(process, {u"--max-concurrent"_s, u"1"_s, u"run"_s, u"exec"_s, u"--yes"_s,
                        u"--each"_s, input, u"--json"_s});
     QVERIFY(process.waitForStarted(30000));
-    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
-
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGINT), 0);
-    QVERIFY(process.waitForFinished(60000));
-    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
-    QCOMPARE(process.exitCode(), 1);
+    interruptWhileRunning(process, mark, SIGINT);
+    if (QTest::currentTestFailed())
+        return;
     const QStringList outLines = nonEmptyLines(QString::fromUtf8(process.readAllStandardOutput()));
     QCOMPARE(outLines.size(), 3);
     for (const QString &text : outLines) {
@@ -949,7 +954,6 @@ void TestCli::eachInterrupt()
         QVERIFY2(object, qPrintable(text));
         QCOMPARE(object->value(u"status"_s).toString(), u"canceled"_s);
     }
-    QVERIFY(processesWithArgument(mark).isEmpty());
 }
 
 void TestCli::eachManyRuns()
@@ -1037,13 +1041,9 @@ void TestCli::eachInterruptOnAPipe()
     startCli(process, {u"run"_s, u"exec"_s, u"--yes"_s, u"--each"_s, u"-"_s});
     QVERIFY(process.waitForStarted(30000));
     process.write(jsonLine({{u"command"_s, QString(u"sleep "_s + mark)}}).toUtf8() + '\n');
-    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
-
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGTERM), 0);
-    QVERIFY(process.waitForFinished(60000));
-    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
-    QCOMPARE(process.exitCode(), 1);
-    QVERIFY(processesWithArgument(mark).isEmpty());
+    interruptWhileRunning(process, mark, SIGTERM);
+    if (QTest::currentTestFailed())
+        return;
     const QString out = QString::fromUtf8(process.readAllStandardOutput());
     const QString err = QString::fromUtf8(process.readAllStandardError());
     QVERIFY2(out.contains(u"[line 1] canceled"_s), qPrintable(out));
@@ -1183,13 +1183,9 @@ void TestCli::eachInterruptSkipsUnstarted()
     QProcess process;
     startCli(process, arguments);
     QVERIFY(process.waitForStarted(30000));
-    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
-
-    QCOMPARE(::kill(static_cast<pid_t>(process.processId()), SIGTERM), 0);
-    QVERIFY(process.waitForFinished(60000));
-    QCOMPARE(process.exitStatus(), QProcess::NormalExit);
-    QCOMPARE(process.exitCode(), 1);
-    QVERIFY(processesWithArgument(mark).isEmpty());
+    interruptWhileRunning(process, mark, SIGTERM);
+    if (QTest::currentTestFailed())
+        return;
     const QString out = QString::fromUtf8(process.readAllStandardOutput());
     const QString err = QString::fromUtf8(process.readAllStandardError());
 
