@@ -38,7 +38,9 @@ EachRun::~EachRun() = default;
 
 bool EachRun::exec(const QString &inputName)
 {
-    m_total = m_input->countNonEmptyLines();
+    // Only the terminal status line shows the total: no pass over a file for nobody.
+    if (m_console->isTerminal(Console::Channel::Err))
+        m_total = m_input->countNonEmptyLines();
     QEventLoop loop;
     m_loop = &loop;
     // Started from the event loop, so that an interrupt is seen from the first run on.

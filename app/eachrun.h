@@ -93,7 +93,7 @@ private:
     QHash<QString, Entry> m_running; // by run id
     QList<Entry> m_notSucceeded;     // for the report at the end
     QHash<QString, int> m_counts;    // by outcome
-    qint64 m_total = -1;             // non-empty lines, when known up front (a file)
+    qint64 m_total = -1;             // non-empty lines, when known up front (a file, on a terminal)
     qint64 m_done = 0;
     // Lines never started, after an interrupt. The plain report names them as one range
     // rather than line by line (they can be most of a long input); JSON gives each its line.
