@@ -18,9 +18,9 @@
 #include "eachrun.h"
 #include "engineconfig.h"
 #include "signalwatcher.h"
-#include "store/runstore.h"
+#include "runstore.h"
 #include "taskengine.h"
-#include "tasks/tasksfilewatcher.h"
+#include "tasksfilewatcher.h"
 #include "textformat.h"
 
 using namespace Qt::StringLiterals;

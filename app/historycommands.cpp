@@ -10,8 +10,8 @@
 
 #include "cli.h"
 #include "console.h"
-#include "store/runexport.h"
-#include "store/runstore.h"
+#include "runexport.h"
+#include "runstore.h"
 #include "textformat.h"
 
 using namespace Qt::StringLiterals;
@@ -66,6 +66,10 @@ QString summaryCell(const Run &run)
         return oneLine(compactJson(run.result), Width);
     case RunStatus::Queued:
         return u"-"_s;
+    case RunStatus::Retrying:
+        return run.nextAttemptAt.isValid()
+            ? u"retrying at "_s + run.nextAttemptAt.toLocalTime().toString(u"HH:mm:ss"_s)
+            : u"retrying"_s;
     case RunStatus::Running: {
         const QString progress = progressText(run.progress);
         return progress.isEmpty() ? u"-"_s : oneLine(progress, Width);

@@ -14,14 +14,14 @@
 #include "console.h"
 #include "engineconfig.h"
 #include "historycommands.h"
-#include "store/sqliterunstore.h"
+#include "sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
-#include "tasks/builtintasks.h"
-#include "tasks/historytasks.h"
-#include "tasks/systemtasks.h"
-#include "tasks/tasksfile.h"
-#include "tasks/tasksfilewatcher.h"
+#include "builtintasks.h"
+#include "historytasks.h"
+#include "systemtasks.h"
+#include "tasksfile.h"
+#include "tasksfilewatcher.h"
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;

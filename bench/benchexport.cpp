@@ -11,7 +11,7 @@
 #include <QTemporaryDir>
 
 #include "benchsupport.h"
-#include "store/runexport.h"
+#include "runexport.h"
 
 #include <algorithm>
 #include <cmath>

@@ -11,7 +11,7 @@
 #include <QThread>
 
 #include "benchsupport.h"
-#include "store/sqliterunstore.h"
+#include "sqliterunstore.h"
 #include "taskengine.h"
 #include "runrecorder.h"
 #include "taskregistry.h"
@@ -237,6 +237,7 @@ public:
 
     void recordQueued(const Run &) override {}
     void recordStarted(const Run &) override {}
+    void recordRetrying(const Run &) override {}
     void recordProgress(const QString &, const Progress &) override {}
     void recordLog(const QString &, const LogLines &) override {}
     void recordFinished(const Run &run, std::function<void()> durable) override

@@ -9,7 +9,7 @@
 #include <QTemporaryDir>
 
 #include "benchsupport.h"
-#include "store/sqliterunstore.h"
+#include "sqliterunstore.h"
 
 #include <cmath>
 

@@ -9,8 +9,8 @@
 // Usage: recoverychild <data dir> <quick runs> <long runs> <queued runs>
 #include "runcontext.h"
 #include "taskengine.h"
-#include "store/runowner.h"
-#include "store/sqliterunstore.h"
+#include "runowner.h"
+#include "sqliterunstore.h"
 
 #include <QCoreApplication>
 #include <QSet>

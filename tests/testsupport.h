@@ -2,7 +2,7 @@
 #pragma once
 // Helpers shared by the tests of the engine, the command runner and the history store.
 
-#include "store/sqliterunstore.h"
+#include "sqliterunstore.h"
 #include "task.h"
 
 #include <QDebug>

@@ -13,7 +13,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 
-#include "tasks/builtintasks.h"
+#include "builtintasks.h"
 #include "runcontext.h"
 #include "runrecorder.h"
 #include "taskengine.h"
@@ -31,6 +31,7 @@ class ProgressRecorder final : public IRunRecorder
 public:
     void recordQueued(const Run &) override {}
     void recordStarted(const Run &) override {}
+    void recordRetrying(const Run &) override {}
     void recordProgress(const QString &, const Progress &progress) override
     {
         QMutexLocker locker(&m_mutex);

@@ -65,6 +65,7 @@ class Recorder final : public IRunRecorder
 public:
     void recordQueued(const Run &run) override { add(run.id, u"queued"_s); }
     void recordStarted(const Run &run) override { add(run.id, u"started"_s); }
+    void recordRetrying(const Run &run) override { add(run.id, u"retrying"_s); }
     void recordProgress(const QString &id, const Progress &) override { add(id, u"progress"_s); }
     void recordLog(const QString &id, const LogLines &lines) override
     {

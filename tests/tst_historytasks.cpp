@@ -25,10 +25,10 @@
 #include <QTest>
 #include <QUuid>
 
-#include "tasks/historytasks.h"
+#include "historytasks.h"
 #include "runcontext.h"
 #include "runrecorder.h"
-#include "store/sqliterunstore.h"
+#include "sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "testsupport.h"
@@ -49,6 +49,7 @@ public:
 
     void recordQueued(const Run &run) override { m_next->recordQueued(run); }
     void recordStarted(const Run &run) override { m_next->recordStarted(run); }
+    void recordRetrying(const Run &run) override { m_next->recordRetrying(run); }
     void recordProgress(const QString &runId, const Progress &progress) override
     {
         {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "runcontext.h"
 #include "taskengine.h"
-#include "store/runowner.h"
-#include "store/sqliterunstore.h"
+#include "runowner.h"
+#include "sqliterunstore.h"
 #include "testsupport.h"
 
 #include <QCoreApplication>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The run exports: each log line encoded byte for byte as QJsonDocument writes it, and
 // whole exports read page by page.
-#include "store/runexport.h"
+#include "runexport.h"
 
 #include <QBuffer>
 #include <QDateTime>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "runcontext.h"
 #include "taskengine.h"
-#include "store/logchunk.h"
-#include "store/sqliterunstore.h"
+#include "logchunk.h"
+#include "sqliterunstore.h"
 #include "testsupport.h"
 
 #include <QCryptographicHash>

@@ -26,7 +26,7 @@
 #include <QTest>
 #include <QThread>
 
-#include "tasks/systemtasks.h"
+#include "systemtasks.h"
 #include "runcontext.h"
 #include "runrecorder.h"
 #include "taskengine.h"
@@ -44,6 +44,7 @@ class ProgressRecorder final : public IRunRecorder
 public:
     void recordQueued(const Run &) override {}
     void recordStarted(const Run &) override {}
+    void recordRetrying(const Run &) override {}
     void recordProgress(const QString &runId, const Progress &progress) override
     {
         QMutexLocker locker(&m_mutex);

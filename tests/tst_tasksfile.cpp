@@ -17,9 +17,9 @@
 #include <QTemporaryDir>
 #include <QTest>
 
-#include "tasks/builtintasks.h"
-#include "tasks/tasksfile.h"
-#include "tasks/tasksfilewatcher.h"
+#include "builtintasks.h"
+#include "tasksfile.h"
+#include "tasksfilewatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
 

@@ -11,6 +11,7 @@ namespace {
 struct StatusName { RunStatus status; QLatin1StringView name; };
 constexpr StatusName kStatusNames[] = {
     {RunStatus::Queued, "queued"_L1},     {RunStatus::Running, "running"_L1},
+    {RunStatus::Retrying, "retrying"_L1},
     {RunStatus::Succeeded, "succeeded"_L1}, {RunStatus::Failed, "failed"_L1},
     {RunStatus::Canceled, "canceled"_L1}, {RunStatus::TimedOut, "timedOut"_L1},
     {RunStatus::Interrupted, "interrupted"_L1},
@@ -133,6 +134,8 @@ QJsonObject Run::toJson() const
     };
     if (!owner.isEmpty())
         o.insert(u"owner"_s, owner);
+    if (nextAttemptAt.isValid())
+        o.insert(u"nextAttemptAt"_s, timeJson(nextAttemptAt));
     return o;
 }
 

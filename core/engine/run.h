@@ -16,6 +16,7 @@ namespace taskdeck {
 enum class RunStatus {
     Queued,
     Running,
+    Retrying,    //!< an attempt failed with a transient error; the next starts at nextAttemptAt
     Succeeded,
     Failed,
     Canceled,
@@ -26,20 +27,28 @@ enum class RunStatus {
 QString runStatusName(RunStatus status);            //!< "queued", "running", "succeeded" ...
 std::optional<RunStatus> runStatusFromName(const QString &name);
 QStringList runStatusNames();
-inline bool isTerminal(RunStatus s) { return s != RunStatus::Queued && s != RunStatus::Running; }
+inline bool isTerminal(RunStatus s)
+{
+    return s != RunStatus::Queued && s != RunStatus::Running && s != RunStatus::Retrying;
+}
 
 /*! Which stream a log line came from. System lines are written by the engine itself. */
 enum class LogStream { Out, Err, System };
 QString logStreamName(LogStream stream); //!< "out", "err", "system"
 std::optional<LogStream> logStreamFromName(const QString &name);
 
-/*! One line of a run's log. \c number counts from 1 over the whole run. */
+/*!
+ * One line of a run's log. \c number counts the run's lines from 1; \c seq is the line's
+ * place among all the run's events (see Run::seq), 0 where it is not known (lines stored by
+ * an older Taskdeck).
+ */
 struct LogLine
 {
     qint64 number = 0;
     qint64 timeMs = 0; //!< milliseconds since the epoch, UTC
     LogStream stream = LogStream::Out;
     QString text;
+    qint64 seq = 0;
 
     QJsonObject toJson() const;
 };
@@ -91,6 +100,13 @@ struct Run
     QJsonValue result = QJsonValue::Undefined; //!< undefined unless Succeeded
     RunError error;    //!< empty unless Failed, Canceled, TimedOut or Interrupted
     qint64 logLines = 0; //!< lines logged so far
+    /*!
+     * The sequence number of the run's latest event reflected in this snapshot. Every event
+     * of a run (queued, each start, each wait for a retry, each progress report, each log
+     * line, the finish) takes the next number, from 1, with no gaps.
+     */
+    qint64 seq = 0;
+    QDateTime nextAttemptAt; //!< while Retrying: when the next attempt starts
     QString owner;     //!< "pid@host#start" of the process that runs it (start: /proc start time)
 
     bool isFinished() const { return isTerminal(status); }

@@ -1377,6 +1377,11 @@ void SqliteRunStore::recordStarted(const Run &run)
     recordQueued(run);
 }
 
+void SqliteRunStore::recordRetrying(const Run &run)
+{
+    recordQueued(run);
+}
+
 void SqliteRunStore::recordProgress(const QString &runId, const Progress &progress)
 {
     const RunKey key(runId);

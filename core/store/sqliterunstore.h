@@ -70,6 +70,7 @@ public:
 
     void recordQueued(const Run &run) override;
     void recordStarted(const Run &run) override;
+    void recordRetrying(const Run &run) override;
     void recordProgress(const QString &runId, const Progress &progress) override;
     void recordLog(const QString &runId, const LogLines &lines) override;
     void recordFinished(const Run &run, std::function<void()> durable) override;

@@ -29,7 +29,7 @@
 
 #include "command.h"
 #include "runcontext.h"
-#include "store/runstore.h"
+#include "runstore.h"
 #include "taskregistry.h"
 
 using namespace Qt::StringLiterals;
