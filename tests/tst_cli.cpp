@@ -277,7 +277,7 @@ void TestCli::usageErrors_data()
         << QStringList{u"history"_s, u"exec"_s} << u"\"exec\""_s;
     QTest::newRow("history --status bogus")
         << QStringList{u"history"_s, u"--status"_s, u"bogus"_s}
-        << u"queued, running, succeeded, failed, canceled, timedOut, interrupted"_s;
+        << u"queued, running, retrying, succeeded, failed, canceled, timedOut, interrupted"_s;
     QTest::newRow("history --limit 0")
         << QStringList{u"history"_s, u"--limit"_s, u"0"_s} << u"from 1 to 1000"_s;
     QTest::newRow("history --limit 1001")

@@ -101,7 +101,7 @@ class TestEngine : public QObject
 
 private Q_SLOTS:
     void orderedEventLog();
-    void synchronousRunDeliversEventsFirst();
+    void synchronousRunEventsFollowInOrder();
     void invalidArgumentsCreateNoRun();
     void unknownTaskSuggestsKeys();
     void dangerNeedsConfirmation();
@@ -158,7 +158,7 @@ void TestEngine::orderedEventLog()
     QVERIFY(run.error.isEmpty());
 }
 
-void TestEngine::synchronousRunDeliversEventsFirst()
+void TestEngine::synchronousRunEventsFollowInOrder()
 {
     TaskRegistry registry;
     QVERIFY(registry.add(makeTask(u"sync"_s, [](RunContext &ctx) -> QJsonValue {
@@ -171,7 +171,9 @@ void TestEngine::synchronousRunDeliversEventsFirst()
     QVERIFY(result.ok());
     QCOMPARE(result.run.status, RunStatus::Succeeded);
     QCOMPARE(result.run.result.toString(), u"done"_s);
-    // No event loop ran in between: run() itself delivered this run's events.
+    // run() delivers nothing itself: the event loop brings every event afterwards, in order.
+    QVERIFY(log.of(result.run.id).isEmpty());
+    QTRY_COMPARE(log.finished.size(), 1);
     QCOMPARE(log.of(result.run.id), (QStringList{u"queued"_s, u"started:1"_s, u"log:out:working"_s,
                                                  u"finished:succeeded"_s}));
 }
@@ -480,6 +482,7 @@ void TestEngine::retriesTransientFailures()
     QCOMPARE(r.run.attempt, 3);
     QCOMPARE(r.run.result.toInt(), 3);
     QCOMPARE(r.run.maxAttempts, 4);
+    QTRY_COMPARE(log.finished.size(), 1);
     QStringList starts = log.of(r.run.id).filter(u"started"_s);
     QCOMPARE(starts, (QStringList{u"started:1"_s, u"started:2"_s, u"started:3"_s}));
     QCOMPARE(log.of(r.run.id).filter(u"retrying in"_s).size(), 2);
@@ -714,7 +717,7 @@ void TestEngine::shutdownCancelsAndRefuses()
     QCOMPARE(engine.status(queued), RunStatus::Canceled);
     const StartResult refused = engine.start(u"wait"_s, {});
     QCOMPARE(refused.error.code, StartError::Code::ShuttingDown);
-    QCOMPARE(log.finished.size(), 2);
+    QTRY_COMPARE(log.finished.size(), 2);
 }
 
 void TestEngine::retryLinesStayBetweenStarts()

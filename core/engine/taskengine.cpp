@@ -3,7 +3,6 @@
 
 #include "runcontext.h"
 #include "runrecorder.h"
-#include "spinmutex.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -25,6 +24,9 @@
 
 #include <cxxabi.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#  include <sanitizer/lsan_interface.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -127,8 +129,8 @@ QString processOwner()
     return owner;
 }
 
-// Producers wait when this many log lines are waiting for the engine's thread, so a task
-// that prints faster than the receivers consume is slowed down instead of growing memory.
+// A run's producers wait when this many of its log lines wait for the engine's thread, so a
+// task that prints faster than the receivers consume is slowed down instead of growing memory.
 constexpr qsizetype kPendingLineCap = 50000;
 
 constexpr qint64 kNever = std::numeric_limits<qint64>::max();
@@ -142,73 +144,51 @@ namespace detail {
 struct RunState;
 using RunStatePtr = std::shared_ptr<RunState>;
 
-/*!
- * One entry on the way to the engine's thread. Producers push entries onto a lock-free
- * list; the engine's thread takes the whole list at once and delivers it in order.
- */
-struct EventNode
-{
-    enum class Kind { Queued, Started, Activity, Finished };
-    explicit EventNode(Kind k, bool inState = false) : kind(k), embedded(inState) {}
-    virtual ~EventNode() = default;
-    Q_DISABLE_COPY_MOVE(EventNode)
-
-    const Kind kind;
-    const bool embedded;      // part of the RunState, not deleted after delivery
-    RunStatePtr state;        // keeps the run alive until the entry is delivered
-    EventNode *next = nullptr;
-};
-
-/*! A start: the run as it was when the attempt began. */
-struct StartedEvent final : EventNode
-{
-    explicit StartedEvent(bool inState = false) : EventNode(Kind::Started, inState) {}
-    Run snapshot;
-};
-
-/*!
- * A run's log lines and latest progress. It stays open (the run's \c activity) and keeps
- * filling until the engine's thread takes its contents or a lifecycle event of the run
- * closes it, so lines never overtake a start or a finish.
- */
-struct ActivityEvent final : EventNode
-{
-    ActivityEvent() : EventNode(Kind::Activity) {}
-    LogLines lines;                   // guarded by state->mutex
-    std::optional<Progress> progress; // guarded by state->mutex
-};
-
 struct RunState
 {
     TaskPtr task;
     QJsonObject args;  // typed, secrets in clear; read-only after creation
     RunOptions options;
     std::chrono::milliseconds timeout{0};
+    quint64 order = 0; // place in the order runs were queued; read-only after creation
 
     std::atomic<bool> cancelRequested{false};
     std::atomic<int> stopReason{NotStopped};
     // When the current attempt times out (steady clock, ms); 0 for none. Written under mutex.
     std::atomic<qint64> deadlineMs{0};
 
-    mutable std::mutex mutex;
-    Run run;                    // guarded by mutex
-    // Made on the first line: many runs log nothing, and an empty deque already allocates.
-    std::unique_ptr<std::deque<LogLine>> recent; // guarded by mutex
-    QString scratchDir;         // guarded by mutex
-    ActivityEvent *activity = nullptr; // guarded by mutex; the open entry, if any
-    bool finished = false;      // guarded by mutex
-    bool closed = false;        // guarded by mutex; set when the final snapshot is taken
-    std::atomic<int> appending{0}; // log lines numbered but not yet handed to the recorder
-    // One condition for both "finished" and "canceled": waiters recheck what they wait for.
-    std::condition_variable changed; // waits on mutex
+    // Held while a change is numbered and handed to the recorder, so the recorder receives
+    // a run's changes in the order of their numbers, and its finish after every line.
+    std::mutex recordMutex;
 
-    // Every run has one queued and one finished event and usually one start: their entries
-    // live here instead of on the heap. The queued and finished entries carry no copy of
-    // the run: a queued run differs from a new Run only in fields fixed when it is made,
-    // and a finished run no longer changes.
-    EventNode queuedEvent{EventNode::Kind::Queued, true};
-    StartedEvent startedEvent{true};
-    EventNode finishedEvent{EventNode::Kind::Finished, true};
+    mutable std::mutex mutex;
+    // What everybody is shown: the finish appears here only once it is durable.
+    Run run;                          // guarded by mutex; run.seq is the latest event's
+    std::shared_ptr<const Run> final; // guarded by mutex; set when closed, shown once durable
+    RunEvents pending;                // guarded by mutex; not yet delivered
+    qsizetype pendingLines = 0;       // guarded by mutex
+    // The latest events (at most bufferSize lines), to follow the run from an earlier seq.
+    std::deque<RunEvent> window;      // guarded by mutex
+    qsizetype windowLines = 0;        // guarded by mutex
+    bool progressUnsent = false;      // guarded by mutex; run.progress has no event yet
+    // The engine's thread did not take the lines in time once: producers wait no more
+    // until it takes them (it may be blocked, in run() for instance).
+    bool pressureOff = false;         // guarded by mutex
+    bool dirty = false;               // guarded by mutex; listed for the next delivery
+    std::vector<std::shared_ptr<FollowerLink>> followers; // guarded by mutex
+    QString scratchDir;               // guarded by mutex
+    bool closed = false;              // guarded by mutex; the final state is taken
+    bool finished = false;            // guarded by mutex; the finish is published
+    bool abandoned = false;           // guarded by mutex; left behind at shutdown
+    // One condition for "finished", "canceled" and "lines taken": waiters recheck theirs.
+    std::condition_variable changed;  // waits on mutex
+};
+
+/*! Lets the finish callbacks a recorder holds find the engine only while it exists. */
+struct EngineGate
+{
+    std::mutex mutex;
+    EngineCore *core = nullptr; // guarded by mutex
 };
 
 // Runs taken from the queue under the scheduling mutex, started after it is released.
@@ -232,10 +212,14 @@ public:
     bool cancel(const QString &runId);
     void cancelAll();
     RunStatePtr find(const QString &runId) const;
+    Following follow(const QString &runId, const FollowOptions &options);
     std::optional<Run> waitForFinished(const QString &runId, std::chrono::milliseconds timeout);
     Run waitForState(const std::shared_ptr<RunState> &st, std::chrono::milliseconds timeout, bool *finished);
     bool shutdown(std::chrono::milliseconds grace);
+    bool abandonStuckRuns();
+    void detach();
     void deliverEvents();
+    QList<Run> activeRuns() const;
 
     // Called from RunContext on a worker thread.
     void appendLog(const RunStatePtr &st, LogStream stream, const QString &text);
@@ -249,61 +233,61 @@ public:
     // config.effectiveMaxConcurrent(), resolved once: with maxConcurrent 0 it asks the
     // kernel for the CPUs this process may use, a system call too slow for every dispatch.
     const int maxActive;
-    QThreadPool pool;
+    // Owned here, but left behind (never deleted) when a task ignores the shutdown.
+    QThreadPool *pool;
     IRunRecorder *recorder = nullptr;
 
 private:
     friend class taskdeck::TaskEngine;
     void dispatchLocked(ReadyRuns &ready);
-    void launch(const ReadyRuns &ready, qsizetype from = 0);
-    void work(RunStatePtr st);
-    RunStatePtr execute(const RunStatePtr &st);
-    RunStatePtr linger();
+    void launch(const ReadyRuns &ready);
+    void execute(const RunStatePtr &st);
     Outcome invoke(const RunStatePtr &st, int attempt);
-    void beginAttempt(const RunStatePtr &st, int attempt);
-    RunStatePtr finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning,
-                       bool handOff = false);
+    bool beginAttempt(const RunStatePtr &st, int attempt);
+    void waitForRetry(const RunStatePtr &st, int attempt, const RunError &error);
+    void finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning);
+    void publishFinished(const RunStatePtr &st);
     void requestStop(const RunStatePtr &st, StopReason reason);
-    void deliver(EventNode *node);
-    static Run queuedSnapshot(const RunState &st);
-    void linkEvent(EventNode *node);
-    // The run's open activity entry, made and linked if there is none; st->mutex held.
-    ActivityEvent *activityLocked(const RunStatePtr &st, bool *opened);
+    void deliverRun(const RunStatePtr &st);
+    void emitEvent(const RunState &st, const RunEvent &event);
+
+    // Event bookkeeping, each with st.mutex held.
+    void addEventLocked(RunState &st, RunEvent event);
+    void addToWindowLocked(RunState &st, const RunEvent &event);
+    void sealProgressLocked(RunState &st);
+    // Lists the run for the next delivery; true when it was not listed yet.
+    bool markDirtyLocked(const RunStatePtr &st);
+
     void requestDelivery(bool soon);
     void schedulerLoop();
     qint64 stopOverdue();
     void wakeSchedulerFor(qint64 atMs);
     bool onEngineThread() const { return QThread::currentThread() == q->thread(); }
 
+    const std::shared_ptr<EngineGate> m_gate = std::make_shared<EngineGate>();
+
     // Scheduling state.
-    mutable SpinMutex m_mutex;
+    mutable std::mutex m_mutex;
     std::deque<RunStatePtr> m_queue;                   // guarded by m_mutex
     std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; dispatched, not finished
     QHash<QString, RunStatePtr> m_runs;                // guarded by m_mutex
     std::deque<QString> m_finishedOrder;               // guarded by m_mutex
     QHash<QString, int> m_runningPerTask;              // guarded by m_mutex; limited tasks only
-    // A worker whose run ended with the queue empty waits briefly for the next run (see
-    // linger()); dispatch hands it over through m_handoff instead of waking another thread.
-    bool m_lingering = false;                          // guarded by m_mutex
-    RunStatePtr m_handoff;                             // guarded by m_mutex
-    std::atomic<bool> m_handoffReady{false};
-    // Finishes waiting for the recorder. Publishing one takes no lock unless shutdown()
-    // waits for the count to reach zero (m_publishWaiter).
-    std::atomic<int> m_unpublished{0};
-    std::atomic<bool> m_publishWaiter{false};
-    std::condition_variable_any m_allPublished;        // waits on m_mutex
+    quint64 m_nextOrder = 0;                           // guarded by m_mutex
+    int m_unpublished = 0;                             // guarded by m_mutex; finishes not yet durable
+    std::condition_variable m_allPublished;            // waits on m_mutex
     std::atomic<bool> m_accepting{true};               // written under m_mutex
     double m_tokens = 0;                               // guarded by m_mutex
     qint64 m_lastRefillMs = 0;                         // guarded by m_mutex
 
-    // Events on their way to the engine's thread: a lock-free list, newest first.
-    std::atomic<EventNode *> m_eventHead{nullptr};
+    // Runs with events for the engine's thread, in the order they got their first one.
+    std::mutex m_eventMutex;
+    std::vector<RunStatePtr> m_dirty;        // guarded by m_eventMutex
     std::atomic<bool> m_flushQueued{false};  // a delivery is on its way (timer or soon)
     std::atomic<bool> m_soonQueued{false};   // a delivery on the next turn of the loop
-    std::atomic<qsizetype> m_pendingLineCount{0};
-    std::mutex m_drainMutex;                 // only for producers waiting on backpressure
-    std::condition_variable m_eventsDrained; // waits on m_drainMutex
-    std::atomic<bool> m_draining{false};
+    std::atomic<bool> m_draining{false};     // shutting down: producers no longer wait
+    bool m_delivering = false;               // engine's thread only
+    bool m_deliverAgain = false;             // engine's thread only
     QTimer m_flushTimer;
 
     // Timeouts and rate-limit wake-ups, served by one thread so they fire even while the
@@ -326,12 +310,14 @@ EngineCore::EngineCore(TaskEngine *engine, TaskRegistry *reg, const EngineConfig
     , registry(reg)
     , config(cfg)
     , maxActive(config.effectiveMaxConcurrent())
+    , pool(new QThreadPool)
 {
     config.bufferSize = std::max(1, config.bufferSize);
     config.finishedRunsKept = std::max(0, config.finishedRunsKept);
     config.startBurst = std::max(1, config.startBurst);
-    pool.setObjectName(u"taskdeck-engine"_s);
-    pool.setMaxThreadCount(maxActive);
+    m_gate->core = this;
+    pool->setObjectName(u"taskdeck-engine"_s);
+    pool->setMaxThreadCount(maxActive);
     m_tokens = config.startBurst;
     m_lastRefillMs = steadyNowMs();
     m_flushTimer.setSingleShot(true);
@@ -342,21 +328,16 @@ EngineCore::EngineCore(TaskEngine *engine, TaskRegistry *reg, const EngineConfig
 
 EngineCore::~EngineCore()
 {
-    shutdown(5s);
-    // A task that ignores cancellation still holds a worker; its thread must end before the
-    // state it uses goes away.
-    pool.waitForDone();
-    // Entries nobody delivered (the engine's thread had no event loop) hold their runs.
-    EventNode *node = m_eventHead.exchange(nullptr);
-    while (node) {
-        EventNode *next = node->next;
-        if (node->embedded) {
-            const RunStatePtr release = std::move(node->state); // may free the node itself
-        } else {
-            delete node;
-        }
-        node = next;
-    }
+    // Reached only when every worker returned (see TaskEngine::~TaskEngine()).
+    detach();
+    pool->waitForDone();
+    delete pool;
+}
+
+void EngineCore::detach()
+{
+    std::lock_guard lock(m_gate->mutex);
+    m_gate->core = nullptr;
 }
 
 StartResult EngineCore::start(const QString &key, const QJsonObject &args, const RunOptions &options,
@@ -402,19 +383,24 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     st->run.maxAttempts = task->retry.maxAttempts;
     st->run.queuedAt = QDateTime::currentDateTimeUtc();
     st->run.owner = processOwner();
+    st->run.seq = 1;
     const QString id = st->run.id;
 
     // The queued event goes out before the run enters the queue, so no worker can report
-    // its start first.
+    // its start first. Nobody else knows the run yet: no lock needed for its state.
     if (recorder)
         recorder->recordQueued(st->run);
-    st->queuedEvent.state = st;
-    linkEvent(&st->queuedEvent);
+    {
+        std::lock_guard locker(st->mutex);
+        addEventLocked(*st, RunEvent{RunEvent::Type::Queued, 1, {}, {}, std::make_shared<const Run>(st->run)});
+        markDirtyLocked(st);
+    }
     requestDelivery(true);
     ReadyRuns ready;
     bool accepted = true;
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
+        st->order = m_nextOrder++;
         m_runs.insert(id, st);
         accepted = m_accepting.load();
         if (accepted) {
@@ -468,96 +454,89 @@ void EngineCore::dispatchLocked(ReadyRuns &ready)
         if (st->task->maxConcurrent > 0)
             ++m_runningPerTask[st->task->key];
         m_active.push_back(st);
-        if (m_lingering && !m_handoff) {
-            m_handoff = std::move(st);
-            m_handoffReady.store(true, std::memory_order_release);
-        } else {
-            ready.append(std::move(st));
-        }
+        ready.append(std::move(st));
     }
 }
 
-void EngineCore::launch(const ReadyRuns &ready, qsizetype from)
+void EngineCore::launch(const ReadyRuns &ready)
 {
-    for (qsizetype i = from; i < ready.size(); ++i)
-        pool.start([this, st = ready.at(i)] { work(st); });
-}
-
-void EngineCore::work(RunStatePtr st)
-{
-    static thread_local bool named = false;
-    if (!named) {
-        QThread::currentThread()->setObjectName(u"taskdeck-worker"_s);
-        named = true;
-    }
-    // A worker whose run ends takes the next queued one itself: no hand-over to the pool
-    // and no other thread to wake while the queue is busy.
-    while (st) {
-        st = execute(st);
-        if (!st)
-            st = linger();
+    for (const RunStatePtr &st : ready) {
+        pool->start([this, st] {
+            static thread_local bool named = false;
+            if (!named) {
+                QThread::currentThread()->setObjectName(u"taskdeck-worker"_s);
+                named = true;
+            }
+            execute(st);
+        });
     }
 }
 
-RunStatePtr EngineCore::linger()
+bool EngineCore::beginAttempt(const RunStatePtr &st, int attempt)
 {
-    // Waking a sleeping pool thread costs a system call on each side and a thread switch:
-    // far more than a no-op run, and on a virtual machine several microseconds. So when
-    // runs arrive in quick succession, one worker spins for a few microseconds after its
-    // run and takes the next one directly.
-    constexpr auto kLinger = std::chrono::microseconds(20);
-    {
-        QMutexLocker locker(&m_mutex);
-        if (m_lingering || !m_accepting.load())
-            return {};
-        m_lingering = true;
-    }
-    const auto until = std::chrono::steady_clock::now() + kLinger;
-    for (int spin = 1; !m_handoffReady.load(std::memory_order_acquire); ++spin) {
-        if (spin % 32 == 0) {
-            if (std::chrono::steady_clock::now() >= until)
-                break;
-            // Past the first moment, give the CPU to any other thread that wants it (the
-            // history writer, the engine's thread): a waiting worker must not slow them.
-            if (spin >= 64)
-                std::this_thread::yield();
-        }
-        SpinMutex::relax();
-    }
-    QMutexLocker locker(&m_mutex);
-    m_lingering = false;
-    m_handoffReady.store(false, std::memory_order_relaxed);
-    return std::exchange(m_handoff, nullptr);
-}
-
-void EngineCore::beginAttempt(const RunStatePtr &st, int attempt)
-{
-    Run snapshot;
+    std::shared_ptr<const Run> snapshot;
     qint64 deadline = 0;
     {
-        QMutexLocker locker(&st->mutex);
-        st->run.status = RunStatus::Running;
-        st->run.attempt = attempt;
-        if (!st->run.startedAt.isValid())
-            st->run.startedAt = QDateTime::currentDateTimeUtc();
-        if (st->timeout.count() > 0)
-            deadline = steadyNowMs() + st->timeout.count();
-        st->deadlineMs.store(deadline);
-        // Lines of an earlier attempt stay before this start, later ones after it: the
-        // entry is linked under the run's mutex, like the lines' entries.
-        st->activity = nullptr;
-        StartedEvent *started = attempt == 1 ? &st->startedEvent : new StartedEvent;
-        started->snapshot = st->run;
-        started->state = st;
-        linkEvent(started);
+        std::lock_guard record(st->recordMutex);
+        {
+            std::lock_guard locker(st->mutex);
+            if (st->closed)
+                return false;
+            sealProgressLocked(*st);
+            st->run.status = RunStatus::Running;
+            st->run.attempt = attempt;
+            st->run.nextAttemptAt = QDateTime();
+            if (!st->run.startedAt.isValid())
+                st->run.startedAt = QDateTime::currentDateTimeUtc();
+            if (st->timeout.count() > 0)
+                deadline = steadyNowMs() + st->timeout.count();
+            st->deadlineMs.store(deadline);
+            st->run.seq += 1;
+            snapshot = std::make_shared<const Run>(st->run);
+            addEventLocked(*st, RunEvent{RunEvent::Type::Started, snapshot->seq, {}, {}, snapshot});
+            markDirtyLocked(st);
+        }
         if (recorder)
-            snapshot = st->run;
+            recorder->recordStarted(*snapshot);
     }
     if (deadline)
         wakeSchedulerFor(deadline);
-    if (recorder)
-        recorder->recordStarted(snapshot);
     requestDelivery(true);
+    return true;
+}
+
+void EngineCore::waitForRetry(const RunStatePtr &st, int attempt, const RunError &error)
+{
+    const RetryPolicy &retry = st->task->retry;
+    const auto base = retry.baseDelay(attempt);
+    const double spread = std::clamp(retry.jitter, 0.0, 1.0);
+    const double factor = 1.0 + spread * (QRandomGenerator::global()->generateDouble() * 2.0 - 1.0);
+    const auto delay = std::chrono::milliseconds(qint64(double(base.count()) * factor));
+    appendLog(st, LogStream::System,
+              u"attempt %1 of %2 failed: %3; retrying in %4"_s.arg(
+                  QString::number(attempt), QString::number(retry.maxAttempts), error.message,
+                  formatDuration(delay)));
+    {
+        std::lock_guard record(st->recordMutex);
+        std::shared_ptr<const Run> snapshot;
+        {
+            std::lock_guard locker(st->mutex);
+            if (st->closed)
+                return;
+            sealProgressLocked(*st);
+            st->run.status = RunStatus::Retrying;
+            st->run.nextAttemptAt = QDateTime::currentDateTimeUtc().addMSecs(delay.count());
+            st->deadlineMs.store(0); // the timeout is per attempt
+            st->run.seq += 1;
+            snapshot = std::make_shared<const Run>(st->run);
+            addEventLocked(*st, RunEvent{RunEvent::Type::Retrying, snapshot->seq, {}, {}, snapshot});
+            markDirtyLocked(st);
+        }
+        if (recorder)
+            recorder->recordRetrying(*snapshot);
+    }
+    requestDelivery(true);
+    sleep(st, delay);
 }
 
 Outcome EngineCore::invoke(const RunStatePtr &st, int attempt)
@@ -582,122 +561,137 @@ Outcome EngineCore::invoke(const RunStatePtr &st, int attempt)
     return outcome;
 }
 
-RunStatePtr EngineCore::execute(const RunStatePtr &st)
+void EngineCore::execute(const RunStatePtr &st)
 {
     const RetryPolicy &retry = st->task->retry;
     QStringList failures;
     for (int attempt = 1;; ++attempt) {
         if (st->cancelRequested.load()) {
-            return finish(st, st->stopReason.load() == StopTimedOut ? RunStatus::TimedOut : RunStatus::Canceled,
-                          {}, true, true);
+            finish(st, st->stopReason.load() == StopTimedOut ? RunStatus::TimedOut : RunStatus::Canceled, {}, true);
+            return;
         }
-        beginAttempt(st, attempt);
+        if (!beginAttempt(st, attempt))
+            return; // left behind at shutdown
         Outcome outcome = invoke(st, attempt);
         const int stop = st->stopReason.load();
         if (stop == StopTimedOut) {
             outcome.error = {u"timed out after %1"_s.arg(formatDuration(st->timeout)), u"Timeout"_s,
                              outcome.error.message.isEmpty() ? QString() : u"the task then reported: "_s + outcome.error.message,
                              false};
-            return finish(st, RunStatus::TimedOut, outcome, true, true);
+            finish(st, RunStatus::TimedOut, outcome, true);
+            return;
         }
         if (stop == StopCanceled) {
             outcome.error = {u"canceled"_s, u"Canceled"_s, QString(), false};
-            return finish(st, RunStatus::Canceled, outcome, true, true);
+            finish(st, RunStatus::Canceled, outcome, true);
+            return;
         }
-        if (outcome.ok)
-            return finish(st, RunStatus::Succeeded, outcome, true, true);
+        if (outcome.ok) {
+            finish(st, RunStatus::Succeeded, outcome, true);
+            return;
+        }
         failures << u"attempt %1: %2"_s.arg(attempt).arg(outcome.error.message);
         if (!outcome.error.transient || attempt >= retry.maxAttempts) {
             if (failures.size() > 1)
                 outcome.error.detail += u"\nattempts:\n  "_s + failures.join(u"\n  "_s);
-            return finish(st, RunStatus::Failed, outcome, true, true);
+            finish(st, RunStatus::Failed, outcome, true);
+            return;
         }
-        const auto base = retry.baseDelay(attempt);
-        const double spread = std::clamp(retry.jitter, 0.0, 1.0);
-        const double factor = 1.0 + spread * (QRandomGenerator::global()->generateDouble() * 2.0 - 1.0);
-        const auto delay = std::chrono::milliseconds(qint64(double(base.count()) * factor));
-        appendLog(st, LogStream::System,
-                  u"attempt %1 of %2 failed: %3; retrying in %4"_s.arg(
-                      QString::number(attempt), QString::number(retry.maxAttempts),
-                      outcome.error.message, formatDuration(delay)));
-        sleep(st, delay);
+        waitForRetry(st, attempt, outcome.error);
     }
 }
 
-RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning,
-                               bool handOff)
+void EngineCore::finish(const RunStatePtr &st, RunStatus status, const Outcome &outcome, bool wasRunning)
 {
     QString scratch;
+    std::shared_ptr<const Run> final;
+    // Every line numbered so far reaches the recorder before the finish does.
+    std::unique_lock record(st->recordMutex);
     {
-        QMutexLocker locker(&st->mutex);
-        st->run.status = status;
-        st->run.finishedAt = QDateTime::currentDateTimeUtc();
+        std::lock_guard locker(st->mutex);
+        if (st->abandoned)
+            return; // recorded as interrupted at shutdown
+        sealProgressLocked(*st);
+        if (st->progressUnsent || !st->pending.isEmpty())
+            markDirtyLocked(st);
+        Run run = st->run;
+        run.status = status;
+        run.finishedAt = QDateTime::currentDateTimeUtc();
+        run.nextAttemptAt = QDateTime();
+        run.seq += 1; // the finish's own number; nothing else is numbered after close
         if (status == RunStatus::Succeeded) {
-            st->run.result = outcome.result;
+            run.result = outcome.result;
         } else {
-            st->run.error = outcome.error;
-            if (st->run.error.isEmpty()) {
-                st->run.error = status == RunStatus::TimedOut
+            run.error = outcome.error;
+            if (run.error.isEmpty()) {
+                run.error = status == RunStatus::TimedOut
                     ? RunError{u"timed out after %1"_s.arg(formatDuration(st->timeout)), u"Timeout"_s, {}, false}
                     : RunError{u"canceled"_s, u"Canceled"_s, {}, false};
             }
         }
+        final = std::make_shared<const Run>(std::move(run));
+        st->final = final;
         st->closed = true;
-        st->activity = nullptr;
         st->deadlineMs.store(0);
         scratch = std::exchange(st->scratchDir, QString());
     }
-    // From here on the run does not change: every writer checks closed first.
-    const Run &final = st->run;
-    // Lines already numbered reach the recorder before the finish does.
-    while (st->appending.load() > 0)
-        QThread::yieldCurrentThread();
     if (!scratch.isEmpty())
         QDir(scratch).removeRecursively();
     ReadyRuns ready;
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
         if (wasRunning) {
             const auto active = std::find(m_active.begin(), m_active.end(), st);
             if (active != m_active.end()) {
                 std::swap(*active, m_active.back());
                 m_active.pop_back();
             }
-            if (st->task->maxConcurrent > 0 && --m_runningPerTask[final.task] <= 0)
-                m_runningPerTask.remove(final.task);
+            if (st->task->maxConcurrent > 0 && --m_runningPerTask[final->task] <= 0)
+                m_runningPerTask.remove(final->task);
         }
-        m_finishedOrder.push_back(final.id);
+        m_finishedOrder.push_back(final->id);
         while (qsizetype(m_finishedOrder.size()) > config.finishedRunsKept) {
             m_runs.remove(m_finishedOrder.front());
             m_finishedOrder.pop_front();
         }
+        ++m_unpublished;
         dispatchLocked(ready);
     }
-    RunStatePtr next;
-    if (handOff && !ready.isEmpty())
-        next = ready.front();
-    launch(ready, next ? 1 : 0);
-    m_unpublished.fetch_add(1);
     // The slot is free for the next run already; the finish is shown once it is durable.
-    auto publish = [this, st] {
-        st->finishedEvent.state = st;
-        linkEvent(&st->finishedEvent);
-        requestDelivery(true);
-        {
-            QMutexLocker locker(&st->mutex);
+    launch(ready);
+    // The recorder may call this after the engine is gone (a commit that waited behind
+    // another process): the gate tells.
+    auto publish = [gate = m_gate, st] {
+        std::lock_guard lock(gate->mutex);
+        if (gate->core) {
+            gate->core->publishFinished(st);
+        } else {
+            std::lock_guard locker(st->mutex);
+            st->run = *st->final;
             st->finished = true;
-        }
-        st->changed.notify_all();
-        if (m_unpublished.fetch_sub(1) == 1 && m_publishWaiter.load()) {
-            QMutexLocker locker(&m_mutex);
-            m_allPublished.notify_all();
+            st->changed.notify_all();
         }
     };
     if (recorder)
-        recorder->recordFinished(final, std::move(publish));
+        recorder->recordFinished(*final, std::move(publish));
     else
         publish();
-    return next;
+}
+
+void EngineCore::publishFinished(const RunStatePtr &st)
+{
+    {
+        std::lock_guard locker(st->mutex);
+        st->run = *st->final;
+        st->finished = true;
+        addEventLocked(*st, RunEvent{RunEvent::Type::Finished, st->final->seq, {}, {}, st->final});
+        markDirtyLocked(st);
+    }
+    st->changed.notify_all();
+    requestDelivery(true);
+    std::lock_guard locker(m_mutex);
+    if (--m_unpublished == 0)
+        m_allPublished.notify_all();
 }
 
 void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
@@ -711,10 +705,10 @@ void EngineCore::requestStop(const RunStatePtr &st, StopReason reason)
                       ? u"timed out after %1; stopping"_s.arg(formatDuration(st->timeout))
                       : u"cancel requested; stopping"_s);
     }
-    st->cancelRequested.store(true);
     {
-        // Taking the mutex orders the flag before a waiter's check of it.
-        QMutexLocker locker(&st->mutex);
+        // Set under the mutex, so a waiter checks it either before it sleeps or after.
+        std::lock_guard locker(st->mutex);
+        st->cancelRequested.store(true);
     }
     st->changed.notify_all();
 }
@@ -724,7 +718,7 @@ bool EngineCore::cancel(const QString &runId)
     RunStatePtr st;
     bool wasQueued = false;
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
         st = m_runs.value(runId);
         if (!st)
             return false;
@@ -741,8 +735,8 @@ bool EngineCore::cancel(const QString &runId)
         return true;
     }
     {
-        QMutexLocker locker(&st->mutex);
-        if (isTerminal(st->run.status))
+        std::lock_guard locker(st->mutex);
+        if (st->closed)
             return false;
     }
     requestStop(st, StopCanceled);
@@ -753,7 +747,7 @@ void EngineCore::cancelAll()
 {
     QStringList ids;
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
         // Queued runs first, in queue order, so none of them starts while others are canceled.
         QSet<QString> seen;
         for (const RunStatePtr &st : m_queue) {
@@ -771,8 +765,78 @@ void EngineCore::cancelAll()
 
 RunStatePtr EngineCore::find(const QString &runId) const
 {
-    QMutexLocker locker(&m_mutex);
+    std::lock_guard locker(m_mutex);
     return m_runs.value(runId);
+}
+
+QList<Run> EngineCore::activeRuns() const
+{
+    QList<RunStatePtr> states;
+    {
+        std::lock_guard locker(m_mutex);
+        for (const auto &st : m_runs)
+            states << st;
+    }
+    std::sort(states.begin(), states.end(), [](const RunStatePtr &a, const RunStatePtr &b) {
+        return a->order < b->order;
+    });
+    QList<Run> runs;
+    for (const auto &st : std::as_const(states)) {
+        std::lock_guard locker(st->mutex);
+        if (!isTerminal(st->run.status))
+            runs << st->run;
+    }
+    return runs;
+}
+
+Following EngineCore::follow(const QString &runId, const FollowOptions &options)
+{
+    Following answer;
+    const RunStatePtr st = find(runId);
+    if (!st)
+        return answer;
+    auto cancelRun = [gate = m_gate, runId] {
+        std::lock_guard lock(gate->mutex);
+        return gate->core ? gate->core->cancel(runId) : false;
+    };
+    bool deliver = false;
+    {
+        std::lock_guard locker(st->mutex);
+        // The snapshot includes the latest progress; its event goes to earlier followers.
+        sealProgressLocked(*st);
+        deliver = !st->pending.isEmpty() && markDirtyLocked(st);
+        answer.run = st->run;
+        for (const RunEvent &event : st->window) {
+            if (event.type == RunEvent::Type::Log)
+                answer.recentLog.append(event.lines);
+        }
+        const qint64 now = st->run.seq;
+        const qint64 after = options.after < 0 ? now : std::min(options.after, now);
+        RunEvents replay;
+        qint64 firstHeld = now + 1;
+        if (after < now) {
+            for (const RunEvent &event : st->window) {
+                if (event.lastSeq() > after)
+                    replay.append(event);
+            }
+            firstHeld = st->window.empty() ? now + 1 : st->window.front().seq;
+        }
+        // Events the window no longer holds come from the caller (the history); until
+        // then the handle holds what the engine gives it.
+        const bool missing = firstHeld > after + 1;
+        answer.missingTo = missing ? firstHeld - 1 : 0;
+        answer.handle = std::make_unique<RunHandle>(runId, missing ? answer.missingTo : after,
+                                                    options.maxQueuedLines, cancelRun, true);
+        if (!replay.isEmpty())
+            RunHandle::pushTo(answer.handle->link(), replay);
+        if (!st->finished)
+            st->followers.push_back(answer.handle->link());
+    }
+    if (deliver)
+        requestDelivery(false);
+    if (!answer.missingTo)
+        answer.handle->release();
+    return answer;
 }
 
 std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono::milliseconds timeout)
@@ -787,57 +851,30 @@ std::optional<Run> EngineCore::waitForFinished(const QString &runId, std::chrono
 
 Run EngineCore::waitForState(const RunStatePtr &st, std::chrono::milliseconds timeout, bool *finished)
 {
+    // Events are not delivered from here: receivers get them from the event loop, in order.
     const auto deadline = std::chrono::steady_clock::now()
         + std::min<std::chrono::milliseconds>(timeout, std::chrono::hours(24 * 365 * 10));
-    const bool deliver = onEngineThread();
-    for (;;) {
-        {
-            std::unique_lock locker(st->mutex);
-            if (st->finished)
-                break;
-            if (std::chrono::steady_clock::now() >= deadline) {
-                *finished = false;
-                return st->run;
-            }
-            // On the engine's thread nobody else delivers events while we block, so wake up
-            // regularly to do it.
-            const auto step = deliver
-                ? std::min(deadline, std::chrono::steady_clock::now() + config.eventInterval)
-                : deadline;
-            st->changed.wait_until(locker, step);
-        }
-        if (deliver)
-            deliverEvents();
-    }
-    if (deliver)
-        deliverEvents();
-    *finished = true;
-    QMutexLocker locker(&st->mutex);
+    std::unique_lock locker(st->mutex);
+    *finished = st->changed.wait_until(locker, deadline, [&st] { return st->finished; });
     return st->run;
 }
 
 bool EngineCore::shutdown(std::chrono::milliseconds grace)
 {
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
         m_accepting.store(false);
     }
     m_draining.store(true);
-    {
-        std::lock_guard locker(m_drainMutex);
-        m_eventsDrained.notify_all();
-    }
     cancelAll();
     QDeadlineTimer deadline(grace);
-    bool done = pool.waitForDone(int(grace.count()));
+    bool done = pool->waitForDone(int(grace.count()));
     {
         // Finishes the recorder has not made durable yet still belong to this engine.
         std::unique_lock locker(m_mutex);
-        m_publishWaiter.store(true);
-        while (m_unpublished.load() > 0 && !deadline.hasExpired())
-            m_allPublished.wait_for(locker, std::chrono::milliseconds(std::max<qint64>(1, deadline.remainingTime())));
-        m_publishWaiter.store(false);
-        done = done && m_unpublished.load() == 0;
+        m_allPublished.wait_for(locker, std::chrono::milliseconds(std::max<qint64>(0, deadline.remainingTime())),
+                                [this] { return m_unpublished == 0; });
+        done = done && m_unpublished == 0;
     }
     {
         std::lock_guard<std::mutex> lock(m_schedMutex);
@@ -846,11 +883,63 @@ bool EngineCore::shutdown(std::chrono::milliseconds grace)
     m_schedCondition.notify_all();
     if (m_scheduler.joinable())
         m_scheduler.join();
-    if (onEngineThread())
-        deliverEvents();
     if (!done)
         qCWarning(lcEngine) << "some tasks did not stop within" << grace.count() << "ms of shutdown";
     return done;
+}
+
+bool EngineCore::abandonStuckRuns()
+{
+    std::vector<RunStatePtr> active;
+    {
+        std::lock_guard locker(m_mutex);
+        active = m_active;
+    }
+    bool left = false;
+    for (const RunStatePtr &st : active) {
+        {
+            std::lock_guard locker(st->mutex);
+            if (st->closed)
+                continue;
+            // From here the worker's calls find the run closed and touch nothing else.
+            st->closed = true;
+            st->abandoned = true;
+        }
+        left = true;
+        // Wait for a change the worker is handing to the recorder right now.
+        std::lock_guard record(st->recordMutex);
+        Run run;
+        {
+            std::lock_guard locker(st->mutex);
+            run = st->run;
+        }
+        run.status = RunStatus::Interrupted;
+        run.finishedAt = QDateTime::currentDateTimeUtc();
+        run.nextAttemptAt = QDateTime();
+        run.seq += 1;
+        run.error = {u"the task did not stop when Taskdeck closed; it was left running and its "
+                     "result is lost"_s,
+                     u"Abandoned"_s,
+                     u"the task was asked to stop and did not return within the shutdown grace "
+                     "period; a task function must poll RunContext::isCanceled()"_s,
+                     false};
+        qCWarning(lcEngine).noquote() << u"run %1 (%2) did not stop; recorded as interrupted"_s.arg(run.id, run.task);
+        if (recorder) {
+            auto durable = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+            auto done = std::make_shared<bool>(false);
+            recorder->recordFinished(run, [durable, done] {
+                std::lock_guard lock(durable->first);
+                *done = true;
+                durable->second.notify_all();
+            });
+            std::unique_lock lock(durable->first);
+            durable->second.wait_for(lock, std::chrono::seconds(5), [&done] { return *done; });
+        }
+        std::lock_guard locker(st->mutex);
+        st->run = run;
+        st->finished = true;
+    }
+    return left;
 }
 
 void EngineCore::appendLog(const RunStatePtr &st, LogStream stream, const QString &text)
@@ -863,83 +952,59 @@ void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsi
 {
     if (count <= 0)
         return;
-    // A task that prints faster than the receivers take its lines waits here (a bounded
-    // time) instead of growing memory.
-    if (m_pendingLineCount.load(std::memory_order_relaxed) >= kPendingLineCap && !m_draining.load()
-        && !onEngineThread()) {
-        std::unique_lock locker(m_drainMutex);
-        m_eventsDrained.wait_for(locker, 250ms, [this] {
-            return m_pendingLineCount.load() < kPendingLineCap || m_draining.load();
-        });
+    if (!onEngineThread() && !m_draining.load()) {
+        // A run that prints faster than the engine's thread takes its lines waits here (a
+        // bounded time) instead of growing memory; other runs are not held up.
+        std::unique_lock locker(st->mutex);
+        if (st->pendingLines >= kPendingLineCap && !st->pressureOff) {
+            st->pressureOff = !st->changed.wait_for(locker, 250ms, [this, &st] {
+                return st->pendingLines < kPendingLineCap || st->closed || m_draining.load();
+            });
+        }
     }
     const qint64 timeMs = QDateTime::currentMSecsSinceEpoch();
-    LogLines recorded;
-    if (recorder)
-        recorded.reserve(count);
-    bool opened = false;
+    LogLines batch;
+    batch.reserve(count);
+    bool listed = false;
     QString id;
+    std::lock_guard record(st->recordMutex);
     {
-        QMutexLocker locker(&st->mutex);
+        std::lock_guard locker(st->mutex);
         // A line from another thread (a cancel, a timeout) that loses the race with the end
-        // of the run has nowhere to go: the final snapshot is already taken.
+        // of the run has nowhere to go: the final state is already taken.
         if (st->closed)
             return;
-        ++st->appending;
-        if (!st->recent)
-            st->recent = std::make_unique<std::deque<LogLine>>();
-        LogLines &pending = activityLocked(st, &opened)->lines;
-        if (pending.capacity() - pending.size() < count)
-            pending.reserve(std::max(pending.size() + count, pending.capacity() * 2));
-        for (qsizetype i = 0; i < count; ++i) {
-            LogLine line;
-            line.number = ++st->run.logLines;
-            line.timeMs = timeMs;
-            line.stream = lines[i].stream;
-            line.text = lines[i].text;
-            st->recent->push_back(line);
-            if (qsizetype(st->recent->size()) > config.bufferSize)
-                st->recent->pop_front();
-            if (recorder)
-                recorded.append(line);
-            pending.append(std::move(line));
-        }
+        for (qsizetype i = 0; i < count; ++i)
+            batch.append(LogLine{++st->run.logLines, timeMs, lines[i].stream, lines[i].text, ++st->run.seq});
+        addEventLocked(*st, RunEvent{RunEvent::Type::Log, batch.constFirst().seq, batch, {}, {}});
+        listed = markDirtyLocked(st);
         id = st->run.id;
     }
-    m_pendingLineCount.fetch_add(count, std::memory_order_relaxed);
-    const auto handedOn = qScopeGuard([&st] { --st->appending; });
     if (recorder)
-        recorder->recordLog(id, recorded);
-    if (opened)
+        recorder->recordLog(id, batch);
+    if (listed)
         requestDelivery(false);
-}
-
-ActivityEvent *EngineCore::activityLocked(const RunStatePtr &st, bool *opened)
-{
-    if (!st->activity) {
-        st->activity = new ActivityEvent;
-        st->activity->state = st;
-        // Linked under the run's mutex, so it keeps its place among the run's events.
-        linkEvent(st->activity);
-        *opened = true;
-    }
-    return st->activity;
 }
 
 void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
 {
-    bool opened = false;
+    bool listed = false;
     QString id;
+    std::lock_guard record(st->recordMutex);
     {
-        QMutexLocker locker(&st->mutex);
+        std::lock_guard locker(st->mutex);
         if (st->closed)
             return;
         st->run.progress = progress;
-        activityLocked(st, &opened)->progress = progress;
+        // Numbered when the engine's thread takes the run's events: a run that reports
+        // progress for every item costs one event per delivery, not one per report.
+        st->progressUnsent = true;
+        listed = markDirtyLocked(st);
         id = st->run.id;
     }
     if (recorder)
         recorder->recordProgress(id, progress);
-    if (opened)
+    if (listed)
         requestDelivery(false);
 }
 
@@ -950,18 +1015,83 @@ bool EngineCore::sleep(const RunStatePtr &st, std::chrono::milliseconds duration
     return !st->cancelRequested.load();
 }
 
-void EngineCore::linkEvent(EventNode *node)
+void EngineCore::addEventLocked(RunState &st, RunEvent event)
 {
-    EventNode *head = m_eventHead.load(std::memory_order_relaxed);
-    do {
-        node->next = head;
-    } while (!m_eventHead.compare_exchange_weak(head, node));
+    addToWindowLocked(st, event);
+    if (event.type == RunEvent::Type::Log) {
+        st.pendingLines += event.lines.size();
+        if (!st.pending.isEmpty() && st.pending.constLast().type == RunEvent::Type::Log) {
+            st.pending.last().lines.append(event.lines);
+            return;
+        }
+    }
+    st.pending.append(std::move(event));
+}
+
+void EngineCore::addToWindowLocked(RunState &st, const RunEvent &event)
+{
+    // Log events in the window hold at most this many lines, so dropping the oldest lines
+    // moves little memory.
+    constexpr qsizetype kWindowBatch = 256;
+    // Events other than lines the window keeps beyond its lines (progress of a quiet run).
+    constexpr size_t kWindowOtherEvents = 1024;
+    if (event.type == RunEvent::Type::Log) {
+        for (qsizetype i = 0; i < event.lines.size();) {
+            if (st.window.empty() || st.window.back().type != RunEvent::Type::Log
+                || st.window.back().lines.size() >= kWindowBatch) {
+                st.window.push_back(RunEvent{RunEvent::Type::Log, event.lines.at(i).seq, {}, {}, {}});
+                st.window.back().lines.reserve(kWindowBatch);
+            }
+            LogLines &into = st.window.back().lines;
+            const qsizetype take = std::min(kWindowBatch - into.size(), event.lines.size() - i);
+            into.append(event.lines.mid(i, take));
+            st.windowLines += take;
+            i += take;
+        }
+    } else {
+        st.window.push_back(event);
+    }
+    const qsizetype keepLines = config.bufferSize;
+    while (!st.window.empty()
+           && (st.windowLines > keepLines || st.window.size() > size_t(keepLines / kWindowBatch) + kWindowOtherEvents)) {
+        RunEvent &front = st.window.front();
+        if (front.type == RunEvent::Type::Log) {
+            const qsizetype excess = st.windowLines - keepLines;
+            if (excess > 0 && excess < front.lines.size()) {
+                front.lines.remove(0, excess);
+                front.seq = front.lines.constFirst().seq;
+                st.windowLines -= excess;
+                break;
+            }
+            st.windowLines -= front.lines.size();
+        }
+        st.window.pop_front();
+    }
+}
+
+void EngineCore::sealProgressLocked(RunState &st)
+{
+    if (!st.progressUnsent)
+        return;
+    st.progressUnsent = false;
+    st.run.seq += 1;
+    addEventLocked(st, RunEvent{RunEvent::Type::Progress, st.run.seq, {}, st.run.progress, {}});
+}
+
+bool EngineCore::markDirtyLocked(const RunStatePtr &st)
+{
+    if (st->dirty)
+        return false;
+    st->dirty = true;
+    std::lock_guard lock(m_eventMutex);
+    m_dirty.push_back(st);
+    return true;
 }
 
 void EngineCore::requestDelivery(bool soon)
 {
-    // The flags are reset before the engine's thread takes the list, so an entry linked
-    // after that always asks for a new delivery, and one linked before is always taken.
+    // The flags are reset before the engine's thread takes the list, so a run listed after
+    // that always asks for a new delivery, and one listed before is always taken.
     if (soon) {
         // Lifecycle changes go out on the next turn of the event loop; one queued delivery
         // carries every event that arrives before it runs.
@@ -991,80 +1121,74 @@ void EngineCore::deliverEvents()
     m_flushTimer.stop();
     m_soonQueued.store(false);
     m_flushQueued.store(false);
-    EventNode *newestFirst = m_eventHead.exchange(nullptr);
-    EventNode *ordered = nullptr;
-    while (newestFirst) {
-        EventNode *next = newestFirst->next;
-        newestFirst->next = ordered;
-        ordered = newestFirst;
-        newestFirst = next;
+    if (m_delivering) {
+        // A receiver runs an event loop of its own (a dialog, a wait): events delivered
+        // from in there would overtake the ones still being delivered. They go out once
+        // that receiver returns.
+        m_deliverAgain = true;
+        return;
     }
-    while (ordered) {
-        EventNode *node = ordered;
-        ordered = node->next;
-        deliver(node);
+    std::vector<RunStatePtr> dirty;
+    {
+        std::lock_guard lock(m_eventMutex);
+        dirty.swap(m_dirty);
     }
+    m_delivering = true;
+    for (const RunStatePtr &st : dirty)
+        deliverRun(st);
+    m_delivering = false;
+    if (std::exchange(m_deliverAgain, false))
+        requestDelivery(true);
 }
 
-void EngineCore::deliver(EventNode *node)
+void EngineCore::deliverRun(const RunStatePtr &st)
 {
-    // The entry may live inside the run's state: this reference keeps both alive until the
-    // entry is done with.
-    const RunStatePtr st = std::move(node->state);
-    switch (node->kind) {
-    case EventNode::Kind::Queued:
+    RunEvents events;
+    std::vector<std::shared_ptr<FollowerLink>> followers;
+    bool drained = false;
+    {
+        std::lock_guard locker(st->mutex);
+        st->dirty = false;
+        sealProgressLocked(*st);
+        events.swap(st->pending);
+        drained = st->pendingLines >= kPendingLineCap;
+        st->pendingLines = 0;
+        st->pressureOff = false;
+        followers = st->followers;
+    }
+    if (drained)
+        st->changed.notify_all();
+    // Each follower gets the same batch: one delivery per batch, whatever their number.
+    std::vector<std::shared_ptr<FollowerLink>> gone;
+    for (const auto &link : followers) {
+        if (!RunHandle::pushTo(link, events))
+            gone.push_back(link);
+    }
+    if (!gone.empty()) {
+        std::lock_guard locker(st->mutex);
+        auto &list = st->followers;
+        list.erase(std::remove_if(list.begin(), list.end(), [&gone](const auto &link) {
+                       return std::find(gone.cbegin(), gone.cend(), link) != gone.cend();
+                   }), list.end());
+    }
+    for (const RunEvent &event : std::as_const(events))
+        emitEvent(*st, event);
+}
+
+void EngineCore::emitEvent(const RunState &st, const RunEvent &event)
+{
+    const QString &id = st.run.id; // never changes after creation
+    switch (event.type) {
+    case RunEvent::Type::Queued:
         if (q->isSignalConnected(QMetaMethod::fromSignal(&TaskEngine::runQueued)))
-            Q_EMIT q->runQueued(queuedSnapshot(*st));
+            Q_EMIT q->runQueued(*event.run);
         break;
-    case EventNode::Kind::Started:
-        Q_EMIT q->runStarted(static_cast<StartedEvent *>(node)->snapshot);
-        break;
-    case EventNode::Kind::Finished:
-        // Closed runs do not change any more: the final snapshot is the run itself.
-        Q_EMIT q->runFinished(st->run);
-        break;
-    case EventNode::Kind::Activity: {
-        auto *activity = static_cast<ActivityEvent *>(node);
-        LogLines lines;
-        std::optional<Progress> progress;
-        {
-            QMutexLocker locker(&st->mutex);
-            if (st->activity == activity)
-                st->activity = nullptr;
-            lines.swap(activity->lines);
-            progress.swap(activity->progress);
-        }
-        if (!lines.isEmpty()) {
-            const qsizetype before = m_pendingLineCount.fetch_sub(lines.size());
-            if (before >= kPendingLineCap) {
-                { std::lock_guard locker(m_drainMutex); }
-                m_eventsDrained.notify_all();
-            }
-            Q_EMIT q->runLog(st->run.id, lines); // the id never changes after creation
-        }
-        if (progress)
-            Q_EMIT q->runProgress(st->run.id, *progress);
-        break;
+    case RunEvent::Type::Started: Q_EMIT q->runStarted(*event.run); break;
+    case RunEvent::Type::Retrying: Q_EMIT q->runRetrying(*event.run); break;
+    case RunEvent::Type::Progress: Q_EMIT q->runProgress(id, event.progress); break;
+    case RunEvent::Type::Log: Q_EMIT q->runLog(id, event.lines); break;
+    case RunEvent::Type::Finished: Q_EMIT q->runFinished(*event.run); break;
     }
-    }
-    if (node->kind == EventNode::Kind::Started)
-        static_cast<StartedEvent *>(node)->snapshot = Run();
-    if (!node->embedded)
-        delete node;
-}
-
-Run EngineCore::queuedSnapshot(const RunState &st)
-{
-    // These fields never change once start() has made the run; the others still hold
-    // their defaults in a run that waits in the queue.
-    Run run;
-    run.id = st.run.id;
-    run.task = st.run.task;
-    run.args = st.run.args;
-    run.maxAttempts = st.run.maxAttempts;
-    run.queuedAt = st.run.queuedAt;
-    run.owner = st.run.owner;
-    return run;
 }
 
 void EngineCore::wakeSchedulerFor(qint64 atMs)
@@ -1086,7 +1210,7 @@ qint64 EngineCore::stopOverdue()
     QVarLengthArray<RunStatePtr, 8> due;
     qint64 next = kNever;
     {
-        QMutexLocker locker(&m_mutex);
+        std::lock_guard locker(m_mutex);
         for (const RunStatePtr &st : m_active) {
             const qint64 at = st->deadlineMs.load();
             if (at == 0)
@@ -1100,9 +1224,9 @@ qint64 EngineCore::stopOverdue()
     for (const RunStatePtr &st : due) {
         bool stop = false;
         {
-            QMutexLocker locker(&st->mutex);
+            std::lock_guard locker(st->mutex);
             const qint64 at = st->deadlineMs.load();
-            stop = !st->finished && st->run.status == RunStatus::Running && at != 0 && at <= now;
+            stop = !st->closed && st->run.status == RunStatus::Running && at != 0 && at <= now;
             if (stop)
                 st->deadlineMs.store(0);
         }
@@ -1171,7 +1295,7 @@ const QJsonObject &RunContext::args() const { return m_state->args; }
 
 int RunContext::attempt() const
 {
-    QMutexLocker locker(&m_state->mutex);
+    std::lock_guard locker(m_state->mutex);
     return m_state->run.attempt;
 }
 
@@ -1199,10 +1323,11 @@ bool RunContext::sleep(std::chrono::milliseconds duration) { return m_core->slee
 
 QString RunContext::scratchDir()
 {
-    QMutexLocker locker(&m_state->mutex);
+    std::lock_guard locker(m_state->mutex);
     if (m_state->scratchDir.isEmpty()) {
+        // Private to the user: a task may keep secrets or uploads there.
         const QString path = QDir::temp().filePath(u"taskdeck-run-"_s + m_state->run.id);
-        if (!QDir().mkpath(path))
+        if (!QDir().mkdir(path, QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner))
             throw TaskError(u"cannot create scratch directory %1"_s.arg(path), u"ScratchDir"_s);
         m_state->scratchDir = path;
     }
@@ -1256,11 +1381,25 @@ TaskEngine::TaskEngine(TaskRegistry *registry, const EngineConfig &config, QObje
     Q_UNUSED(registered);
 }
 
-TaskEngine::~TaskEngine() = default;
+TaskEngine::~TaskEngine()
+{
+    if (d->shutdown(std::chrono::seconds(5)) || !d->abandonStuckRuns())
+        return; // d is destroyed normally: every worker has returned
+    // A task ignores the cancel and holds a worker thread that cannot be stopped. Its run is
+    // recorded as interrupted; the engine's innards stay behind for that thread (which
+    // only finds its run closed from now on), so that closing never hangs.
+    d->detach();
+    detail::EngineCore *left = d.release();
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_ignore_object(left);
+    __lsan_ignore_object(left->pool);
+#else
+    Q_UNUSED(left);
+#endif
+}
 
 TaskRegistry *TaskEngine::registry() const { return d->registry; }
 const EngineConfig &TaskEngine::config() const { return d->config; }
-QThreadPool *TaskEngine::threadPool() const { return &d->pool; }
 void TaskEngine::setRecorder(IRunRecorder *recorder) { d->recorder = recorder; }
 
 StartResult TaskEngine::start(const QString &key, const QJsonObject &args, const RunOptions &options)
@@ -1278,7 +1417,7 @@ RunResult TaskEngine::run(const QString &key, const QJsonObject &args, const Run
         return answer;
     }
     bool finished = false;
-    answer.run = d->waitForState(state, std::chrono::hours(24 * 365), &finished);
+    answer.run = d->waitForState(state, std::chrono::hours(24 * 365 * 10), &finished);
     return answer;
 }
 
@@ -1290,7 +1429,7 @@ std::optional<Run> TaskEngine::snapshot(const QString &runId) const
     const auto st = d->find(runId);
     if (!st)
         return std::nullopt;
-    QMutexLocker locker(&st->mutex);
+    std::lock_guard locker(st->mutex);
     return st->run;
 }
 
@@ -1311,37 +1450,31 @@ LogLines TaskEngine::recentLog(const QString &runId) const
     const auto st = d->find(runId);
     if (!st)
         return {};
-    QMutexLocker locker(&st->mutex);
-    return st->recent ? LogLines(st->recent->cbegin(), st->recent->cend()) : LogLines();
+    LogLines lines;
+    std::lock_guard locker(st->mutex);
+    for (const RunEvent &event : st->window) {
+        if (event.type == RunEvent::Type::Log)
+            lines.append(event.lines);
+    }
+    return lines;
 }
 
-QList<Run> TaskEngine::activeRuns() const
+Following TaskEngine::follow(const QString &runId, const FollowOptions &options)
 {
-    QList<detail::RunStatePtr> states;
-    {
-        QMutexLocker locker(&d->m_mutex);
-        for (const auto &st : d->m_runs)
-            states << st;
-    }
-    QList<Run> runs;
-    for (const auto &st : states) {
-        QMutexLocker locker(&st->mutex);
-        if (!isTerminal(st->run.status))
-            runs << st->run;
-    }
-    std::sort(runs.begin(), runs.end(), [](const Run &a, const Run &b) { return a.queuedAt < b.queuedAt; });
-    return runs;
+    return d->follow(runId, options);
 }
+
+QList<Run> TaskEngine::activeRuns() const { return d->activeRuns(); }
 
 int TaskEngine::runningCount() const
 {
-    QMutexLocker locker(&d->m_mutex);
+    std::lock_guard locker(d->m_mutex);
     return int(d->m_active.size());
 }
 
 int TaskEngine::queuedCount() const
 {
-    QMutexLocker locker(&d->m_mutex);
+    std::lock_guard locker(d->m_mutex);
     return int(d->m_queue.size());
 }
 
@@ -1352,6 +1485,5 @@ std::optional<Run> TaskEngine::waitForFinished(const QString &runId, std::chrono
 
 bool TaskEngine::shutdown(std::chrono::milliseconds grace) { return d->shutdown(grace); }
 
-void TaskEngine::deliverEvents() { d->deliverEvents(); }
 
 } // namespace taskdeck

@@ -4,6 +4,7 @@
 #include "engineconfig.h"
 #include "field.h"
 #include "run.h"
+#include "runhandle.h"
 #include "taskregistry.h"
 
 #include <QJsonObject>
@@ -12,10 +13,6 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-
-QT_BEGIN_NAMESPACE
-class QThreadPool;
-QT_END_NAMESPACE
 
 namespace taskdeck {
 
@@ -49,6 +46,35 @@ struct StartResult
     bool ok() const { return !error.isError(); }
 };
 
+/*! How to follow a run: see TaskEngine::follow(). */
+struct FollowOptions
+{
+    /*! Follow from the run's current state (-1), or get every event after this seq. */
+    qint64 after = -1;
+    /*! Log lines that may wait for the follower before it falls behind. */
+    qsizetype maxQueuedLines = RunHandle::kDefaultMaxQueuedLines;
+};
+
+/*!
+ * The answer of TaskEngine::follow(): the run's state as of seq run.seq, and a handle that
+ * emits the events after it (or after FollowOptions::after, when that is earlier).
+ */
+struct Following
+{
+    /*! Null when the engine does not know the run (never started here, or forgotten: the
+     *  history has it). */
+    std::unique_ptr<RunHandle> handle;
+    Run run;              //!< the snapshot, as of run.seq
+    LogLines recentLog;   //!< up to EngineConfig::bufferSize lines, the last one at or before run.seq
+    /*!
+     * When following from an earlier seq: the events after \c after up to \c missingTo are
+     * no longer in the engine (it keeps a bounded window of each run's events). The handle
+     * is then held: supply those events from the history with handle->push(), then call
+     * handle->release(). 0 when nothing is missing.
+     */
+    qint64 missingTo = 0;
+};
+
 /*! The answer of TaskEngine::run(): the finished run, or why there is none. */
 struct RunResult
 {
@@ -66,8 +92,14 @@ struct RunResult
  * backoff and jitter.
  *
  * Threading: create and use the engine on one thread with an event loop (normally the main
- * thread). Its signals are emitted on that thread; log and progress arrive in batches at most
- * every EngineConfig::eventInterval. start(), cancel() and the queries are thread-safe.
+ * thread). Its signals are emitted on that thread, by its event loop only (never from inside
+ * a call such as run() or waitForFinished()), so every receiver sees each run's events in
+ * order; log and progress arrive in batches at most every EngineConfig::eventInterval.
+ * start(), cancel(), follow() and the queries are thread-safe.
+ *
+ * Every event of a run has a sequence number (Run::seq, LogLine::seq). follow() hands out a
+ * run's snapshot and a RunHandle that emits exactly the events after it: the one way for a
+ * log pane or a WebSocket to show a run live, from its start or from any point.
  *
  * \code
  * TaskRegistry registry;
@@ -92,7 +124,6 @@ public:
 
     TaskRegistry *registry() const;
     const EngineConfig &config() const;
-    QThreadPool *threadPool() const;
 
     /*! Sets the recorder that receives every change (not owned; may be null). Set it before
      *  the first start(). */
@@ -103,9 +134,8 @@ public:
                       const RunOptions &options = RunOptions());
     /*!
      * Validates, runs and waits for the run to finish; returns it with its result or error.
-     * Blocks the calling thread. On the engine's thread, events of this run are still
-     * delivered (before it returns). Do not call from inside a task function when the pool
-     * is full.
+     * Blocks the calling thread; the run's signals are emitted afterwards by the event loop.
+     * Do not call from inside a task function when the pool is full.
      */
     RunResult run(const QString &key, const QJsonObject &args,
                   const RunOptions &options = RunOptions());
@@ -123,7 +153,14 @@ public:
     std::optional<Progress> progress(const QString &runId) const;
     /*! The last bufferSize lines of the run's log, oldest first. */
     LogLines recentLog(const QString &runId) const;
-    /*! Queued and running runs, in queue order. */
+    /*!
+     * Follows a run the engine knows: atomically takes its snapshot and subscribes a
+     * handle to every later event. With options.after >= 0 the handle first replays the
+     * events after that seq. The handle is the caller's; it lives in the calling thread
+     * (moveToThread() it before the event loop runs to follow from another thread).
+     */
+    Following follow(const QString &runId, const FollowOptions &options = FollowOptions());
+    /*! Queued, running and retrying runs, in the order they were queued. */
     QList<Run> activeRuns() const;
     /*! Number of runs executing now (excluding queued ones). */
     int runningCount() const;
@@ -132,28 +169,29 @@ public:
 
     /*!
      * Blocks until the run finishes or \a timeout passes; returns its final snapshot, or
-     * nullopt on timeout or an unknown id. On the engine's thread, pending events are
-     * delivered while waiting.
+     * nullopt on timeout or an unknown id. Delivers no events while it waits.
      */
     std::optional<Run> waitForFinished(const QString &runId,
                                        std::chrono::milliseconds timeout = std::chrono::hours(24));
 
     /*!
      * Stops accepting runs, cancels the queued and running ones and waits up to \a grace
-     * for workers to return. Returns false if some did not.
+     * for workers to return. Returns false if some did not. The destructor calls it; runs
+     * whose task still ignores the cancel then are recorded as Interrupted and left behind
+     * (their worker threads cannot be stopped), so closing never hangs.
      */
     bool shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
 Q_SIGNALS:
     void runQueued(const taskdeck::Run &run);
     void runStarted(const taskdeck::Run &run);          //!< once per attempt
+    void runRetrying(const taskdeck::Run &run);         //!< waits until run.nextAttemptAt
     void runProgress(const QString &runId, const taskdeck::Progress &progress);
     void runLog(const QString &runId, const taskdeck::LogLines &lines);
     void runFinished(const taskdeck::Run &run);
 
 private:
     friend class detail::EngineCore;
-    void deliverEvents();
 
     std::unique_ptr<detail::EngineCore> d;
 };
