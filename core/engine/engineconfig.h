@@ -21,6 +21,8 @@ struct EngineConfig
     int startBurst = 1;      //!< bucket size: starts allowed at once after a quiet spell
     int finishedRunsKept = 1000; //!< finished runs kept in memory for status queries
     std::chrono::milliseconds eventInterval{20}; //!< log/progress batching window
+    /*! How long closing the engine waits for tasks to return after canceling them. */
+    std::chrono::milliseconds shutdownGrace{std::chrono::seconds(5)};
 
     /*! maxConcurrent with 0 resolved to the CPU count. */
     int effectiveMaxConcurrent() const;

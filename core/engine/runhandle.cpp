@@ -29,16 +29,16 @@ struct FollowerLink
 
 } // namespace detail
 
-// Whether the link's queue should be drained now, on this thread; posts the drain to a
-// handle on another thread. Link mutex held.
-bool RunHandle::scheduleDrainLocked(detail::FollowerLink &link)
+// Whether the link's queue should be drained now, on this thread (only where \a here allows
+// it); posts the drain otherwise. Link mutex held.
+bool RunHandle::scheduleDrainLocked(detail::FollowerLink &link, bool here)
 {
     if (link.held || link.drainPosted || !link.handle)
         return false;
     if (link.queue.isEmpty() && !link.behind)
         return false;
     link.drainPosted = true;
-    if (link.handle->thread() == QThread::currentThread())
+    if (here && link.handle->thread() == QThread::currentThread())
         return true;
     // Posted to the handle's thread; Qt drops the call if the handle is deleted first.
     RunHandle *handle = link.handle;
@@ -114,7 +114,7 @@ bool RunHandle::pushTo(const std::shared_ptr<detail::FollowerLink> &linkPtr, con
             link.supplied = 0;
         }
         open = !link.behind && !link.closed;
-        drainHere = scheduleDrainLocked(link);
+        drainHere = scheduleDrainLocked(link, true);
         handle = link.handle;
     }
     // Only this thread could delete the handle, so it is still there.
@@ -137,15 +137,13 @@ void RunHandle::supply(const RunEvents &events)
 
 void RunHandle::release()
 {
-    bool drainHere = false;
     {
         std::lock_guard lock(m_link->mutex);
         m_link->held = false;
         m_link->supplied = 0;
-        drainHere = scheduleDrainLocked(*m_link);
+        // Posted: whoever releases the handle connects to it first.
+        scheduleDrainLocked(*m_link, false);
     }
-    if (drainHere)
-        drain();
 }
 
 void RunHandle::drain()

@@ -83,7 +83,8 @@ public:
      * how the history fills in what the engine no longer holds (Following::missingTo).
      */
     void supply(const RunEvents &events);
-    /*! For event sources: while held, events wait; release() lets them go. */
+    /*! For event sources: while held, events wait; release() lets them go (from the event
+     *  loop, so a caller can connect to the handle first). */
     void release();
 
     /*! How many log lines may wait for a follower before it falls behind, by default. */
@@ -103,7 +104,7 @@ Q_SIGNALS:
     void events(const taskdeck::RunEvents &events);
 
 private:
-    static bool scheduleDrainLocked(detail::FollowerLink &link);
+    static bool scheduleDrainLocked(detail::FollowerLink &link, bool here);
     void drain();
     void emitEvents(const RunEvents &events);
 

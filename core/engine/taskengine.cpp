@@ -1383,7 +1383,7 @@ TaskEngine::TaskEngine(TaskRegistry *registry, const EngineConfig &config, QObje
 
 TaskEngine::~TaskEngine()
 {
-    if (d->shutdown(std::chrono::seconds(5)) || !d->abandonStuckRuns())
+    if (d->shutdown(d->config.shutdownGrace) || !d->abandonStuckRuns())
         return; // d is destroyed normally: every worker has returned
     // A task ignores the cancel and holds a worker thread that cannot be stopped. Its run is
     // recorded as interrupted; the engine's innards stay behind for that thread (which
