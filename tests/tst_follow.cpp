@@ -78,8 +78,6 @@ private:
 struct Gate
 {
     QSemaphore open;
-    // Opens the gate when the test ends, so a failed check never leaves a task waiting.
-    ~Gate() { open.release(1000); }
 };
 
 Task gatedTask(const QString &key, Gate *gate, int before, int after)
@@ -188,6 +186,8 @@ void TestFollow::followFromStart()
     Gate gate;
     QVERIFY(registry.add(gatedTask(u"gated"_s, &gate, 3, 3)));
     TaskEngine engine(&registry);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const StartResult started = engine.start(u"gated"_s, {});
     QVERIFY(started.ok());
     Following f = engine.follow(started.runId, {.after = 0});
@@ -213,6 +213,8 @@ void TestFollow::followFromTheMiddle()
     Gate gate;
     QVERIFY(registry.add(gatedTask(u"gated"_s, &gate, 100, 50)));
     TaskEngine engine(&registry);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"gated"_s, {}).runId;
     QTRY_COMPARE(engine.snapshot(id)->logLines, 100);
     // Events 1..50 were seen elsewhere (a WebSocket before it dropped): resume after 50.
@@ -237,6 +239,8 @@ void TestFollow::snapshotThenLiveEvents()
     EngineConfig config;
     config.bufferSize = 8;
     TaskEngine engine(&registry, config);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"gated"_s, {}).runId;
     QTRY_COMPARE(engine.snapshot(id)->progress.done, 1);
     Following f = engine.follow(id);
@@ -286,6 +290,8 @@ void TestFollow::missingEventsAreHeldForTheCaller()
     EngineConfig config;
     config.bufferSize = 10; // the window keeps the last 10 lines only
     TaskEngine engine(&registry, config);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"gated"_s, {}).runId;
     QTRY_COMPARE(engine.snapshot(id)->logLines, 30);
     Following f = engine.follow(id, {.after = 5});
@@ -325,6 +331,8 @@ void TestFollow::hundredFollowersEachSeeEverything()
         return {};
     })));
     TaskEngine engine(&registry);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"busy"_s, {}).runId;
     std::vector<Following> followers;
     std::vector<std::unique_ptr<Trace>> traces;
@@ -351,6 +359,8 @@ void TestFollow::slowFollowerFallsBehindAndResumes()
     EngineConfig config;
     config.bufferSize = 50000; // the engine still holds what the follower missed
     TaskEngine engine(&registry, config);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"flood"_s, {}).runId;
     QTRY_COMPARE(engine.status(id), RunStatus::Running);
 
@@ -421,6 +431,8 @@ void TestFollow::waitingForRetryIsAState()
     flaky.retry.jitter = 0;
     QVERIFY(registry.add(flaky));
     TaskEngine engine(&registry);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     const QString id = engine.start(u"flaky"_s, {}).runId;
     Following f = engine.follow(id, {.after = 0});
     Trace trace(f.handle.get());
@@ -597,6 +609,8 @@ void TestFollow::activeRunsKeepQueueOrder()
     EngineConfig config;
     config.maxConcurrent = 1;
     TaskEngine engine(&registry, config);
+    // Opens the gate before the engine closes, so a failed check never leaves it waiting.
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     QStringList ids;
     for (int i = 0; i < 300; ++i)
         ids << engine.start(u"hold"_s, {}).runId;
@@ -604,8 +618,6 @@ void TestFollow::activeRunsKeepQueueOrder()
     for (const Run &run : engine.activeRuns())
         active << run.id;
     QCOMPARE(active, ids);
-    engine.cancelAll();
-    gate.open.release(300);
 }
 
 void TestFollow::handleCancels()
