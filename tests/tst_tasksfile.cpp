@@ -104,6 +104,7 @@ private Q_SLOTS:
     void invalidReloadKeepsTasks();
     void runInFlightKeepsItsDefinition();
     void clashWithBuiltinIsAnError();
+    void followedFileReportsOnlyTheClashingKey();
 
 private:
     QString tasksPath() const { return m_dir->filePath(u"taskdeck.yml"_s); }
@@ -1201,6 +1202,33 @@ void TestTasksFile::clashWithBuiltinIsAnError()
     QVERIFY(m_registry->contains(u"mine"_s));
     QVERIFY(m_registry->contains(u"my-exec"_s));
     QCOMPARE(m_registry->find(u"exec"_s)->title, u"Run Command"_s);
+}
+
+void TestTasksFile::followedFileReportsOnlyTheClashingKey()
+{
+    // As run --each has it: the file was registered at start-up, and the watcher only
+    // follows it from then on, without a load() of its own.
+    registerBuiltinTasks(*m_registry);
+    const QByteArray first = "tasks:\n  mine:\n    command: [true]\n  other:\n    command: [true]\n";
+    QVERIFY(writeFile(tasksPath(), first));
+    QVERIFY(registerFile(QFileInfo(tasksPath()).absoluteFilePath()));
+    TasksFileWatcher watcher(tasksPath(), m_registry.get());
+    QSignalSpy failed(&watcher, &TasksFileWatcher::loadFailed);
+    watcher.startWatching();
+
+    // A key a built-in uses is added: that key, and only that one, is the mistake.
+    QVERIFY(replaceFile(tasksPath(), first + "  exec:\n    command: [true]\n"));
+    QVERIFY(failed.wait(WatchTimeoutMs));
+    const auto errors = failed.last().at(0).value<QList<TasksFileError>>();
+    QVERIFY2(errors.size() == 1, qPrintable(listErrors(errors)));
+    QCOMPARE(errors.constFirst().line, 6);
+    QCOMPARE(errors.constFirst().column, 3);
+    QVERIFY2(errors.constFirst().message.contains(u"\"exec\" is already used"_s),
+             qPrintable(errors.constFirst().toString()));
+    QCOMPARE(watcher.lastErrors().size(), 1);
+    QCOMPARE(m_registry->find(u"exec"_s)->title, u"Run Command"_s);
+    QVERIFY(m_registry->contains(u"mine"_s));
+    QVERIFY(m_registry->contains(u"other"_s));
 }
 
 QTEST_GUILESS_MAIN(TestTasksFile)
