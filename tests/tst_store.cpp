@@ -619,12 +619,14 @@ void TestStore::changesFoldBetweenBatches()
 
     // A finish is final: a late running state of the same run (another thread's, out of
     // order) does not take it back. To have both in one batch, another connection holds
-    // the write lock for a moment: the writer waits in a batch of its own meanwhile.
+    // the write lock for a moment: the writer waits in a batch of its own meanwhile. A full
+    // queue of lines makes the next recordLog() wait until the writer has taken them, so
+    // once it returns the writer is in that batch.
     {
         RawDb holder(store->location());
         QVERIFY(holder.exec(u"BEGIN IMMEDIATE"_s));
-        store->recordLog(a.id, makeLines(4, 4));
-        std::this_thread::sleep_for(150ms);
+        store->recordLog(a.id, makeLines(4, 3 + SqliteRunStore::kMaxQueuedLines));
+        store->recordLog(a.id, makeLines(4 + SqliteRunStore::kMaxQueuedLines, 4 + SqliteRunStore::kMaxQueuedLines));
         Run bRunning = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Running, now);
         Run bDone = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Succeeded, now);
         bDone.result = QJsonValue(true);
