@@ -20,6 +20,14 @@ namespace {
 
 const QString SkippedWhy = u"not started: interrupted"_s;
 
+// Runs kept waiting in the engine's queue, per concurrent run. A finish is shown only once
+// the history has committed it, so the next lines start as runs start, not as finishes are
+// shown: the workers' next runs never wait for a commit, and the queue can stay short. In a
+// short queue a run starts and ends within the store's batch interval, so the history
+// writes it once, finished, instead of writing it queued and then again (with a queue of
+// 1,024 each run waited about a second and was written twice).
+constexpr qsizetype kQueuedPerWorker = 2;
+
 } // namespace
 
 EachRun::EachRun(TaskEngine *engine, Console *console, EachInput *input, Options options,
@@ -29,8 +37,10 @@ EachRun::EachRun(TaskEngine *engine, Console *console, EachInput *input, Options
     , m_console(console)
     , m_input(input)
     , m_options(std::move(options))
+    , m_queueAhead(std::max<qsizetype>(1, kQueuedPerWorker * m_engine->config().effectiveMaxConcurrent()))
 {
     connect(m_input, &EachInput::readyRead, this, &EachRun::feed);
+    connect(m_engine, &TaskEngine::runStarted, this, &EachRun::started);
     connect(m_engine, &TaskEngine::runFinished, this, &EachRun::finished);
 }
 
@@ -75,7 +85,7 @@ void EachRun::feed()
 {
     Entry entry;
     QJsonObject args;
-    while ((m_interrupted || m_running.size() < m_options.window) && nextLine(&entry, &args)) {
+    while ((m_interrupted || wantMore()) && nextLine(&entry, &args)) {
         const StartResult started = m_engine->start(m_options.taskKey, args, m_options.runOptions);
         if (!started.ok()) {
             QJsonObject error = startErrorJson(started.error);
@@ -85,11 +95,12 @@ void EachRun::feed()
             continue;
         }
         m_running.insert(started.runId, std::move(entry));
+        ++m_queued;
     }
     refreshSoon();
     // After an interrupt a file is read to its end (every line in it is reported), a stream
     // no further than what already arrived.
-    m_input->setWanted(!m_interrupted && m_running.size() < m_options.window);
+    m_input->setWanted(!m_interrupted && wantMore());
     if (m_loop && m_running.isEmpty() && (m_input->atEnd() || (m_interrupted && m_input->isStream())))
         m_loop->quit();
 }
@@ -127,6 +138,22 @@ bool EachRun::nextLine(Entry *entry, QJsonObject *args)
     return false;
 }
 
+bool EachRun::wantMore() const
+{
+    return m_running.size() < m_options.window && m_queued < m_queueAhead;
+}
+
+void EachRun::started(const Run &run)
+{
+    const auto found = m_running.find(run.id);
+    // Only a run's first attempt leaves the queue; a retry starts again from waiting.
+    if (found == m_running.end() || found->started)
+        return;
+    found->started = true;
+    --m_queued;
+    feed();
+}
+
 void EachRun::finished(const Run &run)
 {
     auto found = m_running.find(run.id);
@@ -134,6 +161,8 @@ void EachRun::finished(const Run &run)
         return;
     Entry entry = std::move(found.value());
     m_running.erase(found);
+    if (!entry.started)
+        --m_queued; // canceled in the queue
     entry.outcome = runStatusName(run.status);
     entry.summary = runSummary(run);
     if (m_options.json) {

@@ -24,11 +24,12 @@ class EachInput;
  * One run of a task per line of an input (run --each), reported line by line and summed up
  * at the end.
  *
- * Lines are started as earlier runs end, never more than a window of them in the engine at
- * once, so memory stays bounded however long the input, results stream from the first run
- * on, and an interrupt has little left to cancel. Every line is reported once: as the run it
- * became, as invalid (not a JSON object, or arguments the task refused), or, after
- * interrupt(), as skipped.
+ * Lines are started as earlier runs start, keeping a few per concurrent run waiting in the
+ * engine's queue, and never more than a window of them in the engine at once (finished runs
+ * whose finish the history has not committed yet included), so memory stays bounded however
+ * long the input, results stream from the first run on, and an interrupt has little left to
+ * cancel. Every line is reported once: as the run it became, as invalid (not a JSON object,
+ * or arguments the task refused), or, after interrupt(), as skipped.
  *
  * Lives on the thread of the engine's event loop; exec() runs a local event loop.
  */
@@ -45,7 +46,7 @@ public:
         RunOptions runOptions;
         bool json = false;      //!< one JSON object per line on stdout, the summary on stderr
         bool showRunIds = false; //!< name each run's id in the plain report
-        qsizetype window = 1;   //!< most runs in the engine at once
+        qsizetype window = 1;   //!< most runs in the engine at once, finished ones not shown yet included
     };
 
     EachRun(TaskEngine *engine, Console *console, EachInput *input, Options options,
@@ -71,9 +72,12 @@ private:
         QJsonValue input;
         QString outcome; // "invalid" or a run status name
         QString summary; // one line, for the plain report
+        bool started = false; // its first attempt began: no longer in the engine's queue
     };
 
     void feed();
+    bool wantMore() const;
+    void started(const Run &run);
     bool nextLine(Entry *entry, QJsonObject *args);
     void finished(const Run &run);
     void recordInvalid(Entry entry, const QJsonObject &error);
@@ -90,7 +94,9 @@ private:
     bool m_interrupted = false;
     bool m_refreshQueued = false;
 
-    QHash<QString, Entry> m_running; // by run id
+    const qsizetype m_queueAhead; // most runs waiting in the engine's queue
+    qsizetype m_queued = 0;       // runs of m_running not started yet
+    QHash<QString, Entry> m_running; // by run id, until the finish is shown
     QList<Entry> m_notSucceeded;     // for the report at the end
     QHash<QString, int> m_counts;    // by outcome
     qint64 m_total = -1;             // non-empty lines, when known up front (a file, on a terminal)

@@ -260,6 +260,8 @@ void TestEngine::concurrencyLimitNeverExceeded()
     EngineConfig config;
     config.maxConcurrent = maxConcurrent;
     TaskEngine engine(&registry, config);
+    // A failed check must not leave the tasks blocked, or the engine could never shut down.
+    const auto openGate = qScopeGuard([&gate, total] { gate.release(total); });
     EventLog log(&engine);
     for (int i = 0; i < total; ++i)
         QVERIFY(engine.start(u"hold"_s, {}).ok());
@@ -418,6 +420,7 @@ void TestEngine::cancelQueued()
     EngineConfig config;
     config.maxConcurrent = 1;
     TaskEngine engine(&registry, config);
+    const auto openGate = qScopeGuard([&gate] { gate.release(2); });
     EventLog log(&engine);
     const QString first = engine.start(u"hold"_s, {}).runId;
     const QString second = engine.start(u"hold"_s, {}).runId;
@@ -459,7 +462,15 @@ void TestEngine::retriesTransientFailures()
 {
     TaskRegistry registry;
     std::atomic<int> calls = 0;
+    // When each attempt began, taken in the task itself: the runStarted signals arrive on
+    // this thread in batches, long after the attempts they tell of.
+    QMutex startsMutex;
+    QList<std::chrono::steady_clock::time_point> attemptStarts; // guarded by startsMutex
     Task flaky = makeTask(u"flaky"_s, [&](RunContext &ctx) -> QJsonValue {
+        {
+            QMutexLocker locker(&startsMutex);
+            attemptStarts << std::chrono::steady_clock::now();
+        }
         if (++calls < 3)
             throw TransientError(u"busy, attempt %1"_s.arg(ctx.attempt()));
         return ctx.attempt();
@@ -467,16 +478,10 @@ void TestEngine::retriesTransientFailures()
     flaky.retry.maxAttempts = 4;
     flaky.retry.initialDelay = 40ms;
     flaky.retry.multiplier = 3;
-    flaky.retry.jitter = 0;
+    flaky.retry.jitter = 0.25;
     QVERIFY(registry.add(flaky));
     TaskEngine engine(&registry);
     EventLog log(&engine);
-    QList<QDateTime> attemptStarts;
-    connect(&engine, &TaskEngine::runStarted, this, [&](const Run &) {
-        attemptStarts << QDateTime::currentDateTimeUtc();
-    });
-    QElapsedTimer clock;
-    clock.start();
     const RunResult r = engine.run(u"flaky"_s, {});
     QCOMPARE(r.run.status, RunStatus::Succeeded);
     QCOMPARE(r.run.attempt, 3);
@@ -486,11 +491,29 @@ void TestEngine::retriesTransientFailures()
     QStringList starts = log.of(r.run.id).filter(u"started"_s);
     QCOMPARE(starts, (QStringList{u"started:1"_s, u"started:2"_s, u"started:3"_s}));
     QCOMPARE(log.of(r.run.id).filter(u"retrying in"_s).size(), 2);
-    // Delays of 40 ms, then 120 ms: growing, and at least that long in total.
-    QVERIFY(clock.elapsed() >= 160);
     QCOMPARE(flaky.retry.baseDelay(1), 40ms);
     QCOMPARE(flaky.retry.baseDelay(2), 120ms);
     QCOMPARE(flaky.retry.baseDelay(3), 360ms);
+
+    // Each attempt began no sooner than its delay at the low end of the jitter allowed
+    // (less a millisecond: the delay is cut to whole ones). Only lower bounds: a busy
+    // machine may start an attempt any time later. With these figures the second delay's
+    // lowest (90 ms) is more than the first one's highest (50 ms): they grow.
+    QMutexLocker locker(&startsMutex);
+    QCOMPARE(attemptStarts.size(), 3);
+    const auto lowest = [&flaky](int failedAttempt) {
+        const double ms = double(flaky.retry.baseDelay(failedAttempt).count()) * (1.0 - flaky.retry.jitter);
+        return std::chrono::milliseconds(qint64(ms) - 1);
+    };
+    QVERIFY(lowest(2) > flaky.retry.baseDelay(1) * (1.0 + flaky.retry.jitter));
+    for (int failed = 1; failed < attemptStarts.size(); ++failed) {
+        const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(
+            attemptStarts.at(failed) - attemptStarts.at(failed - 1));
+        QVERIFY2(gap >= lowest(failed), qPrintable(u"attempt %1 began %2 ms after attempt %3, before its "
+                                                   u"delay of at least %4 ms"_s
+                                                       .arg(failed + 1).arg(gap.count()).arg(failed)
+                                                       .arg(lowest(failed).count())));
+    }
 }
 
 void TestEngine::retriesExhausted()
@@ -649,6 +672,7 @@ void TestEngine::statusAndProgressQueries()
         return {};
     })));
     TaskEngine engine(&registry);
+    const auto letFinish = qScopeGuard([&proceed] { proceed.release(); });
     const QString id = engine.start(u"half"_s, {}).runId;
     QVERIFY(reached.tryAcquire(1, 30000));
     QCOMPARE(engine.status(id), RunStatus::Running);

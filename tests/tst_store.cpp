@@ -219,7 +219,6 @@ private Q_SLOTS:
     void sharedByTwoStores();
     void concurrentCreationOfNewHistory();
     void queriesFromOtherThreads();
-    void persistMillionLines();
 };
 
 void TestStore::initTestCase()
@@ -619,12 +618,14 @@ void TestStore::changesFoldBetweenBatches()
 
     // A finish is final: a late running state of the same run (another thread's, out of
     // order) does not take it back. To have both in one batch, another connection holds
-    // the write lock for a moment: the writer waits in a batch of its own meanwhile.
+    // the write lock for a moment: the writer waits in a batch of its own meanwhile. A full
+    // queue of lines makes the next recordLog() wait until the writer has taken them, so
+    // once it returns the writer is in that batch.
     {
         RawDb holder(store->location());
         QVERIFY(holder.exec(u"BEGIN IMMEDIATE"_s));
-        store->recordLog(a.id, makeLines(4, 4));
-        std::this_thread::sleep_for(150ms);
+        store->recordLog(a.id, makeLines(4, 3 + SqliteRunStore::kMaxQueuedLines));
+        store->recordLog(a.id, makeLines(4 + SqliteRunStore::kMaxQueuedLines, 4 + SqliteRunStore::kMaxQueuedLines));
         Run bRunning = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Running, now);
         Run bDone = makeRun(u"fold-b"_s, u"t"_s, RunStatus::Succeeded, now);
         bDone.result = QJsonValue(true);
@@ -1236,65 +1237,6 @@ void TestStore::queriesFromOtherThreads()
         reader.join();
     QCOMPARE(failures.load(), 0);
     QCOMPARE(store->findRuns({}).total, 40);
-}
-
-void TestStore::persistMillionLines()
-{
-    // A measurement, not a check of speed: it prints the two timings side by side and only
-    // asserts that every line arrived. Run with TASKDECK_MEASURE=1 (best in a Release build).
-    if (qEnvironmentVariableIntValue("TASKDECK_MEASURE") == 0)
-        QSKIP("set TASKDECK_MEASURE=1 to measure persisting a million log lines");
-    constexpr qint64 kLines = 1000000;
-    QTemporaryDir dir;
-    LogLines lines = makeLines(1, kLines, u"a typical log line of some length, number"_s);
-
-    QElapsedTimer timer;
-    timer.start();
-    {
-        QFile file(dir.filePath(u"plain.log"_s));
-        QVERIFY(file.open(QIODevice::WriteOnly));
-        QByteArray buffer;
-        for (const LogLine &line : std::as_const(lines)) {
-            buffer += QByteArray::number(line.timeMs) + ' ' + logStreamName(line.stream).toUtf8() + ' '
-                      + line.text.toUtf8() + '\n';
-            if (buffer.size() > 1 << 16) {
-                file.write(buffer);
-                buffer.clear();
-            }
-        }
-        file.write(buffer);
-        QVERIFY(file.flush());
-    }
-    const qint64 fileMs = timer.restart();
-
-    auto store = openStore(dir.path());
-    QVERIFY(store);
-    const Run run = makeRun(u"million"_s, u"t"_s, RunStatus::Running, QDateTime::currentDateTimeUtc());
-    timer.restart();
-    store->recordStarted(run);
-    // Line by line, the way the engine hands them over.
-    for (const LogLine &line : std::as_const(lines))
-        store->recordLog(run.id, LogLines{line});
-    const qint64 handOverMs = timer.elapsed();
-    QVERIFY(store->flush(600s));
-    const qint64 storeMs = timer.elapsed();
-
-    qInfo("persisting %lld lines: plain file %lld ms, store %lld ms (%.2fx; handing them over took %lld ms)",
-          kLines, fileMs, storeMs, double(storeMs) / double(std::max<qint64>(1, fileMs)), handOverMs);
-
-    // Closing includes the checkpoint the writer leaves to idle time; opening checks the
-    // whole file (quick_check), so its cost grows with the history.
-    timer.restart();
-    store.reset();
-    const qint64 closeMs = timer.restart();
-    store = openStore(dir.path());
-    QVERIFY(store);
-    qInfo("closing (with the WAL checkpoint): %lld ms; reopening the %lld KiB history: %lld ms", closeMs,
-          QFileInfo(store->location()).size() / 1024, timer.elapsed());
-    QCOMPARE(store->findRun(run.id)->logLines, kLines);
-    const LogLines tail = store->readLog(run.id, kLines - 1);
-    QCOMPARE(tail.size(), 2);
-    QCOMPARE(tail.last().text, lines.last().text);
 }
 
 QTEST_GUILESS_MAIN(TestStore)

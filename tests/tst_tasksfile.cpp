@@ -16,6 +16,7 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTimer>
 
 #include "builtintasks.h"
 #include "tasksfile.h"
@@ -104,6 +105,7 @@ private Q_SLOTS:
     void invalidReloadKeepsTasks();
     void runInFlightKeepsItsDefinition();
     void clashWithBuiltinIsAnError();
+    void followedFileReportsOnlyTheClashingKey();
 
 private:
     QString tasksPath() const { return m_dir->filePath(u"taskdeck.yml"_s); }
@@ -1108,10 +1110,14 @@ void TestTasksFile::watchWhatOthersRegistered()
     QSignalSpy loaded(&watcher, &TasksFileWatcher::loaded);
     watcher.startWatching();
 
-    // The same bytes written again are no change: no reload. (Given time to be noticed
-    // apart from the real change below.)
+    // The same bytes written again are no change: no reload. The quiet spell after it must
+    // end before the real change below, or both would be read as one.
+    auto *const quietSpell = watcher.findChild<QTimer *>();
+    QVERIFY(quietSpell);
+    QSignalSpy checked(quietSpell, &QTimer::timeout);
     QVERIFY(writeFile(tasksPath(), first));
-    QTest::qWait(1000);
+    QVERIFY(checked.wait(WatchTimeoutMs));
+    QCOMPARE(loaded.size(), 0);
     QVERIFY(replaceFile(tasksPath(), "tasks:\n  a:\n    title: Two\n    command: [true]\n"));
     QVERIFY(loaded.wait(WatchTimeoutMs));
     QCOMPARE(m_registry->find(u"a"_s)->title, u"Two"_s);
@@ -1201,6 +1207,33 @@ void TestTasksFile::clashWithBuiltinIsAnError()
     QVERIFY(m_registry->contains(u"mine"_s));
     QVERIFY(m_registry->contains(u"my-exec"_s));
     QCOMPARE(m_registry->find(u"exec"_s)->title, u"Run Command"_s);
+}
+
+void TestTasksFile::followedFileReportsOnlyTheClashingKey()
+{
+    // As run --each has it: the file was registered at start-up, and the watcher only
+    // follows it from then on, without a load() of its own.
+    registerBuiltinTasks(*m_registry);
+    const QByteArray first = "tasks:\n  mine:\n    command: [true]\n  other:\n    command: [true]\n";
+    QVERIFY(writeFile(tasksPath(), first));
+    QVERIFY(registerFile(QFileInfo(tasksPath()).absoluteFilePath()));
+    TasksFileWatcher watcher(tasksPath(), m_registry.get());
+    QSignalSpy failed(&watcher, &TasksFileWatcher::loadFailed);
+    watcher.startWatching();
+
+    // A key a built-in uses is added: that key, and only that one, is the mistake.
+    QVERIFY(replaceFile(tasksPath(), first + "  exec:\n    command: [true]\n"));
+    QVERIFY(failed.wait(WatchTimeoutMs));
+    const auto errors = failed.last().at(0).value<QList<TasksFileError>>();
+    QVERIFY2(errors.size() == 1, qPrintable(listErrors(errors)));
+    QCOMPARE(errors.constFirst().line, 6);
+    QCOMPARE(errors.constFirst().column, 3);
+    QVERIFY2(errors.constFirst().message.contains(u"\"exec\" is already used"_s),
+             qPrintable(errors.constFirst().toString()));
+    QCOMPARE(watcher.lastErrors().size(), 1);
+    QCOMPARE(m_registry->find(u"exec"_s)->title, u"Run Command"_s);
+    QVERIFY(m_registry->contains(u"mine"_s));
+    QVERIFY(m_registry->contains(u"other"_s));
 }
 
 QTEST_GUILESS_MAIN(TestTasksFile)

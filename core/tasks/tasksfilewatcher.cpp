@@ -49,11 +49,17 @@ void TasksFileWatcher::startWatching()
     if (m_watcher)
         return;
     if (!m_loadedOnce) {
-        // Registered by someone else: a change is measured against the file as it is now.
+        // Registered by someone else: a change is measured against the file as it is now,
+        // and its keys are this file's own, not clashes with somebody else's.
         std::optional<QByteArray> content;
-        loadTasksFile(m_path, &content);
+        const TasksFileResult current = loadTasksFile(m_path, &content);
         m_lastContent = content;
         m_loadedOnce = true;
+        m_ownKeys.clear();
+        if (current.ok()) {
+            for (const Task &task : current.tasks)
+                m_ownKeys << task.key;
+        }
     }
     m_watcher = new QFileSystemWatcher(this);
     m_debounce = new QTimer(this);
