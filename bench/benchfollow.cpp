@@ -5,6 +5,7 @@
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
+#include <QSemaphore>
 
 #include "benchsupport.h"
 #include "runcontext.h"
@@ -20,6 +21,9 @@ constexpr int kLines = 1000000;
 constexpr int kRounds = 3;
 constexpr int kManyFollowers = 100;
 constexpr double kTarget = 3;
+
+// The task waits here until every follower is attached, so all of them follow from seq 1.
+QSemaphore g_go;
 
 /*! One follower: counts the lines and checks each one's seq follows the previous one's. */
 struct Follower
@@ -62,8 +66,12 @@ double followRound(TaskEngine &engine, int followers, int lines)
     if (!started.ok())
         qFatal("cannot start: %s", qPrintable(started.error.message));
     std::vector<std::unique_ptr<Follower>> all;
-    for (int i = 0; i < followers; ++i)
+    for (int i = 0; i < followers; ++i) {
         all.push_back(std::make_unique<Follower>(engine.follow(started.runId, {.after = 0})));
+        if (!all.back()->following.handle || all.back()->following.missingTo != 0)
+            qFatal("cannot follow the run from its start");
+    }
+    g_go.release();
     QEventLoop loop;
     const auto allDone = [&all] {
         return std::all_of(all.cbegin(), all.cend(), [](const auto &f) { return f->done; });
@@ -92,6 +100,7 @@ int main(int argc, char *argv[])
     task.fields = {Field(u"lines"_s, FieldType::Integer)};
     task.fn = [](RunContext &ctx) -> QJsonValue {
         const int lines = ctx.arg(u"lines"_s).toInt();
+        g_go.acquire();
         for (int i = 1; i <= lines; ++i)
             ctx.log(QString::number(i));
         return lines;
