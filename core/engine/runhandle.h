@@ -117,4 +117,6 @@ private:
 
 } // namespace taskdeck
 
+// Members that hold no pointer into themselves: lists of events grow by moving memory.
+Q_DECLARE_TYPEINFO(taskdeck::RunEvent, Q_RELOCATABLE_TYPE);
 Q_DECLARE_METATYPE(taskdeck::RunEvents)
