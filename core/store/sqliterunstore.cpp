@@ -4,7 +4,6 @@
 #include "logchunk.h"
 #include "runowner.h"
 #include "sqliteschema.h"
-#include "spinmutex.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -602,11 +601,12 @@ struct SqliteRunStore::Private
     std::thread writer;
 
     // Every run change passes through here from the engine's threads: a short critical
-    // section that several threads enter at a high rate.
-    mutable detail::SpinMutex mutex;
-    std::condition_variable_any writerWake;   // waits on mutex
-    std::condition_variable_any spaceFree;    // waits on mutex
-    std::condition_variable_any progressMade; // waits on mutex
+    // section that several threads enter at a high rate. A plain mutex: the spinning one the
+    // engine used measured no better here (bench/README.md, "history: a plain mutex").
+    mutable std::mutex mutex;
+    std::condition_variable writerWake;   // waits on mutex
+    std::condition_variable spaceFree;    // waits on mutex
+    std::condition_variable progressMade; // waits on mutex
     // Changes recorded since the writer took the last batch.
     PendingRuns incoming;                 // guarded by mutex
     std::vector<Job> incomingJobs;        // guarded by mutex
@@ -674,7 +674,7 @@ void SqliteRunStore::Private::notedLocked(bool wasEmpty, bool urgentNow)
 void SqliteRunStore::Private::stop()
 {
     {
-        std::lock_guard<detail::SpinMutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         stopping = true;
     }
     writerWake.notify_all();
@@ -695,11 +695,11 @@ int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
     // outcome and the store, which outlives its writer.
     Job wrapped = [this, outcome, job = std::move(job)](QSqlDatabase &db) {
         const int value = job(db);
-        std::lock_guard<detail::SpinMutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         outcome->value = value;
         outcome->done = true;
     };
-    std::unique_lock<detail::SpinMutex> lock(mutex);
+    std::unique_lock<std::mutex> lock(mutex);
     if (writerGone)
         return -1;
     const bool wasEmpty = incomingEmpty();
@@ -717,7 +717,7 @@ QSqlDatabase SqliteRunStore::Private::reader(QString *problem)
 
 bool SqliteRunStore::Private::flush(std::chrono::milliseconds timeout)
 {
-    std::unique_lock<detail::SpinMutex> lock(mutex);
+    std::unique_lock<std::mutex> lock(mutex);
     const quint64 target = enqueuedSeq;
     // A durable callback that queries the store runs on the writer, which cannot wait for
     // itself.
@@ -741,7 +741,7 @@ void SqliteRunStore::Private::catchUp()
 {
     bool writable = true;
     {
-        std::lock_guard<detail::SpinMutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         writable = available;
     }
     // While writes fail, waiting for them would only delay the answer.
@@ -781,7 +781,7 @@ void SqliteRunStore::Private::writerMain()
                 problem = describe(path, statements->lastError());
         }
         {
-            std::lock_guard<detail::SpinMutex> lock(mutex);
+            std::lock_guard<std::mutex> lock(mutex);
             initDone = true;
             initError = problem;
         }
@@ -793,7 +793,7 @@ void SqliteRunStore::Private::writerMain()
     }
     QSqlDatabase::removeDatabase(writerConnection);
     {
-        std::lock_guard<detail::SpinMutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         writerGone = true;
     }
     progressMade.notify_all();
@@ -870,7 +870,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         bool checkpointNow = false;
         int pruneDays = 0;
         {
-            std::unique_lock<detail::SpinMutex> lock(mutex);
+            std::unique_lock<std::mutex> lock(mutex);
             for (;;) {
                 const Clock::time_point now = Clock::now();
                 if (stopping)
@@ -966,7 +966,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             checkpoint(db);
 
         if (stopNow) {
-            std::lock_guard<detail::SpinMutex> lock(mutex);
+            std::lock_guard<std::mutex> lock(mutex);
             if (incomingEmpty())
                 return;
         }
@@ -1025,7 +1025,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             lastWriteAt = Clock::now();
         }
         {
-            std::lock_guard<detail::SpinMutex> lock(mutex);
+            std::lock_guard<std::mutex> lock(mutex);
             // Changes held back are not committed yet: flush() keeps waiting for them.
             if (held.empty())
                 handledSeq = pendingSeq;
@@ -1056,7 +1056,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
             retryAt = Clock::now() + kRetryDelay;
         }
-        std::lock_guard<detail::SpinMutex> lock(mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         if (giveUp) {
             droppedRanges.emplace_back(handledSeq, pendingSeq);
             handledSeq = pendingSeq;
@@ -1325,7 +1325,7 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
     d->writer = std::thread([p = d.get()] { p->writerMain(); });
     QString problem;
     {
-        std::unique_lock<detail::SpinMutex> lock(d->mutex);
+        std::unique_lock<std::mutex> lock(d->mutex);
         d->progressMade.wait(lock, [&] { return d->initDone; });
         problem = d->initError;
     }
@@ -1343,7 +1343,7 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
 void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval)
 {
     {
-        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        std::lock_guard<std::mutex> lock(d->mutex);
         d->retentionDays = std::max(0, days);
         d->retentionInterval = std::max<std::chrono::milliseconds>(interval, 1s);
         if (d->retentionDays > 0)
@@ -1361,7 +1361,7 @@ void SqliteRunStore::recordQueued(const Run &run)
     Run copy = run;
     const RunKey key(run.id);
     {
-        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        std::lock_guard<std::mutex> lock(d->mutex);
         bool wasEmpty = false;
         if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setState(std::move(copy));
@@ -1386,7 +1386,7 @@ void SqliteRunStore::recordProgress(const QString &runId, const Progress &progre
 {
     const RunKey key(runId);
     {
-        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        std::lock_guard<std::mutex> lock(d->mutex);
         bool wasEmpty = false;
         if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setProgress(progress);
@@ -1403,7 +1403,7 @@ void SqliteRunStore::recordLog(const QString &runId, const LogLines &lines)
         return;
     const RunKey key(runId);
     {
-        std::unique_lock<detail::SpinMutex> lock(d->mutex);
+        std::unique_lock<std::mutex> lock(d->mutex);
         if (d->queuedLines >= kMaxQueuedLines && !d->stopping && !d->writerGone) {
             const bool room = d->spaceFree.wait_for(lock, kBackpressureWait, [this] {
                 return d->queuedLines < kMaxQueuedLines || d->stopping || d->writerGone;
@@ -1431,7 +1431,7 @@ void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durabl
     Run copy = run; // before the lock, as in recordQueued()
     const RunKey key(run.id);
     {
-        std::lock_guard<detail::SpinMutex> lock(d->mutex);
+        std::lock_guard<std::mutex> lock(d->mutex);
         bool wasEmpty = false;
         if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setState(std::move(copy));
@@ -1447,13 +1447,13 @@ void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durabl
 
 bool SqliteRunStore::isAvailable() const
 {
-    std::lock_guard<detail::SpinMutex> lock(d->mutex);
+    std::lock_guard<std::mutex> lock(d->mutex);
     return d->available && !d->writerGone;
 }
 
 QString SqliteRunStore::errorString() const
 {
-    std::lock_guard<detail::SpinMutex> lock(d->mutex);
+    std::lock_guard<std::mutex> lock(d->mutex);
     if (d->writerGone && d->error.isEmpty())
         return u"history database %1 is closed"_s.arg(d->path);
     return d->error;
