@@ -80,17 +80,19 @@ constexpr int kMaxProblemsShown = 20;
 constexpr int kMaxRunsPerPage = 1000;
 constexpr int kMaxLogPage = 100000;
 
-const QString &activeStatusList()
+// "The run is not finished", about column \a column: the condition of the partial index
+// runs_active, which recovery repeats word for word so that SQLite uses the index.
+QString active(const QString &column = u"status"_s)
 {
-    static const QString list = SqliteSchema::activeStatusList();
-    return list;
+    return SqliteSchema::activeCondition(column);
 }
 
 const QString &runColumns()
 {
     static const QString columns = u"id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                                    "finished_at, progress_done, progress_total, progress_message, result, "
-                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner, seq, next_attempt_at"_s;
+                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner, seq, "
+                                   "next_attempt_at"_s;
     return columns;
 }
 
@@ -472,14 +474,13 @@ struct Statements
                    "seq = max(runs.seq, excluded.seq), next_attempt_at = excluded.next_attempt_at, "
                    "change_seq = excluded.change_seq "
                    // A late update never takes a finished run back to queued or running.
-                   "WHERE runs.status IN "_s + activeStatusList()
-                   + u" OR excluded.status NOT IN "_s + activeStatusList());
+                   "WHERE "_s + active(u"runs.status"_s) + u" OR NOT "_s + active(u"excluded.status"_s));
         if (!ok) {
             m_prepareError = upsert.error();
             return false;
         }
         return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, ''), "
-                                "change_seq = ? WHERE id = ? AND status IN "_s + activeStatusList())
+                                "change_seq = ? WHERE id = ? AND "_s + active())
             && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?), change_seq = ? "
                                 "WHERE id = ?"_s)
             && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
@@ -537,7 +538,7 @@ int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
     // ago" also takes a run that finished in the millisecond it read the clock. A run that
     // finished by the cutoff was queued by it too: the condition on queued_at lets the time
     // index find the old runs without reading the others.
-    const QString finishedByCutoff = u"queued_at <= ? AND finished_at <= ? AND status NOT IN "_s + activeStatusList();
+    const QString finishedByCutoff = u"queued_at <= ? AND finished_at <= ? AND NOT "_s + active();
     bool ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
     if (!ok) {
         qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
@@ -946,6 +947,10 @@ QString SqliteRunStore::Private::checkForDamage(QSqlQuery &q)
     }
     // Otherwise only the first page of each table, whatever the history's size: a damaged
     // root is found here, and deeper damage by checkIntegrity() (taskdeck history --check).
+    // One read transaction: another process may be migrating the file meanwhile.
+    if (!q.exec(u"BEGIN"_s))
+        return describe(path, q.lastError());
+    const auto end = qScopeGuard([&q] { q.exec(u"COMMIT"_s); });
     QStringList tables;
     if (!q.exec(u"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"_s))
         return describe(path, q.lastError());
@@ -2026,7 +2031,7 @@ int SqliteRunStore::recoverInterrupted()
         std::vector<Orphan> orphans;
         QSqlQuery select(db);
         select.setForwardOnly(true);
-        bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE status IN "_s + activeStatusList());
+        bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE "_s + active());
         while (ok && select.next()) {
             Orphan o{select.value(0).toString(), select.value(1).toString(), select.value(2).toString(), {}};
             const std::optional<RunOwner> owner = RunOwner::parse(o.owner);
@@ -2058,7 +2063,7 @@ int SqliteRunStore::recoverInterrupted()
             u"UPDATE runs SET status = ?, finished_at = ?, error_message = ?, error_kind = 'Interrupted', "
             "error_detail = ?, error_transient = 0, change_seq = ?, "
             "log_lines = max(log_lines, coalesce((SELECT max(last_line) FROM log_chunks WHERE run_id = runs.id), 0)) "
-            "WHERE id = ? AND owner = ? AND status IN "_s + activeStatusList());
+            "WHERE id = ? AND owner = ? AND "_s + active());
         const qint64 now = QDateTime::currentMSecsSinceEpoch();
         for (const Orphan &o : orphans) {
             if (!ok)

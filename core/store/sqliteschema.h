@@ -57,11 +57,11 @@ public:
     static bool migrateToVersion4(QSqlDatabase &db, QSqlError *error);
 
     /*!
-     * The statuses of runs that are not finished, as an SQL list ("('queued', 'running',
-     * 'retrying')"): the condition of the partial index runs_active, which a query must
-     * repeat word for word for SQLite to use the index.
+     * "The run is not finished" about \a column, as an SQL condition ("(status = 'queued'
+     * OR status = 'running' OR status = 'retrying')"): the condition of the partial index
+     * runs_active, which a query must repeat word for word for SQLite to use the index.
      */
-    static QString activeStatusList();
+    static QString activeCondition(const QString &column);
     /*!
      * The next change number, inside the write transaction open on \a db: every run row
      * written in that transaction gets it as change_seq. It is above every change_seq stored
