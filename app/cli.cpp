@@ -100,7 +100,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output };
+                           From, Format, Output, Check };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -112,7 +112,7 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"--since"_s, CommandOption::Since},   {u"--limit"_s, CommandOption::Limit},
         {u"--offset"_s, CommandOption::Offset}, {u"--from"_s, CommandOption::From},
         {u"--format"_s, CommandOption::Format}, {u"--output"_s, CommandOption::Output},
-        {u"-o"_s, CommandOption::Output},
+        {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -134,7 +134,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Timeout;
     case CliCommand::History:
         return option == O::Json || option == O::Task || option == O::Status
-            || option == O::Since || option == O::Limit || option == O::Offset;
+            || option == O::Since || option == O::Limit || option == O::Offset || option == O::Check;
     case CliCommand::Log:
         return option == O::From;
     case CliCommand::Export:
@@ -149,7 +149,8 @@ bool acceptsOption(CliCommand command, CommandOption option)
 
 bool takesValue(CommandOption option)
 {
-    return option != CommandOption::Json && option != CommandOption::Yes;
+    return option != CommandOption::Json && option != CommandOption::Yes
+        && option != CommandOption::Check;
 }
 
 std::optional<qint64> parseWholeNumber(const QString &text, qint64 min, qint64 max)
@@ -399,6 +400,9 @@ CommandLine parseCommandLine(const QStringList &arguments)
                     return failed(u"option %1 needs a file name (- for stdout)"_s.arg(name));
                 cl.outputFile = *value == u"-" ? QString() : *value;
                 break;
+            case CommandOption::Check:
+                cl.check = true;
+                break;
             }
             continue;
         }
@@ -534,6 +538,9 @@ Commands:
         {u"  --limit N"_s, u"Show at most N runs, 1 to 1000 (default: 50)"_s},
         {u"  --offset N"_s, u"Skip the N newest matching runs first (default: 0)"_s},
         {u"  --json"_s, u"Print the runs as a JSON array"_s},
+        {u"  --check"_s,
+         u"Instead of listing runs, check the whole history file for damage (it reads all of "
+         u"it); prints ok and exits 0, or lists the problems and exits 1"_s},
     });
 
     text += u"\nExport options:\n"_s;

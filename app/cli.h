@@ -53,6 +53,7 @@ struct CommandLine
     QDateTime since;                  //!< invalid: no lower bound
     int limit = 50;
     int offset = 0;
+    bool check = false;               //!< history --check: an integrity check instead
 
     // show, log, export, rerun
     QString runId;

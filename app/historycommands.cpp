@@ -121,6 +121,8 @@ int HistoryCommands::execute(const CommandLine &commandLine)
 
 int HistoryCommands::history(const CommandLine &commandLine)
 {
+    if (commandLine.check)
+        return check();
     RunQuery query;
     query.task = commandLine.taskFilter;
     query.status = commandLine.statusFilter;
@@ -285,6 +287,20 @@ int HistoryCommands::exportRun(const CommandLine &commandLine)
     if (!toFile)
         std::fflush(stdout);
     return exitcode::Success;
+}
+
+int HistoryCommands::check()
+{
+    const QStringList problems = m_store->checkIntegrity();
+    if (problems.isEmpty()) {
+        m_console->out(u"history database %1: ok"_s.arg(m_store->location()));
+        return exitcode::Success;
+    }
+    m_console->err(u"taskdeck: history database %1 is damaged; back it up and move it aside to start a new "
+                   u"history:"_s.arg(m_store->location()));
+    for (const QString &problem : problems)
+        m_console->err(u"  "_s + problem);
+    return exitcode::Failure;
 }
 
 int HistoryCommands::unknownRun(const QString &runId)

@@ -27,6 +27,8 @@ public:
     int show(const CommandLine &commandLine);
     int log(const CommandLine &commandLine);
     int exportRun(const CommandLine &commandLine);
+    /*! history --check: the store's integrity check; 0 when sound, 1 with the problems. */
+    int check();
 
 private:
     int unknownRun(const QString &runId);

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "runcontext.h"
 #include "taskengine.h"
+#include "historytasks.h"
 #include "logchunk.h"
+#include "runowner.h"
+#include "runstorenotifier.h"
 #include "sqliterunstore.h"
+#include "sqliteschema.h"
+#include "taskregistry.h"
 #include "testsupport.h"
 
 #include <QCryptographicHash>
@@ -10,6 +15,7 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
+#include <QProcess>
 #include <QRegularExpression>
 #include <QSignalSpy>
 #include <QSqlDatabase>
@@ -18,8 +24,10 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QThread>
 
 #include <linux/capability.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -219,6 +227,22 @@ private Q_SLOTS:
     void sharedByTwoStores();
     void concurrentCreationOfNewHistory();
     void queriesFromOtherThreads();
+    void logChunkCarriesSeq();
+    void persistsSeqAndRetrying();
+    void recoversRetryingRuns();
+    void migratesVersion3();
+    void readLogAfterSeqResumes();
+    void asyncQueriesNeverBlockTheCaller();
+    void asyncQueriesEndWithTheStore();
+    void notifiesOwnWrites();
+    void notifiesChangesOfAnotherStore();
+    void notifiesChangesOfAnotherProcess();
+    void fullCheckOnlyAfterUncleanShutdown();
+    void uncleanShutdownOfSoundHistory();
+    void historyCheckCommand();
+    void createsPrivateFiles();
+    void repairsLooseModes();
+    void backupsArePrivate();
 };
 
 void TestStore::initTestCase()
@@ -286,15 +310,21 @@ void TestStore::freshFileIsCurrentAndWal()
     QVERIFY(QFileInfo::exists(store->location()));
     RawDb raw(store->location());
     QVERIFY(raw.isOpen());
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 3);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
     QCOMPARE(raw.scalar(u"PRAGMA journal_mode"_s).toString(), u"wal"_s);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_status'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'runs_active'"_s).toString(),
-             u"CREATE INDEX runs_active ON runs(status) WHERE status IN ('queued', 'running')"_s);
+             u"CREATE INDEX runs_active ON runs(status) WHERE (status = 'queued' OR status = 'running' OR "
+             "status = 'retrying')"_s);
     // Recovery's look-up of unfinished runs is the query the partial index is for.
-    QVERIFY(raw.scalar(u"EXPLAIN QUERY PLAN SELECT id FROM runs WHERE status IN ('queued', 'running')"_s, 3)
-                .toString().contains(u"runs_active"_s));
+    QVERIFY(raw.scalar(u"EXPLAIN QUERY PLAN SELECT id FROM runs WHERE (status = 'queued' OR status = 'running' OR "
+                       "status = 'retrying')"_s, 3).toString().contains(u"runs_active"_s));
+    // Change tracking and resuming a log after a seq each look up through an index.
+    QVERIFY(raw.scalar(u"EXPLAIN QUERY PLAN SELECT id FROM runs WHERE change_seq > 5"_s, 3)
+                .toString().contains(u"runs_changed"_s));
+    QVERIFY(raw.scalar(u"EXPLAIN QUERY PLAN SELECT first_line FROM log_chunks WHERE run_id = 'x' AND last_seq > 5 "
+                       "ORDER BY last_seq LIMIT 1"_s, 3).toString().contains(u"log_chunks_seq"_s));
     QVERIFY(!store->findRun(u"nope"_s));
     QVERIFY(store->readLog(u"nope"_s).isEmpty());
     QVERIFY(store->traceId(u"nope"_s).isEmpty());
@@ -937,7 +967,7 @@ void TestStore::migratesVersion1()
     QCOMPARE(store->traceId(u"v1-ok"_s).size(), 32);
 
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 3);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_active'"_s).toInt(), 1);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = 'v1-ok'"_s).toInt(), 3);
@@ -1237,6 +1267,620 @@ void TestStore::queriesFromOtherThreads()
         reader.join();
     QCOMPARE(failures.load(), 0);
     QCOMPARE(store->findRuns({}).total, 40);
+}
+
+void TestStore::logChunkCarriesSeq()
+{
+    LogLines lines = makeLines(1, 5);
+    const qint64 seqs[] = {3, 5, 6, 200, 201};
+    for (qsizetype i = 0; i < lines.size(); ++i)
+        lines[i].seq = seqs[i];
+    LogLines decoded;
+    QVERIFY(LogChunk::decode(LogChunk::encode(lines), 1, &decoded));
+    compareLines(decoded, lines);
+    for (qsizetype i = 0; i < lines.size(); ++i)
+        QCOMPARE(decoded.at(i).seq, seqs[i]);
+    LogChunk chunk;
+    for (const LogLine &line : std::as_const(lines))
+        chunk.append(line);
+    QCOMPARE(chunk.maxSeq(), 201);
+
+    // A chunk written before lines carried their seq (format 1): lines 1 "a" (out, time 10)
+    // and 2 "bc" (err, time 12). It still reads, every line with seq 0.
+    const QByteArray format1("\x01\x02\x14" "\x00\x00\x00\x01" "a" "\x01\x04\x01\x02" "bc", 14);
+    LogLines old;
+    QVERIFY(LogChunk::decode(format1, 1, &old));
+    QCOMPARE(old.size(), 2);
+    QCOMPARE(old.at(0).text, u"a"_s);
+    QCOMPARE(old.at(0).timeMs, 10);
+    QCOMPARE(old.at(1).number, 2);
+    QCOMPARE(old.at(1).text, u"bc"_s);
+    QCOMPARE(old.at(1).stream, LogStream::Err);
+    QCOMPARE(old.at(1).timeMs, 12);
+    QCOMPARE(old.at(0).seq, 0);
+    QCOMPARE(old.at(1).seq, 0);
+}
+
+void TestStore::persistsSeqAndRetrying()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    const QString id = u"flaky"_s;
+
+    // Events 1 (queued), 2 (start), 3..7 (lines), 8 (waiting for a retry).
+    LogLines lines = makeLines(1, 5);
+    for (LogLine &line : lines)
+        line.seq = line.number + 2;
+    Run waiting = makeRun(id, u"t"_s, RunStatus::Retrying, t);
+    waiting.maxAttempts = 3;
+    waiting.seq = 8;
+    waiting.nextAttemptAt = t.addSecs(30);
+    waiting.error = RunError{u"connection reset"_s, u"IOError"_s, {}, true};
+    store->recordLog(id, lines);
+    store->recordRetrying(waiting);
+    QVERIFY(store->flush(30s));
+
+    std::optional<Run> found = store->findRun(id);
+    QVERIFY(found);
+    QCOMPARE(found->status, RunStatus::Retrying);
+    QCOMPARE(found->seq, 8);
+    QCOMPARE(found->nextAttemptAt, t.addSecs(30));
+    const RunPage page = store->findRuns(byTask(u"t"_s));
+    QCOMPARE(page.runs.size(), 1);
+    QCOMPARE(page.runs.first().seq, 8);
+    QCOMPARE(page.runs.first().status, RunStatus::Retrying);
+    QCOMPARE(page.runs.first().nextAttemptAt, t.addSecs(30));
+    const LogLines stored = store->readLog(id);
+    compareLines(stored, lines);
+    for (qsizetype i = 0; i < stored.size(); ++i)
+        QCOMPARE(stored.at(i).seq, lines.at(i).seq);
+
+    // The next attempt starts (event 9): a retrying run is not finished, so it runs again.
+    Run again = makeRun(id, u"t"_s, RunStatus::Running, t);
+    again.attempt = 2;
+    again.maxAttempts = 3;
+    again.seq = 9;
+    store->recordStarted(again);
+    QVERIFY(store->flush(30s));
+    found = store->findRun(id);
+    QCOMPARE(found->status, RunStatus::Running);
+    QCOMPARE(found->attempt, 2);
+    QCOMPARE(found->seq, 9);
+    QVERIFY(!found->nextAttemptAt.isValid());
+
+    // Lines alone (events 10..12) move the run's seq on: the row and its log stand for them.
+    LogLines more = makeLines(6, 8);
+    for (LogLine &line : more)
+        line.seq = line.number + 4;
+    store->recordLog(id, more);
+    QVERIFY(store->flush(30s));
+    QCOMPARE(store->findRun(id)->seq, 12);
+    QCOMPARE(store->findRun(id)->logLines, 8);
+}
+
+void TestStore::recoversRetryingRuns()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    Run waiting = makeRun(u"orphan"_s, u"t"_s, RunStatus::Retrying, QDateTime::currentDateTimeUtc());
+    // Pid 1 never started at that time: the owner is gone.
+    waiting.owner = u"1@%1#999999999999"_s.arg(RunOwner::localHost());
+    waiting.nextAttemptAt = waiting.queuedAt.addSecs(60);
+    store->recordRetrying(waiting);
+    QVERIFY(store->flush(30s));
+
+    QCOMPARE(store->recoverInterrupted(), 1);
+    const std::optional<Run> recovered = store->findRun(u"orphan"_s);
+    QVERIFY(recovered);
+    QCOMPARE(recovered->status, RunStatus::Interrupted);
+    QVERIFY2(recovered->error.message.contains(u"retrying"_s), qPrintable(recovered->error.message));
+}
+
+void TestStore::migratesVersion3()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(u"history.sqlite3"_s);
+    const qint64 t0 = 1600000000000;
+    {
+        RawDb raw(path);
+        QVERIFY(raw.isOpen());
+        QSqlDatabase db = raw.db();
+        QSqlError error;
+        QVERIFY(SqliteSchema::createVersion1(db, &error));
+        QVERIFY(SqliteSchema::migrateToVersion2(db, &error));
+        QVERIFY(SqliteSchema::migrateToVersion3(db, &error));
+        QVERIFY(raw.exec(u"PRAGMA user_version = 3"_s));
+        QVERIFY(raw.exec(u"INSERT INTO runs (id, task, status, attempt, queued_at, started_at, owner, trace_id) "
+                         "VALUES ('v3-running', 'sync', 'running', 1, %1, %2, '', 'abc')"_s.arg(t0).arg(t0 + 1)));
+        // The two-line chunk of format 1 from logChunkCarriesSeq().
+        const QString rawChunk = QString::fromLatin1(QByteArray("\x01\x02\x14\x00\x00\x00\x01" "a"
+                                                                 "\x01\x04\x01\x02" "bc", 14).toHex());
+        QVERIFY(raw.exec(u"INSERT INTO log_chunks (run_id, first_line, last_line, data) "
+                         "VALUES ('v3-running', 1, 2, X'%1')"_s.arg(rawChunk)));
+    }
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    RawDb raw(path);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
+    const std::optional<Run> run = store->findRun(u"v3-running"_s);
+    QVERIFY(run);
+    QCOMPARE(run->seq, 0);
+    QVERIFY(!run->nextAttemptAt.isValid());
+    const LogLines old = store->readLog(u"v3-running"_s);
+    QCOMPARE(old.size(), 2);
+    QCOMPARE(old.at(1).text, u"bc"_s);
+    QCOMPARE(old.at(1).seq, 0);
+    // Lines of unknown seq are never "after" anything.
+    QVERIFY(store->readLogAfterSeq(u"v3-running"_s, 0).isEmpty());
+
+    // New lines of the same run carry their seq, next to the old chunk.
+    LogLines more = makeLines(3, 4);
+    more[0].seq = 10;
+    more[1].seq = 11;
+    store->recordLog(u"v3-running"_s, more);
+    QVERIFY(store->flush(30s));
+    const LogLines all = store->readLog(u"v3-running"_s);
+    QCOMPARE(all.size(), 4);
+    QCOMPARE(all.at(3).seq, 11);
+    const LogLines after = store->readLogAfterSeq(u"v3-running"_s, 10);
+    QCOMPARE(after.size(), 1);
+    QCOMPARE(after.first().number, 4);
+}
+
+void TestStore::readLogAfterSeqResumes()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QString id = u"long"_s;
+    // 2,500 lines over three chunks; every tenth event is a progress report, not a line.
+    LogLines lines = makeLines(1, 2500);
+    qint64 seq = 2;
+    for (LogLine &line : lines) {
+        if (line.number % 10 == 0)
+            ++seq;
+        line.seq = ++seq;
+    }
+    store->recordStarted(makeRun(id, u"t"_s, RunStatus::Running, QDateTime::currentDateTimeUtc()));
+    // One line arrives late and goes into a chunk already stored.
+    LogLines late{lines.at(1499)};
+    lines.removeAt(1499);
+    store->recordLog(id, lines);
+    QVERIFY(store->flush(30s));
+    store->recordLog(id, late);
+    QVERIFY(store->flush(30s));
+    lines.insert(1499, late.first());
+
+    for (const qint64 afterSeq : {qint64(0), qint64(2), lines.at(0).seq, lines.at(1498).seq, lines.at(1499).seq,
+                                  lines.at(999).seq + 1, lines.last().seq - 1, lines.last().seq}) {
+        LogLines expected;
+        for (const LogLine &line : std::as_const(lines)) {
+            if (line.seq > afterSeq)
+                expected << line;
+        }
+        LogLines actual;
+        // Pages of 700 lines, each read on after the last seq seen.
+        for (qint64 next = afterSeq;;) {
+            const LogLines page = store->readLogAfterSeq(id, next, 700);
+            QVERIFY(page.size() <= 700);
+            if (page.isEmpty())
+                break;
+            actual += page;
+            next = page.last().seq;
+        }
+        compareLines(actual, expected);
+        for (qsizetype i = 0; i < actual.size(); ++i)
+            QCOMPARE(actual.at(i).seq, expected.at(i).seq);
+    }
+}
+
+// --- asynchronous queries ----------------------------------------------------------------
+
+void TestStore::asyncQueriesNeverBlockTheCaller()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    store->recordQueued(makeRun(u"early"_s, u"t"_s, RunStatus::Queued, t));
+    QVERIFY(store->flush(30s));
+
+    // Another connection takes the write lock: the store's writer cannot commit until it
+    // is released, and a query that waits for it would hang its caller.
+    RawDb holder(store->location());
+    QVERIFY(holder.exec(u"BEGIN IMMEDIATE"_s));
+    auto release = qScopeGuard([&holder] { holder.exec(u"ROLLBACK"_s); });
+    Run late = makeRun(u"late"_s, u"t"_s, RunStatus::Running, t.addSecs(1));
+    LogLines lines = makeLines(1, 3);
+    for (LogLine &line : lines)
+        line.seq = line.number + 2;
+    store->recordStarted(late);
+    store->recordLog(late.id, lines);
+
+    struct Answers
+    {
+        std::optional<Run> run;
+        RunPage page;
+        LogLines log;
+        LogLines afterSeq;
+        int arrived = 0;
+        bool allOnCaller = true;
+    };
+    auto answers = std::make_shared<Answers>();
+    QThread *const caller = QThread::currentThread();
+    auto arrived = [answers, caller] {
+        ++answers->arrived;
+        answers->allOnCaller = answers->allOnCaller && QThread::currentThread() == caller;
+    };
+    QFuture<std::optional<Run>> run = store->findRunAsync(late.id);
+    run.then(this, [answers, arrived](const std::optional<Run> &value) { answers->run = value; arrived(); });
+    QFuture<RunPage> page = store->findRunsAsync(byTask(u"t"_s));
+    page.then(this, [answers, arrived](const RunPage &value) { answers->page = value; arrived(); });
+    QFuture<LogLines> log = store->readLogAsync(late.id, 2, 10);
+    log.then(this, [answers, arrived](const LogLines &value) { answers->log = value; arrived(); });
+    QFuture<LogLines> afterSeq = store->readLogAfterSeqAsync(late.id, 3, 10);
+    afterSeq.then(this, [answers, arrived](const LogLines &value) { answers->afterSeq = value; arrived(); });
+
+    // Every call came back at once, while what they wait for is still blocked.
+    QVERIFY(!run.isFinished());
+    QVERIFY(!page.isFinished());
+    QVERIFY(!log.isFinished());
+    QVERIFY(!afterSeq.isFinished());
+    QCOMPARE(answers->arrived, 0);
+
+    QVERIFY(holder.exec(u"ROLLBACK"_s));
+    release.dismiss();
+    QTRY_COMPARE_WITH_TIMEOUT(answers->arrived, 4, 30000);
+    QVERIFY(answers->allOnCaller);
+    QVERIFY(answers->run);
+    QCOMPARE(answers->run->status, RunStatus::Running);
+    QCOMPARE(answers->page.total, 2);
+    QCOMPARE(answers->page.runs.first().id, late.id);
+    compareLines(answers->log, lines.mid(1));
+    compareLines(answers->afterSeq, lines.mid(1));
+}
+
+void TestStore::asyncQueriesEndWithTheStore()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    QList<QFuture<RunPage>> futures;
+    for (int i = 0; i < 50; ++i)
+        futures << store->findRunsAsync({});
+    store.reset();
+    // Answered or canceled, never left pending.
+    for (QFuture<RunPage> &future : futures) {
+        QVERIFY(future.isFinished());
+        if (!future.isCanceled())
+            QCOMPARE(future.result().total, 0);
+    }
+}
+
+// --- change notifications ----------------------------------------------------------------
+
+namespace {
+
+QSet<QString> announced(const QSignalSpy &spy)
+{
+    QSet<QString> ids;
+    for (const QList<QVariant> &arguments : spy) {
+        for (const QString &id : arguments.at(0).toStringList())
+            ids.insert(id);
+    }
+    return ids;
+}
+
+} // namespace
+
+void TestStore::notifiesOwnWrites()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    QSignalSpy spy(store->notifier(), &RunStoreNotifier::runsChanged);
+    bool allOnMain = true;
+    connect(store->notifier(), &RunStoreNotifier::runsChanged, this,
+            [&allOnMain] { allOnMain = allOnMain && QThread::currentThread() == qApp->thread(); });
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    store->recordQueued(makeRun(u"a"_s, u"t"_s, RunStatus::Queued, t));
+    QVERIFY(recordFinishedAndWait(*store, makeRun(u"b"_s, u"t"_s, RunStatus::Succeeded, t)));
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(u"a"_s) && announced(spy).contains(u"b"_s), 30000);
+    QVERIFY(allOnMain);
+    // Log lines alone change the run too.
+    spy.clear();
+    store->recordLog(u"a"_s, makeLines(1, 5));
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(u"a"_s), 30000);
+}
+
+void TestStore::notifiesChangesOfAnotherStore()
+{
+    // Two stores on one file have two connections, as two processes would.
+    QTemporaryDir dir;
+    auto watcher = openStore(dir.path());
+    auto other = openStore(dir.path());
+    QVERIFY(watcher && other);
+    QSignalSpy spy(watcher->notifier(), &RunStoreNotifier::runsChanged);
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    QVERIFY(recordFinishedAndWait(*other, makeRun(u"elsewhere"_s, u"t"_s, RunStatus::Succeeded, t)));
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(u"elsewhere"_s), 30000);
+
+    // Its own write and another one close together: each announced.
+    spy.clear();
+    watcher->recordQueued(makeRun(u"here"_s, u"t"_s, RunStatus::Queued, t));
+    other->recordLog(u"elsewhere"_s, makeLines(1, 3));
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(u"here"_s) && announced(spy).contains(u"elsewhere"_s), 30000);
+
+    // A run another store interrupts is a change too.
+    spy.clear();
+    Run orphan = makeRun(u"orphan"_s, u"t"_s, RunStatus::Running, t);
+    orphan.owner = u"1@%1#999999999999"_s.arg(RunOwner::localHost());
+    watcher->recordStarted(orphan);
+    QVERIFY(watcher->flush(30s));
+    QCOMPARE(other->recoverInterrupted(), 1);
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(u"orphan"_s), 30000);
+}
+
+void TestStore::notifiesChangesOfAnotherProcess()
+{
+    const QString child = QCoreApplication::applicationDirPath() + u"/recoverychild"_s;
+    if (!QFileInfo(child).isExecutable())
+        QSKIP("recoverychild is not built next to the test");
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    QSignalSpy spy(store->notifier(), &RunStoreNotifier::runsChanged);
+    QProcess process;
+    process.start(child, {dir.path(), u"1"_s, u"0"_s, u"0"_s});
+    auto stop = qScopeGuard([&process] {
+        process.kill();
+        process.waitForFinished(30000);
+    });
+    QVERIFY(process.waitForStarted(30000));
+    // The child says "finished ID" once its run is durable in the history.
+    QString finished;
+    QByteArray said;
+    const auto readFinished = [&] {
+        said += process.readAllStandardOutput();
+        for (const QByteArray &line : said.split('\n')) {
+            if (line.startsWith("finished "))
+                finished = QString::fromUtf8(line.split(' ').value(1));
+        }
+        return !finished.isEmpty();
+    };
+    QTRY_VERIFY2_WITH_TIMEOUT(readFinished(), said.constData(), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(announced(spy).contains(finished), 30000);
+    QCOMPARE(store->findRun(finished)->status, RunStatus::Succeeded);
+}
+
+// --- start-up and integrity ----------------------------------------------------------------
+
+namespace {
+
+// Fills a history with runs big enough to take many pages, and closes it cleanly.
+bool fillHistory(const QString &dataDir)
+{
+    auto store = openStore(dataDir);
+    if (!store)
+        return false;
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    for (int i = 0; i < 300; ++i) {
+        Run run = makeRun(u"run-%1"_s.arg(i, 4, 10, QChar(u'0')), u"t"_s, RunStatus::Succeeded, t.addSecs(i));
+        run.args = QJsonObject{{u"padding"_s, QString(2000, u'p')}};
+        store->recordFinished(run, [] {});
+    }
+    return store->flush(30s);
+}
+
+// Overwrites the rightmost leaf page of the runs table, which opening never reads.
+bool damageDeepPage(const QString &path)
+{
+    qint64 page = 0;
+    int pageSize = 0;
+    {
+        RawDb raw(path);
+        page = raw.scalar(u"SELECT pageno FROM dbstat WHERE name = 'runs' AND pagetype = 'leaf' "
+                          "ORDER BY path DESC LIMIT 1"_s).toLongLong();
+        pageSize = raw.scalar(u"PRAGMA page_size"_s).toInt();
+        // Everything into the main file, so the damage is not undone from the WAL.
+        raw.scalar(u"PRAGMA wal_checkpoint(TRUNCATE)"_s);
+    }
+    if (page <= 2 || pageSize <= 0)
+        return false;
+    QFile file(path);
+    if (!file.open(QIODevice::ReadWrite) || !file.seek((page - 1) * pageSize))
+        return false;
+    return file.write(QByteArray(pageSize, char(0xA5))) == pageSize;
+}
+
+} // namespace
+
+void TestStore::fullCheckOnlyAfterUncleanShutdown()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(u"history.sqlite3"_s);
+    const QString owners = dir.filePath(u"history.owners"_s);
+    QVERIFY(fillHistory(dir.path()));
+    // A clean close leaves no entry behind.
+    QFile ownersFile(owners);
+    QVERIFY(ownersFile.open(QIODevice::ReadOnly));
+    QCOMPARE(ownersFile.readAll().trimmed(), QByteArray());
+    ownersFile.close();
+    QVERIFY(damageDeepPage(path));
+
+    // Closed cleanly last time: opening does not read the whole file, so it opens ...
+    {
+        auto store = openStore(dir.path());
+        QVERIFY(store);
+        QFile open(owners);
+        QVERIFY(open.open(QIODevice::ReadOnly));
+        QVERIFY(QString::fromUtf8(open.readAll()).startsWith(RunOwner::current() + u' '));
+        // ... and the check on request finds the damage.
+        const QStringList problems = store->checkIntegrity();
+        QVERIFY(!problems.isEmpty());
+        qInfo().noquote() << problems.join(u'\n');
+        QVERIFY2(problems.first().contains(path), qPrintable(problems.first()));
+    }
+
+    // A process that had it open died (pid 1 never started at that time): opening checks.
+    QVERIFY(ownersFile.open(QIODevice::WriteOnly | QIODevice::Append));
+    const QByteArray gone = (u"1@%1#999999999999 7\n"_s.arg(RunOwner::localHost())).toUtf8();
+    ownersFile.write(gone);
+    ownersFile.close();
+    const QByteArray before = fileHash(path);
+    QString error;
+    QVERIFY(!SqliteRunStore::open(dir.path(), &error));
+    qInfo().noquote() << error;
+    QVERIFY2(error.contains(path) && error.contains(u"corrupt"_s) && error.contains(u"move it aside"_s),
+             qPrintable(error));
+    QCOMPARE(fileHash(path), before);
+    // The entry stays, so the next start checks again.
+    QVERIFY(ownersFile.open(QIODevice::ReadOnly));
+    QCOMPARE(ownersFile.readAll(), gone);
+}
+
+void TestStore::uncleanShutdownOfSoundHistory()
+{
+    QTemporaryDir dir;
+    QVERIFY(fillHistory(dir.path()));
+    QFile owners(dir.filePath(u"history.owners"_s));
+    QVERIFY(owners.open(QIODevice::WriteOnly));
+    owners.write((u"1@%1#999999999999 7\nnot an owner\n5@elsewhere.invalid#5 1\n"_s.arg(RunOwner::localHost())).toUtf8());
+    owners.close();
+    QTest::ignoreMessage(QtInfoMsg, QRegularExpression(u"may not have been closed cleanly.*checking it"_s));
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    QVERIFY(store->checkIntegrity().isEmpty());
+    // The dead entries went; the other host's stays, beside this store's own.
+    QVERIFY(owners.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(owners.readAll()).split(u'\n', Qt::SkipEmptyParts);
+    QVERIFY2(lines.size() == 2, qPrintable(lines.join(u" | "_s)));
+    QCOMPARE(lines.at(0), u"5@elsewhere.invalid#5 1"_s);
+    QVERIFY(lines.at(1).startsWith(RunOwner::current()));
+}
+
+void TestStore::historyCheckCommand()
+{
+    const QString taskdeck = qEnvironmentVariable("TASKDECK_BIN");
+    if (taskdeck.isEmpty())
+        QSKIP("TASKDECK_BIN is not set");
+    QTemporaryDir dir;
+    QVERIFY(fillHistory(dir.path()));
+    auto check = [&](QByteArray *out) {
+        QProcess process;
+        process.start(taskdeck, {u"--data-dir"_s, dir.path(), u"history"_s, u"--check"_s});
+        if (!process.waitForFinished(120000))
+            return -1;
+        *out = process.readAllStandardOutput() + process.readAllStandardError();
+        return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
+    };
+    QByteArray out;
+    QCOMPARE(check(&out), 0);
+    QVERIFY2(out.contains("ok"), out.constData());
+    QVERIFY(damageDeepPage(dir.filePath(u"history.sqlite3"_s)));
+    QCOMPARE(check(&out), 1);
+    qInfo().noquote() << out;
+    QVERIFY2(out.contains(dir.filePath(u"history.sqlite3"_s).toUtf8()), out.constData());
+}
+
+// --- private files -------------------------------------------------------------------------
+
+namespace {
+
+// Sets the umask for a scope.
+class Umask
+{
+public:
+    explicit Umask(mode_t mask) : m_saved(::umask(mask)) {}
+    ~Umask() { ::umask(m_saved); }
+    Q_DISABLE_COPY_MOVE(Umask)
+
+private:
+    mode_t m_saved;
+};
+
+QString modeOf(const QString &path)
+{
+    struct stat info = {};
+    if (::stat(QFile::encodeName(path).constData(), &info) != 0)
+        return u"missing"_s;
+    return u"%1"_s.arg(info.st_mode & 07777, 4, 8, QChar(u'0'));
+}
+
+} // namespace
+
+void TestStore::createsPrivateFiles()
+{
+    const Umask usual(022);
+    QTemporaryDir tmp;
+    const QString dataDir = tmp.filePath(u"nested/data"_s);
+    auto store = openStore(dataDir);
+    QVERIFY(store);
+    store->recordQueued(makeRun(u"r"_s, u"t"_s, RunStatus::Queued, QDateTime::currentDateTimeUtc()));
+    QVERIFY(store->flush(30s));
+    const QString path = store->location();
+    QCOMPARE(modeOf(dataDir), u"0700"_s);
+    QCOMPARE(modeOf(path), u"0600"_s);
+    QCOMPARE(modeOf(path + u"-wal"_s), u"0600"_s);
+    QCOMPARE(modeOf(path + u"-shm"_s), u"0600"_s);
+    QCOMPARE(modeOf(QDir(dataDir).filePath(u"history.owners"_s)), u"0600"_s);
+}
+
+void TestStore::repairsLooseModes()
+{
+    const Umask usual(022);
+    QTemporaryDir tmp;
+    const QString dataDir = tmp.filePath(u"data"_s);
+    QVERIFY(openStore(dataDir));
+    const QString path = QDir(dataDir).filePath(u"history.sqlite3"_s);
+    const QString backups = QDir(dataDir).filePath(u"backups"_s);
+    const QString backup = QDir(backups).filePath(u"taskdeck-history-20260101-000000.sql"_s);
+    QVERIFY(QDir().mkpath(backups));
+    QFile file(backup);
+    QVERIFY(file.open(QIODevice::WriteOnly));
+    file.close();
+    const auto loose = QFile::ReadOwner | QFile::WriteOwner | QFile::ReadGroup | QFile::ReadOther;
+    QVERIFY(QFile::setPermissions(dataDir, loose | QFile::ExeOwner | QFile::ExeGroup | QFile::ExeOther));
+    QVERIFY(QFile::setPermissions(backups, loose | QFile::ExeOwner | QFile::ExeGroup | QFile::ExeOther));
+    QVERIFY(QFile::setPermissions(path, loose));
+    QVERIFY(QFile::setPermissions(backup, loose | QFile::WriteGroup));
+
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression(
+        u"made them private.*/data 0755 -> 0700.*history.sqlite3 0644 -> 0600.*backups 0755 -> 0700.*"
+        "taskdeck-history-20260101-000000.sql 0664 -> 0600"_s));
+    QVERIFY(openStore(dataDir));
+    QCOMPARE(modeOf(dataDir), u"0700"_s);
+    QCOMPARE(modeOf(path), u"0600"_s);
+    QCOMPARE(modeOf(backups), u"0700"_s);
+    QCOMPARE(modeOf(backup), u"0600"_s);
+}
+
+void TestStore::backupsArePrivate()
+{
+    const Umask usual(022);
+    QTemporaryDir tmp;
+    const QString dataDir = tmp.filePath(u"data"_s);
+    auto store = openStore(dataDir);
+    QVERIFY(store);
+    const QString backups = QDir(dataDir).filePath(u"backups"_s);
+    TaskRegistry registry;
+    registerHistoryTasks(registry, store.get(), backups);
+    TaskEngine engine(&registry);
+    engine.setRecorder(store.get());
+    for (const QString &format : {u"sql"_s, u"tar"_s}) {
+        const RunResult r = engine.run(u"backup"_s, {{u"format"_s, format}});
+        QVERIFY2(r.ok(), qPrintable(r.error.message));
+        QVERIFY2(r.run.status == RunStatus::Succeeded, qPrintable(r.run.error.message));
+        QCOMPARE(modeOf(r.run.result.toObject().value(u"file"_s).toString()), u"0600"_s);
+    }
+    QCOMPARE(modeOf(backups), u"0700"_s);
+    const QStringList files = QDir(backups).entryList(QDir::Files | QDir::Hidden);
+    QCOMPARE(files.size(), 2);
+    for (const QString &name : files)
+        QCOMPARE(modeOf(QDir(backups).filePath(name)), u"0600"_s);
 }
 
 QTEST_GUILESS_MAIN(TestStore)

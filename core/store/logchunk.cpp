@@ -7,7 +7,9 @@ namespace taskdeck {
 
 namespace {
 
-constexpr char kFormat = 1;
+// Format 1 had no sequence numbers; it is only read.
+constexpr char kFormatWithoutSeq = 1;
+constexpr char kFormat = 2;
 
 void putVarint(QByteArray &out, quint64 value)
 {
@@ -94,8 +96,10 @@ void LogChunk::append(const LogLine &line)
     if (m_count == 0) {
         m_firstLine = m_lastLine = line.number;
         m_firstTime = m_lastTime = line.timeMs;
+        m_lastSeq = 0;
     }
     putVarint(m_body, quint64(line.number - m_lastLine));
+    putVarint(m_body, zigzag(line.seq - m_lastSeq));
     putVarint(m_body, zigzag(line.timeMs - m_lastTime));
     m_body.append(char(streamCode(line.stream)));
     // Log text is mostly ASCII, which needs no conversion and no temporary buffer.
@@ -116,6 +120,8 @@ void LogChunk::append(const LogLine &line)
     }
     m_lastLine = line.number;
     m_lastTime = line.timeMs;
+    m_lastSeq = line.seq;
+    m_maxSeq = std::max(m_maxSeq, line.seq);
     ++m_count;
 }
 
@@ -134,7 +140,7 @@ void LogChunk::clear()
 {
     m_body.clear();
     m_count = 0;
-    m_firstLine = m_lastLine = m_firstTime = m_lastTime = 0;
+    m_firstLine = m_lastLine = m_firstTime = m_lastTime = m_lastSeq = m_maxSeq = 0;
 }
 
 QByteArray LogChunk::encode(const LogLines &lines)
@@ -151,8 +157,11 @@ bool LogChunk::decode(const QByteArray &data, qint64 firstLine, LogLines *out, q
     quint8 format = 0;
     quint64 count = 0;
     quint64 time = 0;
-    if (!in.byte(&format) || format != kFormat || !in.varint(&count) || !in.varint(&time))
+    if (!in.byte(&format) || (format != kFormat && format != kFormatWithoutSeq) || !in.varint(&count)
+        || !in.varint(&time)) {
         return false;
+    }
+    const bool hasSeq = format == kFormat;
     // Every line takes at least four bytes, so a count beyond that is damage, not a big chunk.
     if (count > quint64(data.size()) / 4 + 1)
         return false;
@@ -160,23 +169,27 @@ bool LogChunk::decode(const QByteArray &data, qint64 firstLine, LogLines *out, q
     lines.reserve(qsizetype(count));
     qint64 number = firstLine;
     qint64 timeMs = unzigzag(time);
+    qint64 seq = 0;
     for (quint64 i = 0; i < count; ++i) {
         quint64 numberDelta = 0;
+        quint64 seqDelta = 0;
         quint64 timeDelta = 0;
         quint8 stream = 0;
         quint64 size = 0;
         const char *text = nullptr;
-        if (!in.varint(&numberDelta) || !in.varint(&timeDelta) || !in.byte(&stream) || stream > 2
-            || !in.varint(&size) || !in.bytes(size, &text)) {
+        if (!in.varint(&numberDelta) || (hasSeq && !in.varint(&seqDelta)) || !in.varint(&timeDelta)
+            || !in.byte(&stream) || stream > 2 || !in.varint(&size) || !in.bytes(size, &text)) {
             return false;
         }
         number += qint64(numberDelta);
+        seq += unzigzag(seqDelta);
         timeMs += unzigzag(timeDelta);
         if (number < fromLine)
             continue;
         LogLine line;
         line.number = number;
         line.timeMs = timeMs;
+        line.seq = seq;
         line.stream = stream == 0 ? LogStream::Out : stream == 1 ? LogStream::Err : LogStream::System;
         line.text = QString::fromUtf8(text, qsizetype(size));
         lines.append(std::move(line));

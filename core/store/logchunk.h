@@ -11,11 +11,14 @@ namespace taskdeck {
  * The binary form of a batch of log lines as the SQLite store keeps it (one row per chunk
  * instead of one per line, which is what makes a million-line log cheap to persist).
  *
- * Layout: a format byte, the line count (varint) and the first line's time (zigzag varint),
- * then per line: the number's distance from the previous line's (varint; 0 for the first
- * line, whose number is the chunk's first_line), the time's distance from the previous
- * line's (zigzag varint), the stream (one byte), the UTF-8 length (varint) and the bytes.
- * Line numbers only have to increase inside a chunk, so a gap costs nothing special.
+ * Layout: a format byte (2), the line count (varint) and the first line's time (zigzag
+ * varint), then per line: the number's distance from the previous line's (varint; 0 for the
+ * first line, whose number is the chunk's first_line), the event sequence number's distance
+ * from the previous line's (zigzag varint; the first line's from 0), the time's distance
+ * from the previous line's (zigzag varint), the stream (one byte), the UTF-8 length (varint)
+ * and the bytes. Line numbers only have to increase inside a chunk, so a gap costs nothing
+ * special. Format 1 (written before lines carried LogLine::seq) has no sequence numbers; it
+ * still decodes, every line with seq 0.
  *
  * Pure functions; safe from any thread.
  */
@@ -37,6 +40,8 @@ public:
     qsizetype lineCount() const { return m_count; }
     qint64 firstLine() const { return m_firstLine; }
     qint64 lastLine() const { return m_lastLine; }
+    /*! The highest LogLine::seq of the chunk's lines (0 when none carries one). */
+    qint64 maxSeq() const { return m_maxSeq; }
     /*! The encoded chunk (header and lines). */
     QByteArray data() const;
     /*! Forgets every line; the next append() starts a new chunk. */
@@ -58,6 +63,8 @@ private:
     qint64 m_lastLine = 0;
     qint64 m_firstTime = 0;
     qint64 m_lastTime = 0;
+    qint64 m_lastSeq = 0;
+    qint64 m_maxSeq = 0;
 };
 
 } // namespace taskdeck

@@ -4,13 +4,17 @@
 #include "runrecorder.h"
 
 #include <QDateTime>
+#include <QFuture>
 #include <QList>
 #include <QString>
+#include <QStringList>
 
 #include <chrono>
 #include <optional>
 
 namespace taskdeck {
+
+class RunStoreNotifier;
 
 /*! Which runs IRunStore::findRuns() returns. Empty or invalid members do not filter. */
 struct RunQuery
@@ -39,6 +43,13 @@ struct RunPage
  * (while the history can be written; when it cannot, they answer with what is stored).
  * All methods are thread-safe.
  *
+ * Each query comes in two forms. The synchronous one (findRun(), ...) does its work on the
+ * calling thread, which may wait for the writer (seconds, while another process holds the
+ * file): for command-line tools and worker threads. The asynchronous one (findRunAsync(),
+ * ...) returns at once and does the work, the wait included, on a thread of the store's; the
+ * caller takes the result on its own thread with QFuture::then(context, ...), so a GUI
+ * thread never waits on disk. A future of a store that is destroyed first is canceled.
+ *
  * \code
  * QString error;
  * std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDir, &error);
@@ -46,6 +57,9 @@ struct RunPage
  *     qWarning().noquote() << error << "- running without history";
  * else
  *     engine.setRecorder(store.get()); // the store must outlive the engine
+ *
+ * // In the GUI thread: the page arrives later, in this thread, while the window goes on.
+ * store->findRunsAsync(query).then(window, [window](const RunPage &page) { window->show(page); });
  * \endcode
  */
 class IRunStore : public IRunRecorder
@@ -71,6 +85,29 @@ public:
      */
     virtual LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) = 0;
     /*!
+     * Up to \a maxLines lines of the run's log whose event sequence number (LogLine::seq) is
+     * above \a afterSeq, in order: where a follower that saw every event up to \a afterSeq
+     * resumes once the engine no longer holds the run. Call again after the last line's seq
+     * to read on. Lines stored without a seq (by an older Taskdeck) are never returned.
+     * Memory stays bounded by \a maxLines.
+     */
+    virtual LogLines readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines = 1000) = 0;
+
+    /*! findRun() on a thread of the store's; never blocks the caller. */
+    virtual QFuture<std::optional<Run>> findRunAsync(const QString &id) = 0;
+    /*! findRuns() on a thread of the store's; never blocks the caller. */
+    virtual QFuture<RunPage> findRunsAsync(const RunQuery &query) = 0;
+    /*! readLog() on a thread of the store's; never blocks the caller. */
+    virtual QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) = 0;
+    /*! readLogAfterSeq() on a thread of the store's; never blocks the caller. */
+    virtual QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) = 0;
+
+    /*!
+     * Announces which runs changed, by this process or by another one sharing the history
+     * (see RunStoreNotifier). Owned by the store; lives in the thread that opened it.
+     */
+    virtual RunStoreNotifier *notifier() = 0;
+    /*!
      * The W3C-shaped trace id (32 hex digits) the store gave the run when it first recorded
      * it, to correlate its log with other systems; empty for an unknown run.
      */
@@ -89,6 +126,12 @@ public:
      * many, or -1 when the history could not be changed.
      */
     virtual int pruneFinishedBefore(const QDateTime &cutoff) = 0;
+    /*!
+     * Checks the whole history for damage (SQLite's integrity check: it reads everything, so
+     * it takes time in proportion to the history's size) on the calling thread. Returns the
+     * problems found, each naming the history; empty when the history is sound.
+     */
+    virtual QStringList checkIntegrity() = 0;
     /*! Waits up to \a timeout until everything recorded so far is stored; false if not. */
     virtual bool flush(std::chrono::milliseconds timeout) = 0;
 };

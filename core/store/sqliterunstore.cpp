@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "sqliterunstore.h"
 
+#include "historyowners.h"
 #include "logchunk.h"
+#include "privatefiles.h"
 #include "runowner.h"
+#include "runstorenotifier.h"
 #include "sqliteschema.h"
-#include <mutex>
 
 #include <QDir>
 #include <QFileInfo>
@@ -14,11 +16,13 @@
 #include <QLoggingCategory>
 #include <QScopeGuard>
 #include <QElapsedTimer>
+#include <QPromise>
 #include <QRandomGenerator>
 #include <QSqlDatabase>
 #include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
+#include <QThreadPool>
 #include <QVariant>
 
 #include <pthread.h>
@@ -65,21 +69,30 @@ constexpr auto kQueryFlushTimeout = 10s;
 // Recovery and pruning wait behind the batch queued before them, which may itself wait
 // for a busy database.
 constexpr auto kJobTimeout = 60s;
+// How often the writer asks SQLite whether another connection committed (PRAGMA
+// data_version, which reads no page), while somebody watches the notifier.
+constexpr auto kChangePollInterval = 250ms;
+// Reader threads for the asynchronous queries: one may wait for the writer while the other
+// answers what needs no waiting.
+constexpr int kReaderThreads = 2;
+// Problems an integrity check lists at most; the rest are counted.
+constexpr int kMaxProblemsShown = 20;
 constexpr int kMaxRunsPerPage = 1000;
 constexpr int kMaxLogPage = 100000;
 
-const QString &activeStatusList()
+// "The run is not finished", about column \a column: the condition of the partial index
+// runs_active, which recovery repeats word for word so that SQLite uses the index.
+QString active(const QString &column = u"status"_s)
 {
-    static const QString list = u"('%1', '%2')"_s.arg(runStatusName(RunStatus::Queued),
-                                                      runStatusName(RunStatus::Running));
-    return list;
+    return SqliteSchema::activeCondition(column);
 }
 
 const QString &runColumns()
 {
     static const QString columns = u"id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                                    "finished_at, progress_done, progress_total, progress_message, result, "
-                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner"_s;
+                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner, seq, "
+                                   "next_attempt_at"_s;
     return columns;
 }
 
@@ -141,6 +154,8 @@ Run runFromQuery(const QSqlQuery &q)
     run.error.transient = q.value(16).toBool();
     run.logLines = q.value(17).toLongLong();
     run.owner = q.value(18).toString();
+    run.seq = q.value(19).toLongLong();
+    run.nextAttemptAt = timeFromValue(q.value(20));
     return run;
 }
 
@@ -442,10 +457,11 @@ struct Statements
         const bool ok = upsert.prepare(handle, 
                    u"INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                    "finished_at, progress_done, progress_total, progress_message, result, error_message, "
-                   "error_kind, error_detail, error_transient, log_lines, owner, trace_id) "
+                   "error_kind, error_detail, error_transient, log_lines, owner, seq, next_attempt_at, change_seq, "
+                   "trace_id) "
                    // A null QString binds as NULL; the text columns hold '' for "none".
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?, coalesce(?, ''), coalesce(?, ''), "
-                   "coalesce(?, ''), ?, ?, coalesce(?, ''), lower(hex(randomblob(16)))) "
+                   "coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, lower(hex(randomblob(16)))) "
                    "ON CONFLICT (id) DO UPDATE SET task = excluded.task, status = excluded.status, "
                    "attempt = excluded.attempt, max_attempts = excluded.max_attempts, args = excluded.args, "
                    "queued_at = excluded.queued_at, started_at = excluded.started_at, "
@@ -454,23 +470,25 @@ struct Statements
                    "result = excluded.result, error_message = excluded.error_message, "
                    "error_kind = excluded.error_kind, error_detail = excluded.error_detail, "
                    "error_transient = excluded.error_transient, "
-                   "log_lines = max(runs.log_lines, excluded.log_lines), owner = excluded.owner "
+                   "log_lines = max(runs.log_lines, excluded.log_lines), owner = excluded.owner, "
+                   "seq = max(runs.seq, excluded.seq), next_attempt_at = excluded.next_attempt_at, "
+                   "change_seq = excluded.change_seq "
                    // A late update never takes a finished run back to queued or running.
-                   "WHERE runs.status IN "_s + activeStatusList()
-                   + u" OR excluded.status NOT IN "_s + activeStatusList());
+                   "WHERE "_s + active(u"runs.status"_s) + u" OR NOT "_s + active(u"excluded.status"_s));
         if (!ok) {
             m_prepareError = upsert.error();
             return false;
         }
-        return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
-                                "WHERE id = ? AND status IN "_s + activeStatusList())
-            && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?) WHERE id = ?"_s)
-            && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data) "
-                                   "VALUES (?, ?, ?, ?)"_s)
+        return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, ''), "
+                                "change_seq = ? WHERE id = ? AND "_s + active())
+            && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?), change_seq = ? "
+                                "WHERE id = ?"_s)
+            && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
+                                   "VALUES (?, ?, ?, ?, ?)"_s)
             && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
             && chunkAt.prepare(u"SELECT first_line, last_line, data FROM log_chunks "
                                "WHERE run_id = ? AND first_line <= ? ORDER BY first_line DESC LIMIT 1"_s)
-            && updateChunk.prepare(u"UPDATE log_chunks SET last_line = ?, data = ? "
+            && updateChunk.prepare(u"UPDATE log_chunks SET last_line = ?, data = ?, last_seq = max(last_seq, ?) "
                                    "WHERE run_id = ? AND first_line = ?"_s);
     }
 
@@ -520,7 +538,7 @@ int pruneRuns(QSqlDatabase &db, const QString &path, const QDateTime &cutoff)
     // ago" also takes a run that finished in the millisecond it read the clock. A run that
     // finished by the cutoff was queued by it too: the condition on queued_at lets the time
     // index find the old runs without reading the others.
-    const QString finishedByCutoff = u"queued_at <= ? AND finished_at <= ? AND status NOT IN "_s + activeStatusList();
+    const QString finishedByCutoff = u"queued_at <= ? AND finished_at <= ? AND NOT "_s + active();
     bool ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
     if (!ok) {
         qCWarning(lcStore).noquote() << describe(path, failure) << u"; old runs were not removed"_s;
@@ -562,12 +580,44 @@ struct SqliteRunStore::Private
         : path(std::move(file))
         , serial(g_nextSerial++)
         , writerConnection(u"taskdeck-store-write-%1"_s.arg(g_nextConnection++))
+        , ownersPath(QFileInfo(path).dir().filePath(HistoryOwners::fileName()))
+        , ownerEntry(HistoryOwners::entryFor(serial))
     {
     }
 
     ~Private()
     {
         stop();
+    }
+
+    /*! Runs \a work on this thread's read connection once what was recorded is stored. */
+    template <typename Work, typename Result>
+    Result query(const Work &work, Result none)
+    {
+        catchUp();
+        QString problem;
+        const QSqlDatabase db = reader(&problem);
+        if (!problem.isEmpty()) {
+            qCWarning(lcStore).noquote() << problem;
+            return none;
+        }
+        return work(db);
+    }
+
+    /*! query() on a reader thread; the future is canceled if the store goes first. */
+    template <typename Result, typename Work>
+    QFuture<Result> queryAsync(Work work)
+    {
+        // Qt 6.4's QThreadPool takes a copyable std::function, and a QPromise is move-only.
+        auto promise = std::make_shared<QPromise<Result>>();
+        QFuture<Result> future = promise->future();
+        promise->start();
+        readerPool->start([this, promise, work = std::move(work)] {
+            if (!promise->isCanceled())
+                promise->addResult(query(work, Result()));
+            promise->finish();
+        });
+        return future;
     }
 
     // Caller side.
@@ -589,24 +639,41 @@ struct SqliteRunStore::Private
     void writerMain();
     QString prepareDatabase(QSqlDatabase &db);
     void loop(QSqlDatabase &db, Statements &st);
+    void waitForWorkLocked(std::unique_lock<std::mutex> &lock, bool *checkpointNow, bool *pollNow);
+    void foldIntoPending(PendingRuns &taken, bool everything);
     void writePending(QSqlDatabase &db, Statements &st, bool finalAttempt, bool everything);
+    void batchCommitted(bool attempted, const std::vector<QString> &finishedWithLines);
+    void batchFailed(const QSqlError &failure, bool finalAttempt);
     bool writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *error);
-    bool writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches, QSqlError *error);
+    bool writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches, qint64 *maxSeq,
+                    QSqlError *error);
     bool insertLate(Statements &st, const QString &runId, const LogLine &line, QSqlError *error);
     void prune(QSqlDatabase &db, int days);
     void checkpoint(QSqlDatabase &db);
+    QString checkForDamage(QSqlQuery &q);
+    void startChangeTracking(QSqlDatabase &db);
+    void noteOwnChange(qint64 change, const QStringList &runIds);
+    void pollOtherWriters(QSqlDatabase &db);
 
     const QString path;
     const quint64 serial;
     const QString writerConnection;
+    const QString ownersPath;
+    const QString ownerEntry;             // this store's line in the owners file
+    bool ownerRegistered = false;         // ownerEntry is in the owners file
+    bool fullCheck = false;               // set before the writer starts: a crash was found
+    QStringList goneOwners;               // the entries that showed it
     std::thread writer;
+    std::unique_ptr<RunStoreNotifier> notifier; // lives in the thread that opened the store
+    std::unique_ptr<QThreadPool> readerPool;
 
     // Every run change passes through here from the engine's threads: a short critical
-    // section that several threads enter at a high rate.
+    // section that several threads enter at a high rate. A plain mutex: the spinning one the
+    // engine used measured no better here (bench/README.md, "history: a plain mutex").
     mutable std::mutex mutex;
-    std::condition_variable_any writerWake;   // waits on mutex
-    std::condition_variable_any spaceFree;    // waits on mutex
-    std::condition_variable_any progressMade; // waits on mutex
+    std::condition_variable writerWake;   // waits on mutex
+    std::condition_variable spaceFree;    // waits on mutex
+    std::condition_variable progressMade; // waits on mutex
     // Changes recorded since the writer took the last batch.
     PendingRuns incoming;                 // guarded by mutex
     std::vector<Job> incomingJobs;        // guarded by mutex
@@ -644,8 +711,15 @@ struct SqliteRunStore::Private
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
     qint64 batchBytes = 0;
+    qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
     Clock::time_point lastWriteAt;
+    // Change tracking (writer thread only): the change numbers seen, this store's own since
+    // then, and SQLite's count of other connections' commits when last asked.
+    qint64 lastSeenChange = 0;
+    std::vector<qint64> ownChanges;
+    qint64 dataVersion = -1;
+    Clock::time_point nextPollAt;
 };
 
 PendingRun *SqliteRunStore::Private::changeLocked(const RunKey &key, bool *wasEmpty)
@@ -780,6 +854,8 @@ void SqliteRunStore::Private::writerMain()
             if (!statements->prepare())
                 problem = describe(path, statements->lastError());
         }
+        if (problem.isEmpty())
+            startChangeTracking(db);
         {
             std::lock_guard<std::mutex> lock(mutex);
             initDone = true;
@@ -810,18 +886,8 @@ QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
     if (!q.exec(u"SELECT count(*) FROM sqlite_master"_s) || !q.next())
         return describe(path, q.lastError());
     const bool fresh = q.value(0).toInt() == 0;
-    if (!q.exec(u"PRAGMA quick_check"_s))
-        return describe(path, q.lastError());
-    QStringList problems;
-    while (q.next()) {
-        const QString row = q.value(0).toString();
-        if (row != "ok"_L1 && problems.size() < 3)
-            problems << row.simplified();
-    }
-    if (!problems.isEmpty()) {
-        return u"history database %1 is corrupt (%2); move it aside to start a new history"_s.arg(
-            path, problems.join(u"; "_s));
-    }
+    if (const QString damage = checkForDamage(q); !damage.isEmpty())
+        return damage;
     // A newer Taskdeck's file is refused before anything (even the journal mode) changes it.
     if (!q.exec(u"PRAGMA user_version"_s) || !q.next())
         return describe(path, q.lastError());
@@ -858,6 +924,177 @@ QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
     return {};
 }
 
+QString SqliteRunStore::Private::checkForDamage(QSqlQuery &q)
+{
+    if (fullCheck) {
+        // A process stopped without closing the history: read all of it once (this grows
+        // with the history, which is why it is not done at every start).
+        qCInfo(lcStore).noquote() << u"history database %1 may not have been closed cleanly (%2); checking it"_s
+                                         .arg(path, goneOwners.join(u", "_s));
+        if (!q.exec(u"PRAGMA quick_check"_s))
+            return describe(path, q.lastError());
+        QStringList problems;
+        while (q.next()) {
+            const QString row = q.value(0).toString();
+            if (row != "ok"_L1 && problems.size() < 3)
+                problems << row.simplified();
+        }
+        if (!problems.isEmpty()) {
+            return u"history database %1 is corrupt (%2); move it aside to start a new history"_s.arg(
+                path, problems.join(u"; "_s));
+        }
+        return {};
+    }
+    // Otherwise only the first page of each table, whatever the history's size: a damaged
+    // root is found here, and deeper damage by checkIntegrity() (taskdeck history --check).
+    // One read transaction: another process may be migrating the file meanwhile.
+    if (!q.exec(u"BEGIN"_s))
+        return describe(path, q.lastError());
+    const auto end = qScopeGuard([&q] { q.exec(u"COMMIT"_s); });
+    QStringList tables;
+    if (!q.exec(u"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"_s))
+        return describe(path, q.lastError());
+    while (q.next())
+        tables << q.value(0).toString();
+    for (const QString &table : std::as_const(tables)) {
+        QString quoted = table;
+        quoted.replace(u'"', u"\"\""_s);
+        // NOT INDEXED: the table's own b-tree, not a smaller index SQLite might scan instead.
+        if (!q.exec(u"SELECT 1 FROM \"%1\" NOT INDEXED LIMIT 1"_s.arg(quoted)))
+            return describe(path, q.lastError());
+    }
+    return {};
+}
+
+void SqliteRunStore::Private::startChangeTracking(QSqlDatabase &db)
+{
+    QSqlQuery q(db);
+    if (q.exec(u"SELECT coalesce(max(change_seq), 0) FROM runs"_s) && q.next())
+        lastSeenChange = q.value(0).toLongLong();
+    if (q.exec(u"PRAGMA data_version"_s) && q.next())
+        dataVersion = q.value(0).toLongLong();
+}
+
+void SqliteRunStore::Private::noteOwnChange(qint64 change, const QStringList &runIds)
+{
+    if (!notifier->isWatched())
+        return;
+    ownChanges.push_back(change);
+    notifier->post(runIds);
+}
+
+void SqliteRunStore::Private::pollOtherWriters(QSqlDatabase &db)
+{
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    // Changes only when another connection (another process, or another store of this
+    // one) committed; reads no page of the file.
+    if (!q.exec(u"PRAGMA data_version"_s) || !q.next())
+        return;
+    const qint64 version = q.value(0).toLongLong();
+    if (version == dataVersion) {
+        // Nobody else committed since the last look: every newer change number is ours.
+        if (!ownChanges.empty())
+            lastSeenChange = std::max(lastSeenChange, ownChanges.back());
+        ownChanges.clear();
+        return;
+    }
+    dataVersion = version;
+    q.prepare(u"SELECT id, change_seq FROM runs WHERE change_seq > ? ORDER BY change_seq"_s);
+    q.addBindValue(lastSeenChange);
+    if (!q.exec()) {
+        qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(looking for other processes' changes)"_s;
+        return;
+    }
+    QStringList ids;
+    while (q.next()) {
+        const qint64 change = q.value(1).toLongLong();
+        lastSeenChange = std::max(lastSeenChange, change);
+        if (!std::binary_search(ownChanges.cbegin(), ownChanges.cend(), change))
+            ids << q.value(0).toString();
+    }
+    ownChanges.erase(ownChanges.begin(), std::upper_bound(ownChanges.begin(), ownChanges.end(), lastSeenChange));
+    notifier->post(ids);
+}
+
+void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lock, bool *checkpointNow,
+                                                bool *pollNow)
+{
+    for (;;) {
+        const Clock::time_point now = Clock::now();
+        if (stopping)
+            return;
+        if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
+            return;
+        if (nextPruneAt && now >= *nextPruneAt)
+            return;
+        if (!pending.empty() && now >= retryAt)
+            return;
+        if (!heldOrder.empty() && now >= heldOrder.front().first)
+            return;
+        const bool idle = incomingEmpty() && pending.empty() && held.empty();
+        if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
+            *checkpointNow = true;
+            return;
+        }
+        const bool watched = notifier->isWatched();
+        if (watched && now >= nextPollAt) {
+            *pollNow = true;
+            return;
+        }
+        std::optional<Clock::time_point> wakeAt;
+        auto earliest = [&](Clock::time_point t) { wakeAt = wakeAt ? std::min(*wakeAt, t) : t; };
+        if (!incomingEmpty())
+            earliest(firstQueuedAt + kBatchInterval);
+        if (nextPruneAt)
+            earliest(*nextPruneAt);
+        if (!pending.empty())
+            earliest(retryAt);
+        if (!heldOrder.empty())
+            earliest(heldOrder.front().first);
+        if (idle && uncheckpointedBytes > 0)
+            earliest(lastWriteAt + kCheckpointIdle);
+        if (watched)
+            earliest(nextPollAt);
+        writerWaiting = true;
+        if (wakeAt)
+            writerWake.wait_until(lock, *wakeAt);
+        else
+            writerWake.wait(lock);
+        writerWaiting = false;
+    }
+}
+
+void SqliteRunStore::Private::foldIntoPending(PendingRuns &taken, bool everything)
+{
+    // Later changes of a run that is held back or waiting for a retry fold into it.
+    for (auto it = taken.begin(); !held.empty() && it != taken.end();) {
+        auto node = held.extract(it->first);
+        if (node.empty()) {
+            ++it;
+            continue;
+        }
+        node.mapped().merge(std::move(it->second));
+        it = taken.erase(it);
+        pending.insert(std::move(node));
+    }
+    if (pending.empty()) {
+        pending.swap(taken);
+    } else {
+        pending.merge(taken);
+        for (auto &[runId, later] : taken)
+            pending[runId].merge(std::move(later));
+        taken.clear();
+    }
+    // Held back long enough (or everything, for a flush or the end): due now.
+    const Clock::time_point due = Clock::now();
+    while (!heldOrder.empty() && (everything || heldOrder.front().first <= due)) {
+        if (auto node = held.extract(heldOrder.front().second); !node.empty())
+            pending.insert(std::move(node));
+        heldOrder.pop_front();
+    }
+}
+
 void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
 {
     // Swapped with the callers' map at each batch: they go on filling one whose buckets
@@ -868,45 +1105,11 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         bool stopNow = false;
         bool everything = false;
         bool checkpointNow = false;
+        bool pollNow = false;
         int pruneDays = 0;
         {
             std::unique_lock<std::mutex> lock(mutex);
-            for (;;) {
-                const Clock::time_point now = Clock::now();
-                if (stopping)
-                    break;
-                if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
-                    break;
-                if (nextPruneAt && now >= *nextPruneAt)
-                    break;
-                if (!pending.empty() && now >= retryAt)
-                    break;
-                if (!heldOrder.empty() && now >= heldOrder.front().first)
-                    break;
-                const bool idle = incomingEmpty() && pending.empty() && held.empty();
-                if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
-                    checkpointNow = true;
-                    break;
-                }
-                std::optional<Clock::time_point> wakeAt;
-                auto earliest = [&](Clock::time_point t) { wakeAt = wakeAt ? std::min(*wakeAt, t) : t; };
-                if (!incomingEmpty())
-                    earliest(firstQueuedAt + kBatchInterval);
-                if (nextPruneAt)
-                    earliest(*nextPruneAt);
-                if (!pending.empty())
-                    earliest(retryAt);
-                if (!heldOrder.empty())
-                    earliest(heldOrder.front().first);
-                if (idle && uncheckpointedBytes > 0)
-                    earliest(lastWriteAt + kCheckpointIdle);
-                writerWaiting = true;
-                if (wakeAt)
-                    writerWake.wait_until(lock, *wakeAt);
-                else
-                    writerWake.wait(lock);
-                writerWaiting = false;
-            }
+            waitForWorkLocked(lock, &checkpointNow, &pollNow);
             taken.swap(incoming);
             jobs.swap(incomingJobs);
             // writePending() called the previous batch's durables: this list is empty.
@@ -924,32 +1127,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
-        // Later changes of a run that is held back or waiting for a retry fold into it.
-        for (auto it = taken.begin(); !held.empty() && it != taken.end();) {
-            auto node = held.extract(it->first);
-            if (node.empty()) {
-                ++it;
-                continue;
-            }
-            node.mapped().merge(std::move(it->second));
-            it = taken.erase(it);
-            pending.insert(std::move(node));
-        }
-        if (pending.empty()) {
-            pending.swap(taken);
-        } else {
-            pending.merge(taken);
-            for (auto &[runId, later] : taken)
-                pending[runId].merge(std::move(later));
-            taken.clear();
-        }
-        // Held back long enough (or everything, for a flush or the end): due now.
-        const Clock::time_point due = Clock::now();
-        while (!heldOrder.empty() && (everything || heldOrder.front().first <= due)) {
-            if (auto node = held.extract(heldOrder.front().second); !node.empty())
-                pending.insert(std::move(node));
-            heldOrder.pop_front();
-        }
+        foldIntoPending(taken, everything);
         writePending(db, st, stopNow, everything);
         for (const auto &job : jobs)
             job(db);
@@ -962,6 +1140,10 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             lastWriteAt = Clock::now();
         }
         progressMade.notify_all();
+        if (pollNow) {
+            pollOtherWriters(db);
+            nextPollAt = Clock::now() + kChangePollInterval;
+        }
         if (checkpointNow || uncheckpointedBytes >= kCheckpointBytes)
             checkpoint(db);
 
@@ -1000,6 +1182,11 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     const bool attempted = !pending.empty();
     if (attempted) {
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
+        if (ok) {
+            const std::optional<qint64> change = SqliteSchema::nextChange(db, &failure);
+            ok = change.has_value();
+            batchChange = change.value_or(0);
+        }
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
             ok = writeRun(st, it->first.id, it->second, &failure);
             if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first.id))
@@ -1010,72 +1197,91 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             rollback(db);
     }
 
-    if (ok) {
-        for (auto it = writtenThisBatch.cbegin(); it != writtenThisBatch.cend(); ++it)
-            lastWrittenLine.insert(it.key(), it.value());
-        // A finished run gets no more lines (but for a rare straggler, which looks its last
-        // line up again), so its entry would only grow the map.
-        for (const QString &id : finishedWithLines)
-            lastWrittenLine.remove(id);
-        pending.clear();
-        failedAttempts = 0;
-        bool recovered = false;
-        if (attempted) {
-            uncheckpointedBytes += batchBytes;
-            lastWriteAt = Clock::now();
-        }
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            // Changes held back are not committed yet: flush() keeps waiting for them.
-            if (held.empty())
-                handledSeq = pendingSeq;
-            if (attempted) {
-                recovered = !available;
-                available = true;
-                error.clear();
-            }
-        }
-        if (recovered)
-            qCInfo(lcStore).noquote() << u"history database %1 is writable again"_s.arg(path);
-    } else {
-        ++failedAttempts;
-        qsizetype lines = 0;
-        for (const auto &[key, run] : pending) {
-            for (const LogLines &batch : run.lines)
-                lines += batch.size();
-        }
-        const QString problem = describe(path, failure);
-        const bool giveUp = finalAttempt || failedAttempts >= kMaxAttemptsPerBatch
-                            || lines > SqliteRunStore::kMaxQueuedLines;
-        if (giveUp) {
-            qCWarning(lcStore).noquote() << problem
-                << u"; gave up storing changes of %1 runs and %2 log lines"_s.arg(pending.size()).arg(lines);
-            pending.clear();
-            failedAttempts = 0;
-        } else {
-            qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
-            retryAt = Clock::now() + kRetryDelay;
-        }
-        std::lock_guard<std::mutex> lock(mutex);
-        if (giveUp) {
-            droppedRanges.emplace_back(handledSeq, pendingSeq);
-            handledSeq = pendingSeq;
-        }
-        available = false;
-        error = problem;
-    }
+    if (ok)
+        batchCommitted(attempted, finishedWithLines);
+    else
+        batchFailed(failure, finalAttempt);
 
     // Called even after a failure: the engine must not wait forever for a history that
-    // cannot be written; the warning above says what was not kept.
+    // cannot be written; the warning batchFailed() gave says what was not kept.
     std::vector<std::function<void()>> durables;
     durables.swap(pendingDurables);
-    for (const auto &durable : durables)
-        durable();
+    for (const auto &durable : durables) {
+        if (durable)
+            durable();
+    }
+}
+
+void SqliteRunStore::Private::batchCommitted(bool attempted, const std::vector<QString> &finishedWithLines)
+{
+    for (auto it = writtenThisBatch.cbegin(); it != writtenThisBatch.cend(); ++it)
+        lastWrittenLine.insert(it.key(), it.value());
+    // A finished run gets no more lines (but for a rare straggler, which looks its last
+    // line up again), so its entry would only grow the map.
+    for (const QString &id : finishedWithLines)
+        lastWrittenLine.remove(id);
+    if (attempted && notifier->isWatched()) {
+        QStringList ids;
+        ids.reserve(qsizetype(pending.size()));
+        for (const auto &entry : pending)
+            ids << entry.first.id;
+        noteOwnChange(batchChange, ids);
+    }
+    pending.clear();
+    failedAttempts = 0;
+    bool recovered = false;
+    if (attempted) {
+        uncheckpointedBytes += batchBytes;
+        lastWriteAt = Clock::now();
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        // Changes held back are not committed yet: flush() keeps waiting for them.
+        if (held.empty())
+            handledSeq = pendingSeq;
+        if (attempted) {
+            recovered = !available;
+            available = true;
+            error.clear();
+        }
+    }
+    if (recovered)
+        qCInfo(lcStore).noquote() << u"history database %1 is writable again"_s.arg(path);
+}
+
+void SqliteRunStore::Private::batchFailed(const QSqlError &failure, bool finalAttempt)
+{
+    ++failedAttempts;
+    qsizetype lines = 0;
+    for (const auto &[key, run] : pending) {
+        for (const LogLines &batch : run.lines)
+            lines += batch.size();
+    }
+    const QString problem = describe(path, failure);
+    const bool giveUp = finalAttempt || failedAttempts >= kMaxAttemptsPerBatch
+                        || lines > SqliteRunStore::kMaxQueuedLines;
+    if (giveUp) {
+        qCWarning(lcStore).noquote() << problem
+            << u"; gave up storing changes of %1 runs and %2 log lines"_s.arg(pending.size()).arg(lines);
+        pending.clear();
+        failedAttempts = 0;
+    } else {
+        qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
+        retryAt = Clock::now() + kRetryDelay;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    if (giveUp) {
+        droppedRanges.emplace_back(handledSeq, pendingSeq);
+        handledSeq = pendingSeq;
+    }
+    available = false;
+    error = problem;
 }
 
 bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, PendingRun &run, QSqlError *failure)
 {
-    if (!run.lines.empty() && !writeLines(st, runId, run.lines, failure))
+    qint64 linesSeq = 0;
+    if (!run.lines.empty() && !writeLines(st, runId, run.lines, &linesSeq, failure))
         return false;
     const qint64 stored = writtenThisBatch.value(runId, 0);
     batchBytes += kRowBytes;
@@ -1110,6 +1316,10 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         q.bind(17, r.error.transient ? 1 : 0);
         q.bind(18, std::max(r.logLines, stored));
         q.bind(19, r.owner);
+        // The row with the log stands for every event stored so far, lines included.
+        q.bind(20, std::max(r.seq, linesSeq));
+        q.bindTime(21, r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime());
+        q.bind(22, batchChange);
         if (!q.run(failure))
             return false;
     } else if (run.progress) {
@@ -1117,7 +1327,8 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         q.bindValue(0, run.progress->done);
         q.bindValue(1, run.progress->total);
         q.bindValue(2, run.progress->message);
-        q.bindValue(3, runId);
+        q.bindValue(3, batchChange);
+        q.bindValue(4, runId);
         if (!q.exec()) {
             *failure = q.lastError();
             return false;
@@ -1126,7 +1337,9 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
     if (!run.state && stored > 0) {
         // Keeps the count of a running run current for history views.
         st.logCount.bindValue(0, stored);
-        st.logCount.bindValue(1, runId);
+        st.logCount.bindValue(1, linesSeq);
+        st.logCount.bindValue(2, batchChange);
+        st.logCount.bindValue(3, runId);
         if (!st.logCount.exec()) {
             *failure = st.logCount.lastError();
             return false;
@@ -1136,7 +1349,7 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
 }
 
 bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, std::vector<LogLines> &batches,
-                                         QSqlError *failure)
+                                         qint64 *maxSeq, QSqlError *failure)
 {
     // Two threads may log to one run (a worker, and whoever cancels it), so numbers can
     // arrive slightly out of order.
@@ -1180,6 +1393,8 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
         st.insertChunk.bindValue(2, chunk.lastLine());
         const QByteArray data = chunk.data();
         st.insertChunk.bindValue(3, data);
+        st.insertChunk.bindValue(4, chunk.maxSeq());
+        *maxSeq = std::max(*maxSeq, chunk.maxSeq());
         batchBytes += data.size();
         chunk.clear();
         if (!st.insertChunk.exec()) {
@@ -1209,6 +1424,7 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
     for (const LogLine *line : late) {
         if (!insertLate(st, runId, *line, failure))
             return false;
+        *maxSeq = std::max(*maxSeq, line->seq);
     }
     writtenThisBatch.insert(runId, newest);
     return true;
@@ -1231,6 +1447,7 @@ bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, c
         st.insertChunk.bindValue(1, line.number);
         st.insertChunk.bindValue(2, line.number);
         st.insertChunk.bindValue(3, LogChunk::encode({line}));
+        st.insertChunk.bindValue(4, line.seq);
         if (!st.insertChunk.exec()) {
             *failure = st.insertChunk.lastError();
             return false;
@@ -1255,8 +1472,9 @@ bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, c
         merged.insert(at, line);
     st.updateChunk.bindValue(0, std::max(lastInChunk, line.number));
     st.updateChunk.bindValue(1, LogChunk::encode(merged));
-    st.updateChunk.bindValue(2, runId);
-    st.updateChunk.bindValue(3, first);
+    st.updateChunk.bindValue(2, line.seq);
+    st.updateChunk.bindValue(3, runId);
+    st.updateChunk.bindValue(4, first);
     if (!st.updateChunk.exec()) {
         *failure = st.updateChunk.lastError();
         return false;
@@ -1292,18 +1510,55 @@ SqliteRunStore::SqliteRunStore(std::unique_ptr<Private> dd)
 
 SqliteRunStore::~SqliteRunStore()
 {
-    d->stop();
+    // Queries not started yet are dropped (their futures canceled); running ones end. The
+    // read connections close before the writer's, so the writer is the history's last
+    // connection in this process and folds the WAL into the file as it closes.
+    d->readerPool->clear();
+    d->readerPool->waitForDone();
+    d->readerPool.reset();
+    readConnections().release(d->serial);
     {
         std::lock_guard<std::mutex> lock(g_liveMutex);
         g_liveStores.erase(d->serial);
     }
-    readConnections().release(d->serial);
+    d->stop();
+    QString problem;
+    if (d->ownerRegistered && !HistoryOwners::remove(d->ownersPath, {d->ownerEntry}, &problem))
+        qCWarning(lcStore).noquote() << problem << u"; the next start will check the history for damage"_s;
 }
 
 QString SqliteRunStore::fileName()
 {
     return u"history.sqlite3"_s;
 }
+
+namespace {
+
+// Makes Taskdeck's own files in the data directory private again, with one warning for all.
+void tightenDataFiles(const QDir &dir)
+{
+    QStringList changed;
+    QStringList paths{dir.absolutePath()};
+    const QString history = SqliteRunStore::fileName();
+    for (const QString &name : QStringList{history, history + u"-wal"_s, history + u"-shm"_s, HistoryOwners::fileName()})
+        paths << dir.absoluteFilePath(name);
+    const QDir backups(dir.absoluteFilePath(u"backups"_s));
+    if (backups.exists()) {
+        paths << backups.absolutePath();
+        for (const QString &name : backups.entryList({u"taskdeck-history-*"_s}, QDir::Files | QDir::Hidden))
+            paths << backups.absoluteFilePath(name);
+    }
+    for (const QString &path : std::as_const(paths)) {
+        if (const QString change = PrivateFiles::tighten(path); !change.isEmpty())
+            changed << change;
+    }
+    if (!changed.isEmpty()) {
+        qCWarning(lcStore).noquote() << u"others could read Taskdeck's history files; made them private (owner "
+                                        "only): %1"_s.arg(changed.join(u", "_s));
+    }
+}
+
+} // namespace
 
 std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QString *error)
 {
@@ -1315,15 +1570,36 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
     if (dataDir.isEmpty())
         return fail(u"no data directory was given for the history database"_s);
     const QDir dir(dataDir);
-    if (!dir.mkpath(u"."_s))
-        return fail(u"cannot create data directory %1 for the history database"_s.arg(dir.absolutePath()));
+    QString problem;
+    if (!PrivateFiles::makeDirectory(dir.absolutePath(), &problem))
+        return fail(u"cannot create data directory %1 for the history database (%2)"_s.arg(dir.absolutePath(), problem));
     const QString path = dir.absoluteFilePath(fileName());
     if (QFileInfo(path).isDir())
         return fail(u"history database %1 is a directory, not a file; move it aside to start a new history"_s.arg(path));
+    tightenDataFiles(dir);
+    // SQLite gives the -wal and -shm files the mode of the database file: a new history is
+    // made private before SQLite writes its first byte.
+    PrivateFiles::createFile(path);
 
     auto d = std::make_unique<Private>(path);
+    QString ownersProblem;
+    d->ownerRegistered = HistoryOwners::add(d->ownersPath, d->ownerEntry, &d->goneOwners, &ownersProblem);
+    if (!d->ownerRegistered) {
+        // Whether the last user closed the history cleanly cannot be told: check it.
+        d->goneOwners = {ownersProblem};
+    }
+    d->fullCheck = !d->goneOwners.isEmpty();
+    d->notifier = std::make_unique<RunStoreNotifier>();
+    d->notifier->setWatchedCallback([p = d.get()] {
+        // Under the mutex, so the wake-up cannot fall between the writer's look and its wait.
+        std::lock_guard<std::mutex> lock(p->mutex);
+        p->writerWake.notify_one();
+    });
+    d->readerPool = std::make_unique<QThreadPool>();
+    d->readerPool->setMaxThreadCount(kReaderThreads);
+    // Each reader thread keeps its read connection for as long as it lives.
+    d->readerPool->setExpiryTimeout(-1);
     d->writer = std::thread([p = d.get()] { p->writerMain(); });
-    QString problem;
     {
         std::unique_lock<std::mutex> lock(d->mutex);
         d->progressMade.wait(lock, [&] { return d->initDone; });
@@ -1331,7 +1607,18 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
     }
     if (!problem.isEmpty()) {
         d->stop();
+        // The entries of processes that died stay, so the next start checks again.
+        QString ignored;
+        if (ownersProblem.isEmpty())
+            HistoryOwners::remove(d->ownersPath, {d->ownerEntry}, &ignored);
         return fail(problem);
+    }
+    if (!ownersProblem.isEmpty()) {
+        qCWarning(lcStore).noquote() << ownersProblem
+                                     << u"; the history is checked for damage at every start until this is fixed"_s;
+    } else if (d->fullCheck) {
+        QString ignored;
+        HistoryOwners::remove(d->ownersPath, d->goneOwners, &ignored);
     }
     {
         std::lock_guard<std::mutex> lock(g_liveMutex);
@@ -1469,21 +1756,20 @@ bool SqliteRunStore::flush(std::chrono::milliseconds timeout)
     return d->flush(timeout);
 }
 
-std::optional<Run> SqliteRunStore::findRun(const QString &id)
+// Queries ---------------------------------------------------------------------------------
+// Each runs on a read connection of the calling thread: the caller's for the synchronous
+// methods, a reader thread's for the asynchronous ones.
+
+namespace {
+
+std::optional<Run> selectRun(const QSqlDatabase &db, const QString &path, const QString &id)
 {
-    d->catchUp();
-    QString problem;
-    QSqlDatabase db = d->reader(&problem);
-    if (!problem.isEmpty()) {
-        qCWarning(lcStore).noquote() << problem;
-        return std::nullopt;
-    }
     QSqlQuery q(db);
     q.setForwardOnly(true);
     q.prepare(u"SELECT "_s + runColumns() + u" FROM runs WHERE id = ?"_s);
     q.addBindValue(id);
     if (!q.exec()) {
-        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        qCWarning(lcStore).noquote() << describe(path, q.lastError());
         return std::nullopt;
     }
     if (!q.next())
@@ -1491,16 +1777,9 @@ std::optional<Run> SqliteRunStore::findRun(const QString &id)
     return runFromQuery(q);
 }
 
-RunPage SqliteRunStore::findRuns(const RunQuery &query)
+RunPage selectRuns(QSqlDatabase db, const QString &path, const RunQuery &query)
 {
-    d->catchUp();
     RunPage page;
-    QString problem;
-    QSqlDatabase db = d->reader(&problem);
-    if (!problem.isEmpty()) {
-        qCWarning(lcStore).noquote() << problem;
-        return page;
-    }
     QStringList conditions;
     QVariantList values;
     if (!query.task.isEmpty()) {
@@ -1532,7 +1811,7 @@ RunPage SqliteRunStore::findRuns(const RunQuery &query)
     for (const QVariant &v : std::as_const(values))
         count.addBindValue(v);
     if (!count.exec() || !count.next()) {
-        qCWarning(lcStore).noquote() << describe(d->path, count.lastError());
+        qCWarning(lcStore).noquote() << describe(path, count.lastError());
         return page;
     }
     page.total = count.value(0).toLongLong();
@@ -1549,7 +1828,7 @@ RunPage SqliteRunStore::findRuns(const RunQuery &query)
     q.addBindValue(limit);
     q.addBindValue(offset);
     if (!q.exec()) {
-        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        qCWarning(lcStore).noquote() << describe(path, q.lastError());
         return page;
     }
     while (q.next())
@@ -1557,20 +1836,34 @@ RunPage SqliteRunStore::findRuns(const RunQuery &query)
     return page;
 }
 
-LogLines SqliteRunStore::readLog(const QString &runId, qint64 fromLine, int maxLines)
+/*!
+ * Decodes the chunks \a q selected (first_line, data; in order) into \a lines until it holds
+ * \a maxLines, keeping lines numbered \a fromLine or later whose seq is above \a afterSeq.
+ */
+void decodeChunks(QSqlQuery &q, const QString &path, const QString &runId, qint64 fromLine, qint64 afterSeq,
+                  int maxLines, LogLines *lines)
+{
+    while (lines->size() < maxLines && q.next()) {
+        const qint64 first = q.value(0).toLongLong();
+        const qsizetype before = lines->size();
+        if (!LogChunk::decode(q.value(1).toByteArray(), first, lines, fromLine)) {
+            qCWarning(lcStore).noquote() << u"history database %1: log chunk %2 of run %3 is damaged; the log "
+                                            "is cut short there"_s.arg(path).arg(first).arg(runId);
+            break;
+        }
+        if (afterSeq >= 0) {
+            lines->erase(std::remove_if(lines->begin() + before, lines->end(),
+                                        [afterSeq](const LogLine &line) { return line.seq <= afterSeq; }),
+                         lines->end());
+        }
+    }
+    if (lines->size() > maxLines)
+        lines->resize(maxLines);
+}
+
+LogLines selectLog(const QSqlDatabase &db, const QString &path, const QString &runId, qint64 fromLine, int maxLines)
 {
     LogLines lines;
-    if (maxLines <= 0)
-        return lines;
-    maxLines = std::min(maxLines, kMaxLogPage);
-    fromLine = std::max<qint64>(1, fromLine);
-    d->catchUp();
-    QString problem;
-    QSqlDatabase db = d->reader(&problem);
-    if (!problem.isEmpty()) {
-        qCWarning(lcStore).noquote() << problem;
-        return lines;
-    }
     // Chunks do not overlap: start at the last chunk that begins at or before fromLine (it
     // may hold it) and read on in order.
     QSqlQuery q(db);
@@ -1583,46 +1876,152 @@ LogLines SqliteRunStore::readLog(const QString &runId, qint64 fromLine, int maxL
     q.addBindValue(fromLine);
     q.addBindValue(fromLine);
     if (!q.exec()) {
-        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        qCWarning(lcStore).noquote() << describe(path, q.lastError());
         return lines;
     }
-    while (lines.size() < maxLines && q.next()) {
-        const qint64 first = q.value(0).toLongLong();
-        if (!LogChunk::decode(q.value(1).toByteArray(), first, &lines, fromLine)) {
-            qCWarning(lcStore).noquote() << u"history database %1: log chunk %2 of run %3 is damaged; the log "
-                                            "is cut short there"_s.arg(d->path).arg(first).arg(runId);
-            break;
-        }
-    }
-    if (lines.size() > maxLines)
-        lines.resize(maxLines);
+    decodeChunks(q, path, runId, fromLine, -1, maxLines, &lines);
     return lines;
 }
 
-QString SqliteRunStore::traceId(const QString &runId)
+LogLines selectLogAfterSeq(const QSqlDatabase &db, const QString &path, const QString &runId, qint64 afterSeq,
+                           int maxLines)
 {
-    d->catchUp();
-    QString problem;
-    QSqlDatabase db = d->reader(&problem);
-    if (!problem.isEmpty()) {
-        qCWarning(lcStore).noquote() << problem;
-        return {};
+    LogLines lines;
+    // A line's seq grows with its number, so the first chunk whose highest seq is past
+    // afterSeq holds the first line wanted (log_chunks_seq finds it), and the rest follow.
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(u"SELECT first_line, data FROM log_chunks WHERE run_id = ? AND first_line >= "
+              "(SELECT first_line FROM log_chunks WHERE run_id = ? AND last_seq > ? ORDER BY last_seq LIMIT 1) "
+              "ORDER BY first_line"_s);
+    q.addBindValue(runId);
+    q.addBindValue(runId);
+    q.addBindValue(afterSeq);
+    if (!q.exec()) {
+        qCWarning(lcStore).noquote() << describe(path, q.lastError());
+        return lines;
     }
+    decodeChunks(q, path, runId, 0, afterSeq, maxLines, &lines);
+    return lines;
+}
+
+QString selectTraceId(const QSqlDatabase &db, const QString &path, const QString &runId)
+{
     QSqlQuery q(db);
     q.setForwardOnly(true);
     q.prepare(u"SELECT trace_id FROM runs WHERE id = ?"_s);
     q.addBindValue(runId);
     if (!q.exec()) {
-        qCWarning(lcStore).noquote() << describe(d->path, q.lastError());
+        qCWarning(lcStore).noquote() << describe(path, q.lastError());
         return {};
     }
     return q.next() ? q.value(0).toString() : QString();
 }
 
+} // namespace
+
+std::optional<Run> SqliteRunStore::findRun(const QString &id)
+{
+    return d->query([&](const QSqlDatabase &db) { return selectRun(db, d->path, id); }, std::optional<Run>());
+}
+
+RunPage SqliteRunStore::findRuns(const RunQuery &query)
+{
+    return d->query([&](const QSqlDatabase &db) { return selectRuns(db, d->path, query); }, RunPage());
+}
+
+LogLines SqliteRunStore::readLog(const QString &runId, qint64 fromLine, int maxLines)
+{
+    if (maxLines <= 0)
+        return {};
+    maxLines = std::min(maxLines, kMaxLogPage);
+    fromLine = std::max<qint64>(1, fromLine);
+    return d->query([&](const QSqlDatabase &db) { return selectLog(db, d->path, runId, fromLine, maxLines); },
+                    LogLines());
+}
+
+LogLines SqliteRunStore::readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines)
+{
+    if (maxLines <= 0)
+        return {};
+    maxLines = std::min(maxLines, kMaxLogPage);
+    afterSeq = std::max<qint64>(0, afterSeq);
+    return d->query([&](const QSqlDatabase &db) { return selectLogAfterSeq(db, d->path, runId, afterSeq, maxLines); },
+                    LogLines());
+}
+
+QString SqliteRunStore::traceId(const QString &runId)
+{
+    return d->query([&](const QSqlDatabase &db) { return selectTraceId(db, d->path, runId); }, QString());
+}
+
+QFuture<std::optional<Run>> SqliteRunStore::findRunAsync(const QString &id)
+{
+    return d->queryAsync<std::optional<Run>>([p = d.get(), id](const QSqlDatabase &db) {
+        return selectRun(db, p->path, id);
+    });
+}
+
+QFuture<RunPage> SqliteRunStore::findRunsAsync(const RunQuery &query)
+{
+    return d->queryAsync<RunPage>([p = d.get(), query](const QSqlDatabase &db) {
+        return selectRuns(db, p->path, query);
+    });
+}
+
+QFuture<LogLines> SqliteRunStore::readLogAsync(const QString &runId, qint64 fromLine, int maxLines)
+{
+    maxLines = std::clamp(maxLines, 0, kMaxLogPage);
+    fromLine = std::max<qint64>(1, fromLine);
+    return d->queryAsync<LogLines>([p = d.get(), runId, fromLine, maxLines](const QSqlDatabase &db) {
+        return maxLines > 0 ? selectLog(db, p->path, runId, fromLine, maxLines) : LogLines();
+    });
+}
+
+QFuture<LogLines> SqliteRunStore::readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines)
+{
+    maxLines = std::clamp(maxLines, 0, kMaxLogPage);
+    afterSeq = std::max<qint64>(0, afterSeq);
+    return d->queryAsync<LogLines>([p = d.get(), runId, afterSeq, maxLines](const QSqlDatabase &db) {
+        return maxLines > 0 ? selectLogAfterSeq(db, p->path, runId, afterSeq, maxLines) : LogLines();
+    });
+}
+
+RunStoreNotifier *SqliteRunStore::notifier()
+{
+    return d->notifier.get();
+}
+
+QStringList SqliteRunStore::checkIntegrity()
+{
+    QString problem;
+    const QSqlDatabase db = d->reader(&problem);
+    if (!problem.isEmpty())
+        return {problem};
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    if (!q.exec(u"PRAGMA integrity_check"_s))
+        return {describe(d->path, q.lastError())};
+    QStringList problems;
+    qsizetype count = 0;
+    while (q.next()) {
+        const QString row = q.value(0).toString();
+        if (row == "ok"_L1)
+            continue;
+        if (++count <= kMaxProblemsShown)
+            problems << u"history database %1: %2"_s.arg(d->path, row.simplified());
+    }
+    if (q.lastError().isValid())
+        problems << describe(d->path, q.lastError());
+    if (count > kMaxProblemsShown)
+        problems << u"history database %1: %2 more problems"_s.arg(d->path).arg(count - kMaxProblemsShown);
+    return problems;
+}
+
 int SqliteRunStore::recoverInterrupted()
 {
     const QString path = d->path;
-    return d->runJob([path](QSqlDatabase &db) -> int {
+    return d->runJob([p = d.get(), path](QSqlDatabase &db) -> int {
         QSqlError failure;
         if (!exec(db, u"BEGIN IMMEDIATE"_s, &failure)) {
             qCWarning(lcStore).noquote() << describe(path, failure) << u"; interrupted runs were not recovered"_s;
@@ -1632,7 +2031,7 @@ int SqliteRunStore::recoverInterrupted()
         std::vector<Orphan> orphans;
         QSqlQuery select(db);
         select.setForwardOnly(true);
-        bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE status IN "_s + activeStatusList());
+        bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE "_s + active());
         while (ok && select.next()) {
             Orphan o{select.value(0).toString(), select.value(1).toString(), select.value(2).toString(), {}};
             const std::optional<RunOwner> owner = RunOwner::parse(o.owner);
@@ -1654,12 +2053,17 @@ int SqliteRunStore::recoverInterrupted()
         select.finish();
 
         int count = 0;
+        std::optional<qint64> change;
+        if (ok && !orphans.empty()) {
+            change = SqliteSchema::nextChange(db, &failure);
+            ok = change.has_value();
+        }
         QSqlQuery update(db);
         ok = ok && update.prepare(
             u"UPDATE runs SET status = ?, finished_at = ?, error_message = ?, error_kind = 'Interrupted', "
-            "error_detail = ?, error_transient = 0, "
+            "error_detail = ?, error_transient = 0, change_seq = ?, "
             "log_lines = max(log_lines, coalesce((SELECT max(last_line) FROM log_chunks WHERE run_id = runs.id), 0)) "
-            "WHERE id = ? AND owner = ? AND status IN "_s + activeStatusList());
+            "WHERE id = ? AND owner = ? AND "_s + active());
         const qint64 now = QDateTime::currentMSecsSinceEpoch();
         for (const Orphan &o : orphans) {
             if (!ok)
@@ -1668,8 +2072,9 @@ int SqliteRunStore::recoverInterrupted()
             update.bindValue(1, now);
             update.bindValue(2, o.message);
             update.bindValue(3, u"owner: %1\nstatus when found: %2"_s.arg(o.owner.isEmpty() ? u"(none)"_s : o.owner, o.status));
-            update.bindValue(4, o.id);
-            update.bindValue(5, o.owner);
+            update.bindValue(4, change.value_or(0));
+            update.bindValue(5, o.id);
+            update.bindValue(6, o.owner);
             ok = update.exec();
             count += ok ? update.numRowsAffected() : 0;
         }
@@ -1681,8 +2086,13 @@ int SqliteRunStore::recoverInterrupted()
             qCWarning(lcStore).noquote() << describe(path, failure) << u"; interrupted runs were not recovered"_s;
             return -1;
         }
-        if (count > 0)
+        if (count > 0) {
             qCInfo(lcStore).noquote() << u"marked %1 runs of stopped processes interrupted in %2"_s.arg(count).arg(path);
+            QStringList ids;
+            for (const Orphan &o : orphans)
+                ids << o.id;
+            p->noteOwnChange(change.value_or(0), ids);
+        }
         return count;
     });
 }

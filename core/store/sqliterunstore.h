@@ -23,12 +23,27 @@ namespace taskdeck {
  * in the middle of a burst. Commits use synchronous=NORMAL: a killed process loses nothing
  * committed; a power cut may lose the last commits.
  *
- * Reading: queries run on the calling thread with that thread's own read-only connection
- * (in WAL mode readers and the writer do not block each other). Each query first waits for
- * what was recorded before it to be committed, so it sees it.
+ * Reading: the synchronous queries run on the calling thread with that thread's own
+ * read-only connection (in WAL mode readers and the writer do not block each other); the
+ * asynchronous ones run the same way on one of two reader threads the store owns and hand
+ * the result over through a QFuture. Each query first waits for what was recorded before it
+ * to be committed, so it sees it.
+ *
+ * Changes: after each commit the writer posts the ids it wrote to notifier(). While the
+ * notifier is watched, the writer also asks SQLite every 250 ms whether another connection
+ * committed (PRAGMA data_version, which reads no page) and, when one did, looks up the runs
+ * whose change number (runs.change_seq, indexed) is newer than the last it saw.
  *
  * Several processes (desktop, CLI, server) may use one data directory at once; each writes
  * its own runs, and recoverInterrupted() only touches runs whose owner process is gone.
+ *
+ * Opening costs the same whatever the history's size: the whole file is read (PRAGMA
+ * quick_check) only when a process that had it open is gone without closing it (see
+ * HistoryOwners), or on request (checkIntegrity()); otherwise only each table's first page
+ * is read. The data directory is created 0700 and every file in it 0600 (see PrivateFiles);
+ * looser modes of Taskdeck's own files there are tightened at open, with one warning.
+ *
+ * Destroy the store in the thread that opened it (its notifier lives there).
  *
  * \code
  * QString error;
@@ -49,11 +64,12 @@ public:
     static constexpr qsizetype kMaxQueuedLines = 200000;
 
     /*!
-     * Opens (creating if needed) the history in \a dataDir, creating the directory too,
-     * and brings an older file up to date. Returns nullptr with \a error naming the file and
-     * the problem when the history is corrupt, locked by another process beyond the busy
-     * timeout, not writable, or from a newer version. Never deletes or rewrites a file it
-     * cannot use.
+     * Opens (creating if needed) the history in \a dataDir, creating the directory too
+     * (mode 0700; the history 0600), and brings an older file up to date. Returns nullptr
+     * with \a error naming the file and the problem when the history is corrupt (found by
+     * the full check after an unclean shutdown, or in a table's first page), locked by
+     * another process beyond the busy timeout, not writable, or from a newer version. Never
+     * deletes or rewrites a file it cannot use.
      */
     static std::unique_ptr<SqliteRunStore> open(const QString &dataDir, QString *error);
     /*! The file name inside the data directory. */
@@ -81,9 +97,16 @@ public:
     std::optional<Run> findRun(const QString &id) override;
     RunPage findRuns(const RunQuery &query) override;
     LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
+    LogLines readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
+    QFuture<std::optional<Run>> findRunAsync(const QString &id) override;
+    QFuture<RunPage> findRunsAsync(const RunQuery &query) override;
+    QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
+    QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
+    RunStoreNotifier *notifier() override;
     QString traceId(const QString &runId) override;
     int recoverInterrupted() override;
     int pruneFinishedBefore(const QDateTime &cutoff) override;
+    QStringList checkIntegrity() override;
     bool flush(std::chrono::milliseconds timeout) override;
 
 private:

@@ -4,6 +4,8 @@
 #include <QSqlError>
 #include <QString>
 
+#include <optional>
+
 QT_BEGIN_NAMESPACE
 class QSqlDatabase;
 QT_END_NAMESPACE
@@ -20,11 +22,16 @@ namespace taskdeck {
  * Version 2: those columns, an index on status, and logs as chunks (table log_chunks, see
  * LogChunk) instead of lines.
  * Version 3: the index on status covers only queued and running runs (runs_active).
+ * Version 4: event sequence numbers (runs.seq, log_chunks.last_seq with an index to resume a
+ * log after a seq; chunks written from now on carry each line's seq, see LogChunk), status
+ * "retrying" with runs.next_attempt_at (runs_active covers it), and change tracking: every
+ * write of a run row sets runs.change_seq (indexed) to its transaction's change number (see
+ * nextChange()), so another connection finds what changed since it last looked.
  */
 class SqliteSchema final
 {
 public:
-    static constexpr int kVersion = 3;
+    static constexpr int kVersion = 4;
 
     /*! What went wrong in migrate(): an SQL error, or a problem described in words. */
     struct Failure
@@ -46,6 +53,23 @@ public:
     static bool migrateToVersion2(QSqlDatabase &db, QSqlError *error);
     /*! Turns version 2 into version 3. */
     static bool migrateToVersion3(QSqlDatabase &db, QSqlError *error);
+    /*! Turns version 3 into version 4. */
+    static bool migrateToVersion4(QSqlDatabase &db, QSqlError *error);
+
+    /*!
+     * "The run is not finished" about \a column, as an SQL condition ("(status = 'queued'
+     * OR status = 'running' OR status = 'retrying')"): the condition of the partial index
+     * runs_active, which a query must repeat word for word for SQLite to use the index.
+     */
+    static QString activeCondition(const QString &column);
+    /*!
+     * The next change number, inside the write transaction open on \a db: every run row
+     * written in that transaction gets it as change_seq. It is above every change_seq stored
+     * and above the clock's milliseconds times 1024, so numbers only grow, across processes
+     * and across the pruning of the runs that held the highest ones. Returns it, or nullopt
+     * with \a error set.
+     */
+    static std::optional<qint64> nextChange(QSqlDatabase &db, QSqlError *error);
 };
 
 } // namespace taskdeck

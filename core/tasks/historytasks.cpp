@@ -28,6 +28,7 @@
 #include <QVariant>
 
 #include "command.h"
+#include "privatefiles.h"
 #include "runcontext.h"
 #include "runstore.h"
 #include "taskregistry.h"
@@ -256,8 +257,9 @@ void writeText(QIODevice &out, const QString &text)
 }
 
 /*
- * Claims an unused backup file name by creating it empty, so two backups (even from two
- * processes) never write to the same file. The caller replaces it with the real content.
+ * Claims an unused backup file name by creating it empty (mode 0600: backups hold run
+ * arguments and logs), so two backups (even from two processes) never write to the same
+ * file. The caller replaces it with the real content, which keeps the mode.
  */
 QString reserveTarget(const QString &dir, const QString &extension)
 {
@@ -265,12 +267,12 @@ QString reserveTarget(const QString &dir, const QString &extension)
     const QString base = QDir(dir).filePath(u"taskdeck-history-"_s + stamp);
     for (int n = 1; n < 1000; ++n) {
         const QString path = n == 1 ? base + extension : u"%1-%2%3"_s.arg(base, QString::number(n), extension);
-        QFile file(path);
-        if (file.open(QIODevice::WriteOnly | QIODevice::NewOnly))
+        if (PrivateFiles::createFile(path))
             return path;
-        if (file.exists())
+        const int error = errno;
+        if (QFileInfo::exists(path))
             continue;
-        throw TaskError(u"cannot create %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
+        throw TaskError(u"cannot create %1: %2"_s.arg(path, qt_error_string(error)), u"FileError"_s);
     }
     throw TaskError(u"too many backups named %1*%2"_s.arg(base, extension), u"FileError"_s);
 }
@@ -409,6 +411,10 @@ void writeArchive(RunContext &ctx, Steps &steps, const QString &snapshot, const 
     // Written beside the target and renamed over it, so the name never holds half a file.
     const QString part = target + u".part"_s;
     auto removePart = qScopeGuard([&] { QFile::remove(part); });
+    // tar truncates an existing file and keeps its mode: private before the first byte.
+    QFile::remove(part);
+    if (!PrivateFiles::createFile(part))
+        throw TaskError(u"cannot create %1: %2"_s.arg(part, qt_error_string(errno)), u"FileError"_s);
     Command tar;
     tar.argv = {u"tar"_s, u"-czf"_s, part, u"-C"_s, scratch, ArchiveMember};
     ctx.runChecked(tar);
@@ -433,8 +439,8 @@ QJsonValue runBackup(RunContext &ctx, IRunStore *store, const QString &backupDir
         throw TaskError(u"history is unavailable: "_s + why, u"HistoryUnavailable"_s);
     }
     const QString dir = QDir(backupDir).absolutePath();
-    if (!QDir().mkpath(dir))
-        throw TaskError(u"cannot create the backup directory %1"_s.arg(dir), u"FileError"_s);
+    if (QString problem; !PrivateFiles::makeDirectory(dir, &problem))
+        throw TaskError(u"cannot create the backup directory %1 (%2)"_s.arg(dir, problem), u"FileError"_s);
 
     Steps steps(ctx);
     ctx.progress(0, 0, u"snapshot"_s);
