@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Following runs: sequence numbers, snapshots, RunHandle, ordering and slow followers.
 #include "runcontext.h"
+#include "runfollower.h"
 #include "runrecorder.h"
+#include "sqliterunstore.h"
 #include "taskengine.h"
 #include "testsupport.h"
 
 #include <QScopeGuard>
 #include <QSemaphore>
 #include <QSignalSpy>
+#include <QTemporaryDir>
 #include <QTest>
 #include <QThread>
 
@@ -145,6 +148,10 @@ private Q_SLOTS:
     void closingDoesNotWaitForStuckTask();
     void activeRunsKeepQueueOrder();
     void handleCancels();
+    void forgottenRunComesFromHistory();
+    void gapIsFilledFromHistory();
+    void runOfAnotherProcessIsFollowed();
+    void unknownRunHasNoHandle();
 };
 
 void TestFollow::sequenceNumbersHaveNoGaps()
@@ -637,6 +644,152 @@ void TestFollow::handleCancels()
     QCOMPARE(trace.events.last(), u"finished:canceled"_s);
     QVERIFY(trace.events.contains(u"log:cancel requested; stopping"_s));
     QVERIFY(!f.handle->cancel());
+}
+
+void TestFollow::forgottenRunComesFromHistory()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"lines"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 1; i <= 2500; ++i)
+            ctx.log(u"line %1"_s.arg(i));
+        return 7;
+    })));
+    EngineConfig config;
+    config.finishedRunsKept = 0; // the engine forgets every finished run at once
+    TaskEngine engine(&registry, config);
+    engine.setRecorder(store.get());
+    QSignalSpy finished(&engine, &TaskEngine::runFinished);
+    const QString id = engine.start(u"lines"_s, {}).runId;
+    QVERIFY(finished.wait(20000));
+    const Run done = finished.first().first().value<Run>();
+    QVERIFY(!engine.follow(id).handle);
+
+    RunFollower follower(&engine, store.get());
+    std::optional<Following> got;
+    std::unique_ptr<Trace> trace;
+    // Connected in the callback: events may follow right after it.
+    follower.follow(id, {.after = 12}, this, [&](Following f) {
+        got = std::move(f);
+        if (got->handle)
+            trace = std::make_unique<Trace>(got->handle.get());
+    });
+    QTRY_VERIFY(got.has_value());
+    QVERIFY(got->handle);
+    QCOMPARE(got->run.status, RunStatus::Succeeded);
+    QCOMPARE(got->run.seq, done.seq);
+    QCOMPARE(got->recentLog.size(), 1000);
+    QCOMPARE(got->recentLog.last().text, u"line 2500"_s);
+    QTRY_VERIFY(trace->done);
+    // Seq 3 is line 1, so the lines after seq 12 start at line 11; then the finish.
+    const QStringList lines = trace->events.filter(u"log:"_s);
+    QCOMPARE(lines.size(), 2490);
+    QCOMPARE(lines.first(), u"log:line 11"_s);
+    QCOMPARE(lines.last(), u"log:line 2500"_s);
+    QVERIFY(trace->contiguousFrom(13));
+    QCOMPARE(trace->events.last(), u"finished:succeeded"_s);
+}
+
+void TestFollow::gapIsFilledFromHistory()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    TaskRegistry registry;
+    Gate gate;
+    QVERIFY(registry.add(gatedTask(u"gated"_s, &gate, 3000, 20)));
+    EngineConfig config;
+    config.bufferSize = 10;
+    TaskEngine engine(&registry, config);
+    const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
+    engine.setRecorder(store.get());
+    const QString id = engine.start(u"gated"_s, {}).runId;
+    QTRY_COMPARE(engine.snapshot(id)->logLines, 3000);
+    RunFollower follower(&engine, store.get());
+    std::optional<Following> got;
+    follower.follow(id, {.after = 5}, this, [&got](Following f) { got = std::move(f); });
+    QVERIFY(got.has_value()); // the engine holds the run: answered at once
+    QVERIFY(got->missingTo > 5);
+    Trace trace(got->handle.get());
+    gate.open.release();
+    QTRY_VERIFY_WITH_TIMEOUT(trace.done, 20000);
+    QVERIFY2(trace.contiguousFrom(6), qPrintable(trace.events.mid(0, 3).join(u", "_s)));
+    QCOMPARE(trace.events.first(), u"log:before 4"_s);
+    QCOMPARE(trace.events.filter(u"log:before"_s).size(), 2997);
+    QCOMPARE(trace.events.filter(u"log:after"_s).size(), 20);
+}
+
+void TestFollow::runOfAnotherProcessIsFollowed()
+{
+    // Two stores on one history are two processes to SQLite: the other one runs the run.
+    QTemporaryDir dir;
+    auto mine = openStore(dir.path());
+    auto theirs = openStore(dir.path());
+    QVERIFY(mine && theirs);
+    Run run;
+    run.id = u"01a00000-0000-7000-8000-00000000beef"_s;
+    run.task = u"elsewhere"_s;
+    run.queuedAt = QDateTime::currentDateTimeUtc();
+    run.startedAt = run.queuedAt;
+    run.status = RunStatus::Running;
+    run.attempt = 1;
+    run.seq = 2;
+    theirs->recordStarted(run);
+    auto lines = [](qint64 from, qint64 to) {
+        LogLines out;
+        for (qint64 n = from; n <= to; ++n)
+            out.append(LogLine{n, 0, LogStream::Out, u"remote %1"_s.arg(n), n + 2});
+        return out;
+    };
+    theirs->recordLog(run.id, lines(1, 5));
+    QVERIFY(theirs->flush(10s));
+
+    TaskRegistry registry;
+    TaskEngine engine(&registry);
+    RunFollower follower(&engine, mine.get());
+    std::optional<Following> got;
+    std::unique_ptr<Trace> trace;
+    follower.follow(run.id, {.after = 0}, this, [&](Following f) {
+        got = std::move(f);
+        if (got->handle)
+            trace = std::make_unique<Trace>(got->handle.get());
+    });
+    QTRY_VERIFY(got.has_value());
+    QVERIFY(got->handle);
+    QCOMPARE(got->run.status, RunStatus::Running);
+    QTRY_COMPARE(trace->events.size(), 5);
+
+    // The other process goes on writing; this one sees it without asking.
+    theirs->recordLog(run.id, lines(6, 8));
+    run.status = RunStatus::Succeeded;
+    run.finishedAt = QDateTime::currentDateTimeUtc();
+    run.logLines = 8;
+    run.seq = 11;
+    bool durable = false;
+    theirs->recordFinished(run, [&durable] { durable = true; });
+    QTRY_VERIFY(durable);
+    QTRY_VERIFY_WITH_TIMEOUT(trace->done, 10000);
+    QCOMPARE(trace->events.filter(u"log:"_s).size(), 8);
+    QCOMPARE(trace->events.last(), u"finished:succeeded"_s);
+    QCOMPARE(trace->seqs.last(), 11);
+}
+
+void TestFollow::unknownRunHasNoHandle()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    TaskRegistry registry;
+    TaskEngine engine(&registry);
+    RunFollower follower(&engine, store.get());
+    bool answered = false;
+    follower.follow(u"01a00000-0000-7000-8000-000000000000"_s, {}, this, [&answered](Following f) {
+        answered = true;
+        QVERIFY(!f.handle);
+    });
+    QTRY_VERIFY(answered);
 }
 
 QTEST_GUILESS_MAIN(TestFollow)
