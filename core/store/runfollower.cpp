@@ -49,6 +49,12 @@ private:
             .then(this, [this](const LogLines &page) { pageRead(page); });
     }
 
+    // From the event loop: a read that completes at once would otherwise nest a call per page.
+    void readNextPage()
+    {
+        QMetaObject::invokeMethod(this, &HistoryFeed::readPage, Qt::QueuedConnection);
+    }
+
     void pageRead(LogLines page)
     {
         m_reading = false;
@@ -64,7 +70,7 @@ private:
                 deleteLater();
                 return;
             }
-            readPage();
+            readNextPage();
             return;
         }
         if (!page.isEmpty()) {
@@ -75,7 +81,7 @@ private:
             }
         }
         if (page.size() == RunFollower::kPageLines) {
-            readPage();
+            readNextPage();
             return;
         }
         if (m_final) {
@@ -93,7 +99,7 @@ private:
             if (run && run->isFinished()) {
                 // One more page: lines written after the last one read and before the finish.
                 m_final = std::make_shared<const Run>(*run);
-                readPage();
+                readNextPage();
                 return;
             }
             watch();
@@ -108,7 +114,7 @@ private:
         // Another process runs it: read on whenever the history says it changed.
         connect(m_store->notifier(), &RunStoreNotifier::runsChanged, this, [this](const QStringList &ids) {
             if (!m_reading && ids.contains(m_handle->runId()))
-                readPage();
+                readNextPage();
         });
     }
 
@@ -134,17 +140,20 @@ void RunFollower::follow(const QString &runId, const FollowOptions &options, QOb
 {
     Following following = m_engine->follow(runId, options);
     if (following.handle) {
+        QPointer<HistoryFeed> feed;
         if (following.missingTo > 0) {
             if (m_store) {
                 // The engine holds the handle until the history filled in what it dropped.
-                auto *feed = new HistoryFeed(m_store, following.handle.get(), HistoryFeed::Mode::Supply,
-                                             options.after, following.missingTo);
-                feed->start();
+                feed = new HistoryFeed(m_store, following.handle.get(), HistoryFeed::Mode::Supply,
+                                       options.after, following.missingTo);
             } else {
                 following.handle->release(); // nothing to fill it from: the gap shows in the seqs
             }
         }
         ready(std::move(following));
+        // Only now: a read may complete at once, and the caller connects in ready().
+        if (feed)
+            feed->start();
         return;
     }
     if (!m_store) {
@@ -172,12 +181,12 @@ void RunFollower::followStored(const QString &runId, const FollowOptions &option
             following.handle = std::make_unique<RunHandle>(runId, after, options.maxQueuedLines,
                                                            [] { return false; });
             // Runs of another process go on there: read on as it writes.
-            if (after < run->seq || !run->isFinished()) {
-                auto *feed = new HistoryFeed(store, following.handle.get(), HistoryFeed::Mode::Push,
-                                             after, 0);
-                feed->start();
-            }
+            QPointer<HistoryFeed> feed;
+            if (after < run->seq || !run->isFinished())
+                feed = new HistoryFeed(store, following.handle.get(), HistoryFeed::Mode::Push, after, 0);
             ready(std::move(following));
+            if (feed) // the handle is the feed's parent: gone if the caller dropped it
+                feed->start();
         });
     });
 }

@@ -54,6 +54,10 @@ using Clock = std::chrono::steady_clock;
 // Long enough to gather many log lines into one transaction, short enough that a history
 // view trails a live run by no more than the engine's own event batching does.
 constexpr auto kBatchInterval = 25ms;
+// A finish is committed at once when the writer has been quiet this long, else this long after
+// its last commit: finishes that come thick and fast share commits (group commit), and one that
+// comes alone is shown at once.
+constexpr auto kFinishGap = 5ms;
 constexpr auto kBusyTimeoutMs = 5000;
 // Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
 // expensive step, so it does them when it has been idle for a moment rather than in the
@@ -623,6 +627,7 @@ struct SqliteRunStore::Private
     // Caller side.
     PendingRun *changeLocked(const RunKey &key, bool *wasEmpty);
     void notedLocked(bool wasEmpty, bool urgentNow);
+    void finishNotedLocked(bool wasEmpty);
     // A change recorded after the writer ended: it is logged, not stored.
     void warnNotStored(const QString &runId) const
     {
@@ -684,6 +689,7 @@ struct SqliteRunStore::Private
     quint64 handledSeq = 0;               // guarded by mutex; committed or given up
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
+    bool finishWaiting = false;           // guarded by mutex; a finish waits for its commit
     bool writeAll = false;                // guarded by mutex; a flush() waits for everything
     bool writerWaiting = false;           // guarded by mutex; the writer sleeps on writerWake
     bool stopping = false;                // guarded by mutex
@@ -742,6 +748,18 @@ void SqliteRunStore::Private::notedLocked(bool wasEmpty, bool urgentNow)
     // wakes by itself when the batch window closes: only those two changes need a wake-up,
     // and only while it waits (a wake-up is a system call on each side).
     if (writerWaiting && (wasEmpty || nowUrgent))
+        writerWake.notify_one();
+}
+
+void SqliteRunStore::Private::finishNotedLocked(bool wasEmpty)
+{
+    if (wasEmpty)
+        firstQueuedAt = Clock::now();
+    ++enqueuedSeq;
+    const bool first = !finishWaiting;
+    finishWaiting = true;
+    // The writer works out when the commit is due; only a new deadline needs a wake-up.
+    if (writerWaiting && (wasEmpty || first))
         writerWake.notify_one();
 }
 
@@ -1026,11 +1044,18 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             return;
         if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
             return;
+        if (!incomingEmpty() && finishWaiting && now - lastWriteAt >= kFinishGap)
+            return;
+        // A held state waits at least a batch interval after the last commit too, so states
+        // held one after another share a commit instead of each taking its own.
+        const std::optional<Clock::time_point> heldDue = heldOrder.empty()
+            ? std::nullopt
+            : std::optional(std::max(heldOrder.front().first, lastWriteAt + kBatchInterval));
         if (nextPruneAt && now >= *nextPruneAt)
             return;
         if (!pending.empty() && now >= retryAt)
             return;
-        if (!heldOrder.empty() && now >= heldOrder.front().first)
+        if (heldDue && now >= *heldDue)
             return;
         const bool idle = incomingEmpty() && pending.empty() && held.empty();
         if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
@@ -1050,8 +1075,10 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             earliest(*nextPruneAt);
         if (!pending.empty())
             earliest(retryAt);
-        if (!heldOrder.empty())
-            earliest(heldOrder.front().first);
+        if (heldDue)
+            earliest(*heldDue);
+        if (!incomingEmpty() && finishWaiting)
+            earliest(lastWriteAt + kFinishGap);
         if (idle && uncheckpointedBytes > 0)
             earliest(lastWriteAt + kCheckpointIdle);
         if (watched)
@@ -1116,6 +1143,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             pendingDurables.swap(incomingDurables);
             queuedLines = 0;
             urgent = false;
+            finishWaiting = false;
             pendingSeq = enqueuedSeq;
             stopNow = stopping;
             everything = writeAll || stopping;
@@ -1723,7 +1751,7 @@ void SqliteRunStore::recordFinished(const Run &run, std::function<void()> durabl
         if (PendingRun *pending = d->changeLocked(key, &wasEmpty)) {
             pending->setState(std::move(copy));
             d->incomingDurables.push_back(std::move(durable));
-            d->notedLocked(wasEmpty, true);
+            d->finishNotedLocked(wasEmpty);
             return;
         }
     }
