@@ -1048,14 +1048,15 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             return;
         // A held state waits at least a batch interval after the last commit too, so states
         // held one after another share a commit instead of each taking its own.
-        const std::optional<Clock::time_point> heldDue = heldOrder.empty()
-            ? std::nullopt
-            : std::optional(std::max(heldOrder.front().first, lastWriteAt + kBatchInterval));
+        const bool holding = !heldOrder.empty();
+        const Clock::time_point heldDue = holding
+            ? std::max(heldOrder.front().first, lastWriteAt + kBatchInterval)
+            : Clock::time_point::max();
         if (nextPruneAt && now >= *nextPruneAt)
             return;
         if (!pending.empty() && now >= retryAt)
             return;
-        if (heldDue && now >= *heldDue)
+        if (holding && now >= heldDue)
             return;
         const bool idle = incomingEmpty() && pending.empty() && held.empty();
         if (idle && uncheckpointedBytes > 0 && now - lastWriteAt >= kCheckpointIdle) {
@@ -1075,8 +1076,8 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             earliest(*nextPruneAt);
         if (!pending.empty())
             earliest(retryAt);
-        if (heldDue)
-            earliest(*heldDue);
+        if (holding)
+            earliest(heldDue);
         if (!incomingEmpty() && finishWaiting)
             earliest(lastWriteAt + kFinishGap);
         if (idle && uncheckpointedBytes > 0)
