@@ -392,7 +392,6 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     st->run.queuedAt = QDateTime::currentDateTimeUtc();
     st->run.owner = processOwner();
     st->run.seq = 1;
-    st->events.reserve(4); // queued, started, finished and some lines, in one allocation
     const QString id = st->run.id;
 
     // The queued event goes out before the run enters the queue, so no worker can report
@@ -506,6 +505,10 @@ bool EngineCore::beginAttempt(const RunStatePtr &st, int attempt)
             st->deadlineMs.store(deadline);
             st->run.seq += 1;
             snapshot = std::make_shared<const Run>(st->run);
+            // Room for the start, the finish and some lines in one allocation, made only now:
+            // a run waiting in the queue holds one event.
+            if (attempt == 1)
+                st->events.reserve(4);
             addEventLocked(*st, RunEvent{RunEvent::Type::Started, snapshot->seq, {}, {}, snapshot});
             markDirtyLocked(st);
         }
