@@ -34,11 +34,6 @@ constexpr int kConcurrency = 2;
 constexpr int kRounds = 3;
 constexpr double kTargetRatio = 1.1;
 
-qint64 expectedSum(int count)
-{
-    return qint64(count) * (count + 1) / 2;
-}
-
 struct Options
 {
     bench::Scale scale;
@@ -209,43 +204,7 @@ void checkHistory(const QString &binary, Workspace &workspace, const QString &da
 /*! One round of xargs -P2 -n1 /bin/echo, fed the numbers on stdin, output to a file. */
 double xargsRound(const Workspace &workspace, int count)
 {
-    QByteArray input;
-    for (int n = 1; n <= count; ++n)
-        input += QByteArray::number(n) + '\n';
-    const QString output = workspace.path(u"xargs.out"_s);
-
-    QProcess xargs;
-    xargs.setProgram(u"xargs"_s);
-    xargs.setArguments({u"-P"_s, QString::number(kConcurrency), u"-n1"_s, u"/bin/echo"_s});
-    xargs.setStandardOutputFile(output, QIODevice::Truncate);
-    xargs.setProcessChannelMode(QProcess::ForwardedErrorChannel);
-
-    QElapsedTimer timer;
-    timer.start();
-    xargs.start();
-    if (!xargs.waitForStarted())
-        qFatal("cannot start xargs: %s", qPrintable(xargs.errorString()));
-    xargs.write(input);
-    xargs.closeWriteChannel();
-    if (!xargs.waitForFinished(-1))
-        qFatal("xargs did not finish: %s", qPrintable(xargs.errorString()));
-    const double ms = double(timer.nsecsElapsed()) / 1e6;
-
-    if (xargs.exitStatus() != QProcess::NormalExit || xargs.exitCode() != 0)
-        qFatal("xargs failed with exit code %d", xargs.exitCode());
-    QFile result(output);
-    if (!result.open(QIODevice::ReadOnly))
-        qFatal("cannot read the xargs output");
-    qint64 lines = 0;
-    qint64 sum = 0;
-    while (!result.atEnd()) {
-        sum += result.readLine().trimmed().toLongLong();
-        ++lines;
-    }
-    if (lines != count || sum != expectedSum(count))
-        qFatal("xargs: expected %d lines summing to %lld, got %lld summing to %lld",
-               count, expectedSum(count), lines, sum);
-    return ms;
+    return bench::xargsEchoRound(count, kConcurrency, workspace.path(u"xargs.out"_s));
 }
 
 QString ms(double value)

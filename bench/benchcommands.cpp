@@ -27,11 +27,6 @@ constexpr int kConcurrency = 2;
 constexpr int kRounds = 3;
 constexpr double kTargetRatio = 1.1;
 
-qint64 expectedSum(int count)
-{
-    return qint64(count) * (count + 1) / 2;
-}
-
 /*! One round through the engine: first start() until every run finished and every line
  *  arrived on this thread. */
 double engineRound(TaskEngine &engine, int count)
@@ -80,9 +75,9 @@ double engineRound(TaskEngine &engine, int count)
     QObject::disconnect(onLog);
     if (failed != 0)
         qFatal("engine: %d runs failed, the first with: %s", failed, qPrintable(firstFailure));
-    if (outLines != count || sum != expectedSum(count) || otherLines != 0) {
+    if (outLines != count || sum != bench::sumUpTo(count) || otherLines != 0) {
         qFatal("engine: expected %d output lines summing to %lld, got %lld summing to %lld (and %lld other lines)",
-               count, expectedSum(count), outLines, sum, otherLines);
+               count, bench::sumUpTo(count), outLines, sum, otherLines);
     }
     return ms;
 }
@@ -90,46 +85,11 @@ double engineRound(TaskEngine &engine, int count)
 /*! One round of xargs -P2 -n1 /bin/echo, fed the numbers on stdin, output to a file. */
 double xargsRound(int count)
 {
-    QByteArray input;
-    for (int n = 1; n <= count; ++n)
-        input += QByteArray::number(n) + '\n';
     QTemporaryFile output;
     if (!output.open())
         qFatal("cannot create a temporary file");
     output.close();
-
-    QProcess xargs;
-    xargs.setProgram(u"xargs"_s);
-    xargs.setArguments({u"-P"_s, QString::number(kConcurrency), u"-n1"_s, u"/bin/echo"_s});
-    xargs.setStandardOutputFile(output.fileName(), QIODevice::Truncate);
-    xargs.setProcessChannelMode(QProcess::ForwardedErrorChannel);
-
-    QElapsedTimer timer;
-    timer.start();
-    xargs.start();
-    if (!xargs.waitForStarted())
-        qFatal("cannot start xargs: %s", qPrintable(xargs.errorString()));
-    xargs.write(input);
-    xargs.closeWriteChannel();
-    if (!xargs.waitForFinished(-1))
-        qFatal("xargs did not finish: %s", qPrintable(xargs.errorString()));
-    const double ms = double(timer.nsecsElapsed()) / 1e6;
-
-    if (xargs.exitStatus() != QProcess::NormalExit || xargs.exitCode() != 0)
-        qFatal("xargs failed with exit code %d", xargs.exitCode());
-    QFile result(output.fileName());
-    if (!result.open(QIODevice::ReadOnly))
-        qFatal("cannot read the xargs output");
-    qint64 lines = 0;
-    qint64 sum = 0;
-    while (!result.atEnd()) {
-        sum += result.readLine().trimmed().toLongLong();
-        ++lines;
-    }
-    if (lines != count || sum != expectedSum(count))
-        qFatal("xargs: expected %d lines summing to %lld, got %lld summing to %lld",
-               count, expectedSum(count), lines, sum);
-    return ms;
+    return bench::xargsEchoRound(count, kConcurrency, output.fileName());
 }
 
 } // namespace

@@ -8,9 +8,11 @@
 #include <cstring>
 #include <ctime>
 
+#include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QProcess>
 #include <QStringList>
 #include <QThread>
 
@@ -182,6 +184,50 @@ void printLine(const QString &line)
     std::fputs(line.toUtf8().constData(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+}
+
+qint64 sumUpTo(int count)
+{
+    return qint64(count) * (count + 1) / 2;
+}
+
+double xargsEchoRound(int count, int concurrency, const QString &outputPath)
+{
+    QByteArray input;
+    for (int n = 1; n <= count; ++n)
+        input += QByteArray::number(n) + '\n';
+    QProcess xargs;
+    xargs.setProgram(u"xargs"_s);
+    xargs.setArguments({u"-P"_s, QString::number(concurrency), u"-n1"_s, u"/bin/echo"_s});
+    xargs.setStandardOutputFile(outputPath, QIODevice::Truncate);
+    xargs.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+
+    QElapsedTimer timer;
+    timer.start();
+    xargs.start();
+    if (!xargs.waitForStarted())
+        qFatal("cannot start xargs: %s", qPrintable(xargs.errorString()));
+    xargs.write(input);
+    xargs.closeWriteChannel();
+    if (!xargs.waitForFinished(-1))
+        qFatal("xargs did not finish: %s", qPrintable(xargs.errorString()));
+    const double ms = double(timer.nsecsElapsed()) / 1e6;
+
+    if (xargs.exitStatus() != QProcess::NormalExit || xargs.exitCode() != 0)
+        qFatal("xargs failed with exit code %d", xargs.exitCode());
+    QFile result(outputPath);
+    if (!result.open(QIODevice::ReadOnly))
+        qFatal("cannot read the xargs output");
+    qint64 lines = 0;
+    qint64 sum = 0;
+    while (!result.atEnd()) {
+        sum += result.readLine().trimmed().toLongLong();
+        ++lines;
+    }
+    if (lines != count || sum != sumUpTo(count))
+        qFatal("xargs: expected %d lines summing to %lld, got %lld summing to %lld",
+               count, sumUpTo(count), lines, sum);
+    return ms;
 }
 
 } // namespace taskdeck::bench

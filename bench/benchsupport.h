@@ -61,6 +61,16 @@ struct Result
     double ratio() const { return baseline > 0 ? value / baseline : 0; }
 };
 
+/*!
+ * One round of `xargs -P CONCURRENCY -n1 /bin/echo` fed the numbers 1..count on stdin, its
+ * output to \a outputPath: the baseline of the command benchmarks. Checks that every number
+ * came out once (count and sum) and exits with a message otherwise. Returns milliseconds.
+ */
+double xargsEchoRound(int count, int concurrency, const QString &outputPath);
+
+/*! The sum of 1..count, what the echo benchmarks check their output against. */
+qint64 sumUpTo(int count);
+
 /*! Prints \a result as one compact JSON line on stdout (the benchmark's last line). */
 void printJsonLine(const Result &result);
 
