@@ -965,6 +965,13 @@ void TestTasksFile::envAndCwdTemplating()
     const RunResult args = m_engine->run(u"args"_s, {});
     QCOMPARE(args.run.status, RunStatus::Succeeded);
     QCOMPARE(output(args.run.id), QStringList{u"false|12345678901234|0.25|y,x|[]"_s});
+
+    // qint64's extremes reach the command exactly, not rounded through a double.
+    const RunResult biggest = m_engine->run(u"args"_s, {{u"big"_s, u"9223372036854775807"_s}});
+    QCOMPARE(biggest.run.status, RunStatus::Succeeded);
+    QCOMPARE(output(biggest.run.id), QStringList{u"false|9223372036854775807|0.25|y,x|[]"_s});
+    const RunResult smallest = m_engine->run(u"args"_s, {{u"big"_s, u"-9223372036854775808"_s}});
+    QCOMPARE(output(smallest.run.id), QStringList{u"false|-9223372036854775808|0.25|y,x|[]"_s});
 }
 
 void TestTasksFile::defaultWorkingDirectory()
