@@ -288,6 +288,16 @@ void TestCli::usageErrors_data()
         << QStringList{u"history"_s, u"--offset=-1"_s} << u"--offset"_s;
     QTest::newRow("history --since tomorrowish")
         << QStringList{u"history"_s, u"--since"_s, u"tomorrowish"_s} << u"--since"_s;
+    QTest::newRow("history --since hour 25")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T25:00"_s} << u"--since"_s;
+    QTest::newRow("history --since 99:99")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T99:99Z"_s} << u"--since"_s;
+    QTest::newRow("history --since minute 60")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29 10:60"_s} << u"--since"_s;
+    QTest::newRow("history --since offset 25 hours")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T10:00+25:00"_s} << u"--since"_s;
+    QTest::newRow("history --since trailing junk")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29Tnoon"_s} << u"--since"_s;
     QTest::newRow("history --yes") << QStringList{u"history"_s, u"--yes"_s} << u"--yes"_s;
     QTest::newRow("show without id") << QStringList{u"show"_s} << u"run id"_s;
     QTest::newRow("show two ids") << QStringList{u"show"_s, u"a"_s, u"b"_s} << u"\"b\""_s;

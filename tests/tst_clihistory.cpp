@@ -345,6 +345,20 @@ void TestCliHistory::historyFilters()
     QCOMPARE(ids({u"--since"_s, u"1d"_s}), (QStringList{d, c, b, a}));
     QCOMPARE(ids({u"--since"_s, u"2999-01-01"_s}), QStringList());
     QCOMPARE(ids({u"--since"_s, u"2000-01-01T00:00:00Z"_s}), (QStringList{d, c, b, a}));
+    // The time of day counts, not only the date: an hour ahead finds nothing, an hour ago
+    // everything, whichever way the zone is written.
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const auto utc = [&now](int hours) -> QString {
+        return now.addSecs(hours * 3600).toString(u"yyyy-MM-ddTHH:mm"_s) + u'Z';
+    };
+    QCOMPARE(ids({u"--since"_s, utc(1)}), QStringList());
+    QCOMPARE(ids({u"--since"_s, utc(-1)}), (QStringList{d, c, b, a}));
+    const QString inTwoHoursAtPlusTwo =
+        now.addSecs(4 * 3600).toString(u"yyyy-MM-ddTHH:mm:ss.zzz"_s) + u"+02:00"_s;
+    QCOMPARE(ids({u"--since"_s, inTwoHoursAtPlusTwo}), QStringList());
+    const QString inOneHourLocal =
+        now.addSecs(3600).toLocalTime().toString(u"yyyy-MM-dd HH:mm"_s);
+    QCOMPARE(ids({u"--since"_s, inOneHourLocal}), QStringList());
 
     // The plain table shows what a run came to and how many runs there are in all.
     const CliResult failed = runCli({u"history"_s, u"--status"_s, u"failed"_s});
