@@ -188,6 +188,8 @@ private Q_SLOTS:
     void exportJson();
     void exportJsonToFile();
     void exportCsv();
+    void writeErrorsOnStdout_data();
+    void writeErrorsOnStdout();
 
     void rerunRepeatsArguments();
     void rerunDemandsSecrets();
@@ -200,7 +202,8 @@ private Q_SLOTS:
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
-    CliResult runCli(const QStringList &arguments, const QMap<QString, QString> &env = {}) const;
+    CliResult runCli(const QStringList &arguments, const QMap<QString, QString> &env = {},
+                     const QString &stdoutFile = QString()) const;
     // Runs with --json and returns the new run's id (empty when there is none).
     QString runTask(const QStringList &arguments, int expectedExitCode = 0) const;
     std::optional<QJsonArray> history(const QStringList &options = {}) const;
@@ -246,9 +249,12 @@ QProcessEnvironment TestCliHistory::environment(const QMap<QString, QString> &ex
 }
 
 CliResult TestCliHistory::runCli(const QStringList &arguments,
-                                 const QMap<QString, QString> &env) const
+                                 const QMap<QString, QString> &env,
+                                 const QString &stdoutFile) const
 {
     QProcess process;
+    if (!stdoutFile.isEmpty())
+        process.setStandardOutputFile(stdoutFile);
     process.setProgram(m_bin);
     process.setArguments(arguments);
     process.setProcessEnvironment(environment(env));
@@ -642,6 +648,38 @@ void TestCliHistory::exportCsv()
     }
     QCOMPARE(outTexts, TrickyOut);
     QCOMPARE(errTexts, QStringList{TrickyErr});
+}
+
+void TestCliHistory::writeErrorsOnStdout_data()
+{
+    // "ID" stands for the id of a run made first.
+    QTest::addColumn<QStringList>("arguments");
+    QTest::newRow("log") << QStringList{u"log"_s, u"ID"_s};
+    QTest::newRow("history") << QStringList{u"history"_s};
+    QTest::newRow("history --json") << QStringList{u"history"_s, u"--json"_s};
+    QTest::newRow("show") << QStringList{u"show"_s, u"ID"_s};
+    QTest::newRow("export") << QStringList{u"export"_s, u"ID"_s};
+    QTest::newRow("run") << QStringList{u"run"_s, u"count"_s, u"--arg"_s, u"n=3"_s};
+    QTest::newRow("run --json") << QStringList{u"run"_s, u"greet"_s, u"--arg"_s, u"name=A"_s,
+                                               u"--json"_s};
+    QTest::newRow("list") << QStringList{u"list"_s};
+}
+
+void TestCliHistory::writeErrorsOnStdout()
+{
+    QFETCH(QStringList, arguments);
+    if (!QFileInfo(u"/dev/full"_s).isWritable())
+        QSKIP("no /dev/full here");
+    const QString id = runTask({u"count"_s, u"--arg"_s, u"n=3"_s});
+    QCOMPARE(id.size(), 36);
+    arguments.replaceInStrings(u"ID"_s, id);
+
+    // A full disk: what was printed is incomplete, and saying so once is enough.
+    const CliResult r = runCli(arguments, {}, u"/dev/full"_s);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QCOMPARE(r.err.count(u"cannot write to stdout"_s), 1);
+    QVERIFY2(r.err.contains(u"taskdeck: cannot write to stdout: "_s), qPrintable(r.err));
 }
 
 void TestCliHistory::rerunRepeatsArguments()
