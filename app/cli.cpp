@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -937,10 +938,39 @@ void Cli::interrupt(int signalNumber)
     std::fflush(stdout);
     std::fflush(stderr);
     // The user asked twice: no waiting for workers, no destructors. The commands the runs
-    // started would outlive this process, so they go first. The history keeps those runs as
-    // running until the next Taskdeck process marks them interrupted.
+    // started would outlive this process, so they go first.
     killAllCommands();
+    recordQuitRuns();
+    std::fflush(stderr);
     std::_Exit(128 + signalNumber);
+}
+
+void Cli::recordQuitRuns()
+{
+    if (!m_store)
+        return;
+    const QList<Run> runs = m_engine->activeRuns();
+    if (runs.isEmpty())
+        return;
+    // Left alone, the runs would stay running in the history until another Taskdeck
+    // process found their owner gone. The wait is bounded: a second interrupt means now.
+    constexpr std::chrono::seconds MaxWait(2);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    for (Run run : runs) {
+        run.status = RunStatus::Canceled;
+        run.finishedAt = now;
+        run.nextAttemptAt = QDateTime();
+        run.result = QJsonValue::Undefined;
+        run.error = {u"canceled: taskdeck was interrupted twice and quit at once"_s,
+                     u"Canceled"_s, QString(), false};
+        m_store->recordFinished(run, {});
+    }
+    const QString count = runs.size() == 1 ? u"1 run"_s : u"%1 runs"_s.arg(runs.size());
+    if (m_store->flush(MaxWait))
+        m_console->err(u"taskdeck: recorded %1 as canceled in the history"_s.arg(count));
+    else
+        m_console->err(u"taskdeck: could not record %1 as canceled in the history in time; "
+                       u"the next taskdeck will mark them interrupted"_s.arg(count));
 }
 
 } // namespace taskdeck

@@ -115,6 +115,9 @@ private:
     int reportStartError(const QString &key, const StartError &error, bool json);
     int refuseUnconfirmed(const QString &key, bool json);
     void interrupt(int signalNumber);
+    /*! On quitting at once: records the engine's unfinished runs as canceled, waiting a
+     *  bounded time for the history to commit them, and says so on stderr. */
+    void recordQuitRuns();
 
     TaskEngine *m_engine;
     IRunStore *m_store;

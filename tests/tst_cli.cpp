@@ -825,6 +825,21 @@ void TestCli::interruptTwice()
         ::kill(static_cast<pid_t>(leftover), SIGKILL);
     QCOMPARE(code, 130);
     QVERIFY2(gone, "the command outlived the CLI");
+
+    // The run is recorded as canceled before the CLI quits, not left running for the next
+    // process to call interrupted.
+    err += process.readAllStandardError();
+    const QRegularExpression started(u"^run ([0-9a-f-]{36})$"_s, QRegularExpression::MultilineOption);
+    const QString id = started.match(QString::fromUtf8(err)).captured(1);
+    QVERIFY2(!id.isEmpty(), err.constData());
+    QVERIFY2(err.contains("recorded 1 run as canceled"), err.constData());
+    const CliResult shown = runCli({u"show"_s, id, u"--json"_s});
+    QCOMPARE(shown.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(shown.out);
+    QVERIFY2(run, qPrintable(shown.out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"canceled"_s);
+    QVERIFY2(run->value(u"error"_s).toObject().value(u"message"_s).toString().contains(u"interrupted twice"_s),
+             qPrintable(shown.out));
 }
 
 void TestCli::eachMixed()
