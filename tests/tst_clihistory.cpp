@@ -192,6 +192,7 @@ private Q_SLOTS:
     void writeErrorsOnStdout();
 
     void rerunRepeatsArguments();
+    void largeIntegersStayExact();
     void rerunDemandsSecrets();
 
     void historyUnavailable_data();
@@ -680,6 +681,26 @@ void TestCliHistory::writeErrorsOnStdout()
     QCOMPARE(r.exitCode, 2);
     QCOMPARE(r.err.count(u"cannot write to stdout"_s), 1);
     QVERIFY2(r.err.contains(u"taskdeck: cannot write to stdout: "_s), qPrintable(r.err));
+}
+
+void TestCliHistory::largeIntegersStayExact()
+{
+    // qint64's largest value passes validation, reaches the command, the history and the
+    // JSON output unchanged, and a rerun accepts what the history kept.
+    const QString big = u"9223372036854775807"_s;
+    const CliResult first = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s,
+                                    u"--arg"_s, u"times="_s + big, u"--json"_s});
+    QCOMPARE(first.exitCode, 0);
+    QVERIFY2(first.err.contains(u"Hello, Ada ("_s + big + u')'), qPrintable(first.err));
+    QVERIFY2(first.out.contains(u"\"times\": "_s + big), qPrintable(first.out));
+    const std::optional<QJsonObject> run = parseObject(first.out);
+    QVERIFY2(run, qPrintable(first.out));
+
+    const CliResult again = runCli({u"rerun"_s, run->value(u"id"_s).toString(), u"--json"_s});
+    QCOMPARE(again.exitCode, 0);
+    QVERIFY2(again.err.contains(u"Hello, Ada ("_s + big + u')'), qPrintable(again.err));
+    const CliResult listed = runCli({u"history"_s, u"--json"_s});
+    QCOMPARE(listed.out.count(u"\"times\": "_s + big), 2);
 }
 
 void TestCliHistory::rerunRepeatsArguments()
