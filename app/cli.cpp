@@ -2,15 +2,19 @@
 #include "cli.h"
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
 #include <QDate>
+#include <QDateTime>
 #include <QEventLoop>
 #include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QRegularExpression>
+#include <QTime>
 
 #include "command.h"
 #include "console.h"
@@ -166,17 +170,47 @@ const QString SinceHelp =
     u"a date (2026-01-31, from local midnight), a local date and time (2026-01-31T14:30, "
     u"or with Z or an offset), or how long ago (90m, 12h, 7d)"_s;
 
+// A date, or a date and time with an optional zone, as --since takes it. Each part is
+// checked: Qt's own ISO parsing reads "2026-01-31T14:30Z" as a bare date when asked for a
+// date, and it lets some impossible times through.
+std::optional<QDateTime> parseSinceTimestamp(const QString &text)
+{
+    static const QRegularExpression form(
+        u"^(\\d{4})-(\\d{2})-(\\d{2})"
+        u"(?:[T ](\\d{2}):(\\d{2})(?::(\\d{2})(?:[.,](\\d{1,9}))?)?"
+        u"(Z|[+-](\\d{2})(?::?(\\d{2}))?)?)?$"_s);
+    const QRegularExpressionMatch m = form.match(text);
+    if (!m.hasMatch())
+        return std::nullopt;
+    const auto number = [&m](int group) { return m.captured(group).toInt(); };
+    const QDate date(number(1), number(2), number(3));
+    if (!date.isValid())
+        return std::nullopt;
+    if (!m.hasCaptured(4))
+        return date.startOfDay();
+
+    const int ms = m.hasCaptured(7) ? m.captured(7).left(3).leftJustified(3, u'0').toInt() : 0;
+    const QTime time(number(4), number(5), number(6), ms);
+    if (!time.isValid())
+        return std::nullopt;
+    if (!m.hasCaptured(8))
+        return QDateTime(date, time);
+    if (m.captured(8) == u"Z")
+        return QDateTime(date, time, Qt::UTC);
+    const int hours = number(9);
+    const int minutes = number(10);
+    constexpr int MaxOffsetHours = 14;
+    if (minutes > 59 || hours * 60 + minutes > MaxOffsetHours * 60)
+        return std::nullopt;
+    const int sign = m.captured(8).startsWith(u'-') ? -1 : 1;
+    return QDateTime(date, time, Qt::OffsetFromUTC, sign * (hours * 3600 + minutes * 60));
+}
+
 std::optional<QDateTime> parseSince(const QString &text)
 {
     const QString trimmed = text.trimmed();
-    if (const QDate date = QDate::fromString(trimmed, Qt::ISODate); date.isValid())
-        return date.startOfDay();
-    QString iso = trimmed;
-    // People write "2026-01-31 14:30" as often as the ISO "T".
-    if (iso.size() > 10 && iso.at(10) == u' ')
-        iso[10] = u'T';
-    if (const QDateTime time = QDateTime::fromString(iso, Qt::ISODateWithMs); time.isValid())
-        return time;
+    if (const std::optional<QDateTime> when = parseSinceTimestamp(trimmed))
+        return when;
     if (const auto ago = parseDuration(trimmed))
         return QDateTime::currentDateTimeUtc().addMSecs(-ago->count());
     return std::nullopt;
@@ -904,10 +938,39 @@ void Cli::interrupt(int signalNumber)
     std::fflush(stdout);
     std::fflush(stderr);
     // The user asked twice: no waiting for workers, no destructors. The commands the runs
-    // started would outlive this process, so they go first. The history keeps those runs as
-    // running until the next Taskdeck process marks them interrupted.
+    // started would outlive this process, so they go first.
     killAllCommands();
+    recordQuitRuns();
+    std::fflush(stderr);
     std::_Exit(128 + signalNumber);
+}
+
+void Cli::recordQuitRuns()
+{
+    if (!m_store)
+        return;
+    const QList<Run> runs = m_engine->activeRuns();
+    if (runs.isEmpty())
+        return;
+    // Left alone, the runs would stay running in the history until another Taskdeck
+    // process found their owner gone. The wait is bounded: a second interrupt means now.
+    constexpr std::chrono::seconds MaxWait(2);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    for (Run run : runs) {
+        run.status = RunStatus::Canceled;
+        run.finishedAt = now;
+        run.nextAttemptAt = QDateTime();
+        run.result = QJsonValue::Undefined;
+        run.error = {u"canceled: taskdeck was interrupted twice and quit at once"_s,
+                     u"Canceled"_s, QString(), false};
+        m_store->recordFinished(run, {});
+    }
+    const QString count = runs.size() == 1 ? u"1 run"_s : u"%1 runs"_s.arg(runs.size());
+    if (m_store->flush(MaxWait))
+        m_console->err(u"taskdeck: recorded %1 as canceled in the history"_s.arg(count));
+    else
+        m_console->err(u"taskdeck: could not record %1 as canceled in the history in time; "
+                       u"the next taskdeck will mark them interrupted"_s.arg(count));
 }
 
 } // namespace taskdeck

@@ -26,7 +26,8 @@ namespace exitcode {
 constexpr int Success = 0; //!< the run, or every run of --each, succeeded
 constexpr int Failure = 1; //!< a run failed, was canceled or timed out
 constexpr int Usage = 2;   //!< bad command line or configuration, unknown task or run id,
-                           //!< invalid arguments, missing confirmation, no history
+                           //!< invalid arguments, missing confirmation, no history;
+                           //!< also when stdout cannot be written
 } // namespace exitcode
 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
@@ -114,6 +115,9 @@ private:
     int reportStartError(const QString &key, const StartError &error, bool json);
     int refuseUnconfirmed(const QString &key, bool json);
     void interrupt(int signalNumber);
+    /*! On quitting at once: records the engine's unfinished runs as canceled, waiting a
+     *  bounded time for the history to commit them, and says so on stderr. */
+    void recordQuitRuns();
 
     TaskEngine *m_engine;
     IRunStore *m_store;

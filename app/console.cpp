@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include "console.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <QByteArray>
+#include <QString>
 
 using namespace Qt::StringLiterals;
 
@@ -20,15 +23,11 @@ constexpr auto AnsiReset = "\x1b[0m"_L1;
 // Carriage return, then erase to the end of the line.
 constexpr auto WipeLine = "\r\x1b[K"_L1;
 
-FILE *fileFor(Console::Channel channel)
-{
-    return channel == Console::Channel::Out ? stdout : stderr;
-}
-
-void writeRaw(FILE *file, const QString &text)
+bool writeRaw(FILE *file, const QString &text)
 {
     const QByteArray bytes = text.toUtf8();
-    std::fwrite(bytes.constData(), 1, static_cast<size_t>(bytes.size()), file);
+    const size_t size = static_cast<size_t>(bytes.size());
+    return std::fwrite(bytes.constData(), 1, size, file) == size && !std::ferror(file);
 }
 
 int terminalColumns()
@@ -55,7 +54,37 @@ bool Console::isTerminal(Channel channel) const
 void Console::write(Channel channel, const QString &text)
 {
     wipeStatus();
-    writeRaw(fileFor(channel), text);
+    if (channel == Channel::Err) {
+        writeRaw(stderr, text);
+        return;
+    }
+    if (outputFailed())
+        return;
+    errno = 0;
+    if (!writeRaw(stdout, text))
+        noteOutputFailure();
+}
+
+QString Console::outputError() const
+{
+    if (!outputFailed())
+        return QString();
+    return QString::fromLocal8Bit(std::strerror(m_outErrno));
+}
+
+void Console::flushOut()
+{
+    if (outputFailed())
+        return;
+    errno = 0;
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+        noteOutputFailure();
+}
+
+void Console::noteOutputFailure()
+{
+    // stdio keeps errno from the failed write(2); a short write without one is still a failure.
+    m_outErrno = errno != 0 ? errno : EIO;
 }
 
 void Console::logLine(Channel channel, const LogLine &line)
@@ -125,7 +154,7 @@ void Console::clearStatus()
 
 void Console::flush()
 {
-    std::fflush(stdout);
+    flushOut();
     drawStatus();
     std::fflush(stderr);
 }
@@ -135,7 +164,7 @@ void Console::wipeStatus()
     if (!m_statusShown)
         return;
     // stdout may share the terminal: what is buffered there must not land after the wipe.
-    std::fflush(stdout);
+    flushOut();
     writeRaw(stderr, WipeLine);
     std::fflush(stderr);
     m_statusShown = false;

@@ -44,12 +44,22 @@ public:
     /*! Flushes both channels and redraws the status line. */
     void flush();
 
+    /*! Whether writing or flushing stdout has failed (a full disk, a closed pipe): what the
+     *  command printed is incomplete, and it must not report success. Once it has failed,
+     *  nothing more is written to stdout. */
+    bool outputFailed() const { return m_outErrno != 0; }
+    /*! Why stdout failed, as the system words it; empty while it has not. */
+    QString outputError() const;
+
 private:
     void wipeStatus();
     void drawStatus();
+    void flushOut();
+    void noteOutputFailure();
 
     bool m_outTerminal = false;
     bool m_errTerminal = false;
+    int m_outErrno = 0;       // the first write or flush error of stdout, 0 while none
     QString m_status;         // what the terminal status line should say
     bool m_statusShown = false;
     int m_lastPercent = -2;   // last "progress:" line, to skip repeats

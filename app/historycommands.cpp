@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <unistd.h>
+
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -233,6 +235,9 @@ int HistoryCommands::log(const CommandLine &commandLine)
         for (const LogLine &line : page)
             m_console->logLine(Channel::Out, line);
         m_console->flush();
+        // Reading on would only fill a buffer that can no longer be written.
+        if (m_console->outputFailed())
+            break;
         // A page that does not move forward would be read again and again.
         if (page.constLast().number < next)
             break;
@@ -265,7 +270,7 @@ int HistoryCommands::exportRun(const CommandLine &commandLine)
         out = &file;
     } else {
         m_console->flush();
-        if (!standardOutput.open(stdout, QIODevice::WriteOnly)) {
+        if (!standardOutput.open(STDOUT_FILENO, QIODevice::WriteOnly)) {
             m_console->err(u"taskdeck: cannot write to stdout: "_s + standardOutput.errorString());
             return exitcode::Usage;
         }

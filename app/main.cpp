@@ -93,15 +93,19 @@ bool registerTasksFile(TaskRegistry &registry, const Settings &settings,
     return true;
 }
 
-} // namespace
-
-int main(int argc, char *argv[])
+// What the command printed must all have reached stdout: a listing cut short by a full disk
+// or a closed pipe would otherwise pass for a whole one.
+int checkOutput(Console &console, int code)
 {
-    QCoreApplication app(argc, argv);
-    QCoreApplication::setApplicationName(u"taskdeck"_s);
-    QCoreApplication::setApplicationVersion(QStringLiteral(TASKDECK_VERSION));
+    console.flush();
+    if (!console.outputFailed())
+        return code;
+    console.err(u"taskdeck: cannot write to stdout: "_s + console.outputError());
+    return code == exitcode::Success ? exitcode::Usage : code;
+}
 
-    Console console;
+int execute(Console &console)
+{
     const CommandLine commandLine = parseCommandLine(QCoreApplication::arguments().mid(1));
     if (!commandLine.ok()) {
         console.err(u"taskdeck: "_s + commandLine.error);
@@ -174,4 +178,16 @@ int main(int argc, char *argv[])
         store->flush(std::chrono::seconds(10));
     console.flush();
     return code;
+}
+
+} // namespace
+
+int main(int argc, char *argv[])
+{
+    QCoreApplication app(argc, argv);
+    QCoreApplication::setApplicationName(u"taskdeck"_s);
+    QCoreApplication::setApplicationVersion(QStringLiteral(TASKDECK_VERSION));
+
+    Console console;
+    return checkOutput(console, execute(console));
 }

@@ -288,6 +288,16 @@ void TestCli::usageErrors_data()
         << QStringList{u"history"_s, u"--offset=-1"_s} << u"--offset"_s;
     QTest::newRow("history --since tomorrowish")
         << QStringList{u"history"_s, u"--since"_s, u"tomorrowish"_s} << u"--since"_s;
+    QTest::newRow("history --since hour 25")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T25:00"_s} << u"--since"_s;
+    QTest::newRow("history --since 99:99")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T99:99Z"_s} << u"--since"_s;
+    QTest::newRow("history --since minute 60")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29 10:60"_s} << u"--since"_s;
+    QTest::newRow("history --since offset 25 hours")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29T10:00+25:00"_s} << u"--since"_s;
+    QTest::newRow("history --since trailing junk")
+        << QStringList{u"history"_s, u"--since"_s, u"2026-11-29Tnoon"_s} << u"--since"_s;
     QTest::newRow("history --yes") << QStringList{u"history"_s, u"--yes"_s} << u"--yes"_s;
     QTest::newRow("show without id") << QStringList{u"show"_s} << u"run id"_s;
     QTest::newRow("show two ids") << QStringList{u"show"_s, u"a"_s, u"b"_s} << u"\"b\""_s;
@@ -815,6 +825,21 @@ void TestCli::interruptTwice()
         ::kill(static_cast<pid_t>(leftover), SIGKILL);
     QCOMPARE(code, 130);
     QVERIFY2(gone, "the command outlived the CLI");
+
+    // The run is recorded as canceled before the CLI quits, not left running for the next
+    // process to call interrupted.
+    err += process.readAllStandardError();
+    const QRegularExpression started(u"^run ([0-9a-f-]{36})$"_s, QRegularExpression::MultilineOption);
+    const QString id = started.match(QString::fromUtf8(err)).captured(1);
+    QVERIFY2(!id.isEmpty(), err.constData());
+    QVERIFY2(err.contains("recorded 1 run as canceled"), err.constData());
+    const CliResult shown = runCli({u"show"_s, id, u"--json"_s});
+    QCOMPARE(shown.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(shown.out);
+    QVERIFY2(run, qPrintable(shown.out));
+    QCOMPARE(run->value(u"status"_s).toString(), u"canceled"_s);
+    QVERIFY2(run->value(u"error"_s).toObject().value(u"message"_s).toString().contains(u"interrupted twice"_s),
+             qPrintable(shown.out));
 }
 
 void TestCli::eachMixed()

@@ -188,8 +188,11 @@ private Q_SLOTS:
     void exportJson();
     void exportJsonToFile();
     void exportCsv();
+    void writeErrorsOnStdout_data();
+    void writeErrorsOnStdout();
 
     void rerunRepeatsArguments();
+    void largeIntegersStayExact();
     void rerunDemandsSecrets();
 
     void historyUnavailable_data();
@@ -200,7 +203,8 @@ private Q_SLOTS:
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
-    CliResult runCli(const QStringList &arguments, const QMap<QString, QString> &env = {}) const;
+    CliResult runCli(const QStringList &arguments, const QMap<QString, QString> &env = {},
+                     const QString &stdoutFile = QString()) const;
     // Runs with --json and returns the new run's id (empty when there is none).
     QString runTask(const QStringList &arguments, int expectedExitCode = 0) const;
     std::optional<QJsonArray> history(const QStringList &options = {}) const;
@@ -246,9 +250,12 @@ QProcessEnvironment TestCliHistory::environment(const QMap<QString, QString> &ex
 }
 
 CliResult TestCliHistory::runCli(const QStringList &arguments,
-                                 const QMap<QString, QString> &env) const
+                                 const QMap<QString, QString> &env,
+                                 const QString &stdoutFile) const
 {
     QProcess process;
+    if (!stdoutFile.isEmpty())
+        process.setStandardOutputFile(stdoutFile);
     process.setProgram(m_bin);
     process.setArguments(arguments);
     process.setProcessEnvironment(environment(env));
@@ -345,6 +352,20 @@ void TestCliHistory::historyFilters()
     QCOMPARE(ids({u"--since"_s, u"1d"_s}), (QStringList{d, c, b, a}));
     QCOMPARE(ids({u"--since"_s, u"2999-01-01"_s}), QStringList());
     QCOMPARE(ids({u"--since"_s, u"2000-01-01T00:00:00Z"_s}), (QStringList{d, c, b, a}));
+    // The time of day counts, not only the date: an hour ahead finds nothing, an hour ago
+    // everything, whichever way the zone is written.
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const auto utc = [&now](int hours) -> QString {
+        return now.addSecs(hours * 3600).toString(u"yyyy-MM-ddTHH:mm"_s) + u'Z';
+    };
+    QCOMPARE(ids({u"--since"_s, utc(1)}), QStringList());
+    QCOMPARE(ids({u"--since"_s, utc(-1)}), (QStringList{d, c, b, a}));
+    const QString inTwoHoursAtPlusTwo =
+        now.addSecs(4 * 3600).toString(u"yyyy-MM-ddTHH:mm:ss.zzz"_s) + u"+02:00"_s;
+    QCOMPARE(ids({u"--since"_s, inTwoHoursAtPlusTwo}), QStringList());
+    const QString inOneHourLocal =
+        now.addSecs(3600).toLocalTime().toString(u"yyyy-MM-dd HH:mm"_s);
+    QCOMPARE(ids({u"--since"_s, inOneHourLocal}), QStringList());
 
     // The plain table shows what a run came to and how many runs there are in all.
     const CliResult failed = runCli({u"history"_s, u"--status"_s, u"failed"_s});
@@ -628,6 +649,58 @@ void TestCliHistory::exportCsv()
     }
     QCOMPARE(outTexts, TrickyOut);
     QCOMPARE(errTexts, QStringList{TrickyErr});
+}
+
+void TestCliHistory::writeErrorsOnStdout_data()
+{
+    // "ID" stands for the id of a run made first.
+    QTest::addColumn<QStringList>("arguments");
+    QTest::newRow("log") << QStringList{u"log"_s, u"ID"_s};
+    QTest::newRow("history") << QStringList{u"history"_s};
+    QTest::newRow("history --json") << QStringList{u"history"_s, u"--json"_s};
+    QTest::newRow("show") << QStringList{u"show"_s, u"ID"_s};
+    QTest::newRow("export") << QStringList{u"export"_s, u"ID"_s};
+    QTest::newRow("run") << QStringList{u"run"_s, u"count"_s, u"--arg"_s, u"n=3"_s};
+    QTest::newRow("run --json") << QStringList{u"run"_s, u"greet"_s, u"--arg"_s, u"name=A"_s,
+                                               u"--json"_s};
+    QTest::newRow("list") << QStringList{u"list"_s};
+}
+
+void TestCliHistory::writeErrorsOnStdout()
+{
+    QFETCH(QStringList, arguments);
+    if (!QFileInfo(u"/dev/full"_s).isWritable())
+        QSKIP("no /dev/full here");
+    const QString id = runTask({u"count"_s, u"--arg"_s, u"n=3"_s});
+    QCOMPARE(id.size(), 36);
+    arguments.replaceInStrings(u"ID"_s, id);
+
+    // A full disk: what was printed is incomplete, and saying so once is enough.
+    const CliResult r = runCli(arguments, {}, u"/dev/full"_s);
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 2);
+    QCOMPARE(r.err.count(u"cannot write to stdout"_s), 1);
+    QVERIFY2(r.err.contains(u"taskdeck: cannot write to stdout: "_s), qPrintable(r.err));
+}
+
+void TestCliHistory::largeIntegersStayExact()
+{
+    // qint64's largest value passes validation, reaches the command, the history and the
+    // JSON output unchanged, and a rerun accepts what the history kept.
+    const QString big = u"9223372036854775807"_s;
+    const CliResult first = runCli({u"run"_s, u"greet"_s, u"--arg"_s, u"name=Ada"_s,
+                                    u"--arg"_s, u"times="_s + big, u"--json"_s});
+    QCOMPARE(first.exitCode, 0);
+    QVERIFY2(first.err.contains(u"Hello, Ada ("_s + big + u')'), qPrintable(first.err));
+    QVERIFY2(first.out.contains(u"\"times\": "_s + big), qPrintable(first.out));
+    const std::optional<QJsonObject> run = parseObject(first.out);
+    QVERIFY2(run, qPrintable(first.out));
+
+    const CliResult again = runCli({u"rerun"_s, run->value(u"id"_s).toString(), u"--json"_s});
+    QCOMPARE(again.exitCode, 0);
+    QVERIFY2(again.err.contains(u"Hello, Ada ("_s + big + u')'), qPrintable(again.err));
+    const CliResult listed = runCli({u"history"_s, u"--json"_s});
+    QCOMPARE(listed.out.count(u"\"times\": "_s + big), 2);
 }
 
 void TestCliHistory::rerunRepeatsArguments()

@@ -300,6 +300,23 @@ void TestField::coerce_data()
     bad("integer: overflow json", integer(), 1e19,
         u"expected a whole number from -9223372036854775808 to 9223372036854775807 "
         "(got 1e+19)"_s);
+    const auto parsed = [](const char *text) {
+        return QJsonDocument::fromJson(QByteArray("[") + text + "]").array().at(0);
+    };
+    good("integer: qint64 max as json", integer(), QJsonValue(std::numeric_limits<qint64>::max()),
+         std::numeric_limits<qint64>::max());
+    good("integer: qint64 max parsed from json", integer(), parsed("9223372036854775807"),
+         std::numeric_limits<qint64>::max());
+    good("integer: qint64 min parsed from json", integer(), parsed("-9223372036854775808"),
+         std::numeric_limits<qint64>::min());
+    good("integer: beyond 2^53 parsed from json", integer(), parsed("9007199254740993"),
+         qint64(9007199254740993));
+    bad("integer: 2^63 parsed from json", integer(), parsed("9223372036854775808"),
+        u"expected a whole number from -9223372036854775808 to 9223372036854775807 "
+        "(got 9223372036854776000)"_s);
+    bad("integer: bound compared exactly", integer().withMax(9007199254740992.0),
+        u"9007199254740993"_s,
+        u"expected a whole number of at most 9007199254740992 (got \"9007199254740993\")"_s);
     bad("integer: overflow names field bounds", integer().withMin(0),
         u"99999999999999999999"_s,
         u"expected a whole number of at least 0 (got \"99999999999999999999\")"_s);

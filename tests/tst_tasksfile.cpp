@@ -19,10 +19,14 @@
 #include <QTimer>
 
 #include "builtintasks.h"
+#include "historytasks.h"
+#include "sqliterunstore.h"
+#include "systemtasks.h"
 #include "tasksfile.h"
 #include "tasksfilewatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
+#include "testsupport.h"
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
@@ -34,9 +38,14 @@ namespace {
 // is what these waits check.
 constexpr int WatchTimeoutMs = 15000;
 
+QString examplesDir()
+{
+    return QString::fromUtf8(TASKDECK_EXAMPLES_DIR);
+}
+
 QString examplePath()
 {
-    return QFileInfo(QString::fromUtf8(__FILE__)).absoluteDir().filePath(u"../examples/taskdeck.yml"_s);
+    return QDir(examplesDir()).filePath(u"taskdeck.yml"_s);
 }
 
 bool writeFile(const QString &path, const QByteArray &data)
@@ -83,6 +92,7 @@ private Q_SLOTS:
     void cleanup();
 
     void exampleLoads();
+    void everyExampleRegistersNextToTheBuiltins();
     void exampleTasksRun();
     void errorPositions_data();
     void errorPositions();
@@ -165,6 +175,30 @@ QStringList TestTasksFile::output(const QString &runId) const
     return lines;
 }
 
+void TestTasksFile::everyExampleRegistersNextToTheBuiltins()
+{
+    const QFileInfoList files = QDir(examplesDir()).entryInfoList(QDir::Files, QDir::Name);
+    QVERIFY2(!files.isEmpty(), qPrintable(examplesDir()));
+    // The tasks taskdeck itself registers before it reads a tasks file.
+    const std::unique_ptr<SqliteRunStore> store = testsupport::openStore(m_dir->filePath(u"data"_s));
+    QVERIFY(store);
+    for (const QFileInfo &file : files) {
+        // A fresh registry per file, as a user gets when copying one example into place.
+        TaskRegistry registry;
+        registerBuiltinTasks(registry);
+        registerSystemTasks(registry);
+        registerHistoryTasks(registry, store.get(), m_dir->filePath(u"backups"_s));
+        const TasksFileResult r = loadTasksFile(file.absoluteFilePath());
+        QVERIFY2(r.ok(), qPrintable(file.fileName() + u": "_s + listErrors(r.errors)));
+        QVERIFY2(!r.tasks.isEmpty(), qPrintable(file.fileName()));
+        QString why;
+        QVERIFY2(registry.replaceSource(file.absoluteFilePath(), r.tasks, &why),
+                 qPrintable(file.fileName() + u": "_s + why));
+        for (const Task &task : r.tasks)
+            QVERIFY2(registry.contains(task.key), qPrintable(file.fileName() + u": "_s + task.key));
+    }
+}
+
 void TestTasksFile::exampleLoads()
 {
     const TasksFileResult r = loadTasksFile(examplePath());
@@ -172,7 +206,7 @@ void TestTasksFile::exampleLoads()
     QStringList keys;
     for (const Task &t : r.tasks)
         keys << t.key;
-    QCOMPARE(keys, QStringList({u"greet"_s, u"disk-usage"_s, u"count-lines"_s, u"system-info"_s,
+    QCOMPARE(keys, QStringList({u"greet"_s, u"dir-size"_s, u"count-lines"_s, u"system-info"_s,
                                 u"countdown"_s, u"report"_s, u"flaky-check"_s, u"stamp"_s}));
     QCOMPARE(r.positions.size(), r.tasks.size());
     QVERIFY(r.positionOf(u"greet"_s).line > 1);
@@ -202,7 +236,7 @@ void TestTasksFile::exampleLoads()
     QCOMPARE(greet->fields.at(2).type, FieldType::Bool);
     QCOMPARE(greet->fields.at(2).defaultValue, QJsonValue(false));
 
-    const Task *du = findTask(r, u"disk-usage"_s);
+    const Task *du = findTask(r, u"dir-size"_s);
     QVERIFY(du->expensive);
     QCOMPARE(du->timeout, std::optional<std::chrono::milliseconds>(2min));
     QCOMPARE(du->maxConcurrent, 1);
@@ -290,7 +324,7 @@ void TestTasksFile::exampleTasksRun()
     QVERIFY(reportLines.contains(u"line one"_s));
     QVERIFY(!reportLines.join(u'\n').contains(u"s3cret"_s));
 
-    RunResult du = m_engine->run(u"disk-usage"_s, {{u"directory"_s, m_dir->path()}});
+    RunResult du = m_engine->run(u"dir-size"_s, {{u"directory"_s, m_dir->path()}});
     QCOMPARE(du.run.status, RunStatus::Succeeded);
 
     // Checked before anything runs: the stamp task would write next to the example file.
@@ -965,6 +999,13 @@ void TestTasksFile::envAndCwdTemplating()
     const RunResult args = m_engine->run(u"args"_s, {});
     QCOMPARE(args.run.status, RunStatus::Succeeded);
     QCOMPARE(output(args.run.id), QStringList{u"false|12345678901234|0.25|y,x|[]"_s});
+
+    // qint64's extremes reach the command exactly, not rounded through a double.
+    const RunResult biggest = m_engine->run(u"args"_s, {{u"big"_s, u"9223372036854775807"_s}});
+    QCOMPARE(biggest.run.status, RunStatus::Succeeded);
+    QCOMPARE(output(biggest.run.id), QStringList{u"false|9223372036854775807|0.25|y,x|[]"_s});
+    const RunResult smallest = m_engine->run(u"args"_s, {{u"big"_s, u"-9223372036854775808"_s}});
+    QCOMPARE(output(smallest.run.id), QStringList{u"false|-9223372036854775808|0.25|y,x|[]"_s});
 }
 
 void TestTasksFile::defaultWorkingDirectory()

@@ -31,6 +31,26 @@ constexpr qsizetype MaxQuotedCodePoints = 60;
 // 2^63 as a double: the first value past qint64's range (qint64 max itself is not a double).
 constexpr double Int64Bound = 9223372036854775808.0;
 
+// Whether the whole number \a v lies below \a bound, compared exactly: converting \a v to
+// a double would round it beyond 2^53 and let a value just past a bound through.
+bool integerBelow(qint64 v, double bound)
+{
+    if (bound >= Int64Bound)
+        return true;
+    if (bound <= -Int64Bound)
+        return false;
+    return v < static_cast<qint64>(std::ceil(bound));
+}
+
+bool integerAbove(qint64 v, double bound)
+{
+    if (bound >= Int64Bound)
+        return false;
+    if (bound < -Int64Bound)
+        return true;
+    return v > static_cast<qint64>(std::floor(bound));
+}
+
 const QString &redactedText()
 {
     static const QString text = u"********"_s;
@@ -82,11 +102,9 @@ QString formatNumber(double v)
 
 QString numberText(const QJsonValue &v)
 {
-    const double d = v.toDouble();
-    // toInteger() keeps the exact value of integers beyond 2^53 that the JSON parser stored.
-    if (std::isfinite(d) && std::trunc(d) == d && d >= -Int64Bound && d < Int64Bound)
-        return QString::number(v.toInteger());
-    return QString::number(d, 'g', QLocale::FloatingPointShortest);
+    if (const std::optional<qint64> i = exactInteger(v))
+        return QString::number(*i);
+    return QString::number(v.toDouble(), 'g', QLocale::FloatingPointShortest);
 }
 
 // Quotes a given value for a one-line message: escapes what would break the line or the
@@ -297,12 +315,12 @@ std::optional<QJsonValue> coerceInteger(const Field &f, const QJsonValue &raw, Q
     bool overflow = false;
     bool ok = false;
     if (raw.isDouble()) {
-        const double d = raw.toDouble();
-        if (std::isfinite(d) && std::trunc(d) == d) {
-            overflow = d < -Int64Bound || d >= Int64Bound;
-            ok = !overflow;
-            if (ok)
-                value = raw.toInteger();
+        if (const std::optional<qint64> exact = exactInteger(raw)) {
+            value = *exact;
+            ok = true;
+        } else {
+            const double d = raw.toDouble();
+            overflow = std::isfinite(d) && std::trunc(d) == d;
         }
     } else if (raw.isString()) {
         const QString s = raw.toString().trimmed();
@@ -323,8 +341,7 @@ std::optional<QJsonValue> coerceInteger(const Field &f, const QJsonValue &raw, Q
         }
         return fail(error, accepted + got(raw));
     }
-    const double asDouble = static_cast<double>(value);
-    if ((f.min && asDouble < *f.min) || (f.max && asDouble > *f.max))
+    if ((f.min && integerBelow(value, *f.min)) || (f.max && integerAbove(value, *f.max)))
         return fail(error, u"expected a whole number"_s + rangeText(f) + got(raw));
     return QJsonValue(value);
 }
@@ -538,6 +555,19 @@ QStringList fieldTypeNames()
     for (const FieldType type : AllTypes)
         names << fieldTypeName(type);
     return names;
+}
+
+std::optional<qint64> exactInteger(const QJsonValue &v)
+{
+    if (!v.isDouble())
+        return std::nullopt;
+    // toInteger() answers its default for anything but a whole number in range: asking
+    // with two defaults tells a stored 0 from the fallback.
+    if (const qint64 i = v.toInteger(0); i != 0)
+        return i;
+    if (v.toInteger(1) == 0)
+        return qint64(0);
+    return std::nullopt;
 }
 
 QString formatFieldErrors(const FieldErrors &errors)

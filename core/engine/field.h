@@ -35,6 +35,14 @@ std::optional<FieldType> fieldTypeFromName(const QString &name);
 /*! Every accepted type name, in declaration order. */
 QStringList fieldTypeNames();
 
+/*!
+ * The exact 64-bit integer \a v holds, or nullopt when it is not a whole number within
+ * qint64's range. QJsonValue keeps integers it parsed or was given as qint64 exactly, but
+ * toDouble() rounds them beyond 2^53 (qint64 max becomes 2^63, out of range): whole
+ * numbers must be read with this, never through a double.
+ */
+std::optional<qint64> exactInteger(const QJsonValue &v);
+
 /*! One problem with one argument. \c field is the argument's key. */
 struct FieldError
 {

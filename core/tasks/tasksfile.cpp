@@ -149,13 +149,12 @@ QString argumentText(const QJsonValue &value)
         return value.toString();
     case QJsonValue::Bool:
         return value.toBool() ? u"true"_s : u"false"_s;
-    case QJsonValue::Double: {
-        const double d = value.toDouble();
-        // toInteger() keeps integers beyond 2^53 exact; exponents would surprise a command.
-        if (std::isfinite(d) && std::trunc(d) == d && std::abs(d) < 9.2e18)
-            return QString::number(value.toInteger());
-        return QString::number(d, 'f', QLocale::FloatingPointShortest);
-    }
+    case QJsonValue::Double:
+        // Whole numbers are read exactly (a double rounds them beyond 2^53); exponents
+        // would surprise a command.
+        if (const std::optional<qint64> i = exactInteger(value))
+            return QString::number(*i);
+        return QString::number(value.toDouble(), 'f', QLocale::FloatingPointShortest);
     case QJsonValue::Array: {
         QStringList parts;
         const QJsonArray array = value.toArray();
