@@ -66,8 +66,8 @@ void fillHistory(const QString &file, int count)
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, "
                            "started_at, finished_at, result, error_message, error_kind, log_lines, owner, "
-                           "trace_id, seq, change_seq) VALUES (?, ?, ?, 1, 1, '{\"n\":1}', ?, ?, ?, ?, ?, ?, ?, "
-                           "'4242@bench.invalid#1', lower(hex(randomblob(16))), ?, ?)",
+                           "trace_id, seq) VALUES (?, ?, ?, 1, 1, '{\"n\":1}', ?, ?, ?, ?, ?, ?, ?, "
+                           "'4242@bench.invalid#1', lower(hex(randomblob(16))), ?)",
                            -1, &insert, nullptr) != SQLITE_OK) {
         qFatal("prepare: %s", sqlite3_errmsg(db));
     }
@@ -98,7 +98,6 @@ void fillHistory(const QString &file, int count)
         sqlite3_bind_text(insert, 9, failed ? "ExitCode" : "", -1, SQLITE_STATIC);
         sqlite3_bind_int64(insert, 10, 12);
         sqlite3_bind_int64(insert, 11, 15);
-        sqlite3_bind_int64(insert, 12, queued * 1024);
         if (sqlite3_step(insert) != SQLITE_DONE)
             qFatal("insert: %s", sqlite3_errmsg(db));
         sqlite3_reset(insert);

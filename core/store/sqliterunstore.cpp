@@ -56,8 +56,10 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kBatchInterval = 25ms;
 // A finish is committed at once when the writer has been quiet this long, else this long after
 // its last commit: finishes that come thick and fast share commits (group commit), and one that
-// comes alone is shown at once.
+// comes alone is shown at once. With this many finishes waiting the writer does not wait: it
+// is the bottleneck then, and a pause would only slow it.
 constexpr auto kFinishGap = 5ms;
+constexpr int kFinishBatch = 64;
 constexpr auto kBusyTimeoutMs = 5000;
 // Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
 // expensive step, so it does them when it has been idle for a moment rather than in the
@@ -446,7 +448,7 @@ sqlite3 *sqliteHandle(const QSqlDatabase &db)
 struct Statements
 {
     explicit Statements(const QSqlDatabase &db)
-        : handle(sqliteHandle(db)), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db),
+        : handle(sqliteHandle(db)), progress(db), logCount(db), logChange(db), insertChunk(db), lastLine(db), chunkAt(db),
           updateChunk(db)
     {
     }
@@ -461,11 +463,11 @@ struct Statements
         const bool ok = upsert.prepare(handle, 
                    u"INSERT INTO runs (id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                    "finished_at, progress_done, progress_total, progress_message, result, error_message, "
-                   "error_kind, error_detail, error_transient, log_lines, owner, seq, next_attempt_at, change_seq, "
+                   "error_kind, error_detail, error_transient, log_lines, owner, seq, next_attempt_at, "
                    "trace_id) "
                    // A null QString binds as NULL; the text columns hold '' for "none".
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?, coalesce(?, ''), coalesce(?, ''), "
-                   "coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, ?, lower(hex(randomblob(16)))) "
+                   "coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, lower(hex(randomblob(16)))) "
                    "ON CONFLICT (id) DO UPDATE SET task = excluded.task, status = excluded.status, "
                    "attempt = excluded.attempt, max_attempts = excluded.max_attempts, args = excluded.args, "
                    "queued_at = excluded.queued_at, started_at = excluded.started_at, "
@@ -475,18 +477,17 @@ struct Statements
                    "error_kind = excluded.error_kind, error_detail = excluded.error_detail, "
                    "error_transient = excluded.error_transient, "
                    "log_lines = max(runs.log_lines, excluded.log_lines), owner = excluded.owner, "
-                   "seq = max(runs.seq, excluded.seq), next_attempt_at = excluded.next_attempt_at, "
-                   "change_seq = excluded.change_seq "
+                   "seq = max(runs.seq, excluded.seq), next_attempt_at = excluded.next_attempt_at "
                    // A late update never takes a finished run back to queued or running.
                    "WHERE "_s + active(u"runs.status"_s) + u" OR NOT "_s + active(u"excluded.status"_s));
         if (!ok) {
             m_prepareError = upsert.error();
             return false;
         }
-        return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, ''), "
-                                "change_seq = ? WHERE id = ? AND "_s + active())
-            && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?), change_seq = ? "
-                                "WHERE id = ?"_s)
+        return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
+                                "WHERE id = ? AND "_s + active())
+            && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?) WHERE id = ?"_s)
+            && logChange.prepare(u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s)
             && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
                                    "VALUES (?, ?, ?, ?, ?)"_s)
             && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
@@ -511,6 +512,7 @@ struct Statements
     RawStatement upsert;
     QSqlQuery progress;
     QSqlQuery logCount;
+    QSqlQuery logChange; // one row per transaction: the ids it wrote
     QSqlQuery insertChunk;
     QSqlQuery lastLine;
     QSqlQuery chunkAt;
@@ -689,7 +691,7 @@ struct SqliteRunStore::Private
     quint64 handledSeq = 0;               // guarded by mutex; committed or given up
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
-    bool finishWaiting = false;           // guarded by mutex; a finish waits for its commit
+    int finishesWaiting = 0;              // guarded by mutex; finishes waiting for their commit
     bool writeAll = false;                // guarded by mutex; a flush() waits for everything
     bool writerWaiting = false;           // guarded by mutex; the writer sleeps on writerWake
     bool stopping = false;                // guarded by mutex
@@ -756,10 +758,9 @@ void SqliteRunStore::Private::finishNotedLocked(bool wasEmpty)
     if (wasEmpty)
         firstQueuedAt = Clock::now();
     ++enqueuedSeq;
-    const bool first = !finishWaiting;
-    finishWaiting = true;
+    ++finishesWaiting;
     // The writer works out when the commit is due; only a new deadline needs a wake-up.
-    if (writerWaiting && (wasEmpty || first))
+    if (writerWaiting && (wasEmpty || finishesWaiting == 1 || finishesWaiting == kFinishBatch))
         writerWake.notify_one();
 }
 
@@ -987,7 +988,7 @@ QString SqliteRunStore::Private::checkForDamage(QSqlQuery &q)
 void SqliteRunStore::Private::startChangeTracking(QSqlDatabase &db)
 {
     QSqlQuery q(db);
-    if (q.exec(u"SELECT coalesce(max(change_seq), 0) FROM runs"_s) && q.next())
+    if (q.exec(u"SELECT coalesce(max(seq), 0) FROM changes"_s) && q.next())
         lastSeenChange = q.value(0).toLongLong();
     if (q.exec(u"PRAGMA data_version"_s) && q.next())
         dataVersion = q.value(0).toLongLong();
@@ -1018,7 +1019,7 @@ void SqliteRunStore::Private::pollOtherWriters(QSqlDatabase &db)
         return;
     }
     dataVersion = version;
-    q.prepare(u"SELECT id, change_seq FROM runs WHERE change_seq > ? ORDER BY change_seq"_s);
+    q.prepare(u"SELECT seq, run_ids FROM changes WHERE seq > ? ORDER BY seq"_s);
     q.addBindValue(lastSeenChange);
     if (!q.exec()) {
         qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(looking for other processes' changes)"_s;
@@ -1026,10 +1027,10 @@ void SqliteRunStore::Private::pollOtherWriters(QSqlDatabase &db)
     }
     QStringList ids;
     while (q.next()) {
-        const qint64 change = q.value(1).toLongLong();
+        const qint64 change = q.value(0).toLongLong();
         lastSeenChange = std::max(lastSeenChange, change);
         if (!std::binary_search(ownChanges.cbegin(), ownChanges.cend(), change))
-            ids << q.value(0).toString();
+            ids << q.value(1).toString().split(u',', Qt::SkipEmptyParts);
     }
     ownChanges.erase(ownChanges.begin(), std::upper_bound(ownChanges.begin(), ownChanges.end(), lastSeenChange));
     notifier->post(ids);
@@ -1044,7 +1045,8 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             return;
         if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
             return;
-        if (!incomingEmpty() && finishWaiting && now - lastWriteAt >= kFinishGap)
+        if (!incomingEmpty() && finishesWaiting > 0
+            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= kFinishGap))
             return;
         // A held state waits at least a batch interval after the last commit too, so states
         // held one after another share a commit instead of each taking its own.
@@ -1078,7 +1080,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
             earliest(retryAt);
         if (holding)
             earliest(heldDue);
-        if (!incomingEmpty() && finishWaiting)
+        if (!incomingEmpty() && finishesWaiting > 0)
             earliest(lastWriteAt + kFinishGap);
         if (idle && uncheckpointedBytes > 0)
             earliest(lastWriteAt + kCheckpointIdle);
@@ -1144,7 +1146,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             pendingDurables.swap(incomingDurables);
             queuedLines = 0;
             urgent = false;
-            finishWaiting = false;
+            finishesWaiting = 0;
             pendingSeq = enqueuedSeq;
             stopNow = stopping;
             everything = writeAll || stopping;
@@ -1216,10 +1218,21 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             ok = change.has_value();
             batchChange = change.value_or(0);
         }
+        QString changedIds;
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
             ok = writeRun(st, it->first.id, it->second, &failure);
             if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first.id))
                 finishedWithLines.push_back(it->first.id);
+            if (!changedIds.isEmpty())
+                changedIds += u',';
+            changedIds += it->first.id;
+        }
+        if (ok) {
+            st.logChange.bindValue(0, batchChange);
+            st.logChange.bindValue(1, changedIds);
+            ok = st.logChange.exec();
+            if (!ok)
+                failure = st.logChange.lastError();
         }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
@@ -1348,7 +1361,6 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         // The row with the log stands for every event stored so far, lines included.
         q.bind(20, std::max(r.seq, linesSeq));
         q.bindTime(21, r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime());
-        q.bind(22, batchChange);
         if (!q.run(failure))
             return false;
     } else if (run.progress) {
@@ -1356,8 +1368,7 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         q.bindValue(0, run.progress->done);
         q.bindValue(1, run.progress->total);
         q.bindValue(2, run.progress->message);
-        q.bindValue(3, batchChange);
-        q.bindValue(4, runId);
+        q.bindValue(3, runId);
         if (!q.exec()) {
             *failure = q.lastError();
             return false;
@@ -1367,8 +1378,7 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         // Keeps the count of a running run current for history views.
         st.logCount.bindValue(0, stored);
         st.logCount.bindValue(1, linesSeq);
-        st.logCount.bindValue(2, batchChange);
-        st.logCount.bindValue(3, runId);
+        st.logCount.bindValue(2, runId);
         if (!st.logCount.exec()) {
             *failure = st.logCount.lastError();
             return false;
@@ -1523,8 +1533,13 @@ void SqliteRunStore::Private::prune(QSqlDatabase &db, int days)
 
 void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
 {
-    // PASSIVE never waits: what readers still use stays in the WAL for the next time.
+    // The change log only has to reach the processes watching it, which look every 250 ms:
+    // what is older than ten minutes goes (a change number is milliseconds times 1024).
     QSqlQuery q(db);
+    const qint64 keepFrom = (QDateTime::currentMSecsSinceEpoch() - 10 * 60 * 1000) * 1024;
+    if (!q.exec(u"DELETE FROM changes WHERE seq < %1"_s.arg(keepFrom)))
+        qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(trimming the change log)"_s;
+    // PASSIVE never waits: what readers still use stays in the WAL for the next time.
     if (!q.exec(u"PRAGMA wal_checkpoint(PASSIVE)"_s))
         qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(checkpoint)"_s;
     uncheckpointedBytes = 0;
@@ -2090,7 +2105,7 @@ int SqliteRunStore::recoverInterrupted()
         QSqlQuery update(db);
         ok = ok && update.prepare(
             u"UPDATE runs SET status = ?, finished_at = ?, error_message = ?, error_kind = 'Interrupted', "
-            "error_detail = ?, error_transient = 0, change_seq = ?, "
+            "error_detail = ?, error_transient = 0, "
             "log_lines = max(log_lines, coalesce((SELECT max(last_line) FROM log_chunks WHERE run_id = runs.id), 0)) "
             "WHERE id = ? AND owner = ? AND "_s + active());
         const qint64 now = QDateTime::currentMSecsSinceEpoch();
@@ -2101,14 +2116,25 @@ int SqliteRunStore::recoverInterrupted()
             update.bindValue(1, now);
             update.bindValue(2, o.message);
             update.bindValue(3, u"owner: %1\nstatus when found: %2"_s.arg(o.owner.isEmpty() ? u"(none)"_s : o.owner, o.status));
-            update.bindValue(4, change.value_or(0));
-            update.bindValue(5, o.id);
-            update.bindValue(6, o.owner);
+            update.bindValue(4, o.id);
+            update.bindValue(5, o.owner);
             ok = update.exec();
             count += ok ? update.numRowsAffected() : 0;
         }
         if (!ok && !failure.isValid())
             failure = update.lastError();
+        if (ok && count > 0) {
+            QStringList changed;
+            for (const Orphan &o : orphans)
+                changed << o.id;
+            QSqlQuery log(db);
+            ok = log.prepare(u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s);
+            log.addBindValue(change.value_or(0));
+            log.addBindValue(changed.join(u','));
+            ok = ok && log.exec();
+            if (!ok)
+                failure = log.lastError();
+        }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok) {
             rollback(db);

@@ -32,7 +32,7 @@ namespace taskdeck {
  * Changes: after each commit the writer posts the ids it wrote to notifier(). While the
  * notifier is watched, the writer also asks SQLite every 250 ms whether another connection
  * committed (PRAGMA data_version, which reads no page) and, when one did, looks up the runs
- * whose change number (runs.change_seq, indexed) is newer than the last it saw.
+ * whose change number (a row of the changes table, one per transaction) is newer than the last it saw.
  *
  * Several processes (desktop, CLI, server) may use one data directory at once; each writes
  * its own runs, and recoverInterrupted() only touches runs whose owner process is gone.

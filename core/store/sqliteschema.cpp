@@ -169,13 +169,13 @@ bool SqliteSchema::migrateToVersion3(QSqlDatabase &db, QSqlError *error)
 
 bool SqliteSchema::migrateToVersion4(QSqlDatabase &db, QSqlError *error)
 {
-    // Adding columns with constant defaults rewrites no row; the two new indexes are built
-    // once over the existing rows (every change_seq is 0 then, which sorts in one pass).
+    // Adding columns with constant defaults rewrites no row. What changed is logged one row
+    // per transaction (the ids it wrote), not as an index entry per run write: a run written
+    // several times cost the index a delete and an insert each time.
     return execAll(db, {
         u"ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"_s,
         u"ALTER TABLE runs ADD COLUMN next_attempt_at INTEGER"_s,
-        u"ALTER TABLE runs ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0"_s,
-        u"CREATE INDEX runs_changed ON runs(change_seq)"_s,
+        u"CREATE TABLE changes (seq INTEGER PRIMARY KEY, run_ids TEXT NOT NULL)"_s,
         u"DROP INDEX runs_active"_s,
         u"CREATE INDEX runs_active ON runs(status) WHERE "_s + activeCondition(u"status"_s),
         u"ALTER TABLE log_chunks ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0"_s,
@@ -194,12 +194,12 @@ QString SqliteSchema::activeCondition(const QString &column)
 std::optional<qint64> SqliteSchema::nextChange(QSqlDatabase &db, QSqlError *error)
 {
     // Above every number given so far (the write lock orders the transactions of every
-    // process), and never below the clock: pruning the run that holds the highest number
-    // must not hand that number out again, or a reader that saw it would miss the change.
+    // process), and never below the clock: pruning the change log down to nothing must not
+    // hand the highest number out again, or a reader that saw it would miss the change.
     // Milliseconds times 1024 leave room for 1024 transactions in one millisecond.
     QVariant value;
     const qint64 clock = QDateTime::currentMSecsSinceEpoch() * 1024;
-    if (!exec(db, u"SELECT max(coalesce((SELECT max(change_seq) FROM runs), 0) + 1, %1)"_s.arg(clock), error, &value))
+    if (!exec(db, u"SELECT max(coalesce((SELECT max(seq) FROM changes), 0) + 1, %1)"_s.arg(clock), error, &value))
         return std::nullopt;
     return value.toLongLong();
 }

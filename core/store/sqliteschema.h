@@ -25,8 +25,9 @@ namespace taskdeck {
  * Version 4: event sequence numbers (runs.seq, log_chunks.last_seq with an index to resume a
  * log after a seq; chunks written from now on carry each line's seq, see LogChunk), status
  * "retrying" with runs.next_attempt_at (runs_active covers it), and change tracking: every
- * write of a run row sets runs.change_seq (indexed) to its transaction's change number (see
- * nextChange()), so another connection finds what changed since it last looked.
+ * transaction that writes runs adds one row to the table changes (its change number, see
+ * nextChange(), and the ids it wrote), so another connection finds what changed since it
+ * last looked.
  */
 class SqliteSchema final
 {
@@ -63,10 +64,10 @@ public:
      */
     static QString activeCondition(const QString &column);
     /*!
-     * The next change number, inside the write transaction open on \a db: every run row
-     * written in that transaction gets it as change_seq. It is above every change_seq stored
+     * The next change number, inside the write transaction open on \a db: the transaction
+     * logs the runs it wrote under it in the table changes. It is above every number logged
      * and above the clock's milliseconds times 1024, so numbers only grow, across processes
-     * and across the pruning of the runs that held the highest ones. Returns it, or nullopt
+     * and across the trimming of the log. Returns it, or nullopt
      * with \a error set.
      */
     static std::optional<qint64> nextChange(QSqlDatabase &db, QSqlError *error);
