@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+#include "adminauth.h"
+
+#include "privatefiles.h"
+
+#include <QDir>
+#include <QFile>
+#include <QRandomGenerator>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+bool AdminAuth::load(const QString &dataDir, QString *error)
+{
+    if (!PrivateFiles::makeDirectory(dataDir, error))
+        return false;
+    const QString path = QDir(dataDir).filePath(u"admin-token"_s);
+    if (PrivateFiles::createFile(path)) {
+        QFile file(path);
+        if (!file.open(QIODevice::WriteOnly) || file.write(randomHex() + '\n') < 0) {
+            *error = u"cannot write the admin token %1: %2"_s.arg(path, file.errorString());
+            return false;
+        }
+    }
+    PrivateFiles::tighten(path);
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly)) {
+        *error = u"cannot read the admin token %1: %2"_s.arg(path, file.errorString());
+        return false;
+    }
+    m_token = file.readAll().trimmed();
+    if (m_token.size() < 32) {
+        *error = u"the admin token in %1 is too short (at least 32 characters); delete the "
+                 u"file to have a new one made"_s.arg(path);
+        return false;
+    }
+    return true;
+}
+
+bool AdminAuth::isToken(const QByteArray &candidate) const
+{
+    return !m_token.isEmpty() && constantTimeEquals(candidate, m_token);
+}
+
+AdminAuth::Session AdminAuth::openSession()
+{
+    Session session{randomHex(), randomHex()};
+    m_sessions.insert(session.id, session.csrf);
+    return session;
+}
+
+QByteArray AdminAuth::csrfOf(const QByteArray &id) const
+{
+    return m_sessions.value(id);
+}
+
+bool AdminAuth::constantTimeEquals(const QByteArray &a, const QByteArray &b)
+{
+    if (a.size() != b.size())
+        return false;
+    unsigned char diff = 0;
+    for (qsizetype i = 0; i < a.size(); ++i)
+        diff |= static_cast<unsigned char>(a.at(i) ^ b.at(i));
+    return diff == 0;
+}
+
+QByteArray AdminAuth::randomHex()
+{
+    quint32 words[8];
+    QRandomGenerator::system()->fillRange(words);
+    return QByteArray(reinterpret_cast<const char *>(words), sizeof(words)).toHex();
+}
+
+} // namespace taskdeck

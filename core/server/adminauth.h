@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QByteArray>
+#include <QHash>
+#include <QString>
+
+namespace taskdeck {
+
+/*!
+ * The admin server's credentials: the token kept 0600 in the data directory (made on first
+ * start) and the browser sessions opened with it. Main thread only.
+ */
+class AdminAuth final
+{
+public:
+    /*! Reads DATA_DIR/admin-token, making it first when there is none. False with \a error. */
+    bool load(const QString &dataDir, QString *error);
+
+    QByteArray token() const { return m_token; }
+    /*! Whether \a candidate is the token; takes the same time wherever they differ. */
+    bool isToken(const QByteArray &candidate) const;
+
+    struct Session { QByteArray id; QByteArray csrf; };
+    /*! A new session (random id and CSRF token). */
+    Session openSession();
+    /*! The CSRF token of session \a id; empty when there is no such session. */
+    QByteArray csrfOf(const QByteArray &id) const;
+
+    /*! Compares in time that depends only on the lengths. */
+    static bool constantTimeEquals(const QByteArray &a, const QByteArray &b);
+    /*! 32 random bytes from the system generator, hex. */
+    static QByteArray randomHex();
+
+private:
+    QByteArray m_token;
+    QHash<QByteArray, QByteArray> m_sessions; // session id -> CSRF token
+};
+
+} // namespace taskdeck
