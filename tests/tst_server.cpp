@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+// The admin server over real sockets: a QNetworkAccessManager and a QWebSocket against a
+// server listening on 127.0.0.1 with a port of its own choosing.
+
+#include "adminserver.h"
+#include "runcontext.h"
+#include "sqliterunstore.h"
+#include "taskengine.h"
+#include "testsupport.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QSemaphore>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QUuid>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QWebSocket>
+
+using namespace Qt::StringLiterals;
+using namespace taskdeck;
+
+class tst_Server : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void cleanupTestCase();
+    void healthNeedsNoToken();
+    void apiNeedsToken();
+    void wrongMethodIs405WithAllow();
+    void headWorksWhereGetDoes();
+    void oversizedBodyIs413();
+    void securityHeadersOnNotFound();
+    void foreignOriginIsRefused();
+    void badHostIsRefused();
+    void startAnswers202AndTheRunFinishes();
+    void validationErrorsNameTheFields();
+    void dangerNeedsConfirmation();
+    void runWaitsForTheFinishedRun();
+    void webSocketSnapshotThenOrderedEvents();
+    void webSocketResumesAfterSeq();
+    void webSocketForeignOriginIsRefused();
+
+private:
+    struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
+    Answer request(const QByteArray &verb, const QString &path, const QByteArray &body = {},
+                   const QList<std::pair<QByteArray, QByteArray>> &headers = {}, bool withToken = true);
+    QUrl url(const QString &path) const;
+    // Collects a WebSocket's messages until it closes.
+    QList<QJsonObject> follow(const QString &path, QWebSocket *socket = nullptr);
+
+    QTemporaryDir m_dir;
+    std::unique_ptr<SqliteRunStore> m_store;
+    std::unique_ptr<TaskRegistry> m_registry;
+    std::unique_ptr<TaskEngine> m_engine;
+    std::unique_ptr<AdminServer> m_server;
+    QNetworkAccessManager m_network;
+    QList<QNetworkReply *> m_replies;
+};
+
+QJsonObject tst_Server::Answer::json() const
+{
+    return QJsonDocument::fromJson(body).object();
+}
+
+void tst_Server::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QVERIFY(m_dir.isValid());
+    m_store = testsupport::openStore(m_dir.filePath(u"data"_s));
+    QVERIFY(m_store);
+    m_registry = std::make_unique<TaskRegistry>();
+    // "lines" logs COUNT lines and returns their number.
+    m_registry->add(testsupport::makeTask(u"lines"_s, [](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        for (int i = 1; i <= count; ++i)
+            ctx.log(u"line %1"_s.arg(i));
+        return QJsonValue(count);
+    }, {Field(u"count"_s, FieldType::Integer).withRequired().withMin(0).withMax(100000),
+        Field(u"label"_s, FieldType::Text).withRequired()}));
+    Task danger = testsupport::makeTask(u"wipe"_s, [](RunContext &) { return QJsonValue(true); });
+    danger.danger = u"deletes everything"_s;
+    m_registry->add(danger);
+    m_engine = std::make_unique<TaskEngine>(m_registry.get());
+    m_engine->setRecorder(m_store.get());
+
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.maxBodyBytes = 1000;
+    m_server = std::make_unique<AdminServer>(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(m_server->listen(&error), qPrintable(error));
+    QVERIFY(m_server->port() != 0);
+    QFile token(m_dir.filePath(u"data/admin-token"_s));
+    QCOMPARE(token.permissions() & (QFile::ReadGroup | QFile::ReadOther), QFile::Permissions());
+
+    // A second server on the same port says so.
+    settings.port = m_server->port();
+    AdminServer second(m_engine.get(), nullptr, settings);
+    QVERIFY(!second.listen(&error));
+    QCOMPARE(error, u"address 127.0.0.1:%1 is in use"_s.arg(m_server->port()));
+}
+
+void tst_Server::cleanupTestCase()
+{
+    qDeleteAll(m_replies);
+    m_server.reset();
+    m_engine.reset();
+}
+
+QUrl tst_Server::url(const QString &path) const
+{
+    return QUrl(u"http://127.0.0.1:%1%2"_s.arg(m_server->port()).arg(path));
+}
+
+tst_Server::Answer tst_Server::request(const QByteArray &verb, const QString &path, const QByteArray &body,
+                                       const QList<std::pair<QByteArray, QByteArray>> &headers,
+                                       bool withToken)
+{
+    QNetworkRequest req(url(path));
+    if (withToken)
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    if (!body.isEmpty())
+        req.setHeader(QNetworkRequest::ContentTypeHeader, u"application/json"_s);
+    for (const auto &[name, value] : headers)
+        req.setRawHeader(name, value);
+    // A custom "HEAD" would wait for a body; head() knows there is none.
+    QNetworkReply *reply = verb == "HEAD" ? m_network.head(req) : m_network.sendCustomRequest(req, verb, body);
+    m_replies.append(reply);
+    QSignalSpy finished(reply, &QNetworkReply::finished);
+    if (!reply->isFinished() && !finished.wait(60000))
+        return {};
+    return {reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll(), reply};
+}
+
+void tst_Server::healthNeedsNoToken()
+{
+    const Answer a = request("GET", u"/healthz"_s, {}, {}, false);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"status"_s).toString(), u"ok"_s);
+}
+
+void tst_Server::apiNeedsToken()
+{
+    Answer a = request("GET", u"/admin/task"_s, {}, {}, false);
+    QCOMPARE(a.status, 401);
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"unauthorized"_s);
+    a = request("GET", u"/admin/task"_s, {}, {{"Authorization", "Bearer wrong"}}, false);
+    QCOMPARE(a.status, 401);
+    a = request("GET", u"/admin/task"_s);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"count"_s).toInt(), 2);
+}
+
+void tst_Server::wrongMethodIs405WithAllow()
+{
+    Answer a = request("DELETE", u"/admin/task"_s);
+    QCOMPARE(a.status, 405);
+    QCOMPARE(a.reply->rawHeader("Allow"), QByteArray("GET, HEAD"));
+    a = request("GET", u"/admin/task/lines/start"_s);
+    QCOMPARE(a.status, 405);
+    QCOMPARE(a.reply->rawHeader("Allow"), QByteArray("POST"));
+}
+
+void tst_Server::headWorksWhereGetDoes()
+{
+    const Answer get = request("GET", u"/admin/task/lines"_s);
+    QCOMPARE(get.status, 200);
+    QVERIFY(get.json().contains(u"schema"_s));
+    const Answer head = request("HEAD", u"/admin/task/lines"_s);
+    QCOMPARE(head.status, 200);
+    QVERIFY(head.body.isEmpty());
+    QCOMPARE(head.reply->rawHeader("Content-Length"), QByteArray::number(get.body.size()));
+}
+
+void tst_Server::oversizedBodyIs413()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, QByteArray(5000, ' '));
+    QCOMPARE(a.status, 413);
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"payload_too_large"_s);
+}
+
+void tst_Server::securityHeadersOnNotFound()
+{
+    const Answer a = request("GET", u"/nothing/here"_s, {}, {}, false);
+    QCOMPARE(a.status, 404);
+    QCOMPARE(a.reply->rawHeader("Content-Security-Policy"), QByteArray("default-src 'self'; frame-ancestors 'none'"));
+    QCOMPARE(a.reply->rawHeader("X-Content-Type-Options"), QByteArray("nosniff"));
+    QCOMPARE(a.reply->rawHeader("Referrer-Policy"), QByteArray("no-referrer"));
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"not_found"_s);
+}
+
+void tst_Server::foreignOriginIsRefused()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":1,"label":"x"})",
+                             {{"Origin", "http://evil.example"}});
+    QCOMPARE(a.status, 403);
+}
+
+void tst_Server::badHostIsRefused()
+{
+    const Answer a = request("GET", u"/healthz"_s, {}, {{"Host", "evil.example"}}, false);
+    QCOMPARE(a.status, 403);
+}
+
+void tst_Server::startAnswers202AndTheRunFinishes()
+{
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":3,"label":"x"})");
+    QCOMPARE(a.status, 202);
+    const QString id = a.json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QCOMPARE(a.json().value(u"urls"_s).toObject().value(u"stream"_s).toString(), u"/ws/task/"_s + id);
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/"_s + id).json().value(u"status"_s).toString()
+                                 == u"succeeded"_s, 60000);
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
+    const Answer log = request("GET", u"/admin/run/"_s + id + u"/log"_s);
+    QCOMPARE(log.status, 200);
+    QCOMPARE(log.body, QByteArray("line 1\nline 2\nline 3\n"));
+    const Answer runs = request("GET", u"/admin/run?task=lines&limit=5"_s);
+    QCOMPARE(runs.status, 200);
+    QVERIFY(runs.json().value(u"total"_s).toInt() >= 1);
+    QCOMPARE(request("GET", u"/admin/run?limit=0"_s).status, 400);
+}
+
+void tst_Server::validationErrorsNameTheFields()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":"many"})");
+    QCOMPARE(a.status, 400);
+    QStringList fields;
+    for (const QJsonValue &v : a.json().value(u"fields"_s).toArray())
+        fields.append(v.toObject().value(u"field"_s).toString());
+    QVERIFY2(fields.contains(u"count"_s) && fields.contains(u"label"_s), qPrintable(fields.join(u',')));
+    QCOMPARE(request("POST", u"/admin/task/nosuch/start"_s, "{}").status, 404);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "{nope").status, 400);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "x=1",
+                     {{"Content-Type", "application/x-www-form-urlencoded"}}).status, 415);
+}
+
+void tst_Server::dangerNeedsConfirmation()
+{
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "{}").status, 409);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, R"({"confirm":true})").status, 409);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, R"({"confirm":"wipe"})").status, 202);
+}
+
+void tst_Server::runWaitsForTheFinishedRun()
+{
+    const Answer a = request("POST", u"/admin/task/lines/run"_s, R"({"count":2,"label":"x"})");
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"status"_s).toString(), u"succeeded"_s);
+    QCOMPARE(a.json().value(u"result"_s).toInt(), 2);
+}
+
+QList<QJsonObject> tst_Server::follow(const QString &path, QWebSocket *socket)
+{
+    QWebSocket own;
+    if (!socket)
+        socket = &own;
+    QList<QJsonObject> messages;
+    connect(socket, &QWebSocket::textMessageReceived, socket, [&messages](const QString &text) {
+        messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+    });
+    QSignalSpy closed(socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1%2"_s.arg(m_server->port()).arg(path)));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket->open(req);
+    if (!closed.wait(60000))
+        qWarning() << "the stream did not close";
+    return messages;
+}
+
+void tst_Server::webSocketSnapshotThenOrderedEvents()
+{
+    const QString id = request("POST", u"/admin/task/lines/start"_s, R"({"count":500,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id);
+    QVERIFY(messages.size() >= 2);
+    QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
+    qint64 seq = messages.first().value(u"seq"_s).toInteger();
+    qint64 lastLine = messages.first().value(u"log"_s).toArray().isEmpty() ? 0
+        : messages.first().value(u"log"_s).toArray().last().toObject().value(u"n"_s).toInteger();
+    for (qsizetype i = 1; i < messages.size(); ++i) {
+        const QJsonObject &m = messages.at(i);
+        QCOMPARE(m.value(u"seq"_s).toInteger(), seq + 1);
+        if (m.value(u"type"_s).toString() == u"log") {
+            const QJsonArray lines = m.value(u"lines"_s).toArray();
+            for (const QJsonValue &line : lines) {
+                QCOMPARE(line.toObject().value(u"seq"_s).toInteger(), ++seq);
+                QCOMPARE(line.toObject().value(u"n"_s).toInteger(), ++lastLine);
+            }
+        } else {
+            ++seq;
+        }
+    }
+    QCOMPARE(messages.last().value(u"type"_s).toString(), u"finished"_s);
+    QCOMPARE(lastLine, 500);
+}
+
+void tst_Server::webSocketResumesAfterSeq()
+{
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":20,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    // Resume in the middle: no snapshot, the next message is seq 11.
+    const QList<QJsonObject> messages = follow(u"/ws/task/%1?after=10"_s.arg(id));
+    QVERIFY(!messages.isEmpty());
+    QCOMPARE(messages.first().value(u"seq"_s).toInteger(), 11);
+    QVERIFY(messages.first().value(u"type"_s).toString() != u"snapshot"_s);
+    QCOMPARE(messages.last().value(u"type"_s).toString(), u"finished"_s);
+}
+
+void tst_Server::webSocketForeignOriginIsRefused()
+{
+    QWebSocket socket(u"http://evil.example"_s);
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(m_server->port())
+                             .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket.open(req);
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
+}
+
+QTEST_GUILESS_MAIN(tst_Server)
+#include "tst_server.moc"
