@@ -35,6 +35,14 @@ const QByteArray CsrfCookie = "taskdeck_csrf";
 
 using Headers = QList<std::pair<QByteArray, QByteArray>>;
 
+QByteArray securityHeaders()
+{
+    return "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
+           "X-Content-Type-Options: nosniff\r\n"
+           "Referrer-Policy: no-referrer\r\n"
+           "Cache-Control: no-store\r\n";
+}
+
 /*
  * The answer to one request, possibly given later (after a history query or a run's end).
  * Every answer goes through send(), which adds the security headers; a client that left
@@ -98,10 +106,11 @@ private:
         m_sent = true;
         m_responder.writeStatusLine(static_cast<QHttpServerResponder::StatusCode>(status));
         m_responder.writeHeader("Content-Type", contentType);
-        m_responder.writeHeader("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
-        m_responder.writeHeader("X-Content-Type-Options", "nosniff");
-        m_responder.writeHeader("Referrer-Policy", "no-referrer");
-        m_responder.writeHeader("Cache-Control", "no-store");
+        const QList<QByteArray> security = securityHeaders().trimmed().split('\n');
+        for (const QByteArray &line : security) {
+            const qsizetype colon = line.indexOf(':');
+            m_responder.writeHeader(line.left(colon), line.mid(colon + 2).trimmed());
+        }
         for (const auto &[name, value] : extra)
             m_responder.writeHeader(name, value);
         return true;
@@ -228,6 +237,80 @@ int intParam(const QUrlQuery &query, const QString &name, int fallback, int min,
     }
     return value;
 }
+
+/*
+ * Accepts connections and looks at each request's head before the HTTP parser reads it: a
+ * body announced over the limit is refused with 413 and the connection dropped, so it is
+ * never read into memory, and "Expect: 100-continue" is answered (QHttpServer 6.4 does
+ * neither). Its readyRead handler is connected before the parser's, so it runs first.
+ */
+class GuardedTcpServer final : public QTcpServer
+{
+public:
+    explicit GuardedTcpServer(qint64 maxBodyBytes) : m_maxBodyBytes(maxBodyBytes) {}
+
+protected:
+    void incomingConnection(qintptr handle) override
+    {
+        auto *socket = new QTcpSocket(this);
+        if (!socket->setSocketDescriptor(handle)) {
+            delete socket;
+            return;
+        }
+        connect(socket, &QTcpSocket::readyRead, socket, [this, socket] { inspect(socket); });
+        addPendingConnection(socket);
+    }
+
+private:
+    void inspect(QTcpSocket *socket) const
+    {
+        // Only a head that starts here and is complete is looked at; anything else is left
+        // to the parser, and the route's own size check.
+        constexpr qint64 MaxHead = 64 * 1024;
+        if (socket->property("taskdeckRefused").toBool()) {
+            socket->readAll();
+            return;
+        }
+        const QByteArray head = socket->peek(MaxHead);
+        const qsizetype end = head.indexOf("\r\n\r\n");
+        const qsizetype space = head.indexOf(' ');
+        if (end < 0 || space <= 0 || space > 8 || head.at(space + 1) != '/')
+            return;
+        qint64 length = 0;
+        bool expectContinue = false;
+        const QList<QByteArray> lines = head.left(end).split('\n');
+        for (const QByteArray &line : lines) {
+            const qsizetype colon = line.indexOf(':');
+            if (colon <= 0)
+                continue;
+            const QByteArray name = line.left(colon).trimmed().toLower();
+            const QByteArray value = line.mid(colon + 1).trimmed();
+            if (name == "content-length")
+                length = value.toLongLong();
+            else if (name == "expect" && value.toLower() == "100-continue")
+                expectContinue = true;
+        }
+        if (length > m_maxBodyBytes) {
+            const ApiError error{ApiError::Kind::PayloadTooLarge,
+                                 u"the body is over the limit of %1 bytes"_s.arg(m_maxBodyBytes), {}, {}};
+            const QByteArray body = QJsonDocument(error.toJson()).toJson(QJsonDocument::Compact);
+            socket->write("HTTP/1.1 413 Payload Too Large\r\n"
+                          "Content-Type: application/json\r\n" + securityHeaders()
+                          + "Connection: close\r\nContent-Length: " + QByteArray::number(body.size())
+                          + "\r\n\r\n" + body);
+            socket->flush();
+            socket->disconnectFromHost();
+            // What the client sends before the close is not kept for the parser.
+            socket->setProperty("taskdeckRefused", true);
+            socket->readAll();
+            return;
+        }
+        if (expectContinue)
+            socket->write("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    const qint64 m_maxBodyBytes;
+};
 
 } // namespace
 
@@ -591,8 +674,12 @@ void AdminServer::Private::runLog(const Call &call)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
-    if (call.reply->beginStream("text/plain; charset=utf-8"))
-        readLogPage(call.reply, id, 1);
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
+        if (!run)
+            return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
+        if (reply->beginStream("text/plain; charset=utf-8"))
+            readLogPage(reply, id, 1);
+    });
 }
 
 void AdminServer::Private::readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine)
@@ -623,7 +710,7 @@ bool AdminServer::listen(QString *error)
 {
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
-    auto tcp = std::make_unique<QTcpServer>();
+    auto tcp = std::make_unique<GuardedTcpServer>(d->m_settings.maxBodyBytes);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError
