@@ -11,12 +11,15 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QNetworkAccessManager>
+#include <QNetworkCookie>
+#include <QNetworkCookieJar>
 #include <QNetworkReply>
 #include <QSemaphore>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QUuid>
 #include <QTemporaryDir>
+#include <QTcpSocket>
 #include <QTest>
 #include <QWebSocket>
 
@@ -45,6 +48,13 @@ private Q_SLOTS:
     void webSocketSnapshotThenOrderedEvents();
     void webSocketResumesAfterSeq();
     void webSocketForeignOriginIsRefused();
+    void webSocketNeedsToken();
+    void webSocketUnknownRunIsClosedWithAReason();
+    void slowClientIsToldAndResumes();
+    void announcedOversizedBodyIsRefusedUnread();
+    void expectContinueIsAnswered();
+    void cookieSessionNeedsCsrfToChangeState();
+    void pathTraversalIsNotFound();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -328,6 +338,146 @@ void tst_Server::webSocketForeignOriginIsRefused()
     socket.open(req);
     QVERIFY(closed.wait(60000));
     QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::webSocketNeedsToken()
+{
+    QWebSocket socket;
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    socket.open(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(m_server->port())
+                         .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::webSocketUnknownRunIsClosedWithAReason()
+{
+    QWebSocket socket;
+    const QList<QJsonObject> messages =
+        follow(u"/ws/task/"_s + QUuid::createUuid().toString(QUuid::WithoutBraces), &socket);
+    QVERIFY(messages.isEmpty());
+    QCOMPARE(socket.closeReason(), u"unknown run"_s);
+}
+
+void tst_Server::slowClientIsToldAndResumes()
+{
+    // A server whose clients may have nothing waiting: each falls behind after one event.
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.maxPendingSocketBytes = 1;
+    AdminServer strict(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(strict.listen(&error), qPrintable(error));
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":5,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+
+    auto followStrict = [&](qint64 after) {
+        QWebSocket socket;
+        QList<QJsonObject> messages;
+        connect(&socket, &QWebSocket::textMessageReceived, &socket, [&messages](const QString &text) {
+            messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+        });
+        QSignalSpy closed(&socket, &QWebSocket::disconnected);
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=%3"_s.arg(strict.port()).arg(id).arg(after)));
+        req.setRawHeader("Authorization", "Bearer " + strict.token());
+        socket.open(req);
+        closed.wait(60000);
+        return messages;
+    };
+    qint64 seq = 0;
+    int behind = 0;
+    for (int connection = 0; connection < 100; ++connection) {
+        const QList<QJsonObject> messages = followStrict(seq);
+        QVERIFY(!messages.isEmpty());
+        for (const QJsonObject &m : messages) {
+            const QString type = m.value(u"type"_s).toString();
+            if (type == u"behind") {
+                ++behind;
+                QCOMPARE(m.value(u"seq"_s).toInteger(), seq);
+                continue;
+            }
+            QCOMPARE(m.value(u"seq"_s).toInteger(), seq + 1);
+            seq = type == u"log" ? m.value(u"lines"_s).toArray().last().toObject().value(u"seq"_s).toInteger()
+                                 : seq + 1;
+        }
+        if (messages.last().value(u"type"_s).toString() == u"finished")
+            break;
+    }
+    QVERIFY(behind > 0);
+    QCOMPARE(m_engine->snapshot(id)->seq, seq);
+}
+
+void tst_Server::announcedOversizedBodyIsRefusedUnread()
+{
+    // The body is never sent: without the early check the server would wait for it.
+    QTcpSocket socket;
+    socket.connectToHost(QHostAddress::LocalHost, m_server->port());
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QVERIFY(connected.wait(60000));
+    socket.write("POST /admin/task/lines/start HTTP/1.1\r\nHost: 127.0.0.1:"
+                 + QByteArray::number(m_server->port()) + "\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 50000000\r\n\r\n");
+    // The server runs on this thread: wait with the event loop running.
+    QByteArray answer;
+    QSignalSpy readable(&socket, &QTcpSocket::readyRead);
+    while (!answer.contains("\r\n\r\n") && (socket.bytesAvailable() > 0 || readable.wait(60000)))
+        answer += socket.readAll();
+    QVERIFY2(answer.startsWith("HTTP/1.1 413"), answer.constData());
+    QVERIFY(answer.contains("X-Content-Type-Options: nosniff"));
+}
+
+void tst_Server::expectContinueIsAnswered()
+{
+    QTcpSocket socket;
+    socket.connectToHost(QHostAddress::LocalHost, m_server->port());
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QVERIFY(connected.wait(60000));
+    socket.write("POST /admin/task/lines/start HTTP/1.1\r\nHost: 127.0.0.1:"
+                 + QByteArray::number(m_server->port()) + "\r\nContent-Type: application/json\r\n"
+                 "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    // The server runs on this thread: wait with the event loop running.
+    QByteArray answer;
+    QSignalSpy readable(&socket, &QTcpSocket::readyRead);
+    while (!answer.contains("\r\n\r\n") && (socket.bytesAvailable() > 0 || readable.wait(60000)))
+        answer += socket.readAll();
+    QVERIFY2(answer.startsWith("HTTP/1.1 100 Continue\r\n\r\n"), answer.constData());
+}
+
+void tst_Server::cookieSessionNeedsCsrfToChangeState()
+{
+    QCOMPARE(request("GET", u"/login?token=wrong"_s, {}, {}, false).status, 401);
+    const Answer login = request("GET", u"/login?token="_s + QString::fromLatin1(m_server->token()), {}, {}, false);
+    // The redirect was followed to /admin/task with the session cookie.
+    QCOMPARE(login.status, 200);
+    QCOMPARE(login.reply->url().path(), u"/admin/task"_s);
+    QByteArray csrf;
+    const QList<QNetworkCookie> cookies = m_network.cookieJar()->cookiesForUrl(url(u"/"_s));
+    bool httpOnlySession = false;
+    for (const QNetworkCookie &cookie : cookies) {
+        if (cookie.name() == "taskdeck_csrf")
+            csrf = cookie.value();
+        if (cookie.name() == "taskdeck_session")
+            httpOnlySession = cookie.isHttpOnly();
+    }
+    QVERIFY(httpOnlySession);
+    QVERIFY(!csrf.isEmpty());
+    QCOMPARE(request("GET", u"/admin/task"_s, {}, {}, false).status, 200);
+    const QByteArray body = R"({"count":1,"label":"x"})";
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {}, false).status, 403);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {{"X-CSRF-Token", "nope"}}, false).status, 403);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {{"X-CSRF-Token", csrf}}, false).status, 202);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::pathTraversalIsNotFound()
+{
+    QCOMPARE(request("GET", u"/admin/task/..%2F..%2Fetc"_s).status, 404);
+    QCOMPARE(request("GET", u"/admin/run/not-a-run"_s).status, 404);
+    QCOMPARE(request("GET", u"/admin/run/%1/log"_s.arg(QUuid::createUuid().toString(QUuid::WithoutBraces))).status, 404);
+    QCOMPARE(request("GET", u"/admin/task/"_s).status, 404);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
