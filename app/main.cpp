@@ -168,7 +168,7 @@ int main(int argc, char *argv[])
     Cli cli(&engine, store.get(), &console);
     cli.setTasksFile(tasksFile.get());
     const int code = commandLine.command == CommandLine::Command::Serve
-        ? serve(&engine, store.get(), dataDirectory(*settings), commandLine.listen, &console)
+        ? serve(&engine, store.get(), *settings, dataDirectory(*settings), commandLine.listen, &console)
         : cli.execute(commandLine);
 
     // Every finish shown was durable already; what else the runs logged is written now.

@@ -4,6 +4,7 @@
 #include "adminserver.h"
 #include "cli.h"
 #include "console.h"
+#include "engineconfig.h"
 #include "signalwatcher.h"
 #include "taskengine.h"
 
@@ -15,11 +16,12 @@ using namespace Qt::StringLiterals;
 
 namespace taskdeck {
 
-int serve(TaskEngine *engine, IRunStore *store, const QString &dataDir, const QString &listen,
-          Console *console)
+int serve(TaskEngine *engine, IRunStore *store, const Settings &taskdeckSettings,
+          const QString &dataDir, const QString &listen, Console *console)
 {
     ServerSettings settings;
     settings.dataDir = dataDir;
+    settings.webSocketEnabled = taskdeckSettings.websocketEnabled;
     if (!listen.isEmpty()) {
         QString error;
         const auto address = parseListenAddress(listen, &error);

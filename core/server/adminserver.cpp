@@ -448,6 +448,8 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request) con
     if (!match.route)
         throw ApiError{ApiError::Kind::MethodNotAllowed,
                        u"%1 is not allowed here"_s.arg(QString::fromLatin1(method)), {}, match.allow};
+    if (match.route->webSocket && !m_settings.webSocketEnabled)
+        fail(ApiError::Kind::NotFound, u"live streaming is turned off (TASK_WEBSOCKET_ENABLED)"_s);
     if (!match.route->isPublic)
         authenticate(request, method != "GET" && method != "HEAD");
     return match;

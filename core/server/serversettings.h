@@ -17,6 +17,8 @@ struct ServerSettings
     qint64 maxBodyBytes = 1024 * 1024;
     /*! A WebSocket client with more than this many bytes waiting to be sent is too slow. */
     qint64 maxPendingSocketBytes = 4 * 1024 * 1024;
+    /*! TASK_WEBSOCKET_ENABLED: false answers /ws/task/... with 404. */
+    bool webSocketEnabled = true;
 
     /*! "127.0.0.1:8470", "[::1]:8470" */
     QString listenText() const;
