@@ -14,6 +14,7 @@
 #include <QNetworkCookie>
 #include <QNetworkCookieJar>
 #include <QNetworkReply>
+#include <QScopeGuard>
 #include <QSemaphore>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -55,6 +56,8 @@ private Q_SLOTS:
     void expectContinueIsAnswered();
     void cookieSessionNeedsCsrfToChangeState();
     void pathTraversalIsNotFound();
+    void runGoesOnWhenTheWaitingClientLeaves();
+    void webSocketCanBeTurnedOff();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -70,6 +73,7 @@ private:
     std::unique_ptr<TaskEngine> m_engine;
     std::unique_ptr<AdminServer> m_server;
     QNetworkAccessManager m_network;
+    QSemaphore m_gate; // "gate" runs wait for it
     QList<QNetworkReply *> m_replies;
 };
 
@@ -93,6 +97,10 @@ void tst_Server::initTestCase()
         return QJsonValue(count);
     }, {Field(u"count"_s, FieldType::Integer).withRequired().withMin(0).withMax(100000),
         Field(u"label"_s, FieldType::Text).withRequired()}));
+    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &) {
+        m_gate.acquire();
+        return QJsonValue(u"through"_s);
+    }));
     Task danger = testsupport::makeTask(u"wipe"_s, [](RunContext &) { return QJsonValue(true); });
     danger.danger = u"deletes everything"_s;
     m_registry->add(danger);
@@ -165,7 +173,7 @@ void tst_Server::apiNeedsToken()
     QCOMPARE(a.status, 401);
     a = request("GET", u"/admin/task"_s);
     QCOMPARE(a.status, 200);
-    QCOMPARE(a.json().value(u"count"_s).toInt(), 2);
+    QCOMPARE(a.json().value(u"count"_s).toInt(), 3);
 }
 
 void tst_Server::wrongMethodIs405WithAllow()
@@ -478,6 +486,49 @@ void tst_Server::pathTraversalIsNotFound()
     QCOMPARE(request("GET", u"/admin/run/not-a-run"_s).status, 404);
     QCOMPARE(request("GET", u"/admin/run/%1/log"_s.arg(QUuid::createUuid().toString(QUuid::WithoutBraces))).status, 404);
     QCOMPARE(request("GET", u"/admin/task/"_s).status, 404);
+}
+
+void tst_Server::runGoesOnWhenTheWaitingClientLeaves()
+{
+    // A failing check must not leave the worker waiting for ever.
+    auto release = qScopeGuard([this] { m_gate.release(); });
+    QSignalSpy started(m_engine.get(), &TaskEngine::runStarted);
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    QNetworkRequest req(url(u"/admin/task/gate/run"_s));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    QNetworkReply *reply = m_network.post(req, QByteArray());
+    m_replies.append(reply);
+    QVERIFY(started.wait(60000));
+    QSignalSpy aborted(reply, &QNetworkReply::finished);
+    reply->abort();
+    QCOMPARE(aborted.size(), 1);
+    QCOMPARE(request("GET", u"/healthz"_s).json().value(u"running"_s).toInt(), 1);
+    release.dismiss();
+    m_gate.release();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 60000);
+    const Run run = finished.at(0).at(0).value<Run>();
+    QCOMPARE(run.status, RunStatus::Succeeded);
+    QCOMPARE(request("GET", u"/healthz"_s).status, 200);
+}
+
+void tst_Server::webSocketCanBeTurnedOff()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.webSocketEnabled = false;
+    AdminServer quiet(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(quiet.listen(&error), qPrintable(error));
+    QWebSocket socket;
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(quiet.port())
+                             .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    req.setRawHeader("Authorization", "Bearer " + quiet.token());
+    socket.open(req);
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
