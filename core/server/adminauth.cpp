@@ -55,6 +55,30 @@ QByteArray AdminAuth::csrfOf(const QByteArray &id) const
     return m_sessions.value(id);
 }
 
+bool AdminAuth::mayTryLogin(const QString &client)
+{
+    if (!m_clock.isValid())
+        return true;
+    auto found = m_failedLogins.find(client);
+    if (found == m_failedLogins.end())
+        return true;
+    const qint64 now = m_clock.elapsed();
+    while (!found->isEmpty() && now - found->constFirst() > kFailedLoginWindowMs)
+        found->removeFirst();
+    if (found->isEmpty()) {
+        m_failedLogins.erase(found);
+        return true;
+    }
+    return found->size() < kMaxFailedLogins;
+}
+
+void AdminAuth::loginFailed(const QString &client)
+{
+    if (!m_clock.isValid())
+        m_clock.start();
+    m_failedLogins[client].append(m_clock.elapsed());
+}
+
 bool AdminAuth::constantTimeEquals(const QByteArray &a, const QByteArray &b)
 {
     if (a.size() != b.size())

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <QByteArray>
+#include <QElapsedTimer>
 #include <QHash>
+#include <QList>
 #include <QString>
 
 namespace taskdeck {
@@ -27,6 +29,14 @@ public:
     /*! The CSRF token of session \a id; empty when there is no such session. */
     QByteArray csrfOf(const QByteArray &id) const;
 
+    /*! False while \a client failed to log in too often lately (kMaxFailedLogins within
+     *  kFailedLoginWindowMs). */
+    bool mayTryLogin(const QString &client);
+    void loginFailed(const QString &client);
+
+    static constexpr int kMaxFailedLogins = 5;
+    static constexpr qint64 kFailedLoginWindowMs = 60 * 1000;
+
     /*! Compares in time that depends only on the lengths. */
     static bool constantTimeEquals(const QByteArray &a, const QByteArray &b);
     /*! 32 random bytes from the system generator, hex. */
@@ -35,6 +45,8 @@ public:
 private:
     QByteArray m_token;
     QHash<QByteArray, QByteArray> m_sessions; // session id -> CSRF token
+    QHash<QString, QList<qint64>> m_failedLogins; // client -> when (m_clock), oldest first
+    QElapsedTimer m_clock;
 };
 
 } // namespace taskdeck

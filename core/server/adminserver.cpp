@@ -383,6 +383,8 @@ private:
     void showRun(const Call &call);
     void cancelRun(const Call &call);
     void runLog(const Call &call);
+    void rerun(const Call &call);
+    void start(const ReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
     void readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine);
 };
 
@@ -403,6 +405,7 @@ void AdminServer::Private::addRoutes()
     m_routes.add({"GET", u"/admin/run/{id}"_s, false, false, bind(&Private::showRun)});
     m_routes.add({"POST", u"/admin/run/{id}/cancel"_s, false, false, bind(&Private::cancelRun)});
     m_routes.add({"GET", u"/admin/run/{id}/log"_s, false, false, bind(&Private::runLog)});
+    m_routes.add({"POST", u"/admin/run/{id}/rerun"_s, false, false, bind(&Private::rerun)});
     // Answered by the WebSocket upgrade; a plain GET is told to upgrade.
     m_routes.add({"GET", u"/ws/task/{runId}"_s, false, true, [](const Call &) {
                       fail(ApiError::Kind::UpgradeRequired, u"this is a WebSocket endpoint"_s);
@@ -552,9 +555,15 @@ void AdminServer::Private::health(const Call &call)
 
 void AdminServer::Private::login(const Call &call)
 {
+    // Guessing the token through the login link is slowed down per client address.
+    const QString client = call.request.remoteAddress().toString();
+    if (!m_auth.mayTryLogin(client))
+        fail(ApiError::Kind::TooManyRequests, u"too many failed logins; try again in a minute"_s);
     const QByteArray token = call.request.query().queryItemValue(u"token"_s).toUtf8();
-    if (!m_auth.isToken(token))
+    if (!m_auth.isToken(token)) {
+        m_auth.loginFailed(client);
         fail(ApiError::Kind::Unauthorized, u"the login link is not valid"_s);
+    }
     const AdminAuth::Session session = m_auth.openSession();
     call.reply->send(303, "text/plain", "see /admin/task\n",
                      {{"Location", "/admin/task"},
@@ -587,8 +596,11 @@ void AdminServer::Private::showTask(const Call &call)
 
 void AdminServer::Private::startTask(const Call &call, bool wait)
 {
-    const QString key = call.params.at(0);
-    QJsonObject args = jsonBody(call.request);
+    start(call.reply, call.params.at(0), jsonBody(call.request), wait);
+}
+
+void AdminServer::Private::start(const ReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
+{
     // A dangerous task runs only when the caller repeats its key: a deliberate act that a
     // replayed or copied generic "true" cannot stand in for.
     const QJsonValue confirm = args.take(u"confirm"_s);
@@ -598,15 +610,15 @@ void AdminServer::Private::startTask(const Call &call, bool wait)
     if (!started.ok())
         throw ApiError::fromStartError(started.error);
     if (!wait) {
-        call.reply->json(202, {{u"id"_s, started.runId}, {u"status"_s, u"queued"_s},
-                               {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)}});
+        reply->json(202, {{u"id"_s, started.runId}, {u"status"_s, u"queued"_s},
+                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)}});
         return;
     }
     // The engine emits runFinished from the event loop only, so connecting now misses
     // nothing. The run goes on if the client leaves.
     auto *waiter = new QObject(&m_http);
     QObject::connect(m_engine, &TaskEngine::runFinished, waiter,
-                     [reply = call.reply, id = started.runId, waiter](const Run &run) {
+                     [reply, id = started.runId, waiter](const Run &run) {
                          if (run.id != id)
                              return;
                          reply->json(200, runJson(run));
@@ -681,6 +693,39 @@ void AdminServer::Private::runLog(const Call &call)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         if (reply->beginStream("text/plain; charset=utf-8"))
             readLogPage(reply, id, 1);
+    });
+}
+
+void AdminServer::Private::rerun(const Call &call)
+{
+    const QString id = call.params.at(0);
+    if (!isRunId(id))
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    if (!m_store)
+        fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
+    const QJsonObject given = jsonBody(call.request);
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given](const std::optional<Run> &run) {
+        if (!run)
+            return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
+        // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
+        FieldErrors missing;
+        if (const TaskPtr task = m_engine->registry()->find(run->task)) {
+            for (const Field &field : task->fields) {
+                if (field.type == FieldType::Secret && run->args.contains(field.key) && !given.contains(field.key))
+                    missing.append({field.key, u"secret values are not stored; send it again"_s});
+            }
+        }
+        if (!missing.isEmpty())
+            return reply->error({ApiError::Kind::BadRequest, u"the rerun needs its secret arguments again"_s,
+                                 missing, {}});
+        QJsonObject args = run->args;
+        for (auto it = given.begin(); it != given.end(); ++it)
+            args.insert(it.key(), it.value());
+        try {
+            start(reply, run->task, args, false);
+        } catch (const ApiError &e) {
+            reply->error(e);
+        }
     });
 }
 

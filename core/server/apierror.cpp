@@ -21,6 +21,7 @@ int ApiError::status() const
     case Kind::PayloadTooLarge: return 413;
     case Kind::UnsupportedMediaType: return 415;
     case Kind::UpgradeRequired: return 426;
+    case Kind::TooManyRequests: return 429;
     case Kind::Unavailable: return 503;
     case Kind::Internal: break;
     }
@@ -39,6 +40,7 @@ QString ApiError::code() const
     case Kind::PayloadTooLarge: return u"payload_too_large"_s;
     case Kind::UnsupportedMediaType: return u"unsupported_media_type"_s;
     case Kind::UpgradeRequired: return u"upgrade_required"_s;
+    case Kind::TooManyRequests: return u"too_many_requests"_s;
     case Kind::Unavailable: return u"unavailable"_s;
     case Kind::Internal: break;
     }

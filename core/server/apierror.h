@@ -19,7 +19,8 @@ struct StartError;
 struct ApiError
 {
     enum class Kind { BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
-                      PayloadTooLarge, UnsupportedMediaType, UpgradeRequired, Unavailable, Internal };
+                      PayloadTooLarge, UnsupportedMediaType, UpgradeRequired, TooManyRequests,
+                      Unavailable, Internal };
 
     Kind kind = Kind::Internal;
     QString message;
