@@ -2,6 +2,7 @@
 // The admin server over real sockets: a QNetworkAccessManager and a QWebSocket against a
 // server listening on 127.0.0.1 with a port of its own choosing.
 
+#include "adminauth.h"
 #include "adminserver.h"
 #include "runcontext.h"
 #include "sqliterunstore.h"
@@ -58,6 +59,8 @@ private Q_SLOTS:
     void pathTraversalIsNotFound();
     void runGoesOnWhenTheWaitingClientLeaves();
     void webSocketCanBeTurnedOff();
+    void rerunStartsTheSameTaskAgain();
+    void failedLoginsAreLimited();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -529,6 +532,50 @@ void tst_Server::webSocketCanBeTurnedOff()
     socket.open(req);
     QVERIFY(closed.wait(60000));
     QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::rerunStartsTheSameTaskAgain()
+{
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":2,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
+    const Answer a = request("POST", u"/admin/run/"_s + id + u"/rerun"_s, R"({"count":4})");
+    QCOMPARE(a.status, 202);
+    const QString again = a.json().value(u"id"_s).toString();
+    QVERIFY(again != id);
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/"_s + again).json().value(u"status"_s).toString()
+                                 == u"succeeded"_s, 60000);
+    const QJsonObject run = request("GET", u"/admin/run/"_s + again).json();
+    QCOMPARE(run.value(u"result"_s).toInt(), 4);
+    QCOMPARE(request("POST", u"/admin/run/%1/rerun"_s.arg(QUuid::createUuid().toString(QUuid::WithoutBraces)), "{}").status, 404);
+}
+
+void tst_Server::failedLoginsAreLimited()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    AdminServer guarded(m_engine.get(), nullptr, settings);
+    QString error;
+    QVERIFY2(guarded.listen(&error), qPrintable(error));
+    auto login = [&](const QByteArray &token) {
+        QNetworkRequest req(QUrl(u"http://127.0.0.1:%1/login?token=%2"_s.arg(guarded.port())
+                                     .arg(QString::fromLatin1(token))));
+        req.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy finished(reply, &QNetworkReply::finished);
+        finished.wait(60000);
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    };
+    QCOMPARE(login(guarded.token()), 303);
+    for (int i = 0; i < AdminAuth::kMaxFailedLogins; ++i)
+        QCOMPARE(login("wrong"), 401);
+    QCOMPARE(login("wrong"), 429);
+    // The right token does not get through either while the client is held back.
+    QCOMPARE(login(guarded.token()), 429);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
