@@ -7,6 +7,7 @@
 #include "runfollower.h"
 #include "runstore.h"
 #include "runstream.h"
+#include "servermetrics.h"
 #include "taskengine.h"
 
 #include <QAbstractHttpServer>
@@ -51,8 +52,16 @@ QByteArray securityHeaders()
 class Reply final
 {
 public:
+    using Sent = std::function<void(const QString &route, int status)>;
     Reply(QHttpServerResponder &&responder, bool head)
         : m_responder(std::move(responder)), m_socket(m_responder.socket()), m_head(head) {}
+
+    /*! Called once with the route and status when the answer goes out. */
+    void onSent(Sent sent) { m_onSent = std::move(sent); }
+
+    /*! Names what the answer is counted under (the route's pattern). */
+    void setRoute(const QString &route) { m_route = route; }
+    QString route() const { return m_route; }
 
     bool isGone() const { return !m_socket || m_socket->state() != QAbstractSocket::ConnectedState; }
 
@@ -104,6 +113,8 @@ private:
         if (isGone() || m_sent)
             return false;
         m_sent = true;
+        if (m_onSent)
+            m_onSent(m_route, status);
         m_responder.writeStatusLine(static_cast<QHttpServerResponder::StatusCode>(status));
         m_responder.writeHeader("Content-Type", contentType);
         const QList<QByteArray> security = securityHeaders().trimmed().split('\n');
@@ -119,6 +130,8 @@ private:
     QHttpServerResponder m_responder;
     QPointer<QTcpSocket> m_socket;
     const bool m_head;
+    Sent m_onSent;
+    QString m_route = u"unmatched"_s;
     bool m_sent = false;
 };
 using ReplyPtr = std::shared_ptr<Reply>;
@@ -346,7 +359,7 @@ public:
         : m_q(q), m_engine(engine), m_store(store), m_settings(settings),
           m_http([this](const QHttpServerRequest &r, QTcpSocket *s) { return handle(r, s); },
                  [this](const QHttpServerRequest &r, QTcpSocket *s) { missing(r, s); }),
-          m_follower(engine, store)
+          m_follower(engine, store), m_metrics(engine)
     {
         addRoutes();
         QObject::connect(&m_http, &QAbstractHttpServer::newWebSocketConnection, &m_http,
@@ -364,17 +377,19 @@ public:
     HttpFrontEnd m_http;
     QTcpServer *m_tcp = nullptr;
     RunFollower m_follower;
+    ServerMetrics m_metrics;
     Routes m_routes;
     std::optional<ApiError> m_refusedUpgrade;
 
 private:
     void addRoutes();
-    Routes::Match route(const QHttpServerRequest &request) const;
+    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr) const;
     void checkOrigin(const QHttpServerRequest &request) const;
     void authenticate(const QHttpServerRequest &request, bool changesState) const;
     void acceptWebSockets();
 
     void health(const Call &call);
+    void metrics(const Call &call);
     void login(const Call &call);
     void listTasks(const Call &call);
     void showTask(const Call &call);
@@ -395,6 +410,7 @@ void AdminServer::Private::addRoutes()
     };
     m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
     m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
+    m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
     m_routes.add({"GET", u"/admin/task"_s, false, false, bind(&Private::listTasks)});
     m_routes.add({"GET", u"/admin/task/{key}"_s, false, false, bind(&Private::showTask)});
     m_routes.add({"POST", u"/admin/task/{key}/start"_s, false, false,
@@ -412,7 +428,7 @@ void AdminServer::Private::addRoutes()
                   }});
 }
 
-Routes::Match AdminServer::Private::route(const QHttpServerRequest &request) const
+Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern) const
 {
     // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
     const QByteArray host = request.value("Host").toLower();
@@ -451,6 +467,8 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request) con
     if (!match.route)
         throw ApiError{ApiError::Kind::MethodNotAllowed,
                        u"%1 is not allowed here"_s.arg(QString::fromLatin1(method)), {}, match.allow};
+    if (pattern)
+        *pattern = match.route->pattern;
     if (match.route->webSocket && !m_settings.webSocketEnabled)
         fail(ApiError::Kind::NotFound, u"live streaming is turned off (TASK_WEBSOCKET_ENABLED)"_s);
     if (!match.route->isPublic)
@@ -505,11 +523,17 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
 
     const ReplyPtr reply = std::make_shared<Reply>(HttpFrontEnd::makeResponder(request, socket),
                                                    request.method() == QHttpServerRequest::Method::Head);
+    // Counted when it is sent, whenever that is, under its route's pattern.
+    reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
     // The one place errors become answers.
+    QString pattern;
     try {
-        const Routes::Match match = route(request);
+        const Routes::Match match = route(request, &pattern);
+        reply->setRoute(pattern);
         match.route->handler(Call{request, match.params, reply});
     } catch (const ApiError &e) {
+        if (!pattern.isEmpty())
+            reply->setRoute(pattern);
         reply->error(e);
     } catch (const std::exception &) {
         reply->error({ApiError::Kind::Internal, u"internal error"_s, {}, {}});
@@ -541,6 +565,8 @@ void AdminServer::Private::acceptWebSockets()
             continue;
         }
         auto *stream = new RunStream(std::move(socket), m_settings.maxPendingSocketBytes, m_q);
+        m_metrics.webSocketOpened();
+        QObject::connect(stream, &QObject::destroyed, &m_metrics, [this] { m_metrics.webSocketClosed(); });
         stream->start(&m_follower, runId, after);
     }
 }
@@ -551,6 +577,11 @@ void AdminServer::Private::health(const Call &call)
                            {u"running"_s, m_engine->runningCount()},
                            {u"queued"_s, m_engine->queuedCount()},
                            {u"history"_s, m_store && m_store->isAvailable()}});
+}
+
+void AdminServer::Private::metrics(const Call &call)
+{
+    call.reply->send(200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render());
 }
 
 void AdminServer::Private::login(const Call &call)
