@@ -61,6 +61,7 @@ private Q_SLOTS:
     void webSocketCanBeTurnedOff();
     void rerunStartsTheSameTaskAgain();
     void failedLoginsAreLimited();
+    void metricsCountRequestsAndRuns();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -576,6 +577,30 @@ void tst_Server::failedLoginsAreLimited()
     // The right token does not get through either while the client is held back.
     QCOMPARE(login(guarded.token()), 429);
     m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::metricsCountRequestsAndRuns()
+{
+    QCOMPARE(request("GET", u"/metrics"_s, {}, {}, false).status, 401);
+    const Answer a = request("GET", u"/metrics"_s);
+    QCOMPARE(a.status, 200);
+    QVERIFY(a.reply->header(QNetworkRequest::ContentTypeHeader).toString().startsWith(u"text/plain"_s));
+    const QList<QByteArray> lines = a.body.split('\n');
+    auto value = [&lines](const QByteArray &series) -> qint64 {
+        for (const QByteArray &line : lines) {
+            if (line.startsWith(QByteArray(series + ' ')))
+                return line.mid(series.size() + 1).toLongLong();
+        }
+        return -1;
+    };
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="/healthz",status="200"})") >= 1);
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="/metrics",status="401"})") == 1);
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="unmatched",status="404"})") >= 1);
+    const qint64 succeeded = value(R"(taskdeck_runs_total{task="lines",status="succeeded"})");
+    QVERIFY(succeeded >= 3);
+    QVERIFY(value("taskdeck_run_duration_seconds_count") >= succeeded);
+    QCOMPARE(value("taskdeck_runs_active"), 0);
+    QCOMPARE(value("taskdeck_websocket_clients"), 0);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
