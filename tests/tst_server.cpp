@@ -62,6 +62,7 @@ private Q_SLOTS:
     void rerunStartsTheSameTaskAgain();
     void failedLoginsAreLimited();
     void metricsCountRequestsAndRuns();
+    void formPostsStartRuns();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -261,8 +262,8 @@ void tst_Server::validationErrorsNameTheFields()
     QVERIFY2(fields.contains(u"count"_s) && fields.contains(u"label"_s), qPrintable(fields.join(u',')));
     QCOMPARE(request("POST", u"/admin/task/nosuch/start"_s, "{}").status, 404);
     QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "{nope").status, 400);
-    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "x=1",
-                     {{"Content-Type", "application/x-www-form-urlencoded"}}).status, 415);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "x=1", {{"Content-Type", "text/plain"}}).status, 415);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "\xff\xfe", {}).status, 400);
 }
 
 void tst_Server::dangerNeedsConfirmation()
@@ -601,6 +602,20 @@ void tst_Server::metricsCountRequestsAndRuns()
     QVERIFY(value("taskdeck_run_duration_seconds_count") >= succeeded);
     QCOMPARE(value("taskdeck_runs_active"), 0);
     QCOMPARE(value("taskdeck_websocket_clients"), 0);
+}
+
+void tst_Server::formPostsStartRuns()
+{
+    const QList<std::pair<QByteArray, QByteArray>> form{{"Content-Type", "application/x-www-form-urlencoded"}};
+    const Answer a = request("POST", u"/admin/task/lines/run"_s, "count=3&label=two+words%21", form);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"result"_s).toInt(), 3);
+    QCOMPARE(a.json().value(u"args"_s).toObject().value(u"label"_s).toString(), u"two words!"_s);
+    const Answer invalid = request("POST", u"/admin/task/lines/start"_s, "count=lots", form);
+    QCOMPARE(invalid.status, 400);
+    QCOMPARE(invalid.json().value(u"fields"_s).toArray().size(), 2);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "label=%FF", form).status, 400);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "confirm=wipe", form).status, 202);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
