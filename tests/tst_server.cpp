@@ -4,6 +4,7 @@
 
 #include "adminauth.h"
 #include "adminserver.h"
+#include "engineconfig.h"
 #include "runcontext.h"
 #include "sqliterunstore.h"
 #include "taskengine.h"
@@ -15,6 +16,9 @@
 #include <QNetworkCookie>
 #include <QNetworkCookieJar>
 #include <QNetworkReply>
+#include <QProcess>
+#include <QProcessEnvironment>
+#include <QFileInfo>
 #include <QScopeGuard>
 #include <QSemaphore>
 #include <QSignalSpy>
@@ -63,6 +67,8 @@ private Q_SLOTS:
     void failedLoginsAreLimited();
     void metricsCountRequestsAndRuns();
     void formPostsStartRuns();
+    void serveRefusesBadAndBusyAddresses();
+    void serveStopsOnSigtermAndRecordsCanceledRuns();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -616,6 +622,103 @@ void tst_Server::formPostsStartRuns()
     QCOMPARE(invalid.json().value(u"fields"_s).toArray().size(), 2);
     QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "label=%FF", form).status, 400);
     QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "confirm=wipe", form).status, 202);
+}
+
+namespace {
+
+QProcessEnvironment serveEnvironment(const QString &dataDir)
+{
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    for (const Settings::Option &option : Settings::options())
+        env.remove(option.variable);
+    env.insert(u"TASK_DATA_DIR"_s, dataDir);
+    env.insert(u"XDG_CONFIG_HOME"_s, dataDir);
+    return env;
+}
+
+} // namespace
+
+void tst_Server::serveRefusesBadAndBusyAddresses()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY2(QFileInfo(bin).isExecutable(), "set TASKDECK_BIN to the taskdeck binary (ctest does)");
+    const QString dataDir = m_dir.filePath(u"serve-refusals"_s);
+    const QList<std::pair<QString, QString>> cases{
+        {u"not-an-address"_s, u"\"not-an-address\" is not an address"_s},
+        {u"127.0.0.1:%1"_s.arg(m_server->port()), u"address 127.0.0.1:%1 is in use"_s.arg(m_server->port())},
+    };
+    for (const auto &[listen, message] : cases) {
+        QProcess serve;
+        serve.setProcessEnvironment(serveEnvironment(dataDir));
+        serve.setWorkingDirectory(m_dir.path());
+        QSignalSpy finished(&serve, &QProcess::finished);
+        serve.start(bin, {u"serve"_s, u"--listen"_s, listen});
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(serve.exitCode(), 2);
+        const QString err = QString::fromUtf8(serve.readAllStandardError());
+        QVERIFY2(err.contains(message), qPrintable(err));
+    }
+}
+
+void tst_Server::serveStopsOnSigtermAndRecordsCanceledRuns()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY(QFileInfo(bin).isExecutable());
+    const QString dataDir = m_dir.filePath(u"serve"_s);
+    QProcess serve;
+    serve.setProcessEnvironment(serveEnvironment(dataDir));
+    serve.setWorkingDirectory(m_dir.path());
+    const auto stop = qScopeGuard([&serve] { serve.kill(); serve.waitForFinished(); });
+    serve.start(bin, {u"serve"_s, u"--listen"_s, u"127.0.0.1:0"_s});
+    QSignalSpy output(&serve, &QProcess::readyReadStandardOutput);
+    QByteArray printed;
+    while (!printed.contains("log in: ") || !printed.endsWith('\n')) {
+        QVERIFY2(output.wait(60000), printed.constData());
+        printed += serve.readAllStandardOutput();
+    }
+    const QByteArray listening = printed.split('\n').constFirst();
+    QVERIFY2(listening.startsWith("listening on http://127.0.0.1:"), listening.constData());
+    const QUrl base(QString::fromUtf8(listening.mid(QByteArrayView("listening on ").size())));
+    QFile tokenFile(dataDir + u"/admin-token"_s);
+    QVERIFY(tokenFile.open(QIODevice::ReadOnly));
+    const QByteArray token = tokenFile.readAll().trimmed();
+    QVERIFY(printed.contains(QByteArray("/login?token=" + token)));
+
+    auto post = [&](const QString &path, const QByteArray &body) {
+        QNetworkRequest req(base.resolved(QUrl(path)));
+        req.setRawHeader("Authorization", "Bearer " + token);
+        req.setHeader(QNetworkRequest::ContentTypeHeader, u"application/json"_s);
+        QNetworkReply *reply = m_network.post(req, body);
+        m_replies.append(reply);
+        QSignalSpy done(reply, &QNetworkReply::finished);
+        done.wait(60000);
+        return QJsonDocument::fromJson(reply->readAll()).object();
+    };
+    auto status = [&](const QString &id) {
+        QNetworkRequest req(base.resolved(QUrl(u"/admin/run/"_s + id)));
+        req.setRawHeader("Authorization", "Bearer " + token);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy done(reply, &QNetworkReply::finished);
+        done.wait(60000);
+        return QJsonDocument::fromJson(reply->readAll()).object().value(u"status"_s).toString();
+    };
+    const QString id = post(u"/admin/task/exec/start"_s, R"({"command":"sleep 600","confirm":"exec"})")
+                           .value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QTRY_COMPARE_WITH_TIMEOUT(status(id), u"running"_s, 60000);
+
+    QSignalSpy finished(&serve, &QProcess::finished);
+    ::kill(pid_t(serve.processId()), SIGTERM);
+    QVERIFY(finished.wait(60000));
+    QCOMPARE(serve.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(serve.exitCode(), 0);
+
+    const std::unique_ptr<SqliteRunStore> store = testsupport::openStore(dataDir);
+    QVERIFY(store);
+    const std::optional<Run> run = store->findRun(id);
+    QVERIFY(run);
+    QCOMPARE(runStatusName(run->status), u"canceled"_s);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
