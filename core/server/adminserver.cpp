@@ -4,6 +4,7 @@
 #include "adminauth.h"
 #include "apierror.h"
 #include "routetable.h"
+#include "runexport.h"
 #include "runfollower.h"
 #include "runstore.h"
 #include "runstream.h"
@@ -85,9 +86,9 @@ public:
         json(e.status(), e.toJson(), extra);
     }
     /*! A chunked answer: beginStream(), then chunk() as often as needed, then endStream(). */
-    bool beginStream(const QByteArray &contentType)
+    bool beginStream(const QByteArray &contentType, const Headers &extra = {})
     {
-        if (!begin(200, contentType, {}))
+        if (!begin(200, contentType, extra))
             return false;
         if (m_head) {
             m_responder.writeBody(QByteArray());
@@ -435,9 +436,16 @@ private:
     void showRun(const Call &call);
     void cancelRun(const Call &call);
     void runLog(const Call &call);
+    void exportRun(const Call &call);
+    using LogEncoder = std::function<QByteArray(const LogLines &)>;
+    /*! Answers with \a head of the stored run, its whole log through \a encode page by
+     *  page, then \a tail; streamed, so any length takes bounded memory. */
+    void streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
+                   std::function<QByteArray(const Run &)> head, LogEncoder encode, const QByteArray &tail);
     void rerun(const Call &call);
     void start(const ReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
-    void readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine);
+    void readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine,
+                     const LogEncoder &encode, const QByteArray &tail);
 };
 
 void AdminServer::Private::addRoutes()
@@ -458,6 +466,7 @@ void AdminServer::Private::addRoutes()
     m_routes.add({"GET", u"/admin/run/{id}"_s, false, false, bind(&Private::showRun)});
     m_routes.add({"POST", u"/admin/run/{id}/cancel"_s, false, false, bind(&Private::cancelRun)});
     m_routes.add({"GET", u"/admin/run/{id}/log"_s, false, false, bind(&Private::runLog)});
+    m_routes.add({"GET", u"/admin/run/{id}/export"_s, false, false, bind(&Private::exportRun)});
     m_routes.add({"POST", u"/admin/run/{id}/rerun"_s, false, false, bind(&Private::rerun)});
     // Answered by the WebSocket upgrade; a plain GET is told to upgrade.
     m_routes.add({"GET", u"/ws/task/{runId}"_s, false, true, [](const Call &) {
@@ -751,16 +760,75 @@ void AdminServer::Private::cancelRun(const Call &call)
 
 void AdminServer::Private::runLog(const Call &call)
 {
+    streamRun(call, "text/plain; charset=utf-8", {}, [](const Run &) { return QByteArray(); },
+              [](const LogLines &lines) {
+                  QByteArray text;
+                  for (const LogLine &line : lines)
+                      text += line.text.toUtf8() + '\n';
+                  return text;
+              },
+              QByteArray());
+}
+
+void AdminServer::Private::exportRun(const Call &call)
+{
+    const QString format = call.request.query().queryItemValue(u"format"_s);
+    const QString id = call.params.at(0);
+    auto encoder = std::make_shared<LogLineEncoder>();
+    if (format == u"csv") {
+        streamRun(call, "text/csv; charset=utf-8",
+                  {{"Content-Disposition", "attachment; filename=\"run-" + id.toLatin1() + ".csv\""}},
+                  [](const Run &) { return QByteArray("n,time,stream,text\r\n"); },
+                  [encoder](const LogLines &lines) {
+                      QByteArray out;
+                      for (const LogLine &line : lines)
+                          encoder->appendCsv(out, line);
+                      return out;
+                  },
+                  QByteArray());
+        return;
+    }
+    if (!format.isEmpty() && format != u"json")
+        fail(ApiError::Kind::BadRequest, u"format must be json or csv"_s,
+             {{u"format"_s, u"expected json or csv"_s}});
+    // The run's object, then its log as an array that is written a page at a time.
+    auto first = std::make_shared<bool>(true);
+    streamRun(call, "application/json",
+              {{"Content-Disposition", "attachment; filename=\"run-" + id.toLatin1() + ".json\""}},
+              [](const Run &run) -> QByteArray {
+                  QByteArray head = QJsonDocument(run.toJson()).toJson(QJsonDocument::Compact);
+                  head.chop(1); // the closing brace: the log goes in first
+                  return head + (head.endsWith('{') ? "\"log\":[" : ",\"log\":[");
+              },
+              [encoder, first](const LogLines &lines) {
+                  QByteArray out;
+                  for (const LogLine &line : lines) {
+                      if (!*first)
+                          out += ',';
+                      *first = false;
+                      encoder->appendJson(out, line);
+                  }
+                  return out;
+              },
+              QByteArray("]}"));
+}
+
+void AdminServer::Private::streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
+                                     std::function<QByteArray(const Run &)> head, LogEncoder encode,
+                                     const QByteArray &tail)
+{
     const QString id = call.params.at(0);
     if (!isRunId(id))
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
+    m_store->findRunAsync(id).then(&m_http, [=, this, reply = call.reply](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
-        if (reply->beginStream("text/plain; charset=utf-8"))
-            readLogPage(reply, id, 1);
+        if (!reply->beginStream(contentType, headers))
+            return;
+        reply->chunk(head(*run));
+        readLogPage(reply, id, 1, encode, tail);
     });
 }
 
@@ -797,19 +865,19 @@ void AdminServer::Private::rerun(const Call &call)
     });
 }
 
-void AdminServer::Private::readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine)
+void AdminServer::Private::readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine,
+                                       const LogEncoder &encode, const QByteArray &tail)
 {
     constexpr int PageLines = 1000;
-    m_store->readLogAsync(id, fromLine, PageLines).then(&m_http, [this, reply, id](const LogLines &lines) {
+    m_store->readLogAsync(id, fromLine, PageLines).then(&m_http, [=, this](const LogLines &lines) {
         if (reply->isGone())
             return;
-        if (lines.isEmpty())
+        if (lines.isEmpty()) {
+            reply->chunk(tail);
             return reply->endStream();
-        QByteArray text;
-        for (const LogLine &line : lines)
-            text += line.text.toUtf8() + '\n';
-        reply->chunk(text);
-        readLogPage(reply, id, lines.constLast().number + 1);
+        }
+        reply->chunk(encode(lines));
+        readLogPage(reply, id, lines.constLast().number + 1, encode, tail);
     });
 }
 
