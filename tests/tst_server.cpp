@@ -252,6 +252,16 @@ void tst_Server::startAnswers202AndTheRunFinishes()
     const Answer log = request("GET", u"/admin/run/"_s + id + u"/log"_s);
     QCOMPARE(log.status, 200);
     QCOMPARE(log.body, QByteArray("line 1\nline 2\nline 3\n"));
+    const Answer csv = request("GET", u"/admin/run/"_s + id + u"/export?format=csv"_s);
+    QCOMPARE(csv.status, 200);
+    QCOMPARE(csv.body.count('\n'), 4);
+    QVERIFY(csv.body.startsWith("n,time,stream,text\r\n1,"));
+    const Answer exported = request("GET", u"/admin/run/"_s + id + u"/export"_s);
+    QCOMPARE(exported.status, 200);
+    QCOMPARE(exported.json().value(u"id"_s).toString(), id);
+    QCOMPARE(exported.json().value(u"log"_s).toArray().size(), 3);
+    QCOMPARE(exported.json().value(u"log"_s).toArray().at(2).toObject().value(u"text"_s).toString(), u"line 3"_s);
+    QCOMPARE(request("GET", u"/admin/run/"_s + id + u"/export?format=xml"_s).status, 400);
     const Answer runs = request("GET", u"/admin/run?task=lines&limit=5"_s);
     QCOMPARE(runs.status, 200);
     QVERIFY(runs.json().value(u"total"_s).toInt() >= 1);
