@@ -117,7 +117,8 @@ void RunStream::behind(qint64 seq)
         return;
     send({{u"type"_s, u"behind"_s}, {u"seq"_s, seq}});
     m_closing = true;
-    m_handle.reset();
+    // Called from the handle's own signals: it goes once they have returned.
+    m_handle.release()->deleteLater();
     m_socket->close(QWebSocketProtocol::CloseCodePolicyViolated,
                     u"client too slow; reconnect with ?after=%1"_s.arg(seq));
 }
