@@ -67,6 +67,7 @@ private Q_SLOTS:
     void failedLoginsAreLimited();
     void metricsCountRequestsAndRuns();
     void formPostsStartRuns();
+    void hundredClientsEachGetEveryLineInOrder();
     void serveRefusesBadAndBusyAddresses();
     void serveStopsOnSigtermAndRecordsCanceledRuns();
 
@@ -632,6 +633,58 @@ void tst_Server::formPostsStartRuns()
     QCOMPARE(invalid.json().value(u"fields"_s).toArray().size(), 2);
     QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "label=%FF", form).status, 400);
     QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "confirm=wipe", form).status, 202);
+}
+
+void tst_Server::hundredClientsEachGetEveryLineInOrder()
+{
+    constexpr int Clients = 100;
+    constexpr int Lines = 2000;
+    const QString id = request("POST", u"/admin/task/lines/start"_s,
+                               QByteArray(R"({"count":)" + QByteArray::number(Lines) + R"(,"label":"x"})"))
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    struct Client
+    {
+        QWebSocket socket;
+        qint64 lastLine = 0;
+        qint64 lastSeq = 0;
+        bool inOrder = true;
+        bool finished = false;
+    };
+    std::vector<std::unique_ptr<Client>> clients;
+    int closed = 0;
+    for (int i = 0; i < Clients; ++i) {
+        auto client = std::make_unique<Client>();
+        Client *c = client.get();
+        connect(&c->socket, &QWebSocket::textMessageReceived, &c->socket, [c](const QString &text) {
+            const QJsonObject m = QJsonDocument::fromJson(text.toUtf8()).object();
+            // What the history serves skips the numbers of starts and progress reports
+            // (it keeps lines and the finish only): seqs rise, lines have no gap.
+            if (m.value(u"seq"_s).toInteger() <= c->lastSeq)
+                c->inOrder = false;
+            c->lastSeq = m.value(u"seq"_s).toInteger();
+            const QJsonArray lines = m.value(u"lines"_s).toArray();
+            for (const QJsonValue &line : lines) {
+                if (line.toObject().value(u"n"_s).toInteger() != ++c->lastLine
+                    || line.toObject().value(u"seq"_s).toInteger() < c->lastSeq)
+                    c->inOrder = false;
+                c->lastSeq = line.toObject().value(u"seq"_s).toInteger();
+            }
+            c->finished = m.value(u"type"_s).toString() == u"finished";
+        });
+        connect(&c->socket, &QWebSocket::disconnected, &c->socket, [&closed] { ++closed; });
+        // From the start (after 0): every event, however far the run has got.
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=0"_s.arg(m_server->port()).arg(id)));
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+        c->socket.open(req);
+        clients.push_back(std::move(client));
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(closed, Clients, 120000);
+    for (const auto &c : clients) {
+        QVERIFY(c->inOrder);
+        QVERIFY(c->finished);
+        QCOMPARE(c->lastLine, Lines);
+    }
 }
 
 namespace {
