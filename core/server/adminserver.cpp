@@ -3,6 +3,8 @@
 
 #include "adminauth.h"
 #include "apierror.h"
+#include "httpreply.h"
+#include "requestguard.h"
 #include "routetable.h"
 #include "runexport.h"
 #include "runfollower.h"
@@ -36,113 +38,12 @@ namespace {
 const QByteArray SessionCookie = "taskdeck_session";
 const QByteArray CsrfCookie = "taskdeck_csrf";
 
-using Headers = QList<std::pair<QByteArray, QByteArray>>;
-
-QByteArray securityHeaders()
-{
-    return "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
-           "X-Content-Type-Options: nosniff\r\n"
-           "Referrer-Policy: no-referrer\r\n"
-           "Cache-Control: no-store\r\n";
-}
-
-/*
- * The answer to one request, possibly given later (after a history query or a run's end).
- * Every answer goes through send(), which adds the security headers; a client that left
- * before the answer is skipped (writing to its deleted socket would crash).
- */
-class Reply final
-{
-public:
-    using Sent = std::function<void(const QString &route, int status)>;
-    Reply(QHttpServerResponder &&responder, bool head)
-        : m_responder(std::move(responder)), m_socket(m_responder.socket()), m_head(head) {}
-
-    /*! Called once with the route and status when the answer goes out. */
-    void onSent(Sent sent) { m_onSent = std::move(sent); }
-
-    /*! Names what the answer is counted under (the route's pattern). */
-    void setRoute(const QString &route) { m_route = route; }
-    QString route() const { return m_route; }
-
-    bool isGone() const { return !m_socket || m_socket->state() != QAbstractSocket::ConnectedState; }
-
-    void send(int status, const QByteArray &contentType, const QByteArray &body, const Headers &extra = {})
-    {
-        if (!begin(status, contentType, extra))
-            return;
-        m_responder.writeHeader("Content-Length", QByteArray::number(body.size()));
-        m_responder.writeBody(m_head ? QByteArray() : body);
-    }
-    void json(int status, const QJsonObject &object, const Headers &extra = {})
-    {
-        send(status, "application/json", QJsonDocument(object).toJson(QJsonDocument::Compact), extra);
-    }
-    void error(const ApiError &e)
-    {
-        Headers extra;
-        if (!e.allow.isEmpty())
-            extra.append({"Allow", e.allow});
-        json(e.status(), e.toJson(), extra);
-    }
-    /*! A chunked answer: beginStream(), then chunk() as often as needed, then endStream(). */
-    bool beginStream(const QByteArray &contentType, const Headers &extra = {})
-    {
-        if (!begin(200, contentType, extra))
-            return false;
-        if (m_head) {
-            m_responder.writeBody(QByteArray());
-            return false;
-        }
-        m_responder.writeHeader("Transfer-Encoding", "chunked");
-        m_responder.writeBody(QByteArray());
-        return true;
-    }
-    void chunk(const QByteArray &data)
-    {
-        if (!isGone() && !data.isEmpty())
-            m_responder.writeBody(QByteArray::number(data.size(), 16) + "\r\n" + data + "\r\n");
-    }
-    void endStream()
-    {
-        if (!isGone())
-            m_responder.writeBody(QByteArrayLiteral("0\r\n\r\n"));
-    }
-
-private:
-    bool begin(int status, const QByteArray &contentType, const Headers &extra)
-    {
-        if (isGone() || m_sent)
-            return false;
-        m_sent = true;
-        if (m_onSent)
-            m_onSent(m_route, status);
-        m_responder.writeStatusLine(static_cast<QHttpServerResponder::StatusCode>(status));
-        m_responder.writeHeader("Content-Type", contentType);
-        const QList<QByteArray> security = securityHeaders().trimmed().split('\n');
-        for (const QByteArray &line : security) {
-            const qsizetype colon = line.indexOf(':');
-            m_responder.writeHeader(line.left(colon), line.mid(colon + 2).trimmed());
-        }
-        for (const auto &[name, value] : extra)
-            m_responder.writeHeader(name, value);
-        return true;
-    }
-
-    QHttpServerResponder m_responder;
-    QPointer<QTcpSocket> m_socket;
-    const bool m_head;
-    Sent m_onSent;
-    QString m_route = u"unmatched"_s;
-    bool m_sent = false;
-};
-using ReplyPtr = std::shared_ptr<Reply>;
 
 struct Call
 {
     const QHttpServerRequest &request;
     QStringList params;
-    ReplyPtr reply;
+    HttpReplyPtr reply;
 };
 using Handler = std::function<void(const Call &)>;
 using Routes = RouteTable<Handler>;
@@ -289,80 +190,6 @@ int intParam(const QUrlQuery &query, const QString &name, int fallback, int min,
     return value;
 }
 
-/*
- * Accepts connections and looks at each request's head before the HTTP parser reads it: a
- * body announced over the limit is refused with 413 and the connection dropped, so it is
- * never read into memory, and "Expect: 100-continue" is answered (QHttpServer 6.4 does
- * neither). Its readyRead handler is connected before the parser's, so it runs first.
- */
-class GuardedTcpServer final : public QTcpServer
-{
-public:
-    explicit GuardedTcpServer(qint64 maxBodyBytes) : m_maxBodyBytes(maxBodyBytes) {}
-
-protected:
-    void incomingConnection(qintptr handle) override
-    {
-        auto *socket = new QTcpSocket(this);
-        if (!socket->setSocketDescriptor(handle)) {
-            delete socket;
-            return;
-        }
-        connect(socket, &QTcpSocket::readyRead, socket, [this, socket] { inspect(socket); });
-        addPendingConnection(socket);
-    }
-
-private:
-    void inspect(QTcpSocket *socket) const
-    {
-        // Only a head that starts here and is complete is looked at; anything else is left
-        // to the parser, and the route's own size check.
-        constexpr qint64 MaxHead = 64 * 1024;
-        if (socket->property("taskdeckRefused").toBool()) {
-            socket->readAll();
-            return;
-        }
-        const QByteArray head = socket->peek(MaxHead);
-        const qsizetype end = head.indexOf("\r\n\r\n");
-        const qsizetype space = head.indexOf(' ');
-        if (end < 0 || space <= 0 || space > 8 || head.at(space + 1) != '/')
-            return;
-        qint64 length = 0;
-        bool expectContinue = false;
-        const QList<QByteArray> lines = head.left(end).split('\n');
-        for (const QByteArray &line : lines) {
-            const qsizetype colon = line.indexOf(':');
-            if (colon <= 0)
-                continue;
-            const QByteArray name = line.left(colon).trimmed().toLower();
-            const QByteArray value = line.mid(colon + 1).trimmed();
-            if (name == "content-length")
-                length = value.toLongLong();
-            else if (name == "expect" && value.toLower() == "100-continue")
-                expectContinue = true;
-        }
-        if (length > m_maxBodyBytes) {
-            const ApiError error{ApiError::Kind::PayloadTooLarge,
-                                 u"the body is over the limit of %1 bytes"_s.arg(m_maxBodyBytes), {}, {}};
-            const QByteArray body = QJsonDocument(error.toJson()).toJson(QJsonDocument::Compact);
-            socket->write("HTTP/1.1 413 Payload Too Large\r\n"
-                          "Content-Type: application/json\r\n" + securityHeaders()
-                          + "Connection: close\r\nContent-Length: " + QByteArray::number(body.size())
-                          + "\r\n\r\n" + body);
-            socket->flush();
-            socket->disconnectFromHost();
-            // What the client sends before the close is not kept for the parser.
-            socket->setProperty("taskdeckRefused", true);
-            socket->readAll();
-            return;
-        }
-        if (expectContinue)
-            socket->write("HTTP/1.1 100 Continue\r\n\r\n");
-    }
-
-    const qint64 m_maxBodyBytes;
-};
-
 } // namespace
 
 // The HTTP side: every request goes through Private::handle(), which knows the route table.
@@ -443,8 +270,8 @@ private:
     void streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
                    std::function<QByteArray(const Run &)> head, LogEncoder encode, const QByteArray &tail);
     void rerun(const Call &call);
-    void start(const ReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
-    void readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine,
+    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
+    void readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
                      const LogEncoder &encode, const QByteArray &tail);
 };
 
@@ -567,7 +394,7 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
         }
     }
 
-    const ReplyPtr reply = std::make_shared<Reply>(HttpFrontEnd::makeResponder(request, socket),
+    const HttpReplyPtr reply = std::make_shared<HttpReply>(HttpFrontEnd::makeResponder(request, socket),
                                                    request.method() == QHttpServerRequest::Method::Head);
     // Counted when it is sent, whenever that is, under its route's pattern.
     reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
@@ -589,7 +416,7 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
 
 void AdminServer::Private::missing(const QHttpServerRequest &request, QTcpSocket *socket)
 {
-    Reply reply(HttpFrontEnd::makeResponder(request, socket), false);
+    HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
     reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
     m_refusedUpgrade.reset();
 }
@@ -676,7 +503,7 @@ void AdminServer::Private::startTask(const Call &call, bool wait)
     start(call.reply, call.params.at(0), jsonBody(call.request), wait);
 }
 
-void AdminServer::Private::start(const ReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
+void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
 {
     // A dangerous task runs only when the caller repeats its key: a deliberate act that a
     // replayed or copied generic "true" cannot stand in for.
@@ -865,7 +692,7 @@ void AdminServer::Private::rerun(const Call &call)
     });
 }
 
-void AdminServer::Private::readLogPage(const ReplyPtr &reply, const QString &id, qint64 fromLine,
+void AdminServer::Private::readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
                                        const LogEncoder &encode, const QByteArray &tail)
 {
     constexpr int PageLines = 1000;
@@ -893,7 +720,7 @@ bool AdminServer::listen(QString *error)
 {
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
-    auto tcp = std::make_unique<GuardedTcpServer>(d->m_settings.maxBodyBytes);
+    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError
