@@ -720,7 +720,8 @@ bool AdminServer::listen(QString *error)
 {
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
-    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes);
+    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes,
+                                               d->m_settings.requestHeadTimeoutMs);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError

@@ -5,6 +5,7 @@
 
 #include <QJsonDocument>
 #include <QTcpSocket>
+#include <QTimer>
 
 using namespace Qt::StringLiterals;
 
@@ -16,6 +17,12 @@ void RequestGuard::incomingConnection(qintptr handle)
     if (!socket->setSocketDescriptor(handle)) {
         delete socket;
         return;
+    }
+    if (m_headTimeoutMs > 0) {
+        auto *timer = new QTimer(socket);
+        timer->setSingleShot(true);
+        timer->setInterval(int(m_headTimeoutMs));
+        connect(timer, &QTimer::timeout, socket, [socket] { socket->abort(); });
     }
     connect(socket, &QTcpSocket::readyRead, socket, [this, socket] { inspect(socket); });
     addPendingConnection(socket);
@@ -33,7 +40,16 @@ void RequestGuard::inspect(QTcpSocket *socket) const
     const QByteArray head = socket->peek(MaxHead);
     const qsizetype end = head.indexOf("\r\n\r\n");
     const qsizetype space = head.indexOf(' ');
-    if (end < 0 || space <= 0 || space > 8 || head.at(space + 1) != '/')
+    const bool startsRequest = space > 0 && space <= 8 && head.size() > space + 1 && head.at(space + 1) == '/';
+    // A head sent a few bytes at a time holds the connection open for nothing (slowloris):
+    // it has m_headTimeoutMs from its first bytes to its end.
+    if (auto *timer = socket->findChild<QTimer *>(); timer) {
+        if (end >= 0)
+            timer->stop();
+        else if (startsRequest && !timer->isActive())
+            timer->start();
+    }
+    if (end < 0 || !startsRequest)
         return;
     qint64 length = 0;
     bool expectContinue = false;

@@ -19,7 +19,10 @@ namespace taskdeck {
 class RequestGuard final : public QTcpServer
 {
 public:
-    explicit RequestGuard(qint64 maxBodyBytes) : m_maxBodyBytes(maxBodyBytes) {}
+    /*! \a headTimeoutMs: how long a request head may take from its first bytes to its
+     *  end before the connection is dropped (0: no limit). */
+    RequestGuard(qint64 maxBodyBytes, qint64 headTimeoutMs)
+        : m_maxBodyBytes(maxBodyBytes), m_headTimeoutMs(headTimeoutMs) {}
 
 protected:
     void incomingConnection(qintptr handle) override;
@@ -28,6 +31,7 @@ private:
     void inspect(QTcpSocket *socket) const;
 
     const qint64 m_maxBodyBytes;
+    const qint64 m_headTimeoutMs;
 };
 
 } // namespace taskdeck
