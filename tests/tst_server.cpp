@@ -59,6 +59,7 @@ private Q_SLOTS:
     void slowClientIsToldAndResumes();
     void announcedOversizedBodyIsRefusedUnread();
     void expectContinueIsAnswered();
+    void slowRequestHeadIsDropped();
     void cookieSessionNeedsCsrfToChangeState();
     void pathTraversalIsNotFound();
     void runGoesOnWhenTheWaitingClientLeaves();
@@ -474,6 +475,25 @@ void tst_Server::expectContinueIsAnswered()
     while (!answer.contains("\r\n\r\n") && (socket.bytesAvailable() > 0 || readable.wait(60000)))
         answer += socket.readAll();
     QVERIFY2(answer.startsWith("HTTP/1.1 100 Continue\r\n\r\n"), answer.constData());
+}
+
+void tst_Server::slowRequestHeadIsDropped()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.requestHeadTimeoutMs = 50;
+    AdminServer strict(m_engine.get(), nullptr, settings);
+    QString error;
+    QVERIFY2(strict.listen(&error), qPrintable(error));
+    QTcpSocket socket;
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QSignalSpy dropped(&socket, &QTcpSocket::disconnected);
+    socket.connectToHost(QHostAddress::LocalHost, strict.port());
+    QVERIFY(connected.wait(60000));
+    // Half a head, and no more: the server lets go of the connection.
+    socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    QVERIFY(dropped.wait(60000));
 }
 
 void tst_Server::cookieSessionNeedsCsrfToChangeState()
