@@ -55,6 +55,25 @@ QByteArray AdminAuth::csrfOf(const QByteArray &id) const
     return m_sessions.value(id);
 }
 
+QByteArray AdminAuth::issueLoginCode()
+{
+    if (!m_clock.isValid())
+        m_clock.start();
+    const QByteArray code = randomHex();
+    m_loginCodes.insert(code, m_clock.elapsed());
+    return code;
+}
+
+bool AdminAuth::consumeLoginCode(const QByteArray &code)
+{
+    const auto found = m_loginCodes.constFind(code);
+    if (found == m_loginCodes.cend())
+        return false;
+    const bool fresh = m_clock.elapsed() - found.value() <= kLoginCodeLifetimeMs;
+    m_loginCodes.erase(found);
+    return fresh;
+}
+
 bool AdminAuth::mayTryLogin(const QString &client)
 {
     if (!m_clock.isValid())

@@ -23,6 +23,12 @@ public:
     /*! Whether \a candidate is the token; takes the same time wherever they differ. */
     bool isToken(const QByteArray &candidate) const;
 
+    /*! A code that opens one session, once, within kLoginCodeLifetimeMs. */
+    QByteArray issueLoginCode();
+    /*! True (and the code is gone) when \a code was issued, unused and is still fresh. */
+    bool consumeLoginCode(const QByteArray &code);
+    static constexpr qint64 kLoginCodeLifetimeMs = 5 * 60 * 1000;
+
     struct Session { QByteArray id; QByteArray csrf; };
     /*! A new session (random id and CSRF token). */
     Session openSession();
@@ -45,6 +51,7 @@ public:
 private:
     QByteArray m_token;
     QHash<QByteArray, QByteArray> m_sessions; // session id -> CSRF token
+    QHash<QByteArray, qint64> m_loginCodes; // code -> issued at (m_clock)
     QHash<QString, QList<qint64>> m_failedLogins; // client -> when (m_clock), oldest first
     QElapsedTimer m_clock;
 };

@@ -463,8 +463,11 @@ void AdminServer::Private::login(const Call &call)
     const QString client = call.request.remoteAddress().toString();
     if (!m_auth.mayTryLogin(client))
         fail(ApiError::Kind::TooManyRequests, u"too many failed logins; try again in a minute"_s);
-    const QByteArray token = call.request.query().queryItemValue(u"token"_s).toUtf8();
-    if (!m_auth.isToken(token)) {
+    const QUrlQuery query = call.request.query();
+    const bool valid = query.hasQueryItem(u"code"_s)
+        ? m_auth.consumeLoginCode(query.queryItemValue(u"code"_s).toUtf8())
+        : m_auth.isToken(query.queryItemValue(u"token"_s).toUtf8());
+    if (!valid) {
         m_auth.loginFailed(client);
         fail(ApiError::Kind::Unauthorized, u"the login link is not valid"_s);
     }
@@ -749,6 +752,14 @@ QUrl AdminServer::loginUrl() const
     QUrl url = baseUrl();
     url.setPath(u"/login"_s);
     url.setQuery(u"token="_s + QString::fromLatin1(d->m_auth.token()));
+    return url;
+}
+
+QUrl AdminServer::oneTimeLoginUrl()
+{
+    QUrl url = baseUrl();
+    url.setPath(u"/login"_s);
+    url.setQuery(u"code="_s + QString::fromLatin1(d->m_auth.issueLoginCode()));
     return url;
 }
 

@@ -53,6 +53,9 @@ public:
     QUrl baseUrl() const;
     /*! The link that opens a browser session: /login?token=TOKEN. */
     QUrl loginUrl() const;
+    /*! A link that opens one browser session, once, within five minutes ("Open in
+     *  browser" of the desktop): /login?code=CODE. */
+    QUrl oneTimeLoginUrl();
     QByteArray token() const;
 
 private:
