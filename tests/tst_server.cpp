@@ -66,6 +66,7 @@ private Q_SLOTS:
     void webSocketCanBeTurnedOff();
     void rerunStartsTheSameTaskAgain();
     void failedLoginsAreLimited();
+    void oneTimeLoginLinkWorksOnce();
     void metricsCountRequestsAndRuns();
     void formPostsStartRuns();
     void hundredClientsEachGetEveryLineInOrder();
@@ -614,6 +615,24 @@ void tst_Server::failedLoginsAreLimited()
     QCOMPARE(login("wrong"), 429);
     // The right token does not get through either while the client is held back.
     QCOMPARE(login(guarded.token()), 429);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::oneTimeLoginLinkWorksOnce()
+{
+    const QUrl link = m_server->oneTimeLoginUrl();
+    QVERIFY(!link.query().contains(QString::fromLatin1(m_server->token())));
+    auto open = [this](const QUrl &url) {
+        QNetworkRequest req(url);
+        req.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy finished(reply, &QNetworkReply::finished);
+        finished.wait(60000);
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    };
+    QCOMPARE(open(link), 303);
+    QCOMPARE(open(link), 401);
     m_network.setCookieJar(new QNetworkCookieJar(&m_network));
 }
 
