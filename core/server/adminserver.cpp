@@ -38,7 +38,6 @@ namespace {
 const QByteArray SessionCookie = "taskdeck_session";
 const QByteArray CsrfCookie = "taskdeck_csrf";
 
-
 struct Call
 {
     const QHttpServerRequest &request;
@@ -190,8 +189,6 @@ int intParam(const QUrlQuery &query, const QString &name, int fallback, int min,
     return value;
 }
 
-} // namespace
-
 // The HTTP side: every request goes through Private::handle(), which knows the route table.
 class HttpFrontEnd final : public QAbstractHttpServer
 {
@@ -216,6 +213,8 @@ private:
     const Handle m_handle;
     const Missing m_missing;
 };
+
+} // namespace
 
 class AdminServer::Private
 {
