@@ -69,6 +69,7 @@ std::optional<CliCommand> commandFromName(const QString &name)
         {u"history"_s, CliCommand::History}, {u"show"_s, CliCommand::Show},
         {u"log"_s, CliCommand::Log},         {u"export"_s, CliCommand::Export},
         {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
+        {u"serve"_s, CliCommand::Serve},
     };
     const auto found = commands.constFind(name);
     if (found == commands.cend())
@@ -95,6 +96,8 @@ QString commandName(CliCommand command)
         return u"rerun"_s;
     case CliCommand::Help:
         return u"help"_s;
+    case CliCommand::Serve:
+        return u"serve"_s;
     case CliCommand::None:
     case CliCommand::Version:
         break;
@@ -104,7 +107,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check };
+                           From, Format, Output, Check, Listen };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -117,6 +120,7 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"--offset"_s, CommandOption::Offset}, {u"--from"_s, CommandOption::From},
         {u"--format"_s, CommandOption::Format}, {u"--output"_s, CommandOption::Output},
         {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
+        {u"--listen"_s, CommandOption::Listen},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -143,6 +147,8 @@ bool acceptsOption(CliCommand command, CommandOption option)
         return option == O::From;
     case CliCommand::Export:
         return option == O::Format || option == O::Output;
+    case CliCommand::Serve:
+        return option == O::Listen;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -437,6 +443,11 @@ CommandLine parseCommandLine(const QStringList &arguments)
             case CommandOption::Check:
                 cl.check = true;
                 break;
+            case CommandOption::Listen:
+                if (!value || value->isEmpty())
+                    return failed(u"option --listen needs ADDRESS:PORT, such as 127.0.0.1:8470"_s);
+                cl.listen = *value;
+                break;
             }
             continue;
         }
@@ -463,6 +474,7 @@ CommandLine parseCommandLine(const QStringList &arguments)
     case CliCommand::List:
     case CliCommand::Help:
     case CliCommand::History:
+    case CliCommand::Serve:
         if (!positionals.isEmpty())
             return failed(u"unexpected argument \"%1\""_s.arg(positionals.constFirst()));
         break;
@@ -513,7 +525,7 @@ bool needsHistory(CommandLine::Command command)
 bool needsTasks(CommandLine::Command command)
 {
     return command == CliCommand::List || command == CliCommand::Run
-        || command == CliCommand::Rerun;
+        || command == CliCommand::Rerun || command == CliCommand::Serve;
 }
 
 QString usageText()
@@ -541,6 +553,9 @@ Commands:
         {u"  rerun RUN_ID [RUN OPTIONS]"_s,
          u"Run a recorded run's task again with its arguments; secrets are not stored, so "
          u"give each again with --arg. Then like run"_s},
+        {u"  serve [--listen ADDRESS:PORT]"_s,
+         u"Run the tasks and the admin server without a window (default 127.0.0.1:8470); "
+         u"prints the address and a login link; SIGINT or SIGTERM stops it"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
@@ -668,6 +683,7 @@ int Cli::execute(const CommandLine &commandLine)
     case CommandLine::Command::Show:
     case CommandLine::Command::Log:
     case CommandLine::Command::Export:
+    case CommandLine::Command::Serve:
         break;
     }
     m_console->write(Channel::Err, usageText());

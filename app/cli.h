@@ -33,7 +33,7 @@ constexpr int Usage = 2;   //!< bad command line or configuration, unknown task 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
 struct CommandLine
 {
-    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun };
+    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve };
     enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;
@@ -61,6 +61,9 @@ struct CommandLine
     qint64 fromLine = 1;              //!< log
     ExportFormat format = ExportFormat::Json;
     QString outputFile;               //!< export; empty: stdout
+
+    // serve
+    QString listen;                   //!< ADDRESS:PORT; empty: 127.0.0.1:8470
 
     bool ok() const { return error.isEmpty(); }
 };

@@ -19,6 +19,7 @@
 #include "taskregistry.h"
 #include "builtintasks.h"
 #include "historytasks.h"
+#include "servecommand.h"
 #include "systemtasks.h"
 #include "tasksfile.h"
 #include "tasksfilewatcher.h"
@@ -170,7 +171,9 @@ int execute(Console &console)
         engine.setRecorder(store.get());
     Cli cli(&engine, store.get(), &console);
     cli.setTasksFile(tasksFile.get());
-    const int code = cli.execute(commandLine);
+    const int code = commandLine.command == CommandLine::Command::Serve
+        ? serve(&engine, store.get(), *settings, dataDirectory(*settings), commandLine.listen, &console)
+        : cli.execute(commandLine);
 
     // Every finish shown was durable already; what else the runs logged is written now.
     engine.shutdown();

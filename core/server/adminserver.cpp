@@ -1,0 +1,770 @@
+// SPDX-License-Identifier: MIT
+#include "adminserver.h"
+
+#include "adminauth.h"
+#include "apierror.h"
+#include "httpreply.h"
+#include "requestguard.h"
+#include "routetable.h"
+#include "runexport.h"
+#include "runfollower.h"
+#include "runstore.h"
+#include "runstream.h"
+#include "servermetrics.h"
+#include "taskengine.h"
+
+#include <QAbstractHttpServer>
+#include <QFuture>
+#include <QHttpServerRequest>
+#include <QHttpServerResponder>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QPointer>
+#include <QStringDecoder>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QUrlQuery>
+#include <QUuid>
+#include <QWebSocket>
+
+#include <limits>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+namespace {
+
+const QByteArray SessionCookie = "taskdeck_session";
+const QByteArray CsrfCookie = "taskdeck_csrf";
+
+struct Call
+{
+    const QHttpServerRequest &request;
+    QStringList params;
+    HttpReplyPtr reply;
+};
+using Handler = std::function<void(const Call &)>;
+using Routes = RouteTable<Handler>;
+
+[[noreturn]] void fail(ApiError::Kind kind, const QString &message, FieldErrors fields = {})
+{
+    throw ApiError{kind, message, std::move(fields), {}};
+}
+
+QByteArray methodName(QHttpServerRequest::Method method)
+{
+    using M = QHttpServerRequest::Method;
+    switch (method) {
+    case M::Get: return "GET";
+    case M::Head: return "HEAD";
+    case M::Post: return "POST";
+    case M::Put: return "PUT";
+    case M::Delete: return "DELETE";
+    case M::Options: return "OPTIONS";
+    case M::Patch: return "PATCH";
+    case M::Connect: return "CONNECT";
+    case M::Trace: return "TRACE";
+    default: break;
+    }
+    return "UNKNOWN";
+}
+
+// Path segments, each URL-decoded once. Segments that could name another place ("..", an
+// encoded '/', control characters) make the path unknown rather than reinterpreted.
+std::optional<QStringList> pathSegments(const QUrl &url)
+{
+    const QByteArray encoded = url.path(QUrl::FullyEncoded).toUtf8();
+    QStringList segments;
+    const QList<QByteArray> parts = encoded.split('/');
+    for (const QByteArray &part : parts) {
+        const QString segment = QUrl::fromPercentEncoding(part);
+        if (segment == u".." || segment == u"." || segment.contains(u'/') || segment.contains(u'\\'))
+            return std::nullopt;
+        for (const QChar c : segment) {
+            if (c.unicode() < 0x20 || c.unicode() == 0x7f)
+                return std::nullopt;
+        }
+        segments.append(segment);
+    }
+    return segments;
+}
+
+QByteArray cookieValue(const QHttpServerRequest &request, const QByteArray &name)
+{
+    const QList<QByteArray> cookies = request.value("Cookie").split(';');
+    for (const QByteArray &cookie : cookies) {
+        const QByteArray trimmed = cookie.trimmed();
+        if (trimmed.startsWith(QByteArray(name + '=')))
+            return trimmed.mid(name.size() + 1);
+    }
+    return QByteArray();
+}
+
+bool isRunId(const QString &id)
+{
+    return !QUuid::fromString(id).isNull();
+}
+
+QJsonObject runUrls(const QString &id)
+{
+    const QString run = u"/admin/run/"_s + id;
+    return {{u"self"_s, run},
+            {u"log"_s, QString(run + u"/log"_s)},
+            {u"cancel"_s, QString(run + u"/cancel"_s)},
+            {u"stream"_s, QString(u"/ws/task/"_s + id)}};
+}
+
+QJsonObject runJson(const Run &run)
+{
+    QJsonObject o = run.toJson();
+    o.insert(u"urls"_s, runUrls(run.id));
+    return o;
+}
+
+QString decodeFormPart(QByteArray part)
+{
+    part.replace('+', ' ');
+    QStringDecoder decoder(QStringDecoder::Utf8);
+    const QString text = decoder(QByteArray::fromPercentEncoding(part));
+    if (decoder.hasError())
+        fail(ApiError::Kind::BadRequest, u"the form is not valid UTF-8"_s);
+    return text;
+}
+
+// name=value&... as strings (the fields coerce them); a repeated name becomes an array.
+QJsonObject formArguments(const QByteArray &body)
+{
+    QJsonObject args;
+    const QList<QByteArray> pairs = body.trimmed().split('&');
+    for (const QByteArray &pair : pairs) {
+        if (pair.isEmpty())
+            continue;
+        const qsizetype eq = pair.indexOf('=');
+        const QString name = decodeFormPart(eq < 0 ? pair : pair.left(eq));
+        const QString value = eq < 0 ? QString() : decodeFormPart(pair.mid(eq + 1));
+        const QJsonValue previous = args.value(name);
+        if (previous.isUndefined()) {
+            args.insert(name, value);
+        } else {
+            QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
+            values.append(value);
+            args.insert(name, values);
+        }
+    }
+    return args;
+}
+
+// The arguments of a start: a JSON object or a urlencoded form.
+QJsonObject jsonBody(const QHttpServerRequest &request)
+{
+    const QByteArray body = request.body();
+    if (body.trimmed().isEmpty())
+        return {};
+    const QByteArray type = request.value("Content-Type").split(';').constFirst().trimmed().toLower();
+    if (type == "application/x-www-form-urlencoded")
+        return formArguments(body);
+    if (type != "application/json")
+        fail(ApiError::Kind::UnsupportedMediaType,
+             u"send the arguments as application/json or application/x-www-form-urlencoded"_s);
+    QJsonParseError error;
+    const QJsonDocument document = QJsonDocument::fromJson(body, &error);
+    if (error.error != QJsonParseError::NoError)
+        fail(ApiError::Kind::BadRequest, u"malformed JSON at offset %1: %2"_s.arg(error.offset).arg(error.errorString()));
+    if (!document.isObject())
+        fail(ApiError::Kind::BadRequest, u"the body must be a JSON object of arguments"_s);
+    return document.object();
+}
+
+int intParam(const QUrlQuery &query, const QString &name, int fallback, int min, int max, FieldErrors *errors)
+{
+    if (!query.hasQueryItem(name))
+        return fallback;
+    bool ok = false;
+    const int value = query.queryItemValue(name).toInt(&ok);
+    if (!ok || value < min || value > max) {
+        errors->append({name, u"expected a whole number from %1 to %2"_s.arg(min).arg(max)});
+        return fallback;
+    }
+    return value;
+}
+
+// The HTTP side: every request goes through Private::handle(), which knows the route table.
+class HttpFrontEnd final : public QAbstractHttpServer
+{
+public:
+    using Handle = std::function<bool(const QHttpServerRequest &, QTcpSocket *)>;
+    using Missing = std::function<void(const QHttpServerRequest &, QTcpSocket *)>;
+    HttpFrontEnd(Handle handle, Missing missing)
+        : m_handle(std::move(handle)), m_missing(std::move(missing)) {}
+
+    using QAbstractHttpServer::makeResponder;
+
+private:
+    bool handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) override
+    {
+        return m_handle(request, socket);
+    }
+    void missingHandler(const QHttpServerRequest &request, QTcpSocket *socket) override
+    {
+        m_missing(request, socket);
+    }
+
+    const Handle m_handle;
+    const Missing m_missing;
+};
+
+} // namespace
+
+class AdminServer::Private
+{
+public:
+    Private(AdminServer *q, TaskEngine *engine, IRunStore *store, const ServerSettings &settings)
+        : m_q(q), m_engine(engine), m_store(store), m_settings(settings),
+          m_http([this](const QHttpServerRequest &r, QTcpSocket *s) { return handle(r, s); },
+                 [this](const QHttpServerRequest &r, QTcpSocket *s) { missing(r, s); }),
+          m_follower(engine, store), m_metrics(engine)
+    {
+        addRoutes();
+        QObject::connect(&m_http, &QAbstractHttpServer::newWebSocketConnection, &m_http,
+                         [this] { acceptWebSockets(); });
+    }
+
+    bool handle(const QHttpServerRequest &request, QTcpSocket *socket);
+    void missing(const QHttpServerRequest &request, QTcpSocket *socket);
+
+    AdminServer *m_q;
+    TaskEngine *m_engine;
+    IRunStore *m_store;
+    ServerSettings m_settings;
+    AdminAuth m_auth;
+    HttpFrontEnd m_http;
+    QTcpServer *m_tcp = nullptr;
+    RunFollower m_follower;
+    ServerMetrics m_metrics;
+    Routes m_routes;
+    std::optional<ApiError> m_refusedUpgrade;
+
+private:
+    void addRoutes();
+    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr) const;
+    void checkOrigin(const QHttpServerRequest &request) const;
+    void authenticate(const QHttpServerRequest &request, bool changesState) const;
+    void acceptWebSockets();
+
+    void health(const Call &call);
+    void metrics(const Call &call);
+    void login(const Call &call);
+    void listTasks(const Call &call);
+    void showTask(const Call &call);
+    void startTask(const Call &call, bool wait);
+    void listRuns(const Call &call);
+    void showRun(const Call &call);
+    void cancelRun(const Call &call);
+    void runLog(const Call &call);
+    void exportRun(const Call &call);
+    using LogEncoder = std::function<QByteArray(const LogLines &)>;
+    /*! Answers with \a head of the stored run, its whole log through \a encode page by
+     *  page, then \a tail; streamed, so any length takes bounded memory. */
+    void streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
+                   std::function<QByteArray(const Run &)> head, LogEncoder encode, const QByteArray &tail);
+    void rerun(const Call &call);
+    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
+    void readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
+                     const LogEncoder &encode, const QByteArray &tail);
+};
+
+void AdminServer::Private::addRoutes()
+{
+    auto bind = [this](void (Private::*method)(const Call &)) {
+        return [this, method](const Call &call) { (this->*method)(call); };
+    };
+    m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
+    m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
+    m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
+    m_routes.add({"GET", u"/admin/task"_s, false, false, bind(&Private::listTasks)});
+    m_routes.add({"GET", u"/admin/task/{key}"_s, false, false, bind(&Private::showTask)});
+    m_routes.add({"POST", u"/admin/task/{key}/start"_s, false, false,
+                  [this](const Call &call) { startTask(call, false); }});
+    m_routes.add({"POST", u"/admin/task/{key}/run"_s, false, false,
+                  [this](const Call &call) { startTask(call, true); }});
+    m_routes.add({"GET", u"/admin/run"_s, false, false, bind(&Private::listRuns)});
+    m_routes.add({"GET", u"/admin/run/{id}"_s, false, false, bind(&Private::showRun)});
+    m_routes.add({"POST", u"/admin/run/{id}/cancel"_s, false, false, bind(&Private::cancelRun)});
+    m_routes.add({"GET", u"/admin/run/{id}/log"_s, false, false, bind(&Private::runLog)});
+    m_routes.add({"GET", u"/admin/run/{id}/export"_s, false, false, bind(&Private::exportRun)});
+    m_routes.add({"POST", u"/admin/run/{id}/rerun"_s, false, false, bind(&Private::rerun)});
+    // Answered by the WebSocket upgrade; a plain GET is told to upgrade.
+    m_routes.add({"GET", u"/ws/task/{runId}"_s, false, true, [](const Call &) {
+                      fail(ApiError::Kind::UpgradeRequired, u"this is a WebSocket endpoint"_s);
+                  }});
+}
+
+Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern) const
+{
+    // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
+    const QByteArray host = request.value("Host").toLower();
+    const QByteArray port = ':' + QByteArray::number(m_q->port());
+    QList<QByteArray> hosts{QByteArray("localhost" + port), QByteArray("127.0.0.1" + port),
+                            QByteArray("[::1]" + port),
+                            formatListenAddress(m_settings.address, m_q->port()).toLower().toUtf8()};
+    const bool anyAddress = m_settings.address == QHostAddress::Any
+        || m_settings.address == QHostAddress::AnyIPv4 || m_settings.address == QHostAddress::AnyIPv6;
+    bool hostOk = hosts.contains(host);
+    if (!hostOk && anyAddress && host.endsWith(port)) {
+        QByteArray name = host.chopped(port.size());
+        if (name.startsWith('[') && name.endsWith(']'))
+            name = name.mid(1, name.size() - 2);
+        hostOk = !QHostAddress(QString::fromLatin1(name)).isNull();
+    }
+    if (!hostOk)
+        fail(ApiError::Kind::Forbidden, u"the Host header must name this server's address"_s);
+
+    bool lengthOk = true;
+    const QByteArray lengthText = request.value("Content-Length");
+    const qint64 length = lengthText.isEmpty() ? 0 : lengthText.trimmed().toLongLong(&lengthOk);
+    if (!lengthOk || length < 0)
+        fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
+    if (length > m_settings.maxBodyBytes || request.body().size() > m_settings.maxBodyBytes)
+        throw ApiError{ApiError::Kind::PayloadTooLarge,
+                       u"the body is over the limit of %1 bytes"_s.arg(m_settings.maxBodyBytes), {}, {}};
+
+    checkOrigin(request);
+
+    const std::optional<QStringList> segments = pathSegments(request.url());
+    const QByteArray method = methodName(request.method());
+    Routes::Match match = segments ? m_routes.match(method, *segments) : Routes::Match();
+    if (match.allow.isEmpty())
+        fail(ApiError::Kind::NotFound, u"no such page"_s);
+    if (!match.route)
+        throw ApiError{ApiError::Kind::MethodNotAllowed,
+                       u"%1 is not allowed here"_s.arg(QString::fromLatin1(method)), {}, match.allow};
+    if (pattern)
+        *pattern = match.route->pattern;
+    if (match.route->webSocket && !m_settings.webSocketEnabled)
+        fail(ApiError::Kind::NotFound, u"live streaming is turned off (TASK_WEBSOCKET_ENABLED)"_s);
+    if (!match.route->isPublic)
+        authenticate(request, method != "GET" && method != "HEAD");
+    return match;
+}
+
+void AdminServer::Private::checkOrigin(const QHttpServerRequest &request) const
+{
+    const QByteArray origin = request.value("Origin");
+    if (!origin.isEmpty() && origin != "http://" + request.value("Host").toLower())
+        fail(ApiError::Kind::Forbidden, u"requests from another origin are refused"_s);
+    const QByteArray site = request.value("Sec-Fetch-Site");
+    if (!site.isEmpty() && site != "same-origin" && site != "none")
+        fail(ApiError::Kind::Forbidden, u"cross-site requests are refused"_s);
+}
+
+void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool changesState) const
+{
+    const QByteArray authorization = request.value("Authorization");
+    if (!authorization.isEmpty()) {
+        if (authorization.startsWith("Bearer ") && m_auth.isToken(authorization.mid(7).trimmed()))
+            return;
+        fail(ApiError::Kind::Unauthorized, u"the bearer token is not this server's"_s);
+    }
+    const QByteArray session = cookieValue(request, SessionCookie);
+    const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.csrfOf(session);
+    if (csrf.isEmpty())
+        fail(ApiError::Kind::Unauthorized,
+             u"send Authorization: Bearer TOKEN (the token is in the data directory's "
+             u"admin-token file) or log in through the link taskdeck serve prints"_s);
+    if (changesState && !AdminAuth::constantTimeEquals(request.value("X-CSRF-Token"), csrf))
+        fail(ApiError::Kind::Forbidden, u"missing or wrong X-CSRF-Token"_s);
+}
+
+bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket *socket)
+{
+    const bool upgrade = request.value("Upgrade").toLower() == "websocket";
+    if (upgrade) {
+        // Returning false has the base class call missing(), which sends the refusal and
+        // closes the connection; true hands the socket to the WebSocket server.
+        try {
+            const Routes::Match match = route(request);
+            if (!match.route->webSocket)
+                fail(ApiError::Kind::BadRequest, u"no WebSocket here"_s);
+            return true;
+        } catch (const ApiError &e) {
+            m_refusedUpgrade = e;
+            return false;
+        }
+    }
+
+    const HttpReplyPtr reply = std::make_shared<HttpReply>(HttpFrontEnd::makeResponder(request, socket),
+                                                   request.method() == QHttpServerRequest::Method::Head);
+    // Counted when it is sent, whenever that is, under its route's pattern.
+    reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
+    // The one place errors become answers.
+    QString pattern;
+    try {
+        const Routes::Match match = route(request, &pattern);
+        reply->setRoute(pattern);
+        match.route->handler(Call{request, match.params, reply});
+    } catch (const ApiError &e) {
+        if (!pattern.isEmpty())
+            reply->setRoute(pattern);
+        reply->error(e);
+    } catch (const std::exception &) {
+        reply->error({ApiError::Kind::Internal, u"internal error"_s, {}, {}});
+    }
+    return true;
+}
+
+void AdminServer::Private::missing(const QHttpServerRequest &request, QTcpSocket *socket)
+{
+    HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
+    reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
+    m_refusedUpgrade.reset();
+}
+
+void AdminServer::Private::acceptWebSockets()
+{
+    while (m_http.hasPendingWebSocketConnections()) {
+        std::unique_ptr<QWebSocket> socket = m_http.nextPendingWebSocketConnection();
+        const QUrl url = socket->requestUrl();
+        const QString runId = url.path().section(u'/', -1);
+        bool ok = true;
+        const QUrlQuery query(url);
+        const qint64 after = query.hasQueryItem(u"after"_s)
+            ? query.queryItemValue(u"after"_s).toLongLong(&ok) : -1;
+        if (!isRunId(runId) || !ok || after < -1) {
+            socket->close(QWebSocketProtocol::CloseCodePolicyViolated,
+                          !ok || after < -1 ? u"after must be a sequence number"_s : u"unknown run"_s);
+            socket.release()->deleteLater();
+            continue;
+        }
+        auto *stream = new RunStream(std::move(socket), m_settings.maxPendingSocketBytes, m_q);
+        m_metrics.webSocketOpened();
+        QObject::connect(stream, &QObject::destroyed, &m_metrics, [this] { m_metrics.webSocketClosed(); });
+        stream->start(&m_follower, runId, after);
+    }
+}
+
+void AdminServer::Private::health(const Call &call)
+{
+    call.reply->json(200, {{u"status"_s, u"ok"_s},
+                           {u"running"_s, m_engine->runningCount()},
+                           {u"queued"_s, m_engine->queuedCount()},
+                           {u"history"_s, m_store && m_store->isAvailable()}});
+}
+
+void AdminServer::Private::metrics(const Call &call)
+{
+    call.reply->send(200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render());
+}
+
+void AdminServer::Private::login(const Call &call)
+{
+    // Guessing the token through the login link is slowed down per client address.
+    const QString client = call.request.remoteAddress().toString();
+    if (!m_auth.mayTryLogin(client))
+        fail(ApiError::Kind::TooManyRequests, u"too many failed logins; try again in a minute"_s);
+    const QUrlQuery query = call.request.query();
+    const bool valid = query.hasQueryItem(u"code"_s)
+        ? m_auth.consumeLoginCode(query.queryItemValue(u"code"_s).toUtf8())
+        : m_auth.isToken(query.queryItemValue(u"token"_s).toUtf8());
+    if (!valid) {
+        m_auth.loginFailed(client);
+        fail(ApiError::Kind::Unauthorized, u"the login link is not valid"_s);
+    }
+    const AdminAuth::Session session = m_auth.openSession();
+    call.reply->send(303, "text/plain", "see /admin/task\n",
+                     {{"Location", "/admin/task"},
+                      {"Set-Cookie", QByteArray(SessionCookie + '=' + session.id + "; Path=/; HttpOnly; SameSite=Strict")},
+                      // Read by the pages' scripts and sent back as X-CSRF-Token.
+                      {"Set-Cookie", QByteArray(CsrfCookie + '=' + session.csrf + "; Path=/; SameSite=Strict")}});
+}
+
+void AdminServer::Private::listTasks(const Call &call)
+{
+    const QUrlQuery query = call.request.query();
+    const QList<TaskPtr> tasks = m_engine->registry()->search(
+        query.queryItemValue(u"q"_s, QUrl::FullyDecoded), query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
+        query.queryItemValue(u"tag"_s, QUrl::FullyDecoded));
+    QJsonArray list;
+    for (const TaskPtr &task : tasks)
+        list.append(task->toJson());
+    call.reply->json(200, {{u"tasks"_s, list}, {u"count"_s, list.size()}});
+}
+
+void AdminServer::Private::showTask(const Call &call)
+{
+    const TaskPtr task = m_engine->registry()->find(call.params.at(0));
+    if (!task)
+        fail(ApiError::Kind::NotFound, u"no task \"%1\""_s.arg(call.params.at(0)));
+    QJsonObject o = task->toJson();
+    o.insert(u"schema"_s, fieldsToJsonSchema(task->fields));
+    call.reply->json(200, o);
+}
+
+void AdminServer::Private::startTask(const Call &call, bool wait)
+{
+    start(call.reply, call.params.at(0), jsonBody(call.request), wait);
+}
+
+void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
+{
+    // A dangerous task runs only when the caller repeats its key: a deliberate act that a
+    // replayed or copied generic "true" cannot stand in for.
+    const QJsonValue confirm = args.take(u"confirm"_s);
+    RunOptions options;
+    options.confirmed = confirm.isString() && confirm.toString() == key;
+    const StartResult started = m_engine->start(key, args, options);
+    if (!started.ok())
+        throw ApiError::fromStartError(started.error);
+    if (!wait) {
+        reply->json(202, {{u"id"_s, started.runId}, {u"status"_s, u"queued"_s},
+                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)}});
+        return;
+    }
+    // The engine emits runFinished from the event loop only, so connecting now misses
+    // nothing. The run goes on if the client leaves.
+    auto *waiter = new QObject(&m_http);
+    QObject::connect(m_engine, &TaskEngine::runFinished, waiter,
+                     [reply, id = started.runId, waiter](const Run &run) {
+                         if (run.id != id)
+                             return;
+                         reply->json(200, runJson(run));
+                         waiter->deleteLater();
+                     });
+}
+
+void AdminServer::Private::listRuns(const Call &call)
+{
+    if (!m_store)
+        fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
+    const QUrlQuery query = call.request.query();
+    FieldErrors errors;
+    RunQuery runQuery;
+    runQuery.task = query.queryItemValue(u"task"_s, QUrl::FullyDecoded);
+    if (query.hasQueryItem(u"status"_s)) {
+        runQuery.status = runStatusFromName(query.queryItemValue(u"status"_s));
+        if (!runQuery.status)
+            errors.append({u"status"_s, u"expected one of "_s + runStatusNames().join(u", "_s)});
+    }
+    runQuery.limit = intParam(query, u"limit"_s, 50, 1, 1000, &errors);
+    runQuery.offset = intParam(query, u"offset"_s, 0, 0, std::numeric_limits<int>::max(), &errors);
+    if (!errors.isEmpty())
+        fail(ApiError::Kind::BadRequest, u"invalid query: "_s + formatFieldErrors(errors), errors);
+    m_store->findRunsAsync(runQuery).then(&m_http, [reply = call.reply, runQuery](const RunPage &page) {
+        QJsonArray runs;
+        for (const Run &run : page.runs)
+            runs.append(runJson(run));
+        reply->json(200, {{u"runs"_s, runs}, {u"total"_s, page.total},
+                          {u"limit"_s, runQuery.limit}, {u"offset"_s, runQuery.offset}});
+    });
+}
+
+void AdminServer::Private::showRun(const Call &call)
+{
+    const QString id = call.params.at(0);
+    if (!isRunId(id))
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    if (const std::optional<Run> run = m_engine->snapshot(id))
+        return call.reply->json(200, runJson(*run));
+    if (!m_store)
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    m_store->findRunAsync(id).then(&m_http, [reply = call.reply, id](const std::optional<Run> &run) {
+        if (run)
+            reply->json(200, runJson(*run));
+        else
+            reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
+    });
+}
+
+void AdminServer::Private::cancelRun(const Call &call)
+{
+    const QString id = call.params.at(0);
+    if (!isRunId(id))
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    if (m_engine->cancel(id))
+        return call.reply->json(202, {{u"id"_s, id}, {u"canceling"_s, true}});
+    if (const std::optional<Run> run = m_engine->snapshot(id); run && run->isFinished())
+        fail(ApiError::Kind::Conflict, u"run %1 has finished already"_s.arg(id));
+    fail(ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id));
+}
+
+void AdminServer::Private::runLog(const Call &call)
+{
+    streamRun(call, "text/plain; charset=utf-8", {}, [](const Run &) { return QByteArray(); },
+              [](const LogLines &lines) {
+                  QByteArray text;
+                  for (const LogLine &line : lines)
+                      text += line.text.toUtf8() + '\n';
+                  return text;
+              },
+              QByteArray());
+}
+
+void AdminServer::Private::exportRun(const Call &call)
+{
+    const QString format = call.request.query().queryItemValue(u"format"_s);
+    const QString id = call.params.at(0);
+    auto encoder = std::make_shared<LogLineEncoder>();
+    if (format == u"csv") {
+        streamRun(call, "text/csv; charset=utf-8",
+                  {{"Content-Disposition", "attachment; filename=\"run-" + id.toLatin1() + ".csv\""}},
+                  [](const Run &) { return QByteArray("n,time,stream,text\r\n"); },
+                  [encoder](const LogLines &lines) {
+                      QByteArray out;
+                      for (const LogLine &line : lines)
+                          encoder->appendCsv(out, line);
+                      return out;
+                  },
+                  QByteArray());
+        return;
+    }
+    if (!format.isEmpty() && format != u"json")
+        fail(ApiError::Kind::BadRequest, u"format must be json or csv"_s,
+             {{u"format"_s, u"expected json or csv"_s}});
+    // The run's object, then its log as an array that is written a page at a time.
+    auto first = std::make_shared<bool>(true);
+    streamRun(call, "application/json",
+              {{"Content-Disposition", "attachment; filename=\"run-" + id.toLatin1() + ".json\""}},
+              [](const Run &run) -> QByteArray {
+                  QByteArray head = QJsonDocument(run.toJson()).toJson(QJsonDocument::Compact);
+                  head.chop(1); // the closing brace: the log goes in first
+                  return head + (head.endsWith('{') ? "\"log\":[" : ",\"log\":[");
+              },
+              [encoder, first](const LogLines &lines) {
+                  QByteArray out;
+                  for (const LogLine &line : lines) {
+                      if (!*first)
+                          out += ',';
+                      *first = false;
+                      encoder->appendJson(out, line);
+                  }
+                  return out;
+              },
+              QByteArray("]}"));
+}
+
+void AdminServer::Private::streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
+                                     std::function<QByteArray(const Run &)> head, LogEncoder encode,
+                                     const QByteArray &tail)
+{
+    const QString id = call.params.at(0);
+    if (!isRunId(id))
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    if (!m_store)
+        fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
+    m_store->findRunAsync(id).then(&m_http, [=, this, reply = call.reply](const std::optional<Run> &run) {
+        if (!run)
+            return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
+        if (!reply->beginStream(contentType, headers))
+            return;
+        reply->chunk(head(*run));
+        readLogPage(reply, id, 1, encode, tail);
+    });
+}
+
+void AdminServer::Private::rerun(const Call &call)
+{
+    const QString id = call.params.at(0);
+    if (!isRunId(id))
+        fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
+    if (!m_store)
+        fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
+    const QJsonObject given = jsonBody(call.request);
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given](const std::optional<Run> &run) {
+        if (!run)
+            return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
+        // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
+        FieldErrors missing;
+        if (const TaskPtr task = m_engine->registry()->find(run->task)) {
+            for (const Field &field : task->fields) {
+                if (field.type == FieldType::Secret && run->args.contains(field.key) && !given.contains(field.key))
+                    missing.append({field.key, u"secret values are not stored; send it again"_s});
+            }
+        }
+        if (!missing.isEmpty())
+            return reply->error({ApiError::Kind::BadRequest, u"the rerun needs its secret arguments again"_s,
+                                 missing, {}});
+        QJsonObject args = run->args;
+        for (auto it = given.begin(); it != given.end(); ++it)
+            args.insert(it.key(), it.value());
+        try {
+            start(reply, run->task, args, false);
+        } catch (const ApiError &e) {
+            reply->error(e);
+        }
+    });
+}
+
+void AdminServer::Private::readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
+                                       const LogEncoder &encode, const QByteArray &tail)
+{
+    constexpr int PageLines = 1000;
+    m_store->readLogAsync(id, fromLine, PageLines).then(&m_http, [=, this](const LogLines &lines) {
+        if (reply->isGone())
+            return;
+        if (lines.isEmpty()) {
+            reply->chunk(tail);
+            return reply->endStream();
+        }
+        reply->chunk(encode(lines));
+        readLogPage(reply, id, lines.constLast().number + 1, encode, tail);
+    });
+}
+
+AdminServer::AdminServer(TaskEngine *engine, IRunStore *store, const ServerSettings &settings,
+                         QObject *parent)
+    : QObject(parent), d(std::make_unique<Private>(this, engine, store, settings))
+{
+}
+
+AdminServer::~AdminServer() = default;
+
+bool AdminServer::listen(QString *error)
+{
+    if (!d->m_auth.load(d->m_settings.dataDir, error))
+        return false;
+    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes,
+                                               d->m_settings.requestHeadTimeoutMs);
+    if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
+        const QString where = d->m_settings.listenText();
+        *error = tcp->serverError() == QAbstractSocket::AddressInUseError
+            ? u"address %1 is in use"_s.arg(where)
+            : u"cannot listen on %1: %2"_s.arg(where, tcp->errorString());
+        return false;
+    }
+    d->m_tcp = tcp.get();
+    d->m_http.bind(tcp.release());
+    return true;
+}
+
+quint16 AdminServer::port() const
+{
+    return d->m_tcp ? d->m_tcp->serverPort() : d->m_settings.port;
+}
+
+QUrl AdminServer::baseUrl() const
+{
+    return QUrl(u"http://"_s + formatListenAddress(d->m_settings.address, port()));
+}
+
+QUrl AdminServer::loginUrl() const
+{
+    QUrl url = baseUrl();
+    url.setPath(u"/login"_s);
+    url.setQuery(u"token="_s + QString::fromLatin1(d->m_auth.token()));
+    return url;
+}
+
+QUrl AdminServer::oneTimeLoginUrl()
+{
+    QUrl url = baseUrl();
+    url.setPath(u"/login"_s);
+    url.setQuery(u"code="_s + QString::fromLatin1(d->m_auth.issueLoginCode()));
+    return url;
+}
+
+QByteArray AdminServer::token() const
+{
+    return d->m_auth.token();
+}
+
+} // namespace taskdeck

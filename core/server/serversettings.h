@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QHostAddress>
+#include <QString>
+
+#include <optional>
+
+namespace taskdeck {
+
+/*! Where and how the admin server listens. Plain value. */
+struct ServerSettings
+{
+    QHostAddress address = QHostAddress(QHostAddress::LocalHost);
+    quint16 port = 8470;          //!< 0 picks a free port (tests)
+    QString dataDir;              //!< where admin-token lives; must be set
+    qint64 maxBodyBytes = 1024 * 1024;
+    /*! A request head still incomplete this long after its first bytes drops the connection. */
+    qint64 requestHeadTimeoutMs = 10 * 1000;
+    /*! A WebSocket client with more than this many bytes waiting to be sent is too slow. */
+    qint64 maxPendingSocketBytes = 4 * 1024 * 1024;
+    /*! TASK_WEBSOCKET_ENABLED: false answers /ws/task/... with 404. */
+    bool webSocketEnabled = true;
+
+    /*! "127.0.0.1:8470", "[::1]:8470" */
+    QString listenText() const;
+};
+
+/*!
+ * Parses "ADDRESS:PORT", "[IPv6]:PORT" or a bare "ADDRESS" (port 8470). Returns nullopt with
+ * \a error saying what is wrong ("not an address").
+ */
+std::optional<std::pair<QHostAddress, quint16>> parseListenAddress(const QString &text, QString *error);
+
+/*! "127.0.0.1:8470", "[::1]:8470". */
+QString formatListenAddress(const QHostAddress &address, quint16 port);
+
+} // namespace taskdeck

@@ -1,0 +1,827 @@
+// SPDX-License-Identifier: MIT
+// The admin server over real sockets: a QNetworkAccessManager and a QWebSocket against a
+// server listening on 127.0.0.1 with a port of its own choosing.
+
+#include "adminauth.h"
+#include "adminserver.h"
+#include "engineconfig.h"
+#include "runcontext.h"
+#include "sqliterunstore.h"
+#include "taskengine.h"
+#include "testsupport.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QNetworkAccessManager>
+#include <QNetworkCookie>
+#include <QNetworkCookieJar>
+#include <QNetworkReply>
+#include <QProcess>
+#include <QProcessEnvironment>
+#include <QFileInfo>
+#include <QScopeGuard>
+#include <QSemaphore>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QUuid>
+#include <QTemporaryDir>
+#include <QTcpSocket>
+#include <QTest>
+#include <QWebSocket>
+
+using namespace Qt::StringLiterals;
+using namespace taskdeck;
+
+class tst_Server : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void cleanupTestCase();
+    void healthNeedsNoToken();
+    void apiNeedsToken();
+    void wrongMethodIs405WithAllow();
+    void headWorksWhereGetDoes();
+    void oversizedBodyIs413();
+    void securityHeadersOnNotFound();
+    void foreignOriginIsRefused();
+    void badHostIsRefused();
+    void startAnswers202AndTheRunFinishes();
+    void validationErrorsNameTheFields();
+    void dangerNeedsConfirmation();
+    void runWaitsForTheFinishedRun();
+    void webSocketSnapshotThenOrderedEvents();
+    void webSocketResumesAfterSeq();
+    void webSocketForeignOriginIsRefused();
+    void webSocketNeedsToken();
+    void webSocketUnknownRunIsClosedWithAReason();
+    void slowClientIsToldAndResumes();
+    void announcedOversizedBodyIsRefusedUnread();
+    void expectContinueIsAnswered();
+    void slowRequestHeadIsDropped();
+    void cookieSessionNeedsCsrfToChangeState();
+    void pathTraversalIsNotFound();
+    void runGoesOnWhenTheWaitingClientLeaves();
+    void webSocketCanBeTurnedOff();
+    void rerunStartsTheSameTaskAgain();
+    void failedLoginsAreLimited();
+    void oneTimeLoginLinkWorksOnce();
+    void metricsCountRequestsAndRuns();
+    void formPostsStartRuns();
+    void hundredClientsEachGetEveryLineInOrder();
+    void serveRefusesBadAndBusyAddresses();
+    void serveStopsOnSigtermAndRecordsCanceledRuns();
+
+private:
+    struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
+    Answer request(const QByteArray &verb, const QString &path, const QByteArray &body = {},
+                   const QList<std::pair<QByteArray, QByteArray>> &headers = {}, bool withToken = true);
+    QUrl url(const QString &path) const;
+    // Collects a WebSocket's messages until it closes.
+    QList<QJsonObject> follow(const QString &path, QWebSocket *socket = nullptr);
+
+    QTemporaryDir m_dir;
+    std::unique_ptr<SqliteRunStore> m_store;
+    std::unique_ptr<TaskRegistry> m_registry;
+    std::unique_ptr<TaskEngine> m_engine;
+    std::unique_ptr<AdminServer> m_server;
+    QNetworkAccessManager m_network;
+    QSemaphore m_gate; // "gate" runs wait for it
+    QList<QNetworkReply *> m_replies;
+};
+
+QJsonObject tst_Server::Answer::json() const
+{
+    return QJsonDocument::fromJson(body).object();
+}
+
+void tst_Server::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QVERIFY(m_dir.isValid());
+    m_store = testsupport::openStore(m_dir.filePath(u"data"_s));
+    QVERIFY(m_store);
+    m_registry = std::make_unique<TaskRegistry>();
+    // "lines" logs COUNT lines and returns their number.
+    m_registry->add(testsupport::makeTask(u"lines"_s, [](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        for (int i = 1; i <= count; ++i)
+            ctx.log(u"line %1"_s.arg(i));
+        return QJsonValue(count);
+    }, {Field(u"count"_s, FieldType::Integer).withRequired().withMin(0).withMax(100000),
+        Field(u"label"_s, FieldType::Text).withRequired()}));
+    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &) {
+        m_gate.acquire();
+        return QJsonValue(u"through"_s);
+    }));
+    Task danger = testsupport::makeTask(u"wipe"_s, [](RunContext &) { return QJsonValue(true); });
+    danger.danger = u"deletes everything"_s;
+    m_registry->add(danger);
+    m_engine = std::make_unique<TaskEngine>(m_registry.get());
+    m_engine->setRecorder(m_store.get());
+
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.maxBodyBytes = 1000;
+    m_server = std::make_unique<AdminServer>(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(m_server->listen(&error), qPrintable(error));
+    QVERIFY(m_server->port() != 0);
+    QFile token(m_dir.filePath(u"data/admin-token"_s));
+    QCOMPARE(token.permissions() & (QFile::ReadGroup | QFile::ReadOther), QFile::Permissions());
+
+    // A second server on the same port says so.
+    settings.port = m_server->port();
+    AdminServer second(m_engine.get(), nullptr, settings);
+    QVERIFY(!second.listen(&error));
+    QCOMPARE(error, u"address 127.0.0.1:%1 is in use"_s.arg(m_server->port()));
+}
+
+void tst_Server::cleanupTestCase()
+{
+    qDeleteAll(m_replies);
+    m_server.reset();
+    m_engine.reset();
+}
+
+QUrl tst_Server::url(const QString &path) const
+{
+    return QUrl(u"http://127.0.0.1:%1%2"_s.arg(m_server->port()).arg(path));
+}
+
+tst_Server::Answer tst_Server::request(const QByteArray &verb, const QString &path, const QByteArray &body,
+                                       const QList<std::pair<QByteArray, QByteArray>> &headers,
+                                       bool withToken)
+{
+    QNetworkRequest req(url(path));
+    if (withToken)
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    if (!body.isEmpty())
+        req.setHeader(QNetworkRequest::ContentTypeHeader, u"application/json"_s);
+    for (const auto &[name, value] : headers)
+        req.setRawHeader(name, value);
+    // A custom "HEAD" would wait for a body; head() knows there is none.
+    QNetworkReply *reply = verb == "HEAD" ? m_network.head(req) : m_network.sendCustomRequest(req, verb, body);
+    m_replies.append(reply);
+    QSignalSpy finished(reply, &QNetworkReply::finished);
+    if (!reply->isFinished() && !finished.wait(60000))
+        return {};
+    return {reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), reply->readAll(), reply};
+}
+
+void tst_Server::healthNeedsNoToken()
+{
+    const Answer a = request("GET", u"/healthz"_s, {}, {}, false);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"status"_s).toString(), u"ok"_s);
+}
+
+void tst_Server::apiNeedsToken()
+{
+    Answer a = request("GET", u"/admin/task"_s, {}, {}, false);
+    QCOMPARE(a.status, 401);
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"unauthorized"_s);
+    a = request("GET", u"/admin/task"_s, {}, {{"Authorization", "Bearer wrong"}}, false);
+    QCOMPARE(a.status, 401);
+    a = request("GET", u"/admin/task"_s);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"count"_s).toInt(), 3);
+}
+
+void tst_Server::wrongMethodIs405WithAllow()
+{
+    Answer a = request("DELETE", u"/admin/task"_s);
+    QCOMPARE(a.status, 405);
+    QCOMPARE(a.reply->rawHeader("Allow"), QByteArray("GET, HEAD"));
+    a = request("GET", u"/admin/task/lines/start"_s);
+    QCOMPARE(a.status, 405);
+    QCOMPARE(a.reply->rawHeader("Allow"), QByteArray("POST"));
+}
+
+void tst_Server::headWorksWhereGetDoes()
+{
+    const Answer get = request("GET", u"/admin/task/lines"_s);
+    QCOMPARE(get.status, 200);
+    QVERIFY(get.json().contains(u"schema"_s));
+    const Answer head = request("HEAD", u"/admin/task/lines"_s);
+    QCOMPARE(head.status, 200);
+    QVERIFY(head.body.isEmpty());
+    QCOMPARE(head.reply->rawHeader("Content-Length"), QByteArray::number(get.body.size()));
+}
+
+void tst_Server::oversizedBodyIs413()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, QByteArray(5000, ' '));
+    QCOMPARE(a.status, 413);
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"payload_too_large"_s);
+}
+
+void tst_Server::securityHeadersOnNotFound()
+{
+    const Answer a = request("GET", u"/nothing/here"_s, {}, {}, false);
+    QCOMPARE(a.status, 404);
+    QCOMPARE(a.reply->rawHeader("Content-Security-Policy"), QByteArray("default-src 'self'; frame-ancestors 'none'"));
+    QCOMPARE(a.reply->rawHeader("X-Content-Type-Options"), QByteArray("nosniff"));
+    QCOMPARE(a.reply->rawHeader("Referrer-Policy"), QByteArray("no-referrer"));
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"not_found"_s);
+}
+
+void tst_Server::foreignOriginIsRefused()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":1,"label":"x"})",
+                             {{"Origin", "http://evil.example"}});
+    QCOMPARE(a.status, 403);
+}
+
+void tst_Server::badHostIsRefused()
+{
+    const Answer a = request("GET", u"/healthz"_s, {}, {{"Host", "evil.example"}}, false);
+    QCOMPARE(a.status, 403);
+}
+
+void tst_Server::startAnswers202AndTheRunFinishes()
+{
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":3,"label":"x"})");
+    QCOMPARE(a.status, 202);
+    const QString id = a.json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QCOMPARE(a.json().value(u"urls"_s).toObject().value(u"stream"_s).toString(), u"/ws/task/"_s + id);
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/"_s + id).json().value(u"status"_s).toString()
+                                 == u"succeeded"_s, 60000);
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
+    const Answer log = request("GET", u"/admin/run/"_s + id + u"/log"_s);
+    QCOMPARE(log.status, 200);
+    QCOMPARE(log.body, QByteArray("line 1\nline 2\nline 3\n"));
+    const Answer csv = request("GET", u"/admin/run/"_s + id + u"/export?format=csv"_s);
+    QCOMPARE(csv.status, 200);
+    QCOMPARE(csv.body.count('\n'), 4);
+    QVERIFY(csv.body.startsWith("n,time,stream,text\r\n1,"));
+    const Answer exported = request("GET", u"/admin/run/"_s + id + u"/export"_s);
+    QCOMPARE(exported.status, 200);
+    QCOMPARE(exported.json().value(u"id"_s).toString(), id);
+    QCOMPARE(exported.json().value(u"log"_s).toArray().size(), 3);
+    QCOMPARE(exported.json().value(u"log"_s).toArray().at(2).toObject().value(u"text"_s).toString(), u"line 3"_s);
+    QCOMPARE(request("GET", u"/admin/run/"_s + id + u"/export?format=xml"_s).status, 400);
+    const Answer runs = request("GET", u"/admin/run?task=lines&limit=5"_s);
+    QCOMPARE(runs.status, 200);
+    QVERIFY(runs.json().value(u"total"_s).toInt() >= 1);
+    QCOMPARE(request("GET", u"/admin/run?limit=0"_s).status, 400);
+}
+
+void tst_Server::validationErrorsNameTheFields()
+{
+    const Answer a = request("POST", u"/admin/task/lines/start"_s, R"({"count":"many"})");
+    QCOMPARE(a.status, 400);
+    QStringList fields;
+    for (const QJsonValue &v : a.json().value(u"fields"_s).toArray())
+        fields.append(v.toObject().value(u"field"_s).toString());
+    QVERIFY2(fields.contains(u"count"_s) && fields.contains(u"label"_s), qPrintable(fields.join(u',')));
+    QCOMPARE(request("POST", u"/admin/task/nosuch/start"_s, "{}").status, 404);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "{nope").status, 400);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "x=1", {{"Content-Type", "text/plain"}}).status, 415);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "\xff\xfe", {}).status, 400);
+}
+
+void tst_Server::dangerNeedsConfirmation()
+{
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "{}").status, 409);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, R"({"confirm":true})").status, 409);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, R"({"confirm":"wipe"})").status, 202);
+}
+
+void tst_Server::runWaitsForTheFinishedRun()
+{
+    const Answer a = request("POST", u"/admin/task/lines/run"_s, R"({"count":2,"label":"x"})");
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"status"_s).toString(), u"succeeded"_s);
+    QCOMPARE(a.json().value(u"result"_s).toInt(), 2);
+}
+
+QList<QJsonObject> tst_Server::follow(const QString &path, QWebSocket *socket)
+{
+    QWebSocket own;
+    if (!socket)
+        socket = &own;
+    QList<QJsonObject> messages;
+    connect(socket, &QWebSocket::textMessageReceived, socket, [&messages](const QString &text) {
+        messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+    });
+    QSignalSpy closed(socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1%2"_s.arg(m_server->port()).arg(path)));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket->open(req);
+    if (!closed.wait(60000))
+        qWarning() << "the stream did not close";
+    return messages;
+}
+
+void tst_Server::webSocketSnapshotThenOrderedEvents()
+{
+    const QString id = request("POST", u"/admin/task/lines/start"_s, R"({"count":500,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id);
+    QVERIFY(messages.size() >= 2);
+    QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
+    qint64 seq = messages.first().value(u"seq"_s).toInteger();
+    qint64 lastLine = messages.first().value(u"log"_s).toArray().isEmpty() ? 0
+        : messages.first().value(u"log"_s).toArray().last().toObject().value(u"n"_s).toInteger();
+    for (qsizetype i = 1; i < messages.size(); ++i) {
+        const QJsonObject &m = messages.at(i);
+        QCOMPARE(m.value(u"seq"_s).toInteger(), seq + 1);
+        if (m.value(u"type"_s).toString() == u"log") {
+            const QJsonArray lines = m.value(u"lines"_s).toArray();
+            for (const QJsonValue &line : lines) {
+                QCOMPARE(line.toObject().value(u"seq"_s).toInteger(), ++seq);
+                QCOMPARE(line.toObject().value(u"n"_s).toInteger(), ++lastLine);
+            }
+        } else {
+            ++seq;
+        }
+    }
+    QCOMPARE(messages.last().value(u"type"_s).toString(), u"finished"_s);
+    QCOMPARE(lastLine, 500);
+}
+
+void tst_Server::webSocketResumesAfterSeq()
+{
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":20,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    // Resume in the middle: no snapshot, the next message is seq 11.
+    const QList<QJsonObject> messages = follow(u"/ws/task/%1?after=10"_s.arg(id));
+    QVERIFY(!messages.isEmpty());
+    QCOMPARE(messages.first().value(u"seq"_s).toInteger(), 11);
+    QVERIFY(messages.first().value(u"type"_s).toString() != u"snapshot"_s);
+    QCOMPARE(messages.last().value(u"type"_s).toString(), u"finished"_s);
+}
+
+void tst_Server::webSocketForeignOriginIsRefused()
+{
+    QWebSocket socket(u"http://evil.example"_s);
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(m_server->port())
+                             .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket.open(req);
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::webSocketNeedsToken()
+{
+    QWebSocket socket;
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    socket.open(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(m_server->port())
+                         .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::webSocketUnknownRunIsClosedWithAReason()
+{
+    QWebSocket socket;
+    const QList<QJsonObject> messages =
+        follow(u"/ws/task/"_s + QUuid::createUuid().toString(QUuid::WithoutBraces), &socket);
+    QVERIFY(messages.isEmpty());
+    QCOMPARE(socket.closeReason(), u"unknown run"_s);
+}
+
+void tst_Server::slowClientIsToldAndResumes()
+{
+    // A server whose clients may have nothing waiting: each falls behind after one event.
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.maxPendingSocketBytes = 1;
+    AdminServer strict(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(strict.listen(&error), qPrintable(error));
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":5,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+
+    auto followStrict = [&](qint64 after) {
+        QWebSocket socket;
+        QList<QJsonObject> messages;
+        connect(&socket, &QWebSocket::textMessageReceived, &socket, [&messages](const QString &text) {
+            messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+        });
+        QSignalSpy closed(&socket, &QWebSocket::disconnected);
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=%3"_s.arg(strict.port()).arg(id).arg(after)));
+        req.setRawHeader("Authorization", "Bearer " + strict.token());
+        socket.open(req);
+        closed.wait(60000);
+        return messages;
+    };
+    qint64 seq = 0;
+    int behind = 0;
+    for (int connection = 0; connection < 100; ++connection) {
+        const QList<QJsonObject> messages = followStrict(seq);
+        QVERIFY(!messages.isEmpty());
+        for (const QJsonObject &m : messages) {
+            const QString type = m.value(u"type"_s).toString();
+            if (type == u"behind") {
+                ++behind;
+                QCOMPARE(m.value(u"seq"_s).toInteger(), seq);
+                continue;
+            }
+            QCOMPARE(m.value(u"seq"_s).toInteger(), seq + 1);
+            seq = type == u"log" ? m.value(u"lines"_s).toArray().last().toObject().value(u"seq"_s).toInteger()
+                                 : seq + 1;
+        }
+        if (messages.last().value(u"type"_s).toString() == u"finished")
+            break;
+    }
+    QVERIFY(behind > 0);
+    QCOMPARE(m_engine->snapshot(id)->seq, seq);
+}
+
+void tst_Server::announcedOversizedBodyIsRefusedUnread()
+{
+    // The body is never sent: without the early check the server would wait for it.
+    QTcpSocket socket;
+    socket.connectToHost(QHostAddress::LocalHost, m_server->port());
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QVERIFY(connected.wait(60000));
+    socket.write("POST /admin/task/lines/start HTTP/1.1\r\nHost: 127.0.0.1:"
+                 + QByteArray::number(m_server->port()) + "\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 50000000\r\n\r\n");
+    // The server runs on this thread: wait with the event loop running.
+    QByteArray answer;
+    QSignalSpy readable(&socket, &QTcpSocket::readyRead);
+    while (!answer.contains("\r\n\r\n") && (socket.bytesAvailable() > 0 || readable.wait(60000)))
+        answer += socket.readAll();
+    QVERIFY2(answer.startsWith("HTTP/1.1 413"), answer.constData());
+    QVERIFY(answer.contains("X-Content-Type-Options: nosniff"));
+}
+
+void tst_Server::expectContinueIsAnswered()
+{
+    QTcpSocket socket;
+    socket.connectToHost(QHostAddress::LocalHost, m_server->port());
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QVERIFY(connected.wait(60000));
+    socket.write("POST /admin/task/lines/start HTTP/1.1\r\nHost: 127.0.0.1:"
+                 + QByteArray::number(m_server->port()) + "\r\nContent-Type: application/json\r\n"
+                 "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    // The server runs on this thread: wait with the event loop running.
+    QByteArray answer;
+    QSignalSpy readable(&socket, &QTcpSocket::readyRead);
+    while (!answer.contains("\r\n\r\n") && (socket.bytesAvailable() > 0 || readable.wait(60000)))
+        answer += socket.readAll();
+    QVERIFY2(answer.startsWith("HTTP/1.1 100 Continue\r\n\r\n"), answer.constData());
+}
+
+void tst_Server::slowRequestHeadIsDropped()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.requestHeadTimeoutMs = 50;
+    AdminServer strict(m_engine.get(), nullptr, settings);
+    QString error;
+    QVERIFY2(strict.listen(&error), qPrintable(error));
+    QTcpSocket socket;
+    QSignalSpy connected(&socket, &QTcpSocket::connected);
+    QSignalSpy dropped(&socket, &QTcpSocket::disconnected);
+    socket.connectToHost(QHostAddress::LocalHost, strict.port());
+    QVERIFY(connected.wait(60000));
+    // Half a head, and no more: the server lets go of the connection.
+    socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    QVERIFY(dropped.wait(60000));
+}
+
+void tst_Server::cookieSessionNeedsCsrfToChangeState()
+{
+    QCOMPARE(request("GET", u"/login?token=wrong"_s, {}, {}, false).status, 401);
+    const Answer login = request("GET", u"/login?token="_s + QString::fromLatin1(m_server->token()), {}, {}, false);
+    // The redirect was followed to /admin/task with the session cookie.
+    QCOMPARE(login.status, 200);
+    QCOMPARE(login.reply->url().path(), u"/admin/task"_s);
+    QByteArray csrf;
+    const QList<QNetworkCookie> cookies = m_network.cookieJar()->cookiesForUrl(url(u"/"_s));
+    bool httpOnlySession = false;
+    for (const QNetworkCookie &cookie : cookies) {
+        if (cookie.name() == "taskdeck_csrf")
+            csrf = cookie.value();
+        if (cookie.name() == "taskdeck_session")
+            httpOnlySession = cookie.isHttpOnly();
+    }
+    QVERIFY(httpOnlySession);
+    QVERIFY(!csrf.isEmpty());
+    QCOMPARE(request("GET", u"/admin/task"_s, {}, {}, false).status, 200);
+    const QByteArray body = R"({"count":1,"label":"x"})";
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {}, false).status, 403);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {{"X-CSRF-Token", "nope"}}, false).status, 403);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {{"X-CSRF-Token", csrf}}, false).status, 202);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::pathTraversalIsNotFound()
+{
+    QCOMPARE(request("GET", u"/admin/task/..%2F..%2Fetc"_s).status, 404);
+    QCOMPARE(request("GET", u"/admin/run/not-a-run"_s).status, 404);
+    QCOMPARE(request("GET", u"/admin/run/%1/log"_s.arg(QUuid::createUuid().toString(QUuid::WithoutBraces))).status, 404);
+    QCOMPARE(request("GET", u"/admin/task/"_s).status, 404);
+}
+
+void tst_Server::runGoesOnWhenTheWaitingClientLeaves()
+{
+    // A failing check must not leave the worker waiting for ever.
+    auto release = qScopeGuard([this] { m_gate.release(); });
+    QSignalSpy started(m_engine.get(), &TaskEngine::runStarted);
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    QNetworkRequest req(url(u"/admin/task/gate/run"_s));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    QNetworkReply *reply = m_network.post(req, QByteArray());
+    m_replies.append(reply);
+    QVERIFY(started.wait(60000));
+    QSignalSpy aborted(reply, &QNetworkReply::finished);
+    reply->abort();
+    QCOMPARE(aborted.size(), 1);
+    QCOMPARE(request("GET", u"/healthz"_s).json().value(u"running"_s).toInt(), 1);
+    release.dismiss();
+    m_gate.release();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 60000);
+    const Run run = finished.at(0).at(0).value<Run>();
+    QCOMPARE(run.status, RunStatus::Succeeded);
+    QCOMPARE(request("GET", u"/healthz"_s).status, 200);
+}
+
+void tst_Server::webSocketCanBeTurnedOff()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    settings.webSocketEnabled = false;
+    AdminServer quiet(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(quiet.listen(&error), qPrintable(error));
+    QWebSocket socket;
+    QSignalSpy connected(&socket, &QWebSocket::connected);
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2"_s.arg(quiet.port())
+                             .arg(QUuid::createUuid().toString(QUuid::WithoutBraces))));
+    req.setRawHeader("Authorization", "Bearer " + quiet.token());
+    socket.open(req);
+    QVERIFY(closed.wait(60000));
+    QCOMPARE(connected.size(), 0);
+}
+
+void tst_Server::rerunStartsTheSameTaskAgain()
+{
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":2,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
+    const Answer a = request("POST", u"/admin/run/"_s + id + u"/rerun"_s, R"({"count":4})");
+    QCOMPARE(a.status, 202);
+    const QString again = a.json().value(u"id"_s).toString();
+    QVERIFY(again != id);
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/"_s + again).json().value(u"status"_s).toString()
+                                 == u"succeeded"_s, 60000);
+    const QJsonObject run = request("GET", u"/admin/run/"_s + again).json();
+    QCOMPARE(run.value(u"result"_s).toInt(), 4);
+    QCOMPARE(request("POST", u"/admin/run/%1/rerun"_s.arg(QUuid::createUuid().toString(QUuid::WithoutBraces)), "{}").status, 404);
+}
+
+void tst_Server::failedLoginsAreLimited()
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data"_s);
+    AdminServer guarded(m_engine.get(), nullptr, settings);
+    QString error;
+    QVERIFY2(guarded.listen(&error), qPrintable(error));
+    auto login = [&](const QByteArray &token) {
+        QNetworkRequest req(QUrl(u"http://127.0.0.1:%1/login?token=%2"_s.arg(guarded.port())
+                                     .arg(QString::fromLatin1(token))));
+        req.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy finished(reply, &QNetworkReply::finished);
+        finished.wait(60000);
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    };
+    QCOMPARE(login(guarded.token()), 303);
+    for (int i = 0; i < AdminAuth::kMaxFailedLogins; ++i)
+        QCOMPARE(login("wrong"), 401);
+    QCOMPARE(login("wrong"), 429);
+    // The right token does not get through either while the client is held back.
+    QCOMPARE(login(guarded.token()), 429);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::oneTimeLoginLinkWorksOnce()
+{
+    const QUrl link = m_server->oneTimeLoginUrl();
+    QVERIFY(!link.query().contains(QString::fromLatin1(m_server->token())));
+    auto open = [this](const QUrl &url) {
+        QNetworkRequest req(url);
+        req.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy finished(reply, &QNetworkReply::finished);
+        finished.wait(60000);
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    };
+    QCOMPARE(open(link), 303);
+    QCOMPARE(open(link), 401);
+    m_network.setCookieJar(new QNetworkCookieJar(&m_network));
+}
+
+void tst_Server::metricsCountRequestsAndRuns()
+{
+    QCOMPARE(request("GET", u"/metrics"_s, {}, {}, false).status, 401);
+    const Answer a = request("GET", u"/metrics"_s);
+    QCOMPARE(a.status, 200);
+    QVERIFY(a.reply->header(QNetworkRequest::ContentTypeHeader).toString().startsWith(u"text/plain"_s));
+    const QList<QByteArray> lines = a.body.split('\n');
+    auto value = [&lines](const QByteArray &series) -> qint64 {
+        for (const QByteArray &line : lines) {
+            if (line.startsWith(QByteArray(series + ' ')))
+                return line.mid(series.size() + 1).toLongLong();
+        }
+        return -1;
+    };
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="/healthz",status="200"})") >= 1);
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="/metrics",status="401"})") == 1);
+    QVERIFY(value(R"(taskdeck_http_requests_total{route="unmatched",status="404"})") >= 1);
+    const qint64 succeeded = value(R"(taskdeck_runs_total{task="lines",status="succeeded"})");
+    QVERIFY(succeeded >= 3);
+    QVERIFY(value("taskdeck_run_duration_seconds_count") >= succeeded);
+    QCOMPARE(value("taskdeck_runs_active"), 0);
+    QCOMPARE(value("taskdeck_websocket_clients"), 0);
+}
+
+void tst_Server::formPostsStartRuns()
+{
+    const QList<std::pair<QByteArray, QByteArray>> form{{"Content-Type", "application/x-www-form-urlencoded"}};
+    const Answer a = request("POST", u"/admin/task/lines/run"_s, "count=3&label=two+words%21", form);
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"result"_s).toInt(), 3);
+    QCOMPARE(a.json().value(u"args"_s).toObject().value(u"label"_s).toString(), u"two words!"_s);
+    const Answer invalid = request("POST", u"/admin/task/lines/start"_s, "count=lots", form);
+    QCOMPARE(invalid.status, 400);
+    QCOMPARE(invalid.json().value(u"fields"_s).toArray().size(), 2);
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, "label=%FF", form).status, 400);
+    QCOMPARE(request("POST", u"/admin/task/wipe/start"_s, "confirm=wipe", form).status, 202);
+}
+
+void tst_Server::hundredClientsEachGetEveryLineInOrder()
+{
+    constexpr int Clients = 100;
+    constexpr int Lines = 2000;
+    const QString id = request("POST", u"/admin/task/lines/start"_s,
+                               QByteArray(R"({"count":)" + QByteArray::number(Lines) + R"(,"label":"x"})"))
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    struct Client
+    {
+        QWebSocket socket;
+        qint64 lastLine = 0;
+        qint64 lastSeq = 0;
+        bool inOrder = true;
+        bool finished = false;
+    };
+    std::vector<std::unique_ptr<Client>> clients;
+    int closed = 0;
+    for (int i = 0; i < Clients; ++i) {
+        auto client = std::make_unique<Client>();
+        Client *c = client.get();
+        connect(&c->socket, &QWebSocket::textMessageReceived, &c->socket, [c](const QString &text) {
+            const QJsonObject m = QJsonDocument::fromJson(text.toUtf8()).object();
+            // What the history serves skips the numbers of starts and progress reports
+            // (it keeps lines and the finish only): seqs rise, lines have no gap.
+            if (m.value(u"seq"_s).toInteger() <= c->lastSeq)
+                c->inOrder = false;
+            c->lastSeq = m.value(u"seq"_s).toInteger();
+            const QJsonArray lines = m.value(u"lines"_s).toArray();
+            for (const QJsonValue &line : lines) {
+                if (line.toObject().value(u"n"_s).toInteger() != ++c->lastLine
+                    || line.toObject().value(u"seq"_s).toInteger() < c->lastSeq)
+                    c->inOrder = false;
+                c->lastSeq = line.toObject().value(u"seq"_s).toInteger();
+            }
+            c->finished = m.value(u"type"_s).toString() == u"finished";
+        });
+        connect(&c->socket, &QWebSocket::disconnected, &c->socket, [&closed] { ++closed; });
+        // From the start (after 0): every event, however far the run has got.
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=0"_s.arg(m_server->port()).arg(id)));
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+        c->socket.open(req);
+        clients.push_back(std::move(client));
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(closed, Clients, 120000);
+    for (const auto &c : clients) {
+        QVERIFY(c->inOrder);
+        QVERIFY(c->finished);
+        QCOMPARE(c->lastLine, Lines);
+    }
+}
+
+namespace {
+
+QProcessEnvironment serveEnvironment(const QString &dataDir)
+{
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    for (const Settings::Option &option : Settings::options())
+        env.remove(option.variable);
+    env.insert(u"TASK_DATA_DIR"_s, dataDir);
+    env.insert(u"XDG_CONFIG_HOME"_s, dataDir);
+    return env;
+}
+
+} // namespace
+
+void tst_Server::serveRefusesBadAndBusyAddresses()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY2(QFileInfo(bin).isExecutable(), "set TASKDECK_BIN to the taskdeck binary (ctest does)");
+    const QString dataDir = m_dir.filePath(u"serve-refusals"_s);
+    const QList<std::pair<QString, QString>> cases{
+        {u"not-an-address"_s, u"\"not-an-address\" is not an address"_s},
+        {u"127.0.0.1:%1"_s.arg(m_server->port()), u"address 127.0.0.1:%1 is in use"_s.arg(m_server->port())},
+    };
+    for (const auto &[listen, message] : cases) {
+        QProcess serve;
+        serve.setProcessEnvironment(serveEnvironment(dataDir));
+        serve.setWorkingDirectory(m_dir.path());
+        QSignalSpy finished(&serve, &QProcess::finished);
+        serve.start(bin, {u"serve"_s, u"--listen"_s, listen});
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(serve.exitCode(), 2);
+        const QString err = QString::fromUtf8(serve.readAllStandardError());
+        QVERIFY2(err.contains(message), qPrintable(err));
+    }
+}
+
+void tst_Server::serveStopsOnSigtermAndRecordsCanceledRuns()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY(QFileInfo(bin).isExecutable());
+    const QString dataDir = m_dir.filePath(u"serve"_s);
+    QProcess serve;
+    serve.setProcessEnvironment(serveEnvironment(dataDir));
+    serve.setWorkingDirectory(m_dir.path());
+    const auto stop = qScopeGuard([&serve] { serve.kill(); serve.waitForFinished(); });
+    serve.start(bin, {u"serve"_s, u"--listen"_s, u"127.0.0.1:0"_s});
+    QSignalSpy output(&serve, &QProcess::readyReadStandardOutput);
+    QByteArray printed;
+    while (!printed.contains("log in: ") || !printed.endsWith('\n')) {
+        QVERIFY2(output.wait(60000), printed.constData());
+        printed += serve.readAllStandardOutput();
+    }
+    const QByteArray listening = printed.split('\n').constFirst();
+    QVERIFY2(listening.startsWith("listening on http://127.0.0.1:"), listening.constData());
+    const QUrl base(QString::fromUtf8(listening.mid(QByteArrayView("listening on ").size())));
+    QFile tokenFile(dataDir + u"/admin-token"_s);
+    QVERIFY(tokenFile.open(QIODevice::ReadOnly));
+    const QByteArray token = tokenFile.readAll().trimmed();
+    QVERIFY(printed.contains(QByteArray("/login?token=" + token)));
+
+    auto post = [&](const QString &path, const QByteArray &body) {
+        QNetworkRequest req(base.resolved(QUrl(path)));
+        req.setRawHeader("Authorization", "Bearer " + token);
+        req.setHeader(QNetworkRequest::ContentTypeHeader, u"application/json"_s);
+        QNetworkReply *reply = m_network.post(req, body);
+        m_replies.append(reply);
+        QSignalSpy done(reply, &QNetworkReply::finished);
+        done.wait(60000);
+        return QJsonDocument::fromJson(reply->readAll()).object();
+    };
+    auto status = [&](const QString &id) {
+        QNetworkRequest req(base.resolved(QUrl(u"/admin/run/"_s + id)));
+        req.setRawHeader("Authorization", "Bearer " + token);
+        QNetworkReply *reply = m_network.get(req);
+        m_replies.append(reply);
+        QSignalSpy done(reply, &QNetworkReply::finished);
+        done.wait(60000);
+        return QJsonDocument::fromJson(reply->readAll()).object().value(u"status"_s).toString();
+    };
+    const QString id = post(u"/admin/task/exec/start"_s, R"({"command":"sleep 600","confirm":"exec"})")
+                           .value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QTRY_COMPARE_WITH_TIMEOUT(status(id), u"running"_s, 60000);
+
+    QSignalSpy finished(&serve, &QProcess::finished);
+    ::kill(pid_t(serve.processId()), SIGTERM);
+    QVERIFY(finished.wait(60000));
+    QCOMPARE(serve.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(serve.exitCode(), 0);
+
+    const std::unique_ptr<SqliteRunStore> store = testsupport::openStore(dataDir);
+    QVERIFY(store);
+    const std::optional<Run> run = store->findRun(id);
+    QVERIFY(run);
+    QCOMPARE(runStatusName(run->status), u"canceled"_s);
+}
+
+QTEST_GUILESS_MAIN(tst_Server)
+#include "tst_server.moc"
