@@ -837,9 +837,12 @@ void TestCli::interruptTwice()
     QCOMPARE(shown.exitCode, 0);
     const std::optional<QJsonObject> run = parseObject(shown.out);
     QVERIFY2(run, qPrintable(shown.out));
+    // Canceled either way: by the record made before quitting ("interrupted twice"), or by
+    // the engine's own finish of the run once its command was killed, whichever the history
+    // committed last (both are final states; neither is left running).
     QCOMPARE(run->value(u"status"_s).toString(), u"canceled"_s);
-    QVERIFY2(run->value(u"error"_s).toObject().value(u"message"_s).toString().contains(u"interrupted twice"_s),
-             qPrintable(shown.out));
+    const QString message = run->value(u"error"_s).toObject().value(u"message"_s).toString();
+    QVERIFY2(message.contains(u"interrupted twice"_s) || message == u"canceled"_s, qPrintable(shown.out));
 }
 
 void TestCli::eachMixed()
