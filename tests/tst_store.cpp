@@ -231,6 +231,7 @@ private Q_SLOTS:
     void persistsSeqAndRetrying();
     void recoversRetryingRuns();
     void migratesVersion3();
+    void migratesEarlyVersion4();
     void readLogAfterSeqResumes();
     void asyncQueriesNeverBlockTheCaller();
     void asyncQueriesEndWithTheStore();
@@ -310,7 +311,7 @@ void TestStore::freshFileIsCurrentAndWal()
     QVERIFY(QFileInfo::exists(store->location()));
     RawDb raw(store->location());
     QVERIFY(raw.isOpen());
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
     QCOMPARE(raw.scalar(u"PRAGMA journal_mode"_s).toString(), u"wal"_s);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_status'"_s).toInt(), 0);
@@ -968,7 +969,7 @@ void TestStore::migratesVersion1()
     QCOMPARE(store->traceId(u"v1-ok"_s).size(), 32);
 
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_active'"_s).toInt(), 1);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = 'v1-ok'"_s).toInt(), 3);
@@ -1405,7 +1406,7 @@ void TestStore::migratesVersion3()
     auto store = openStore(dir.path());
     QVERIFY(store);
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 4);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
     const std::optional<Run> run = store->findRun(u"v3-running"_s);
     QVERIFY(run);
     QCOMPARE(run->seq, 0);
@@ -1882,6 +1883,39 @@ void TestStore::backupsArePrivate()
     QCOMPARE(files.size(), 2);
     for (const QString &name : files)
         QCOMPARE(modeOf(QDir(backups).filePath(name)), u"0600"_s);
+}
+
+void TestStore::migratesEarlyVersion4()
+{
+    // Development builds of version 4 tracked changes with an indexed runs.change_seq and had
+    // no change log: such a file opens, gains the log and loses the index.
+    QTemporaryDir dir;
+    const QString path = dir.filePath(u"history.sqlite3"_s);
+    {
+        RawDb raw(path);
+        QVERIFY(raw.isOpen());
+        QSqlDatabase db = raw.db();
+        QSqlError error;
+        QVERIFY(SqliteSchema::createVersion1(db, &error));
+        QVERIFY(SqliteSchema::migrateToVersion2(db, &error));
+        QVERIFY(SqliteSchema::migrateToVersion3(db, &error));
+        QVERIFY(SqliteSchema::migrateToVersion4(db, &error));
+        QVERIFY(raw.exec(u"DROP TABLE changes"_s));
+        QVERIFY(raw.exec(u"ALTER TABLE runs ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0"_s));
+        QVERIFY(raw.exec(u"CREATE INDEX runs_changed ON runs(change_seq)"_s));
+        QVERIFY(raw.exec(u"PRAGMA user_version = 4"_s));
+    }
+    auto store = openStore(dir.path());
+    QVERIFY2(store, "a history of the early version 4 must open");
+    const Run run = makeRun(u"after-early-4"_s, u"t"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc());
+    bool durable = false;
+    store->recordFinished(run, [&durable] { durable = true; });
+    QTRY_VERIFY(durable);
+    QVERIFY(store->findRun(run.id));
+    RawDb raw(path);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
+    QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'runs_changed'"_s).toInt(), 0);
+    QVERIFY(raw.scalar(u"SELECT count(*) FROM changes WHERE instr(run_ids, 'after-early-4') > 0"_s).toInt() >= 1);
 }
 
 QTEST_GUILESS_MAIN(TestStore)

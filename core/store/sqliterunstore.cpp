@@ -501,7 +501,7 @@ struct Statements
     {
         if (m_prepareError.isValid())
             return m_prepareError;
-        for (const QSqlQuery *q : {&progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+        for (const QSqlQuery *q : {&progress, &logCount, &logChange, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
             if (q->lastError().isValid())
                 return q->lastError();
         }

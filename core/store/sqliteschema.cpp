@@ -46,6 +46,7 @@ constexpr Migration kMigrations[] = {
     &SqliteSchema::migrateToVersion2,
     &SqliteSchema::migrateToVersion3,
     &SqliteSchema::migrateToVersion4,
+    &SqliteSchema::migrateToVersion5,
 };
 static_assert(std::size(kMigrations) == SqliteSchema::kVersion);
 
@@ -180,6 +181,14 @@ bool SqliteSchema::migrateToVersion4(QSqlDatabase &db, QSqlError *error)
         u"CREATE INDEX runs_active ON runs(status) WHERE "_s + activeCondition(u"status"_s),
         u"ALTER TABLE log_chunks ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0"_s,
         u"CREATE INDEX log_chunks_seq ON log_chunks(run_id, last_seq)"_s,
+    }, error);
+}
+
+bool SqliteSchema::migrateToVersion5(QSqlDatabase &db, QSqlError *error)
+{
+    return execAll(db, {
+        u"CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, run_ids TEXT NOT NULL)"_s,
+        u"DROP INDEX IF EXISTS runs_changed"_s,
     }, error);
 }
 

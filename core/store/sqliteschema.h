@@ -28,11 +28,14 @@ namespace taskdeck {
  * transaction that writes runs adds one row to the table changes (its change number, see
  * nextChange(), and the ids it wrote), so another connection finds what changed since it
  * last looked.
+ * Version 5: the same as 4 for a file made as 4 is now; it brings files made by development
+ * builds of 4, which tracked changes with an indexed runs.change_seq, to the change log (the
+ * column stays, unused).
  */
 class SqliteSchema final
 {
 public:
-    static constexpr int kVersion = 4;
+    static constexpr int kVersion = 5;
 
     /*! What went wrong in migrate(): an SQL error, or a problem described in words. */
     struct Failure
@@ -56,6 +59,7 @@ public:
     static bool migrateToVersion3(QSqlDatabase &db, QSqlError *error);
     /*! Turns version 3 into version 4. */
     static bool migrateToVersion4(QSqlDatabase &db, QSqlError *error);
+    static bool migrateToVersion5(QSqlDatabase &db, QSqlError *error);
 
     /*!
      * "The run is not finished" about \a column, as an SQL condition ("(status = 'queued'
