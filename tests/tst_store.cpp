@@ -1381,6 +1381,22 @@ void TestStore::recoversRetryingRuns()
     QVERIFY2(recovered->error.message.contains(u"retrying"_s), qPrintable(recovered->error.message));
 }
 
+// Builds a history's tables as the given schema version made them, without the version mark.
+static bool buildSchemaUpTo(QSqlDatabase db, int version)
+{
+    using Step = bool (*)(QSqlDatabase &, QSqlError *);
+    const Step steps[] = {&SqliteSchema::createVersion1, &SqliteSchema::migrateToVersion2,
+                          &SqliteSchema::migrateToVersion3, &SqliteSchema::migrateToVersion4};
+    QSqlError error;
+    for (int i = 0; i < version; ++i) {
+        if (!steps[i](db, &error)) {
+            qWarning() << error;
+            return false;
+        }
+    }
+    return true;
+}
+
 void TestStore::migratesVersion3()
 {
     QTemporaryDir dir;
@@ -1389,11 +1405,7 @@ void TestStore::migratesVersion3()
     {
         RawDb raw(path);
         QVERIFY(raw.isOpen());
-        QSqlDatabase db = raw.db();
-        QSqlError error;
-        QVERIFY(SqliteSchema::createVersion1(db, &error));
-        QVERIFY(SqliteSchema::migrateToVersion2(db, &error));
-        QVERIFY(SqliteSchema::migrateToVersion3(db, &error));
+        QVERIFY(buildSchemaUpTo(raw.db(), 3));
         QVERIFY(raw.exec(u"PRAGMA user_version = 3"_s));
         QVERIFY(raw.exec(u"INSERT INTO runs (id, task, status, attempt, queued_at, started_at, owner, trace_id) "
                          "VALUES ('v3-running', 'sync', 'running', 1, %1, %2, '', 'abc')"_s.arg(t0).arg(t0 + 1)));
@@ -1894,12 +1906,7 @@ void TestStore::migratesEarlyVersion4()
     {
         RawDb raw(path);
         QVERIFY(raw.isOpen());
-        QSqlDatabase db = raw.db();
-        QSqlError error;
-        QVERIFY(SqliteSchema::createVersion1(db, &error));
-        QVERIFY(SqliteSchema::migrateToVersion2(db, &error));
-        QVERIFY(SqliteSchema::migrateToVersion3(db, &error));
-        QVERIFY(SqliteSchema::migrateToVersion4(db, &error));
+        QVERIFY(buildSchemaUpTo(raw.db(), 4));
         QVERIFY(raw.exec(u"DROP TABLE changes"_s));
         QVERIFY(raw.exec(u"ALTER TABLE runs ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0"_s));
         QVERIFY(raw.exec(u"CREATE INDEX runs_changed ON runs(change_seq)"_s));
