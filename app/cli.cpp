@@ -69,7 +69,7 @@ std::optional<CliCommand> commandFromName(const QString &name)
         {u"history"_s, CliCommand::History}, {u"show"_s, CliCommand::Show},
         {u"log"_s, CliCommand::Log},         {u"export"_s, CliCommand::Export},
         {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
-        {u"serve"_s, CliCommand::Serve},
+        {u"serve"_s, CliCommand::Serve},     {u"gui"_s, CliCommand::Gui},
     };
     const auto found = commands.constFind(name);
     if (found == commands.cend())
@@ -98,6 +98,8 @@ QString commandName(CliCommand command)
         return u"help"_s;
     case CliCommand::Serve:
         return u"serve"_s;
+    case CliCommand::Gui:
+        return u"gui"_s;
     case CliCommand::None:
     case CliCommand::Version:
         break;
@@ -148,6 +150,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::Export:
         return option == O::Format || option == O::Output;
     case CliCommand::Serve:
+    case CliCommand::Gui:
         return option == O::Listen;
     case CliCommand::None:
     case CliCommand::Help:
@@ -475,6 +478,7 @@ CommandLine parseCommandLine(const QStringList &arguments)
     case CliCommand::Help:
     case CliCommand::History:
     case CliCommand::Serve:
+    case CliCommand::Gui:
         if (!positionals.isEmpty())
             return failed(u"unexpected argument \"%1\""_s.arg(positionals.constFirst()));
         break;
@@ -525,14 +529,15 @@ bool needsHistory(CommandLine::Command command)
 bool needsTasks(CommandLine::Command command)
 {
     return command == CliCommand::List || command == CliCommand::Run
-        || command == CliCommand::Rerun || command == CliCommand::Serve;
+        || command == CliCommand::Rerun || command == CliCommand::Serve
+        || command == CliCommand::Gui;
 }
 
 QString usageText()
 {
-    QString text = uR"(Usage: taskdeck [OPTIONS] COMMAND [ARGS]
+    QString text = uR"(Usage: taskdeck [OPTIONS] [COMMAND [ARGS]]
 
-Runs Taskdeck tasks from the command line.
+Runs Taskdeck tasks from the command line. With no command, opens the window.
 
 Commands:
 )"_s;
@@ -556,6 +561,9 @@ Commands:
         {u"  serve [--listen ADDRESS:PORT]"_s,
          u"Run the tasks and the admin server without a window (default 127.0.0.1:8470); "
          u"prints the address and a login link; SIGINT or SIGTERM stops it"_s},
+        {u"  gui [--listen ADDRESS:PORT|off]"_s,
+         u"Open the desktop window (the default with no command); it also serves the web "
+         u"admin, on 127.0.0.1:8470 unless told otherwise"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
@@ -684,6 +692,7 @@ int Cli::execute(const CommandLine &commandLine)
     case CommandLine::Command::Log:
     case CommandLine::Command::Export:
     case CommandLine::Command::Serve:
+    case CommandLine::Command::Gui:
         break;
     }
     m_console->write(Channel::Err, usageText());

@@ -33,7 +33,7 @@ constexpr int Usage = 2;   //!< bad command line or configuration, unknown task 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
 struct CommandLine
 {
-    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve };
+    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui };
     enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;

@@ -2,14 +2,14 @@
 // The taskdeck command line: parse, wire the history, the tasks and the engine, dispatch.
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include <QCoreApplication>
-#include <QDir>
 #include <QFileInfo>
 #include <QProcessEnvironment>
-#include <QStandardPaths>
 
+#include "appsetup.h"
 #include "cli.h"
 #include "console.h"
 #include "engineconfig.h"
@@ -17,10 +17,10 @@
 #include "sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
-#include "builtintasks.h"
-#include "historytasks.h"
+#ifdef TASKDECK_WITH_UI
+#include "guicommand.h"
+#endif
 #include "servecommand.h"
-#include "systemtasks.h"
 #include "tasksfile.h"
 #include "tasksfilewatcher.h"
 
@@ -28,24 +28,6 @@ using namespace Qt::StringLiterals;
 using namespace taskdeck;
 
 namespace {
-
-QString dataDirectory(const Settings &settings)
-{
-    if (!settings.dataDir.isEmpty())
-        return settings.dataDir;
-    return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
-}
-
-std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error)
-{
-    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error);
-    if (!store)
-        return nullptr;
-    // Runs left queued or running by Taskdeck processes that died are not coming back.
-    store->recoverInterrupted();
-    store->startRetention(settings.retentionDays);
-    return store;
-}
 
 /*
  * Registers the tasks of the tasks file, if there is one, under the file's absolute path.
@@ -154,10 +136,7 @@ int execute(Console &console)
     }
 
     TaskRegistry registry;
-    registerBuiltinTasks(registry);
-    registerSystemTasks(registry);
-    registerHistoryTasks(registry, store.get(),
-                         QDir(dataDirectory(*settings)).filePath(u"backups"_s));
+    registerStandardTasks(registry, store.get(), *settings);
     QString tasksFilePath;
     if (!registerTasksFile(registry, *settings, env, console, &tasksFilePath))
         return exitcode::Usage;
@@ -187,6 +166,24 @@ int execute(Console &console)
 
 int main(int argc, char *argv[])
 {
+    // The window needs a QApplication, which must be the first application object, and
+    // the command line must not need a display: decide before making either.
+    QStringList arguments;
+    for (int i = 1; i < argc; ++i)
+        arguments.append(QString::fromLocal8Bit(argv[i]));
+    const CommandLine commandLine = parseCommandLine(arguments);
+    if (commandLine.ok()
+        && (commandLine.command == CommandLine::Command::Gui
+            || commandLine.command == CommandLine::Command::None)) {
+#ifdef TASKDECK_WITH_UI
+        return runGui(argc, argv, commandLine);
+#else
+        std::fputs("taskdeck: this build has no window (TASKDECK_BUILD_UI was off); "
+                   "see taskdeck help for the command line, or run taskdeck serve\n", stderr);
+        return exitcode::Usage;
+#endif
+    }
+
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(u"taskdeck"_s);
     QCoreApplication::setApplicationVersion(QStringLiteral(TASKDECK_VERSION));

@@ -3,6 +3,10 @@
 // interrupted runs and starts retention like every command) against a history of 1,000,000
 // runs, and against an empty one, in alternating rounds.
 //
+// Built a second time as bench_uistartup (TASKDECK_BENCH_GUI): the same against the desktop
+// window, `taskdeck gui` offscreen, from process start to the main window's first paint
+// (TASKDECK_EXIT_AFTER_FIRST_PAINT makes it quit there).
+//
 // Usage: bench_startup [TASKDECK] [--count=N] [--rounds=N]
 //   TASKDECK defaults to ../app/taskdeck next to this program (build/release/app/taskdeck).
 
@@ -108,22 +112,40 @@ void fillHistory(const QString &file, int count)
     sqlite3_close(db);
 }
 
-/*! Wall time of one `taskdeck list` with \a dataDir; the command must succeed. */
+#ifdef TASKDECK_BENCH_GUI
+constexpr bool kGui = true;
+#else
+constexpr bool kGui = false;
+#endif
+
+/*! Wall time of one `taskdeck list` (or `taskdeck gui` to its first paint) with \a dataDir;
+ *  the command must succeed. */
 double timeList(const QString &taskdeck, const QString &dataDir)
 {
     QProcess process;
     process.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    QStringList arguments{u"--data-dir"_s, dataDir, u"list"_s};
+    if (kGui) {
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(u"QT_QPA_PLATFORM"_s, u"offscreen"_s);
+        env.insert(u"TASKDECK_EXIT_AFTER_FIRST_PAINT"_s, u"1"_s);
+        // The window's saved state of the person running the bench stays out of it.
+        env.insert(u"XDG_CONFIG_HOME"_s, QDir(dataDir).filePath(u"config"_s));
+        env.insert(u"XDG_CACHE_HOME"_s, QDir(dataDir).filePath(u"cache"_s));
+        process.setProcessEnvironment(env);
+        arguments = {u"--data-dir"_s, dataDir, u"gui"_s, u"--listen"_s, u"127.0.0.1:0"_s};
+    }
     QElapsedTimer timer;
     timer.start();
-    process.start(taskdeck, {u"--data-dir"_s, dataDir, u"list"_s});
+    process.start(taskdeck, arguments);
     if (!process.waitForFinished(120000) || process.exitStatus() != QProcess::NormalExit
         || process.exitCode() != 0) {
-        qFatal("%s list failed (exit %d): %s", qPrintable(taskdeck), process.exitCode(),
+        qFatal("%s %s failed (exit %d): %s", qPrintable(taskdeck), kGui ? "gui" : "list", process.exitCode(),
                qPrintable(process.errorString()));
     }
     const double ms = double(timer.nsecsElapsed()) / 1e6;
     if (process.readAllStandardOutput().isEmpty())
-        qFatal("%s list printed nothing", qPrintable(taskdeck));
+        qFatal("%s %s printed nothing", qPrintable(taskdeck), kGui ? "gui" : "list");
     return ms;
 }
 
@@ -169,7 +191,7 @@ int main(int argc, char *argv[])
     }
 
     bench::Result result;
-    result.bench = u"startup"_s;
+    result.bench = kGui ? u"uistartup"_s : u"startup"_s;
     result.value = bench::median(big);
     result.baseline = bench::median(empty);
     result.unit = u"ms"_s;
@@ -182,13 +204,14 @@ int main(int argc, char *argv[])
         {u"taskdeck"_s, taskdeck},
         {u"machine"_s, bench::machineInfo()},
     };
-    bench::printLine(u"startup: taskdeck list with %1 runs in the history against an empty one, median of %2 "
-                     "rounds"_s.arg(scale.count).arg(scale.rounds));
+    const QString what = kGui ? u"taskdeck gui to its first paint"_s : u"taskdeck list"_s;
+    bench::printLine(u"%1: %2 with %3 runs in the history against an empty one, median of %4 "
+                     "rounds"_s.arg(result.bench, what).arg(scale.count).arg(scale.rounds));
     bench::printLine(u"  %1 runs (%2 MiB) ms: %3"_s.arg(scale.count)
                          .arg(QString::number(double(historyBytes) / 1048576.0, 'f', 1), bench::formatSamples(big)));
     bench::printLine(u"  empty history ms: %1"_s.arg(bench::formatSamples(empty)));
-    bench::printLine(u"startup: %1 ms against %2 ms, ratio %3 (target <= %4)%5"_s
-                         .arg(QString::number(result.value, 'f', 1), QString::number(result.baseline, 'f', 1),
+    bench::printLine(u"%1: %2 ms against %3 ms, ratio %4 (target <= %5)%6"_s
+                         .arg(result.bench, QString::number(result.value, 'f', 1), QString::number(result.baseline, 'f', 1),
                               QString::number(result.ratio(), 'f', 2), QString::number(kTargetRatio),
                               result.ratio() <= kTargetRatio ? u""_s : u"  MISSED"_s));
     bench::printJsonLine(result);

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+// The desktop window end to end, offscreen, through its real widgets: a form filled and run,
+// bad input refused, a command canceled from the runs panel, a run of another process in the
+// history, the window without a display, and screenshots of its main states.
+
+#include "desktop.h"
+#include "logview.h"
+#include "mainwindow.h"
+#include "resultview.h"
+#include "runspanel.h"
+#include "runview.h"
+#include "sqliterunstore.h"
+#include "taskbrowser.h"
+#include "taskengine.h"
+#include "taskform.h"
+#include "taskpage.h"
+#include "taskregistry.h"
+#include "testsupport.h"
+#include "theme.h"
+
+#include <QAbstractItemView>
+#include <QApplication>
+#include <QDir>
+#include <QJsonArray>
+#include <QLineEdit>
+#include <QProcess>
+#include <QPushButton>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace Qt::StringLiterals;
+using namespace taskdeck;
+using namespace taskdeck::ui;
+
+namespace {
+
+const QString kColours =
+    u"\x1b[1;32mok\x1b[0m compiled \x1b[38;5;208morange\x1b[0m and \x1b[38;2;10;120;250mblue\x1b[0m"_s;
+
+Task colourTask()
+{
+    Task t = testsupport::makeTask(u"colours"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 1; i <= 40; ++i) {
+            ctx.log(u"%1 line %2"_s.arg(kColours).arg(i));
+            ctx.progress(i, 40, u"line %1"_s.arg(i));
+        }
+        ctx.logError(u"\x1b[31mwarning:\x1b[0m something on stderr"_s);
+        return QJsonObject{{u"summary"_s, QJsonObject{{u"lines"_s, 40}, {u"ok"_s, true}}},
+                           {u"files"_s, QJsonArray{QJsonObject{{u"name"_s, u"a.txt"_s}, {u"size"_s, 12}},
+                                                  QJsonObject{{u"name"_s, u"b.txt"_s}, {u"size"_s, 34}}}}};
+    });
+    t.title = u"Colour Report"_s;
+    t.category = u"reports"_s;
+    t.icon = u"utilities-terminal"_s;
+    t.tags = {u"demo"_s};
+    return t;
+}
+
+Task formTask()
+{
+    Task t = testsupport::makeTask(
+        u"greet"_s,
+        [](RunContext &ctx) -> QJsonValue {
+            ctx.log(u"hello"_s);
+            return QJsonObject{{u"greeted"_s, u"done"_s}};
+        },
+        {Field(u"name"_s, FieldType::Text).withTitle(u"Name"_s).withRequired().withPattern(u"[a-z]+"_s)
+             .withDescription(u"Lower-case letters only"_s),
+         Field(u"count"_s, FieldType::Integer).withTitle(u"Count"_s).withMin(1).withMax(10).withDefault(3)});
+    t.title = u"Greet"_s;
+    t.category = u"demo"_s;
+    t.description = u"Says hello to someone."_s;
+    return t;
+}
+
+Task sleeperTask(const QString &pidFile)
+{
+    Task t = testsupport::makeTask(u"sleeper"_s, [pidFile](RunContext &ctx) -> QJsonValue {
+        Command command;
+        // The shell starts a child of its own: canceling must end both.
+        command.argv = {u"sh"_s, u"-c"_s, u"sleep 300 & echo $! > '%1'; echo started; wait"_s.arg(pidFile)};
+        return ctx.runChecked(command);
+    });
+    t.title = u"Sleeper"_s;
+    t.category = u"demo"_s;
+    return t;
+}
+
+Task dangerTask()
+{
+    Task t = testsupport::makeTask(u"wipe"_s, [](RunContext &) -> QJsonValue { return true; });
+    t.title = u"Wipe Everything"_s;
+    t.category = u"admin"_s;
+    t.danger = u"This deletes every file in the scratch area."_s;
+    return t;
+}
+
+} // namespace
+
+class TestMainWindow : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void formRunsAndResultAppears();
+    void invalidFormStartsNothing();
+    void cancelFromRunsPanelEndsCommandAndChild();
+    void runOfAnotherProcessAppearsInHistory();
+    void noDisplayExitsWithAdvice();
+    void screenshots();
+
+private:
+    void makeWindow();
+    QString shotPath(const QString &name) const;
+    void saveShot(QWidget *widget, const QString &name);
+
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<SqliteRunStore> m_store;
+    std::unique_ptr<TaskRegistry> m_registry;
+    std::unique_ptr<TaskEngine> m_engine;
+    std::unique_ptr<MainWindow> m_window;
+    QString m_pidFile;
+};
+
+void TestMainWindow::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(u"taskdeck-tests"_s);
+    QCoreApplication::setApplicationName(u"tst_mainwindow"_s);
+    QSettings().clear();
+    QDir().mkpath(QStringLiteral(TASKDECK_SCREENSHOT_DIR));
+}
+
+void TestMainWindow::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+    QVERIFY(m_dir->isValid());
+    m_store = testsupport::openStore(m_dir->path());
+    QVERIFY(m_store);
+    m_pidFile = m_dir->filePath(u"child.pid"_s);
+    m_registry = std::make_unique<TaskRegistry>();
+    QString error;
+    for (const Task &task : {colourTask(), formTask(), sleeperTask(m_pidFile), dangerTask()})
+        QVERIFY2(m_registry->add(task, &error), qPrintable(error));
+    EngineConfig config;
+    config.maxConcurrent = 2;
+    m_engine = std::make_unique<TaskEngine>(m_registry.get(), config);
+    m_engine->setRecorder(m_store.get());
+    makeWindow();
+}
+
+void TestMainWindow::makeWindow()
+{
+    DesktopServices services;
+    services.engine = m_engine.get();
+    services.registry = m_registry.get();
+    services.store = m_store.get();
+    services.dataDir = m_dir->path();
+    m_window = std::make_unique<MainWindow>(services);
+    m_window->resize(1280, 860);
+    m_window->show();
+    QVERIFY(QTest::qWaitForWindowExposed(m_window.get()));
+}
+
+void TestMainWindow::cleanup()
+{
+    m_window.reset();
+    if (m_engine)
+        m_engine->shutdown();
+    m_engine.reset();
+    m_store.reset();
+    m_registry.reset();
+    m_dir.reset();
+    QSettings().clear();
+}
+
+QString TestMainWindow::shotPath(const QString &name) const
+{
+    return QDir(QStringLiteral(TASKDECK_SCREENSHOT_DIR)).filePath(name + u".png"_s);
+}
+
+void TestMainWindow::saveShot(QWidget *widget, const QString &name)
+{
+    const QPixmap pixmap = widget->grab();
+    QVERIFY(!pixmap.isNull());
+    QVERIFY2(pixmap.save(shotPath(name)), qPrintable(shotPath(name)));
+}
+
+void TestMainWindow::formRunsAndResultAppears()
+{
+    QVERIFY(m_window->openTask(u"greet"_s));
+    TaskPage *page = m_window->taskPage();
+    QCOMPARE(page->task()->key, u"greet"_s);
+    auto *name = qobject_cast<QLineEdit *>(page->form()->editor(u"name"_s));
+    QVERIFY(name);
+    name->setFocus();
+    QTest::keyClicks(name, u"ada"_s);
+
+    QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
+    QTest::keyClick(m_window.get(), Qt::Key_Return, Qt::ControlModifier); // Run and wait
+    QTRY_COMPARE(queued.size(), 1);
+    const Run run = queued.constFirst().constFirst().value<Run>();
+    QCOMPARE(run.task, u"greet"_s);
+    QCOMPARE(run.args.value(u"name"_s).toString(), u"ada"_s);
+    QCOMPARE(run.args.value(u"count"_s).toInteger(), 3); // the default, filled in
+    QCOMPARE(m_window->runView()->runId(), run.id);
+
+    QTRY_VERIFY_WITH_TIMEOUT(m_window->runView()->run()
+                                 && m_window->runView()->run()->status == RunStatus::Succeeded,
+                             10000);
+    QTRY_VERIFY(m_window->waitingRunId().isEmpty());
+    // The result appears in place.
+    QCOMPARE(m_window->runView()->tabs()->currentIndex(), 1);
+    QCOMPARE(m_window->runView()->run()->result.toObject().value(u"greeted"_s).toString(), u"done"_s);
+}
+
+void TestMainWindow::invalidFormStartsNothing()
+{
+    QVERIFY(m_window->openTask(u"greet"_s));
+    TaskPage *page = m_window->taskPage();
+    auto *name = qobject_cast<QLineEdit *>(page->form()->editor(u"name"_s));
+    QVERIFY(name);
+    QTest::keyClicks(name, u"Ada 99"_s); // against the pattern [a-z]+
+    QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
+    page->requestRun();
+    page->requestStart();
+    QTest::qWait(200);
+    QCOMPARE(queued.size(), 0);
+    QVERIFY(!page->form()->errorText(u"name"_s).isEmpty());
+    QVERIFY(m_engine->activeRuns().isEmpty());
+    saveShot(m_window.get(), u"window-form-errors"_s);
+}
+
+void TestMainWindow::cancelFromRunsPanelEndsCommandAndChild()
+{
+    QVERIFY(m_window->openTask(u"sleeper"_s));
+    QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
+    m_window->taskPage()->requestStart();
+    QTRY_COMPARE(queued.size(), 1);
+    const QString runId = queued.constFirst().constFirst().value<Run>().id;
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(m_pidFile) && QFile(m_pidFile).size() > 0, 10000);
+    QFile pidFile(m_pidFile);
+    QVERIFY(pidFile.open(QIODevice::ReadOnly));
+    const qint64 childPid = pidFile.readAll().trimmed().toLongLong();
+    QVERIFY(childPid > 0);
+    QVERIFY(!testsupport::processGone(childPid));
+
+    // The runs panel's Cancel, with the run selected in its Active view.
+    RunsPanel *panel = m_window->runsPanel();
+    QVERIFY(panel->selectRun(runId));
+    auto *cancel = panel->findChild<QPushButton *>(u"cancelButton"_s);
+    QVERIFY(cancel);
+    QTRY_VERIFY(cancel->isEnabled());
+    QTest::mouseClick(cancel, Qt::LeftButton);
+
+    QTRY_VERIFY_WITH_TIMEOUT(m_engine->status(runId) == RunStatus::Canceled, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(testsupport::processGone(childPid), 10000);
+}
+
+void TestMainWindow::runOfAnotherProcessAppearsInHistory()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY2(!bin.isEmpty(), "TASKDECK_BIN names the taskdeck program");
+    QProcess other;
+    other.start(bin, {u"--data-dir"_s, m_dir->path(), u"run"_s, u"exec"_s, u"--yes"_s,
+                      u"--arg"_s, u"command=echo from-another-process"_s, u"--json"_s});
+    QVERIFY(other.waitForFinished(30000));
+    QCOMPARE(other.exitCode(), 0);
+    const QString otherId = QJsonDocument::fromJson(other.readAllStandardOutput())
+                                .object().value(u"id"_s).toString();
+    QVERIFY(!otherId.isEmpty());
+
+    QAbstractItemModel *history = m_window->runsPanel()->historyModel();
+    QVERIFY(history);
+    const auto rowOf = [history](const QString &id) {
+        for (int row = 0; row < history->rowCount(); ++row) {
+            if (history->index(row, 0).data(RunsPanel::RunIdRole).toString() == id)
+                return row;
+        }
+        return -1;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(rowOf(otherId) >= 0, 15000);
+
+    // Opening it shows its stored log like a live one.
+    m_window->openRun(otherId);
+    QTRY_VERIFY_WITH_TIMEOUT(m_window->runView()->logView()->textEdit()->toPlainText()
+                                 .contains(u"from-another-process"_s),
+                             10000);
+    QCOMPARE(m_window->runView()->run()->status, RunStatus::Succeeded);
+}
+
+void TestMainWindow::noDisplayExitsWithAdvice()
+{
+    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+    QVERIFY(!bin.isEmpty());
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    for (const auto *name : {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"})
+        env.remove(QString::fromLatin1(name));
+    env.insert(u"TASK_DATA_DIR"_s, m_dir->path());
+    for (const QStringList &arguments : {QStringList(), QStringList{u"gui"_s}}) {
+        QProcess process;
+        process.setProcessEnvironment(env);
+        process.start(bin, arguments);
+        QVERIFY(process.waitForFinished(30000));
+        QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(process.exitCode(), 2);
+        const QString err = QString::fromUtf8(process.readAllStandardError());
+        QVERIFY2(err.contains(u"no display"_s), qPrintable(err));
+        QVERIFY2(err.contains(u"taskdeck serve"_s), qPrintable(err));
+    }
+}
+
+void TestMainWindow::screenshots()
+{
+    // Running, with colours: the colour task streams while the window shows it.
+    QVERIFY(m_window->openTask(u"colours"_s));
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    m_window->taskPage()->requestRun();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 10000);
+    QTRY_VERIFY(m_window->runView()->logView()->textEdit()->toPlainText().contains(u"line 40"_s));
+    m_window->runView()->tabs()->setCurrentIndex(0);
+    QTest::qWait(100);
+    saveShot(m_window.get(), u"window-log-colours"_s);
+
+    m_window->runView()->tabs()->setCurrentIndex(1);
+    QTest::qWait(50);
+    saveShot(m_window.get(), u"window-result"_s);
+
+    RunsPanel *panel = m_window->runsPanel();
+    panel->showHistory();
+    QTRY_VERIFY(panel->historyModel()->rowCount() >= 1);
+    saveShot(m_window.get(), u"window-history"_s);
+
+    QVERIFY(m_window->openTask(u"wipe"_s));
+    applyTheme(*qApp, Theme::Dark);
+    QTest::qWait(100);
+    QVERIFY(paletteIsDark());
+    saveShot(m_window.get(), u"window-dark"_s);
+    applyTheme(*qApp, Theme::System);
+    QVERIFY(!paletteIsDark());
+
+    for (const QString name : {u"window-log-colours"_s, u"window-result"_s, u"window-history"_s,
+                               u"window-dark"_s}) {
+        const QImage image(shotPath(name));
+        QVERIFY2(!image.isNull() && image.width() >= 1000, qPrintable(name));
+    }
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_mainwindow.moc"
