@@ -3,6 +3,7 @@
 #include "fieldeditors.h"
 #include "taskform.h"
 #include "taskpage.h"
+#include "theme.h"
 
 #include <QApplication>
 #include <QCheckBox>
@@ -649,10 +650,20 @@ void TestTaskForm::screenshotWithErrors()
     typeInto(page.form()->editor(u"ratio"_s), u"2"_s);
     QTest::mouseClick(page.runButton(), Qt::LeftButton);
     QVERIFY(page.form()->hasErrors());
+    QCoreApplication::processEvents();
     const QString dir = QStringLiteral(TASKDECK_SCREENSHOT_DIR);
     QVERIFY(page.grab().save(dir + u"/taskpage-errors.png"_s));
+
+    auto *app = qobject_cast<QApplication *>(QCoreApplication::instance());
+    applyTheme(*app, Theme::Dark);
+    QVERIFY(paletteIsDark());
+    QCoreApplication::processEvents();
+    QVERIFY(page.grab().save(dir + u"/taskpage-errors-dark.png"_s));
+    applyTheme(*app, Theme::System);
+
     page.clearMessages();
     page.setBusy(true);
+    QCoreApplication::processEvents();
     QVERIFY(page.grab().save(dir + u"/taskpage-busy.png"_s));
 }
 

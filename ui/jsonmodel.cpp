@@ -264,10 +264,6 @@ QVariant JsonModel::data(const QModelIndex &index, int role) const
             return mutedColor();
         }
         return QVariant();
-    case Qt::TextAlignmentRole:
-        if (index.column() == ValueColumn && v.isDouble())
-            return QVariant(Qt::AlignRight | Qt::AlignVCenter);
-        return QVariant();
     case JsonValueRole:
         return QVariant::fromValue(v);
     default:

@@ -7,6 +7,7 @@
 #include <QEvent>
 #include <QFormLayout>
 #include <QLabel>
+#include <QLineEdit>
 #include <QVBoxLayout>
 
 using namespace Qt::StringLiterals;
@@ -77,11 +78,14 @@ void TaskForm::setTask(const TaskPtr &task)
         return;
 
     m_rows.reserve(task->fields.size());
+    const int lineHeight = QLineEdit().sizeHint().height();
     QWidget *previous = nullptr;
     for (const Field &field : task->fields) {
         Row r;
         r.key = field.key;
         auto *cell = new QWidget(m_body);
+        // Rows keep their natural height; spare room goes below the form, not between rows.
+        cell->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
         auto *cellLayout = new QVBoxLayout(cell);
         cellLayout->setContentsMargins(0, 0, 0, 0);
         cellLayout->setSpacing(2);
@@ -111,7 +115,8 @@ void TaskForm::setTask(const TaskPtr &task)
         if (field.required)
             r.label->setToolTip(tr("Required"));
         // Line the label up with the editor's text, not with the top of its frame.
-        r.label->setMinimumHeight(r.editor->input()->sizeHint().height());
+        r.label->setFixedHeight(std::min(r.editor->input()->sizeHint().height(), lineHeight)
+                                + 4);
         r.label->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
 
         QWidget *input = r.editor->input();

@@ -52,6 +52,7 @@ TaskPage::TaskPage(QWidget *parent)
     auto *titles = new QVBoxLayout;
     titles->setSpacing(0);
     auto *titleRow = new QHBoxLayout;
+    titleRow->setSpacing(10);
     m_title = new QLabel(this);
     m_title->setTextFormat(Qt::PlainText);
     QFont big = m_title->font();
