@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+#include "historymodel.h"
+
+#include "runstorenotifier.h"
+
+#include <QFuture>
+#include <QPointer>
+#include <QScopeGuard>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck::ui {
+
+HistoryModel::HistoryModel(IRunStore *store, TaskRegistry *registry, QObject *parent)
+    : RunTableModel(parent)
+    , m_store(store)
+{
+    setTaskRegistry(registry);
+    if (m_store) {
+        connect(m_store->notifier(), &RunStoreNotifier::runsChanged, this, &HistoryModel::onRunsChanged);
+        requestPage();
+    }
+}
+
+HistoryModel::~HistoryModel() = default;
+
+bool HistoryModel::canFetchMore(const QModelIndex &parent) const
+{
+    if (parent.isValid() || !m_store || m_fetching || m_applying)
+        return false;
+    return morePages();
+}
+
+bool HistoryModel::morePages() const
+{
+    return m_total < 0 || m_runs.size() < m_total;
+}
+
+void HistoryModel::fetchMore(const QModelIndex &parent)
+{
+    if (canFetchMore(parent))
+        requestPage();
+}
+
+void HistoryModel::setFilter(const QString &task, std::optional<RunStatus> status, const QDateTime &since)
+{
+    m_task = task;
+    m_status = status;
+    m_since = since;
+    reload();
+}
+
+void HistoryModel::reload()
+{
+    ++m_generation;
+    // Views ask for more while the model resets: they wait for the first page instead.
+    m_fetching = true;
+    m_total = -1;
+    m_pagesRequested = 0;
+    resetRuns({});
+    m_fetching = false;
+    if (m_store)
+        requestPage();
+}
+
+bool HistoryModel::matchesFilter(const Run &run) const
+{
+    if (!m_task.isEmpty() && run.task != m_task)
+        return false;
+    if (m_status && run.status != *m_status)
+        return false;
+    if (m_since.isValid() && run.queuedAt < m_since)
+        return false;
+    return true;
+}
+
+void HistoryModel::requestPage()
+{
+    RunQuery query;
+    query.task = m_task;
+    query.status = m_status;
+    query.from = m_since;
+    query.limit = kPageSize;
+    query.offset = int(m_runs.size());
+    m_fetching = true;
+    ++m_pagesRequested;
+    const quint64 generation = m_generation;
+    QPointer<HistoryModel> self(this);
+    m_store->findRunsAsync(query).then(this, [self, generation](const RunPage &page) {
+        if (!self || self->m_generation != generation)
+            return;
+        self->applyPage(page);
+    });
+}
+
+void HistoryModel::applyPage(const RunPage &page)
+{
+    m_total = page.total;
+    // Runs inserted from notifications shift the pages: skip those already shown.
+    QList<Run> fresh;
+    fresh.reserve(page.runs.size());
+    for (const Run &run : page.runs) {
+        if (rowOf(run.id) < 0)
+            fresh.append(run);
+    }
+    // Still fetching while the rows go in: a view asking for more then would ask for the
+    // same offset again.
+    appendRuns(fresh);
+    if (page.runs.isEmpty())
+        m_total = m_runs.size(); // the history shrank under us: nothing more to read
+    m_fetching = false;
+    Q_EMIT pageLoaded();
+}
+
+void HistoryModel::onRunsChanged(const QStringList &ids)
+{
+    for (const QString &id : ids)
+        m_pendingIds.insert(id);
+    lookUpPending();
+}
+
+void HistoryModel::lookUpPending()
+{
+    if (m_lookingUp || m_pendingIds.isEmpty() || !m_store)
+        return;
+    // One batch in flight at a time; ids announced meanwhile wait for the next.
+    m_lookingUp = true;
+    QList<QFuture<std::optional<Run>>> futures;
+    futures.reserve(m_pendingIds.size());
+    for (const QString &id : std::as_const(m_pendingIds))
+        futures.append(m_store->findRunAsync(id));
+    m_pendingIds.clear();
+    const quint64 generation = m_generation;
+    QPointer<HistoryModel> self(this);
+    QtFuture::whenAll(futures.begin(), futures.end())
+        .then(this, [self, generation](const QList<QFuture<std::optional<Run>>> &done) {
+            if (!self)
+                return;
+            self->m_lookingUp = false;
+            if (self->m_generation == generation) {
+                QList<Run> runs;
+                for (const QFuture<std::optional<Run>> &future : done) {
+                    if (future.isValid() && future.isResultReadyAt(0)) {
+                        if (const std::optional<Run> run = future.result())
+                            runs.append(*run);
+                    }
+                }
+                self->applyChanged(runs);
+            }
+            self->lookUpPending();
+        });
+}
+
+int HistoryModel::insertionRow(const Run &run) const
+{
+    // Newest first by queue time; equal times keep the newcomer above.
+    int row = 0;
+    while (row < m_runs.size() && m_runs.at(row).queuedAt > run.queuedAt)
+        ++row;
+    return row;
+}
+
+void HistoryModel::applyChanged(const QList<Run> &runs)
+{
+    // A page must not land between a change's begin and end (views ask for more inside them).
+    m_applying = true;
+    auto done = qScopeGuard([this] { m_applying = false; });
+    for (const Run &run : runs) {
+        const int row = rowOf(run.id);
+        const bool matches = matchesFilter(run);
+        if (row >= 0 && matches) {
+            replaceRun(row, run);
+        } else if (row >= 0) {
+            removeRun(row);
+            if (m_total > 0)
+                --m_total;
+        } else if (matches) {
+            const int at = insertionRow(run);
+            // Below the last row read while more pages wait: a later page brings it.
+            if (at == m_runs.size() && morePages())
+                continue;
+            insertRun(at, run);
+            if (m_total >= 0)
+                ++m_total;
+        }
+    }
+    Q_EMIT runsRefreshed();
+}
+
+} // namespace taskdeck::ui
