@@ -3,11 +3,15 @@
 // bad input refused, a command canceled from the runs panel, a run of another process in the
 // history, the window without a display, and screenshots of its main states.
 
+#include "command.h"
 #include "desktop.h"
+#include "historymodel.h"
+#include "runsmodel.h"
 #include "logview.h"
 #include "mainwindow.h"
 #include "resultview.h"
 #include "runspanel.h"
+#include "runcontext.h"
 #include "runview.h"
 #include "sqliterunstore.h"
 #include "taskbrowser.h"
@@ -22,7 +26,10 @@
 #include <QApplication>
 #include <QDir>
 #include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLineEdit>
+#include <QPlainTextEdit>
 #include <QProcess>
 #include <QPushButton>
 #include <QSettings>
@@ -231,8 +238,8 @@ void TestMainWindow::invalidFormStartsNothing()
     QVERIFY(name);
     QTest::keyClicks(name, u"Ada 99"_s); // against the pattern [a-z]+
     QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
-    page->requestRun();
-    page->requestStart();
+    QTest::mouseClick(page->runButton(), Qt::LeftButton);
+    QTest::mouseClick(page->startButton(), Qt::LeftButton);
     QTest::qWait(200);
     QCOMPARE(queued.size(), 0);
     QVERIFY(!page->form()->errorText(u"name"_s).isEmpty());
@@ -244,7 +251,7 @@ void TestMainWindow::cancelFromRunsPanelEndsCommandAndChild()
 {
     QVERIFY(m_window->openTask(u"sleeper"_s));
     QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
-    m_window->taskPage()->requestStart();
+    QTest::mouseClick(m_window->taskPage()->startButton(), Qt::LeftButton);
     QTRY_COMPARE(queued.size(), 1);
     const QString runId = queued.constFirst().constFirst().value<Run>().id;
     QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(m_pidFile) && QFile(m_pidFile).size() > 0, 10000);
@@ -257,8 +264,7 @@ void TestMainWindow::cancelFromRunsPanelEndsCommandAndChild()
     // The runs panel's Cancel, with the run selected in its Active view.
     RunsPanel *panel = m_window->runsPanel();
     QVERIFY(panel->selectRun(runId));
-    auto *cancel = panel->findChild<QPushButton *>(u"cancelButton"_s);
-    QVERIFY(cancel);
+    QPushButton *cancel = panel->cancelButton();
     QTRY_VERIFY(cancel->isEnabled());
     QTest::mouseClick(cancel, Qt::LeftButton);
 
@@ -279,11 +285,11 @@ void TestMainWindow::runOfAnotherProcessAppearsInHistory()
                                 .object().value(u"id"_s).toString();
     QVERIFY(!otherId.isEmpty());
 
-    QAbstractItemModel *history = m_window->runsPanel()->historyModel();
+    QAbstractItemModel *history = m_window->historyModel();
     QVERIFY(history);
     const auto rowOf = [history](const QString &id) {
         for (int row = 0; row < history->rowCount(); ++row) {
-            if (history->index(row, 0).data(RunsPanel::RunIdRole).toString() == id)
+            if (history->index(row, 0).data(RunTableModel::RunIdRole).toString() == id)
                 return row;
         }
         return -1;
@@ -324,7 +330,7 @@ void TestMainWindow::screenshots()
     // Running, with colours: the colour task streams while the window shows it.
     QVERIFY(m_window->openTask(u"colours"_s));
     QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
-    m_window->taskPage()->requestRun();
+    QTest::mouseClick(m_window->taskPage()->runButton(), Qt::LeftButton);
     QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 10000);
     QTRY_VERIFY(m_window->runView()->logView()->textEdit()->toPlainText().contains(u"line 40"_s));
     m_window->runView()->tabs()->setCurrentIndex(0);
@@ -336,8 +342,8 @@ void TestMainWindow::screenshots()
     saveShot(m_window.get(), u"window-result"_s);
 
     RunsPanel *panel = m_window->runsPanel();
-    panel->showHistory();
-    QTRY_VERIFY(panel->historyModel()->rowCount() >= 1);
+    panel->setCurrentView(RunsPanel::View::History);
+    QTRY_VERIFY(m_window->historyModel()->rowCount() >= 1);
     saveShot(m_window.get(), u"window-history"_s);
 
     QVERIFY(m_window->openTask(u"wipe"_s));
@@ -348,7 +354,7 @@ void TestMainWindow::screenshots()
     applyTheme(*qApp, Theme::System);
     QVERIFY(!paletteIsDark());
 
-    for (const QString name : {u"window-log-colours"_s, u"window-result"_s, u"window-history"_s,
+    for (const QString &name : {u"window-log-colours"_s, u"window-result"_s, u"window-history"_s,
                                u"window-dark"_s}) {
         const QImage image(shotPath(name));
         QVERIFY2(!image.isNull() && image.width() >= 1000, qPrintable(name));

@@ -5,6 +5,7 @@
 #include "adminserver.h"
 #include "logview.h"
 #include "messagebanner.h"
+#include "historymodel.h"
 #include "runsmodel.h"
 #include "runspanel.h"
 #include "runview.h"
@@ -12,6 +13,7 @@
 #include "sqliterunstore.h"
 #include "taskbrowser.h"
 #include "taskform.h"
+#include "taskmodel.h"
 #include "taskpage.h"
 #include "taskregistry.h"
 #include "tasksfile.h"
@@ -24,7 +26,9 @@
 #include <QDesktopServices>
 #include <QLabel>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
+#include <QShortcut>
 #include <QStatusBar>
 #include <QSystemTrayIcon>
 #include <QTimer>
@@ -50,7 +54,8 @@ MainWindow::MainWindow(const DesktopServices &services, QWidget *parent)
     m_ui->setupUi(this);
     setWindowIcon(applicationIcon());
 
-    m_browser = new TaskBrowser(services.registry, m_ui->browserContainer);
+    m_taskModel = new TaskModel(services.registry, this);
+    m_browser = new TaskBrowser(m_taskModel, m_ui->browserContainer);
     m_ui->browserLayout->addWidget(m_browser);
 
     m_historyBanner = new MessageBanner(m_ui->pageContainer);
@@ -68,7 +73,9 @@ MainWindow::MainWindow(const DesktopServices &services, QWidget *parent)
     m_runView = new RunView(services, m_ui->runContainer);
     m_ui->runLayout->addWidget(m_runView);
 
-    m_runs = new RunsPanel(services.engine, services.store, m_ui->runsContainer);
+    m_activeModel = new ActiveRunsModel(services.engine, this);
+    m_historyModel = new HistoryModel(services.store, services.registry, this);
+    m_runs = new RunsPanel(m_activeModel, m_historyModel, m_ui->runsContainer);
     m_ui->runsLayout->addWidget(m_runs);
 
     m_ui->mainSplitter->setStretchFactor(0, 0);
@@ -159,8 +166,8 @@ void MainWindow::setUpActions()
             [this] { m_runView->exportRun(RunView::ExportFormat::Json); });
     connect(m_ui->actionExportLog, &QAction::triggered, this,
             [this] { m_runView->exportRun(RunView::ExportFormat::Text); });
-    connect(m_ui->actionRun, &QAction::triggered, m_page, &TaskPage::requestRun);
-    connect(m_ui->actionStart, &QAction::triggered, m_page, &TaskPage::requestStart);
+    connect(m_ui->actionRun, &QAction::triggered, m_page->runButton(), &QPushButton::click);
+    connect(m_ui->actionStart, &QAction::triggered, m_page->startButton(), &QPushButton::click);
     connect(m_ui->actionCancel, &QAction::triggered, m_runView, &RunView::cancelRun);
     connect(m_ui->actionRerun, &QAction::triggered, this, [this] {
         if (const auto run = m_runView->run())
@@ -175,9 +182,25 @@ void MainWindow::setUpActions()
             [this](bool on) { m_runView->logView()->setShowTimestamps(on); });
     connect(m_ui->actionAbout, &QAction::triggered, this, &MainWindow::about);
     connect(m_ui->actionAboutQt, &QAction::triggered, qApp, &QApplication::aboutQt);
-    // Shortcuts work wherever the focus is in the window, the log pane included.
-    for (QAction *action : findChildren<QAction *>())
+    // The window's actions own their keys wherever the focus is: a part's own shortcut for
+    // the same keys (the page's Ctrl+Return, the browser's Ctrl+F) would make both ambiguous,
+    // so it gives way to the action, which does the same.
+    QList<QKeySequence> windowKeys;
+    for (QAction *action : findChildren<QAction *>()) {
         action->setShortcutContext(Qt::WindowShortcut);
+        if (!action->shortcut().isEmpty())
+            windowKeys.append(action->shortcut());
+    }
+    for (QWidget *part : {static_cast<QWidget *>(m_page), static_cast<QWidget *>(m_browser)}) {
+        for (QShortcut *shortcut : part->findChildren<QShortcut *>()) {
+            if (windowKeys.contains(shortcut->key()))
+                shortcut->setEnabled(false);
+        }
+        for (QAction *action : part->findChildren<QAction *>()) {
+            if (windowKeys.contains(action->shortcut()))
+                action->setShortcut(QKeySequence());
+        }
+    }
 }
 
 void MainWindow::setUpStatusBar()

@@ -23,7 +23,10 @@ struct TasksFileError;
 
 namespace taskdeck::ui {
 
+class ActiveRunsModel;
+class HistoryModel;
 class MessageBanner;
+class TaskModel;
 class RunView;
 class RunsPanel;
 class TaskBrowser;
@@ -47,6 +50,8 @@ public:
     TaskPage *taskPage() const { return m_page; }
     RunView *runView() const { return m_runView; }
     RunsPanel *runsPanel() const { return m_runs; }
+    HistoryModel *historyModel() const { return m_historyModel; }
+    ActiveRunsModel *activeRunsModel() const { return m_activeModel; }
 
     /*! Opens \a key's page; false for an unknown task. */
     bool openTask(const QString &key);
@@ -76,6 +81,9 @@ private:
 
     DesktopServices m_services;
     std::unique_ptr<Ui::MainWindow> m_ui;
+    TaskModel *m_taskModel = nullptr;
+    ActiveRunsModel *m_activeModel = nullptr;
+    HistoryModel *m_historyModel = nullptr;
     TaskBrowser *m_browser = nullptr;
     TaskPage *m_page = nullptr;
     RunView *m_runView = nullptr;

@@ -9,6 +9,7 @@
 #include "runhandle.h"
 #include "sqliterunstore.h"
 #include "taskengine.h"
+#include "taskicons.h"
 #include "taskregistry.h"
 
 #include <QApplication>
@@ -123,32 +124,8 @@ QString formatElapsed(qint64 ms)
     const qint64 m = (seconds / 60) % 60;
     const qint64 s = seconds % 60;
     if (h > 0)
-        return u"%1:%2:%3"_s.arg(h).arg(m, 2, 10, u'0').arg(s, 2, 10, u'0');
-    return u"%1:%2"_s.arg(m).arg(s, 2, 10, u'0');
-}
-
-QIcon runStatusIcon(RunStatus status)
-{
-    QStyle *style = QApplication::style();
-    switch (status) {
-    case RunStatus::Queued:
-        return QIcon::fromTheme(u"appointment-soon"_s, style->standardIcon(QStyle::SP_FileDialogDetailedView));
-    case RunStatus::Running:
-        return QIcon::fromTheme(u"media-playback-start"_s, style->standardIcon(QStyle::SP_MediaPlay));
-    case RunStatus::Retrying:
-        return QIcon::fromTheme(u"view-refresh"_s, style->standardIcon(QStyle::SP_BrowserReload));
-    case RunStatus::Succeeded:
-        return QIcon::fromTheme(u"emblem-default"_s, style->standardIcon(QStyle::SP_DialogApplyButton));
-    case RunStatus::Failed:
-        return QIcon::fromTheme(u"dialog-error"_s, style->standardIcon(QStyle::SP_MessageBoxCritical));
-    case RunStatus::Canceled:
-        return QIcon::fromTheme(u"process-stop"_s, style->standardIcon(QStyle::SP_BrowserStop));
-    case RunStatus::TimedOut:
-        return QIcon::fromTheme(u"appointment-missed"_s, style->standardIcon(QStyle::SP_MessageBoxWarning));
-    case RunStatus::Interrupted:
-        return QIcon::fromTheme(u"dialog-warning"_s, style->standardIcon(QStyle::SP_MessageBoxWarning));
-    }
-    return QIcon();
+        return u"%1:%2:%3"_s.arg(h).arg(m, 2, 10, QChar(u'0')).arg(s, 2, 10, QChar(u'0'));
+    return u"%1:%2"_s.arg(m).arg(s, 2, 10, QChar(u'0'));
 }
 
 QString runStatusText(RunStatus status)
@@ -301,8 +278,9 @@ void RunView::setRun(const Run &run)
         if (const TaskPtr task = m_services.registry->find(run.task); task && !task->title.isEmpty())
             title = task->title;
     }
-    m_ui->titleLabel->setText(u"<b>%1</b> <span style=\"color:palette(placeholder-text)\">%2</span>"_s
-                                  .arg(title.toHtmlEscaped(), run.id.left(8)));
+    const QString muted = palette().color(QPalette::PlaceholderText).name();
+    m_ui->titleLabel->setText(u"<b>%1</b> <span style=\"color:%2\">%3</span>"_s
+                                  .arg(title.toHtmlEscaped(), muted, run.id.left(8)));
     m_ui->titleLabel->setToolTip(run.id);
     m_ui->statusLabel->setText(runStatusText(run.status));
     m_ui->statusIcon->setPixmap(runStatusIcon(run.status).pixmap(16, 16));

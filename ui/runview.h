@@ -102,8 +102,6 @@ private:
 
 /*! "1:05", "1:02:05" */
 QString formatElapsed(qint64 ms);
-/*! Themed icon for a run status, with a built-in fallback. */
-QIcon runStatusIcon(RunStatus status);
 /*! "Running", "Succeeded", "Waiting to retry" ... (translated). */
 QString runStatusText(RunStatus status);
 
