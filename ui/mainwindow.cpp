@@ -401,7 +401,7 @@ void MainWindow::closeEvent(QCloseEvent *event)
     if (active > 0) {
         const auto answer = QMessageBox::question(
             this, tr("Quit Taskdeck"),
-            tr("%n run(s) are still queued or running. Quitting cancels them. Quit anyway?",
+            tr("Quit anyway? %n run(s) are still queued or running and would be canceled.",
                nullptr, active),
             QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
         if (answer != QMessageBox::Yes) {

@@ -387,8 +387,7 @@ void RunView::updateEarlierNotice()
         return;
     }
     m_earlierNotice->setText(
-        tr("The %n earlier line(s) of this run are not shown here. <a href=\"full\">Open the "
-           "full log</a>",
+        tr("%n earlier line(s) not shown here. <a href=\"full\">Open the full log</a>",
            nullptr, int(std::min<qint64>(earlier, std::numeric_limits<int>::max()))));
     m_earlierNotice->setVisible(true);
 }
