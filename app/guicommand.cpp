@@ -22,6 +22,7 @@
 #include <QIcon>
 #include <QLibraryInfo>
 #include <QLocale>
+#include <QThreadPool>
 #include <QTranslator>
 
 #include <cstdio>
@@ -188,6 +189,8 @@ int runGui(int &argc, char **argv, const CommandLine &commandLine)
         window.show();
         code = QApplication::exec();
     }
+    // Exports of the window may still be reading the history on the pool's threads.
+    QThreadPool::globalInstance()->waitForDone();
     server.reset();
     engine.shutdown();
     if (store)

@@ -120,6 +120,7 @@ private Q_SLOTS:
 
     void formRunsAndResultAppears();
     void invalidFormStartsNothing();
+    void exportWritesRunAndLog();
     void cancelFromRunsPanelEndsCommandAndChild();
     void runOfAnotherProcessAppearsInHistory();
     void noDisplayExitsWithAdvice();
@@ -245,6 +246,51 @@ void TestMainWindow::invalidFormStartsNothing()
     QVERIFY(!page->form()->errorText(u"name"_s).isEmpty());
     QVERIFY(m_engine->activeRuns().isEmpty());
     saveShot(m_window.get(), u"window-form-errors"_s);
+}
+
+void TestMainWindow::exportWritesRunAndLog()
+{
+    QVERIFY(m_window->openTask(u"colours"_s));
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    QTest::mouseClick(m_window->taskPage()->runButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 10000);
+    const QString runId = finished.constFirst().constFirst().value<Run>().id;
+    QTRY_VERIFY(m_window->runView()->run() && m_window->runView()->run()->isFinished());
+    QVERIFY(m_store->flush(std::chrono::seconds(10)));
+
+    RunView *view = m_window->runView();
+    QSignalSpy exported(view, &RunView::exportFinished);
+    const QString json = m_dir->filePath(u"run.json"_s);
+    const QString csv = m_dir->filePath(u"log.csv"_s);
+    const QString text = m_dir->filePath(u"log.txt"_s);
+    view->exportRunTo(RunView::ExportFormat::Json, json);
+    view->exportRunTo(RunView::ExportFormat::Csv, csv);
+    view->exportRunTo(RunView::ExportFormat::Text, text);
+    QTRY_COMPARE_WITH_TIMEOUT(exported.size(), 3, 10000);
+    for (const QList<QVariant> &args : exported)
+        QVERIFY2(args.at(1).toString().isEmpty(), qPrintable(args.at(1).toString()));
+
+    QFile jsonFile(json);
+    QVERIFY(jsonFile.open(QIODevice::ReadOnly));
+    const QJsonObject object = QJsonDocument::fromJson(jsonFile.readAll()).object();
+    QCOMPARE(object.value(u"id"_s).toString(), runId);
+    QCOMPARE(object.value(u"status"_s).toString(), u"succeeded"_s);
+    const QJsonArray log = object.value(u"log"_s).toArray();
+    QCOMPARE(log.size(), 41);
+    QCOMPARE(log.at(40).toObject().value(u"stream"_s).toString(), u"err"_s);
+    QVERIFY(object.value(u"result"_s).toObject().contains(u"files"_s));
+
+    QFile csvFile(csv);
+    QVERIFY(csvFile.open(QIODevice::ReadOnly));
+    const QList<QByteArray> records = csvFile.readAll().split('\n');
+    QCOMPARE(records.constFirst().trimmed(), QByteArray("n,time,stream,text"));
+    QCOMPARE(records.size(), 1 + 41 + 1); // header, lines, the empty rest after the last CRLF
+
+    QFile textFile(text);
+    QVERIFY(textFile.open(QIODevice::ReadOnly));
+    const QList<QByteArray> lines = textFile.readAll().split('\n');
+    QVERIFY(lines.at(0).endsWith("line 1"));
+    QVERIFY(lines.at(40).startsWith("! ")); // stderr marked
 }
 
 void TestMainWindow::cancelFromRunsPanelEndsCommandAndChild()

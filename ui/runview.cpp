@@ -17,6 +17,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileDialog>
+#include <QFutureWatcher>
 #include <QJsonDocument>
 #include <QLabel>
 #include <QLocale>
@@ -436,14 +437,20 @@ void RunView::exportRunTo(ExportFormat format, const QString &path)
     const LogLines memoryLog = store || !m_services.engine ? LogLines()
                                                            : m_services.engine->recentLog(run.id);
     Q_EMIT message(tr("Exporting to %1…").arg(QDir::toNativeSeparators(path)));
-    QtConcurrent::run([store, run, memoryLog, format, path] {
-        return writeExport(store, run, memoryLog, format, path);
-    }).then(this, [this, path](const QString &error) {
+    // A watcher the view owns, not then(this): Qt 6.4's continuations with a context do not
+    // survive the context going first, and a view may close while an export still runs.
+    auto *watcher = new QFutureWatcher<QString>(this);
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, path] {
+        const QString error = watcher->future().result();
+        watcher->deleteLater();
         Q_EMIT message(error.isEmpty() ? tr("Saved %1").arg(QDir::toNativeSeparators(path))
                                        : tr("Could not save %1: %2")
                                              .arg(QDir::toNativeSeparators(path), error));
         Q_EMIT exportFinished(path, error);
     });
+    watcher->setFuture(QtConcurrent::run([store, run, memoryLog, format, path] {
+        return writeExport(store, run, memoryLog, format, path);
+    }));
 }
 
 void RunView::openFullLog()
