@@ -66,6 +66,7 @@ private Q_SLOTS:
     void jsonModelScalarAndEmpty();
     void jsonModelIsConsistent();
     void viewShowsTreeAndRaw();
+    void longResultsStayClosed();
     void tableForArrayOfObjects();
     void tableForMemberChoice();
     void noTableForOtherResults();
@@ -195,6 +196,23 @@ void TestResultView::viewShowsTreeAndRaw()
     QVERIFY(raw.contains(u"\"size\": 4611686018427387905"_s));
     QCOMPARE(QJsonDocument::fromJson(raw.toUtf8()).object(), nestedResult());
     QVERIFY(QFontInfo(view.rawView()->font()).fixedPitch());
+}
+
+void TestResultView::longResultsStayClosed()
+{
+    ResultView view;
+    QJsonArray items;
+    for (int i = 0; i < 1000; ++i)
+        items.append(QJsonObject{{u"id"_s, i}, {u"name"_s, u"item"_s}});
+    view.setResult(QJsonObject{{u"items"_s, items}, {u"total"_s, 1000}});
+    QAbstractItemModel *model = view.treeView()->model();
+    const QModelIndex list = childByKey(model, u"items"_s);
+    QVERIFY(list.isValid());
+    QVERIFY(!view.treeView()->isExpanded(list));
+    QCOMPARE(model->rowCount(list), 1000);
+    QCOMPARE(cell(childByKey(model, u"id"_s, model->index(999, 0, list)), JsonModel::ValueColumn),
+             u"999"_s);
+    QCOMPARE(view.tableView()->model()->rowCount(), 1000);
 }
 
 void TestResultView::tableForArrayOfObjects()

@@ -133,8 +133,8 @@ TaskPage::~TaskPage() = default;
 
 void TaskPage::setTask(const TaskPtr &task)
 {
-    if (m_dialog)
-        m_dialog->reject();
+    if (QDialog *open = m_dialog.data())
+        open->reject();
     m_task = task;
     m_form->setTask(task);
     clearMessages();
