@@ -125,6 +125,7 @@ private Q_SLOTS:
     void invalidInputShowsEveryErrorAndRunsNothing();
     void textareaTabMovesFocus();
     void tabOrderFollowsTheForm();
+    void pageTabOrderEndsWithTheButtons();
     void runEmitsValues();
     void shortcutsRunAndStart();
     void dangerConfirmation();
@@ -432,6 +433,29 @@ void TestTaskForm::tabOrderFollowsTheForm()
                                u"Format"_s, u"Parts"_s, u"Input"_s, u"Browse for Input"_s,
                                u"Token"_s, u"Show Token"_s, u"When"_s};
     QCOMPARE(seen.mid(0, expected.size()), expected);
+}
+
+void TestTaskForm::pageTabOrderEndsWithTheButtons()
+{
+    TaskPage page;
+    page.setTask(makeTask(u"two"_s, {Field(u"a"_s, FieldType::Text), Field(u"b"_s, FieldType::Bool)}));
+    page.show();
+    QVERIFY(QTest::qWaitForWindowActive(&page));
+    page.form()->editor(u"a"_s)->setFocus();
+    QTRY_VERIFY(page.form()->editor(u"a"_s)->hasFocus());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.form()->editor(u"b"_s));
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.startButton());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.runButton());
+
+    // A second task rebuilds the form: the order holds.
+    page.setTask(makeTask(u"one"_s, {Field(u"c"_s, FieldType::Integer)}));
+    page.form()->editor(u"c"_s)->setFocus();
+    QTRY_VERIFY(page.form()->editor(u"c"_s)->hasFocus());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.startButton());
 }
 
 void TestTaskForm::runEmitsValues()
