@@ -531,6 +531,7 @@ void TestTaskForm::dangerConfirmation()
     QTRY_VERIFY((dialog = page.findChild<DangerConfirmDialog *>()) && dialog->isVisible());
     QTest::keyClicks(dialog->keyEdit(), u"wipe-db"_s);
     QVERIFY(dialog->confirmButton()->isEnabled());
+    QVERIFY(dialog->grab().save(QStringLiteral(TASKDECK_SCREENSHOT_DIR) + u"/dangerconfirm.png"_s));
     QTest::mouseClick(dialog->confirmButton(), Qt::LeftButton);
     QTRY_COMPARE(run.count(), 1);
     QCOMPARE(run.at(0).at(1).toBool(), true);
