@@ -11,6 +11,7 @@
 #include <QJsonObject>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QSignalSpy>
 #include <QTabWidget>
 #include <QTableView>
 #include <QTest>
@@ -65,7 +66,9 @@ private Q_SLOTS:
     void jsonModelShowsNestedValues();
     void jsonModelScalarAndEmpty();
     void jsonModelIsConsistent();
+    void jsonModelFetchesInChunks();
     void viewShowsTreeAndRaw();
+    void longResultsStayClosed();
     void tableForArrayOfObjects();
     void tableForMemberChoice();
     void noTableForOtherResults();
@@ -172,6 +175,43 @@ void TestResultView::jsonModelIsConsistent()
     QVERIFY(!model.index(0, 3).isValid());
 }
 
+void TestResultView::jsonModelFetchesInChunks()
+{
+    JsonModel model;
+    QJsonArray items;
+    for (int i = 0; i < 1234; ++i)
+        items.append(i * 2);
+    QJsonObject wide;
+    for (int i = 0; i < 700; ++i)
+        wide.insert(u"k%1"_s.arg(i, 4, 10, QChar(u'0')), i);
+    model.setJson(QJsonObject{{u"items"_s, items}, {u"wide"_s, wide}});
+    const QModelIndex list = childByKey(&model, u"items"_s);
+    QVERIFY(model.hasChildren(list));
+    QCOMPARE(model.rowCount(list), 500);
+    QVERIFY(model.canFetchMore(list));
+    QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+    model.fetchMore(list);
+    QCOMPARE(model.rowCount(list), 1000);
+    QCOMPARE(inserted.count(), 1);
+    QCOMPARE(inserted.at(0).at(0).value<QModelIndex>(), list);
+    QCOMPARE(inserted.at(0).at(1).toInt(), 500);
+    QCOMPARE(inserted.at(0).at(2).toInt(), 999);
+    model.fetchMore(list);
+    QCOMPARE(model.rowCount(list), 1234);
+    QVERIFY(!model.canFetchMore(list));
+    const QModelIndex last = model.index(1233, 0, list);
+    QCOMPARE(last.data().toString(), u"[1233]"_s);
+    QCOMPARE(cell(last, JsonModel::ValueColumn), u"2466"_s);
+    QCOMPARE(model.parent(last), list);
+
+    const QModelIndex keys = childByKey(&model, u"wide"_s);
+    QCOMPARE(model.rowCount(keys), 500);
+    model.fetchMore(keys);
+    QCOMPARE(model.rowCount(keys), 700);
+    QCOMPARE(model.index(699, 0, keys).data().toString(), u"k0699"_s);
+    QCOMPARE(cell(model.index(600, 0, keys), JsonModel::ValueColumn), u"600"_s);
+}
+
 void TestResultView::viewShowsTreeAndRaw()
 {
     ResultView view;
@@ -195,6 +235,26 @@ void TestResultView::viewShowsTreeAndRaw()
     QVERIFY(raw.contains(u"\"size\": 4611686018427387905"_s));
     QCOMPARE(QJsonDocument::fromJson(raw.toUtf8()).object(), nestedResult());
     QVERIFY(QFontInfo(view.rawView()->font()).fixedPitch());
+}
+
+void TestResultView::longResultsStayClosed()
+{
+    ResultView view;
+    QJsonArray items;
+    for (int i = 0; i < 1000; ++i)
+        items.append(QJsonObject{{u"id"_s, i}, {u"name"_s, u"item"_s}});
+    view.setResult(QJsonObject{{u"items"_s, items}, {u"total"_s, 1000}});
+    QAbstractItemModel *model = view.treeView()->model();
+    const QModelIndex list = childByKey(model, u"items"_s);
+    QVERIFY(list.isValid());
+    QVERIFY(!view.treeView()->isExpanded(list));
+    QCOMPARE(model->rowCount(list), int(JsonModel::FetchChunk));
+    while (model->canFetchMore(list))
+        model->fetchMore(list);
+    QCOMPARE(model->rowCount(list), 1000);
+    QCOMPARE(cell(childByKey(model, u"id"_s, model->index(999, 0, list)), JsonModel::ValueColumn),
+             u"999"_s);
+    QCOMPARE(view.tableView()->model()->rowCount(), 1000);
 }
 
 void TestResultView::tableForArrayOfObjects()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "confirmdialogs.h"
 #include "fieldeditors.h"
+#include "messagebanner.h"
 #include "taskform.h"
 #include "taskpage.h"
 #include "theme.h"
@@ -24,6 +25,8 @@
 #include <QTemporaryFile>
 #include <QTest>
 #include <QTimeZone>
+#include <QToolButton>
+#include <QAction>
 
 #include <cstdlib>
 #include <ctime>
@@ -122,6 +125,7 @@ private Q_SLOTS:
     void invalidInputShowsEveryErrorAndRunsNothing();
     void textareaTabMovesFocus();
     void tabOrderFollowsTheForm();
+    void pageTabOrderEndsWithTheButtons();
     void runEmitsValues();
     void shortcutsRunAndStart();
     void dangerConfirmation();
@@ -129,6 +133,8 @@ private Q_SLOTS:
     void rerunPrefillLeavesSecretsEmpty();
     void startErrorsShown();
     void busyState();
+    void secretShowHide();
+    void messageBanner();
     void fileDropSetsPath();
     void screenshotWithErrors();
 
@@ -367,6 +373,18 @@ void TestTaskForm::invalidInputShowsEveryErrorAndRunsNothing()
     QCOMPARE(form->firstInvalidEditor(), form->editor(u"name"_s));
     QTRY_COMPARE(QApplication::focusWidget(), form->editor(u"name"_s));
     QVERIFY(form->editor(u"input"_s)->accessibleDescription().contains(u"required"_s));
+    // The editors are marked, the valid ones are not.
+    const auto marked = [form](const QString &key) {
+        for (QWidget *w = form->editor(key); w; w = w->parentWidget()) {
+            if (auto *editor = qobject_cast<FieldEditor *>(w))
+                return editor->isInvalid();
+        }
+        return false;
+    };
+    QVERIFY(marked(u"name"_s));
+    QVERIFY(marked(u"ratio"_s));
+    QVERIFY(marked(u"input"_s));
+    QVERIFY(!marked(u"count"_s));
 
     // Fixing every field lets Run through.
     typeInto(form->editor(u"name"_s), u"bob"_s);
@@ -415,6 +433,29 @@ void TestTaskForm::tabOrderFollowsTheForm()
                                u"Format"_s, u"Parts"_s, u"Input"_s, u"Browse for Input"_s,
                                u"Token"_s, u"Show Token"_s, u"When"_s};
     QCOMPARE(seen.mid(0, expected.size()), expected);
+}
+
+void TestTaskForm::pageTabOrderEndsWithTheButtons()
+{
+    TaskPage page;
+    page.setTask(makeTask(u"two"_s, {Field(u"a"_s, FieldType::Text), Field(u"b"_s, FieldType::Bool)}));
+    page.show();
+    QVERIFY(QTest::qWaitForWindowActive(&page));
+    page.form()->editor(u"a"_s)->setFocus();
+    QTRY_VERIFY(page.form()->editor(u"a"_s)->hasFocus());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.form()->editor(u"b"_s));
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.startButton());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.runButton());
+
+    // A second task rebuilds the form: the order holds.
+    page.setTask(makeTask(u"one"_s, {Field(u"c"_s, FieldType::Integer)}));
+    page.form()->editor(u"c"_s)->setFocus();
+    QTRY_VERIFY(page.form()->editor(u"c"_s)->hasFocus());
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_COMPARE(QApplication::focusWidget(), page.startButton());
 }
 
 void TestTaskForm::runEmitsValues()
@@ -490,6 +531,7 @@ void TestTaskForm::dangerConfirmation()
     QTRY_VERIFY((dialog = page.findChild<DangerConfirmDialog *>()) && dialog->isVisible());
     QTest::keyClicks(dialog->keyEdit(), u"wipe-db"_s);
     QVERIFY(dialog->confirmButton()->isEnabled());
+    QVERIFY(dialog->grab().save(QStringLiteral(TASKDECK_SCREENSHOT_DIR) + u"/dangerconfirm.png"_s));
     QTest::mouseClick(dialog->confirmButton(), Qt::LeftButton);
     QTRY_COMPARE(run.count(), 1);
     QCOMPARE(run.at(0).at(1).toBool(), true);
@@ -613,6 +655,71 @@ void TestTaskForm::busyState()
     QCOMPARE(page.runButton()->text(), u"&Run"_s);
     QVERIFY(page.form()->isEnabled());
     QVERIFY(page.runButton()->isEnabled());
+}
+
+void TestTaskForm::secretShowHide()
+{
+    TaskForm form;
+    form.setTask(makeTask(u"s"_s, {Field(u"p"_s, FieldType::Secret).withTitle(u"Password"_s)}));
+    form.show();
+    auto *edit = qobject_cast<QLineEdit *>(form.editor(u"p"_s));
+    QTest::keyClicks(edit, u"abc"_s);
+    QCOMPARE(edit->echoMode(), QLineEdit::Password);
+    QToolButton *toggle = nullptr;
+    for (QToolButton *b : form.findChildren<QToolButton *>()) {
+        if (b->accessibleName() == u"Show Password"_s)
+            toggle = b;
+    }
+    QVERIFY(toggle);
+    QTest::mouseClick(toggle, Qt::LeftButton);
+    QCOMPARE(edit->echoMode(), QLineEdit::Normal);
+    QTest::mouseClick(toggle, Qt::LeftButton);
+    QCOMPARE(edit->echoMode(), QLineEdit::Password);
+    QCOMPARE(form.values().value(u"p"_s).toString(), u"abc"_s);
+}
+
+void TestTaskForm::messageBanner()
+{
+    MessageBanner banner;
+    banner.setMessageType(MessageBanner::Type::Error);
+    banner.setText(u"<b>not bold</b>"_s);
+    banner.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&banner));
+    const QList<QLabel *> labels = banner.findChildren<QLabel *>();
+    QVERIFY(std::any_of(labels.cbegin(), labels.cend(), [](const QLabel *l) {
+        return l->text() == u"<b>not bold</b>"_s && l->textFormat() == Qt::PlainText
+               && l->wordWrap();
+    }));
+    QVERIFY(!banner.isCloseButtonVisible());
+
+    QAction action(u"Reload"_s);
+    QSignalSpy triggered(&action, &QAction::triggered);
+    banner.addAction(&action);
+    QToolButton *actionButton = nullptr;
+    QToolButton *closeButton = nullptr;
+    for (QToolButton *b : banner.findChildren<QToolButton *>()) {
+        if (b->defaultAction() == &action)
+            actionButton = b;
+        else
+            closeButton = b;
+    }
+    QVERIFY(actionButton);
+    QTest::mouseClick(actionButton, Qt::LeftButton);
+    QCOMPARE(triggered.count(), 1);
+
+    banner.setCloseButtonVisible(true);
+    QVERIFY(banner.isCloseButtonVisible());
+    QSignalSpy closed(&banner, &MessageBanner::closed);
+    QVERIFY(closeButton && closeButton->isVisible());
+    QTest::mouseClick(closeButton, Qt::LeftButton);
+    QCOMPARE(closed.count(), 1);
+    QVERIFY(banner.isHidden());
+
+    // The accents differ per type and per palette.
+    QVERIFY(MessageBanner::accentColor(MessageBanner::Type::Error, false)
+            != MessageBanner::accentColor(MessageBanner::Type::Error, true));
+    QVERIFY(MessageBanner::accentColor(MessageBanner::Type::Warning, false)
+            != MessageBanner::accentColor(MessageBanner::Type::Error, false));
 }
 
 void TestTaskForm::fileDropSetsPath()

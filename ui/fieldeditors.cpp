@@ -3,6 +3,7 @@
 
 #include "messagebanner.h"
 
+#include <QCalendarWidget>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDateTimeEdit>
@@ -577,6 +578,7 @@ public:
         m_edit->setMinimumDateTime(unsetValue());
         m_edit->setSpecialValueText(tr("Not set"));
         m_edit->setToolTip(tr("Local time; sent as UTC"));
+        m_edit->calendarWidget()->installEventFilter(this);
         auto *layout = new QHBoxLayout(this);
         layout->setContentsMargins(FrameWidth, FrameWidth, FrameWidth, FrameWidth);
         layout->addWidget(m_edit);
@@ -610,6 +612,18 @@ public:
         m_settingValue = true;
         m_edit->setDateTime(dt);
         m_settingValue = false;
+    }
+
+protected:
+    bool eventFilter(QObject *watched, QEvent *event) override
+    {
+        // The popup would open on the "not set" date, a century ago: today is the better
+        // place to start choosing.
+        if (watched == m_edit->calendarWidget() && event->type() == QEvent::Show
+            && m_edit->dateTime() == m_edit->minimumDateTime()) {
+            m_edit->calendarWidget()->setSelectedDate(QDate::currentDate());
+        }
+        return FieldEditor::eventFilter(watched, event);
     }
 
 private:

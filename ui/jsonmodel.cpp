@@ -152,29 +152,34 @@ JsonModel::Node *JsonModel::nodeOf(const QModelIndex &index) const
     return index.isValid() ? static_cast<Node *>(index.internalPointer()) : m_rootNode.get();
 }
 
-void JsonModel::ensureChildren(Node *node) const
+qsizetype JsonModel::childCount(const Node *node)
 {
-    // Made on first request; the rows count as having been there all along, so no
-    // insert signals are due.
-    if (node->populated)
-        return;
-    node->populated = true;
+    if (node->value.isObject())
+        return node->value.toObject().size();
+    if (node->value.isArray())
+        return node->value.toArray().size();
+    return static_cast<qsizetype>(node->children.size());
+}
+
+void JsonModel::appendChildren(Node *node, qsizetype count) const
+{
+    const auto first = static_cast<qsizetype>(node->children.size());
+    const qsizetype last = std::min(childCount(node), first + count);
+    node->children.reserve(static_cast<size_t>(last));
     if (node->value.isObject()) {
         const QJsonObject object = node->value.toObject();
-        node->children.reserve(static_cast<size_t>(object.size()));
-        int row = 0;
-        for (auto it = object.constBegin(); it != object.constEnd(); ++it) {
+        auto it = object.constBegin() + first;
+        for (qsizetype i = first; i < last; ++i, ++it) {
             auto child = std::make_unique<Node>();
             child->key = it.key();
             child->value = it.value();
             child->parent = node;
-            child->row = row++;
+            child->row = static_cast<int>(i);
             node->children.push_back(std::move(child));
         }
     } else if (node->value.isArray()) {
         const QJsonArray array = node->value.toArray();
-        node->children.reserve(static_cast<size_t>(array.size()));
-        for (qsizetype i = 0; i < array.size(); ++i) {
+        for (qsizetype i = first; i < last; ++i) {
             auto child = std::make_unique<Node>();
             child->key = u'[' + QString::number(i) + u']';
             child->value = array.at(i);
@@ -183,6 +188,36 @@ void JsonModel::ensureChildren(Node *node) const
             node->children.push_back(std::move(child));
         }
     }
+}
+
+void JsonModel::ensureChildren(Node *node) const
+{
+    // The first rows are made on first request and count as having been there all along,
+    // so no insert signals are due; the rest come through fetchMore().
+    if (node->populated)
+        return;
+    node->populated = true;
+    appendChildren(node, FetchChunk);
+}
+
+bool JsonModel::canFetchMore(const QModelIndex &parent) const
+{
+    if (parent.isValid() && parent.column() != 0)
+        return false;
+    const Node *p = nodeOf(parent);
+    return p->populated && static_cast<qsizetype>(p->children.size()) < childCount(p);
+}
+
+void JsonModel::fetchMore(const QModelIndex &parent)
+{
+    if (!canFetchMore(parent))
+        return;
+    Node *p = nodeOf(parent);
+    const auto first = static_cast<int>(p->children.size());
+    const auto last = static_cast<int>(std::min(childCount(p), first + FetchChunk) - 1);
+    beginInsertRows(parent, first, last);
+    appendChildren(p, FetchChunk);
+    endInsertRows();
 }
 
 QModelIndex JsonModel::index(int row, int column, const QModelIndex &parent) const
@@ -226,14 +261,7 @@ bool JsonModel::hasChildren(const QModelIndex &parent) const
 {
     if (parent.isValid() && parent.column() != 0)
         return false;
-    const Node *p = nodeOf(parent);
-    if (p->populated)
-        return !p->children.empty();
-    if (p->value.isObject())
-        return !p->value.toObject().isEmpty();
-    if (p->value.isArray())
-        return !p->value.toArray().isEmpty();
-    return false;
+    return childCount(nodeOf(parent)) > 0;
 }
 
 QVariant JsonModel::data(const QModelIndex &index, int role) const

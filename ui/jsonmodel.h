@@ -38,6 +38,8 @@ class JsonModel final : public QAbstractItemModel
 public:
     enum Column { KeyColumn, ValueColumn, TypeColumn, ColumnCount };
     enum Role { JsonValueRole = Qt::UserRole + 1 };
+    /*! Rows made at a time under one parent; views ask for more as they scroll. */
+    static constexpr qsizetype FetchChunk = 500;
 
     explicit JsonModel(QObject *parent = nullptr);
     ~JsonModel() override;
@@ -50,6 +52,8 @@ public:
     int rowCount(const QModelIndex &parent = QModelIndex()) const override;
     int columnCount(const QModelIndex &parent = QModelIndex()) const override;
     bool hasChildren(const QModelIndex &parent = QModelIndex()) const override;
+    bool canFetchMore(const QModelIndex &parent) const override;
+    void fetchMore(const QModelIndex &parent) override;
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
     QVariant headerData(int section, Qt::Orientation orientation,
                         int role = Qt::DisplayRole) const override;
@@ -57,6 +61,8 @@ public:
 private:
     struct Node;
     Node *nodeOf(const QModelIndex &index) const;
+    static qsizetype childCount(const Node *node);
+    void appendChildren(Node *node, qsizetype count) const;
     void ensureChildren(Node *node) const;
 
     QJsonValue m_root;

@@ -120,7 +120,7 @@ void ResultView::setResult(const QJsonValue &result)
     m_copy->setEnabled(!empty);
 
     m_model->setJson(empty ? QJsonValue(QJsonValue::Undefined) : result);
-    m_tree->expandToDepth(1);
+    expandSensibly();
 
     QString raw = jsonToText(result);
     if (raw.size() > MaxRawChars) {
@@ -149,6 +149,39 @@ void ResultView::setResult(const QJsonValue &result)
     showTableSource(hasTable ? 0 : -1);
     if (!hasTable && m_tabs->currentIndex() == m_tableTab)
         m_tabs->setCurrentIndex(0);
+}
+
+void ResultView::expandSensibly()
+{
+    // Opens level after level (three at most) while everything shown stays within about
+    // two screens of rows; a long array stays closed instead of flooding the view.
+    constexpr qsizetype RowBudget = 300;
+    const auto sizeOf = [this](const QModelIndex &index) -> qsizetype {
+        const QJsonValue v = index.data(JsonModel::JsonValueRole).value<QJsonValue>();
+        return v.isObject() ? v.toObject().size() : v.isArray() ? v.toArray().size() : 0;
+    };
+    qsizetype shown = m_model->rowCount();
+    QList<QModelIndex> level{QModelIndex()};
+    for (int depth = 0; depth < 3 && !level.isEmpty(); ++depth) {
+        QList<QModelIndex> next;
+        qsizetype added = 0;
+        for (const QModelIndex &parent : std::as_const(level)) {
+            for (int r = 0, n = m_model->rowCount(parent); r < n && shown + added <= RowBudget;
+                 ++r) {
+                const QModelIndex child = m_model->index(r, 0, parent);
+                if (const qsizetype size = sizeOf(child); size > 0) {
+                    next << child;
+                    added += size;
+                }
+            }
+        }
+        if (shown + added > RowBudget)
+            return;
+        for (const QModelIndex &index : std::as_const(next))
+            m_tree->expand(index);
+        shown += added;
+        level = next;
+    }
 }
 
 void ResultView::showTableSource(int index)

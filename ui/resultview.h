@@ -19,7 +19,8 @@ class JsonModel;
 class JsonTableModel;
 
 /*!
- * A run's JSON result in three views: Tree (key, value, type; expanded two levels deep),
+ * A run's JSON result in three views: Tree (key, value, type; opened up to three levels
+ * deep while that shows at most a few hundred rows),
  * Raw (indented JSON, read-only, monospace) and Table (when the result, or one of its
  * top-level members, is an array of objects; a choice of member when several are), plus a
  * Copy button that puts the whole JSON on the clipboard. An empty result shows
@@ -60,6 +61,7 @@ public Q_SLOTS:
 
 private:
     void showTableSource(int index);
+    void expandSensibly();
 
     QJsonValue m_result;
     QStackedWidget *m_stack = nullptr;

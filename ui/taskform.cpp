@@ -223,6 +223,14 @@ QString TaskForm::formErrorText() const
     return m_banner->isHidden() ? QString() : m_banner->text();
 }
 
+QList<QWidget *> TaskForm::focusChain() const
+{
+    QList<QWidget *> chain;
+    for (const Row &r : m_rows)
+        chain << r.editor->focusWidgets();
+    return chain;
+}
+
 QWidget *TaskForm::firstInvalidEditor() const
 {
     for (const Row &r : m_rows) {

@@ -64,6 +64,8 @@ public:
     QString errorText(const QString &fieldKey) const;
     /*! The text of the banner for errors that name no field; empty while it is hidden. */
     QString formErrorText() const;
+    /*! Every focusable widget of the form's editors, in tab order. */
+    QList<QWidget *> focusChain() const;
     /*! The first field's input, in form order, that shows an error; null when none. */
     QWidget *firstInvalidEditor() const;
 

@@ -36,7 +36,12 @@ QIcon spinnerFrame(int step, int size, const QColor &color)
     const QRectF box = QRectF(0, 0, size, size).adjusted(pen, pen, -pen, -pen);
     const int start = -step * (360 / SpinnerSteps) * 16;
     painter.drawArc(box, start, 270 * 16);
-    return QIcon(pixmap);
+    painter.end();
+    // The button is disabled while busy: its indicator must not fade with it.
+    QIcon icon;
+    icon.addPixmap(pixmap, QIcon::Normal);
+    icon.addPixmap(pixmap, QIcon::Disabled);
+    return icon;
 }
 
 } // namespace
@@ -90,6 +95,7 @@ TaskPage::TaskPage(QWidget *parent)
     m_scroll = new QScrollArea(this);
     m_scroll->setWidgetResizable(true);
     m_scroll->setFrameShape(QFrame::NoFrame);
+    m_scroll->setFocusPolicy(Qt::NoFocus);
     m_scroll->setWidget(m_form);
     layout->addWidget(m_scroll, 1);
 
@@ -133,10 +139,16 @@ TaskPage::~TaskPage() = default;
 
 void TaskPage::setTask(const TaskPtr &task)
 {
-    if (m_dialog)
-        m_dialog->reject();
+    if (QDialog *open = m_dialog.data())
+        open->reject();
     m_task = task;
     m_form->setTask(task);
+    // The editors are made after the buttons, so the window's focus chain would put them
+    // last: Tab goes from the last field to Start, then Run.
+    const QList<QWidget *> chain = m_form->focusChain();
+    if (!chain.isEmpty())
+        setTabOrder(chain.last(), m_start);
+    setTabOrder(m_start, m_run);
     clearMessages();
     updateHeader();
 }
@@ -217,7 +229,7 @@ void TaskPage::setBusy(bool busy)
 void TaskPage::advanceSpinner()
 {
     const int size = style()->pixelMetric(QStyle::PM_ButtonIconSize, nullptr, this);
-    m_run->setIcon(spinnerFrame(m_spinStep, size, palette().color(QPalette::ButtonText)));
+    m_run->setIcon(spinnerFrame(m_spinStep, size, palette().color(QPalette::Highlight)));
     m_spinStep = (m_spinStep + 1) % SpinnerSteps;
 }
 
