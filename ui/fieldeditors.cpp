@@ -224,12 +224,12 @@ public:
                                     | Qt::ImhSensitiveData);
         m_reveal = new QToolButton(this);
         m_reveal->setCheckable(true);
-        m_reveal->setText(tr("Show"));
-        m_reveal->setAccessibleName(tr("Show %1").arg(f.label()));
-        m_reveal->setToolTip(tr("Show or hide the typed text"));
+        m_reveal->setText(FieldEditor::tr("Show"));
+        m_reveal->setAccessibleName(FieldEditor::tr("Show %1").arg(f.label()));
+        m_reveal->setToolTip(FieldEditor::tr("Show or hide the typed text"));
         connect(m_reveal, &QToolButton::toggled, this, [this](bool shown) {
             m_edit->setEchoMode(shown ? QLineEdit::Normal : QLineEdit::Password);
-            m_reveal->setText(shown ? tr("Hide") : tr("Show"));
+            m_reveal->setText(shown ? FieldEditor::tr("Hide") : FieldEditor::tr("Show"));
         });
         m_layout->addWidget(m_reveal);
         if (!f.defaultValue.isUndefined() && !f.defaultValue.isNull())
@@ -265,9 +265,9 @@ public:
         : LineFieldEditor(f, parent)
     {
         if (m_edit->placeholderText().isEmpty())
-            m_edit->setPlaceholderText(tr("Path to a file, or drop one here"));
-        m_browse = new QPushButton(tr("Browse…"), this);
-        m_browse->setAccessibleName(tr("Browse for %1").arg(f.label()));
+            m_edit->setPlaceholderText(FieldEditor::tr("Path to a file, or drop one here"));
+        m_browse = new QPushButton(FieldEditor::tr("Browse…"), this);
+        m_browse->setAccessibleName(FieldEditor::tr("Browse for %1").arg(f.label()));
         connect(m_browse, &QPushButton::clicked, this, &FileEditor::browse);
         m_layout->addWidget(m_browse);
         setAcceptDrops(true);
@@ -338,7 +338,7 @@ private:
     void browse()
     {
         // Not the static getter: the dialog must not spin a nested event loop.
-        auto *dialog = new QFileDialog(window(), tr("Choose %1").arg(field().label()));
+        auto *dialog = new QFileDialog(window(), FieldEditor::tr("Choose %1").arg(field().label()));
         dialog->setAttribute(Qt::WA_DeleteOnClose);
         dialog->setFileMode(QFileDialog::ExistingFile);
         const QFileInfo current(m_edit->text());
@@ -441,7 +441,7 @@ public:
         m_combo->setSizeAdjustPolicy(QComboBox::AdjustToContents);
         // Without a default nothing is chosen for the user: an empty entry stands first.
         if (f.defaultValue.isUndefined() || f.defaultValue.isNull())
-            m_combo->addItem(f.required ? tr("Choose…") : tr("(none)"));
+            m_combo->addItem(f.required ? FieldEditor::tr("Choose…") : FieldEditor::tr("(none)"));
         for (const auto &choice : f.choices) {
             m_combo->addItem(choice.second.isEmpty() ? choice.first : choice.second,
                              choice.first);
@@ -576,8 +576,8 @@ public:
         // The lowest date stands for "not set", shown as words, so that an optional date
         // can stay empty like any other field.
         m_edit->setMinimumDateTime(unsetValue());
-        m_edit->setSpecialValueText(tr("Not set"));
-        m_edit->setToolTip(tr("Local time; sent as UTC"));
+        m_edit->setSpecialValueText(FieldEditor::tr("Not set"));
+        m_edit->setToolTip(FieldEditor::tr("Local time; sent as UTC"));
         m_edit->calendarWidget()->installEventFilter(this);
         auto *layout = new QHBoxLayout(this);
         layout->setContentsMargins(FrameWidth, FrameWidth, FrameWidth, FrameWidth);

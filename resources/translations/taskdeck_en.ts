@@ -325,17 +325,6 @@
     </message>
 </context>
 <context>
-    <name>taskdeck::ui::DateTimeEditor</name>
-    <message>
-        <source>Not set</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Local time; sent as UTC</source>
-        <translation type="unfinished"></translation>
-    </message>
-</context>
-<context>
     <name>taskdeck::ui::ExpensiveConfirmDialog</name>
     <message>
         <source>Run an expensive task?</source>
@@ -361,16 +350,21 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>A value is set; type to replace it</source>
+        <source>Show</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Type it again (secrets are not stored)</source>
+        <source>Show %1</source>
         <translation type="unfinished"></translation>
     </message>
-</context>
-<context>
-    <name>taskdeck::ui::FileEditor</name>
+    <message>
+        <source>Show or hide the typed text</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Hide</source>
+        <translation type="unfinished"></translation>
+    </message>
     <message>
         <source>Path to a file, or drop one here</source>
         <translation type="unfinished"></translation>
@@ -385,6 +379,30 @@
     </message>
     <message>
         <source>Choose %1</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Choose…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>(none)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Not set</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Local time; sent as UTC</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A value is set; type to replace it</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Type it again (secrets are not stored)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -979,36 +997,6 @@
     </message>
     <message>
         <source>Copy Run ID</source>
-        <translation type="unfinished"></translation>
-    </message>
-</context>
-<context>
-    <name>taskdeck::ui::SecretEditor</name>
-    <message>
-        <source>Show</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Show %1</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Show or hide the typed text</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>Hide</source>
-        <translation type="unfinished"></translation>
-    </message>
-</context>
-<context>
-    <name>taskdeck::ui::SelectEditor</name>
-    <message>
-        <source>Choose…</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <source>(none)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
