@@ -137,6 +137,9 @@ private:
     void updateMatchHighlights();
     void updateFindStatus();
     qint64 firstLineIndex() const { return m_received - qint64(m_lines.size()); }
+    /*! The index among all lines of the text's first block (stale ones included). */
+    qint64 docBaseLine() const { return firstLineIndex() + m_docFirst - m_docStale; }
+    bool dropOldest(qsizetype count);
 
     struct Match
     {
@@ -155,9 +158,11 @@ private:
 
     AnsiParser m_parser;
     AnsiPalette m_palette = AnsiPalette::light();
-    // The lines held, oldest first: the first m_docLines are in the text (after its first
-    // m_docStale blocks, which are due for removal), the rest wait for a flush.
+    // The lines held, oldest first. m_lines[m_docFirst, m_docFirst + m_docLines) are in the
+    // text, after its first m_docStale blocks (due for removal); those before m_docFirst wait
+    // to be filled in above, those after to be appended.
     std::deque<ShownLine> m_lines;
+    qsizetype m_docFirst = 0;
     qsizetype m_docLines = 0;
     qsizetype m_docStale = 0;
     qint64 m_received = 0;
