@@ -30,7 +30,9 @@ class LogTextEdit;
  * loop stays live however fast lines come. The pane holds at most maximumLines() lines (the
  * queue included): older ones are dropped, a bar says how many and offers the full log
  * (fullLogRequested()). Lines that would scroll out before they were ever shown are dropped
- * from the queue rather than laid out.
+ * from the queue rather than laid out. While lines come faster than they can be laid out and
+ * the pane follows, each flush shows a screenful of the newest lines; the older held lines
+ * are filled in above them once the flood is over (pendingLineCount() counts them).
  *
  * \code
  * auto *view = new LogView(parent);
