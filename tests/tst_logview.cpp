@@ -674,6 +674,36 @@ private Q_SLOTS:
         QCOMPARE(doc->toPlainText(), QString());
     }
 
+    void floodShowsNewestFirstThenFillsIn()
+    {
+        LogView view;
+        view.resize(600, 300);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        LogLines lines = numbered(1, 50000);
+        for (qsizetype i = 0; i < lines.size(); i += 7)
+            lines[i].stream = LogStream::Err;
+        view.appendLines(lines);
+        // One flush lays out far fewer than 20,000 lines (at microseconds a line), and the
+        // first one shows the newest.
+        QTRY_VERIFY(documentOf(view)->blockCount() > 1);
+        QCOMPARE(documentOf(view)->lastBlock().text(), u"line 50000"_s);
+        QVERIFY(view.pendingLineCount() > 0);
+        QVERIFY(settle(view));
+        QTextDocument *doc = documentOf(view);
+        QCOMPARE(doc->blockCount(), 20000);
+        int number = 30001;
+        for (QTextBlock block = doc->begin(); block.isValid(); block = block.next(), ++number) {
+            QCOMPARE(block.text(), u"line %1"_s.arg(number));
+            const bool err = (number - 1) % 7 == 0;
+            QCOMPARE(block.blockFormat().intProperty(LogView::StreamProperty) == int(LogStream::Err), err);
+        }
+        QVERIFY(view.isFollowing());
+        QScrollBar *bar = view.textEdit()->verticalScrollBar();
+        QCOMPARE(bar->value(), bar->maximum());
+        QCOMPARE(view.hiddenLineCount(), 30000);
+    }
+
     void copyIsPlainText()
     {
         LogView view;

@@ -4,6 +4,7 @@
 #include <QFont>
 #include <QPalette>
 
+#include <algorithm>
 #include <vector>
 
 using namespace Qt::StringLiterals;

@@ -34,7 +34,8 @@ namespace taskdeck::ui {
 namespace {
 
 constexpr int kFirstFlushMs = 30;   // lines show within this of arriving
-constexpr int kFlushBudgetMs = 14;  // the most one flush may hold the event loop, roughly
+constexpr int kFlushBudgetMs = 8;   // the most one flush may hold the event loop, roughly
+constexpr int kStreamFlushMs = 40;  // between flushes while lines come faster than that
 constexpr int kMatchDelayMs = 120;  // recount matches at most this often while lines arrive
 constexpr int kMaxMatches = 100000; // a search for "e" in 20,000 lines stays bounded
 
@@ -178,17 +179,15 @@ void LogView::appendLines(const LogLines &lines)
 {
     if (lines.isEmpty())
         return;
-    for (const LogLine &line : lines)
-        m_lines.push_back({m_parser.parseLine(line.text), line.timeMs, line.stream});
+    // A batch longer than the view: its head only moves the ANSI state along.
+    const qsizetype skip = std::max<qsizetype>(0, lines.size() - m_maxLines);
+    for (qsizetype i = 0; i < skip; ++i)
+        m_parser.parseLine(lines[i].text);
+    for (qsizetype i = skip; i < lines.size(); ++i)
+        m_lines.push_back({m_parser.parseLine(lines[i].text), lines[i].timeMs, lines[i].stream});
     m_received += lines.size();
     // Bounded: the oldest go, from the text if they were shown, or before they ever are.
-    const auto excess = qsizetype(m_lines.size()) - m_maxLines;
-    if (excess > 0) {
-        m_lines.erase(m_lines.begin(), m_lines.begin() + excess);
-        const qsizetype fromText = std::min(excess, m_docLines);
-        m_docLines -= fromText;
-        m_docStale += fromText;
-    }
+    dropOldest(qsizetype(m_lines.size()) - m_maxLines);
     scheduleFlush();
 }
 
@@ -196,6 +195,7 @@ void LogView::clear()
 {
     m_flushTimer.stop();
     m_lines.clear();
+    m_docFirst = 0;
     m_docLines = 0;
     m_docStale = 0;
     m_received = 0;
@@ -210,12 +210,7 @@ void LogView::clear()
 void LogView::setMaximumLines(int lines)
 {
     m_maxLines = std::max(1, lines);
-    const auto excess = qsizetype(m_lines.size()) - m_maxLines;
-    if (excess > 0) {
-        m_lines.erase(m_lines.begin(), m_lines.begin() + excess);
-        const qsizetype fromText = std::min(excess, m_docLines);
-        m_docLines -= fromText;
-        m_docStale += fromText;
+    if (dropOldest(qsizetype(m_lines.size()) - m_maxLines)) {
         const bool was = m_scrolling;
         m_scrolling = true;
         removeStaleBlocks();
@@ -232,6 +227,22 @@ void LogView::setShowTimestamps(bool show)
     rerender();
 }
 
+bool LogView::dropOldest(qsizetype count)
+{
+    if (count <= 0)
+        return false;
+    m_lines.erase(m_lines.begin(), m_lines.begin() + count);
+    // Lines waiting to be filled in above the text go first, then those in the text.
+    const qsizetype above = std::min(count, m_docFirst);
+    m_docFirst -= above;
+    const qsizetype fromText = std::min(count - above, m_docLines);
+    m_docLines -= fromText;
+    m_docStale += fromText;
+    if (m_docLines == 0)
+        m_docFirst = 0;
+    return true;
+}
+
 void LogView::scheduleFlush()
 {
     if (!m_flushTimer.isActive())
@@ -242,43 +253,76 @@ void LogView::flush()
 {
     QScrollBar *bar = m_edit->verticalScrollBar();
     // Without wrapping, the scroll value is the first visible block: keep that line in view.
-    const qint64 topLine = firstLineIndex() - m_docStale + bar->value();
+    const qint64 topLine = docBaseLine() + bar->value();
     m_scrolling = true;
-
-    removeStaleBlocks();
 
     // As many lines as fit the time budget, by the cost per line measured so far (the layout
     // happens at endEditBlock(), so it cannot be timed line by line).
     QElapsedTimer clock;
     clock.start();
-    const qsizetype pending = qsizetype(m_lines.size()) - m_docLines;
-    const qsizetype chunk = std::clamp<qsizetype>(qsizetype(kFlushBudgetMs * 1000.0 / m_costPerLineUs),
-                                                  64, 50000);
-    const qsizetype count = std::min(pending, chunk);
-    if (count > 0) {
-        QTextCursor cursor(m_edit->document());
-        cursor.beginEditBlock();
+    const qsizetype budget = std::clamp<qsizetype>(qsizetype(kFlushBudgetMs * 1000.0 / m_costPerLineUs),
+                                                   64, 50000);
+    qsizetype newer = qsizetype(m_lines.size()) - m_docFirst - m_docLines;
+    const bool jump = m_following && newer > budget;
+    if (jump) {
+        // More has come than one flush lays out: show a screenful of the newest lines; the
+        // ones above them are filled in once the flood is over (or never, if they scroll out
+        // before that). So a flood costs a screenful a frame, not every line.
+        const int rows = m_edit->viewport()->height() / std::max(1, m_edit->fontMetrics().lineSpacing()) + 2;
+        const qsizetype shown = std::min<qsizetype>(budget, std::max(rows, 64));
+        m_docStale += m_docLines;
+        m_docLines = 0;
+        m_docFirst = qsizetype(m_lines.size()) - shown;
+        newer = shown;
+    }
+    removeStaleBlocks();
+
+    qsizetype inserted = 0;
+    QTextCursor cursor(m_edit->document());
+    cursor.beginEditBlock();
+    if (newer > 0) {
+        const qsizetype count = std::min(newer, budget);
         cursor.movePosition(QTextCursor::End);
         for (qsizetype i = 0; i < count; ++i) {
-            insertLine(cursor, m_lines[size_t(m_docLines)], m_docLines == 0);
+            insertLine(cursor, m_lines[size_t(m_docFirst + m_docLines)], m_docLines == 0);
             ++m_docLines;
         }
-        cursor.endEditBlock();
-        const double perLine = double(clock.nsecsElapsed()) / 1000.0 / double(count);
-        if (count >= 64) // small flushes say little about the cost
-            m_costPerLineUs = std::clamp(m_costPerLineUs * 0.5 + perLine * 0.5, 0.2, 1000.0);
+        inserted += count;
+        newer -= count;
+    }
+    if (!jump && newer == 0 && m_docFirst > 0 && inserted < budget) {
+        // Fill in above: a fresh first block, then the older lines before the old first one.
+        const qsizetype count = std::min(m_docFirst, budget - inserted);
+        cursor.movePosition(QTextCursor::Start);
+        const QTextBlockFormat oldFirst = cursor.blockFormat();
+        cursor.insertBlock(oldFirst);
+        cursor.movePosition(QTextCursor::Start);
+        for (qsizetype i = m_docFirst - count; i < m_docFirst; ++i)
+            insertLine(cursor, m_lines[size_t(i)], i == m_docFirst - count);
+        m_docFirst -= count;
+        m_docLines += count;
+        inserted += count;
+    }
+    cursor.endEditBlock();
+    if (inserted >= 64) { // small flushes say little about the cost
+        const double perLine = double(clock.nsecsElapsed()) / 1000.0 / double(inserted);
+        m_costPerLineUs = std::clamp(m_costPerLineUs * 0.5 + perLine * 0.5, 0.2, 1000.0);
     }
 
     if (m_following)
         bar->setValue(bar->maximum());
     else
-        bar->setValue(int(std::clamp<qint64>(topLine - firstLineIndex(), 0, bar->maximum())));
+        bar->setValue(int(std::clamp<qint64>(topLine - docBaseLine(), 0, bar->maximum())));
     m_scrolling = false;
 
     updateHiddenBar();
     if (isFindOpen() && !m_findText.isEmpty() && !m_matchTimer.isActive())
         m_matchTimer.start();
-    if (pendingLineCount() > 0)
+    // While lines come faster than they are laid out, flush at a display rate and leave the
+    // rest of the time to the run; filling in above goes on at once when nothing newer came.
+    if (newer > 0 || jump)
+        m_flushTimer.start(kStreamFlushMs);
+    else if (m_docFirst > 0)
         m_flushTimer.start(0);
 }
 
@@ -351,6 +395,7 @@ void LogView::rerender()
     // Every held line goes back to the queue; the flushes lay it out again in chunks.
     m_docStale += m_docLines;
     m_docLines = 0;
+    m_docFirst = 0;
     m_flushTimer.start(0);
 }
 
@@ -536,7 +581,7 @@ void LogView::setFindText(const QString &text)
     recomputeMatches();
     if (!m_matches.isEmpty()) {
         // The first match from the top of the view on, as a browser's find does.
-        const qint64 top = firstLineIndex() - m_docStale + m_edit->verticalScrollBar()->value();
+        const qint64 top = docBaseLine() + m_edit->verticalScrollBar()->value();
         const auto from = std::find_if(m_matches.cbegin(), m_matches.cend(),
                                        [top](const Match &m) { return m.line >= top; });
         selectMatch(from == m_matches.cend() ? 0 : int(from - m_matches.cbegin()));
@@ -588,16 +633,17 @@ void LogView::recomputeMatches()
     if (m_findText.isEmpty())
         return;
     const Qt::CaseSensitivity cs = m_findCaseSensitive ? Qt::CaseSensitive : Qt::CaseInsensitive;
-    const qint64 first = firstLineIndex() - m_docStale;
-    for (QTextBlock block = m_edit->document()->begin(); block.isValid(); block = block.next()) {
-        if (block.blockNumber() < m_docStale)
+    const qint64 first = docBaseLine();
+    qint64 number = 0;
+    for (QTextBlock block = m_edit->document()->begin(); block.isValid(); block = block.next(), ++number) {
+        if (number < m_docStale)
             continue;
-        if (block.blockNumber() >= m_docStale + m_docLines)
+        if (number >= m_docStale + m_docLines)
             break;
         const QString text = block.text();
         for (qsizetype at = text.indexOf(m_findText, 0, cs); at >= 0;
              at = text.indexOf(m_findText, at + m_findText.size(), cs)) {
-            const Match match{first + block.blockNumber(), int(at), int(m_findText.size())};
+            const Match match{first + number, int(at), int(m_findText.size())};
             if (current && match.line == current->line && match.column == current->column)
                 m_currentMatch = int(m_matches.size());
             m_matches.append(match);
@@ -613,7 +659,7 @@ void LogView::selectMatch(int index)
         return;
     m_currentMatch = index;
     const Match &match = m_matches[index];
-    const QTextBlock block = m_edit->document()->findBlockByNumber(int(match.line - (firstLineIndex() - m_docStale)));
+    const QTextBlock block = m_edit->document()->findBlockByNumber(int(match.line - (docBaseLine())));
     if (!block.isValid())
         return;
     QTextCursor cursor(block);
@@ -634,7 +680,7 @@ void LogView::updateMatchHighlights()
     // Only the visible lines get a highlight: painting thousands of selections is slow.
     const int firstBlock = m_edit->cursorForPosition(QPoint(0, 0)).blockNumber();
     const int lastBlock = m_edit->cursorForPosition(QPoint(0, m_edit->viewport()->height())).blockNumber();
-    const qint64 base = firstLineIndex() - m_docStale;
+    const qint64 base = docBaseLine();
     const QColor highlight = m_palette.isDark() ? QColor(0x6b, 0x5a, 0x1e) : QColor(0xff, 0xe8, 0x8c);
     const QColor current = m_palette.isDark() ? QColor(0xc7, 0x8a, 0x1b) : QColor(0xff, 0xb3, 0x3a);
     auto it = std::lower_bound(m_matches.cbegin(), m_matches.cend(), base + firstBlock,

@@ -30,7 +30,9 @@ class LogTextEdit;
  * loop stays live however fast lines come. The pane holds at most maximumLines() lines (the
  * queue included): older ones are dropped, a bar says how many and offers the full log
  * (fullLogRequested()). Lines that would scroll out before they were ever shown are dropped
- * from the queue rather than laid out.
+ * from the queue rather than laid out. While lines come faster than they can be laid out and
+ * the pane follows, each flush shows a screenful of the newest lines; the older held lines
+ * are filled in above them once the flood is over (pendingLineCount() counts them).
  *
  * \code
  * auto *view = new LogView(parent);
@@ -137,6 +139,9 @@ private:
     void updateMatchHighlights();
     void updateFindStatus();
     qint64 firstLineIndex() const { return m_received - qint64(m_lines.size()); }
+    /*! The index among all lines of the text's first block (stale ones included). */
+    qint64 docBaseLine() const { return firstLineIndex() + m_docFirst - m_docStale; }
+    bool dropOldest(qsizetype count);
 
     struct Match
     {
@@ -155,9 +160,11 @@ private:
 
     AnsiParser m_parser;
     AnsiPalette m_palette = AnsiPalette::light();
-    // The lines held, oldest first: the first m_docLines are in the text (after its first
-    // m_docStale blocks, which are due for removal), the rest wait for a flush.
+    // The lines held, oldest first. m_lines[m_docFirst, m_docFirst + m_docLines) are in the
+    // text, after its first m_docStale blocks (due for removal); those before m_docFirst wait
+    // to be filled in above, those after to be appended.
     std::deque<ShownLine> m_lines;
+    qsizetype m_docFirst = 0;
     qsizetype m_docLines = 0;
     qsizetype m_docStale = 0;
     qint64 m_received = 0;
