@@ -155,6 +155,7 @@ private Q_SLOTS:
     void historyPagesAndFilters();
     void historyShowsRunsOfAnotherStore();
     void historyShowsRunsOfAnotherProcess();
+    void historyIgnoresLateAnswers();
 
     void runsPanelRequestsCancelAndRerun();
     void runsPanelSavesState();
@@ -386,6 +387,12 @@ void TestUiModels::browserSearchesAndActivates()
     QTest::keyClick(tree, Qt::Key_Return);
     QCOMPARE(activated.size(), 2);
     QCOMPARE(activated.at(1).at(0).toString(), u"db.backup"_s);
+
+    // Typing in the tree jumps to a matching title.
+    browser.searchField()->clear();
+    tree->setFocus();
+    QTest::keyClicks(tree, u"Wipe"_s);
+    QCOMPARE(browser.currentTaskKey(), u"cache.wipe"_s);
 
     // Ctrl+F from the tree returns to the search.
     QTest::keyClick(tree, Qt::Key_F, Qt::ControlModifier);
@@ -729,6 +736,28 @@ void TestUiModels::historyShowsRunsOfAnotherProcess()
     // No reload: the notifier brings it.
     QTRY_VERIFY_WITH_TIMEOUT(model.rowOf(finished) >= 0, kWait);
     QTRY_COMPARE_WITH_TIMEOUT(statusAt(model, model.rowOf(finished)), int(RunStatus::Succeeded), kWait);
+}
+
+void TestUiModels::historyIgnoresLateAnswers()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    for (int i = 0; i < 300; ++i)
+        store->recordFinished(finishedRun(u"r-%1"_s.arg(i), u"t"_s, RunStatus::Succeeded, now.addSecs(i)), [] {});
+    QVERIFY(store->flush(30s));
+    // A model gone before its page (and its change look-ups) arrive: nothing lands in it.
+    auto *gone = new HistoryModel(store.get());
+    store->recordFinished(finishedRun(u"late"_s, u"t"_s, RunStatus::Succeeded, now.addSecs(400)), [] {});
+    delete gone;
+    // One that stays sees the same history, so the answers were on their way.
+    HistoryModel kept(store.get());
+    QAbstractItemModelTester tester(&kept, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QTRY_COMPARE_WITH_TIMEOUT(kept.rowCount(), HistoryModel::kPageSize, kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(kept.index(0, 0).data(RunTableModel::RunIdRole).toString(), u"late"_s, kWait);
+    QCOMPARE(kept.rowOf(u"late"_s), 0);
+    QCOMPARE(kept.rowCount(), HistoryModel::kPageSize);
 }
 
 void TestUiModels::runsPanelRequestsCancelAndRerun()
