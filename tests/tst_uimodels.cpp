@@ -156,6 +156,7 @@ private Q_SLOTS:
     void historyShowsRunsOfAnotherStore();
     void historyShowsRunsOfAnotherProcess();
     void historyIgnoresLateAnswers();
+    void historyModelsComeAndGo();
 
     void runsPanelRequestsCancelAndRerun();
     void runsPanelSavesState();
@@ -782,6 +783,27 @@ void TestUiModels::historyIgnoresLateAnswers()
     QTRY_COMPARE_WITH_TIMEOUT(kept.index(0, 0).data(RunTableModel::RunIdRole).toString(), u"late"_s, kWait);
     QCOMPARE(kept.rowOf(u"late"_s), 0);
     QCOMPARE(kept.rowCount(), HistoryModel::kPageSize);
+}
+
+void TestUiModels::historyModelsComeAndGo()
+{
+    // Models of one history made and destroyed many times (a window reopened, a filter
+    // rebuilt): each leaves the store's notifier cleanly, whatever addresses they get.
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    for (int round = 0; round < 3; ++round) {
+        std::vector<std::unique_ptr<HistoryModel>> models;
+        for (int i = 0; i < 300; ++i)
+            models.push_back(std::make_unique<HistoryModel>(store.get()));
+        QVERIFY(store->notifier()->isWatched());
+        models.clear();
+    }
+    // The last model still hears of changes.
+    HistoryModel model(store.get());
+    QTRY_COMPARE_WITH_TIMEOUT(model.totalCount(), 0, kWait);
+    store->recordFinished(finishedRun(u"after"_s, u"t"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc()), [] {});
+    QTRY_COMPARE_WITH_TIMEOUT(model.rowOf(u"after"_s), 0, kWait);
 }
 
 void TestUiModels::runsPanelRequestsCancelAndRerun()

@@ -31,13 +31,23 @@ void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
 
 } // namespace
 
+NotifierRelay *NotifierRelay::of(RunStoreNotifier *notifier)
+{
+    if (auto *relay = notifier->findChild<NotifierRelay *>(QString(), Qt::FindDirectChildrenOnly))
+        return relay;
+    auto *relay = new NotifierRelay(notifier);
+    connect(notifier, &RunStoreNotifier::runsChanged, relay, &NotifierRelay::runsChanged);
+    return relay;
+}
+
 HistoryModel::HistoryModel(IRunStore *store, TaskRegistry *registry, QObject *parent)
     : RunTableModel(parent)
     , m_store(store)
 {
     setTaskRegistry(registry);
     if (m_store) {
-        connect(m_store->notifier(), &RunStoreNotifier::runsChanged, this, &HistoryModel::onRunsChanged);
+        connect(NotifierRelay::of(m_store->notifier()), &NotifierRelay::runsChanged, this,
+                &HistoryModel::onRunsChanged);
         requestPage();
     }
 }
