@@ -155,6 +155,8 @@ private Q_SLOTS:
     void historyPagesAndFilters();
     void historyShowsRunsOfAnotherStore();
     void historyShowsRunsOfAnotherProcess();
+    void historyIgnoresLateAnswers();
+    void historyModelsComeAndGo();
 
     void runsPanelRequestsCancelAndRerun();
     void runsPanelSavesState();
@@ -387,6 +389,12 @@ void TestUiModels::browserSearchesAndActivates()
     QCOMPARE(activated.size(), 2);
     QCOMPARE(activated.at(1).at(0).toString(), u"db.backup"_s);
 
+    // Typing in the tree jumps to a matching title.
+    browser.searchField()->clear();
+    tree->setFocus();
+    QTest::keyClicks(tree, u"Wipe"_s);
+    QCOMPARE(browser.currentTaskKey(), u"cache.wipe"_s);
+
     // Ctrl+F from the tree returns to the search.
     QTest::keyClick(tree, Qt::Key_F, Qt::ControlModifier);
     QVERIFY(browser.searchField()->hasFocus());
@@ -530,18 +538,25 @@ void TestUiModels::activeRunsShowRetrying()
 
 void TestUiModels::activeRunsCoalesceProgress()
 {
-    constexpr int kReports = 20000;
+    constexpr int kReports = 10000;
     TaskRegistry registry;
+    QSemaphore gate;
+    QVERIFY(registry.add(makeTask(u"held"_s, [&gate](RunContext &ctx) -> QJsonValue {
+        while (!gate.tryAcquire(1, 20)) {
+            if (ctx.isCanceled())
+                return QJsonValue();
+        }
+        return QJsonValue();
+    })));
     QVERIFY(registry.add(makeTask(u"chatty"_s, [](RunContext &ctx) -> QJsonValue {
         for (int i = 1; i <= kReports; ++i)
             ctx.progress(i, kReports);
         return QJsonValue();
     })));
     TaskEngine engine(&registry);
+    auto release = qScopeGuard([&gate] { gate.release(10); });
     ActiveRunsModel model(&engine);
     QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
-    int engineReports = 0;
-    connect(&engine, &TaskEngine::runProgress, this, [&engineReports] { ++engineReports; });
     int progressChanges = 0;
     bool onlyProgressColumn = true;
     connect(&model, &QAbstractItemModel::dataChanged, this,
@@ -555,14 +570,31 @@ void TestUiModels::activeRunsCoalesceProgress()
                         && topLeft.column() == RunTableModel::DurationColumn;
                 }
             });
+
+    // A burst of reports, as a very chatty engine would send within one interval, reaches
+    // the view as one change of the progress column.
+    const StartResult held = engine.start(u"held"_s, {});
+    QVERIFY(held.ok());
+    QTRY_COMPARE_WITH_TIMEOUT(statusAt(model, 0), int(RunStatus::Running), kWait);
+    progressChanges = 0;
+    for (int i = 1; i <= kReports; ++i)
+        Q_EMIT engine.runProgress(held.runId, Progress{i, kReports, u"step %1"_s.arg(i)});
+    QTRY_COMPARE_WITH_TIMEOUT(model.index(0, 0).data(RunTableModel::ProgressRole).toInt(), 100, kWait);
+    QCOMPARE(model.index(0, 0).data(RunTableModel::ProgressMessageRole).toString(), u"step %1"_s.arg(kReports));
+    QCOMPARE(progressChanges, 1);
+    gate.release();
+    QTRY_COMPARE_WITH_TIMEOUT(model.run(held.runId)->status, RunStatus::Succeeded, kWait);
+
+    // A real run reporting as fast as it can ends with its last report shown.
+    progressChanges = 0;
     const StartResult started = engine.start(u"chatty"_s, {});
     QVERIFY(started.ok());
-    QTRY_COMPARE_WITH_TIMEOUT(statusAt(model, 0), int(RunStatus::Succeeded), kWait);
+    QTRY_VERIFY_WITH_TIMEOUT(model.run(started.runId) && model.run(started.runId)->isFinished(), kWait);
+    QCOMPARE(model.rowOf(started.runId), 0);
+    QCOMPARE(statusAt(model, 0), int(RunStatus::Succeeded));
     QCOMPARE(model.index(0, 0).data(RunTableModel::ProgressRole).toInt(), 100);
     QVERIFY(onlyProgressColumn);
-    // However many reports reach the model, the view hears of them in far fewer changes.
-    QVERIFY2(progressChanges <= engineReports, qPrintable(u"%1 > %2"_s.arg(progressChanges).arg(engineReports)));
-    QVERIFY2(progressChanges < kReports / 20, qPrintable(QString::number(progressChanges)));
+    QVERIFY2(progressChanges < kReports / 10, qPrintable(QString::number(progressChanges)));
 }
 
 void TestUiModels::activeRunsKeepBoundedFinished()
@@ -729,6 +761,49 @@ void TestUiModels::historyShowsRunsOfAnotherProcess()
     // No reload: the notifier brings it.
     QTRY_VERIFY_WITH_TIMEOUT(model.rowOf(finished) >= 0, kWait);
     QTRY_COMPARE_WITH_TIMEOUT(statusAt(model, model.rowOf(finished)), int(RunStatus::Succeeded), kWait);
+}
+
+void TestUiModels::historyIgnoresLateAnswers()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    for (int i = 0; i < 300; ++i)
+        store->recordFinished(finishedRun(u"r-%1"_s.arg(i), u"t"_s, RunStatus::Succeeded, now.addSecs(i)), [] {});
+    QVERIFY(store->flush(30s));
+    // A model gone before its page (and its change look-ups) arrive: nothing lands in it.
+    auto *gone = new HistoryModel(store.get());
+    store->recordFinished(finishedRun(u"late"_s, u"t"_s, RunStatus::Succeeded, now.addSecs(400)), [] {});
+    delete gone;
+    // One that stays sees the same history, so the answers were on their way.
+    HistoryModel kept(store.get());
+    QAbstractItemModelTester tester(&kept, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QTRY_COMPARE_WITH_TIMEOUT(kept.rowCount(), HistoryModel::kPageSize, kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(kept.index(0, 0).data(RunTableModel::RunIdRole).toString(), u"late"_s, kWait);
+    QCOMPARE(kept.rowOf(u"late"_s), 0);
+    QCOMPARE(kept.rowCount(), HistoryModel::kPageSize);
+}
+
+void TestUiModels::historyModelsComeAndGo()
+{
+    // Models of one history made and destroyed many times (a window reopened, a filter
+    // rebuilt): each leaves the store's notifier cleanly, whatever addresses they get.
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    for (int round = 0; round < 3; ++round) {
+        std::vector<std::unique_ptr<HistoryModel>> models;
+        for (int i = 0; i < 300; ++i)
+            models.push_back(std::make_unique<HistoryModel>(store.get()));
+        QVERIFY(store->notifier()->isWatched());
+        models.clear();
+    }
+    // The last model still hears of changes.
+    HistoryModel model(store.get());
+    QTRY_COMPARE_WITH_TIMEOUT(model.totalCount(), 0, kWait);
+    store->recordFinished(finishedRun(u"after"_s, u"t"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc()), [] {});
+    QTRY_COMPARE_WITH_TIMEOUT(model.rowOf(u"after"_s), 0, kWait);
 }
 
 void TestUiModels::runsPanelRequestsCancelAndRerun()

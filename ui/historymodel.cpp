@@ -4,12 +4,41 @@
 #include "runstorenotifier.h"
 
 #include <QFuture>
-#include <QPointer>
+#include <QFutureWatcher>
 #include <QScopeGuard>
 
 using namespace Qt::StringLiterals;
 
 namespace taskdeck::ui {
+
+namespace {
+
+// Calls \a onDone(future) in \a owner's thread once \a future ends (with a result or
+// canceled), never after \a owner is gone. Qt 6.4's QFuture::then(context, ...) asserts that
+// its context is still alive when the future ends, so a model destroyed while a query is in
+// flight cannot use it; a watcher owned by the model goes away with it instead.
+template <typename T, typename F>
+void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
+{
+    auto *watcher = new QFutureWatcher<T>(owner);
+    QObject::connect(watcher, &QFutureWatcherBase::finished, owner,
+                     [watcher, fn = std::forward<F>(onDone)]() mutable {
+                         watcher->deleteLater();
+                         fn(watcher->future());
+                     });
+    watcher->setFuture(future);
+}
+
+} // namespace
+
+NotifierRelay *NotifierRelay::of(RunStoreNotifier *notifier)
+{
+    if (auto *relay = notifier->findChild<NotifierRelay *>(QString(), Qt::FindDirectChildrenOnly))
+        return relay;
+    auto *relay = new NotifierRelay(notifier);
+    connect(notifier, &RunStoreNotifier::runsChanged, relay, &NotifierRelay::runsChanged);
+    return relay;
+}
 
 HistoryModel::HistoryModel(IRunStore *store, TaskRegistry *registry, QObject *parent)
     : RunTableModel(parent)
@@ -17,7 +46,8 @@ HistoryModel::HistoryModel(IRunStore *store, TaskRegistry *registry, QObject *pa
 {
     setTaskRegistry(registry);
     if (m_store) {
-        connect(m_store->notifier(), &RunStoreNotifier::runsChanged, this, &HistoryModel::onRunsChanged);
+        connect(NotifierRelay::of(m_store->notifier()), &NotifierRelay::runsChanged, this,
+                &HistoryModel::onRunsChanged);
         requestPage();
     }
 }
@@ -85,11 +115,10 @@ void HistoryModel::requestPage()
     m_fetching = true;
     ++m_pagesRequested;
     const quint64 generation = m_generation;
-    QPointer<HistoryModel> self(this);
-    m_store->findRunsAsync(query).then(this, [self, generation](const RunPage &page) {
-        if (!self || self->m_generation != generation)
-            return;
-        self->applyPage(page);
+    whenDone(this, m_store->findRunsAsync(query), [this, generation](const QFuture<RunPage> &page) {
+        // A canceled page (the store is closing) leaves the model fetching: nothing more comes.
+        if (m_generation == generation && !page.isCanceled() && page.resultCount() > 0)
+            applyPage(page.result());
     });
 }
 
@@ -131,24 +160,22 @@ void HistoryModel::lookUpPending()
         futures.append(m_store->findRunAsync(id));
     m_pendingIds.clear();
     const quint64 generation = m_generation;
-    QPointer<HistoryModel> self(this);
-    QtFuture::whenAll(futures.begin(), futures.end())
-        .then(this, [self, generation](const QList<QFuture<std::optional<Run>>> &done) {
-            if (!self)
-                return;
-            self->m_lookingUp = false;
-            if (self->m_generation == generation) {
-                QList<Run> runs;
-                for (const QFuture<std::optional<Run>> &future : done) {
-                    if (future.isValid() && future.isResultReadyAt(0)) {
-                        if (const std::optional<Run> run = future.result())
-                            runs.append(*run);
-                    }
-                }
-                self->applyChanged(runs);
-            }
-            self->lookUpPending();
-        });
+    using Lookups = QList<QFuture<std::optional<Run>>>;
+    whenDone(this, QtFuture::whenAll(futures.begin(), futures.end()),
+             [this, generation](const QFuture<Lookups> &all) {
+                 m_lookingUp = false;
+                 if (m_generation == generation && !all.isCanceled() && all.resultCount() > 0) {
+                     QList<Run> runs;
+                     for (const QFuture<std::optional<Run>> &future : all.result()) {
+                         if (!future.isCanceled() && future.resultCount() > 0) {
+                             if (const std::optional<Run> run = future.result())
+                                 runs.append(*run);
+                         }
+                     }
+                     applyChanged(runs);
+                 }
+                 lookUpPending();
+             });
 }
 
 int HistoryModel::insertionRow(const Run &run) const

@@ -10,7 +10,37 @@
 
 #include <optional>
 
+namespace taskdeck {
+class RunStoreNotifier;
+}
+
 namespace taskdeck::ui {
+
+/*!
+ * Passes a RunStoreNotifier's runsChanged() on to any number of models; one per notifier,
+ * its child, connected to it for the notifier's whole life.
+ *
+ * Models connect here rather than to the notifier because RunStoreNotifier::disconnectNotify()
+ * calls isSignalConnected(), which Qt does not allow there: a receiver destroyed while
+ * connected (or disconnecting explicitly) can then wait forever on a connection lock Qt
+ * already holds, when the two objects' locks happen to be the same one of Qt's pool.
+ * Nothing ever disconnects from the notifier itself this way.
+ */
+class NotifierRelay final : public QObject
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(NotifierRelay)
+
+public:
+    /*! The relay of \a notifier, made on first use (in the notifier's thread). */
+    static NotifierRelay *of(RunStoreNotifier *notifier);
+
+Q_SIGNALS:
+    void runsChanged(const QStringList &runIds);
+
+private:
+    using QObject::QObject;
+};
 
 /*!
  * Every run recorded in a history (IRunStore), newest first, read a page at a time.

@@ -23,7 +23,8 @@ void ProgressDelegate::paint(QPainter *painter, const QStyleOptionViewItem &opti
     const int percent = index.data(RunTableModel::ProgressRole).toInt();
     const auto status = RunStatus(index.data(RunTableModel::StatusRole).toInt());
     const bool live = !isTerminal(status);
-    if (!live && percent < 0) {
+    // A bar for runs that are working or got somewhere; waiting runs show their text only.
+    if (percent < 0 && status != RunStatus::Running) {
         QStyledItemDelegate::paint(painter, option, index);
         return;
     }
@@ -39,10 +40,11 @@ void ProgressDelegate::paint(QPainter *painter, const QStyleOptionViewItem &opti
     QStyleOptionProgressBar bar;
     if (widget)
         bar.initFrom(widget);
-    bar.state = option.state | QStyle::State_Horizontal;
+    // Not the row's selected state: the bar keeps its own colours on a selected row.
+    bar.state = (option.state & QStyle::State_Enabled) | QStyle::State_Horizontal;
     bar.direction = option.direction;
     bar.fontMetrics = option.fontMetrics;
-    bar.palette = option.palette;
+    bar.palette = widget ? widget->palette() : option.palette;
     bar.rect = option.rect.adjusted(2, 2, -2, -2);
     bar.minimum = 0;
     bar.maximum = percent < 0 ? 0 : 100; // 0..0: the style's busy bar

@@ -7,9 +7,9 @@ namespace taskdeck::ui {
 
 /*!
  * Paints the progress column of a RunTableModel as a progress bar drawn by the view's style,
- * labelled with the column's text ("61% · ETA 4s"). Runs still going whose progress is
- * unknown get the style's busy (indeterminate) bar; finished runs without progress show
- * their text only.
+ * labelled with the column's text ("61% · ETA 4s"). Running runs whose progress is unknown
+ * get the style's busy (indeterminate) bar; other runs without progress (queued, waiting to
+ * retry, finished) show their text only.
  */
 class ProgressDelegate final : public QStyledItemDelegate
 {

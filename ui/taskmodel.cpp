@@ -3,6 +3,7 @@
 
 #include "taskicons.h"
 
+#include <QFont>
 #include <QRegularExpression>
 #include <QSet>
 
@@ -227,6 +228,11 @@ QVariant TaskModel::data(const QModelIndex &index, int role) const
         const QString &name = m_categories[size_t(index.row())]->name;
         switch (role) {
         case Qt::DisplayRole: return categoryLabel(name);
+        case Qt::FontRole: {
+            QFont font;
+            font.setBold(true);
+            return font;
+        }
         case IsCategoryRole: return true;
         case CategoryRole: return name;
         case KeyRole: return QString();
