@@ -3,6 +3,7 @@
 #include "runcontext.h"
 #include "runfollower.h"
 #include "runrecorder.h"
+#include "runstorenotifier.h"
 #include "sqliterunstore.h"
 #include "taskengine.h"
 #include "testsupport.h"
@@ -151,6 +152,7 @@ private Q_SLOTS:
     void forgottenRunComesFromHistory();
     void gapIsFilledFromHistory();
     void runOfAnotherProcessIsFollowed();
+    void notifierCountsItsReceivers();
     void unknownRunHasNoHandle();
 };
 
@@ -790,6 +792,50 @@ void TestFollow::unknownRunHasNoHandle()
         QVERIFY(!f.handle);
     });
     QTRY_VERIFY(answered);
+}
+
+// The notifier knows whether anyone listens from its connect and disconnect notifications
+// alone: receivers destroyed in numbers, on this thread and on another, leave it unwatched
+// (asking Qt from inside disconnectNotify() could hang here).
+void TestFollow::notifierCountsItsReceivers()
+{
+    RunStoreNotifier notifier;
+    QVERIFY(!notifier.isWatched());
+    std::vector<std::unique_ptr<QObject>> receivers;
+    for (int i = 0; i < 300; ++i) {
+        receivers.push_back(std::make_unique<QObject>());
+        connect(&notifier, &RunStoreNotifier::runsChanged, receivers.back().get(), [] {});
+    }
+    QVERIFY(notifier.isWatched());
+    receivers.erase(receivers.begin(), receivers.begin() + 299);
+    QVERIFY(notifier.isWatched()); // one is left
+    receivers.clear();
+    QVERIFY(!notifier.isWatched());
+
+    // Receivers living in another thread, destroyed there.
+    QThread thread;
+    thread.start();
+    std::vector<QObject *> remote;
+    for (int i = 0; i < 100; ++i) {
+        auto *receiver = new QObject;
+        receiver->moveToThread(&thread);
+        connect(&notifier, &RunStoreNotifier::runsChanged, receiver, [] {});
+        remote.push_back(receiver);
+    }
+    QVERIFY(notifier.isWatched());
+    for (QObject *receiver : remote)
+        receiver->deleteLater();
+    QTRY_VERIFY_WITH_TIMEOUT(!notifier.isWatched(), 10000);
+    thread.quit();
+    QVERIFY(thread.wait(10000));
+
+    // A disconnect of everything counts every receiver out at once.
+    QObject last;
+    connect(&notifier, &RunStoreNotifier::runsChanged, &last, [] {});
+    connect(&notifier, &RunStoreNotifier::runsChanged, &last, [] {});
+    QVERIFY(notifier.isWatched());
+    notifier.disconnect();
+    QVERIFY(!notifier.isWatched());
 }
 
 QTEST_GUILESS_MAIN(TestFollow)

@@ -59,7 +59,7 @@ void RunStoreNotifier::connectNotify(const QMetaMethod &signal)
 {
     if (signal != QMetaMethod::fromSignal(&RunStoreNotifier::runsChanged))
         return;
-    const bool first = !m_watched.exchange(true);
+    const bool first = m_receivers.fetch_add(1) == 0;
     std::function<void()> callback;
     {
         QMutexLocker lock(&m_mutex);
@@ -71,10 +71,18 @@ void RunStoreNotifier::connectNotify(const QMetaMethod &signal)
 
 void RunStoreNotifier::disconnectNotify(const QMetaMethod &signal)
 {
-    // An invalid method means "everything was disconnected".
-    if (signal.isValid() && signal != QMetaMethod::fromSignal(&RunStoreNotifier::runsChanged))
+    // Not isSignalConnected(): Qt forbids it here, and asking it can deadlock while a
+    // receiver is being destroyed on another thread.
+    if (!signal.isValid()) { // "everything was disconnected"
+        m_receivers = 0;
         return;
-    m_watched = isSignalConnected(QMetaMethod::fromSignal(&RunStoreNotifier::runsChanged));
+    }
+    if (signal != QMetaMethod::fromSignal(&RunStoreNotifier::runsChanged))
+        return;
+    // Never below zero: a disconnect-everything may already have counted this one out.
+    int count = m_receivers.load();
+    while (count > 0 && !m_receivers.compare_exchange_weak(count, count - 1)) {
+    }
 }
 
 } // namespace taskdeck

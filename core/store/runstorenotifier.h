@@ -49,7 +49,7 @@ public:
     void setInterval(std::chrono::milliseconds interval) { m_interval = interval; }
 
     /*! True while something is connected to runsChanged(). Thread-safe. */
-    bool isWatched() const { return m_watched.load(std::memory_order_relaxed); }
+    bool isWatched() const { return m_receivers.load(std::memory_order_relaxed) > 0; }
 
     /*!
      * For the store: \a callback runs (in the thread that connects) when runsChanged() gets
@@ -76,7 +76,9 @@ private:
     void deliver();
 
     std::chrono::milliseconds m_interval = kDefaultInterval;
-    std::atomic<bool> m_watched{false};
+    // Connections to runsChanged(), counted in connectNotify() and disconnectNotify(): Qt
+    // calls those with its connection lists locked, so they must not ask it anything.
+    std::atomic<int> m_receivers{0};
     QMutex m_mutex;
     QSet<QString> m_pending;             // guarded by m_mutex
     bool m_scheduled = false;            // guarded by m_mutex
