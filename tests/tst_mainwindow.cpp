@@ -13,6 +13,9 @@
 #include "runspanel.h"
 #include "runcontext.h"
 #include "runview.h"
+#include "settingsdialog.h"
+#include "tasksfilewatcher.h"
+#include "usersettings.h"
 #include "sqliterunstore.h"
 #include "taskbrowser.h"
 #include "taskengine.h"
@@ -28,7 +31,9 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLabel>
 #include <QLineEdit>
+#include <QSpinBox>
 #include <QPlainTextEdit>
 #include <QProcess>
 #include <QPushButton>
@@ -124,6 +129,9 @@ private Q_SLOTS:
     void cancelFromRunsPanelEndsCommandAndChild();
     void runOfAnotherProcessAppearsInHistory();
     void noDisplayExitsWithAdvice();
+    void tasksFileMistakesShowInWindow();
+    void settingsFixedByEnvironmentCannotChange();
+    void windowShortcutsReachTheirParts();
     void screenshots();
 
 private:
@@ -369,6 +377,103 @@ void TestMainWindow::noDisplayExitsWithAdvice()
         QVERIFY2(err.contains(u"no display"_s), qPrintable(err));
         QVERIFY2(err.contains(u"taskdeck serve"_s), qPrintable(err));
     }
+}
+
+void TestMainWindow::tasksFileMistakesShowInWindow()
+{
+    const QString path = m_dir->filePath(u"taskdeck.yml"_s);
+    const auto write = [&path](const QByteArray &text) {
+        QFile file(path);
+        QVERIFY(file.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        file.write(text);
+    };
+    write("version: 1\ntasks:\n  hello:\n    title: Hello\n    command: echo hi\n");
+    TasksFileWatcher watcher(path, m_registry.get());
+    QVERIFY(watcher.load());
+
+    m_window.reset();
+    DesktopServices services;
+    services.engine = m_engine.get();
+    services.registry = m_registry.get();
+    services.store = m_store.get();
+    services.tasksFile = &watcher;
+    m_window = std::make_unique<MainWindow>(services);
+    m_window->show();
+    QVERIFY(QTest::qWaitForWindowExposed(m_window.get()));
+    QVERIFY(m_window->openTask(u"hello"_s));
+    QLabel *errors = m_window->taskBrowser()->errorArea();
+    QVERIFY(!errors->isVisible());
+    watcher.startWatching();
+
+    // A mistake: its file:line:column shows in the window, and the task stays.
+    write("version: 1\ntasks:\n  hello:\n    title: Hello\n    command: echo hi\n    fields:\n      - key: n\n        type: integr\n");
+    QTRY_VERIFY_WITH_TIMEOUT(errors->isVisible(), 10000);
+    QVERIFY2(errors->text().contains(path + u":8:"_s), qPrintable(errors->text()));
+    QVERIFY(m_registry->find(u"hello"_s));
+
+    // Fixed, with a new task: it appears in the browser without a restart.
+    write("version: 1\ntasks:\n  hello:\n    title: Hello\n    command: echo hi\n  bye:\n    title: Bye\n    command: echo bye\n");
+    QTRY_VERIFY_WITH_TIMEOUT(!errors->isVisible(), 10000);
+    QTRY_VERIFY(m_window->openTask(u"bye"_s));
+    QCOMPARE(m_window->taskPage()->task()->title, u"Bye"_s);
+    m_window.reset(); // before the watcher
+}
+
+void TestMainWindow::settingsFixedByEnvironmentCannotChange()
+{
+    Settings settings;
+    SettingsDialog dialog(settings, {u"TASK_MAX_CONCURRENT"_s}, Theme::System);
+    auto *maxConcurrent = dialog.findChild<QSpinBox *>(u"maxConcurrent"_s);
+    auto *bufferSize = dialog.findChild<QSpinBox *>(u"bufferSize"_s);
+    auto *timeout = dialog.findChild<QLineEdit *>(u"timeout"_s);
+    QVERIFY(maxConcurrent && bufferSize && timeout);
+    QVERIFY(!maxConcurrent->isEnabled());
+    QVERIFY(maxConcurrent->toolTip().contains(u"TASK_MAX_CONCURRENT"_s));
+    QVERIFY(dialog.findChild<QLabel *>(u"fixedNote_TASK_MAX_CONCURRENT"_s));
+    QVERIFY(bufferSize->isEnabled());
+
+    // A bad duration is refused, naming the field and what is accepted.
+    timeout->setText(u"soon"_s);
+    dialog.accept();
+    QCOMPARE(dialog.result(), int(QDialog::Rejected));
+    QVERIFY2(dialog.error().contains(u"Default time limit"_s) && dialog.error().contains(u"5m"_s),
+             qPrintable(dialog.error()));
+    timeout->setText(u"90s"_s);
+    bufferSize->setValue(4242);
+    dialog.accept();
+    QCOMPARE(dialog.result(), int(QDialog::Accepted));
+    QCOMPARE(dialog.settings().engine.defaultTimeout, std::chrono::milliseconds(90000));
+    QCOMPARE(dialog.settings().engine.bufferSize, 4242);
+
+    // Saved values come back at the next start, except the fixed one.
+    Settings chosen = dialog.settings();
+    chosen.engine.maxConcurrent = 7;
+    UserSettings::save(chosen, {u"TASK_MAX_CONCURRENT"_s});
+    Settings next;
+    next.engine.maxConcurrent = 3; // as the environment set it
+    UserSettings::applySaved(next, {u"TASK_MAX_CONCURRENT"_s});
+    QCOMPARE(next.engine.maxConcurrent, 3);
+    QCOMPARE(next.engine.bufferSize, 4242);
+    QCOMPARE(next.engine.defaultTimeout, std::chrono::milliseconds(90000));
+}
+
+void TestMainWindow::windowShortcutsReachTheirParts()
+{
+    QVERIFY(m_window->openTask(u"greet"_s));
+    m_window->activateWindow();
+    auto *name = qobject_cast<QLineEdit *>(m_window->taskPage()->form()->editor(u"name"_s));
+    name->setFocus();
+    // Ctrl+F from inside the form: the task search takes the focus.
+    QTest::keyClick(name, Qt::Key_F, Qt::ControlModifier);
+    QTRY_VERIFY(m_window->taskBrowser()->searchField()->hasFocus());
+    // Ctrl+Return with the focus in the browser still runs the task on the page (no
+    // ambiguity between the window's action and the page's own shortcut).
+    QTest::keyClicks(name, QString()); // no-op: keeps the editor alive
+    name->setText(u"bob"_s);
+    QSignalSpy queued(m_engine.get(), &TaskEngine::runQueued);
+    QTest::keyClick(m_window->taskBrowser()->searchField(), Qt::Key_Return, Qt::ControlModifier);
+    QTRY_COMPARE(queued.size(), 1);
+    QCOMPARE(queued.constFirst().constFirst().value<Run>().args.value(u"name"_s).toString(), u"bob"_s);
 }
 
 void TestMainWindow::screenshots()
