@@ -240,13 +240,19 @@ void TestCli::version()
     QVERIFY2(r.out.startsWith(u"taskdeck "_s), qPrintable(r.out));
 }
 
+// With no command taskdeck opens the window; with no display it says so and points to the
+// command line and to serve, instead of Qt's abort.
 void TestCli::noArguments()
 {
-    const CliResult r = runCli({});
+    const QMap<QString, QString> noDisplay{
+        {u"QT_QPA_PLATFORM"_s, QString()}, {u"DISPLAY"_s, QString()}, {u"WAYLAND_DISPLAY"_s, QString()}};
+    const CliResult r = runCli({}, QByteArray(), noDisplay);
     QVERIFY(r.finished);
     QCOMPARE(r.exitCode, 2);
     QVERIFY(r.out.isEmpty());
-    QVERIFY2(r.err.contains(u"Usage: taskdeck"_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"no display"_s), qPrintable(r.err));
+    QVERIFY2(r.err.contains(u"taskdeck help"_s) && r.err.contains(u"taskdeck serve"_s),
+             qPrintable(r.err));
 }
 
 void TestCli::usageErrors_data()
