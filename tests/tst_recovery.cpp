@@ -47,8 +47,13 @@ public:
 
     bool start(const QString &dataDir, int quickRuns, int longRuns, int queuedRuns)
     {
-        m_process.start(childProgram(), {dataDir, QString::number(quickRuns), QString::number(longRuns),
-                                         QString::number(queuedRuns)});
+        return startWith({dataDir, QString::number(quickRuns), QString::number(longRuns),
+                          QString::number(queuedRuns)});
+    }
+
+    bool startWith(const QStringList &arguments)
+    {
+        m_process.start(childProgram(), arguments);
         if (!m_process.waitForStarted(30000)) {
             qWarning().noquote() << "cannot start" << childProgram() << m_process.errorString();
             return false;
@@ -99,6 +104,32 @@ private:
     QProcess m_process;
 };
 
+// Live (not zombie) processes whose environment holds TASKDECK_TEST_MARKER=marker.
+QList<qint64> markedProcesses(const QString &marker)
+{
+    const QByteArray needle = "TASKDECK_TEST_MARKER=" + marker.toUtf8();
+    QList<qint64> found;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &entry : entries) {
+        bool isPid = false;
+        const qint64 pid = entry.toLongLong(&isPid);
+        if (!isPid)
+            continue;
+        QFile environ(u"/proc/%1/environ"_s.arg(entry));
+        if (!environ.open(QIODevice::ReadOnly))
+            continue;
+        const QList<QByteArray> variables = environ.readAll().split('\0');
+        if (!variables.contains(needle))
+            continue;
+        // A zombie keeps no environment, but check its state anyway.
+        QFile stat(u"/proc/%1/stat"_s.arg(entry));
+        if (stat.open(QIODevice::ReadOnly) && stat.readAll().contains(") Z "))
+            continue;
+        found << pid;
+    }
+    return found;
+}
+
 Run runningRun(const QString &id, const QString &owner)
 {
     Run run;
@@ -124,6 +155,7 @@ private Q_SLOTS:
     void ownerLiveness();
     void zombieCountsAsGone();
     void killedProcessRunsBecomeInterrupted();
+    void commandsDieWithTheirTaskdeck();
 };
 
 void TestRecovery::initTestCase()
@@ -304,6 +336,24 @@ void TestRecovery::killedProcessRunsBecomeInterrupted()
     QVERIFY(ended);
     QCOMPARE(ended->status, RunStatus::Canceled);
     QCOMPARE(restarted->findRun(own)->status, RunStatus::Canceled);
+}
+
+void TestRecovery::commandsDieWithTheirTaskdeck()
+{
+    QTemporaryDir dir;
+    const QString marker = u"%1-%2"_s.arg(QCoreApplication::applicationPid()).arg(QDateTime::currentMSecsSinceEpoch());
+    Child doomed;
+    QVERIFY(doomed.startWith({u"command"_s, dir.path(), marker}));
+    // The shell and its two sleeps.
+    QTRY_COMPARE_WITH_TIMEOUT(markedProcesses(marker).size(), 3, 30000);
+    const QList<qint64> commands = markedProcesses(marker);
+
+    QVERIFY(doomed.killHard());
+    QTRY_VERIFY2_WITH_TIMEOUT(markedProcesses(marker).isEmpty(),
+                              qPrintable(u"still alive: %1"_s.arg(QString::number(markedProcesses(marker).size()))),
+                              30000);
+    for (qint64 pid : commands)
+        QTRY_VERIFY_WITH_TIMEOUT(!RunOwner::processStartTime(pid), 30000);
 }
 
 QTEST_GUILESS_MAIN(TestRecovery)
