@@ -720,6 +720,28 @@ void TestTasksFile::errorPositions_data()
                       "  backup:\n"
                       "    command: [echo, [a]]\n")
         << u"3:21"_s << u"command arguments must be text, not a list"_s;
+    QTest::newRow("NUL in a command argument")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: [echo, \"a\\0b\"]\n")
+        << u"3:21"_s << u"command argument 2 contains a NUL character"_s;
+    QTest::newRow("NUL in a command line")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: \"/bin/true\\0rm -rf x\"\n")
+        << u"3:14"_s << u"command contains a NUL character"_s;
+    QTest::newRow("NUL in a shell script")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    shell: \"echo a\\0b\"\n")
+        << u"3:12"_s << u"shell contains a NUL character"_s;
+    QTest::newRow("NUL in an env value")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: [env]\n"
+                      "    env:\n"
+                      "      A: \"x\\0y\"\n")
+        << u"5:10"_s << u"env value of \"A\" contains a NUL character"_s;
     QTest::newRow("unterminated quote")
         << QByteArray("tasks:\n"
                       "  backup:\n"

@@ -621,6 +621,25 @@ bool CommandRunner::start()
             environment.insert(it.key(), it.value());
     }
 
+    // The kernel ends every argument and variable at its first NUL: refuse rather than cut.
+    for (qsizetype i = 0; i < m_cmd.argv.size(); ++i) {
+        if (m_cmd.argv.at(i).contains(QChar::Null)) {
+            m_result.startError = u"argument %1 contains a NUL character"_s.arg(i);
+            return false;
+        }
+    }
+    for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
+        if (it.key().contains(QChar::Null) || it.value().contains(QChar::Null)) {
+            m_result.startError = u"environment variable %1 contains a NUL character"_s.arg(
+                    QString(it.key()).replace(QChar::Null, u"\\0"_s));
+            return false;
+        }
+    }
+    if (workDir.contains(QChar::Null)) {
+        m_result.startError = u"working directory contains a NUL character"_s;
+        return false;
+    }
+
     const QString program = m_cmd.argv.constFirst();
     const Resolution resolved = resolveExecutable(
         program, environment.contains(u"PATH"_s) ? environment.value(u"PATH"_s) : QString(), workDir);
