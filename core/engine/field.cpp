@@ -835,6 +835,30 @@ QJsonObject fieldsToJsonSchema(const Fields &fields)
     };
 }
 
+QStringList secretValues(const Fields &fields, const QJsonObject &args)
+{
+    QStringList values;
+    for (const Field &f : fields) {
+        if (f.type != FieldType::Secret)
+            continue;
+        const QString value = args.value(f.key).toString();
+        if (value.size() >= kMinMaskedSecretLength && !values.contains(value))
+            values << value;
+    }
+    std::sort(values.begin(), values.end(),
+              [](const QString &a, const QString &b) { return a.size() > b.size(); });
+    return values;
+}
+
+QString maskSecrets(const QStringList &secrets, QString text)
+{
+    for (const QString &secret : secrets) {
+        if (text.contains(secret))
+            text.replace(secret, redactedText());
+    }
+    return text;
+}
+
 QJsonObject redactSecrets(const Fields &fields, const QJsonObject &args)
 {
     QJsonObject copy = args;
