@@ -7,11 +7,13 @@
 #include <memory>
 #include <optional>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -188,6 +190,7 @@ private Q_SLOTS:
     void exportJson();
     void exportJsonToFile();
     void exportCsv();
+    void exportToWhatIsNotAFile();
     void writeErrorsOnStdout_data();
     void writeErrorsOnStdout();
 
@@ -611,6 +614,44 @@ void TestCliHistory::exportJsonToFile()
     const CliResult unwritable = runCli({u"export"_s, id, u"--output"_s, nowhere});
     QCOMPARE(unwritable.exitCode, 2);
     QVERIFY2(unwritable.err.contains(nowhere), qPrintable(unwritable.err));
+}
+
+void TestCliHistory::exportToWhatIsNotAFile()
+{
+    const QString id = runTask({u"tricky"_s});
+    QCOMPARE(id.size(), 36);
+
+    // A device is written to, never replaced (or, without root, failed on).
+    const CliResult toNull = runCli({u"export"_s, id, u"--output"_s, u"/dev/null"_s});
+    QCOMPARE(toNull.exitCode, 0);
+    QVERIFY2(toNull.err.isEmpty(), qPrintable(toNull.err));
+    struct stat st {};
+    QCOMPARE(::stat("/dev/null", &st), 0);
+    QVERIFY(S_ISCHR(st.st_mode));
+
+    // A FIFO stays a FIFO and its reader gets the whole export.
+    const QString fifo = m_data->filePath(u"export.fifo"_s);
+    QCOMPARE(::mkfifo(QFile::encodeName(fifo).constData(), 0600), 0);
+    QProcess reader;
+    reader.start(u"cat"_s, {fifo});
+    QVERIFY(reader.waitForStarted(30000));
+    const CliResult toFifo = runCli({u"export"_s, id, u"--output"_s, fifo});
+    QCOMPARE(toFifo.exitCode, 0);
+    QVERIFY(reader.waitForFinished(30000));
+    const std::optional<QJsonObject> exported = parseObject(QString::fromUtf8(reader.readAllStandardOutput()));
+    QVERIFY(exported);
+    QCOMPARE(exported->value(u"id"_s).toString(), id);
+    QCOMPARE(::lstat(QFile::encodeName(fifo).constData(), &st), 0);
+    QVERIFY(S_ISFIFO(st.st_mode));
+
+    // A directory is refused, and left as it was.
+    const QString dir = m_data->filePath(u"export-dir"_s);
+    QVERIFY(QDir().mkdir(dir));
+    const CliResult toDir = runCli({u"export"_s, id, u"--output"_s, dir});
+    QCOMPARE(toDir.exitCode, 2);
+    QVERIFY2(toDir.err.contains(u"cannot write %1: it is a directory"_s.arg(dir)), qPrintable(toDir.err));
+    QVERIFY(QFileInfo(dir).isDir());
+    QVERIFY(QDir(dir).isEmpty());
 }
 
 void TestCliHistory::exportCsv()
