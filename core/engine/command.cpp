@@ -731,7 +731,7 @@ bool CommandRunner::start()
     if (rc != 0) {
         const QString path = QFile::decodeName(resolved.spawnPath);
         m_result.startError = rc == EACCES ? u"permission denied: "_s + path
-                                           : u"failed to start %1: %2"_s.arg(path, errnoText(rc));
+                                           : u"cannot start %1: %2"_s.arg(path, errnoText(rc));
         return false;
     }
     m_pid = pid;
