@@ -655,6 +655,15 @@ void TestTasksFile::errorPositions_data()
                       "        max: 1\n"
                       "    command: [echo]\n")
         << u"7:14"_s << u"max 1 is less than min 5"_s;
+    QTest::newRow("fractional min on an integer field")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    fields:\n"
+                      "      - key: n\n"
+                      "        type: integer\n"
+                      "        min: 1.5\n"
+                      "    command: [echo]\n")
+        << u"6:14"_s << u"min 1.5 is invalid: expected a whole number for \"integer\" fields"_s;
     QTest::newRow("min not a number")
         << QByteArray("tasks:\n"
                       "  t:\n"

@@ -988,8 +988,16 @@ std::optional<Field> Parser::parseField(const YAML::Node &item, const QString &t
             error(b.key, u"%1 only applies to integer, number and text fields, not %2"_s.arg(bound, typeName));
             continue;
         }
-        if (const auto v = number(b, bound))
-            (bound == u"min" ? field.min : field.max) = *v;
+        const auto v = number(b, bound);
+        if (!v)
+            continue;
+        // Integers and lengths are whole: rounding 1.5 either way would change the bound.
+        if ((field.type == FieldType::Integer || isText) && std::trunc(*v) != *v) {
+            error(b.value, u"%1 %2 is invalid: expected a whole number for %3 fields"_s.arg(
+                                   bound, fromYaml(b.value.Scalar()).trimmed(), typeName));
+            continue;
+        }
+        (bound == u"min" ? field.min : field.max) = *v;
     }
     if (field.min && field.max && *field.min > *field.max) {
         error(e.at(u"max"_s).value, u"max %1 is less than min %2"_s.arg(
