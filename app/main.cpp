@@ -36,9 +36,10 @@ QString dataDirectory(const Settings &settings)
     return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
 }
 
-std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error)
+std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error,
+                                            SqliteRunStore::OpenMode mode)
 {
-    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error);
+    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error, mode);
     if (!store)
         return nullptr;
     // Runs left queued or running by Taskdeck processes that died are not coming back.
@@ -139,7 +140,11 @@ int execute(Console &console)
     // Declared first, so destroyed last: the history tasks and the engine (its recorder)
     // use the store until they are gone.
     QString historyError;
-    const std::unique_ptr<SqliteRunStore> store = openHistory(*settings, &historyError);
+    // Commands that only read the history (history, show, log, export) read one they cannot write.
+    const std::unique_ptr<SqliteRunStore> store = openHistory(
+            *settings, &historyError,
+            needsTasks(commandLine.command) ? SqliteRunStore::OpenMode::ReadWrite
+                                            : SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
     if (!store) {
         console.err(u"taskdeck: history unavailable: "_s + historyError);
         if (needsHistory(commandLine.command))
