@@ -1415,8 +1415,11 @@ QString RunContext::scratchDir()
     return m_state->scratchDir;
 }
 
-CommandResult RunContext::run(const Command &cmd)
+CommandResult RunContext::run(const Command &command)
 {
+    Command cmd = command;
+    cmd.env.insert(QLatin1StringView(kRunIdVariable), m_state->run.id);
+    cmd.env.insert(QLatin1StringView(kOwnerVariable), processOwner());
     CommandSink sink;
     sink.lines = [this](const OutputLines &lines) { m_core->appendLines(m_state, lines.constData(), lines.size()); };
     sink.progress = [this](const Progress &p) { m_core->setProgress(m_state, p); };

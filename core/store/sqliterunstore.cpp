@@ -2201,6 +2201,7 @@ int SqliteRunStore::recoverInterrupted()
         }
         struct Orphan { QString id; QString status; QString owner; QString message; };
         std::vector<Orphan> orphans;
+        QStringList deadOwners;
         QSqlQuery select(db);
         select.setForwardOnly(true);
         bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE "_s + active());
@@ -2217,6 +2218,15 @@ int SqliteRunStore::recoverInterrupted()
             } else {
                 o.message = u"Taskdeck process %1 on host %2 stopped while this run was %3; it was marked "
                             "interrupted on restart"_s.arg(QString::number(owner->pid()), owner->host(), o.status);
+                // Commands it started may still run (its guards were killed with it, say).
+                if (!deadOwners.contains(o.owner)) {
+                    deadOwners << o.owner;
+                    if (const int ended = RunOwner::endLeftovers(o.owner); ended > 0) {
+                        qCWarning(lcStore).noquote()
+                            << u"ended %1 processes left running by Taskdeck process %2 on host %3"_s
+                                       .arg(ended).arg(owner->pid()).arg(owner->host());
+                    }
+                }
             }
             orphans.push_back(std::move(o));
         }
