@@ -117,10 +117,10 @@ QList<qint64> markedProcesses(const QString &marker)
         const qint64 pid = entry.toLongLong(&isPid);
         if (!isPid)
             continue;
-        QFile environ(u"/proc/%1/environ"_s.arg(entry));
-        if (!environ.open(QIODevice::ReadOnly))
+        QFile envFile(u"/proc/%1/environ"_s.arg(entry));
+        if (!envFile.open(QIODevice::ReadOnly))
             continue;
-        const QList<QByteArray> variables = environ.readAll().split('\0');
+        const QList<QByteArray> variables = envFile.readAll().split('\0');
         if (!variables.contains(needle))
             continue;
         // A zombie keeps no environment, but check its state anyway.

@@ -82,10 +82,10 @@ namespace {
 // True when the environment process \a pid started with holds \a entry ("NAME=value").
 bool environmentHolds(qint64 pid, const QByteArray &entry)
 {
-    QFile environ(u"/proc/%1/environ"_s.arg(pid));
-    if (!environ.open(QIODevice::ReadOnly))
+    QFile envFile(u"/proc/%1/environ"_s.arg(pid));
+    if (!envFile.open(QIODevice::ReadOnly))
         return false; // gone, a zombie, or another user's
-    const QByteArray all = environ.readAll();
+    const QByteArray all = envFile.readAll();
     qsizetype from = 0;
     while (from < all.size()) {
         qsizetype end = all.indexOf('\0', from);
