@@ -25,9 +25,10 @@ QString dataDirectory(const Settings &settings)
         .filePath(u"taskdeck"_s);
 }
 
-std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error)
+std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error,
+                                            SqliteRunStore::OpenMode mode)
 {
-    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error);
+    std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDirectory(settings), error, mode);
     if (!store)
         return nullptr;
     // Runs left queued or running by Taskdeck processes that died are not coming back.

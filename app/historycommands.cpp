@@ -8,10 +8,10 @@
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonObject>
-#include <QSaveFile>
 
 #include "cli.h"
 #include "console.h"
+#include "privatefiles.h"
 #include "runexport.h"
 #include "runstore.h"
 #include "textformat.h"
@@ -256,18 +256,19 @@ int HistoryCommands::exportRun(const CommandLine &commandLine)
         return m_store->readLog(runId, fromLine, LogPageLines);
     };
 
-    // A file is replaced only by a complete export; stdout gets the text as it is written.
+    // A file is replaced only by a complete export; stdout, a FIFO or a device gets the text
+    // as it is written.
     const bool toFile = !commandLine.outputFile.isEmpty();
-    QSaveFile file(commandLine.outputFile);
+    OutputFile file(commandLine.outputFile);
     QFile standardOutput;
     QIODevice *out = nullptr;
+    QString error;
     if (toFile) {
-        if (!file.open(QIODevice::WriteOnly)) {
-            m_console->err(u"taskdeck: cannot write %1: %2"_s.arg(commandLine.outputFile,
-                                                                  file.errorString()));
+        if (!file.open(&error)) {
+            m_console->err(u"taskdeck: cannot write %1: %2"_s.arg(commandLine.outputFile, error));
             return exitcode::Usage;
         }
-        out = &file;
+        out = file.device();
     } else {
         m_console->flush();
         if (!standardOutput.open(STDOUT_FILENO, QIODevice::WriteOnly)) {
@@ -277,14 +278,15 @@ int HistoryCommands::exportRun(const CommandLine &commandLine)
         out = &standardOutput;
     }
 
-    QString error;
     const bool written = commandLine.format == CommandLine::ExportFormat::Csv
         ? writeLogCsv(out, readPage, &error)
         : writeRunJson(out, runJsonWithTrace(*found, m_store->traceId(runId)), readPage, &error);
-    const bool done = written && (toFile ? file.commit() : standardOutput.flush());
+    QString finishError;
+    const bool done = written && (toFile ? file.commit(&finishError) : standardOutput.flush());
     if (!done) {
         if (error.isEmpty())
-            error = toFile ? file.errorString() : standardOutput.errorString();
+            error = toFile ? (finishError.isEmpty() ? out->errorString() : finishError)
+                           : standardOutput.errorString();
         m_console->err(u"taskdeck: cannot write %1: %2"_s.arg(
             toFile ? commandLine.outputFile : u"to stdout"_s, error));
         return exitcode::Usage;

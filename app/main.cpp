@@ -121,7 +121,11 @@ int execute(Console &console)
     // Declared first, so destroyed last: the history tasks and the engine (its recorder)
     // use the store until they are gone.
     QString historyError;
-    const std::unique_ptr<SqliteRunStore> store = openHistory(*settings, &historyError);
+    // Commands that only read the history (history, show, log, export) read one they cannot write.
+    const std::unique_ptr<SqliteRunStore> store = openHistory(
+            *settings, &historyError,
+            needsTasks(commandLine.command) ? SqliteRunStore::OpenMode::ReadWrite
+                                            : SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
     if (!store) {
         console.err(u"taskdeck: history unavailable: "_s + historyError);
         if (needsHistory(commandLine.command))

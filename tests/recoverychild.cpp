@@ -7,6 +7,9 @@
 //   queued <run id>                   a run waits in the queue (and is stored as queued)
 //   ready                             everything above is said; now it waits to be killed
 // Usage: recoverychild <data dir> <quick runs> <long runs> <queued runs>
+//    or: recoverychild command <data dir> <marker>
+//        runs `sh -c 'sleep 100 & sleep 100 & wait'` with TASKDECK_TEST_MARKER=<marker> in its
+//        environment, says "ready" once the run has started, and waits to be killed.
 #include "runcontext.h"
 #include "taskengine.h"
 #include "runowner.h"
@@ -34,12 +37,51 @@ void say(const QString &line)
 constexpr int kQuickLines = 300;
 constexpr int kLinesBeforeReport = 20;
 
+int runCommandMode(QCoreApplication &app, const QString &dataDir, const QString &marker)
+{
+    QString error;
+    const std::unique_ptr<SqliteRunStore> store = SqliteRunStore::open(dataDir, &error);
+    if (!store) {
+        std::fprintf(stderr, "%s\n", error.toLocal8Bit().constData());
+        return 3;
+    }
+    TaskRegistry registry;
+    Task shell;
+    shell.key = u"shell"_s;
+    shell.fn = [marker](RunContext &ctx) -> QJsonValue {
+        Command cmd;
+        cmd.argv = QStringList{u"sh"_s, u"-c"_s, u"sleep 100 & sleep 100 & wait"_s};
+        cmd.env.insert(u"TASKDECK_TEST_MARKER"_s, marker);
+        ctx.run(cmd);
+        return {};
+    };
+    if (!registry.add(shell, &error)) {
+        std::fprintf(stderr, "%s\n", error.toLocal8Bit().constData());
+        return 4;
+    }
+    TaskEngine engine(&registry);
+    engine.setRecorder(store.get());
+    const QString id = engine.start(u"shell"_s, {}).runId;
+    QTimer poll;
+    poll.setInterval(20);
+    QObject::connect(&poll, &QTimer::timeout, &app, [&] {
+        if (engine.status(id) != RunStatus::Running)
+            return;
+        poll.stop();
+        say(u"ready"_s);
+    });
+    poll.start();
+    return app.exec();
+}
+
 } // namespace
 
 int main(int argc, char *argv[])
 {
     QCoreApplication app(argc, argv);
     const QStringList args = app.arguments();
+    if (args.size() == 4 && args.at(1) == u"command"_s)
+        return runCommandMode(app, args.at(2), args.at(3));
     if (args.size() != 5) {
         std::fputs("usage: recoverychild <data dir> <quick runs> <long runs> <queued runs>\n", stderr);
         return 2;

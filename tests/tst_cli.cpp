@@ -80,6 +80,7 @@ private Q_SLOTS:
     void confirmationRequired();
     void failingCommand();
     void stderrLinesMarked();
+    void whyAProgramDidNotStart();
     void jsonModeLogsToStderr();
     void timeout();
     void interrupt();
@@ -737,6 +738,39 @@ void TestCli::failingCommand()
     QVERIFY(plain.out.isEmpty());
     QVERIFY2(plain.err.contains(u"failed after "_s), qPrintable(plain.err));
     QVERIFY2(plain.err.contains(u"[ExitCode]"_s), qPrintable(plain.err));
+}
+
+void TestCli::whyAProgramDidNotStart()
+{
+    // An environment variable longer than the kernel takes (128 KiB): exec fails with E2BIG.
+    const QByteArray blob(200000, 'a');
+    const QString path = writeFile(u"toolong.yml"_s,
+                                   "tasks:\n"
+                                   "  toolong:\n"
+                                   "    fields:\n"
+                                   "      - key: blob\n"
+                                   "        default: " + blob + "\n"
+                                   "    shell: 'echo \"$TASK_ARG_BLOB\" | wc -c'\n");
+    QVERIFY(!path.isEmpty());
+    const QString reason = u"Argument list too long"_s;
+    const CliResult run = runCli({u"--tasks"_s, path, u"run"_s, u"toolong"_s});
+    QVERIFY(run.finished);
+    QCOMPARE(run.exitCode, 1);
+    QVERIFY2(run.err.contains(reason), qPrintable(run.err.left(2000)));
+    QVERIFY2(run.err.contains(u"[StartFailed]"_s), qPrintable(run.err.left(2000)));
+
+    const CliResult each = runCli({u"--tasks"_s, path, u"run"_s, u"toolong"_s, u"--each"_s, u"-"_s}, "{}\n");
+    QVERIFY(each.finished);
+    QCOMPARE(each.exitCode, 1);
+    QVERIFY2(each.out.contains(u"[line 1] failed after "_s), qPrintable(each.out.left(2000)));
+    const QStringList lines = each.out.split(u'\n');
+    const auto mentions = [&](const QString &prefix) {
+        return std::any_of(lines.cbegin(), lines.cend(), [&](const QString &line) {
+            return line.trimmed().startsWith(prefix) && line.contains(reason);
+        });
+    };
+    QVERIFY2(mentions(u"[line 1]"_s), qPrintable(each.out.left(2000)));
+    QVERIFY2(mentions(u"line 1:"_s), qPrintable(each.out.left(2000)));
 }
 
 void TestCli::stderrLinesMarked()

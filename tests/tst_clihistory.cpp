@@ -7,11 +7,14 @@
 #include <memory>
 #include <optional>
 
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -188,6 +191,8 @@ private Q_SLOTS:
     void exportJson();
     void exportJsonToFile();
     void exportCsv();
+    void exportToWhatIsNotAFile();
+    void readOnlyHistoryIsRead();
     void writeErrorsOnStdout_data();
     void writeErrorsOnStdout();
 
@@ -203,8 +208,9 @@ private Q_SLOTS:
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
+    // \a wrapper: a program (with its arguments) that runs taskdeck, such as setpriv.
     CliResult runCli(const QStringList &arguments, const QMap<QString, QString> &env = {},
-                     const QString &stdoutFile = QString()) const;
+                     const QString &stdoutFile = QString(), const QStringList &wrapper = {}) const;
     // Runs with --json and returns the new run's id (empty when there is none).
     QString runTask(const QStringList &arguments, int expectedExitCode = 0) const;
     std::optional<QJsonArray> history(const QStringList &options = {}) const;
@@ -251,13 +257,18 @@ QProcessEnvironment TestCliHistory::environment(const QMap<QString, QString> &ex
 
 CliResult TestCliHistory::runCli(const QStringList &arguments,
                                  const QMap<QString, QString> &env,
-                                 const QString &stdoutFile) const
+                                 const QString &stdoutFile, const QStringList &wrapper) const
 {
     QProcess process;
     if (!stdoutFile.isEmpty())
         process.setStandardOutputFile(stdoutFile);
-    process.setProgram(m_bin);
-    process.setArguments(arguments);
+    if (wrapper.isEmpty()) {
+        process.setProgram(m_bin);
+        process.setArguments(arguments);
+    } else {
+        process.setProgram(wrapper.constFirst());
+        process.setArguments(wrapper.mid(1) + QStringList{m_bin} + arguments);
+    }
     process.setProcessEnvironment(environment(env));
     process.setWorkingDirectory(m_dir.filePath(u"work"_s));
     process.start();
@@ -611,6 +622,91 @@ void TestCliHistory::exportJsonToFile()
     const CliResult unwritable = runCli({u"export"_s, id, u"--output"_s, nowhere});
     QCOMPARE(unwritable.exitCode, 2);
     QVERIFY2(unwritable.err.contains(nowhere), qPrintable(unwritable.err));
+}
+
+void TestCliHistory::exportToWhatIsNotAFile()
+{
+    const QString id = runTask({u"tricky"_s});
+    QCOMPARE(id.size(), 36);
+
+    // A device is written to, never replaced (or, without root, failed on).
+    const CliResult toNull = runCli({u"export"_s, id, u"--output"_s, u"/dev/null"_s});
+    QCOMPARE(toNull.exitCode, 0);
+    QVERIFY2(toNull.err.isEmpty(), qPrintable(toNull.err));
+    struct stat st {};
+    QCOMPARE(::stat("/dev/null", &st), 0);
+    QVERIFY(S_ISCHR(st.st_mode));
+
+    // A FIFO stays a FIFO and its reader gets the whole export.
+    const QString fifo = m_data->filePath(u"export.fifo"_s);
+    QCOMPARE(::mkfifo(QFile::encodeName(fifo).constData(), 0600), 0);
+    QProcess reader;
+    reader.start(u"cat"_s, {fifo});
+    QVERIFY(reader.waitForStarted(30000));
+    const CliResult toFifo = runCli({u"export"_s, id, u"--output"_s, fifo});
+    QCOMPARE(toFifo.exitCode, 0);
+    QVERIFY(reader.waitForFinished(30000));
+    const std::optional<QJsonObject> exported = parseObject(QString::fromUtf8(reader.readAllStandardOutput()));
+    QVERIFY(exported);
+    QCOMPARE(exported->value(u"id"_s).toString(), id);
+    QCOMPARE(::lstat(QFile::encodeName(fifo).constData(), &st), 0);
+    QVERIFY(S_ISFIFO(st.st_mode));
+
+    // A directory is refused, and left as it was.
+    const QString dir = m_data->filePath(u"export-dir"_s);
+    QVERIFY(QDir().mkdir(dir));
+    const CliResult toDir = runCli({u"export"_s, id, u"--output"_s, dir});
+    QCOMPARE(toDir.exitCode, 2);
+    QVERIFY2(toDir.err.contains(u"cannot write %1: it is a directory"_s.arg(dir)), qPrintable(toDir.err));
+    QVERIFY(QFileInfo(dir).isDir());
+    QVERIFY(QDir(dir).isEmpty());
+}
+
+void TestCliHistory::readOnlyHistoryIsRead()
+{
+    const QString dataDir = m_data->filePath(u"read-only-data"_s);
+    const QMap<QString, QString> env{{u"TASK_DATA_DIR"_s, dataDir}};
+    const CliResult ran = runCli({u"run"_s, u"tricky"_s, u"--json"_s}, env);
+    QCOMPARE(ran.exitCode, 0);
+    const std::optional<QJsonObject> run = parseObject(ran.out);
+    QVERIFY(run);
+    const QString id = run->value(u"id"_s).toString();
+    QCOMPARE(id.size(), 36);
+
+    const QString path = QDir(dataDir).filePath(u"history.sqlite3"_s);
+    QVERIFY(QFile::setPermissions(path, QFile::ReadOwner));
+    QVERIFY(QFile::setPermissions(dataDir, QFile::ReadOwner | QFile::ExeOwner));
+    const auto restore = qScopeGuard([&] {
+        QFile::setPermissions(dataDir, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner);
+    });
+    // Root passes every permission check: taskdeck runs without the capabilities for that.
+    QStringList wrapper;
+    if (::geteuid() == 0) {
+        const QString setpriv = QStandardPaths::findExecutable(u"setpriv"_s);
+        if (setpriv.isEmpty())
+            QSKIP("running as root without setpriv, so permissions cannot be tested");
+        const QString dropped = u"-dac_override,-dac_read_search,-fowner"_s;
+        wrapper = QStringList{setpriv, u"--bounding-set"_s, dropped, u"--inh-caps"_s, dropped, u"--"_s};
+    }
+
+    const CliResult history = runCli({u"history"_s, u"--json"_s}, env, QString(), wrapper);
+    QVERIFY2(history.exitCode == 0, qPrintable(history.err));
+    const std::optional<QJsonArray> runs = parseArray(history.out);
+    QVERIFY2(runs, qPrintable(history.out));
+    QCOMPARE(runs->size(), 1);
+    QCOMPARE(runs->at(0).toObject().value(u"id"_s).toString(), id);
+    // Why it is only read is said, naming what cannot be written.
+    QVERIFY2(history.err.contains(dataDir + u" is not writable"_s), qPrintable(history.err));
+
+    const CliResult show = runCli({u"show"_s, id}, env, QString(), wrapper);
+    QVERIFY2(show.exitCode == 0, qPrintable(show.err));
+    QVERIFY2(show.out.contains(id), qPrintable(show.out));
+
+    // Still refused by a command that would record runs: nothing can be kept.
+    const CliResult rerun = runCli({u"rerun"_s, id}, env, QString(), wrapper);
+    QCOMPARE(rerun.exitCode, 2);
+    QVERIFY2(rerun.err.contains(u"cannot be written"_s), qPrintable(rerun.err));
 }
 
 void TestCliHistory::exportCsv()

@@ -149,6 +149,8 @@ private slots:
     // Starting
     void emptyCommand_data();
     void emptyCommand();
+    void nulIsRefused_data();
+    void nulIsRefused();
     void commandNotFound_data();
     void commandNotFound();
     void notExecutable();
@@ -458,6 +460,35 @@ void TestCommand::emptyCommand()
     QVERIFY(!r.started);
     QCOMPARE(r.startError, u"empty command"_s);
     QVERIFY(!r.succeeded());
+    QVERIFY(c.lines.isEmpty());
+}
+
+void TestCommand::nulIsRefused_data()
+{
+    QTest::addColumn<QStringList>("argv");
+    QTest::addColumn<QString>("variable");
+    QTest::addColumn<QString>("error");
+    const QString nul(QChar::Null);
+    QTest::newRow("in an argument") << QStringList{u"echo"_s, u"a"_s + nul + u"b"_s} << QString()
+                                    << u"argument 1 contains a NUL character"_s;
+    QTest::newRow("in the program") << QStringList{u"/bin/true"_s + nul + u"x"_s} << QString()
+                                    << u"argument 0 contains a NUL character"_s;
+    QTest::newRow("in a variable") << QStringList{u"env"_s} << QString(u"x"_s + nul + u"y"_s)
+                                   << u"environment variable TASK_ARG_X contains a NUL character"_s;
+}
+
+void TestCommand::nulIsRefused()
+{
+    QFETCH(QStringList, argv);
+    QFETCH(QString, variable);
+    QFETCH(QString, error);
+    Command cmd = command(argv);
+    if (!variable.isNull())
+        cmd.env.insert(u"TASK_ARG_X"_s, variable);
+    Capture c;
+    const CommandResult r = run(cmd, &c);
+    QVERIFY(!r.started);
+    QCOMPARE(r.startError, error);
     QVERIFY(c.lines.isEmpty());
 }
 

@@ -156,6 +156,14 @@ void TestConfig::durations_data()
     QTest::newRow("zero") << u"0"_s << qint64(-1);
     QTest::newRow("negative") << u"-1m"_s << qint64(-1);
     QTest::newRow("below a millisecond") << u"0.1ms"_s << qint64(-1);
+    QTest::newRow("what formatDuration writes") << u"1h 30m 5s"_s << qint64(5405000);
+    QTest::newRow("seconds and millis") << u"1s500ms"_s << qint64(1500);
+    QTest::newRow("units out of order") << u"1m1h"_s << qint64(-1);
+    QTest::newRow("unit twice") << u"1s1s"_s << qint64(-1);
+    QTest::newRow("space before the unit") << u"1 s"_s << qint64(-1);
+    QTest::newRow("exponent") << u"1e3"_s << qint64(-1);
+    QTest::newRow("exponent with a unit") << u"1e3s"_s << qint64(-1);
+    QTest::newRow("plus sign") << u"+5"_s << qint64(-1);
 }
 
 void TestConfig::durations()

@@ -122,6 +122,7 @@ private Q_SLOTS:
     void recentLogIsBounded();
     void logIsBatched();
     void secretsRedacted();
+    void secretsMaskedInLogs();
     void statusAndProgressQueries();
     void recorderSeesEverythingInOrder();
     void scratchDirRemoved();
@@ -658,6 +659,43 @@ void TestEngine::secretsRedacted()
     QCOMPARE(r.run.args.value(u"user"_s).toString(), u"ann"_s);
     QVERIFY(r.run.args.value(u"password"_s).toString() != u"hunter2"_s);
     QVERIFY(!QJsonDocument(r.run.toJson()).toJson().contains("hunter2"));
+}
+
+void TestEngine::secretsMaskedInLogs()
+{
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"leaky"_s, [&](RunContext &ctx) -> QJsonValue {
+        ctx.log(u"token is "_s + ctx.arg(u"token"_s).toString());
+        ctx.log(u"pin is "_s + ctx.arg(u"pin"_s).toString());
+        ctx.progress(1, 2, u"using "_s + ctx.arg(u"token"_s).toString());
+        Command cmd;
+        cmd.argv = QStringList{u"sh"_s, u"-c"_s,
+                               u"echo \"out:$TASK_ARG_TOKEN\"; echo \"err:$TASK_ARG_TOKEN$TASK_ARG_TOKEN\" >&2"_s};
+        cmd.env.insert(u"TASK_ARG_TOKEN"_s, ctx.arg(u"token"_s).toString());
+        const CommandResult r = ctx.run(cmd);
+        if (!r.succeeded())
+            throw TaskError(u"command failed"_s);
+        throw TaskError(u"failed with "_s + ctx.arg(u"token"_s).toString(), u"Leak"_s, false,
+                        r.stderrTail.join(u'\n'));
+    }, {Field(u"token"_s, FieldType::Secret), Field(u"pin"_s, FieldType::Secret)})));
+    TaskEngine engine(&registry);
+    const QString token = u"s3cr3t-T0ken"_s;
+    const RunResult r = engine.run(u"leaky"_s, {{u"token"_s, token}, {u"pin"_s, u"123"_s}});
+    QVERIFY(r.ok());
+    QCOMPARE(r.run.status, RunStatus::Failed);
+    const LogLines log = engine.recentLog(r.run.id);
+    QStringList texts;
+    for (const LogLine &line : log)
+        texts << line.text;
+    QVERIFY2(texts.contains(u"token is ********"_s), qPrintable(texts.join(u'|')));
+    QVERIFY2(texts.contains(u"out:********"_s), qPrintable(texts.join(u'|')));
+    QVERIFY2(texts.contains(u"err:****************"_s), qPrintable(texts.join(u'|')));
+    // Values shorter than four characters are not masked (documented limit).
+    QVERIFY2(texts.contains(u"pin is 123"_s), qPrintable(texts.join(u'|')));
+    QCOMPARE(r.run.progress.message, u"using ********"_s);
+    QCOMPARE(r.run.error.message, u"failed with ********"_s);
+    QVERIFY2(!r.run.error.detail.contains(token), qPrintable(r.run.error.detail));
+    QVERIFY(!QJsonDocument(r.run.toJson()).toJson().contains(token.toUtf8()));
 }
 
 void TestEngine::statusAndProgressQueries()

@@ -227,6 +227,20 @@ void TestField::coerce_data()
     good("text: fraction json", text(), 2.5, u"2.5"_s);
     good("text: bool json", text(), true, u"true"_s);
     bad("text: array", text(), QJsonArray{u"a"_s}, u"expected text (got an array)"_s);
+    const QString nul = u"contains a NUL character (U+0000), which cannot be passed to a command"_s;
+    bad("text: NUL", text(), QString(u"a"_s + QChar::Null + u"b"_s), nul);
+    bad("textarea: NUL", Field(u"notes"_s, FieldType::Textarea), QString(QChar::Null), nul);
+    bad("secret: NUL", secret(), QString(u"hunter"_s + QChar::Null + u"2"_s), nul);
+    bad("file: NUL", file(), QString(u"data.txt"_s + QChar::Null + u"x"_s), nul);
+    const QString tooLong = u"expected text: a JSON number this long may not keep its digits; give "
+                            u"it as a JSON string"_s;
+    bad("text: json number beyond 64 bits", text(),
+        QJsonDocument::fromJson("[12345678901234567890]").array().at(0),
+        tooLong + u" (got 12345678901234567000)"_s);
+    bad("text: json fraction of 17 digits", text(), 0.12345678901234568,
+        tooLong + u" (got 0.12345678901234568)"_s);
+    good("text: json 64-bit integer kept exactly", text(),
+         QJsonDocument::fromJson("[9223372036854775807]").array().at(0), u"9223372036854775807"_s);
     bad("text: object", text(), QJsonObject{}, u"expected text (got an object)"_s);
     good("textarea: lines kept", Field(u"notes"_s, FieldType::Textarea), u"a\nb"_s, u"a\nb"_s);
 

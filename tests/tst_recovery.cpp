@@ -10,6 +10,8 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QProcess>
+#include <QScopeGuard>
+#include <QRegularExpression>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
@@ -47,8 +49,13 @@ public:
 
     bool start(const QString &dataDir, int quickRuns, int longRuns, int queuedRuns)
     {
-        m_process.start(childProgram(), {dataDir, QString::number(quickRuns), QString::number(longRuns),
-                                         QString::number(queuedRuns)});
+        return startWith({dataDir, QString::number(quickRuns), QString::number(longRuns),
+                          QString::number(queuedRuns)});
+    }
+
+    bool startWith(const QStringList &arguments)
+    {
+        m_process.start(childProgram(), arguments);
         if (!m_process.waitForStarted(30000)) {
             qWarning().noquote() << "cannot start" << childProgram() << m_process.errorString();
             return false;
@@ -99,6 +106,49 @@ private:
     QProcess m_process;
 };
 
+// Live (not zombie) processes whose environment holds TASKDECK_TEST_MARKER=marker.
+QList<qint64> markedProcesses(const QString &marker)
+{
+    const QByteArray needle = "TASKDECK_TEST_MARKER=" + marker.toUtf8();
+    QList<qint64> found;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &entry : entries) {
+        bool isPid = false;
+        const qint64 pid = entry.toLongLong(&isPid);
+        if (!isPid)
+            continue;
+        QFile envFile(u"/proc/%1/environ"_s.arg(entry));
+        if (!envFile.open(QIODevice::ReadOnly))
+            continue;
+        const QList<QByteArray> variables = envFile.readAll().split('\0');
+        if (!variables.contains(needle))
+            continue;
+        // A zombie keeps no environment, but check its state anyway.
+        QFile stat(u"/proc/%1/stat"_s.arg(entry));
+        if (stat.open(QIODevice::ReadOnly) && stat.readAll().contains(") Z "))
+            continue;
+        found << pid;
+    }
+    return found;
+}
+
+// Children of \a parent (from /proc/PID/stat).
+QList<qint64> childrenOf(qint64 parent)
+{
+    QList<qint64> children;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &entry : entries) {
+        QFile stat(u"/proc/%1/stat"_s.arg(entry));
+        if (!stat.open(QIODevice::ReadOnly))
+            continue;
+        const QByteArray text = stat.readAll();
+        const QList<QByteArray> fields = text.mid(text.lastIndexOf(')') + 2).split(' ');
+        if (fields.size() > 1 && fields.at(1).toLongLong() == parent)
+            children << entry.toLongLong();
+    }
+    return children;
+}
+
 Run runningRun(const QString &id, const QString &owner)
 {
     Run run;
@@ -124,6 +174,8 @@ private Q_SLOTS:
     void ownerLiveness();
     void zombieCountsAsGone();
     void killedProcessRunsBecomeInterrupted();
+    void commandsDieWithTheirTaskdeck();
+    void recoveryEndsWhatADeadTaskdeckLeft();
 };
 
 void TestRecovery::initTestCase()
@@ -304,6 +356,61 @@ void TestRecovery::killedProcessRunsBecomeInterrupted()
     QVERIFY(ended);
     QCOMPARE(ended->status, RunStatus::Canceled);
     QCOMPARE(restarted->findRun(own)->status, RunStatus::Canceled);
+}
+
+void TestRecovery::commandsDieWithTheirTaskdeck()
+{
+    QTemporaryDir dir;
+    const QString marker = u"%1-%2"_s.arg(QCoreApplication::applicationPid()).arg(QDateTime::currentMSecsSinceEpoch());
+    Child doomed;
+    QVERIFY(doomed.startWith({u"command"_s, dir.path(), marker}));
+    // The shell and its two sleeps.
+    QTRY_COMPARE_WITH_TIMEOUT(markedProcesses(marker).size(), 3, 30000);
+    const QList<qint64> commands = markedProcesses(marker);
+
+    QVERIFY(doomed.killHard());
+    QTRY_VERIFY2_WITH_TIMEOUT(markedProcesses(marker).isEmpty(),
+                              qPrintable(u"still alive: %1"_s.arg(QString::number(markedProcesses(marker).size()))),
+                              30000);
+    for (qint64 pid : commands)
+        QTRY_VERIFY_WITH_TIMEOUT(!RunOwner::processStartTime(pid), 30000);
+}
+
+void TestRecovery::recoveryEndsWhatADeadTaskdeckLeft()
+{
+    QTemporaryDir dir;
+    const QString marker = u"left-%1-%2"_s.arg(QCoreApplication::applicationPid()).arg(QDateTime::currentMSecsSinceEpoch());
+    Child doomed;
+    QVERIFY(doomed.startWith({u"command"_s, dir.path(), marker}));
+    QTRY_COMPARE_WITH_TIMEOUT(markedProcesses(marker).size(), 3, 30000);
+    const QList<qint64> commands = markedProcesses(marker);
+    const auto cleanup = qScopeGuard([&] {
+        for (qint64 pid : markedProcesses(marker))
+            ::kill(pid_t(pid), SIGKILL);
+    });
+
+    // The guard (the child's other child) dies first, as with an OOM kill of both, or a
+    // kill -9 of their process group: then nothing ends the command with its Taskdeck.
+    const QList<qint64> children = childrenOf(doomed.pid());
+    int guards = 0;
+    for (qint64 pid : children) {
+        if (!commands.contains(pid)) {
+            QCOMPARE(::kill(pid_t(pid), SIGKILL), 0);
+            ++guards;
+        }
+    }
+    QCOMPARE(guards, 1);
+    const qint64 doomedPid = doomed.pid();
+    QVERIFY(doomed.killHard());
+    QTest::qWait(300);
+    QCOMPARE(markedProcesses(marker).size(), 3);
+
+    // The next Taskdeck on this history marks the run interrupted and ends them.
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    QTest::ignoreMessage(QtWarningMsg, QRegularExpression(u"ended 3 processes left running by Taskdeck process %1 "_s.arg(doomedPid)));
+    QCOMPARE(store->recoverInterrupted(), 1);
+    QTRY_VERIFY_WITH_TIMEOUT(markedProcesses(marker).isEmpty(), 30000);
 }
 
 QTEST_GUILESS_MAIN(TestRecovery)

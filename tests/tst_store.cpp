@@ -222,6 +222,9 @@ private Q_SLOTS:
     void refusesCorruptFile();
     void refusesUnwritableLocation_data();
     void refusesUnwritableLocation();
+    void readsAHistoryItCannotWrite_data();
+    void readsAHistoryItCannotWrite();
+    void namesAnUnwritableShm();
     void openFailsWhileLocked();
     void writesWaitOutALock();
     void sharedByTwoStores();
@@ -1110,6 +1113,106 @@ void TestStore::refusesUnwritableLocation()
     QVERIFY2(error.contains(shape == u"proc"_s ? dataDir : path), qPrintable(error));
     QVERIFY2(error.contains(expected), qPrintable(error));
     QCOMPARE(fileHash(path), before);
+}
+
+void TestStore::readsAHistoryItCannotWrite_data()
+{
+    QTest::addColumn<bool>("folderWritable");
+    QTest::addColumn<QString>("reason");
+    QTest::newRow("read-only file and folder") << false << u"is not writable (mode 0500)"_s;
+    QTest::newRow("read-only file") << true << u"history.sqlite3 is not writable (mode 0400)"_s;
+}
+
+void TestStore::readsAHistoryItCannotWrite()
+{
+    QFETCH(bool, folderWritable);
+    QFETCH(QString, reason);
+    QTemporaryDir tmp;
+    const QString dataDir = tmp.filePath(u"data"_s);
+    const QString path = QDir(dataDir).filePath(u"history.sqlite3"_s);
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    {
+        auto store = openStore(dataDir);
+        QVERIFY(store);
+        store->recordQueued(makeRun(u"kept"_s, u"t"_s, RunStatus::Running, t));
+        store->recordLog(u"kept"_s, makeLines(1, 30));
+        store->recordFinished(makeRun(u"kept"_s, u"t"_s, RunStatus::Succeeded, t), {});
+        QVERIFY(store->flush(30s));
+    }
+    QVERIFY(QFile::setPermissions(path, QFile::ReadOwner));
+    if (!folderWritable)
+        QVERIFY(QFile::setPermissions(dataDir, QFile::ReadOwner | QFile::ExeOwner));
+    const auto restore = qScopeGuard([&] {
+        QFile::setPermissions(dataDir, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner);
+    });
+    PermissionsEnforced enforced;
+    if (!enforced.ok())
+        QSKIP("running as root and cannot drop CAP_DAC_OVERRIDE, so permissions cannot be tested");
+    QString error;
+    // A store that would record runs is still refused.
+    QVERIFY(!SqliteRunStore::open(dataDir, &error));
+    QVERIFY2(error.contains(u"history.sqlite3"_s), qPrintable(error));
+    const QStringList before = QDir(dataDir).entryList(QDir::Files | QDir::Hidden);
+    const QByteArray hash = fileHash(path);
+
+    auto store = SqliteRunStore::open(dataDir, &error, SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
+    QVERIFY2(store, qPrintable(error));
+    QVERIFY(store->isReadOnly());
+    QVERIFY2(store->readOnlyReason().contains(reason), qPrintable(store->readOnlyReason()));
+    const std::optional<Run> run = store->findRun(u"kept"_s);
+    QVERIFY(run);
+    QCOMPARE(run->status, RunStatus::Succeeded);
+    QCOMPARE(store->findRuns(RunQuery{}).total, 1);
+    const LogLines log = store->readLog(u"kept"_s, 1, 100);
+    QCOMPARE(log.size(), 30);
+    QCOMPARE(log.constLast().number, 30);
+    QCOMPARE(store->recoverInterrupted(), 0);
+    QVERIFY(store->checkIntegrity().isEmpty());
+    store.reset();
+    QCOMPARE(fileHash(path), hash);
+    QCOMPARE(QDir(dataDir).entryList(QDir::Files | QDir::Hidden), before);
+}
+
+void TestStore::namesAnUnwritableShm()
+{
+    QTemporaryDir tmp;
+    const QString dataDir = tmp.filePath(u"data"_s);
+    const QString path = QDir(dataDir).filePath(u"history.sqlite3"_s);
+    {
+        auto store = openStore(dataDir);
+        QVERIFY(store);
+        store->recordQueued(makeRun(u"kept"_s, u"t"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc()));
+        QVERIFY(store->flush(30s));
+    }
+    // A -shm left behind read-only (by another user, or a restore from a backup).
+    const QString shm = path + u"-shm"_s;
+    const auto leaveShm = [&shm] {
+        QFile leftover(shm);
+        return leftover.open(QIODevice::WriteOnly)
+               && leftover.setPermissions(QFile::ReadOwner | QFile::ReadUser | QFile::ReadGroup | QFile::ReadOther);
+    };
+    const auto restore = qScopeGuard([&] { QFile::setPermissions(shm, QFile::ReadOwner | QFile::WriteOwner); });
+
+    PermissionsEnforced enforced;
+    if (!enforced.ok())
+        QSKIP("running as root and cannot drop CAP_DAC_OVERRIDE, so permissions cannot be tested");
+    QVERIFY(leaveShm());
+    QString error;
+    const auto writable = SqliteRunStore::open(dataDir, &error);
+    QVERIFY(!writable);
+    QVERIFY2(error.contains(shm + u" is not writable (mode 0444)"_s), qPrintable(error));
+
+    // SQLite removed the file it could not use as it closed; left behind again, a command
+    // that only reads reads through it.
+    QFile::remove(shm);
+    QVERIFY(leaveShm());
+    auto store = SqliteRunStore::open(dataDir, &error, SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
+    QVERIFY2(store, qPrintable(error));
+    QVERIFY(store->isReadOnly());
+    QVERIFY2(store->readOnlyReason().contains(shm + u" is not writable (mode 0444)"_s),
+             qPrintable(store->readOnlyReason()));
+    QVERIFY(store->findRun(u"kept"_s));
 }
 
 void TestStore::openFailsWhileLocked()

@@ -655,6 +655,15 @@ void TestTasksFile::errorPositions_data()
                       "        max: 1\n"
                       "    command: [echo]\n")
         << u"7:14"_s << u"max 1 is less than min 5"_s;
+    QTest::newRow("fractional min on an integer field")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    fields:\n"
+                      "      - key: n\n"
+                      "        type: integer\n"
+                      "        min: 1.5\n"
+                      "    command: [echo]\n")
+        << u"6:14"_s << u"min 1.5 is invalid: expected a whole number for \"integer\" fields"_s;
     QTest::newRow("min not a number")
         << QByteArray("tasks:\n"
                       "  t:\n"
@@ -720,6 +729,28 @@ void TestTasksFile::errorPositions_data()
                       "  backup:\n"
                       "    command: [echo, [a]]\n")
         << u"3:21"_s << u"command arguments must be text, not a list"_s;
+    QTest::newRow("NUL in a command argument")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: [echo, \"a\\0b\"]\n")
+        << u"3:21"_s << u"command argument 2 contains a NUL character"_s;
+    QTest::newRow("NUL in a command line")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: \"/bin/true\\0rm -rf x\"\n")
+        << u"3:14"_s << u"command contains a NUL character"_s;
+    QTest::newRow("NUL in a shell script")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    shell: \"echo a\\0b\"\n")
+        << u"3:12"_s << u"shell contains a NUL character"_s;
+    QTest::newRow("NUL in an env value")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    command: [env]\n"
+                      "    env:\n"
+                      "      A: \"x\\0y\"\n")
+        << u"5:10"_s << u"env value of \"A\" contains a NUL character"_s;
     QTest::newRow("unterminated quote")
         << QByteArray("tasks:\n"
                       "  backup:\n"

@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -238,6 +240,123 @@ void trackGroup(pid_t pgid, bool live)
         g_liveGroups.erase(pgid);
 }
 
+/*
+ * A guard process for one command's process group. It is forked right after the command
+ * starts and waits on one end of a socket pair whose other end only this process holds
+ * (O_CLOEXEC, so no exec'd child inherits it). When this process ends normally with the
+ * command, it writes one byte first and the guard just exits. When this process dies in any
+ * other way (SIGKILL included), the kernel closes the write end, the guard reads end-of-file
+ * and kills the whole group, so no command outlives the Taskdeck that started it. The guard
+ * also asks for SIGKILL when its parent dies, as a second line should its read fail.
+ *
+ * After fork() the guard only makes async-signal-safe system calls: no allocation, no locks.
+ */
+class GroupGuard final
+{
+public:
+    GroupGuard() = default;
+    ~GroupGuard() { release(); }
+    GroupGuard(const GroupGuard &) = delete;
+    GroupGuard &operator=(const GroupGuard &) = delete;
+
+    // Starts the guard for group \a pgid; false (and no guard) when it cannot be forked.
+    bool start(pid_t pgid)
+    {
+        int lifeline[2];
+        // A socket pair rather than a pipe: send() with MSG_NOSIGNAL cannot raise SIGPIPE here
+        // should the guard be gone already.
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lifeline) != 0)
+            return false;
+        const pid_t parent = ::getpid();
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            ::close(lifeline[0]);
+            ::close(lifeline[1]);
+            return false;
+        }
+        if (pid == 0)
+            guard(lifeline[0], pgid, parent); // never returns
+        ::close(lifeline[0]);
+        m_pid = pid;
+        m_writeFd = lifeline[1];
+        return true;
+    }
+
+    // The command is over: the guard exits without touching the group, and is reaped.
+    void release()
+    {
+        if (m_pid <= 0)
+            return;
+        const char done = 'D';
+        ssize_t n;
+        do {
+            n = ::send(m_writeFd, &done, 1, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        ::close(m_writeFd);
+        m_writeFd = -1;
+        int status = 0;
+        while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
+        m_pid = -1;
+    }
+
+private:
+    [[noreturn]] static void guard(int readFd, pid_t pgid, pid_t parent)
+    {
+        // Keep nothing of the parent open (its stdout may be a pipe someone waits on), and
+        // stay out of the terminal's and the parent's signals: only the lifeline ends it.
+        // Handlers the parent installed are replaced, not only ignored, since their code
+        // would write to the parent's descriptors.
+        if (readFd > 3) {
+            ::close_range(0, static_cast<unsigned>(readFd) - 1, 0);
+            ::close_range(static_cast<unsigned>(readFd) + 1, ~0U, 0);
+        } else {
+            // The lifeline is a low descriptor; closing around it works the same way.
+            for (int fd = 0; fd < readFd; ++fd)
+                ::close(fd);
+            ::close_range(static_cast<unsigned>(readFd) + 1, ~0U, 0);
+        }
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        for (int sig = 1; sig < NSIG; ++sig) {
+            if (sig != SIGKILL && sig != SIGSTOP)
+                ::sigaction(sig, &ignore, nullptr);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) {
+            // The parent died before the death signal was asked for.
+            ::kill(-pgid, SIGKILL);
+            ::_exit(0);
+        }
+        // SIGTERM from the death signal must wake the read below and not be ignored.
+        struct sigaction wake {};
+        wake.sa_handler = [](int) { };
+        sigemptyset(&wake.sa_mask);
+        ::sigaction(SIGTERM, &wake, nullptr);
+
+        char byte = 0;
+        ssize_t n;
+        for (;;) {
+            n = ::read(readFd, &byte, 1);
+            if (n >= 0 || errno != EINTR)
+                break;
+            if (::getppid() != parent)
+                break; // the parent died: the death signal interrupted the read
+        }
+        if (n == 1 && byte == 'D')
+            ::_exit(0);
+        // End of file, an error or anything unexpected: the parent is gone.
+        ::kill(-pgid, SIGKILL);
+        ::_exit(0);
+    }
+
+    pid_t m_pid = -1;
+    int m_writeFd = -1;
+};
+
 enum class Probe { Found, Missing, NotExecutable };
 
 Probe probeExecutable(const QByteArray &path, bool directoryIsMissing)
@@ -452,6 +571,7 @@ private:
 
     pid_t m_pid = -1; // also the process group id
     FileDescriptor m_pidFd;
+    GroupGuard m_guard; // ends the group should this process die before the command
     FileDescriptor m_outFd;
     FileDescriptor m_errFd;
     LineSplitter m_out;
@@ -499,6 +619,25 @@ bool CommandRunner::start()
     for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
         if (!it.key().isEmpty() && !it.key().contains(u'='))
             environment.insert(it.key(), it.value());
+    }
+
+    // The kernel ends every argument and variable at its first NUL: refuse rather than cut.
+    for (qsizetype i = 0; i < m_cmd.argv.size(); ++i) {
+        if (m_cmd.argv.at(i).contains(QChar::Null)) {
+            m_result.startError = u"argument %1 contains a NUL character"_s.arg(i);
+            return false;
+        }
+    }
+    for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
+        if (it.key().contains(QChar::Null) || it.value().contains(QChar::Null)) {
+            m_result.startError = u"environment variable %1 contains a NUL character"_s.arg(
+                    QString(it.key()).replace(QChar::Null, u"\\0"_s));
+            return false;
+        }
+    }
+    if (workDir.contains(QChar::Null)) {
+        m_result.startError = u"working directory contains a NUL character"_s;
+        return false;
     }
 
     const QString program = m_cmd.argv.constFirst();
@@ -592,12 +731,15 @@ bool CommandRunner::start()
     if (rc != 0) {
         const QString path = QFile::decodeName(resolved.spawnPath);
         m_result.startError = rc == EACCES ? u"permission denied: "_s + path
-                                           : u"failed to start %1: %2"_s.arg(path, errnoText(rc));
+                                           : u"cannot start %1: %2"_s.arg(path, errnoText(rc));
         return false;
     }
     m_pid = pid;
     m_result.started = true;
     trackGroup(pid, true);
+    if (!m_guard.start(pid))
+        logSystem(u"cannot start the guard of process group %1 (%2): the command will not be "
+                  "stopped should Taskdeck be killed"_s.arg(QString::number(pid), errnoText(errno)));
 
     // Our copies of the write ends must go, or EOF would never arrive.
     outWrite.reset();

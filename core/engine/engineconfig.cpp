@@ -167,29 +167,41 @@ std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
     const QString t = text.trimmed().toLower();
     if (t.isEmpty())
         return std::nullopt;
-    bool plain = false;
-    const double seconds = t.toDouble(&plain);
-    if (plain) {
+    // Plain decimal digits only: no sign, no exponent ("1e3"), no blanks inside.
+    static const QRegularExpression bare(u"\\A[0-9]+(?:\\.[0-9]+)?\\z"_s);
+    if (bare.match(t).hasMatch()) {
+        const double seconds = t.toDouble();
         if (!(seconds > 0) || !std::isfinite(seconds) || seconds > 1e9)
             return std::nullopt;
         return std::chrono::milliseconds(qint64(std::llround(seconds * 1000)));
     }
-    static const QRegularExpression part(u"(\\d+(?:\\.\\d+)?)\\s*(ms|s|m|h|d)"_s);
+    // Parts such as "1h30m" or "1h 30m": a number glued to its unit, each unit at most once
+    // and from the largest to the smallest, so that "1m1h" or "1s1s" cannot mean something
+    // nobody wrote.
+    static const QRegularExpression part(u"\\G([0-9]+(?:\\.[0-9]+)?)(ms|s|m|h|d)(?:\\s+|\\z|(?=[0-9]))"_s);
+    const auto rank = [](QStringView unit) {
+        return unit == u"d" ? 4 : unit == u"h" ? 3 : unit == u"m" ? 2 : unit == u"s" ? 1 : 0;
+    };
     double total = 0;
     qsizetype position = 0;
+    int lastRank = 5;
     auto it = part.globalMatch(t);
     while (it.hasNext()) {
         const auto m = it.next();
-        if (!t.mid(position, m.capturedStart() - position).trimmed().isEmpty())
+        if (m.capturedStart() != position)
             return std::nullopt;
-        const double n = m.captured(1).toDouble();
         const QString unit = m.captured(2);
+        const int r = rank(unit);
+        if (r >= lastRank)
+            return std::nullopt;
+        lastRank = r;
+        const double n = m.captured(1).toDouble();
         const double factor = unit == "ms"_L1 ? 1 : unit == "s"_L1 ? 1000
                             : unit == "m"_L1 ? 60000 : unit == "h"_L1 ? 3600000 : 86400000;
         total += n * factor;
         position = m.capturedEnd();
     }
-    if (position == 0 || !t.mid(position).trimmed().isEmpty())
+    if (position == 0 || position != t.size())
         return std::nullopt;
     if (!(total >= 1) || total > 1e12)
         return std::nullopt;

@@ -66,8 +66,11 @@ struct Settings
 };
 
 /*!
- * Parses a duration: a bare number of seconds ("90"), or numbers with units ms, s, m, h, d,
- * optionally combined ("1h30m", "1.5s"). Zero and negative durations are refused.
+ * Parses a duration: a bare number of seconds ("90", "1.5"), or numbers with units ms, s, m,
+ * h, d, optionally combined ("1h30m", "1h 30m", "1.5s"). A number and its unit are written
+ * together ("1 s" is refused); units go from the largest to the smallest, each at most once
+ * ("1m1h" and "1s1s" are refused); no signs or exponents ("1e3" is refused). Zero and negative
+ * durations are refused.
  */
 std::optional<std::chrono::milliseconds> parseDuration(const QString &text);
 /*! "1h 30m", "90s", "250ms". */

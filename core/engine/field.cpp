@@ -203,6 +203,12 @@ std::optional<QString> scalarText(const QJsonValue &v)
     return std::nullopt;
 }
 
+// A command's arguments and environment end at the first NUL, so the rest would be dropped.
+QString nulRefused()
+{
+    return u"contains a NUL character (U+0000), which cannot be passed to a command"_s;
+}
+
 QString rangeText(const Field &f)
 {
     if (f.min && f.max)
@@ -279,6 +285,21 @@ std::optional<QJsonValue> coerceText(const Field &f, const QJsonValue &raw, QStr
     const std::optional<QString> text = scalarText(raw);
     if (!text)
         return fail(error, u"expected text"_s + got(raw, secret));
+    if (text->contains(QChar::Null))
+        return fail(error, nulRefused());
+    if (raw.isDouble() && !exactInteger(raw)) {
+        // A JSON number arrives as a double: beyond 64-bit integers or 15 significant digits
+        // its spelling may already have changed, so refuse rather than pass on another text.
+        const double v = raw.toDouble();
+        const QString digits = QString::number(v, 'e', QLocale::FloatingPointShortest)
+                                       .section(u'e', 0, 0)
+                                       .remove(u'-')
+                                       .remove(u'.');
+        if (!std::isfinite(v) || std::trunc(v) == v || digits.size() > 15) {
+            return fail(error, u"expected text: a JSON number this long may not keep its digits; "
+                               u"give it as a JSON string"_s + got(raw, secret));
+        }
+    }
 
     // A broken pattern is the task author's bug: report it whatever was typed, and check
     // it as written so the reason refers to the author's text, not the anchored wrapper.
@@ -472,6 +493,8 @@ std::optional<QJsonValue> coerceFile(const QJsonValue &raw, QString *error)
     if (!raw.isString() || raw.toString().isEmpty())
         return fail(error, u"expected "_s + FileAccepted + got(raw));
     const QString path = raw.toString();
+    if (path.contains(QChar::Null))
+        return fail(error, nulRefused());
     const QFileInfo info(path);
     if (!info.exists())
         return fail(error, u"no such file: "_s + quoted(path) + accepted);
@@ -810,6 +833,30 @@ QJsonObject fieldsToJsonSchema(const Fields &fields)
         {u"required"_s, required},
         {u"additionalProperties"_s, false},
     };
+}
+
+QStringList secretValues(const Fields &fields, const QJsonObject &args)
+{
+    QStringList values;
+    for (const Field &f : fields) {
+        if (f.type != FieldType::Secret)
+            continue;
+        const QString value = args.value(f.key).toString();
+        if (value.size() >= kMinMaskedSecretLength && !values.contains(value))
+            values << value;
+    }
+    std::sort(values.begin(), values.end(),
+              [](const QString &a, const QString &b) { return a.size() > b.size(); });
+    return values;
+}
+
+QString maskSecrets(const QStringList &secrets, QString text)
+{
+    for (const QString &secret : secrets) {
+        if (text.contains(secret))
+            text.replace(secret, redactedText());
+    }
+    return text;
 }
 
 QJsonObject redactSecrets(const Fields &fields, const QJsonObject &args)

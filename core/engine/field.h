@@ -153,4 +153,22 @@ QJsonObject fieldsToJsonSchema(const Fields &fields);
 /*! Copy of \a args with every Secret field's value replaced by "********". */
 QJsonObject redactSecrets(const Fields &fields, const QJsonObject &args);
 
+/*! Secret values shorter than this many characters are not masked in logs (they would mask
+ *  too much ordinary text). */
+inline constexpr qsizetype kMinMaskedSecretLength = 4;
+
+/*!
+ * The values of \a fields' Secret arguments in \a args that maskSecrets() hides: those of at
+ * least kMinMaskedSecretLength characters, longest first (so a secret that contains another
+ * is masked whole), without repeats.
+ */
+QStringList secretValues(const Fields &fields, const QJsonObject &args);
+
+/*!
+ * \a text with every occurrence of each of \a secrets replaced by "********". Only the values
+ * as given are found: an encoded form (base64, URL encoding, hex, a value split across lines)
+ * is not masked.
+ */
+QString maskSecrets(const QStringList &secrets, QString text);
+
 } // namespace taskdeck

@@ -116,6 +116,15 @@ struct Run
     QJsonObject toJson() const;
 };
 
+/*!
+ * Environment variables every command a run starts (RunContext::run) receives: the run's id,
+ * and the owner string of the Taskdeck process that runs it (Run::owner). What the command
+ * starts inherits them, which is how recovery finds the processes a Taskdeck that died left
+ * running (SqliteRunStore::recoverInterrupted).
+ */
+inline constexpr char kRunIdVariable[] = "TASKDECK_RUN_ID";
+inline constexpr char kOwnerVariable[] = "TASKDECK_OWNER"; //!< see kRunIdVariable
+
 } // namespace taskdeck
 
 // Plain values of relocatable members: lists of them grow by moving memory, not by copying

@@ -46,7 +46,8 @@ public:
 
     /*!
      * Runs an external command with its output in this run's log, its ::progress:: lines as
-     * the run's progress and cancel/timeout stopping its process group.
+     * the run's progress and cancel/timeout stopping its process group. The command gets
+     * TASKDECK_RUN_ID and TASKDECK_OWNER (kRunIdVariable, kOwnerVariable) in its environment.
      */
     CommandResult run(const Command &cmd);
     /*!

@@ -149,6 +149,7 @@ struct RunState
 {
     TaskPtr task;
     QJsonObject args;  // typed, secrets in clear; read-only after creation
+    QStringList secrets; // secret values masked in the log and messages; read-only after creation
     RunOptions options;
     std::chrono::milliseconds timeout{0};
     quint64 order = 0; // place in the order runs were queued; read-only after creation
@@ -383,6 +384,7 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     auto st = std::make_shared<RunState>();
     st->task = task;
     st->args = validation.values;
+    st->secrets = secretValues(task->fields, validation.values);
     st->options = options;
     st->timeout = options.timeout ? *options.timeout : task->timeout ? *task->timeout : config.defaultTimeout;
     st->run.id = newRunId();
@@ -635,6 +637,9 @@ RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Ou
             run.result = outcome.result;
         } else {
             run.error = outcome.error;
+            // An error may quote the command's output (its last stderr lines, say).
+            run.error.message = maskSecrets(st->secrets, run.error.message);
+            run.error.detail = maskSecrets(st->secrets, run.error.detail);
             if (run.error.isEmpty()) {
                 run.error = status == RunStatus::TimedOut
                     ? RunError{u"timed out after %1"_s.arg(formatDuration(st->timeout)), u"Timeout"_s, {}, false}
@@ -989,8 +994,11 @@ void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsi
         // of the run has nowhere to go: the final state is already taken.
         if (st->closed)
             return;
-        for (qsizetype i = 0; i < count; ++i)
-            batch.append(LogLine{++st->run.logLines, timeMs, lines[i].stream, lines[i].text, ++st->run.seq});
+        // Secrets are masked before a line is stored, shown or followed.
+        for (qsizetype i = 0; i < count; ++i) {
+            batch.append(LogLine{++st->run.logLines, timeMs, lines[i].stream,
+                                 maskSecrets(st->secrets, lines[i].text), ++st->run.seq});
+        }
         addEventLocked(*st, RunEvent{RunEvent::Type::Log, batch.constFirst().seq, batch, {}, {}});
         listed = markDirtyLocked(st);
         id = st->run.id;
@@ -1003,6 +1011,7 @@ void EngineCore::appendLines(const RunStatePtr &st, const OutputLine *lines, qsi
 
 void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
 {
+    Progress masked;
     bool listed = false;
     QString id;
     std::lock_guard record(st->recordMutex);
@@ -1011,6 +1020,8 @@ void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
         if (st->closed)
             return;
         st->run.progress = progress;
+        st->run.progress.message = maskSecrets(st->secrets, progress.message);
+        masked = st->run.progress;
         // Numbered when the engine's thread takes the run's events: a run that reports
         // progress for every item costs one event per delivery, not one per report.
         st->progressUnsent = true;
@@ -1018,7 +1029,7 @@ void EngineCore::setProgress(const RunStatePtr &st, const Progress &progress)
         id = st->run.id;
     }
     if (recorder)
-        recorder->recordProgress(id, progress);
+        recorder->recordProgress(id, masked);
     if (listed)
         requestDelivery(false);
 }
@@ -1404,8 +1415,11 @@ QString RunContext::scratchDir()
     return m_state->scratchDir;
 }
 
-CommandResult RunContext::run(const Command &cmd)
+CommandResult RunContext::run(const Command &command)
 {
+    Command cmd = command;
+    cmd.env.insert(QLatin1StringView(kRunIdVariable), m_state->run.id);
+    cmd.env.insert(QLatin1StringView(kOwnerVariable), processOwner());
     CommandSink sink;
     sink.lines = [this](const OutputLines &lines) { m_core->appendLines(m_state, lines.constData(), lines.size()); };
     sink.progress = [this](const Progress &p) { m_core->setProgress(m_state, p); };

@@ -83,4 +83,64 @@ QString PrivateFiles::tighten(const QString &path)
     return u"%1 %2 -> %3"_s.arg(path, modeText(info.st_mode), modeText(tightened));
 }
 
+OutputFile::OutputFile(const QString &path) : m_path(path) { }
+
+OutputFile::~OutputFile() = default;
+
+bool OutputFile::open(QString *error)
+{
+    struct stat st {};
+    // stat, not lstat: a link to /dev/null is written like /dev/null itself.
+    const bool exists = ::stat(QFile::encodeName(m_path).constData(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        if (error)
+            *error = u"it is a directory; give the path of a file"_s;
+        return false;
+    }
+    if (exists && !S_ISREG(st.st_mode)) {
+        // A FIFO, a device or a socket: renaming a new file over it would destroy it.
+        m_direct = std::make_unique<QFile>(m_path);
+        if (!m_direct->open(QIODevice::WriteOnly | QIODevice::Unbuffered)) {
+            if (error)
+                *error = m_direct->errorString();
+            m_direct.reset();
+            return false;
+        }
+        return true;
+    }
+    m_save = std::make_unique<QSaveFile>(m_path);
+    if (!m_save->open(QIODevice::WriteOnly)) {
+        if (error)
+            *error = m_save->errorString();
+        m_save.reset();
+        return false;
+    }
+    return true;
+}
+
+QIODevice *OutputFile::device() const
+{
+    if (m_direct)
+        return m_direct.get();
+    return m_save.get();
+}
+
+bool OutputFile::commit(QString *error)
+{
+    bool ok = false;
+    QString why;
+    if (m_direct) {
+        ok = m_direct->flush() && m_direct->error() == QFileDevice::NoError;
+        why = m_direct->errorString();
+        m_direct->close();
+        ok = ok && m_direct->error() == QFileDevice::NoError;
+    } else if (m_save) {
+        ok = m_save->commit();
+        why = m_save->errorString();
+    }
+    if (!ok && error)
+        *error = why;
+    return ok;
+}
+
 } // namespace taskdeck

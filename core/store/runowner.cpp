@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include "runowner.h"
 
-#include <QCoreApplication>
-#include <QFile>
+#include "run.h"
 
+#include <QCoreApplication>
+#include <QDir>
+#include <QFile>
+#include <QSet>
+
+#include <csignal>
+
+#include <sys/types.h>
 #include <unistd.h>
 
 using namespace Qt::StringLiterals;
@@ -68,6 +75,75 @@ bool RunOwner::isAlive() const
         return false;
     const std::optional<QString> start = processStartTime(m_pid);
     return start && *start == m_start;
+}
+
+namespace {
+
+// True when the environment process \a pid started with holds \a entry ("NAME=value").
+bool environmentHolds(qint64 pid, const QByteArray &entry)
+{
+    QFile envFile(u"/proc/%1/environ"_s.arg(pid));
+    if (!envFile.open(QIODevice::ReadOnly))
+        return false; // gone, a zombie, or another user's
+    const QByteArray all = envFile.readAll();
+    qsizetype from = 0;
+    while (from < all.size()) {
+        qsizetype end = all.indexOf('\0', from);
+        if (end < 0)
+            end = all.size();
+        if (QByteArrayView(all).sliced(from, end - from) == entry)
+            return true;
+        from = end + 1;
+    }
+    return false;
+}
+
+std::optional<qint64> processGroupOf(qint64 pid)
+{
+    QFile stat(u"/proc/%1/stat"_s.arg(pid));
+    if (!stat.open(QIODevice::ReadOnly))
+        return std::nullopt;
+    const QByteArray text = stat.readAll();
+    // "pid (comm) state ppid pgrp ...": comm may hold anything, so read after the last ')'.
+    const qsizetype close = text.lastIndexOf(')');
+    if (close < 0)
+        return std::nullopt;
+    const QList<QByteArray> fields = text.mid(close + 2).split(' ');
+    if (fields.size() < 3 || fields.at(0) == "Z")
+        return std::nullopt;
+    bool ok = false;
+    const qint64 group = fields.at(2).toLongLong(&ok);
+    return ok ? std::optional<qint64>(group) : std::nullopt;
+}
+
+} // namespace
+
+int RunOwner::endLeftovers(const QString &owner)
+{
+    if (owner.isEmpty())
+        return 0;
+    const QByteArray entry = QByteArray(kOwnerVariable) + '=' + owner.toUtf8();
+    const qint64 self = QCoreApplication::applicationPid();
+    QList<qint64> found;
+    const QStringList entries = QDir(u"/proc"_s).entryList(QDir::Dirs | QDir::NoDotAndDotDot);
+    for (const QString &name : entries) {
+        bool isPid = false;
+        const qint64 pid = name.toLongLong(&isPid);
+        if (isPid && pid != self && environmentHolds(pid, entry))
+            found << pid;
+    }
+    QSet<qint64> groups;
+    for (const qint64 pid : std::as_const(found)) {
+        const std::optional<qint64> group = processGroupOf(pid);
+        // A group is the command's own when its leader was started for the dead owner too.
+        if (group && *group > 1 && *group != ::getpgrp() && found.contains(*group))
+            groups.insert(*group);
+    }
+    for (const qint64 group : std::as_const(groups))
+        ::kill(-pid_t(group), SIGKILL);
+    for (const qint64 pid : std::as_const(found))
+        ::kill(pid_t(pid), SIGKILL);
+    return int(found.size());
 }
 
 } // namespace taskdeck

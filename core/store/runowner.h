@@ -36,6 +36,17 @@ public:
     /*! True when the owner runs on this machine and is still the same live process. */
     bool isAlive() const;
 
+    /*!
+     * Ends what the Taskdeck process \a owner (an owner string, "pid@host#start") left running
+     * when it died: every live process whose environment names it in TASKDECK_OWNER (the
+     * engine gives that to each command it starts, and their children inherit it) gets
+     * SIGKILL, with its whole process group when the group's leader names it too. Processes
+     * of other users, and ones that cleared their environment, are not found. Call it only
+     * for an owner on this host that is gone (isAlive() false). Returns how many processes
+     * were found.
+     */
+    static int endLeftovers(const QString &owner);
+
 private:
     qint64 m_pid = 0;
     QString m_host;

@@ -23,7 +23,14 @@
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QThreadPool>
+#include <QUrl>
 #include <QVariant>
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -219,15 +226,18 @@ public:
             QSqlDatabase::removeDatabase(entry.second);
     }
 
-    QSqlDatabase get(quint64 serial, const QString &path, QString *error)
+    // \a openName is what SQLite opens (a file: URI for a history that cannot be written),
+    // \a path what messages name.
+    QSqlDatabase get(quint64 serial, const QString &path, const QString &openName, QString *error)
     {
         dropDeadStores();
         auto it = m_names.find(serial);
         if (it == m_names.end()) {
             const QString name = u"taskdeck-store-read-%1"_s.arg(g_nextConnection++);
             QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, name);
-            db.setDatabaseName(path);
-            db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1;QSQLITE_OPEN_READONLY"_s.arg(kBusyTimeoutMs));
+            db.setDatabaseName(openName);
+            db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1;QSQLITE_OPEN_READONLY"_s.arg(kBusyTimeoutMs)
+                                 + (openName == path ? QString() : u";QSQLITE_OPEN_URI"_s));
             it = m_names.emplace(serial, name).first;
         }
         QSqlDatabase db = QSqlDatabase::database(it->second, false);
@@ -663,6 +673,18 @@ struct SqliteRunStore::Private
     void pollOtherWriters(QSqlDatabase &db);
 
     const QString path;
+    // Set before the writer starts: the history cannot be written here (why, in readOnly), so
+    // it is only read, and immutable when no -wal or -shm exists to read it through.
+    QString readOnly;
+    bool immutable = false;
+    QString openName() const
+    {
+        if (!immutable)
+            return path;
+        QUrl url = QUrl::fromLocalFile(path);
+        url.setQuery(u"immutable=1"_s);
+        return url.toString(QUrl::FullyEncoded);
+    }
     const quint64 serial;
     const QString writerConnection;
     const QString ownersPath;
@@ -805,7 +827,7 @@ int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
 
 QSqlDatabase SqliteRunStore::Private::reader(QString *problem)
 {
-    return readConnections().get(serial, path, problem);
+    return readConnections().get(serial, path, openName(), problem);
 }
 
 bool SqliteRunStore::Private::flush(std::chrono::milliseconds timeout)
@@ -848,8 +870,13 @@ void SqliteRunStore::Private::writerMain()
     pthread_setname_np(pthread_self(), "taskdeck-store");
     {
         QSqlDatabase db = QSqlDatabase::addDatabase(u"QSQLITE"_s, writerConnection);
-        db.setDatabaseName(path);
-        db.setConnectOptions(u"QSQLITE_BUSY_TIMEOUT=%1"_s.arg(kBusyTimeoutMs));
+        db.setDatabaseName(openName());
+        QString options = u"QSQLITE_BUSY_TIMEOUT=%1"_s.arg(kBusyTimeoutMs);
+        if (!readOnly.isEmpty())
+            options += u";QSQLITE_OPEN_READONLY"_s;
+        if (immutable)
+            options += u";QSQLITE_OPEN_URI"_s;
+        db.setConnectOptions(options);
         QString problem;
         QElapsedTimer sinceFirst;
         sinceFirst.start();
@@ -913,6 +940,13 @@ QString SqliteRunStore::Private::prepareDatabase(QSqlDatabase &db)
     if (const int version = q.value(0).toInt(); version > SqliteSchema::kVersion) {
         return u"history database %1 was written by a newer Taskdeck (history schema version %2; this one "
                "knows up to %3)"_s.arg(path).arg(version).arg(SqliteSchema::kVersion);
+    } else if (!readOnly.isEmpty()) {
+        // Only read: nothing may change, not even the journal mode.
+        if (version != SqliteSchema::kVersion) {
+            return u"history database %1 has history schema version %2 and needs upgrading to %3, but it "
+                   "cannot be written: %4"_s.arg(path).arg(version).arg(SqliteSchema::kVersion).arg(readOnly);
+        }
+        return {};
     }
     // Log chunks are tens of KiB: with 4 KiB pages each spills over a dozen overflow pages,
     // with 16 KiB ones over a few, which makes writing logs markedly cheaper. The size can
@@ -1604,7 +1638,76 @@ void tightenDataFiles(const QDir &dir)
 
 } // namespace
 
-std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QString *error)
+namespace {
+
+// What of the history cannot be written by this process: the folder, the file, its -wal and
+// -shm files (one left 0444 by another user or a restore, say). Empty when all can.
+QString unwritableParts(const QDir &dir, const QString &path)
+{
+    QStringList parts;
+    const auto check = [&parts](const QString &file, bool mustExist) {
+        const QByteArray name = QFile::encodeName(file);
+        struct stat st {};
+        if (::stat(name.constData(), &st) != 0) {
+            if (mustExist)
+                parts << u"%1 is missing"_s.arg(file);
+            return;
+        }
+        // AT_EACCESS: the effective ids and capabilities, which decide what open() may do
+        // (access() would ask with root's full capabilities).
+        if (::faccessat(AT_FDCWD, name.constData(), W_OK, AT_EACCESS) != 0) {
+            parts << u"%1 is not writable (mode %2%3)"_s.arg(
+                    file, PrivateFiles::modeText(st.st_mode),
+                    errno == EROFS ? u", read-only file system"_s : QString());
+        }
+    };
+    check(dir.absolutePath(), true);
+    check(path, false);
+    check(path + u"-wal"_s, false);
+    check(path + u"-shm"_s, false);
+    return parts.join(u"; "_s);
+}
+
+} // namespace
+
+std::unique_ptr<SqliteRunStore> SqliteRunStore::openReadOnly(const QString &path, const QString &why,
+                                                             QString *error)
+{
+    auto d = std::make_unique<Private>(path);
+    d->readOnly = why;
+    // Without a -wal or -shm to read through (and no way to make them), SQLite can read the
+    // file only as immutable; nobody can be writing it then, as nobody could make them.
+    d->immutable = !QFileInfo::exists(path + u"-wal"_s) && !QFileInfo::exists(path + u"-shm"_s);
+    d->notifier = std::make_unique<RunStoreNotifier>();
+    d->notifier->setWatchedCallback([p = d.get()] {
+        std::lock_guard<std::mutex> lock(p->mutex);
+        p->writerWake.notify_one();
+    });
+    d->readerPool = std::make_unique<QThreadPool>();
+    d->readerPool->setMaxThreadCount(kReaderThreads);
+    d->readerPool->setExpiryTimeout(-1);
+    d->writer = std::thread([p = d.get()] { p->writerMain(); });
+    QString problem;
+    {
+        std::unique_lock<std::mutex> lock(d->mutex);
+        d->progressMade.wait(lock, [&] { return d->initDone; });
+        problem = d->initError;
+    }
+    if (!problem.isEmpty()) {
+        d->stop();
+        if (error)
+            *error = problem + u" (opened read-only because "_s + why + u')';
+        return nullptr;
+    }
+    qCInfo(lcStore).noquote() << u"history database %1 is only read: %2"_s.arg(path, why);
+    {
+        std::lock_guard<std::mutex> lock(g_liveMutex);
+        g_liveStores.insert(d->serial);
+    }
+    return std::unique_ptr<SqliteRunStore>(new SqliteRunStore(std::move(d)));
+}
+
+std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QString *error, OpenMode mode)
 {
     auto fail = [error](const QString &message) {
         if (error)
@@ -1615,6 +1718,14 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
         return fail(u"no data directory was given for the history database"_s);
     const QDir dir(dataDir);
     QString problem;
+    // Looked at before anything is opened: SQLite removes a -shm it could not use as it closes.
+    const QString unwritable = QFileInfo(dir.absolutePath()).isDir()
+            ? unwritableParts(dir, dir.absoluteFilePath(fileName()))
+            : QString();
+    if (mode == OpenMode::ReadOnlyWhenUnwritable && !unwritable.isEmpty()
+        && QFileInfo(dir.absoluteFilePath(fileName())).isFile()) {
+        return openReadOnly(dir.absoluteFilePath(fileName()), unwritable, error);
+    }
     if (!PrivateFiles::makeDirectory(dir.absolutePath(), &problem))
         return fail(u"cannot create data directory %1 for the history database (%2)"_s.arg(dir.absolutePath(), problem));
     const QString path = dir.absoluteFilePath(fileName());
@@ -1655,6 +1766,9 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
         QString ignored;
         if (ownersProblem.isEmpty())
             HistoryOwners::remove(d->ownersPath, {d->ownerEntry}, &ignored);
+        // SQLite's own words do not say which of the files it could not write.
+        if (!unwritable.isEmpty())
+            problem += u" ("_s + unwritable + u')';
         return fail(problem);
     }
     if (!ownersProblem.isEmpty()) {
@@ -1673,6 +1787,8 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
 
 void SqliteRunStore::startRetention(int days, std::chrono::milliseconds interval)
 {
+    if (!d->readOnly.isEmpty())
+        return;
     {
         std::lock_guard<std::mutex> lock(d->mutex);
         d->retentionDays = std::max(0, days);
@@ -1780,6 +1896,16 @@ bool SqliteRunStore::isAvailable() const
 {
     std::lock_guard<std::mutex> lock(d->mutex);
     return d->available && !d->writerGone;
+}
+
+bool SqliteRunStore::isReadOnly() const
+{
+    return !d->readOnly.isEmpty();
+}
+
+QString SqliteRunStore::readOnlyReason() const
+{
+    return d->readOnly;
 }
 
 QString SqliteRunStore::errorString() const
@@ -2064,6 +2190,8 @@ QStringList SqliteRunStore::checkIntegrity()
 
 int SqliteRunStore::recoverInterrupted()
 {
+    if (!d->readOnly.isEmpty())
+        return 0; // nothing can be marked in a history that is only read
     const QString path = d->path;
     return d->runJob([p = d.get(), path](QSqlDatabase &db) -> int {
         QSqlError failure;
@@ -2073,6 +2201,7 @@ int SqliteRunStore::recoverInterrupted()
         }
         struct Orphan { QString id; QString status; QString owner; QString message; };
         std::vector<Orphan> orphans;
+        QStringList deadOwners;
         QSqlQuery select(db);
         select.setForwardOnly(true);
         bool ok = select.exec(u"SELECT id, status, owner FROM runs WHERE "_s + active());
@@ -2089,6 +2218,15 @@ int SqliteRunStore::recoverInterrupted()
             } else {
                 o.message = u"Taskdeck process %1 on host %2 stopped while this run was %3; it was marked "
                             "interrupted on restart"_s.arg(QString::number(owner->pid()), owner->host(), o.status);
+                // Commands it started may still run (its guards were killed with it, say).
+                if (!deadOwners.contains(o.owner)) {
+                    deadOwners << o.owner;
+                    if (const int ended = RunOwner::endLeftovers(o.owner); ended > 0) {
+                        qCWarning(lcStore).noquote()
+                            << u"ended %1 processes left running by Taskdeck process %2 on host %3"_s
+                                       .arg(ended).arg(owner->pid()).arg(owner->host());
+                    }
+                }
             }
             orphans.push_back(std::move(o));
         }

@@ -60,6 +60,16 @@ class SqliteRunStore final : public IRunStore
 public:
     Q_DISABLE_COPY_MOVE(SqliteRunStore)
 
+    /*! How open() may open the history. */
+    enum class OpenMode {
+        ReadWrite,              //!< read and write; fail when the history cannot be written
+        /*! Read and write when possible; when the data directory, the history file or its
+         *  -wal or -shm file cannot be written, only read: nothing is recorded, recovered or
+         *  pruned, and the history must already be at the current schema version. For
+         *  commands that only read (history, show, log, export). */
+        ReadOnlyWhenUnwritable,
+    };
+
     /*! Log lines waiting for the writer beyond which recordLog() waits. */
     static constexpr qsizetype kMaxQueuedLines = 200000;
 
@@ -68,10 +78,18 @@ public:
      * (mode 0700; the history 0600), and brings an older file up to date. Returns nullptr
      * with \a error naming the file and the problem when the history is corrupt (found by
      * the full check after an unclean shutdown, or in a table's first page), locked by
-     * another process beyond the busy timeout, not writable, or from a newer version. Never
-     * deletes or rewrites a file it cannot use.
+     * another process beyond the busy timeout, not writable (the message names the file,
+     * folder, -wal or -shm that is not), or from a newer version. Never deletes or rewrites a
+     * file it cannot use. With OpenMode::ReadOnlyWhenUnwritable a history that cannot be
+     * written is opened only to be read instead.
      */
-    static std::unique_ptr<SqliteRunStore> open(const QString &dataDir, QString *error);
+    static std::unique_ptr<SqliteRunStore> open(const QString &dataDir, QString *error,
+                                                 OpenMode mode = OpenMode::ReadWrite);
+    /*! True when the history was opened only to be read (OpenMode::ReadOnlyWhenUnwritable). */
+    bool isReadOnly() const;
+    /*! Why the history is only read, naming what cannot be written ("PATH-shm is not
+     *  writable (mode 0444)"); empty when it is not read-only. */
+    QString readOnlyReason() const;
     /*! The file name inside the data directory. */
     static QString fileName();
 
@@ -112,6 +130,8 @@ public:
 private:
     struct Private;
     explicit SqliteRunStore(std::unique_ptr<Private> d);
+    static std::unique_ptr<SqliteRunStore> openReadOnly(const QString &path, const QString &why,
+                                                        QString *error);
 
     std::unique_ptr<Private> d;
 };

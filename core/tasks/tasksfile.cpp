@@ -360,6 +360,8 @@ public:
 private:
     void errorAt(qsizetype offset, const QString &message);
     void error(const YAML::Node &node, const QString &message, const YAML::Node &fallback = {});
+    // False, with an error naming \a name, when \a value holds a NUL character.
+    bool refuseNul(const YAML::Node &node, const QString &name, const QString &value);
     qsizetype offsetOf(const YAML::Node &node, const YAML::Node &fallback = {}) const;
     TasksFilePosition positionOf(const YAML::Node &node) const
     {
@@ -501,7 +503,20 @@ std::optional<QString> Parser::text(const Entry &e, const QString &name)
         error(e.value, u"%1 must be text, not %2"_s.arg(name, describe(e.value)), e.key);
         return std::nullopt;
     }
-    return fromYaml(e.value.Scalar());
+    const QString value = fromYaml(e.value.Scalar());
+    if (!refuseNul(e.value, name, value))
+        return std::nullopt;
+    return value;
+}
+
+bool Parser::refuseNul(const YAML::Node &node, const QString &name, const QString &value)
+{
+    if (!value.contains(QChar::Null))
+        return true;
+    // A program's arguments, environment and paths end at the first NUL: the rest would be
+    // dropped without a word, or a different program run.
+    error(node, u"%1 contains a NUL character (\\0), which cannot be passed on"_s.arg(name));
+    return false;
 }
 
 std::optional<bool> Parser::boolean(const Entry &e, const QString &name)
@@ -973,8 +988,16 @@ std::optional<Field> Parser::parseField(const YAML::Node &item, const QString &t
             error(b.key, u"%1 only applies to integer, number and text fields, not %2"_s.arg(bound, typeName));
             continue;
         }
-        if (const auto v = number(b, bound))
-            (bound == u"min" ? field.min : field.max) = *v;
+        const auto v = number(b, bound);
+        if (!v)
+            continue;
+        // Integers and lengths are whole: rounding 1.5 either way would change the bound.
+        if ((field.type == FieldType::Integer || isText) && std::trunc(*v) != *v) {
+            error(b.value, u"%1 %2 is invalid: expected a whole number for %3 fields"_s.arg(
+                                   bound, fromYaml(b.value.Scalar()).trimmed(), typeName));
+            continue;
+        }
+        (bound == u"min" ? field.min : field.max) = *v;
     }
     if (field.min && field.max && *field.min > *field.max) {
         error(e.at(u"max"_s).value, u"max %1 is less than min %2"_s.arg(
@@ -1168,13 +1191,21 @@ std::optional<QStringList> Parser::parseCommand(const Entry &e)
                 ok = false;
                 continue;
             }
-            argv << fromYaml(it->Scalar());
+            const QString argument = fromYaml(it->Scalar());
+            if (!refuseNul(*it, u"command argument %1"_s.arg(argv.size() + 1), argument)) {
+                ok = false;
+                continue;
+            }
+            argv << argument;
         }
         if (!ok)
             return std::nullopt;
     } else if (e.value.IsScalar()) {
+        const QString line = fromYaml(e.value.Scalar());
+        if (!refuseNul(e.value, u"command"_s, line))
+            return std::nullopt;
         QString why;
-        const auto split = splitCommandLine(fromYaml(e.value.Scalar()), &why);
+        const auto split = splitCommandLine(line, &why);
         if (!split) {
             error(e.value, u"command cannot be split into arguments: %1"_s.arg(why));
             return std::nullopt;
@@ -1234,7 +1265,12 @@ std::optional<QList<QPair<QString, QString>>> Parser::parseEnv(const Entry &e,
             ok = false;
             continue;
         }
-        env.append({name, value.IsNull() ? QString() : fromYaml(value.Scalar())});
+        const QString text = value.IsNull() ? QString() : fromYaml(value.Scalar());
+        if (!refuseNul(value, u"env value of %1"_s.arg(quoted(name)), text)) {
+            ok = false;
+            continue;
+        }
+        env.append({name, text});
         valueNodes->append(value.IsNull() ? nameNode : value);
     }
     return ok ? std::optional<QList<QPair<QString, QString>>>(env) : std::nullopt;
