@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -241,80 +242,95 @@ void trackGroup(pid_t pgid, bool live)
 }
 
 /*
- * A guard process for one command's process group. It is forked right after the command
- * starts and waits on one end of a socket pair whose other end only this process holds
- * (O_CLOEXEC, so no exec'd child inherits it). When this process ends normally with the
- * command, it writes one byte first and the guard just exits. When this process dies in any
- * other way (SIGKILL included), the kernel closes the write end, the guard reads end-of-file
- * and kills the whole group, so no command outlives the Taskdeck that started it. The guard
- * also asks for SIGKILL when its parent dies, as a second line should its read fail.
+ * One supervisor process watches the process groups of every command this process runs.
+ * It is forked once, on the first command, and waits on one end of a socket pair whose other
+ * end only this process holds (SOCK_CLOEXEC, so no exec'd child inherits it). Each command's
+ * group is announced to it as it starts ('W') and when it is over ('U'). Should this process
+ * die in any way (SIGKILL included), the kernel closes its end, the supervisor reads
+ * end-of-file and kills every group still announced, so no command outlives the Taskdeck that
+ * started it. It also asks for a signal when its parent dies, as a second line should its
+ * read fail. One supervisor rather than one guard per command: a fork of this (large,
+ * threaded) process per command cost more than the command itself.
  *
- * After fork() the guard only makes async-signal-safe system calls: no allocation, no locks.
+ * After fork() the supervisor only makes async-signal-safe system calls: no allocation, no
+ * locks; the groups it watches are kept in a fixed table.
  */
-class GroupGuard final
+class GroupSupervisor final
 {
 public:
-    GroupGuard() = default;
-    ~GroupGuard() { release(); }
-    GroupGuard(const GroupGuard &) = delete;
-    GroupGuard &operator=(const GroupGuard &) = delete;
+    static GroupSupervisor &instance()
+    {
+        static GroupSupervisor supervisor;
+        return supervisor;
+    }
 
-    // Starts the guard for group \a pgid; false (and no guard) when it cannot be forked.
-    bool start(pid_t pgid)
+    // Announces \a pgid; false when no supervisor can be started (errno says why).
+    bool watch(pid_t pgid) { return send('W', pgid); }
+    // The group is over.
+    void unwatch(pid_t pgid) { send('U', pgid); }
+
+private:
+    struct Message
+    {
+        char op;
+        pid_t pgid;
+    };
+    static constexpr int kMaxGroups = 65536;
+
+    bool send(char op, pid_t pgid)
+    {
+        std::lock_guard lock(m_mutex);
+        const Message message{op, pgid};
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (m_writeFd < 0 && (op == 'U' || !startLocked()))
+                return false;
+            ssize_t n;
+            do {
+                n = ::send(m_writeFd, &message, sizeof message, MSG_NOSIGNAL);
+            } while (n < 0 && errno == EINTR);
+            if (n == ssize_t(sizeof message))
+                return true;
+            // The supervisor is gone (killed by someone): reap it and start another.
+            ::close(m_writeFd);
+            m_writeFd = -1;
+            int status = 0;
+            while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
+            m_pid = -1;
+        }
+        return false;
+    }
+
+    bool startLocked()
     {
         int lifeline[2];
-        // A socket pair rather than a pipe: send() with MSG_NOSIGNAL cannot raise SIGPIPE here
-        // should the guard be gone already.
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lifeline) != 0)
             return false;
         const pid_t parent = ::getpid();
         const pid_t pid = ::fork();
         if (pid < 0) {
+            const int error = errno;
             ::close(lifeline[0]);
             ::close(lifeline[1]);
+            errno = error;
             return false;
         }
         if (pid == 0)
-            guard(lifeline[0], pgid, parent); // never returns
+            supervise(lifeline[0], parent); // never returns
         ::close(lifeline[0]);
         m_pid = pid;
         m_writeFd = lifeline[1];
         return true;
     }
 
-    // The command is over: the guard exits without touching the group, and is reaped.
-    void release()
-    {
-        if (m_pid <= 0)
-            return;
-        const char done = 'D';
-        ssize_t n;
-        do {
-            n = ::send(m_writeFd, &done, 1, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        ::close(m_writeFd);
-        m_writeFd = -1;
-        int status = 0;
-        while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) { }
-        m_pid = -1;
-    }
-
-private:
-    [[noreturn]] static void guard(int readFd, pid_t pgid, pid_t parent)
+    [[noreturn]] static void supervise(int readFd, pid_t parent)
     {
         // Keep nothing of the parent open (its stdout may be a pipe someone waits on), and
         // stay out of the terminal's and the parent's signals: only the lifeline ends it.
         // Handlers the parent installed are replaced, not only ignored, since their code
         // would write to the parent's descriptors.
-        if (readFd > 3) {
+        if (readFd > 0)
             ::close_range(0, static_cast<unsigned>(readFd) - 1, 0);
-            ::close_range(static_cast<unsigned>(readFd) + 1, ~0U, 0);
-        } else {
-            // The lifeline is a low descriptor; closing around it works the same way.
-            for (int fd = 0; fd < readFd; ++fd)
-                ::close(fd);
-            ::close_range(static_cast<unsigned>(readFd) + 1, ~0U, 0);
-        }
+        ::close_range(static_cast<unsigned>(readFd) + 1, ~0U, 0);
         struct sigaction ignore {};
         ignore.sa_handler = SIG_IGN;
         sigemptyset(&ignore.sa_mask);
@@ -325,36 +341,92 @@ private:
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != parent) {
-            // The parent died before the death signal was asked for.
-            ::kill(-pgid, SIGKILL);
-            ::_exit(0);
-        }
         // SIGTERM from the death signal must wake the read below and not be ignored.
         struct sigaction wake {};
         wake.sa_handler = [](int) { };
         sigemptyset(&wake.sa_mask);
         ::sigaction(SIGTERM, &wake, nullptr);
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
 
-        char byte = 0;
-        ssize_t n;
-        for (;;) {
-            n = ::read(readFd, &byte, 1);
-            if (n >= 0 || errno != EINTR)
-                break;
-            if (::getppid() != parent)
-                break; // the parent died: the death signal interrupted the read
-        }
-        if (n == 1 && byte == 'D')
+        static pid_t groups[kMaxGroups]; // 0 = free slot
+        const auto killAll = [] {
+            for (pid_t pgid : groups) {
+                if (pgid > 0)
+                    ::kill(-pgid, SIGKILL);
+            }
             ::_exit(0);
-        // End of file, an error or anything unexpected: the parent is gone.
-        ::kill(-pgid, SIGKILL);
-        ::_exit(0);
+        };
+        if (::getppid() != parent)
+            killAll(); // the parent died before the death signal was asked for
+
+        Message message{};
+        std::size_t have = 0;
+        for (;;) {
+            const ssize_t n = ::read(readFd, reinterpret_cast<char *>(&message) + have,
+                                     sizeof message - have);
+            if (n < 0 && errno == EINTR) {
+                if (::getppid() != parent)
+                    killAll(); // the death signal interrupted the read
+                continue;
+            }
+            if (n <= 0)
+                killAll(); // end of file or an error: the parent is gone
+            have += std::size_t(n);
+            if (have < sizeof message)
+                continue;
+            have = 0;
+            if (message.pgid <= 0)
+                continue;
+            if (message.op == 'W') {
+                for (pid_t &slot : groups) {
+                    if (slot == 0) {
+                        slot = message.pgid;
+                        break;
+                    }
+                }
+            } else if (message.op == 'U') {
+                for (pid_t &slot : groups) {
+                    if (slot == message.pgid) {
+                        slot = 0;
+                        break;
+                    }
+                }
+            }
+        }
     }
 
-    pid_t m_pid = -1;
-    int m_writeFd = -1;
+    std::mutex m_mutex;
+    pid_t m_pid = -1;   // guarded by m_mutex
+    int m_writeFd = -1; // guarded by m_mutex
+};
+
+// Announces one command's group to the supervisor for as long as it lives.
+class GroupGuard final
+{
+public:
+    GroupGuard() = default;
+    ~GroupGuard() { release(); }
+    GroupGuard(const GroupGuard &) = delete;
+    GroupGuard &operator=(const GroupGuard &) = delete;
+
+    bool start(pid_t pgid)
+    {
+        if (!GroupSupervisor::instance().watch(pgid))
+            return false;
+        m_pgid = pgid;
+        return true;
+    }
+
+    void release()
+    {
+        if (m_pgid <= 0)
+            return;
+        GroupSupervisor::instance().unwatch(m_pgid);
+        m_pgid = -1;
+    }
+
+private:
+    pid_t m_pgid = -1;
 };
 
 enum class Probe { Found, Missing, NotExecutable };
