@@ -12,6 +12,7 @@
 #include "runstream.h"
 #include "servermetrics.h"
 #include "taskengine.h"
+#include "webassets.h"
 
 #include <QAbstractHttpServer>
 #include <QFuture>
@@ -253,6 +254,9 @@ private:
     void acceptWebSockets();
 
     void health(const Call &call);
+    void asset(const Call &call);
+    /*! Answers a browser (Accept prefers HTML) with the page \a name; false for API clients. */
+    bool servePage(const Call &call, const QString &name) const;
     void metrics(const Call &call);
     void login(const Call &call);
     void listTasks(const Call &call);
@@ -282,6 +286,9 @@ void AdminServer::Private::addRoutes()
     m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
     m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
     m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
+    // The pages' scripts, styles and icons: public, so the log-in page has its style too.
+    m_routes.add({"GET", u"/admin/assets/{name}"_s, true, false, bind(&Private::asset)});
+    m_routes.add({"GET", u"/admin/assets/icons/{name}"_s, true, false, bind(&Private::asset)});
     m_routes.add({"GET", u"/admin/task"_s, false, false, bind(&Private::listTasks)});
     m_routes.add({"GET", u"/admin/task/{key}"_s, false, false, bind(&Private::showTask)});
     m_routes.add({"POST", u"/admin/task/{key}/start"_s, false, false,
@@ -406,7 +413,17 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
     } catch (const ApiError &e) {
         if (!pattern.isEmpty())
             reply->setRoute(pattern);
-        reply->error(e);
+        // A browser that is not logged in (or followed a stale link) gets a page telling
+        // how to log in, not raw JSON.
+        const bool readOnly = request.method() == QHttpServerRequest::Method::Get
+            || request.method() == QHttpServerRequest::Method::Head;
+        const WebAssets::Asset *page = WebAssets::find(u"pages/login.html"_s);
+        if (e.kind == ApiError::Kind::Unauthorized && readOnly && page
+            && WebAssets::prefersHtml(request.value("Accept"))) {
+            reply->send(e.status(), page->contentType, page->body);
+        } else {
+            reply->error(e);
+        }
     } catch (const std::exception &) {
         reply->error({ApiError::Kind::Internal, u"internal error"_s, {}, {}});
     }
@@ -451,6 +468,34 @@ void AdminServer::Private::health(const Call &call)
                            {u"history"_s, m_store && m_store->isAvailable()}});
 }
 
+void AdminServer::Private::asset(const Call &call)
+{
+    const bool icon = call.request.url().path().startsWith(u"/admin/assets/icons/"_s);
+    const QString path = (icon ? u"icons/"_s : u"assets/"_s) + call.params.at(0);
+    const WebAssets::Asset *found = WebAssets::find(path);
+    if (!found)
+        fail(ApiError::Kind::NotFound, u"no such file"_s);
+    // Revalidated on each use: cheap (304) and never stale after an upgrade.
+    const Headers headers{{"ETag", found->etag}, {"Cache-Control", "no-cache"}};
+    const QList<QByteArray> tags = call.request.value("If-None-Match").split(',');
+    for (const QByteArray &tag : tags) {
+        if (tag.trimmed() == found->etag || tag.trimmed() == "*")
+            return call.reply->send(304, found->contentType, QByteArray(), headers);
+    }
+    call.reply->send(200, found->contentType, found->body, headers);
+}
+
+bool AdminServer::Private::servePage(const Call &call, const QString &name) const
+{
+    if (!WebAssets::prefersHtml(call.request.value("Accept")))
+        return false;
+    const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
+    if (!page)
+        return false;
+    call.reply->send(200, page->contentType, page->body, {{"Vary", "Accept"}});
+    return true;
+}
+
 void AdminServer::Private::metrics(const Call &call)
 {
     call.reply->send(200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render());
@@ -480,6 +525,8 @@ void AdminServer::Private::login(const Call &call)
 
 void AdminServer::Private::listTasks(const Call &call)
 {
+    if (servePage(call, u"tasks.html"_s))
+        return;
     const QUrlQuery query = call.request.query();
     const QList<TaskPtr> tasks = m_engine->registry()->search(
         query.queryItemValue(u"q"_s, QUrl::FullyDecoded), query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
@@ -492,6 +539,8 @@ void AdminServer::Private::listTasks(const Call &call)
 
 void AdminServer::Private::showTask(const Call &call)
 {
+    if (servePage(call, u"task.html"_s))
+        return;
     const TaskPtr task = m_engine->registry()->find(call.params.at(0));
     if (!task)
         fail(ApiError::Kind::NotFound, u"no task \"%1\""_s.arg(call.params.at(0)));
@@ -534,6 +583,8 @@ void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, 
 
 void AdminServer::Private::listRuns(const Call &call)
 {
+    if (servePage(call, u"runs.html"_s))
+        return;
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
     const QUrlQuery query = call.request.query();
@@ -560,6 +611,8 @@ void AdminServer::Private::listRuns(const Call &call)
 
 void AdminServer::Private::showRun(const Call &call)
 {
+    if (servePage(call, u"run.html"_s))
+        return;
     const QString id = call.params.at(0);
     if (!isRunId(id))
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
