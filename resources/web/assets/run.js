@@ -9,7 +9,7 @@ import { ACTIVE_STATUSES, api, el, formatDuration, formatTime, lastPathSegment, 
 const TAIL_LINES = 5000;
 
 const runId = lastPathSegment();
-const main = page(`Run ${runId.slice(0, 8)}`, 'runs');
+const main = page(`Run ${runId.slice(-12)}`, 'runs');
 const storageKey = `taskdeck.run.${runId}`;
 
 let run = null;
@@ -274,6 +274,8 @@ function showRun(next) {
         ...fact('Attempt', `${run.attempt || 0} of ${run.maxAttempts || 1}`));
     const active = ACTIVE_STATUSES.includes(run.status);
     cancelButton.classList.toggle('hidden', !active);
+    if (!active)
+        connection.textContent = '';
     rerunLink.href = `/admin/task/${encodeURIComponent(run.task)}?rerun=${encodeURIComponent(run.id || runId)}`;
     if (run.progress)
         showProgress(run.progress);
@@ -401,7 +403,7 @@ function connect() {
     socket = new WebSocket(`${scheme}://${location.host}/ws/task/${encodeURIComponent(runId)}${after}`);
     connection.textContent = after ? 'Reconnecting…' : 'Connecting…';
     socket.addEventListener('open', () => {
-        connection.textContent = 'Live';
+        connection.textContent = ACTIVE_STATUSES.includes(run?.status) ? 'Live' : '';
         retryDelay = 500;
     });
     socket.addEventListener('message', (event) => {

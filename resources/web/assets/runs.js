@@ -36,7 +36,7 @@ function runTable(runs, id) {
         el('td', { 'data-label': 'Queued' }, formatTime(run.queuedAt)),
         el('td', { 'data-label': 'Duration' }, run.durationMs === null ? '—' : formatDuration(run.durationMs)),
         el('td', { 'data-label': 'Run', class: 'mono' },
-            el('a', { href: `/admin/run/${encodeURIComponent(run.id)}` }, run.id.slice(0, 8)))));
+            el('a', { href: `/admin/run/${encodeURIComponent(run.id)}` }, run.id.slice(-12)))));
     return el('div', { class: 'table-wrap' }, el('table', { class: 'responsive', id },
         el('thead', {}, el('tr', {}, ['Task', 'Status', 'Progress', 'Queued', 'Duration', 'Run'].map((h) => el('th', {}, h)))),
         el('tbody', {}, rows)));

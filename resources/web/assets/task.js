@@ -281,7 +281,7 @@ function render(initialArgs, rerunOf) {
         badges.push(el('span', { class: 'badge danger' }, 'danger'));
     if (task.expensive)
         badges.push(el('span', { class: 'badge expensive' }, 'expensive'));
-    main.replaceChildren(
+    main.replaceChildren(...[
         el('p', {}, el('a', { href: '/admin/task' }, '← All tasks')),
         el('div', { class: 'task-head' }, iconFor(task.icon, 36),
             el('div', {}, el('h1', {}, task.title || task.key),
@@ -289,7 +289,8 @@ function render(initialArgs, rerunOf) {
         task.description ? el('p', {}, task.description) : null,
         task.danger ? notice('error', task.danger) : null,
         form,
-        el('p', {}, el('a', { href: `/admin/run?task=${encodeURIComponent(task.key)}` }, 'Runs of this task')));
+        el('p', {}, el('a', { href: `/admin/run?task=${encodeURIComponent(task.key)}` }, 'Runs of this task')),
+    ].filter(Boolean));
 }
 
 async function load() {
