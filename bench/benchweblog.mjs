@@ -43,6 +43,8 @@ try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     await page.goto(server.login);
+    let connections = 0;
+    page.on('websocket', () => { connections += 1; });
     const t1 = performance.now();
     const id = await startRun();
     await page.goto(`${server.base}/admin/run/${id}`);
@@ -58,11 +60,11 @@ try {
     const ratio = valueMs / baselineMs;
     console.log(`${lines} lines: run alone ${(baselineMs / 1000).toFixed(2)} s, page shows the last line after `
         + `${(valueMs / 1000).toFixed(2)} s (ratio ${ratio.toFixed(2)}, target <= 1.5); JS heap ${heapMiB.toFixed(1)} MiB `
-        + `(target < 100), ${shown} lines in the page, watched run ${watched.status}`);
+        + `(target < 100), ${shown} lines in the page, ${connections} socket connections, watched run ${watched.status}`);
     console.log(JSON.stringify({
         bench: 'weblog', value: Number((valueMs / 1000).toFixed(3)), baseline: Number((baselineMs / 1000).toFixed(3)),
         ratio: Number(ratio.toFixed(3)), unit: 's', lines, heap_mib: Number(heapMiB.toFixed(1)),
-        lines_in_page: shown, ratio_target: 1.5, heap_target_mib: 100,
+        lines_in_page: shown, connections, ratio_target: 1.5, heap_target_mib: 100,
     }));
 } finally {
     await browser?.close().catch(() => {});

@@ -18,6 +18,7 @@ let lastLine = 0;         // the number of the last log line shown
 let finished = false;
 let socket = null;
 let retryDelay = 500;
+let caughtBehind = false;  // the server said "behind": reconnect at once, it is no failure
 let follow = true;
 let pending = [];         // lines received but not yet drawn
 let tail = [];            // the raw lines shown, {n, stream, text}, at most TAIL_LINES
@@ -129,14 +130,23 @@ function addLines(lines) {
     scheduleDraw();
 }
 
+let lastDrawCost = 0;
+let lastDrawAt = 0;
+/** Draws at the next frame, but spends at most a fifth of the time drawing: under a flood of
+ *  lines the frames spread out, and lines that would scroll away unseen are never drawn. */
 function scheduleDraw() {
     if (drawScheduled)
         return;
     drawScheduled = true;
-    requestAnimationFrame(draw);
+    const wait = Math.min(1000, lastDrawCost * 4) - (performance.now() - lastDrawAt);
+    if (wait > 0)
+        setTimeout(() => requestAnimationFrame(draw), wait);
+    else
+        requestAnimationFrame(draw);
 }
 
 function draw() {
+    const started = performance.now();
     drawScheduled = false;
     const batch = pending;
     pending = [];
@@ -162,6 +172,8 @@ function draw() {
     if (follow)
         logBox.scrollTop = logBox.scrollHeight;
     logBox.dataset.lastLine = String(lastLine);
+    lastDrawAt = performance.now();
+    lastDrawCost = lastDrawAt - started;
     saveSoon();
 }
 
@@ -380,6 +392,7 @@ function onMessage(message) {
         break;
     case 'behind':
         connection.textContent = 'Catching up…';
+        caughtBehind = true;
         return; // the socket closes; onclose reconnects after the last seq
     case 'queued':
     case 'started':
@@ -425,6 +438,11 @@ function connect() {
         }
         if (event.reason === 'unknown run') {
             connection.textContent = 'This run is unknown.';
+            return;
+        }
+        if (caughtBehind) {
+            caughtBehind = false;
+            connect();
             return;
         }
         connection.textContent = 'Disconnected; reconnecting…';
