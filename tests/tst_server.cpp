@@ -75,6 +75,7 @@ private Q_SLOTS:
     void browsersGetPagesApiClientsGetJson();
     void staticAssetsHaveTypesAndValidators();
     void webSocketLogMessagesAreTheJsonOfTheirLines();
+    void uploadsAreStoredPrivatelyUnderTheDataDir();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -953,6 +954,30 @@ void tst_Server::webSocketLogMessagesAreTheJsonOfTheirLines()
     }
     QVERIFY(logMessages >= 1);
     QCOMPARE(texts, text.split(u'\n'));
+}
+
+
+void tst_Server::uploadsAreStoredPrivatelyUnderTheDataDir()
+{
+    // Larger than the 1000-byte limit of other bodies: uploads have their own.
+    const QByteArray content = QByteArray(5000, 'x') + "\nend\n";
+    const Answer a = request("POST", u"/admin/upload?name=..%2F..%2Fevil%20name.txt"_s, content,
+                             {{"Content-Type", "application/octet-stream"}});
+    QCOMPARE(a.status, 201);
+    const QString path = a.json().value(u"path"_s).toString();
+    const QString uploads = QFileInfo(m_dir.filePath(u"data/uploads"_s)).canonicalFilePath();
+    QVERIFY2(path.startsWith(uploads + u'/'), qPrintable(path));
+    QCOMPARE(QFileInfo(path).fileName(), u"evil_name.txt"_s);
+    QCOMPARE(a.json().value(u"size"_s).toInteger(), content.size());
+    QFile stored(path);
+    QVERIFY(stored.open(QIODevice::ReadOnly));
+    QCOMPARE(stored.readAll(), content);
+    QCOMPARE(stored.permissions() & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther),
+             QFile::Permissions());
+    QCOMPARE(QFileInfo(uploads).permissions() & (QFile::ReadOther | QFile::ExeOther), QFile::Permissions());
+    // Other routes keep their limit; uploads need the token like the rest.
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, content).status, 413);
+    QCOMPARE(request("POST", u"/admin/upload"_s, "x", {}, false).status, 401);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

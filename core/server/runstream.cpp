@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "runstream.h"
 
-#include "runexport.h"
 #include "runfollower.h"
 
 #include <QJsonArray>
@@ -36,38 +35,6 @@ QJsonArray linesJson(const LogLines &lines)
         array.append(o);
     }
     return array;
-}
-
-// A log message, written straight to bytes: the bulk of a long run's traffic, where building
-// a QJsonObject per line costs more than the run itself. The same JSON as QJsonDocument would
-// write (its keys sorted): {"lines":[{"n","seq","stream","text","time"}...],"seq","type"}.
-QByteArray logMessage(qint64 seq, const LogLines &lines)
-{
-    LogLineEncoder encoder;
-    QByteArray out;
-    out.reserve(64 + lines.size() * 96);
-    out += "{\"lines\":[";
-    bool first = true;
-    for (const LogLine &line : lines) {
-        if (!first)
-            out += ',';
-        first = false;
-        out += "{\"n\":";
-        out += QByteArray::number(line.number);
-        out += ",\"seq\":";
-        out += QByteArray::number(line.seq);
-        out += ",\"stream\":";
-        LogLineEncoder::appendJsonString(out, logStreamName(line.stream));
-        out += ",\"text\":";
-        LogLineEncoder::appendJsonString(out, line.text);
-        out += ",\"time\":\"";
-        encoder.appendTime(out, line.timeMs);
-        out += "\"}";
-    }
-    out += "],\"seq\":";
-    out += QByteArray::number(seq);
-    out += ",\"type\":\"log\"}";
-    return out;
 }
 
 } // namespace
@@ -112,16 +79,20 @@ void RunStream::sendEvents(const RunEvents &events)
     for (const RunEvent &event : events) {
         if (m_closing)
             return;
-        if (event.type == RunEvent::Type::Log) {
-            m_socket->sendTextMessage(QString::fromUtf8(logMessage(event.seq, event.lines)));
-        } else {
-            QJsonObject message{{u"type"_s, eventTypeName(event.type)}, {u"seq"_s, event.seq}};
-            if (event.type == RunEvent::Type::Progress)
-                message.insert(u"progress"_s, event.progress.toJson());
-            else if (event.run)
+        QJsonObject message{{u"type"_s, eventTypeName(event.type)}, {u"seq"_s, event.seq}};
+        switch (event.type) {
+        case RunEvent::Type::Log:
+            message.insert(u"lines"_s, linesJson(event.lines));
+            break;
+        case RunEvent::Type::Progress:
+            message.insert(u"progress"_s, event.progress.toJson());
+            break;
+        default:
+            if (event.run)
                 message.insert(u"run"_s, event.run->toJson());
-            send(message);
+            break;
         }
+        send(message);
         m_sentSeq = event.lastSeq();
         if (event.type == RunEvent::Type::Finished) {
             m_closing = true;

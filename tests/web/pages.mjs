@@ -119,7 +119,7 @@ try {
         await page.fill('#task-search', '');
         await page.selectOption('#task-tag', 'web-test');
         const keys = await page.$$eval('.task-card', (c) => c.map((n) => n.dataset.key).sort());
-        assert.deepEqual(keys, ['erase', 'numbered', 'sleeper']);
+        assert.deepEqual(keys, ['erase', 'linecount', 'numbered', 'sleeper']);
         await page.selectOption('#task-tag', '');
         await page.selectOption('#task-category', 'bench');
         assert.deepEqual(await page.$$eval('.task-card', (c) => c.map((n) => n.dataset.key)), ['million']);
@@ -271,6 +271,40 @@ try {
         await page.waitForSelector('#run-status .status[data-status="succeeded"]');
         await page.waitForSelector('#log .line[data-n="1"]');
         assert.match(await page.textContent('#log'), /nothing erased/);
+    });
+
+    await test('a file field uploads the file and the task reads the stored copy', async () => {
+        await page.goto(`${server.base}/admin/task/linecount`);
+        assert.equal(await page.getAttribute('#f-file', 'type'), 'file');
+        await page.click('#start-button');
+        await page.waitForSelector('#form-errors');
+        assert.match(await page.textContent('#f-file-error'), /Required/);
+        await page.setInputFiles('#f-file', { name: 'three lines.txt', mimeType: 'text/plain',
+            buffer: Buffer.from('one\ntwo\nthree\n') });
+        await Promise.all([page.waitForURL(/\/admin\/run\//), page.click('#start-button')]);
+        await page.waitForSelector('#run-status .status[data-status="succeeded"]');
+        await page.waitForSelector('#log .line[data-n="1"]');
+        const line = await page.textContent('#log .line[data-n="1"] .text');
+        assert.match(line, /^3 /);
+        assert.ok(line.includes(`${server.dataDir}/uploads/`) || /\/uploads\/[0-9a-f-]{36}\/three_lines\.txt$/.test(line), line);
+    });
+
+    await test('a path on the server given by the browser is refused', async () => {
+        const answer = await page.evaluate(async () => {
+            const csrf = document.cookie.split('; ').find((c) => c.startsWith('taskdeck_csrf=')).split('=')[1];
+            const response = await fetch('/admin/task/linecount/start', { method: 'POST',
+                headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
+                body: JSON.stringify({ file: '/etc/hostname' }) });
+            return { status: response.status, body: await response.json() };
+        });
+        assert.equal(answer.status, 400);
+        assert.equal(answer.body.fields[0].field, 'file');
+        assert.match(answer.body.fields[0].message, /upload/);
+        // An API client with the token may still name a path.
+        const api = await fetch(`${server.base}/admin/task/linecount/start`, { method: 'POST',
+            headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ file: '/etc/hostname' }) });
+        assert.equal(api.status, 202);
     });
 
     await test('re-run fills the form with the earlier values', async () => {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The task page: a form made from the task's fields, checked here and again by the server,
 // with Run (wait for the result) and Start (go to the run page).
-import { api, el, iconFor, lastPathSegment, notice, page } from './common.js';
+import { api, cookie, el, iconFor, lastPathSegment, notice, page } from './common.js';
 
 const key = lastPathSegment();
 const main = page(key, 'tasks');
@@ -95,11 +95,9 @@ function fieldControl(field, initial) {
         };
         break;
     case 'file':
-        // A path on the server's machine; the server checks it is a readable file.
-        input = el('input', { ...common, type: 'text', placeholder: field.placeholder || '/path/to/file',
-            autocomplete: 'off', spellcheck: 'false' });
-        input.value = value ?? '';
-        read = () => input.value;
+        // Uploaded when the form is sent; the task is given the stored copy's path.
+        input = el('input', { ...common, type: 'file' });
+        read = () => input.files[0] || '';
         break;
     default: // text
         input = el('input', { ...common, type: 'text', placeholder: field.placeholder,
@@ -164,6 +162,8 @@ function check(field, raw) {
     }
     case 'datetime':
         return Number.isNaN(new Date(raw).getTime()) ? 'Enter a date and time.' : '';
+    case 'file':
+        return raw instanceof File ? '' : 'Choose a file.';
     default:
         return '';
     }
@@ -233,6 +233,21 @@ async function submit(form, mode, buttons) {
         args.confirm = confirmInput.value;
     const status = form.querySelector('#submit-status');
     buttons.forEach((b) => { b.disabled = true; });
+    // Files first: each becomes the path of its stored copy.
+    for (const [name, value] of Object.entries(args)) {
+        if (!(value instanceof File))
+            continue;
+        status.textContent = `Uploading ${value.name}…`;
+        const uploaded = await upload(value);
+        if (!uploaded.ok) {
+            buttons.forEach((b) => { b.disabled = false; });
+            status.textContent = '';
+            const reason = uploaded.status === 413 ? 'The file is too large.' : (uploaded.data?.message || `HTTP ${uploaded.status}`);
+            showErrors(form, 'The file could not be uploaded:', [{ field: name, message: reason }]);
+            return;
+        }
+        args[name] = uploaded.data.path;
+    }
     status.textContent = mode === 'run' ? 'Running… the result appears when the run ends.' : 'Starting…';
     const { ok, status: http, data } = await api(`/admin/task/${encodeURIComponent(task.key)}/${mode}`,
         { method: 'POST', body: args });
@@ -246,6 +261,25 @@ async function submit(form, mode, buttons) {
         return;
     }
     location.assign(`/admin/run/${encodeURIComponent(data.id)}`);
+}
+
+async function upload(file) {
+    try {
+        const response = await fetch(`/admin/upload?name=${encodeURIComponent(file.name)}`, {
+            method: 'POST', credentials: 'same-origin', body: file,
+            headers: { Accept: 'application/json', 'Content-Type': 'application/octet-stream',
+                'X-CSRF-Token': cookie('taskdeck_csrf') },
+        });
+        let data = null;
+        try {
+            data = await response.json();
+        } catch {
+            data = null;
+        }
+        return { ok: response.ok, status: response.status, data };
+    } catch (e) {
+        return { ok: false, status: 0, data: { message: e.message } };
+    }
 }
 
 function render(initialArgs, rerunOf) {
