@@ -71,10 +71,16 @@ export async function startServer({ tasks = join(here, 'tasks.yml'), env = {} } 
             }
         });
     });
+    let stopping = false;
+    child.on('exit', (code, signal) => {
+        if (!stopping)
+            console.error(`taskdeck serve stopped by itself: code ${code}, signal ${signal}\n${stderr.slice(-4000)}`);
+    });
     const token = new URL(started.login).searchParams.get('token');
     return {
         ...started, token, dataDir,
         async stop() {
+            stopping = true;
             if (child.exitCode === null) {
                 const exited = new Promise((resolve) => child.on('exit', resolve));
                 child.kill('SIGTERM');

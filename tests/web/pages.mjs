@@ -15,6 +15,11 @@ mkdirSync(shots, { recursive: true });
 
 const server = await startServer();
 const browser = await launch(chromium);
+let finishing = false;
+browser.on('disconnected', () => {
+    if (!finishing)
+        console.error('chromium went away before the tests ended');
+});
 const results = [];
 let context;
 let page;
@@ -119,7 +124,7 @@ try {
         await page.fill('#task-search', '');
         await page.selectOption('#task-tag', 'web-test');
         const keys = await page.$$eval('.task-card', (c) => c.map((n) => n.dataset.key).sort());
-        assert.deepEqual(keys, ['erase', 'linecount', 'numbered', 'sleeper']);
+        assert.deepEqual(keys, ['erase', 'failing', 'kinds', 'linecount', 'numbered', 'sleeper']);
         await page.selectOption('#task-tag', '');
         await page.selectOption('#task-category', 'bench');
         assert.deepEqual(await page.$$eval('.task-card', (c) => c.map((n) => n.dataset.key)), ['million']);
@@ -307,6 +312,50 @@ try {
         assert.equal(api.status, 202);
     });
 
+    await test('every field type has its control and its value reaches the task', async () => {
+        await page.goto(`${server.base}/admin/task/kinds`);
+        assert.equal(await page.evaluate(() => document.querySelector('#f-notes').tagName), 'TEXTAREA');
+        assert.equal(await page.getAttribute('#f-loud', 'type'), 'checkbox');
+        assert.equal(await page.getAttribute('#f-when', 'type'), 'datetime-local');
+        assert.equal(await page.getAttribute('#f-password', 'type'), 'password');
+        assert.equal(await page.evaluate(() => document.querySelector('#f-parts').tagName), 'FIELDSET');
+        assert.equal(await page.textContent('label[for="f-color"]'), 'Colour *');
+        await page.click('#start-button'); // the colour is required
+        await page.waitForSelector('#form-errors');
+        assert.equal(await page.getAttribute('#f-color', 'aria-invalid'), 'true');
+        await page.fill('#f-notes', 'first\nsecond');
+        await page.fill('#f-ratio', '0.25');
+        await page.check('#f-loud');
+        await page.selectOption('#f-color', 'green');
+        await page.check('#f-parts input[value="alpha"]');
+        await page.check('#f-parts input[value="gamma"]');
+        await page.fill('#f-when', '2026-03-04T05:06:07');
+        await page.fill('#f-password', 'hunter2');
+        await Promise.all([page.waitForURL(/\/admin\/run\//), page.click('#start-button')]);
+        await page.waitForSelector('#run-status .status[data-status="succeeded"]');
+        await page.waitForSelector('#log .line[data-n="5"]');
+        const log = await page.textContent('#log');
+        assert.match(log, /color=green parts=alpha,gamma loud=true ratio=0\.25/);
+        assert.match(log, /notes=first/);
+        assert.match(log, /password given/);
+        const expected = new Date('2026-03-04T05:06:07').toISOString().slice(0, 19);
+        assert.ok(log.includes(`when=${expected}`), `${expected} not in ${log}`);
+        assert.ok(!log.includes('hunter2'), 'the secret is in the log');
+    });
+
+    await test('a failed run shows its error and its stderr lines', async () => {
+        const started = await fetch(`${server.base}/admin/task/failing/start`, { method: 'POST',
+            headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' }, body: '{}' });
+        const { id } = await started.json();
+        await page.goto(`${server.base}/admin/run/${id}`);
+        await page.waitForSelector('#run-status .status[data-status="failed"]');
+        await page.waitForSelector('#run-error-view');
+        assert.match(await page.textContent('#run-error-view'), /3/);
+        await page.waitForSelector('#log .line.err[data-n="1"]');
+        assert.match(await page.textContent('#log .line.err[data-n="1"]'), /about to fail/);
+        await page.screenshot({ path: join(shots, 'run-failed-light-wide.png') });
+    });
+
     await test('re-run fills the form with the earlier values', async () => {
         await page.goto(`${server.base}/admin/run/${firstRun}`);
         await Promise.all([page.waitForURL(/\/admin\/task\/numbered\?rerun=/), page.click('#rerun-link')]);
@@ -387,6 +436,7 @@ try {
         assert.deepEqual(real, []);
     });
 } finally {
+    finishing = true;
     await browser.close().catch(() => {});
     await server.stop();
 }
