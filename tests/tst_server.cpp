@@ -72,6 +72,10 @@ private Q_SLOTS:
     void hundredClientsEachGetEveryLineInOrder();
     void serveRefusesBadAndBusyAddresses();
     void serveStopsOnSigtermAndRecordsCanceledRuns();
+    void browsersGetPagesApiClientsGetJson();
+    void staticAssetsHaveTypesAndValidators();
+    void webSocketLogMessagesAreTheJsonOfTheirLines();
+    void uploadsAreStoredPrivatelyUnderTheDataDir();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -115,6 +119,13 @@ void tst_Server::initTestCase()
         m_gate.acquire();
         return QJsonValue(u"through"_s);
     }));
+    // "echo" logs its text argument, line by line.
+    m_registry->add(testsupport::makeTask(u"echo"_s, [](RunContext &ctx) {
+        const QStringList lines = ctx.arg(u"text"_s).toString().split(u'\n');
+        for (const QString &line : lines)
+            ctx.log(line);
+        return QJsonValue(lines.size());
+    }, {Field(u"text"_s, FieldType::Text).withRequired()}));
     Task danger = testsupport::makeTask(u"wipe"_s, [](RunContext &) { return QJsonValue(true); });
     danger.danger = u"deletes everything"_s;
     m_registry->add(danger);
@@ -187,7 +198,7 @@ void tst_Server::apiNeedsToken()
     QCOMPARE(a.status, 401);
     a = request("GET", u"/admin/task"_s);
     QCOMPARE(a.status, 200);
-    QCOMPARE(a.json().value(u"count"_s).toInt(), 3);
+    QCOMPARE(a.json().value(u"count"_s).toInt(), 4);
 }
 
 void tst_Server::wrongMethodIs405WithAllow()
@@ -818,6 +829,155 @@ void tst_Server::serveStopsOnSigtermAndRecordsCanceledRuns()
     const std::optional<Run> run = store->findRun(id);
     QVERIFY(run);
     QCOMPARE(runStatusName(run->status), u"canceled"_s);
+}
+
+namespace {
+// What a browser sends when it opens a page.
+const QByteArray BrowserAccept =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+} // namespace
+
+void tst_Server::browsersGetPagesApiClientsGetJson()
+{
+    const QString runId = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QList<std::pair<QString, QByteArray>> pages{
+        {u"/admin/task"_s, "/admin/assets/tasks.js"}, {u"/admin/task/lines"_s, "/admin/assets/task.js"},
+        {u"/admin/run"_s, "/admin/assets/runs.js"}, {u"/admin/run/"_s + runId, "/admin/assets/run.js"}};
+    for (const auto &[path, script] : pages) {
+        const Answer page = request("GET", path, {}, {{"Accept", BrowserAccept}});
+        QCOMPARE(page.status, 200);
+        QVERIFY2(page.reply->rawHeader("Content-Type").startsWith("text/html"), qPrintable(path));
+        QVERIFY2(page.body.contains(script), qPrintable(path));
+        QVERIFY(!page.body.contains("<style") && !page.body.contains("style="));
+        QCOMPARE(page.reply->rawHeader("Content-Security-Policy"),
+                 QByteArray("default-src 'self'; frame-ancestors 'none'"));
+        QCOMPARE(page.reply->rawHeader("Cache-Control"), QByteArray("no-store"));
+    }
+    // API clients: JSON whatever else they accept, as long as HTML does not weigh more.
+    for (const QByteArray &accept : {QByteArray("*/*"), QByteArray("application/json"), QByteArray(),
+                                     QByteArray("application/json, text/html;q=0.5"),
+                                     QByteArray("text/html;q=0, */*")}) {
+        const Answer a = request("GET", u"/admin/task"_s, {}, {{"Accept", accept}});
+        QCOMPARE(a.status, 200);
+        QVERIFY2(a.reply->rawHeader("Content-Type").startsWith("application/json"), accept.constData());
+        QCOMPARE(a.json().value(u"count"_s).toInt(), 4);
+    }
+    // A browser without a session is told how to log in; an API client still gets JSON.
+    Answer anonymous = request("GET", u"/admin/run"_s, {}, {{"Accept", BrowserAccept}}, false);
+    QCOMPARE(anonymous.status, 401);
+    QVERIFY(anonymous.reply->rawHeader("Content-Type").startsWith("text/html"));
+    QVERIFY(anonymous.body.contains("taskdeck serve"));
+    QVERIFY(!anonymous.body.contains("runs.js"));
+    anonymous = request("GET", u"/admin/run"_s, {}, {{"Accept", "*/*"}}, false);
+    QCOMPARE(anonymous.status, 401);
+    QCOMPARE(anonymous.json().value(u"error"_s).toString(), u"unauthorized"_s);
+    // A stale login link opened in a browser: the same page.
+    const Answer stale = request("GET", u"/login?token=nope"_s, {}, {{"Accept", BrowserAccept}}, false);
+    QCOMPARE(stale.status, 401);
+    QVERIFY(stale.body.contains("taskdeck serve"));
+    // Posts stay JSON.
+    const Answer post = request("POST", u"/admin/task/nope/start"_s, "{}", {{"Accept", BrowserAccept}});
+    QCOMPARE(post.status, 404);
+    QCOMPARE(post.json().value(u"error"_s).toString(), u"not_found"_s);
+}
+
+void tst_Server::staticAssetsHaveTypesAndValidators()
+{
+    const QList<std::pair<QString, QByteArray>> assets{
+        {u"/admin/assets/app.css"_s, "text/css; charset=utf-8"},
+        {u"/admin/assets/run.js"_s, "text/javascript; charset=utf-8"},
+        {u"/admin/assets/ansi_up.js"_s, "text/javascript; charset=utf-8"},
+        {u"/admin/assets/icons/terminal.svg"_s, "image/svg+xml"}};
+    for (const auto &[path, type] : assets) {
+        // Public: the log-in page uses them too.
+        const Answer a = request("GET", path, {}, {}, false);
+        QCOMPARE(a.status, 200);
+        QCOMPARE(a.reply->rawHeader("Content-Type"), type);
+        QVERIFY(!a.body.isEmpty());
+        const QByteArray etag = a.reply->rawHeader("ETag");
+        QVERIFY(etag.startsWith('"') && etag.endsWith('"') && etag.size() > 10);
+        QCOMPARE(a.reply->rawHeader("Cache-Control"), QByteArray("no-cache"));
+        QCOMPARE(a.reply->rawHeader("X-Content-Type-Options"), QByteArray("nosniff"));
+        const Answer again = request("GET", path, {}, {{"If-None-Match", etag}}, false);
+        QCOMPARE(again.status, 304);
+        QVERIFY(again.body.isEmpty());
+        const Answer changed = request("GET", path, {}, {{"If-None-Match", "\"other\""}}, false);
+        QCOMPARE(changed.status, 200);
+        QCOMPARE(changed.body, a.body);
+    }
+    QVERIFY(request("GET", u"/admin/assets/run.js"_s).body.contains("sessionStorage"));
+    QVERIFY(request("GET", u"/admin/assets/ansi_up.js"_s).body.contains("AnsiUp"));
+    for (const QString &path : {u"/admin/assets/nothing.js"_s, u"/admin/assets/..%2Fpages%2Ftasks.html"_s,
+                                u"/admin/assets/icons/..%2F..%2Fpages%2Flogin.html"_s,
+                                u"/admin/assets/pages/tasks.html"_s}) {
+        QCOMPARE(request("GET", path).status, 404);
+    }
+}
+
+void tst_Server::webSocketLogMessagesAreTheJsonOfTheirLines()
+{
+    const QString text = u"plain\nquote \" and backslash \\ and\ttab\nbell \u0001 escape \u001b[31mred\u001b[0m\n"
+                         u"accents \u00e9\u00e8 and \u4e2d\u6587\nemoji \U0001F600 end\nslash / and <b>&amp;</b>"_s;
+    const QString id = request("POST", u"/admin/task/echo/start"_s,
+                               QJsonDocument(QJsonObject{{u"text"_s, text}}).toJson(QJsonDocument::Compact))
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished(), 20000);
+    // Resuming from 0 sends every line as log messages (no snapshot).
+    QWebSocket socket;
+    QStringList raw;
+    connect(&socket, &QWebSocket::textMessageReceived, &socket, [&raw](const QString &m) { raw.append(m); });
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=0"_s.arg(m_server->port()).arg(id)));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket.open(req);
+    QVERIFY(closed.wait(20000));
+    QStringList texts;
+    int logMessages = 0;
+    for (const QString &message : std::as_const(raw)) {
+        const QJsonDocument parsed = QJsonDocument::fromJson(message.toUtf8());
+        QVERIFY2(parsed.isObject(), qPrintable(message));
+        if (parsed.object().value(u"type"_s).toString() != u"log")
+            continue;
+        ++logMessages;
+        // Exactly what QJsonDocument writes for the same object.
+        QCOMPARE(message.toUtf8(), parsed.toJson(QJsonDocument::Compact));
+        const QJsonArray lines = parsed.object().value(u"lines"_s).toArray();
+        QCOMPARE(parsed.object().value(u"seq"_s).toInteger(),
+                 lines.first().toObject().value(u"seq"_s).toInteger());
+        for (const QJsonValue &line : lines) {
+            const QJsonObject o = line.toObject();
+            QCOMPARE(o.keys(), QStringList({u"n"_s, u"seq"_s, u"stream"_s, u"text"_s, u"time"_s}));
+            QVERIFY(QDateTime::fromString(o.value(u"time"_s).toString(), Qt::ISODateWithMs).isValid());
+            texts.append(o.value(u"text"_s).toString());
+        }
+    }
+    QVERIFY(logMessages >= 1);
+    QCOMPARE(texts, text.split(u'\n'));
+}
+
+
+void tst_Server::uploadsAreStoredPrivatelyUnderTheDataDir()
+{
+    // Larger than the 1000-byte limit of other bodies: uploads have their own.
+    const QByteArray content = QByteArray(5000, 'x') + "\nend\n";
+    const Answer a = request("POST", u"/admin/upload?name=..%2F..%2Fevil%20name.txt"_s, content,
+                             {{"Content-Type", "application/octet-stream"}});
+    QCOMPARE(a.status, 201);
+    const QString path = a.json().value(u"path"_s).toString();
+    const QString uploads = QFileInfo(m_dir.filePath(u"data/uploads"_s)).canonicalFilePath();
+    QVERIFY2(path.startsWith(uploads + u'/'), qPrintable(path));
+    QCOMPARE(QFileInfo(path).fileName(), u"evil_name.txt"_s);
+    QCOMPARE(a.json().value(u"size"_s).toInteger(), content.size());
+    QFile stored(path);
+    QVERIFY(stored.open(QIODevice::ReadOnly));
+    QCOMPARE(stored.readAll(), content);
+    QCOMPARE(stored.permissions() & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther),
+             QFile::Permissions());
+    QCOMPARE(QFileInfo(uploads).permissions() & (QFile::ReadOther | QFile::ExeOther), QFile::Permissions());
+    // Other routes keep their limit; uploads need the token like the rest.
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, content).status, 413);
+    QCOMPARE(request("POST", u"/admin/upload"_s, "x", {}, false).status, 401);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

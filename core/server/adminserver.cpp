@@ -12,8 +12,12 @@
 #include "runstream.h"
 #include "servermetrics.h"
 #include "taskengine.h"
+#include "webassets.h"
 
 #include <QAbstractHttpServer>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QFuture>
 #include <QHttpServerRequest>
 #include <QHttpServerResponder>
@@ -253,6 +257,14 @@ private:
     void acceptWebSockets();
 
     void health(const Call &call);
+    void asset(const Call &call);
+    void upload(const Call &call);
+    /*! Where uploaded files are kept: DATA_DIR/uploads. */
+    QString uploadsDir() const { return m_settings.dataDir + u"/uploads"_s; }
+    /*! A browser gives files by uploading them: a File argument must name an upload. */
+    void checkBrowserFiles(const QString &key, const QJsonObject &args) const;
+    /*! Answers a browser (Accept prefers HTML) with the page \a name; false for API clients. */
+    bool servePage(const Call &call, const QString &name) const;
     void metrics(const Call &call);
     void login(const Call &call);
     void listTasks(const Call &call);
@@ -282,12 +294,16 @@ void AdminServer::Private::addRoutes()
     m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
     m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
     m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
+    // The pages' scripts, styles and icons: public, so the log-in page has its style too.
+    m_routes.add({"GET", u"/admin/assets/{name}"_s, true, false, bind(&Private::asset)});
+    m_routes.add({"GET", u"/admin/assets/icons/{name}"_s, true, false, bind(&Private::asset)});
     m_routes.add({"GET", u"/admin/task"_s, false, false, bind(&Private::listTasks)});
     m_routes.add({"GET", u"/admin/task/{key}"_s, false, false, bind(&Private::showTask)});
     m_routes.add({"POST", u"/admin/task/{key}/start"_s, false, false,
                   [this](const Call &call) { startTask(call, false); }});
     m_routes.add({"POST", u"/admin/task/{key}/run"_s, false, false,
                   [this](const Call &call) { startTask(call, true); }});
+    m_routes.add({"POST", u"/admin/upload"_s, false, false, bind(&Private::upload)});
     m_routes.add({"GET", u"/admin/run"_s, false, false, bind(&Private::listRuns)});
     m_routes.add({"GET", u"/admin/run/{id}"_s, false, false, bind(&Private::showRun)});
     m_routes.add({"POST", u"/admin/run/{id}/cancel"_s, false, false, bind(&Private::cancelRun)});
@@ -325,9 +341,11 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
     const qint64 length = lengthText.isEmpty() ? 0 : lengthText.trimmed().toLongLong(&lengthOk);
     if (!lengthOk || length < 0)
         fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
-    if (length > m_settings.maxBodyBytes || request.body().size() > m_settings.maxBodyBytes)
+    const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
+        ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
+    if (length > limit || request.body().size() > limit)
         throw ApiError{ApiError::Kind::PayloadTooLarge,
-                       u"the body is over the limit of %1 bytes"_s.arg(m_settings.maxBodyBytes), {}, {}};
+                       u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
 
     checkOrigin(request);
 
@@ -406,7 +424,17 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
     } catch (const ApiError &e) {
         if (!pattern.isEmpty())
             reply->setRoute(pattern);
-        reply->error(e);
+        // A browser that is not logged in (or followed a stale link) gets a page telling
+        // how to log in, not raw JSON.
+        const bool readOnly = request.method() == QHttpServerRequest::Method::Get
+            || request.method() == QHttpServerRequest::Method::Head;
+        const WebAssets::Asset *page = WebAssets::find(u"pages/login.html"_s);
+        if (e.kind == ApiError::Kind::Unauthorized && readOnly && page
+            && WebAssets::prefersHtml(request.value("Accept"))) {
+            reply->send(e.status(), page->contentType, page->body);
+        } else {
+            reply->error(e);
+        }
     } catch (const std::exception &) {
         reply->error({ApiError::Kind::Internal, u"internal error"_s, {}, {}});
     }
@@ -451,6 +479,34 @@ void AdminServer::Private::health(const Call &call)
                            {u"history"_s, m_store && m_store->isAvailable()}});
 }
 
+void AdminServer::Private::asset(const Call &call)
+{
+    const bool icon = call.request.url().path().startsWith(u"/admin/assets/icons/"_s);
+    const QString path = (icon ? u"icons/"_s : u"assets/"_s) + call.params.at(0);
+    const WebAssets::Asset *found = WebAssets::find(path);
+    if (!found)
+        fail(ApiError::Kind::NotFound, u"no such file"_s);
+    // Revalidated on each use: cheap (304) and never stale after an upgrade.
+    const Headers headers{{"ETag", found->etag}, {"Cache-Control", "no-cache"}};
+    const QList<QByteArray> tags = call.request.value("If-None-Match").split(',');
+    for (const QByteArray &tag : tags) {
+        if (tag.trimmed() == found->etag || tag.trimmed() == "*")
+            return call.reply->send(304, found->contentType, QByteArray(), headers);
+    }
+    call.reply->send(200, found->contentType, found->body, headers);
+}
+
+bool AdminServer::Private::servePage(const Call &call, const QString &name) const
+{
+    if (!WebAssets::prefersHtml(call.request.value("Accept")))
+        return false;
+    const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
+    if (!page)
+        return false;
+    call.reply->send(200, page->contentType, page->body, {{"Vary", "Accept"}});
+    return true;
+}
+
 void AdminServer::Private::metrics(const Call &call)
 {
     call.reply->send(200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render());
@@ -480,6 +536,8 @@ void AdminServer::Private::login(const Call &call)
 
 void AdminServer::Private::listTasks(const Call &call)
 {
+    if (servePage(call, u"tasks.html"_s))
+        return;
     const QUrlQuery query = call.request.query();
     const QList<TaskPtr> tasks = m_engine->registry()->search(
         query.queryItemValue(u"q"_s, QUrl::FullyDecoded), query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
@@ -492,6 +550,8 @@ void AdminServer::Private::listTasks(const Call &call)
 
 void AdminServer::Private::showTask(const Call &call)
 {
+    if (servePage(call, u"task.html"_s))
+        return;
     const TaskPtr task = m_engine->registry()->find(call.params.at(0));
     if (!task)
         fail(ApiError::Kind::NotFound, u"no task \"%1\""_s.arg(call.params.at(0)));
@@ -502,7 +562,59 @@ void AdminServer::Private::showTask(const Call &call)
 
 void AdminServer::Private::startTask(const Call &call, bool wait)
 {
-    start(call.reply, call.params.at(0), jsonBody(call.request), wait);
+    const QJsonObject args = jsonBody(call.request);
+    // Authenticated, and without a bearer token: a browser session.
+    if (call.request.value("Authorization").isEmpty())
+        checkBrowserFiles(call.params.at(0), args);
+    start(call.reply, call.params.at(0), args, wait);
+}
+
+void AdminServer::Private::checkBrowserFiles(const QString &key, const QJsonObject &args) const
+{
+    const TaskPtr task = m_engine->registry()->find(key);
+    if (!task)
+        return; // the start says so
+    const QString root = QFileInfo(uploadsDir()).canonicalFilePath();
+    FieldErrors errors;
+    for (const Field &field : task->fields) {
+        const QJsonValue value = args.value(field.key);
+        if (field.type != FieldType::File || !value.isString() || value.toString().isEmpty())
+            continue;
+        const QString path = QFileInfo(value.toString()).canonicalFilePath();
+        if (root.isEmpty() || path.isEmpty() || !path.startsWith(root + u'/'))
+            errors.append({field.key, u"upload the file with the form; a browser cannot name a path on "
+                                      u"the server"_s});
+    }
+    if (!errors.isEmpty())
+        fail(ApiError::Kind::BadRequest, u"invalid arguments: "_s + formatFieldErrors(errors), errors);
+}
+
+void AdminServer::Private::upload(const Call &call)
+{
+    // The name is kept for the task's sake (an extension may matter), made harmless.
+    QString name = call.request.query().queryItemValue(u"name"_s, QUrl::FullyDecoded)
+                       .section(u'/', -1).section(u'\\', -1).left(100);
+    for (QChar &c : name) {
+        if (!(c.isLetterOrNumber() && c.unicode() < 0x80) && c != u'.' && c != u'-' && c != u'_')
+            c = u'_';
+    }
+    while (name.startsWith(u'.'))
+        name.remove(0, 1);
+    if (name.isEmpty())
+        name = u"upload"_s;
+    const QString dir = uploadsDir() + u'/' + QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QFileDevice::Permissions owner = QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner;
+    if (!QDir().mkpath(dir) || !QFile::setPermissions(uploadsDir(), owner) || !QFile::setPermissions(dir, owner))
+        fail(ApiError::Kind::Internal, u"the upload cannot be stored"_s);
+    QFile file(dir + u'/' + name);
+    if (!file.open(QIODevice::WriteOnly | QIODevice::NewOnly, QFileDevice::ReadOwner | QFileDevice::WriteOwner)
+        || file.write(call.request.body()) != call.request.body().size() || !file.flush()) {
+        file.remove();
+        fail(ApiError::Kind::Internal, u"the upload cannot be stored"_s);
+    }
+    file.close();
+    call.reply->json(201, {{u"path"_s, QFileInfo(file).canonicalFilePath()}, {u"name"_s, name},
+                           {u"size"_s, call.request.body().size()}});
 }
 
 void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
@@ -534,6 +646,8 @@ void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, 
 
 void AdminServer::Private::listRuns(const Call &call)
 {
+    if (servePage(call, u"runs.html"_s))
+        return;
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
     const QUrlQuery query = call.request.query();
@@ -560,6 +674,8 @@ void AdminServer::Private::listRuns(const Call &call)
 
 void AdminServer::Private::showRun(const Call &call)
 {
+    if (servePage(call, u"run.html"_s))
+        return;
     const QString id = call.params.at(0);
     if (!isRunId(id))
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
@@ -669,7 +785,8 @@ void AdminServer::Private::rerun(const Call &call)
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
     const QJsonObject given = jsonBody(call.request);
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given](const std::optional<Run> &run) {
+    const bool browser = call.request.value("Authorization").isEmpty();
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
@@ -687,6 +804,8 @@ void AdminServer::Private::rerun(const Call &call)
         for (auto it = given.begin(); it != given.end(); ++it)
             args.insert(it.key(), it.value());
         try {
+            if (browser)
+                checkBrowserFiles(run->task, given);
             start(reply, run->task, args, false);
         } catch (const ApiError &e) {
             reply->error(e);
@@ -723,7 +842,8 @@ bool AdminServer::listen(QString *error)
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
     auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes,
-                                               d->m_settings.requestHeadTimeoutMs);
+                                               d->m_settings.requestHeadTimeoutMs,
+                                               d->m_settings.maxUploadBytes);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError

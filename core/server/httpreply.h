@@ -12,6 +12,7 @@
 #include <QString>
 #include <QTcpSocket>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -105,7 +106,13 @@ private:
         const QList<QByteArray> security = securityHeaders().trimmed().split('\n');
         for (const QByteArray &line : security) {
             const qsizetype colon = line.indexOf(':');
-            m_responder.writeHeader(line.left(colon), line.mid(colon + 2).trimmed());
+            const QByteArray name = line.left(colon);
+            // An answer may set its own caching (static assets); the rest always stand.
+            const bool overridden = name == "Cache-Control"
+                && std::any_of(extra.cbegin(), extra.cend(),
+                               [&name](const auto &header) { return header.first == name; });
+            if (!overridden)
+                m_responder.writeHeader(name, line.mid(colon + 2).trimmed());
         }
         for (const auto &[name, value] : extra)
             m_responder.writeHeader(name, value);

@@ -28,6 +28,11 @@ void RequestGuard::incomingConnection(qintptr handle)
     addPendingConnection(socket);
 }
 
+bool RequestGuard::isUploadTarget(QByteArrayView target)
+{
+    return target == "/admin/upload" || target.startsWith("/admin/upload?");
+}
+
 void RequestGuard::inspect(QTcpSocket *socket) const
 {
     // Only a head that starts here and is complete is looked at; anything else is left
@@ -65,9 +70,12 @@ void RequestGuard::inspect(QTcpSocket *socket) const
         else if (name == "expect" && value.toLower() == "100-continue")
             expectContinue = true;
     }
-    if (length > m_maxBodyBytes) {
+    const qsizetype targetEnd = head.indexOf(' ', space + 1);
+    const qint64 limit = targetEnd > space && isUploadTarget(QByteArrayView(head).sliced(space + 1, targetEnd - space - 1))
+        ? m_maxUploadBytes : m_maxBodyBytes;
+    if (length > limit) {
         const ApiError error{ApiError::Kind::PayloadTooLarge,
-                             u"the body is over the limit of %1 bytes"_s.arg(m_maxBodyBytes), {}, {}};
+                             u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
         const QByteArray body = QJsonDocument(error.toJson()).toJson(QJsonDocument::Compact);
         socket->write("HTTP/1.1 413 Payload Too Large\r\n"
                       "Content-Type: application/json\r\n" + securityHeaders()

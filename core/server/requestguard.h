@@ -3,6 +3,8 @@
 
 #include <QTcpServer>
 
+#include <algorithm>
+
 QT_BEGIN_NAMESPACE
 class QTcpSocket;
 QT_END_NAMESPACE
@@ -21,8 +23,13 @@ class RequestGuard final : public QTcpServer
 public:
     /*! \a headTimeoutMs: how long a request head may take from its first bytes to its
      *  end before the connection is dropped (0: no limit). */
-    RequestGuard(qint64 maxBodyBytes, qint64 headTimeoutMs)
-        : m_maxBodyBytes(maxBodyBytes), m_headTimeoutMs(headTimeoutMs) {}
+    RequestGuard(qint64 maxBodyBytes, qint64 headTimeoutMs, qint64 maxUploadBytes = 0)
+        : m_maxBodyBytes(maxBodyBytes), m_maxUploadBytes(std::max(maxBodyBytes, maxUploadBytes)),
+          m_headTimeoutMs(headTimeoutMs) {}
+
+    /*! Whether the request target \a target (path and query) is the upload route, whose
+     *  bodies may be as large as the upload limit. */
+    static bool isUploadTarget(QByteArrayView target);
 
 protected:
     void incomingConnection(qintptr handle) override;
@@ -31,6 +38,7 @@ private:
     void inspect(QTcpSocket *socket) const;
 
     const qint64 m_maxBodyBytes;
+    const qint64 m_maxUploadBytes;
     const qint64 m_headTimeoutMs;
 };
 

@@ -15,6 +15,7 @@ struct ServerSettings
     quint16 port = 8470;          //!< 0 picks a free port (tests)
     QString dataDir;              //!< where admin-token lives; must be set
     qint64 maxBodyBytes = 1024 * 1024;
+    qint64 maxUploadBytes = 16 * 1024 * 1024; //!< a file posted to /admin/upload
     /*! A request head still incomplete this long after its first bytes drops the connection. */
     qint64 requestHeadTimeoutMs = 10 * 1000;
     /*! A WebSocket client with more than this many bytes waiting to be sent is too slow. */

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: MIT
+// The run page: status, progress with ETA, the live log over the WebSocket (a bounded tail,
+// ANSI colours as styled spans), result, error, cancel, re-run and exports. The page keeps
+// the last event it rendered in sessionStorage and resumes with ?after=SEQ, after a reload
+// or a dropped socket, with no gap and no duplicate.
+import { ACTIVE_STATUSES, api, el, formatDuration, formatTime, lastPathSegment, notice, page, statusBadge } from './common.js';
+
+/** Lines kept in the page; the full log is a download away. */
+const TAIL_LINES = 5000;
+
+const runId = lastPathSegment();
+const main = page(`Run ${runId.slice(-12)}`, 'runs');
+const storageKey = `taskdeck.run.${runId}`;
+
+let run = null;
+let lastSeq = 0;          // the last event applied
+let lastLine = 0;         // the number of the last log line shown
+let finished = false;
+let socket = null;
+let retryDelay = 500;
+let caughtBehind = false;  // the server said "behind": reconnect at once, it is no failure
+let follow = true;
+let pending = [];         // lines received but not yet drawn
+let tail = [];            // the raw lines shown, {n, stream, text}, at most TAIL_LINES
+let drawScheduled = false;
+
+// --- the page's parts ------------------------------------------------------------------
+
+const heading = el('h1', {}, 'Run');
+const statusSlot = el('span', { id: 'run-status' });
+const facts = el('dl', { class: 'facts' });
+const progressBar = el('progress', { id: 'run-progress', max: 100, 'aria-label': 'Progress' });
+const progressText = el('span', { id: 'run-progress-text', class: 'muted' });
+const progressRow = el('div', { class: 'progress-row hidden' }, progressBar, progressText);
+const cancelButton = el('button', { type: 'button', id: 'cancel-button', class: 'danger hidden' }, 'Cancel');
+const rerunLink = el('a', { class: 'button', id: 'rerun-link', href: '#' }, 'Re-run…');
+const connection = el('span', { id: 'connection', class: 'muted', 'aria-live': 'polite' });
+const errorSlot = el('div', { id: 'run-error' });
+const resultSlot = el('section', { id: 'run-result', class: 'panel hidden', 'aria-label': 'Result' });
+
+const logBox = el('div', { id: 'log', class: 'log', role: 'log', 'aria-live': 'off', tabindex: 0 });
+const followBox = el('input', { type: 'checkbox', id: 'follow', checked: true });
+const findInput = el('input', { type: 'search', id: 'log-find', placeholder: 'Find in log', autocomplete: 'off' });
+const findCount = el('span', { id: 'log-find-count', class: 'muted', 'aria-live': 'polite' });
+const exports = el('span', { class: 'actions' },
+    el('a', { href: `/admin/run/${runId}/log`, id: 'download-log', download: `run-${runId}.log` }, 'Full log'),
+    el('a', { href: `/admin/run/${runId}/export?format=json` }, 'Export JSON'),
+    el('a', { href: `/admin/run/${runId}/export?format=csv` }, 'Export CSV'));
+
+main.append(
+    el('p', {}, el('a', { href: '/admin/run' }, '← Runs')),
+    el('div', { class: 'run-head' }, heading, statusSlot, connection),
+    el('section', { class: 'panel', 'aria-label': 'Run' }, facts, progressRow,
+        el('div', { class: 'actions' }, cancelButton, rerunLink, exports)),
+    errorSlot,
+    resultSlot,
+    el('section', { class: 'panel', 'aria-label': 'Log' },
+        el('div', { class: 'log-tools' },
+            el('label', { class: 'check' }, followBox, 'Follow'), findInput, findCount),
+        logBox));
+
+// --- the log ---------------------------------------------------------------------------
+
+/** ansi_up (Debian's libjs-ansi-up) parses the escape codes; the spans are built here as
+ *  elements with classes, so the page needs no inline style (the CSP forbids it). */
+const ansi = new window.AnsiUp();
+ansi.use_classes = true;
+let fragments = [];
+ansi.transform_to_html = (fragment) => { fragments.push(fragment); return ''; };
+ansi.process_hyperlink = (packet) => { fragments.push({ text: packet.text }); return ''; };
+
+function ansiNodes(text) {
+    fragments = [];
+    ansi.ansi_to_html(text);
+    const nodes = [];
+    for (const f of fragments) {
+        if (!f.text)
+            continue;
+        const classes = [];
+        if (f.bold)
+            classes.push('ansi-bold');
+        if (f.italic)
+            classes.push('ansi-italic');
+        if (f.underline)
+            classes.push('ansi-underline');
+        if (f.fg && f.fg.class_name !== 'truecolor')
+            classes.push(`${f.fg.class_name}-fg`);
+        if (f.bg && f.bg.class_name !== 'truecolor')
+            classes.push(`${f.bg.class_name}-bg`);
+        if (!classes.length && !f.fg && !f.bg) {
+            nodes.push(document.createTextNode(f.text));
+            continue;
+        }
+        const span = el('span', { class: classes.join(' ') || undefined }, f.text);
+        // Colours off the palette (256-colour and true colour) are set through the CSSOM,
+        // which the CSP allows.
+        if (f.fg && (f.fg.class_name === 'truecolor' || !f.fg.class_name))
+            span.style.color = `rgb(${f.fg.rgb.join(',')})`;
+        if (f.bg && (f.bg.class_name === 'truecolor' || !f.bg.class_name))
+            span.style.backgroundColor = `rgb(${f.bg.rgb.join(',')})`;
+        nodes.push(span);
+    }
+    return nodes;
+}
+
+function lineNode(line) {
+    return el('div', { class: line.stream === 'err' ? 'line err' : 'line', 'data-n': line.n },
+        el('span', { class: 'n' }, line.n), el('span', { class: 'text' }, ansiNodes(line.text)));
+}
+
+function note(text) {
+    logBox.append(el('div', { class: 'note' }, text));
+}
+
+/** Takes lines in; they are drawn at the next frame, only the last TAIL_LINES of them. */
+function addLines(lines) {
+    for (const line of lines) {
+        if (line.n <= lastLine)
+            continue; // already shown (a resumed stream never repeats, this is a safeguard)
+        if (lastLine && line.n > lastLine + 1)
+            pending.push({ gap: line.n - lastLine - 1 });
+        lastLine = line.n;
+        pending.push(line);
+        tail.push({ n: line.n, stream: line.stream, text: line.text });
+    }
+    if (pending.length > TAIL_LINES)
+        pending = pending.slice(-TAIL_LINES);
+    if (tail.length > TAIL_LINES * 1.2)
+        tail = tail.slice(-TAIL_LINES);
+    scheduleDraw();
+}
+
+let lastDrawCost = 0;
+let lastDrawAt = 0;
+/** Draws at the next frame, but spends at most a fifth of the time drawing: under a flood of
+ *  lines the frames spread out, and lines that would scroll away unseen are never drawn. */
+function scheduleDraw() {
+    if (drawScheduled)
+        return;
+    drawScheduled = true;
+    const wait = Math.min(1000, lastDrawCost * 4) - (performance.now() - lastDrawAt);
+    if (wait > 0)
+        setTimeout(() => requestAnimationFrame(draw), wait);
+    else
+        requestAnimationFrame(draw);
+}
+
+function draw() {
+    const started = performance.now();
+    drawScheduled = false;
+    const batch = pending;
+    pending = [];
+    if (batch.length >= TAIL_LINES)
+        logBox.replaceChildren();
+    const fragment = document.createDocumentFragment();
+    for (const item of batch) {
+        if (item.gap)
+            fragment.append(el('div', { class: 'note' }, `… ${item.gap} earlier lines are in the full log`));
+        else
+            fragment.append(lineNode(item));
+    }
+    logBox.append(fragment);
+    let extra = logBox.childElementCount - TAIL_LINES;
+    if (extra > 0) {
+        while (extra-- > 0)
+            logBox.firstElementChild.remove();
+        if (!logBox.firstElementChild?.classList.contains('note'))
+            logBox.prepend(el('div', { class: 'note', id: 'log-trimmed' }, 'Earlier lines are in the full log.'));
+    }
+    if (findInput.value)
+        applyFind(false);
+    if (follow)
+        logBox.scrollTop = logBox.scrollHeight;
+    logBox.dataset.lastLine = String(lastLine);
+    lastDrawAt = performance.now();
+    lastDrawCost = lastDrawAt - started;
+    saveSoon();
+}
+
+logBox.addEventListener('scroll', () => {
+    const atBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 8;
+    if (follow !== atBottom) {
+        follow = atBottom;
+        followBox.checked = atBottom;
+    }
+});
+followBox.addEventListener('change', () => {
+    follow = followBox.checked;
+    if (follow)
+        logBox.scrollTop = logBox.scrollHeight;
+});
+
+let findIndex = -1;
+function applyFind(jump) {
+    const needle = findInput.value.toLowerCase();
+    const lines = logBox.querySelectorAll('.line');
+    const hits = [];
+    for (const line of lines) {
+        const hit = needle !== '' && line.lastElementChild.textContent.toLowerCase().includes(needle);
+        line.classList.toggle('match', hit);
+        line.classList.remove('current');
+        if (hit)
+            hits.push(line);
+    }
+    findCount.textContent = needle ? `${hits.length} found` : '';
+    if (jump && hits.length) {
+        findIndex = (findIndex + 1) % hits.length;
+        hits[findIndex].classList.add('current');
+        follow = false;
+        followBox.checked = false;
+        hits[findIndex].scrollIntoView({ block: 'center' });
+    }
+}
+findInput.addEventListener('input', () => { findIndex = -1; applyFind(true); });
+findInput.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+        event.preventDefault();
+        applyFind(true);
+    }
+});
+
+// --- remembering where the page was ----------------------------------------------------
+
+let saveTimer = 0;
+/** Saves the lines shown with the seq of the last event applied: lines still waiting for a
+ *  frame are drawn first, so the two always agree. */
+function save() {
+    clearTimeout(saveTimer);
+    saveTimer = 0;
+    if (pending.length)
+        draw();
+    const state = { seq: lastSeq, lastLine, lines: tail.slice(-TAIL_LINES) };
+    try {
+        sessionStorage.setItem(storageKey, JSON.stringify(state));
+    } catch {
+        // Storage full: the page still resumes after a dropped socket, just not a reload.
+    }
+}
+function saveSoon() {
+    if (!saveTimer)
+        saveTimer = setTimeout(save, 300);
+}
+
+function restore() {
+    let state = null;
+    try {
+        state = JSON.parse(sessionStorage.getItem(storageKey) || 'null');
+    } catch {
+        state = null;
+    }
+    if (!state || !state.seq)
+        return false;
+    if (state.lines.length && state.lines[0].n > 1)
+        note(`${state.lines[0].n - 1} earlier lines are in the full log.`);
+    const fragment = document.createDocumentFragment();
+    for (const line of state.lines)
+        fragment.append(lineNode(line));
+    logBox.append(fragment);
+    tail = state.lines;
+    lastSeq = state.seq;
+    lastLine = state.lastLine;
+    logBox.dataset.lastLine = String(lastLine);
+    logBox.scrollTop = logBox.scrollHeight;
+    return true;
+}
+
+window.addEventListener('pagehide', save);
+
+// --- run state -------------------------------------------------------------------------
+
+function showRun(next) {
+    run = { ...run, ...next };
+    heading.textContent = `${run.task} run`;
+    document.title = `${run.task} run – Taskdeck`;
+    statusSlot.replaceChildren(statusBadge(run.status));
+    const fact = (name, value) => [el('dt', {}, name), el('dd', {}, value)];
+    const args = Object.entries(run.args || {}).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    facts.replaceChildren(
+        ...fact('Task', el('a', { href: `/admin/task/${encodeURIComponent(run.task)}` }, run.task)),
+        ...fact('Run id', el('span', { class: 'mono' }, run.id || runId)),
+        ...fact('Arguments', args.length ? el('span', { class: 'mono' }, args.join('  ')) : '—'),
+        ...fact('Queued', formatTime(run.queuedAt)),
+        ...fact('Started', formatTime(run.startedAt)),
+        ...fact('Finished', formatTime(run.finishedAt)),
+        ...fact('Duration', run.durationMs !== null && run.durationMs !== undefined ? formatDuration(run.durationMs) : '—'),
+        ...fact('Attempt', `${run.attempt || 0} of ${run.maxAttempts || 1}`));
+    const active = ACTIVE_STATUSES.includes(run.status);
+    cancelButton.classList.toggle('hidden', !active);
+    if (!active)
+        connection.textContent = '';
+    rerunLink.href = `/admin/task/${encodeURIComponent(run.task)}?rerun=${encodeURIComponent(run.id || runId)}`;
+    if (run.progress)
+        showProgress(run.progress);
+    if (!active)
+        progressRow.classList.toggle('hidden', !(run.progress && run.progress.total > 0));
+    errorSlot.replaceChildren();
+    if (run.error) {
+        errorSlot.append(el('section', { class: 'notice error', role: 'alert', id: 'run-error-view' },
+            el('strong', {}, run.error.kind || 'Error'), ': ', run.error.message,
+            run.error.detail ? el('pre', { class: 'mono' }, run.error.detail) : null));
+    }
+    if (run.result !== null && run.result !== undefined)
+        showResult(run.result);
+}
+
+function showProgress(progress) {
+    if (!progress || !(progress.total > 0)) {
+        progressRow.classList.add('hidden');
+        return;
+    }
+    progressRow.classList.remove('hidden');
+    const done = Math.min(progress.done, progress.total);
+    progressBar.max = progress.total;
+    progressBar.value = done;
+    let eta = '';
+    const started = run?.startedAt ? new Date(run.startedAt).getTime() : NaN;
+    if (done > 0 && done < progress.total && !Number.isNaN(started)) {
+        const elapsed = Date.now() - started;
+        eta = ` · about ${formatDuration(elapsed * (progress.total - done) / done)} left`;
+    }
+    const percent = Math.round(100 * done / progress.total);
+    progressText.textContent = `${done} / ${progress.total} (${percent}%)${eta}${progress.message ? ` · ${progress.message}` : ''}`;
+}
+
+function jsonTree(value, name) {
+    const label = name === undefined ? null : el('span', { class: 'k' }, `${name}: `);
+    if (value === null || typeof value !== 'object') {
+        const cls = typeof value === 'string' ? 's' : 'num';
+        return el('li', {}, label, el('span', { class: cls }, JSON.stringify(value)));
+    }
+    const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+    const summary = Array.isArray(value) ? `[${value.length}]` : `{${entries.length}}`;
+    return el('li', {}, el('details', { open: true }, el('summary', {}, label, summary),
+        el('ul', {}, entries.map(([k, v]) => jsonTree(v, k)))));
+}
+
+function tableOf(rows) {
+    const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+    const cell = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v ?? ''));
+    return el('div', { class: 'table-wrap' }, el('table', { class: 'responsive result-table' },
+        el('thead', {}, el('tr', {}, columns.map((c) => el('th', {}, c)))),
+        el('tbody', {}, rows.map((row) => el('tr', {}, columns.map((c) => el('td', { 'data-label': c }, cell(row[c]))))))));
+}
+
+function showResult(result) {
+    const text = JSON.stringify(result, null, 2);
+    const copy = el('button', { type: 'button', id: 'copy-result' }, 'Copy');
+    copy.addEventListener('click', async () => {
+        try {
+            await navigator.clipboard.writeText(text);
+            copy.textContent = 'Copied';
+        } catch {
+            copy.textContent = 'Copy failed';
+        }
+    });
+    const parts = [el('div', { class: 'actions' }, el('h2', {}, 'Result'), copy)];
+    const arrays = Array.isArray(result) ? [['', result]]
+        : (result && typeof result === 'object' ? Object.entries(result).filter(([, v]) => Array.isArray(v)) : []);
+    for (const [name, rows] of arrays) {
+        if (rows.length && rows.every((r) => r && typeof r === 'object' && !Array.isArray(r))) {
+            if (name)
+                parts.push(el('h3', {}, name));
+            parts.push(tableOf(rows));
+        }
+    }
+    parts.push(el('div', { class: 'json-tree', id: 'result-tree' }, el('ul', {}, jsonTree(result))));
+    resultSlot.replaceChildren(...parts);
+    resultSlot.classList.remove('hidden');
+}
+
+// --- the live stream -------------------------------------------------------------------
+
+function onMessage(message) {
+    if (message.seq !== undefined && message.type !== 'log' && message.type !== 'behind' && message.seq <= lastSeq)
+        return; // seen already
+    switch (message.type) {
+    case 'snapshot':
+        showRun(message.run);
+        if (message.log?.length && message.log[0].n > 1)
+            note(`${message.log[0].n - 1} earlier lines are in the full log.`);
+        addLines(message.log || []);
+        break;
+    case 'log': {
+        const fresh = message.lines.filter((line) => line.seq > lastSeq);
+        addLines(fresh);
+        if (fresh.length)
+            lastSeq = fresh[fresh.length - 1].seq;
+        break;
+    }
+    case 'progress':
+        showProgress(message.progress);
+        break;
+    case 'behind':
+        connection.textContent = 'Catching up…';
+        caughtBehind = true;
+        return; // the socket closes; onclose reconnects after the last seq
+    case 'queued':
+    case 'started':
+    case 'retrying':
+    case 'finished':
+        if (message.run)
+            showRun(message.run);
+        if (message.type === 'finished')
+            finished = true;
+        break;
+    default:
+        break;
+    }
+    if (message.type !== 'log' && message.seq !== undefined)
+        lastSeq = Math.max(lastSeq, message.seq);
+}
+
+function connect() {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const after = lastSeq > 0 ? `?after=${lastSeq}` : '';
+    socket = new WebSocket(`${scheme}://${location.host}/ws/task/${encodeURIComponent(runId)}${after}`);
+    connection.textContent = after ? 'Reconnecting…' : 'Connecting…';
+    socket.addEventListener('open', () => {
+        connection.textContent = ACTIVE_STATUSES.includes(run?.status) ? 'Live' : '';
+        retryDelay = 500;
+    });
+    socket.addEventListener('message', (event) => {
+        let message;
+        try {
+            message = JSON.parse(event.data);
+        } catch {
+            return;
+        }
+        onMessage(message);
+    });
+    socket.addEventListener('close', (event) => {
+        socket = null;
+        if (finished || event.reason === 'run finished') {
+            finished = true;
+            connection.textContent = '';
+            saveSoon();
+            return;
+        }
+        if (event.reason === 'unknown run') {
+            connection.textContent = 'This run is unknown.';
+            return;
+        }
+        if (caughtBehind) {
+            caughtBehind = false;
+            connect();
+            return;
+        }
+        connection.textContent = 'Disconnected; reconnecting…';
+        setTimeout(connect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 10000);
+    });
+}
+
+cancelButton.addEventListener('click', async () => {
+    cancelButton.disabled = true;
+    const { ok, data } = await api(`/admin/run/${encodeURIComponent(runId)}/cancel`, { method: 'POST' });
+    cancelButton.disabled = false;
+    if (!ok)
+        errorSlot.replaceChildren(notice('error', `Cancel failed: ${data?.message || 'unknown error'}`));
+    else
+        connection.textContent = 'Canceling…';
+});
+
+async function load() {
+    const { ok, data } = await api(`/admin/run/${encodeURIComponent(runId)}`);
+    if (!ok) {
+        main.replaceChildren(el('p', {}, el('a', { href: '/admin/run' }, '← Runs')),
+            notice('error', data?.message || 'This run cannot be loaded.'));
+        return;
+    }
+    const resumed = restore();
+    showRun(data);
+    if (!resumed && !ACTIVE_STATUSES.includes(data.status) && data.logLines > 0)
+        connection.textContent = '';
+    connect();
+}
+
+load();
