@@ -384,6 +384,14 @@ void TestRecovery::recoveryEndsWhatADeadTaskdeckLeft()
     QVERIFY(doomed.startWith({u"command"_s, dir.path(), marker}));
     QTRY_COMPARE_WITH_TIMEOUT(markedProcesses(marker).size(), 3, 30000);
     const QList<qint64> commands = markedProcesses(marker);
+    // The run must be in the history before its Taskdeck dies, or there is nothing to
+    // recover: the child's writer commits on its own schedule.
+    {
+        testsupport::RawDb db(QDir(dir.path()).filePath(SqliteRunStore::fileName()));
+        QTRY_COMPARE_WITH_TIMEOUT(
+            db.scalar(u"SELECT count(*) FROM runs WHERE status IN ('queued', 'running')"_s).toInt(),
+            1, 30000);
+    }
     const auto cleanup = qScopeGuard([&] {
         for (qint64 pid : markedProcesses(marker))
             ::kill(pid_t(pid), SIGKILL);
