@@ -24,6 +24,7 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDesktopServices>
+#include <QFutureWatcher>
 #include <QLabel>
 #include <QMessageBox>
 #include <QPushButton>
@@ -299,10 +300,17 @@ void MainWindow::rerunById(const QString &runId)
     }
     if (!m_services.store)
         return;
-    m_services.store->findRunAsync(runId).then(this, [this](const std::optional<Run> &run) {
-        if (run)
+    // A watcher the window owns, not then(this): Qt 6.4's continuations with a context do
+    // not survive the context going first (see RunView::exportRunTo).
+    auto *watcher = new QFutureWatcher<std::optional<Run>>(this);
+    connect(watcher, &QFutureWatcher<std::optional<Run>>::finished, this, [this, watcher] {
+        watcher->deleteLater();
+        if (watcher->future().isCanceled() || watcher->future().resultCount() == 0)
+            return;
+        if (const std::optional<Run> run = watcher->future().result())
             rerun(*run);
     });
+    watcher->setFuture(m_services.store->findRunAsync(runId));
 }
 
 void MainWindow::rerun(const Run &run)
