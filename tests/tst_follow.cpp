@@ -154,6 +154,7 @@ private Q_SLOTS:
     void runOfAnotherProcessIsFollowed();
     void notifierCountsItsReceivers();
     void unknownRunHasNoHandle();
+    void goneContextHearsNothing();
 };
 
 void TestFollow::sequenceNumbersHaveNoGaps()
@@ -792,6 +793,45 @@ void TestFollow::unknownRunHasNoHandle()
         QVERIFY(!f.handle);
     });
     QTRY_VERIFY(answered);
+}
+
+// A caller that goes away while the history is still being asked (a window closed, a client
+// gone) is never called back, and nothing asserts on its dead context.
+void TestFollow::goneContextHearsNothing()
+{
+    QTemporaryDir dir;
+    auto store = openStore(dir.path());
+    QVERIFY(store);
+    TaskRegistry registry;
+    QVERIFY(registry.add(makeTask(u"lines"_s, [](RunContext &ctx) -> QJsonValue {
+        for (int i = 1; i <= 50; ++i)
+            ctx.log(u"line %1"_s.arg(i));
+        return 1;
+    })));
+    EngineConfig config;
+    config.finishedRunsKept = 0;
+    TaskEngine engine(&registry, config);
+    engine.setRecorder(store.get());
+    QSignalSpy finished(&engine, &TaskEngine::runFinished);
+    const QString id = engine.start(u"lines"_s, {}).runId;
+    QVERIFY(finished.wait(20000));
+    QVERIFY(!engine.follow(id).handle);
+
+    RunFollower follower(&engine, store.get());
+    int goneAnswers = 0;
+    for (int i = 0; i < 20; ++i) {
+        auto *context = new QObject;
+        follower.follow(id, {}, context, [&goneAnswers](Following) { ++goneAnswers; });
+        delete context;
+    }
+    // Asked after them, answered after them: once this one has its answer, so had they.
+    std::optional<Following> got;
+    follower.follow(id, {}, this, [&got](Following f) { got = std::move(f); });
+    QTRY_VERIFY(got.has_value());
+    QVERIFY(got->handle);
+    QCOMPARE(got->run.logLines, 50);
+    QCoreApplication::processEvents();
+    QCOMPARE(goneAnswers, 0);
 }
 
 // The notifier knows whether anyone listens from its connect and disconnect notifications

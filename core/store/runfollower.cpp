@@ -2,6 +2,7 @@
 #include "runfollower.h"
 
 #include "runstorenotifier.h"
+#include "whendone.h"
 
 #include <QPointer>
 
@@ -45,8 +46,8 @@ private:
     void readPage()
     {
         m_reading = true;
-        m_store->readLogAfterSeqAsync(m_handle->runId(), m_after, RunFollower::kPageLines)
-            .then(this, [this](const LogLines &page) { pageRead(page); });
+        detail::whenDone(this, m_store->readLogAfterSeqAsync(m_handle->runId(), m_after, RunFollower::kPageLines),
+                         [this](const LogLines &page) { pageRead(page); });
     }
 
     // From the event loop: a read that completes at once would otherwise nest a call per page.
@@ -95,7 +96,7 @@ private:
 
     void checkFinished()
     {
-        m_store->findRunAsync(m_handle->runId()).then(this, [this](const std::optional<Run> &run) {
+        detail::whenDone(this, m_store->findRunAsync(m_handle->runId()), [this](const std::optional<Run> &run) {
             if (run && run->isFinished()) {
                 // One more page: lines written after the last one read and before the finish.
                 m_final = std::make_shared<const Run>(*run);
@@ -167,13 +168,13 @@ void RunFollower::followStored(const QString &runId, const FollowOptions &option
 {
     IRunStore *store = m_store;
     const int bufferSize = m_engine->config().bufferSize;
-    store->findRunAsync(runId).then(context, [=](const std::optional<Run> &run) {
+    detail::whenDone(context, store->findRunAsync(runId), [=](const std::optional<Run> &run) {
         if (!run) {
             ready(Following());
             return;
         }
         const qint64 fromLine = std::max<qint64>(1, run->logLines - bufferSize + 1);
-        store->readLogAsync(runId, fromLine, bufferSize).then(context, [=](const LogLines &recent) {
+        detail::whenDone(context, store->readLogAsync(runId, fromLine, bufferSize), [=](const LogLines &recent) {
             Following following;
             following.run = *run;
             following.recentLog = recent;
