@@ -63,9 +63,14 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kBatchInterval = 25ms;
 // A finish is committed at once when the writer has been quiet this long, else this long after
 // its last commit: finishes that come thick and fast share commits (group commit), and one that
-// comes alone is shown at once. With this many finishes waiting the writer does not wait: it
-// is the bottleneck then, and a pause would only slow it.
+// comes alone is shown at once. While finishes keep coming (the last commit carried some too)
+// they wait up to a batch interval after it: every commit rewrites the pages it touches in the
+// WAL (16 KiB each, several per commit), which cost more than the runs' rows when a run
+// finished every few hundred microseconds (run --each of short commands). With this many
+// finishes waiting the writer does not wait: it is the bottleneck then, and a pause would
+// only slow it.
 constexpr auto kFinishGap = 5ms;
+constexpr auto kFinishStreamGap = kBatchInterval;
 constexpr int kFinishBatch = 64;
 constexpr auto kBusyTimeoutMs = 5000;
 // Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
@@ -744,6 +749,8 @@ struct SqliteRunStore::Private
     qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
     Clock::time_point lastWriteAt;
+    bool finishStream = false;              // the last commit carried finishes
+    std::chrono::milliseconds finishGap() const { return finishStream ? kFinishStreamGap : kFinishGap; }
     // Change tracking (writer thread only): the change numbers seen, this store's own since
     // then, and SQLite's count of other connections' commits when last asked.
     qint64 lastSeenChange = 0;
@@ -1080,7 +1087,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
             return;
         if (!incomingEmpty() && finishesWaiting > 0
-            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= kFinishGap))
+            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= finishGap()))
             return;
         // A held state waits at least a batch interval after the last commit too, so states
         // held one after another share a commit instead of each taking its own.
@@ -1115,7 +1122,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (holding)
             earliest(heldDue);
         if (!incomingEmpty() && finishesWaiting > 0)
-            earliest(lastWriteAt + kFinishGap);
+            earliest(lastWriteAt + finishGap());
         if (idle && uncheckpointedBytes > 0)
             earliest(lastWriteAt + kCheckpointIdle);
         if (watched)
@@ -1228,12 +1235,17 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     batchBytes = 0;
     // A run that was queued or started a moment ago usually finishes a moment later: its
     // state waits up to one batch interval, so most runs are written once, finished,
-    // instead of inserted and then rewritten. Finishes, progress and lines never wait,
-    // nor does anything a flush() waits for.
+    // instead of inserted and then rewritten. Its first few lines wait with it (a short
+    // command prints a line or two before it ends: writing them apart cost a row write, a
+    // chunk and a commit more per run). Finishes, progress alone, the lines of a run written
+    // before and a burst of lines never wait, nor does anything a flush() waits for.
     const Clock::time_point now = Clock::now();
+    const auto fewLines = [](const PendingRun &run) {
+        return run.lines.empty() || (run.lines.size() == 1 && run.lines.front().size() < kLinesPerEntry);
+    };
     const auto holdBack = [&](const PendingRun &run) {
         return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
-               && run.lines.empty() && now - run.since < kBatchInterval;
+               && fewLines(run) && now - run.since < kBatchInterval;
     };
     std::vector<QString> finishedWithLines;
     for (auto it = pending.begin(); it != pending.end();) {
@@ -1278,6 +1290,8 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     else
         batchFailed(failure, finalAttempt);
 
+    if (attempted)
+        finishStream = !pendingDurables.empty();
     // Called even after a failure: the engine must not wait forever for a history that
     // cannot be written; the warning batchFailed() gave says what was not kept.
     std::vector<std::function<void()>> durables;
