@@ -401,25 +401,39 @@ public:
         // in a buffer of this column until it is bound again, after the statement ran.
         const qsizetype size = text.size();
         const char16_t *chars = reinterpret_cast<const char16_t *>(text.constData());
-        if (size_t(column) < m_utf8.size() && size <= kAsciiLimit
-            && std::all_of(chars, chars + size, [](char16_t c) { return c < 0x80; })) {
+        if (size_t(column) < m_utf8.size() && size <= kAsciiLimit) {
             std::string &bytes = m_utf8[size_t(column)];
-            bytes.assign(chars, chars + size); // narrows each ASCII code unit to its byte
-            sqlite3_bind_text(m_stmt, column, bytes.data(), int(size), SQLITE_STATIC);
-            return;
+            bytes.resize(size_t(size));
+            // One pass that the compiler vectorises: narrow every code unit, and note
+            // whether any was beyond ASCII (then the bytes are not used).
+            char16_t seen = 0;
+            for (qsizetype i = 0; i < size; ++i) {
+                seen |= chars[i];
+                bytes[size_t(i)] = char(chars[i]);
+            }
+            if (seen < 0x80) {
+                sqlite3_bind_text(m_stmt, column, bytes.data(), int(size), SQLITE_STATIC);
+                return;
+            }
         }
         // Text columns hold '' for "none"; a null QString binds as that.
         const void *data = text.isNull() ? static_cast<const void *>(u"") : static_cast<const void *>(text.utf16());
         sqlite3_bind_text16(m_stmt, column, data, int(size * 2), SQLITE_STATIC);
     }
+    // Every parameter not bound is NULL: run() clears them all after each row, so a row binds
+    // only the values it has (each bind is a call into SQLite that takes its connection's
+    // mutex).
+    /*! For a parameter the statement reads as coalesce(?, ''): empty text is left NULL. */
+    void bindOptional(int column, const QString &text)
+    {
+        if (!text.isEmpty())
+            bind(column, text);
+    }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
-    void bindNull(int column) { sqlite3_bind_null(m_stmt, column); }
     void bindTime(int column, const QDateTime &time)
     {
         if (time.isValid())
             bind(column, time.toMSecsSinceEpoch());
-        else
-            bindNull(column);
     }
 
     /*! Runs the statement to its end; on failure fills \a failure the way QSQLITE would. */
@@ -1395,17 +1409,15 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         q.bindTime(9, r.finishedAt);
         q.bind(10, r.progress.done);
         q.bind(11, r.progress.total);
-        q.bind(12, r.progress.message);
-        if (result.isNull())
-            q.bindNull(13);
-        else
+        q.bindOptional(12, r.progress.message);
+        if (!result.isNull())
             q.bind(13, result);
-        q.bind(14, r.error.message);
-        q.bind(15, r.error.kind);
-        q.bind(16, r.error.detail);
+        q.bindOptional(14, r.error.message);
+        q.bindOptional(15, r.error.kind);
+        q.bindOptional(16, r.error.detail);
         q.bind(17, r.error.transient ? 1 : 0);
         q.bind(18, std::max(r.logLines, stored));
-        q.bind(19, r.owner);
+        q.bindOptional(19, r.owner);
         // The row with the log stands for every event stored so far, lines included.
         q.bind(20, std::max(r.seq, linesSeq));
         q.bindTime(21, r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime());
