@@ -66,11 +66,13 @@ constexpr auto kBatchInterval = 25ms;
 // comes alone is shown at once. While finishes keep coming (the last commit carried some too)
 // they wait up to a batch interval after it: every commit rewrites the pages it touches in the
 // WAL (16 KiB each, several per commit), which cost more than the runs' rows when a run
-// finished every few hundred microseconds (run --each of short commands). With this many
-// finishes waiting the writer does not wait: it is the bottleneck then, and a pause would
-// only slow it.
+// finished every few hundred microseconds (run --each of short commands). A stream that
+// stops (no finish for kFinishQuiet) is committed at once: its last finish, which a caller
+// may be waiting for, does not wait out the interval. With this many finishes waiting the
+// writer does not wait: it is the bottleneck then, and a pause would only slow it.
 constexpr auto kFinishGap = 5ms;
 constexpr auto kFinishStreamGap = kBatchInterval;
+constexpr auto kFinishQuiet = 3ms;
 constexpr int kFinishBatch = 64;
 constexpr auto kBusyTimeoutMs = 5000;
 // Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
@@ -733,6 +735,7 @@ struct SqliteRunStore::Private
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
     int finishesWaiting = 0;              // guarded by mutex; finishes waiting for their commit
+    Clock::time_point lastFinishAt;       // guarded by mutex; when the latest finish was recorded
     bool writeAll = false;                // guarded by mutex; a flush() waits for everything
     bool writerWaiting = false;           // guarded by mutex; the writer sleeps on writerWake
     bool stopping = false;                // guarded by mutex
@@ -802,6 +805,7 @@ void SqliteRunStore::Private::finishNotedLocked(bool wasEmpty)
         firstQueuedAt = Clock::now();
     ++enqueuedSeq;
     ++finishesWaiting;
+    lastFinishAt = Clock::now();
     // The writer works out when the commit is due; only a new deadline needs a wake-up.
     if (writerWaiting && (wasEmpty || finishesWaiting == 1 || finishesWaiting == kFinishBatch))
         writerWake.notify_one();
@@ -1101,7 +1105,8 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
             return;
         if (!incomingEmpty() && finishesWaiting > 0
-            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= finishGap()))
+            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= finishGap()
+                || now - lastFinishAt >= kFinishQuiet))
             return;
         // A held state waits at least a batch interval after the last commit too, so states
         // held one after another share a commit instead of each taking its own.
@@ -1136,7 +1141,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (holding)
             earliest(heldDue);
         if (!incomingEmpty() && finishesWaiting > 0)
-            earliest(lastWriteAt + finishGap());
+            earliest(std::min(lastWriteAt + finishGap(), lastFinishAt + kFinishQuiet));
         if (idle && uncheckpointedBytes > 0)
             earliest(lastWriteAt + kCheckpointIdle);
         if (watched)
