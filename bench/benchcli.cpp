@@ -23,6 +23,8 @@
 
 #include "benchsupport.h"
 
+#include <sys/resource.h>
+
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
 
@@ -212,6 +214,29 @@ QString ms(double value)
     return QString::number(value, 'f', 1);
 }
 
+/*!
+ * CPU time (user + system) of this process's children that have ended and been waited for,
+ * with their own children: a round's difference is the CPU its whole process tree used, a
+ * figure that other users' load on the machine changes much less than the wall time.
+ */
+double childrenCpuMs()
+{
+    rusage usage{};
+    getrusage(RUSAGE_CHILDREN, &usage);
+    const auto ms = [](const timeval &t) { return double(t.tv_sec) * 1e3 + double(t.tv_usec) / 1e3; };
+    return ms(usage.ru_utime) + ms(usage.ru_stime);
+}
+
+/*! Runs \a side and adds the CPU time of the processes it started to \a cpuMs. */
+template <typename Side>
+double withCpu(QList<double> *cpuMs, Side side)
+{
+    const double before = childrenCpuMs();
+    const double wall = side();
+    *cpuMs << childrenCpuMs() - before;
+    return wall;
+}
+
 } // namespace
 
 int main(int argc, char *argv[])
@@ -236,6 +261,9 @@ int main(int argc, char *argv[])
     QList<double> xargs;
     QList<double> compareOn;
     QList<double> compareOff;
+    QList<double> historyOnCpu;
+    QList<double> historyOffCpu;
+    QList<double> xargsCpu;
     for (int round = 0; round < options.scale.rounds; ++round) {
         // The sides in turn, each starting the round in a different place, so a slow
         // stretch of the machine does not fall on one side only.
@@ -244,15 +272,19 @@ int main(int argc, char *argv[])
             switch ((i + round) % sides) {
             case 0: {
                 const QString dataDir = workspace.freshDataDir();
-                historyOn << taskdeckRound(options.taskdeck, workspace, count, dataDir, true);
+                historyOn << withCpu(&historyOnCpu, [&] {
+                    return taskdeckRound(options.taskdeck, workspace, count, dataDir, true);
+                });
                 checkHistory(options.taskdeck, workspace, dataDir, count);
                 break;
             }
             case 1:
-                historyOff << taskdeckRound(options.taskdeck, workspace, count, workspace.impossibleDataDir(), false);
+                historyOff << withCpu(&historyOffCpu, [&] {
+                    return taskdeckRound(options.taskdeck, workspace, count, workspace.impossibleDataDir(), false);
+                });
                 break;
             case 2:
-                xargs << xargsRound(workspace, count);
+                xargs << withCpu(&xargsCpu, [&] { return xargsRound(workspace, count); });
                 break;
             case 3:
                 compareOn << taskdeckRound(options.compare, workspace, count, workspace.freshDataDir(), true);
@@ -273,6 +305,11 @@ int main(int argc, char *argv[])
         {u"target"_s, kTargetRatio},
         {u"historyOffMs"_s, bench::median(historyOff)},
         {u"historyOffRatio"_s, bench::median(historyOff) / std::max(1e-9, result.baseline)},
+        // The same sides in CPU time of their whole process trees (children's rusage).
+        {u"historyOnCpuMs"_s, bench::median(historyOnCpu)},
+        {u"historyOffCpuMs"_s, bench::median(historyOffCpu)},
+        {u"xargsCpuMs"_s, bench::median(xargsCpu)},
+        {u"cpuRatio"_s, bench::median(historyOnCpu) / std::max(1e-9, bench::median(xargsCpu))},
         {u"commands"_s, count},
         {u"concurrency"_s, kConcurrency},
         {u"rounds"_s, options.scale.rounds},
@@ -288,6 +325,9 @@ int main(int argc, char *argv[])
     bench::printLine(u"  history on  ms: %1"_s.arg(bench::formatSamples(historyOn)));
     bench::printLine(u"  history off ms: %1"_s.arg(bench::formatSamples(historyOff)));
     bench::printLine(u"  xargs -P%1   ms: %2"_s.arg(kConcurrency).arg(bench::formatSamples(xargs)));
+    bench::printLine(u"  CPU ms of each side's processes: history on %1; off %2; xargs %3"_s
+                         .arg(bench::formatSamples(historyOnCpu), bench::formatSamples(historyOffCpu),
+                              bench::formatSamples(xargsCpu)));
     if (!options.compare.isEmpty()) {
         bench::printLine(u"  %1, history on  ms: %2"_s.arg(options.compare, bench::formatSamples(compareOn)));
         bench::printLine(u"  %1, history off ms: %2"_s.arg(options.compare, bench::formatSamples(compareOff)));

@@ -273,8 +273,10 @@ private:
     const std::shared_ptr<EngineGate> m_gate = std::make_shared<EngineGate>();
 
     // Scheduling state. The engine's thread (start()) and every worker (finish()) take this
-    // and m_eventMutex for a few instructions each time, at a high rate: with std::mutex,
-    // bench_dispatch measured 1.45x the time it takes with SpinMutex (see spinmutex.h).
+    // for a few instructions each time, at a high rate. Measured in bench_dispatch with each
+    // lock alone made a std::mutex (bench/README.md, run 10): this one as a std::mutex took
+    // 17 % longer (median of 8 runs each, alternating), so it keeps the spinning lock (see
+    // spinmutex.h); the event list's lock below made no difference and is a std::mutex.
     mutable SpinMutex m_mutex;
     std::deque<RunStatePtr> m_queue;                   // guarded by m_mutex
     std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; dispatched, not finished
@@ -289,7 +291,7 @@ private:
     qint64 m_lastRefillMs = 0;                         // guarded by m_mutex
 
     // Runs with events for the engine's thread, in the order they got their first one.
-    SpinMutex m_eventMutex;
+    std::mutex m_eventMutex;
     std::vector<RunStatePtr> m_dirty;        // guarded by m_eventMutex
     std::atomic<bool> m_flushQueued{false};  // a delivery is on its way (timer or soon)
     std::atomic<bool> m_soonQueued{false};   // a delivery on the next turn of the loop

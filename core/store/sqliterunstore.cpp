@@ -63,9 +63,16 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kBatchInterval = 25ms;
 // A finish is committed at once when the writer has been quiet this long, else this long after
 // its last commit: finishes that come thick and fast share commits (group commit), and one that
-// comes alone is shown at once. With this many finishes waiting the writer does not wait: it
-// is the bottleneck then, and a pause would only slow it.
+// comes alone is shown at once. While finishes keep coming (the last commit carried some too)
+// they wait up to a batch interval after it: every commit rewrites the pages it touches in the
+// WAL (16 KiB each, several per commit), which cost more than the runs' rows when a run
+// finished every few hundred microseconds (run --each of short commands). A stream that
+// stops (no finish for kFinishQuiet) is committed at once: its last finish, which a caller
+// may be waiting for, does not wait out the interval. With this many finishes waiting the
+// writer does not wait: it is the bottleneck then, and a pause would only slow it.
 constexpr auto kFinishGap = 5ms;
+constexpr auto kFinishStreamGap = kBatchInterval;
+constexpr auto kFinishQuiet = 3ms;
 constexpr int kFinishBatch = 64;
 constexpr auto kBusyTimeoutMs = 5000;
 // Checkpoints (copying the WAL into the database file, with fsyncs) are the writer's most
@@ -396,25 +403,39 @@ public:
         // in a buffer of this column until it is bound again, after the statement ran.
         const qsizetype size = text.size();
         const char16_t *chars = reinterpret_cast<const char16_t *>(text.constData());
-        if (size_t(column) < m_utf8.size() && size <= kAsciiLimit
-            && std::all_of(chars, chars + size, [](char16_t c) { return c < 0x80; })) {
+        if (size_t(column) < m_utf8.size() && size <= kAsciiLimit) {
             std::string &bytes = m_utf8[size_t(column)];
-            bytes.assign(chars, chars + size); // narrows each ASCII code unit to its byte
-            sqlite3_bind_text(m_stmt, column, bytes.data(), int(size), SQLITE_STATIC);
-            return;
+            bytes.resize(size_t(size));
+            // One pass that the compiler vectorises: narrow every code unit, and note
+            // whether any was beyond ASCII (then the bytes are not used).
+            char16_t seen = 0;
+            for (qsizetype i = 0; i < size; ++i) {
+                seen |= chars[i];
+                bytes[size_t(i)] = char(chars[i]);
+            }
+            if (seen < 0x80) {
+                sqlite3_bind_text(m_stmt, column, bytes.data(), int(size), SQLITE_STATIC);
+                return;
+            }
         }
         // Text columns hold '' for "none"; a null QString binds as that.
         const void *data = text.isNull() ? static_cast<const void *>(u"") : static_cast<const void *>(text.utf16());
         sqlite3_bind_text16(m_stmt, column, data, int(size * 2), SQLITE_STATIC);
     }
+    // Every parameter not bound is NULL: run() clears them all after each row, so a row binds
+    // only the values it has (each bind is a call into SQLite that takes its connection's
+    // mutex).
+    /*! For a parameter the statement reads as coalesce(?, ''): empty text is left NULL. */
+    void bindOptional(int column, const QString &text)
+    {
+        if (!text.isEmpty())
+            bind(column, text);
+    }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
-    void bindNull(int column) { sqlite3_bind_null(m_stmt, column); }
     void bindTime(int column, const QDateTime &time)
     {
         if (time.isValid())
             bind(column, time.toMSecsSinceEpoch());
-        else
-            bindNull(column);
     }
 
     /*! Runs the statement to its end; on failure fills \a failure the way QSQLITE would. */
@@ -714,6 +735,7 @@ struct SqliteRunStore::Private
     std::vector<std::pair<quint64, quint64>> droppedRanges; // guarded by mutex; (after, upTo]
     bool urgent = false;                  // guarded by mutex
     int finishesWaiting = 0;              // guarded by mutex; finishes waiting for their commit
+    Clock::time_point lastFinishAt;       // guarded by mutex; when the latest finish was recorded
     bool writeAll = false;                // guarded by mutex; a flush() waits for everything
     bool writerWaiting = false;           // guarded by mutex; the writer sleeps on writerWake
     bool stopping = false;                // guarded by mutex
@@ -744,6 +766,8 @@ struct SqliteRunStore::Private
     qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
     Clock::time_point lastWriteAt;
+    bool finishStream = false;              // the last commit carried finishes
+    std::chrono::milliseconds finishGap() const { return finishStream ? kFinishStreamGap : kFinishGap; }
     // Change tracking (writer thread only): the change numbers seen, this store's own since
     // then, and SQLite's count of other connections' commits when last asked.
     qint64 lastSeenChange = 0;
@@ -781,6 +805,7 @@ void SqliteRunStore::Private::finishNotedLocked(bool wasEmpty)
         firstQueuedAt = Clock::now();
     ++enqueuedSeq;
     ++finishesWaiting;
+    lastFinishAt = Clock::now();
     // The writer works out when the commit is due; only a new deadline needs a wake-up.
     if (writerWaiting && (wasEmpty || finishesWaiting == 1 || finishesWaiting == kFinishBatch))
         writerWake.notify_one();
@@ -1080,7 +1105,8 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (!incomingEmpty() && (urgent || now - firstQueuedAt >= kBatchInterval))
             return;
         if (!incomingEmpty() && finishesWaiting > 0
-            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= kFinishGap))
+            && (finishesWaiting >= kFinishBatch || now - lastWriteAt >= finishGap()
+                || now - lastFinishAt >= kFinishQuiet))
             return;
         // A held state waits at least a batch interval after the last commit too, so states
         // held one after another share a commit instead of each taking its own.
@@ -1115,7 +1141,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         if (holding)
             earliest(heldDue);
         if (!incomingEmpty() && finishesWaiting > 0)
-            earliest(lastWriteAt + kFinishGap);
+            earliest(std::min(lastWriteAt + finishGap(), lastFinishAt + kFinishQuiet));
         if (idle && uncheckpointedBytes > 0)
             earliest(lastWriteAt + kCheckpointIdle);
         if (watched)
@@ -1228,12 +1254,17 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     batchBytes = 0;
     // A run that was queued or started a moment ago usually finishes a moment later: its
     // state waits up to one batch interval, so most runs are written once, finished,
-    // instead of inserted and then rewritten. Finishes, progress and lines never wait,
-    // nor does anything a flush() waits for.
+    // instead of inserted and then rewritten. Its first few lines wait with it (a short
+    // command prints a line or two before it ends: writing them apart cost a row write, a
+    // chunk and a commit more per run). Finishes, progress alone, the lines of a run written
+    // before and a burst of lines never wait, nor does anything a flush() waits for.
     const Clock::time_point now = Clock::now();
+    const auto fewLines = [](const PendingRun &run) {
+        return run.lines.empty() || (run.lines.size() == 1 && run.lines.front().size() < kLinesPerEntry);
+    };
     const auto holdBack = [&](const PendingRun &run) {
         return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
-               && run.lines.empty() && now - run.since < kBatchInterval;
+               && fewLines(run) && now - run.since < kBatchInterval;
     };
     std::vector<QString> finishedWithLines;
     for (auto it = pending.begin(); it != pending.end();) {
@@ -1278,6 +1309,8 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     else
         batchFailed(failure, finalAttempt);
 
+    if (attempted)
+        finishStream = !pendingDurables.empty();
     // Called even after a failure: the engine must not wait forever for a history that
     // cannot be written; the warning batchFailed() gave says what was not kept.
     std::vector<std::function<void()>> durables;
@@ -1381,17 +1414,15 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         q.bindTime(9, r.finishedAt);
         q.bind(10, r.progress.done);
         q.bind(11, r.progress.total);
-        q.bind(12, r.progress.message);
-        if (result.isNull())
-            q.bindNull(13);
-        else
+        q.bindOptional(12, r.progress.message);
+        if (!result.isNull())
             q.bind(13, result);
-        q.bind(14, r.error.message);
-        q.bind(15, r.error.kind);
-        q.bind(16, r.error.detail);
+        q.bindOptional(14, r.error.message);
+        q.bindOptional(15, r.error.kind);
+        q.bindOptional(16, r.error.detail);
         q.bind(17, r.error.transient ? 1 : 0);
         q.bind(18, std::max(r.logLines, stored));
-        q.bind(19, r.owner);
+        q.bindOptional(19, r.owner);
         // The row with the log stands for every event stored so far, lines included.
         q.bind(20, std::max(r.seq, linesSeq));
         q.bindTime(21, r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime());
