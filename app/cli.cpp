@@ -454,6 +454,15 @@ CommandLine parseCommandLine(const QStringList &arguments)
             }
             continue;
         }
+        if (name == u"--database") {
+            // The shared PostgreSQL database (see docs/postgresql.md); not a Settings value,
+            // so that no listing of settings ever shows its password.
+            const std::optional<QString> value = takeValue();
+            if (!value || value->isEmpty())
+                return failed(u"option --database needs a URL: postgresql://USER@HOST:PORT/DATABASE"_s);
+            cl.database = *value;
+            continue;
+        }
         if (const auto flag = globalFlags.constFind(name); flag != globalFlags.cend()) {
             const std::optional<QString> value = takeValue();
             if (!value)
@@ -649,6 +658,11 @@ Commands:
          u"history.sqlite3 in the data directory (--data-dir, TASK_DATA_DIR; default "
          u"~/.local/share/taskdeck), shared by every Taskdeck process; backups go to its "
          u"backups/ folder"_s},
+        {u"  database"_s,
+         u"With --database URL or TASK_DATABASE_URL (postgresql://USER@HOST:PORT/DATABASE), "
+         u"the history is in that PostgreSQL database instead, shared by every Taskdeck on "
+         u"every machine using it. The password comes from the URL, PGPASSWORD or ~/.pgpass "
+         u"and is never printed"_s},
     });
 
     text += uR"(

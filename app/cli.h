@@ -39,6 +39,7 @@ struct CommandLine
     Command command = Command::None;
     QString error;                    //!< a usage error; nothing else is meaningful then
     QMap<QString, QString> settings;  //!< setting flags, keyed by environment variable name
+    QString database;                 //!< --database URL (PostgreSQL); empty: TASK_DATABASE_URL or SQLite
     bool json = false;
 
     // run, rerun

@@ -122,13 +122,15 @@ int execute(Console &console)
     // use the store until they are gone.
     QString historyError;
     // Commands that only read the history (history, show, log, export) read one they cannot write.
-    const std::unique_ptr<SqliteRunStore> store = openHistory(
-            *settings, &historyError,
+    const QString database = databaseUrl(commandLine.database, env);
+    const std::unique_ptr<IRunStore> store = openRunStore(
+            *settings, database, &historyError,
             needsTasks(commandLine.command) ? SqliteRunStore::OpenMode::ReadWrite
                                             : SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
     if (!store) {
         console.err(u"taskdeck: history unavailable: "_s + historyError);
-        if (needsHistory(commandLine.command))
+        // A shared database that was asked for is never silently replaced by no history.
+        if (needsHistory(commandLine.command) || !database.isEmpty())
             return exitcode::Usage;
     }
 

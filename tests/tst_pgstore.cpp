@@ -8,6 +8,8 @@
 #include "testsupport.h"
 
 #include <QElapsedTimer>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QProcessEnvironment>
 #include <QTest>
@@ -255,10 +257,16 @@ void TestPgStore::commandLineOnDatabase()
         QSKIP("TASKDECK_BIN is not set (run through ctest)");
     const QString url = m_pg.createDatabase();
     QTemporaryDir home;
+    QFile tasks(home.filePath(u"tasks.yml"_s));
+    QVERIFY(tasks.open(QIODevice::WriteOnly));
+    tasks.write("version: 1\ntasks:\n  say:\n    title: Say\n    fields:\n      - key: message\n"
+                "        type: text\n    command: [\"echo\", \"{{message}}\"]\n");
+    tasks.close();
     QProcessEnvironment env;
     env.insert(u"TASK_DATA_DIR"_s, home.filePath(u"data"_s));
+    env.insert(u"TASK_FILE"_s, tasks.fileName());
     env.insert(u"HOME"_s, home.path());
-    const Result ran = runTaskdeck({u"--database"_s, url, u"run"_s, u"echo"_s, u"--arg"_s, u"message=hello pg"_s,
+    const Result ran = runTaskdeck({u"--database"_s, url, u"run"_s, u"say"_s, u"--arg"_s, u"message=hello pg"_s,
                                     u"--json"_s}, env);
     QVERIFY2(ran.code == 0, qPrintable(ran.err));
     const QJsonObject run = QJsonDocument::fromJson(ran.out.toUtf8()).object();
@@ -292,7 +300,7 @@ void TestPgStore::commandLineRefusesUnreachableDatabase()
     probe.listen(QHostAddress::LocalHost, 0);
     const quint16 closedPort = probe.serverPort();
     probe.close();
-    for (const QStringList &args : {QStringList{u"history"_s}, QStringList{u"run"_s, u"echo"_s}}) {
+    for (const QStringList &args : {QStringList{u"history"_s}, QStringList{u"list"_s}}) {
         env.insert(u"TASK_DATABASE_URL"_s, u"postgresql://taskdeck:pw-not-shown@127.0.0.1:%1/x"_s.arg(closedPort));
         const Result result = runTaskdeck(args, env);
         QCOMPARE(result.code, 2);

@@ -21,7 +21,8 @@ std::optional<PgConnectionInfo> PgConnectionInfo::parse(const QString &text, QSt
 {
     const QUrl url(text.trimmed(), QUrl::StrictMode);
     const QString scheme = url.scheme();
-    if (!url.isValid() || (scheme != "postgresql"_L1 && scheme != "postgres"_L1)) {
+    const bool hierarchical = text.trimmed().section(u':', 1).startsWith(u"//"_s);
+    if (!url.isValid() || !hierarchical || (scheme != "postgresql"_L1 && scheme != "postgres"_L1)) {
         // The text may hold a password: only its start is shown, cut before any '@'.
         QString shown = text.trimmed().section(u'@', 0, 0).section(u':', 0, 0);
         *error = u"database URL \"%1...\" is not a PostgreSQL URL: expected "
@@ -84,7 +85,8 @@ QSqlDatabase PgConnectionInfo::open(const QString &name, QString *error) const
         db.setConnectOptions(m_options);
         if (db.open()) {
             QSqlQuery q(db);
-            // Times are stored as milliseconds; messages of the server stay in English for logs.
+            // Notices ("already exists, skipping") would go to stderr through libpq.
+            q.exec(u"SET client_min_messages = warning"_s);
             q.exec(u"SET application_name = 'taskdeck'"_s);
             return db;
         }

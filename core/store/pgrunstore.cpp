@@ -91,11 +91,9 @@ public:
         dropDeadStores();
         const auto found = m_names.constFind(serial);
         if (found != m_names.cend()) {
-            QSqlDatabase db = QSqlDatabase::database(found.value(), false);
-            if (db.isOpen())
+            if (QSqlDatabase db = QSqlDatabase::database(found.value(), false); db.isOpen())
                 return db;
-            drop(found.value());
-            m_names.remove(serial);
+            release(serial);
         }
         const QString name = u"taskdeck-pg-%1-%2"_s.arg(serial).arg(++m_count) + u'-'
             + QString::number(quintptr(QThread::currentThreadId()), 16);
@@ -321,11 +319,12 @@ private:
     void check()
     {
         if (m_connected) {
-            QSqlDatabase db = QSqlDatabase::database(m_name, false);
-            QSqlQuery probe(db);
-            if (probe.exec(u"SELECT 1"_s))
-                return;
-            probe.finish();
+            {
+                QSqlDatabase db = QSqlDatabase::database(m_name, false);
+                QSqlQuery probe(db);
+                if (probe.exec(u"SELECT 1"_s))
+                    return;
+            }
             qCWarning(lcPgStore).noquote()
                 << u"lost the connection to %1; reconnecting"_s.arg(m_info.displayUrl());
             m_warned = true;
@@ -408,22 +407,26 @@ Result PgRunStore::Private::query(const Work &work, Result none)
     catchUp();
     // A connection the server dropped (a restart) fails once; the second try reconnects.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        QString problem;
-        QSqlDatabase db = threadConnections().get(serial, info, &problem);
-        if (!db.isOpen()) {
-            qCWarning(lcPgStore).noquote() << problem;
-            return none;
+        bool lost = false;
+        {
+            QString problem;
+            QSqlDatabase db = threadConnections().get(serial, info, &problem);
+            if (!db.isOpen()) {
+                qCWarning(lcPgStore).noquote() << problem;
+                return none;
+            }
+            QSqlError failure;
+            Result result = work(db, &failure);
+            if (!failure.isValid())
+                return result;
+            lost = isConnectionLost(db, failure);
+            if (attempt > 0 || !lost) {
+                qCWarning(lcPgStore).noquote() << info.describe(failure);
+                return none;
+            }
         }
-        QSqlError failure;
-        Result result = work(db, &failure);
-        if (!failure.isValid())
-            return result;
-        if (attempt == 0 && isConnectionLost(db, failure)) {
-            threadConnections().release(serial);
-            continue;
-        }
-        qCWarning(lcPgStore).noquote() << info.describe(failure);
-        return none;
+        // Every handle on the connection is gone now; the next attempt opens a new one.
+        threadConnections().release(serial);
     }
     return none;
 }
