@@ -70,6 +70,7 @@ std::optional<CliCommand> commandFromName(const QString &name)
         {u"log"_s, CliCommand::Log},         {u"export"_s, CliCommand::Export},
         {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
         {u"serve"_s, CliCommand::Serve},     {u"gui"_s, CliCommand::Gui},
+        {u"start"_s, CliCommand::Start},     {u"worker"_s, CliCommand::Worker},
     };
     const auto found = commands.constFind(name);
     if (found == commands.cend())
@@ -100,6 +101,10 @@ QString commandName(CliCommand command)
         return u"serve"_s;
     case CliCommand::Gui:
         return u"gui"_s;
+    case CliCommand::Start:
+        return u"start"_s;
+    case CliCommand::Worker:
+        return u"worker"_s;
     case CliCommand::None:
     case CliCommand::Version:
         break;
@@ -109,7 +114,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check, Listen };
+                           From, Format, Output, Check, Listen, Concurrency, Lease };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -123,6 +128,7 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"--format"_s, CommandOption::Format}, {u"--output"_s, CommandOption::Output},
         {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
         {u"--listen"_s, CommandOption::Listen},
+        {u"--concurrency"_s, CommandOption::Concurrency}, {u"--lease"_s, CommandOption::Lease},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -152,6 +158,10 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::Serve:
     case CliCommand::Gui:
         return option == O::Listen;
+    case CliCommand::Start:
+        return option == O::Json || option == O::Yes || option == O::Arg || option == O::Each;
+    case CliCommand::Worker:
+        return option == O::Concurrency || option == O::Lease;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -451,6 +461,20 @@ CommandLine parseCommandLine(const QStringList &arguments)
                     return failed(u"option --listen needs ADDRESS:PORT, such as 127.0.0.1:8470"_s);
                 cl.listen = *value;
                 break;
+            case CommandOption::Concurrency: {
+                const auto concurrency = value ? parseWholeNumber(*value, 1, 1024) : std::nullopt;
+                if (!concurrency)
+                    return invalid(u"a whole number from 1 to 1024"_s);
+                cl.concurrency = static_cast<int>(*concurrency);
+                break;
+            }
+            case CommandOption::Lease:
+                if (!value)
+                    return failed(u"option --lease needs a value: "_s + DurationHelp);
+                cl.lease = parseDuration(*value);
+                if (!cl.lease)
+                    return invalid(DurationHelp);
+                break;
             }
             continue;
         }
@@ -488,12 +512,14 @@ CommandLine parseCommandLine(const QStringList &arguments)
     case CliCommand::History:
     case CliCommand::Serve:
     case CliCommand::Gui:
+    case CliCommand::Worker:
         if (!positionals.isEmpty())
             return failed(u"unexpected argument \"%1\""_s.arg(positionals.constFirst()));
         break;
     case CliCommand::Run:
+    case CliCommand::Start:
         if (positionals.isEmpty())
-            return failed(u"run needs a task key (taskdeck list shows them)"_s);
+            return failed(u"%1 needs a task key (taskdeck list shows them)"_s.arg(commandName(cl.command)));
         if (positionals.size() > 1)
             return failed(u"unexpected argument \"%1\" (arguments go in --arg NAME=VALUE)"_s
                               .arg(positionals.at(1)));
@@ -539,7 +565,8 @@ bool needsTasks(CommandLine::Command command)
 {
     return command == CliCommand::List || command == CliCommand::Run
         || command == CliCommand::Rerun || command == CliCommand::Serve
-        || command == CliCommand::Gui;
+        || command == CliCommand::Gui || command == CliCommand::Start
+        || command == CliCommand::Worker;
 }
 
 QString usageText()
@@ -573,6 +600,14 @@ Commands:
         {u"  gui [--listen ADDRESS:PORT|off]"_s,
          u"Open the desktop window (the default with no command); it also serves the web "
          u"admin, on 127.0.0.1:8470 unless told otherwise"_s},
+        {u"  start KEY [--arg ...] [--each FILE|-] [--yes] [--json]"_s,
+         u"With a shared database: queue runs for the workers without running them and "
+         u"print their ids, one a line. Without one it runs them as run does, and says so"_s},
+        {u"  worker [--concurrency N] [--lease DURATION]"_s,
+         u"With a shared database: run queued runs of the tasks this Taskdeck has (built-in "
+         u"and --tasks FILE), N at a time, until SIGINT or SIGTERM (then it lets its runs "
+         u"finish; a second signal cancels them). A claimed run is held for DURATION "
+         u"(default 30s) and renewed; a worker that dies loses its runs after that"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
@@ -707,7 +742,13 @@ int Cli::execute(const CommandLine &commandLine)
     case CommandLine::Command::Export:
     case CommandLine::Command::Serve:
     case CommandLine::Command::Gui:
+    case CommandLine::Command::Worker:
         break;
+    case CommandLine::Command::Start:
+        // Without a shared database there is no queue: start runs like run, and says so.
+        m_console->err(u"taskdeck: no shared database (--database, TASK_DATABASE_URL): running here as "
+                       u"taskdeck run does"_s);
+        return commandLine.eachFile ? runEach(commandLine) : run(commandLine);
     }
     m_console->write(Channel::Err, usageText());
     return exitcode::Usage;

@@ -33,7 +33,8 @@ constexpr int Usage = 2;   //!< bad command line or configuration, unknown task 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
 struct CommandLine
 {
-    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui };
+    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui,
+                         Start, Worker };
     enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;
@@ -65,6 +66,10 @@ struct CommandLine
 
     // serve
     QString listen;                   //!< ADDRESS:PORT; empty: 127.0.0.1:8470
+
+    // worker (start takes the run options --arg, --yes, --each and --json)
+    int concurrency = 0;              //!< runs at once; 0: the engine's limit
+    std::optional<std::chrono::milliseconds> lease; //!< how long a claim holds without renewal
 
     bool ok() const { return error.isEmpty(); }
 };

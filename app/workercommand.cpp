@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+#include "workercommand.h"
+
+#include "cli.h"
+#include "console.h"
+#include "engineconfig.h"
+#include "pgqueue.h"
+#include "pgrunstore.h"
+#include "pgschema.h"
+#include "runowner.h"
+#include "signalwatcher.h"
+#include "taskengine.h"
+#include "taskregistry.h"
+#include "tasksfile.h"
+
+#include <QCoreApplication>
+#include <QCryptographicHash>
+#include <QEventLoop>
+#include <QFile>
+#include <QJsonDocument>
+#include <QLoggingCategory>
+#include <QSqlDriver>
+#include <QTimer>
+
+#include <csignal>
+#include <mutex>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+Q_LOGGING_CATEGORY(lcWorker, "taskdeck.worker")
+
+namespace {
+
+// Runs claimed in one statement at most.
+constexpr int kClaimBatch = 256;
+// The safety net under LISTEN: a worker looks at the queue this often anyway.
+constexpr std::chrono::milliseconds kPollInterval{2000};
+// Finished runs leave the queue in batches gathered this long.
+constexpr std::chrono::milliseconds kFinishBatch{20};
+
+/*!
+ * Hands the engine's changes to the history under the queued run's id: the engine names its
+ * runs itself, the queue named this one when it was started. Lines and events of a second
+ * attempt (after a lost worker) follow those stored by the first.
+ */
+class QueueRecorder final : public IRunRecorder
+{
+public:
+    explicit QueueRecorder(IRunRecorder *store) : m_store(store) {}
+
+    /*! The next run the engine queues (on this thread, inside start()) is \a run. */
+    void expect(const ClaimedRun &run)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_next = run;
+    }
+    void forget(const QString &engineId)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_runs.remove(engineId);
+    }
+
+    void recordQueued(const Run &run) override
+    {
+        {
+            const std::lock_guard lock(m_mutex);
+            if (!m_runs.contains(run.id) && m_next) {
+                m_runs.insert(run.id, *m_next);
+                m_next.reset();
+            }
+        }
+        m_store->recordQueued(translate(run));
+    }
+    void recordStarted(const Run &run) override { m_store->recordStarted(translate(run)); }
+    void recordRetrying(const Run &run) override { m_store->recordRetrying(translate(run)); }
+    void recordProgress(const QString &runId, const Progress &progress) override
+    {
+        m_store->recordProgress(claimOf(runId).id, progress);
+    }
+    void recordLog(const QString &runId, const LogLines &lines) override
+    {
+        const ClaimedRun claim = claimOf(runId);
+        LogLines moved = lines;
+        for (LogLine &line : moved) {
+            line.number += claim.logLines;
+            line.seq += line.seq > 0 ? claim.seq : 0;
+        }
+        m_store->recordLog(claim.id, moved);
+    }
+    void recordFinished(const Run &run, std::function<void()> durable) override
+    {
+        m_store->recordFinished(translate(run), std::move(durable));
+    }
+
+private:
+    ClaimedRun claimOf(const QString &engineId) const
+    {
+        const std::lock_guard lock(m_mutex);
+        ClaimedRun claim = m_runs.value(engineId);
+        if (claim.id.isEmpty())
+            claim.id = engineId; // not from the queue: stored under its own id
+        return claim;
+    }
+
+    Run translate(const Run &run) const
+    {
+        const ClaimedRun claim = claimOf(run.id);
+        Run r = run;
+        r.id = claim.id;
+        if (claim.queuedAt.isValid())
+            r.queuedAt = claim.queuedAt;
+        r.attempt = run.attempt > 0 ? run.attempt + claim.attempt - 1 : 0;
+        r.maxAttempts = std::max(run.maxAttempts, claim.maxAttempts);
+        r.logLines = run.logLines + claim.logLines;
+        r.seq = run.seq + claim.seq;
+        return r;
+    }
+
+    IRunRecorder *const m_store;
+    mutable std::mutex m_mutex;
+    QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
+    std::optional<ClaimedRun> m_next;        // guarded by m_mutex
+};
+
+class Worker final : public QObject
+{
+public:
+    Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
+           QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease, Console *console)
+        : m_engine(engine)
+        , m_recorder(recorder)
+        , m_queue(queue)
+        , m_store(store)
+        , m_scopes(std::move(scopes))
+        , m_concurrency(concurrency)
+        , m_lease(lease)
+        , m_console(console)
+    {
+        connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
+        m_poll.setInterval(kPollInterval);
+        connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
+        m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
+        connect(&m_renew, &QTimer::timeout, this, &Worker::renew);
+        m_finishTimer.setSingleShot(true);
+        m_finishTimer.setInterval(kFinishBatch);
+        connect(&m_finishTimer, &QTimer::timeout, this, &Worker::flushFinished);
+        m_claimTimer.setSingleShot(true);
+        m_claimTimer.setInterval(0);
+        connect(&m_claimTimer, &QTimer::timeout, this, &Worker::claim);
+    }
+
+    int exec()
+    {
+        listen();
+        m_poll.start();
+        m_renew.start();
+        m_claimTimer.start();
+        SignalWatcher watcher({SIGINT, SIGTERM});
+        connect(&watcher, &SignalWatcher::signalReceived, this, &Worker::stop);
+        m_loop.exec();
+        return exitcode::Success;
+    }
+
+private:
+    void listen()
+    {
+        QSqlDatabase db = m_queue->database();
+        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))) {
+            m_listening = false;
+            return;
+        }
+        connect(db.driver(), &QSqlDriver::notification, this,
+                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); },
+                Qt::UniqueConnection);
+        m_listening = true;
+    }
+
+    void wake()
+    {
+        m_more = true;
+        if (!m_claimTimer.isActive())
+            m_claimTimer.start();
+    }
+
+    // Reconnects after the server was gone: the claims go on where they were.
+    bool connected()
+    {
+        QString error;
+        const bool wasOpen = m_queue->database().isOpen();
+        if (!m_queue->ensureOpen(&error)) {
+            if (!m_warned) {
+                m_console->err(u"taskdeck worker: "_s + error + u"; reconnecting"_s);
+                m_console->flush();
+                m_warned = true;
+            }
+            m_listening = false;
+            return false;
+        }
+        if (!wasOpen || !m_listening || m_warned) {
+            listen();
+            if (m_warned) {
+                m_console->err(u"taskdeck worker: connected to %1 again"_s.arg(m_store->location()));
+                m_console->flush();
+            }
+            m_warned = false;
+        }
+        return true;
+    }
+
+    void claim()
+    {
+        if (m_stopping)
+            return;
+        const int room = m_concurrency - int(m_held.size());
+        if (room <= 0) {
+            m_more = true;
+            return;
+        }
+        QString error;
+        const int asked = std::min(room, kClaimBatch);
+        const std::optional<QList<ClaimedRun>> claimed = m_queue->claim(m_scopes, asked, m_lease, &error);
+        if (!claimed) {
+            warn(error);
+            return;
+        }
+        m_more = claimed->size() == asked;
+        RunOptions options;
+        options.confirmed = true; // start asked for it where the task needs it
+        for (const ClaimedRun &run : *claimed) {
+            m_recorder->expect(run);
+            const StartResult started = m_engine->start(run.task, run.args, options);
+            if (!started.ok()) {
+                failUnstartable(run, started.error.message);
+                continue;
+            }
+            m_held.insert(started.runId, run.id);
+        }
+        if (m_more && int(m_held.size()) < m_concurrency)
+            m_claimTimer.start();
+    }
+
+    // A run the engine refused (its task changed its fields under the same version, say).
+    void failUnstartable(const ClaimedRun &claim, const QString &why)
+    {
+        m_recorder->expect(ClaimedRun());
+        Run run;
+        run.id = claim.id;
+        run.task = claim.task;
+        run.args = claim.args;
+        run.status = RunStatus::Failed;
+        run.queuedAt = claim.queuedAt;
+        run.finishedAt = QDateTime::currentDateTimeUtc();
+        run.attempt = claim.attempt;
+        run.maxAttempts = claim.maxAttempts;
+        run.owner = RunOwner::current();
+        run.seq = claim.seq + 1;
+        run.error = {u"worker could not start the run: "_s + why, u"StartError"_s, QString(), false};
+        m_store->recordFinished(run, {});
+        m_store->flush(std::chrono::seconds(10));
+        m_finishedIds << claim.id;
+        m_finishTimer.start();
+    }
+
+    void finished(const Run &run)
+    {
+        const QString queueId = m_held.take(run.id);
+        if (queueId.isEmpty())
+            return;
+        m_recorder->forget(run.id);
+        // runFinished comes after the final state is committed: the queue row may go.
+        m_finishedIds << queueId;
+        if (!m_finishTimer.isActive())
+            m_finishTimer.start();
+        if (m_more && !m_claimTimer.isActive())
+            m_claimTimer.start();
+        if (m_stopping && m_held.isEmpty())
+            m_finishTimer.start(0);
+    }
+
+    void flushFinished()
+    {
+        if (!m_finishedIds.isEmpty()) {
+            QString error;
+            if (m_queue->finish(m_finishedIds, &error))
+                m_finishedIds.clear();
+            else
+                warn(error);
+        }
+        if (m_stopping && m_held.isEmpty() && m_finishedIds.isEmpty())
+            m_loop.quit();
+        else if (m_stopping && m_held.isEmpty())
+            m_finishTimer.start(500);
+    }
+
+    void poll()
+    {
+        if (!connected())
+            return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= m_nextReclaim) {
+            QString error;
+            const int reclaimed = m_queue->reclaimExpired(&error);
+            if (reclaimed < 0)
+                warn(error);
+            else if (reclaimed > 0)
+                qCInfo(lcWorker).noquote() << u"took back %1 runs of workers whose leases expired"_s.arg(reclaimed);
+            m_nextReclaim = now + std::max(std::chrono::milliseconds(200), m_lease / 2);
+        }
+        // LISTEN is the way in; this catches what a lost notification would miss.
+        if (!m_claimTimer.isActive())
+            m_claimTimer.start();
+    }
+
+    void renew()
+    {
+        if (m_held.isEmpty() && m_finishedIds.isEmpty())
+            return;
+        QString error;
+        if (!m_queue->renew(m_lease, &error))
+            warn(error);
+    }
+
+    void warn(const QString &error)
+    {
+        if (!m_warned) {
+            m_console->err(u"taskdeck worker: "_s + error + u"; reconnecting"_s);
+            m_console->flush();
+            m_warned = true;
+        }
+        m_listening = false;
+    }
+
+    void stop(int)
+    {
+        if (m_stopping) {
+            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_held.size()));
+            m_console->flush();
+            m_engine->cancelAll();
+            return;
+        }
+        m_stopping = true;
+        m_console->err(u"taskdeck worker: stopping; waiting for %1 runs to finish (interrupt again to cancel "
+                       u"them)"_s.arg(m_held.size()));
+        m_console->flush();
+        m_finishTimer.start(0);
+    }
+
+    TaskEngine *const m_engine;
+    QueueRecorder *const m_recorder;
+    PgQueue *const m_queue;
+    PgRunStore *const m_store;
+    const QList<ClaimScope> m_scopes;
+    const int m_concurrency;
+    const std::chrono::milliseconds m_lease;
+    Console *const m_console;
+    QEventLoop m_loop;
+    QTimer m_poll;
+    QTimer m_renew;
+    QTimer m_finishTimer;
+    QTimer m_claimTimer;
+    QHash<QString, QString> m_held;   // engine run id -> queued run id
+    QStringList m_finishedIds;
+    std::chrono::steady_clock::time_point m_nextReclaim;
+    bool m_more = true;
+    bool m_listening = false;
+    bool m_warned = false;
+    bool m_stopping = false;
+};
+
+} // namespace
+
+QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString &tasksFilePath)
+{
+    QHash<QString, QString> versions;
+    const QString builtin = u"builtin-"_s + QCoreApplication::applicationVersion();
+    for (const TaskPtr &task : registry.tasks())
+        versions.insert(task->key, builtin);
+    if (tasksFilePath.isEmpty())
+        return versions;
+    std::optional<QByteArray> content;
+    const TasksFileResult file = loadTasksFile(tasksFilePath, &content);
+    const QString hash = QString::fromLatin1(
+        QCryptographicHash::hash(content.value_or(QByteArray()), QCryptographicHash::Sha256).toHex().left(16));
+    for (const Task &task : file.tasks)
+        versions.insert(task.key, u"file-"_s + hash);
+    return versions;
+}
+
+int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+              const QHash<QString, QString> &versions, const CommandLine &commandLine, Console *console)
+{
+    const int concurrency = commandLine.concurrency > 0 ? commandLine.concurrency
+                                                        : settings.engine.effectiveMaxConcurrent();
+    const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
+
+    QHash<QString, ClaimScope> byVersion;
+    for (const TaskPtr &task : registry->tasks()) {
+        const QString version = versions.value(task->key);
+        ClaimScope &scope = byVersion[version];
+        scope.tasksVersion = version;
+        scope.tasks.insert(task->key, task->maxConcurrent);
+    }
+
+    PgQueue queue(store->connectionInfo(), RunOwner::current());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck worker: "_s + error);
+        return exitcode::Usage;
+    }
+    QueueRecorder recorder(store);
+    EngineConfig config = settings.engine;
+    config.maxConcurrent = concurrency;
+    int code = exitcode::Success;
+    {
+        TaskEngine engine(registry, config);
+        engine.setRecorder(&recorder);
+        console->err(u"taskdeck worker %1: running queued runs of %2 tasks from %3, %4 at a time"_s
+                         .arg(RunOwner::current())
+                         .arg(registry->tasks().size())
+                         .arg(store->location())
+                         .arg(concurrency));
+        console->flush();
+        Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease, console);
+        code = worker.exec();
+        engine.shutdown();
+    }
+    store->flush(std::chrono::seconds(10));
+    return code;
+}
+
+int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
+              const CommandLine &commandLine, Console *console)
+{
+    const TaskPtr task = registry->find(commandLine.taskKey);
+    if (!task) {
+        QString message = u"taskdeck: unknown task \"%1\""_s.arg(commandLine.taskKey);
+        const QStringList near = registry->nearestKeys(commandLine.taskKey);
+        message += near.isEmpty() ? u"; taskdeck list shows the tasks"_s
+                                  : u"; did you mean: "_s + near.join(u", "_s) + u'?';
+        console->err(message);
+        return exitcode::Usage;
+    }
+    if (task->isDangerous() && !commandLine.confirmed) {
+        console->err(u"taskdeck: %1 (%2) is dangerous: %3"_s.arg(task->title, task->key, task->danger));
+        console->err(u"re-run with --yes to confirm"_s);
+        return exitcode::Usage;
+    }
+    for (const Field &field : task->fields) {
+        if (field.type == FieldType::Secret) {
+            console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
+                         u"run it with taskdeck run instead"_s.arg(task->key, field.key));
+            return exitcode::Usage;
+        }
+    }
+
+    QList<QJsonObject> inputs;
+    if (commandLine.eachFile) {
+        QFile file;
+        const bool opened = *commandLine.eachFile == u"-"
+            ? file.open(stdin, QIODevice::ReadOnly)
+            : (file.setFileName(*commandLine.eachFile), file.open(QIODevice::ReadOnly));
+        if (!opened) {
+            console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(*commandLine.eachFile, file.errorString()));
+            return exitcode::Usage;
+        }
+        int number = 0;
+        while (!file.atEnd()) {
+            const QByteArray line = file.readLine().trimmed();
+            ++number;
+            if (line.isEmpty())
+                continue;
+            const QJsonDocument doc = QJsonDocument::fromJson(line);
+            if (!doc.isObject()) {
+                console->err(u"taskdeck: --each line %1 is not a JSON object; nothing was queued"_s.arg(number));
+                return exitcode::Usage;
+            }
+            QJsonObject args = commandLine.args;
+            const QJsonObject more = doc.object();
+            for (auto it = more.constBegin(); it != more.constEnd(); ++it)
+                args.insert(it.key(), it.value());
+            inputs << args;
+        }
+    } else {
+        inputs << commandLine.args;
+    }
+
+    QList<NewQueuedRun> runs;
+    for (qsizetype i = 0; i < inputs.size(); ++i) {
+        const Validation validation = validateArguments(task->fields, inputs.at(i));
+        if (!validation.ok()) {
+            console->err(u"taskdeck: invalid arguments for task \"%1\"%2: %3; nothing was queued"_s.arg(
+                task->key, commandLine.eachFile ? u" (input %1)"_s.arg(i + 1) : QString(),
+                formatFieldErrors(validation.errors)));
+            return exitcode::Usage;
+        }
+        runs.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
+    }
+
+    PgQueue queue(store->connectionInfo(), QString());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    constexpr qsizetype Batch = 1000;
+    for (qsizetype i = 0; i < runs.size(); i += Batch) {
+        const std::optional<QStringList> ids = queue.enqueue(runs.mid(i, Batch), &error);
+        if (!ids) {
+            console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(i));
+            return exitcode::Usage;
+        }
+        for (const QString &id : *ids)
+            console->out(commandLine.json ? QString::fromUtf8(QJsonDocument(QJsonObject{{u"id"_s, id}}).toJson(
+                                                 QJsonDocument::Compact))
+                                           : id);
+    }
+    console->flush();
+    return exitcode::Success;
+}
+
+} // namespace taskdeck
