@@ -54,9 +54,9 @@ private:
         e.insert(u"TASK_DATABASE_URL"_s, url);
         e.insert(u"TASK_DATA_DIR"_s, m_home.filePath(u"data"_s));
         e.insert(u"HOME"_s, m_home.path());
-        if (tasksFile.isEmpty())
-            e.insert(u"TASK_FILE"_s, m_home.filePath(u"no-such-tasks.yml"_s));
-        else
+        // Without a file: none named, and none to find in the working directory (m_home).
+        e.remove(u"TASK_FILE"_s);
+        if (!tasksFile.isEmpty())
             e.insert(u"TASK_FILE"_s, tasksFile);
         return e;
     }
@@ -65,6 +65,7 @@ private:
     {
         QProcess process;
         process.setProcessEnvironment(e);
+        process.setWorkingDirectory(m_home.path());
         process.start(taskdeckBin(), args);
         if (!input.isEmpty())
             process.write(input);
@@ -86,6 +87,7 @@ private:
         auto *process = new QProcess(this);
         process->setProcessEnvironment(e);
         process->setProcessChannelMode(QProcess::SeparateChannels);
+        process->setWorkingDirectory(m_home.path());
         process->start(taskdeckBin(), QStringList{u"worker"_s} + extra);
         m_workers.push_back(process);
         return process;
@@ -213,7 +215,7 @@ void TestPgQueue::startWithoutSharedDatabaseRunsHere()
     e.remove(u"TASK_DATABASE_URL"_s);
     QTemporaryDir data;
     e.insert(u"TASK_DATA_DIR"_s, data.path());
-    e.insert(u"TASK_FILE"_s, m_home.filePath(u"no-such-tasks.yml"_s));
+    e.remove(u"TASK_FILE"_s);
     const Ran ran = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, e);
     QCOMPARE(ran.code, 0);
     QVERIFY2(ran.err.contains(u"running here"_s), qPrintable(ran.err));
@@ -236,9 +238,11 @@ void TestPgQueue::workerWithoutTheTaskNeverClaimsIt()
     const QString id = started.out.trimmed();
 
     // Without the task, and with another version of the tasks file: neither claims it.
-    startWorker(env(url));
-    startWorker(env(url, otherVersion));
+    QProcess *without = startWorker(env(url));
+    QProcess *other = startWorker(env(url, otherVersion));
     QTest::qWait(5000); // two polls and the LISTEN wake-up of the start
+    QCOMPARE(without->state(), QProcess::Running);
+    QCOMPARE(other->state(), QProcess::Running);
     QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), u"queued"_s);
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NULL"_s).toInt(), 1);
 
