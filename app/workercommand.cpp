@@ -171,9 +171,10 @@ private:
             m_listening = false;
             return;
         }
+        // Once per driver: a reconnected queue has a new one.
+        disconnect(db.driver(), &QSqlDriver::notification, this, nullptr);
         connect(db.driver(), &QSqlDriver::notification, this,
-                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); },
-                Qt::UniqueConnection);
+                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); });
         m_listening = true;
     }
 
