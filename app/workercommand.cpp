@@ -23,6 +23,7 @@
 #include <QTimer>
 
 #include <csignal>
+#include <poll.h>
 #include <mutex>
 
 using namespace Qt::StringLiterals;
@@ -35,6 +36,9 @@ namespace {
 
 // Runs claimed in one statement at most.
 constexpr int kClaimBatch = 256;
+// A worker holds up to this many times its concurrency: the runs beyond it wait in its engine,
+// so a finished run is followed at once and claims come in batches, not one run at a time.
+constexpr int kPrefetch = 2;
 // The safety net under LISTEN: a worker looks at the queue this often anyway.
 constexpr std::chrono::milliseconds kPollInterval{2000};
 // Finished runs leave the queue in batches gathered this long.
@@ -214,7 +218,7 @@ private:
     {
         if (m_stopping)
             return;
-        const int room = m_concurrency - int(m_held.size());
+        const int room = kPrefetch * m_concurrency - int(m_held.size());
         if (room <= 0) {
             m_more = true;
             return;
@@ -238,7 +242,7 @@ private:
             }
             m_held.insert(started.runId, run.id);
         }
-        if (m_more && int(m_held.size()) < m_concurrency)
+        if (m_more && int(m_held.size()) < kPrefetch * m_concurrency)
             m_claimTimer.start();
     }
 
@@ -274,7 +278,8 @@ private:
         m_finishedIds << queueId;
         if (!m_finishTimer.isActive())
             m_finishTimer.start();
-        if (m_more && !m_claimTimer.isActive())
+        // Below its concurrency the worker claims again (in one batch for what is free).
+        if (m_more && !m_claimTimer.isActive() && int(m_held.size()) <= m_concurrency)
             m_claimTimer.start();
         if (m_stopping && m_held.isEmpty())
             m_finishTimer.start(0);
@@ -456,67 +461,86 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         }
     }
 
-    QList<QJsonObject> inputs;
-    if (commandLine.eachFile) {
-        QFile file;
-        const bool opened = *commandLine.eachFile == u"-"
-            ? file.open(stdin, QIODevice::ReadOnly)
-            : (file.setFileName(*commandLine.eachFile), file.open(QIODevice::ReadOnly));
-        if (!opened) {
-            console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(*commandLine.eachFile, file.errorString()));
-            return exitcode::Usage;
-        }
-        int number = 0;
-        while (!file.atEnd()) {
-            const QByteArray line = file.readLine().trimmed();
-            ++number;
-            if (line.isEmpty())
-                continue;
-            const QJsonDocument doc = QJsonDocument::fromJson(line);
-            if (!doc.isObject()) {
-                console->err(u"taskdeck: --each line %1 is not a JSON object; nothing was queued"_s.arg(number));
-                return exitcode::Usage;
-            }
-            QJsonObject args = commandLine.args;
-            const QJsonObject more = doc.object();
-            for (auto it = more.constBegin(); it != more.constEnd(); ++it)
-                args.insert(it.key(), it.value());
-            inputs << args;
-        }
-    } else {
-        inputs << commandLine.args;
-    }
-
-    QList<NewQueuedRun> runs;
-    for (qsizetype i = 0; i < inputs.size(); ++i) {
-        const Validation validation = validateArguments(task->fields, inputs.at(i));
-        if (!validation.ok()) {
-            console->err(u"taskdeck: invalid arguments for task \"%1\"%2: %3; nothing was queued"_s.arg(
-                task->key, commandLine.eachFile ? u" (input %1)"_s.arg(i + 1) : QString(),
-                formatFieldErrors(validation.errors)));
-            return exitcode::Usage;
-        }
-        runs.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
-    }
-
     PgQueue queue(store->connectionInfo(), QString());
     QString error;
     if (!queue.open(&error)) {
         console->err(u"taskdeck: "_s + error);
         return exitcode::Usage;
     }
-    constexpr qsizetype Batch = 1000;
-    for (qsizetype i = 0; i < runs.size(); i += Batch) {
-        const std::optional<QStringList> ids = queue.enqueue(runs.mid(i, Batch), &error);
-        if (!ids) {
-            console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(i));
-            return exitcode::Usage;
+    qsizetype queued = 0;
+    QList<NewQueuedRun> batch;
+    // Validates one input; false (with the error printed) when it is not valid.
+    auto add = [&](const QJsonObject &args, int line) {
+        const Validation validation = validateArguments(task->fields, args);
+        if (!validation.ok()) {
+            console->err(u"taskdeck: invalid arguments for task \"%1\"%2: %3; %4 runs were queued before it"_s.arg(
+                task->key, line > 0 ? u" (--each line %1)"_s.arg(line) : QString(),
+                formatFieldErrors(validation.errors)).arg(queued));
+            return false;
         }
-        for (const QString &id : *ids)
-            console->out(commandLine.json ? QString::fromUtf8(QJsonDocument(QJsonObject{{u"id"_s, id}}).toJson(
-                                                 QJsonDocument::Compact))
-                                           : id);
+        batch.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
+        return true;
+    };
+    auto flush = [&]() {
+        if (batch.isEmpty())
+            return true;
+        const std::optional<QStringList> ids = queue.enqueue(batch, &error);
+        if (!ids) {
+            console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(queued));
+            return false;
+        }
+        queued += ids->size();
+        batch.clear();
+        for (const QString &id : *ids) {
+            console->out(commandLine.json
+                             ? QString::fromUtf8(QJsonDocument(QJsonObject{{u"id"_s, id}}).toJson(QJsonDocument::Compact))
+                             : id);
+        }
+        console->flush();
+        return true;
+    };
+
+    if (!commandLine.eachFile) {
+        if (!add(commandLine.args, 0) || !flush())
+            return exitcode::Usage;
+        return exitcode::Success;
     }
+    const bool fromStdin = *commandLine.eachFile == u"-";
+    QFile file;
+    const bool opened = fromStdin ? file.open(stdin, QIODevice::ReadOnly)
+                                  : (file.setFileName(*commandLine.eachFile), file.open(QIODevice::ReadOnly));
+    if (!opened) {
+        console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(*commandLine.eachFile, file.errorString()));
+        return exitcode::Usage;
+    }
+    constexpr qsizetype Batch = 1000;
+    int number = 0;
+    while (!file.atEnd()) {
+        const QByteArray line = file.readLine().trimmed();
+        ++number;
+        if (!line.isEmpty()) {
+            const QJsonDocument doc = QJsonDocument::fromJson(line);
+            if (!doc.isObject()) {
+                console->err(u"taskdeck: --each line %1 is not a JSON object; %2 runs were queued before it"_s
+                                 .arg(number).arg(queued));
+                return exitcode::Usage;
+            }
+            QJsonObject args = commandLine.args;
+            const QJsonObject more = doc.object();
+            for (auto it = more.constBegin(); it != more.constEnd(); ++it)
+                args.insert(it.key(), it.value());
+            if (!add(args, number))
+                return exitcode::Usage;
+        }
+        // A file goes in batches; lines of a pipe are queued as soon as no more are waiting,
+        // so a run written to the pipe does not wait for the next ones.
+        pollfd ready{0, POLLIN, 0};
+        const bool moreWaiting = !fromStdin || file.bytesAvailable() > 0 || ::poll(&ready, 1, 0) > 0;
+        if ((batch.size() >= Batch || !moreWaiting) && !flush())
+            return exitcode::Usage;
+    }
+    if (!flush())
+        return exitcode::Usage;
     console->flush();
     return exitcode::Success;
 }

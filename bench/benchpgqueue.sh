@@ -151,10 +151,11 @@ psql -d taskdeck -c "TRUNCATE taskdeck_runs, taskdeck_log_chunks"
 pids=()
 for w in 1 2; do "$taskdeck" worker --concurrency "$concurrency" 2>/dev/null & pids+=($!); done
 sleep 2
+# One `taskdeck start --each -` fed a line every 50 ms, as graphile-worker's one adder.
 for i in $(seq 1 "$latency_runs"); do
-    "$taskdeck" start checksum --arg "file=$tmp/input.txt" > /dev/null &
+    printf '{"file": "%s"}\n' "$tmp/input.txt"
     sleep 0.05
-done
+done | "$taskdeck" start checksum --each - > /dev/null
 wait_for=$latency_runs
 until [ "$(psql -d taskdeck -c "SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'")" -ge "$wait_for" ]; do
     sleep 0.1

@@ -40,8 +40,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How long the writer gathers changes into one transaction; a finish is written at once.
+// How long the writer gathers changes into one transaction; a finish is written at once,
+// or, right after another commit, this much later, so finishes that come thick and fast
+// share a commit.
 constexpr std::chrono::milliseconds kBatchInterval{25};
+constexpr std::chrono::milliseconds kGroupCommit{3};
 // How long a query waits for what was recorded before it to be committed.
 constexpr std::chrono::seconds kCatchUpWait{10};
 // Waits between attempts to reach a server that is gone.
@@ -378,6 +381,7 @@ struct PgRunStore::Private
     std::vector<std::function<void()>> pendingDurables;
     quint64 pendingSeq = 0;
     std::optional<Clock::time_point> failingSince;
+    Clock::time_point lastCommitAt;
     QHash<QString, qint64> lastWrittenLine;
 
     template <typename Result, typename Work>
@@ -715,6 +719,8 @@ void PgRunStore::Private::writerMain()
             if (!stopping && !urgent) {
                 // Gathers what follows into the same transaction.
                 writerWake.wait_until(lock, Clock::now() + kBatchInterval, [&] { return stopping || urgent; });
+            } else if (!stopping && Clock::now() < lastCommitAt + kGroupCommit) {
+                writerWake.wait_until(lock, lastCommitAt + kGroupCommit, [&] { return stopping; });
             }
             if (nextPruneAt && Clock::now() >= *nextPruneAt) {
                 pruneDue = true;
@@ -766,6 +772,7 @@ void PgRunStore::Private::writerMain()
             backoff = kReconnectFirst;
             failingSince.reset();
             pending.clear();
+            lastCommitAt = Clock::now();
             {
                 const std::lock_guard lock(mutex);
                 handledSeq = std::max(handledSeq, pendingSeq);
