@@ -114,7 +114,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check, Listen, Concurrency, Lease };
+                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -129,6 +129,7 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
         {u"--listen"_s, CommandOption::Listen},
         {u"--concurrency"_s, CommandOption::Concurrency}, {u"--lease"_s, CommandOption::Lease},
+        {u"--poll"_s, CommandOption::Poll},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -161,7 +162,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::Start:
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Each;
     case CliCommand::Worker:
-        return option == O::Concurrency || option == O::Lease;
+        return option == O::Concurrency || option == O::Lease || option == O::Poll;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -475,6 +476,13 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 if (!cl.lease)
                     return invalid(DurationHelp);
                 break;
+            case CommandOption::Poll:
+                if (!value)
+                    return failed(u"option --poll needs a value: "_s + DurationHelp);
+                cl.poll = parseDuration(*value);
+                if (!cl.poll)
+                    return invalid(DurationHelp);
+                break;
             }
             continue;
         }
@@ -603,11 +611,12 @@ Commands:
         {u"  start KEY [--arg ...] [--each FILE|-] [--yes] [--json]"_s,
          u"With a shared database: queue runs for the workers without running them and "
          u"print their ids, one a line. Without one it runs them as run does, and says so"_s},
-        {u"  worker [--concurrency N] [--lease DURATION]"_s,
+        {u"  worker [--concurrency N] [--lease DURATION] [--poll DURATION]"_s,
          u"With a shared database: run queued runs of the tasks this Taskdeck has (built-in "
          u"and --tasks FILE), N at a time, until SIGINT or SIGTERM (then it lets its runs "
          u"finish; a second signal cancels them). A claimed run is held for DURATION "
-         u"(default 30s) and renewed; a worker that dies loses its runs after that"_s},
+         u"(default 30s) and renewed; a worker that dies loses its runs after that. New runs wake "
+         u"workers through LISTEN; --poll (default 2s) is how often a worker looks anyway"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 

@@ -70,6 +70,7 @@ struct CommandLine
     // worker (start takes the run options --arg, --yes, --each and --json)
     int concurrency = 0;              //!< runs at once; 0: the engine's limit
     std::optional<std::chrono::milliseconds> lease; //!< how long a claim holds without renewal
+    std::optional<std::chrono::milliseconds> poll;  //!< the look at the queue beside LISTEN
 
     bool ok() const { return error.isEmpty(); }
 };

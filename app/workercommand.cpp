@@ -36,8 +36,9 @@ namespace {
 
 // Runs claimed in one statement at most.
 constexpr int kClaimBatch = 256;
-// A worker holds up to this many times its concurrency: the runs beyond it wait in its engine,
-// so a finished run is followed at once and claims come in batches, not one run at a time.
+// A worker holds up to this many times its concurrency: the runs beyond it wait in the
+// worker (not in its engine, so that a stopping worker hands them back untouched); a finished
+// run is followed at once and claims come in batches, not one run at a time.
 constexpr int kPrefetch = 2;
 // The safety net under LISTEN: a worker looks at the queue this often anyway.
 constexpr std::chrono::milliseconds kPollInterval{2000};
@@ -132,7 +133,8 @@ class Worker final : public QObject
 {
 public:
     Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
-           QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease, Console *console)
+           QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
+           std::chrono::milliseconds pollInterval, Console *console)
         : m_engine(engine)
         , m_recorder(recorder)
         , m_queue(queue)
@@ -143,7 +145,7 @@ public:
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
-        m_poll.setInterval(kPollInterval);
+        m_poll.setInterval(pollInterval);
         connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
         m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
         connect(&m_renew, &QTimer::timeout, this, &Worker::renew);
@@ -214,11 +216,13 @@ private:
         return true;
     }
 
+    int holding() const { return int(m_held.size() + m_waiting.size()); }
+
     void claim()
     {
         if (m_stopping)
             return;
-        const int room = kPrefetch * m_concurrency - int(m_held.size());
+        const int room = kPrefetch * m_concurrency - holding();
         if (room <= 0) {
             m_more = true;
             return;
@@ -231,9 +235,19 @@ private:
             return;
         }
         m_more = claimed->size() == asked;
+        m_waiting.append(*claimed);
+        dispatch();
+        if (m_more && holding() < kPrefetch * m_concurrency)
+            m_claimTimer.start();
+    }
+
+    // Starts claimed runs while the engine has room for them.
+    void dispatch()
+    {
         RunOptions options;
         options.confirmed = true; // start asked for it where the task needs it
-        for (const ClaimedRun &run : *claimed) {
+        while (!m_stopping && !m_waiting.isEmpty() && int(m_held.size()) < m_concurrency) {
+            const ClaimedRun run = m_waiting.takeFirst();
             m_recorder->expect(run);
             const StartResult started = m_engine->start(run.task, run.args, options);
             if (!started.ok()) {
@@ -242,8 +256,6 @@ private:
             }
             m_held.insert(started.runId, run.id);
         }
-        if (m_more && int(m_held.size()) < kPrefetch * m_concurrency)
-            m_claimTimer.start();
     }
 
     // A run the engine refused (its task changed its fields under the same version, say).
@@ -278,8 +290,9 @@ private:
         m_finishedIds << queueId;
         if (!m_finishTimer.isActive())
             m_finishTimer.start();
-        // Below its concurrency the worker claims again (in one batch for what is free).
-        if (m_more && !m_claimTimer.isActive() && int(m_held.size()) <= m_concurrency)
+        dispatch();
+        // Down to its concurrency the worker claims again (in one batch for what is free).
+        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency)
             m_claimTimer.start();
         if (m_stopping && m_held.isEmpty())
             m_finishTimer.start(0);
@@ -321,7 +334,7 @@ private:
 
     void renew()
     {
-        if (m_held.isEmpty() && m_finishedIds.isEmpty())
+        if (holding() == 0 && m_finishedIds.isEmpty())
             return;
         QString error;
         if (!m_queue->renew(m_lease, &error))
@@ -347,8 +360,17 @@ private:
             return;
         }
         m_stopping = true;
-        m_console->err(u"taskdeck worker: stopping; waiting for %1 runs to finish (interrupt again to cancel "
-                       u"them)"_s.arg(m_held.size()));
+        // What was claimed but not started goes back to the queue as it was.
+        QStringList back;
+        for (const ClaimedRun &run : std::as_const(m_waiting))
+            back << run.id;
+        QString error;
+        if (!m_queue->handBack(back, &error))
+            m_console->err(u"taskdeck worker: %1; %2 runs it held go back to the queue when their lease "
+                           u"ends"_s.arg(error).arg(back.size()));
+        m_waiting.clear();
+        m_console->err(u"taskdeck worker: stopping; handed %1 runs back; waiting for %2 runs to finish "
+                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_held.size()));
         m_console->flush();
         m_finishTimer.start(0);
     }
@@ -366,7 +388,8 @@ private:
     QTimer m_renew;
     QTimer m_finishTimer;
     QTimer m_claimTimer;
-    QHash<QString, QString> m_held;   // engine run id -> queued run id
+    QHash<QString, QString> m_held;   // engine run id -> queued run id, of runs started
+    QList<ClaimedRun> m_waiting;      // claimed, not started yet
     QStringList m_finishedIds;
     std::chrono::steady_clock::time_point m_nextReclaim;
     bool m_more = true;
@@ -428,7 +451,8 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
                          .arg(store->location())
                          .arg(concurrency));
         console->flush();
-        Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease, console);
+        Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
+                      commandLine.poll.value_or(kPollInterval), console);
         code = worker.exec();
         engine.shutdown();
     }

@@ -135,6 +135,8 @@ private Q_SLOTS:
     void killedWorkersRunIsReclaimed_data();
     void killedWorkersRunIsReclaimed();
     void followerSeesRunOfAnotherProcess();
+    void notificationWakesAWorker();
+    void stoppingWorkerHandsBackWhatItHasNotStarted();
     void serverRestartMidRun();
 };
 
@@ -367,6 +369,44 @@ void TestPgQueue::followerSeesRunOfAnotherProcess()
     for (qsizetype i = 0; i < lines.size(); ++i)
         QCOMPARE(lines.at(i).text, u"line %1"_s.arg(i + 1));
     QVERIFY2(readsWhileRunning > 0, "the log arrived only after the run had finished");
+}
+
+void TestPgQueue::notificationWakesAWorker()
+{
+    const QString url = m_pg.createDatabase();
+    // A worker that would look at the queue on its own only in an hour, started before the run.
+    QProcess *worker = startWorker(env(url), {u"--poll"_s, u"1h"_s});
+    QByteArray said;
+    QTRY_VERIFY_WITH_TIMEOUT((said += worker->readAllStandardError()).contains("running queued runs"), 60000);
+    QTest::qWait(500); // its LISTEN is in place once it has said so and claimed nothing
+    const Ran started = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, env(url));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"succeeded"_s, 60000);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::stoppingWorkerHandsBackWhatItHasNotStarted()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"slowish.yml"_s,
+                                     "version: 1\ntasks:\n  slowish:\n    title: Slowish\n"
+                                     "    shell: sleep 2\n");
+    const Ran started = taskdeck({u"start"_s, u"slowish"_s, u"--each"_s, u"-"_s}, env(url, tasks), "{}\n{}\n{}\n{}\n");
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    // One at a time, two held: one running, one waiting in the worker.
+    QProcess *worker = startWorker(env(url, tasks), {u"--concurrency"_s, u"1"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'running'"_s).toInt(), 1,
+                              60000);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NOT NULL"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+    // The running one finished; the other three wait for another worker, untouched.
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(), 1);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NULL AND attempt = 0"_s).toInt(), 3);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'queued' AND attempt = 0"_s).toInt(), 3);
+    const QString err = QString::fromUtf8(worker->readAllStandardError());
+    QVERIFY2(err.contains(u"handed 1 runs back"_s), qPrintable(err));
 }
 
 void TestPgQueue::serverRestartMidRun()
