@@ -114,7 +114,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll };
+                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll, MaxRunning };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -129,7 +129,7 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
         {u"--listen"_s, CommandOption::Listen},
         {u"--concurrency"_s, CommandOption::Concurrency}, {u"--lease"_s, CommandOption::Lease},
-        {u"--poll"_s, CommandOption::Poll},
+        {u"--poll"_s, CommandOption::Poll},     {u"--max-running"_s, CommandOption::MaxRunning},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -162,7 +162,8 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::Start:
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Each;
     case CliCommand::Worker:
-        return option == O::Concurrency || option == O::Lease || option == O::Poll;
+        return option == O::Concurrency || option == O::Lease || option == O::Poll
+            || option == O::MaxRunning;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -476,6 +477,13 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 if (!cl.lease)
                     return invalid(DurationHelp);
                 break;
+            case CommandOption::MaxRunning: {
+                const auto most = value ? parseWholeNumber(*value, 1, 1000000) : std::nullopt;
+                if (!most)
+                    return invalid(u"a whole number from 1"_s);
+                cl.maxRunning = static_cast<int>(*most);
+                break;
+            }
             case CommandOption::Poll:
                 if (!value)
                     return failed(u"option --poll needs a value: "_s + DurationHelp);
@@ -611,12 +619,14 @@ Commands:
         {u"  start KEY [--arg ...] [--each FILE|-] [--yes] [--json]"_s,
          u"With a shared database: queue runs for the workers without running them and "
          u"print their ids, one a line. Without one it runs them as run does, and says so"_s},
-        {u"  worker [--concurrency N] [--lease DURATION] [--poll DURATION]"_s,
+        {u"  worker [--concurrency N] [--max-running N] [--lease DURATION] [--poll DURATION]"_s,
          u"With a shared database: run queued runs of the tasks this Taskdeck has (built-in "
          u"and --tasks FILE), N at a time, until SIGINT or SIGTERM (then it lets its runs "
          u"finish; a second signal cancels them). A claimed run is held for DURATION "
          u"(default 30s) and renewed; a worker that dies loses its runs after that. New runs wake "
-         u"workers through LISTEN; --poll (default 2s) is how often a worker looks anyway"_s},
+         u"workers through LISTEN; --poll (default 2s) is how often a worker looks anyway. "
+         u"--max-running: at most N runs held by all workers together (give every worker the "
+         u"same N)"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 

@@ -71,6 +71,7 @@ struct CommandLine
     int concurrency = 0;              //!< runs at once; 0: the engine's limit
     std::optional<std::chrono::milliseconds> lease; //!< how long a claim holds without renewal
     std::optional<std::chrono::milliseconds> poll;  //!< the look at the queue beside LISTEN
+    int maxRunning = 0;               //!< runs held by all workers together; 0: no limit
 
     bool ok() const { return error.isEmpty(); }
 };

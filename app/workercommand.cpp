@@ -134,7 +134,7 @@ class Worker final : public QObject
 public:
     Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
            QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
-           std::chrono::milliseconds pollInterval, Console *console)
+           std::chrono::milliseconds pollInterval, int maxRunning, Console *console)
         : m_engine(engine)
         , m_recorder(recorder)
         , m_queue(queue)
@@ -142,6 +142,7 @@ public:
         , m_scopes(std::move(scopes))
         , m_concurrency(concurrency)
         , m_lease(lease)
+        , m_maxRunning(maxRunning)
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
@@ -229,7 +230,8 @@ private:
         }
         QString error;
         const int asked = std::min(room, kClaimBatch);
-        const std::optional<QList<ClaimedRun>> claimed = m_queue->claim(m_scopes, asked, m_lease, &error);
+        const std::optional<QList<ClaimedRun>> claimed =
+            m_queue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
         if (!claimed) {
             warn(error);
             return;
@@ -382,6 +384,7 @@ private:
     const QList<ClaimScope> m_scopes;
     const int m_concurrency;
     const std::chrono::milliseconds m_lease;
+    const int m_maxRunning;
     Console *const m_console;
     QEventLoop m_loop;
     QTimer m_poll;
@@ -452,7 +455,7 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
                          .arg(concurrency));
         console->flush();
         Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
-                      commandLine.poll.value_or(kPollInterval), console);
+                      commandLine.poll.value_or(kPollInterval), commandLine.maxRunning, console);
         code = worker.exec();
         engine.shutdown();
     }

@@ -132,6 +132,7 @@ private Q_SLOTS:
     void startWithoutSharedDatabaseRunsHere();
     void workerWithoutTheTaskNeverClaimsIt();
     void perTaskLimitHoldsAcrossWorkers();
+    void globalLimitHoldsAcrossWorkers();
     void killedWorkersRunIsReclaimed_data();
     void killedWorkersRunIsReclaimed();
     void followerSeesRunOfAnotherProcess();
@@ -276,6 +277,36 @@ void TestPgQueue::perTaskLimitHoldsAcrossWorkers()
     QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
                               8, 120000);
     QVERIFY2(!QFile::exists(overlaps), "two runs of a task limited to one ran at once");
+}
+
+void TestPgQueue::globalLimitHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    const QString counter = m_home.filePath(u"running"_s);
+    const QString overlaps = m_home.filePath(u"global-overlaps.txt"_s);
+    QDir().mkpath(counter);
+    QFile::remove(overlaps);
+    // Each run leaves a file while it runs; a third file at once is one run too many.
+    const QString tasks = writeTasks(
+        u"global.yml"_s,
+        u"version: 1\ntasks:\n  one:\n    title: One\n    shell: |\n      f='%1'/$$; touch \"$f\"\n"
+        u"      [ $(ls '%1' | wc -l) -gt 2 ] && echo overlap >> '%2'\n      sleep 0.3; rm -f \"$f\"\n"
+        u"  two:\n    title: Two\n    shell: |\n      f='%1'/$$; touch \"$f\"\n"
+        u"      [ $(ls '%1' | wc -l) -gt 2 ] && echo overlap >> '%2'\n      sleep 0.3; rm -f \"$f\"\n"_s
+            .arg(counter, overlaps)
+            .toUtf8());
+    QByteArray each;
+    for (int i = 0; i < 6; ++i)
+        each += "{}\n";
+    for (const QString &key : {u"one"_s, u"two"_s}) {
+        const Ran started = taskdeck({u"start"_s, key, u"--each"_s, u"-"_s}, env(url, tasks), each);
+        QVERIFY2(started.code == 0, qPrintable(started.err));
+    }
+    for (int i = 0; i < 3; ++i)
+        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              12, 120000);
+    QVERIFY2(!QFile::exists(overlaps), "more than two runs at once under --max-running 2");
 }
 
 void TestPgQueue::killedWorkersRunIsReclaimed_data()

@@ -151,7 +151,8 @@ std::optional<QStringList> PgQueue::enqueue(const QList<NewQueuedRun> &runs, QSt
 }
 
 std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes, int max,
-                                                std::chrono::milliseconds lease, QString *error)
+                                                std::chrono::milliseconds lease, QString *error,
+                                                int globalLimit)
 {
     QList<ClaimedRun> claimed;
     if (max <= 0)
@@ -161,6 +162,18 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
     if (!q.exec(u"BEGIN"_s)) {
         fail(q.lastError(), error);
         return std::nullopt;
+    }
+    if (globalLimit > 0) {
+        // One claimer at a time counts every held run and claims what is left under the limit.
+        if (!q.exec(u"SELECT pg_advisory_xact_lock(hashtext('taskdeck-global'))"_s)
+            || !q.exec(u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NOT NULL"_s) || !q.next())
+            return fail(q.lastError(), error), std::nullopt;
+        max = std::min(max, globalLimit - q.value(0).toInt());
+        q.finish();
+        if (max <= 0) {
+            q.exec(u"COMMIT"_s);
+            return claimed;
+        }
     }
     const QString pick =
         u"UPDATE taskdeck_queue q SET locked_by = ?, lease_until = "_s + kNowMs + u" + ?, attempt = q.attempt + 1 "

@@ -79,9 +79,14 @@ public:
 
     /*! Queues \a runs in one transaction; their new ids, in order, or nullopt with \a error. */
     std::optional<QStringList> enqueue(const QList<NewQueuedRun> &runs, QString *error);
-    /*! Claims up to \a max runs of \a scopes, oldest first, each with a lease of \a lease. */
+    /*!
+     * Claims up to \a max runs of \a scopes, oldest first, each with a lease of \a lease.
+     * With \a globalLimit > 0, no more runs than that are held by all workers together after
+     * the claim (counted under an advisory lock, like the per-task limits).
+     */
     std::optional<QList<ClaimedRun>> claim(const QList<ClaimScope> &scopes, int max,
-                                           std::chrono::milliseconds lease, QString *error);
+                                           std::chrono::milliseconds lease, QString *error,
+                                           int globalLimit = 0);
     /*! Extends every lease this worker holds; false when the database did not answer. */
     bool renew(std::chrono::milliseconds lease, QString *error);
     /*! Removes finished runs this worker held from the queue. */
