@@ -616,17 +616,14 @@ Commands:
         {u"  gui [--listen ADDRESS:PORT|off]"_s,
          u"Open the desktop window (the default with no command); it also serves the web "
          u"admin, on 127.0.0.1:8470 unless told otherwise"_s},
-        {u"  start KEY [--arg ...] [--each FILE|-] [--yes] [--json]"_s,
-         u"With a shared database: queue runs for the workers without running them and "
-         u"print their ids, one a line. Without one it runs them as run does, and says so"_s},
-        {u"  worker [--concurrency N] [--max-running N] [--lease DURATION] [--poll DURATION]"_s,
+        {u"  start KEY [RUN OPTIONS]"_s,
+         u"With a shared database (--database): queue runs for the workers without running "
+         u"them and print their ids, one a line (takes --arg, --yes, --each, --json). Without "
+         u"one it runs them as run does, and says so"_s},
+        {u"  worker [WORKER OPTIONS]"_s,
          u"With a shared database: run queued runs of the tasks this Taskdeck has (built-in "
-         u"and --tasks FILE), N at a time, until SIGINT or SIGTERM (then it lets its runs "
-         u"finish; a second signal cancels them). A claimed run is held for DURATION "
-         u"(default 30s) and renewed; a worker that dies loses its runs after that. New runs wake "
-         u"workers through LISTEN; --poll (default 2s) is how often a worker looks anyway. "
-         u"--max-running: at most N runs held by all workers together (give every worker the "
-         u"same N)"_s},
+         u"and the tasks file) until SIGINT or SIGTERM; then it hands back what it has not "
+         u"started and lets the rest finish (a second signal cancels them)"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
@@ -648,6 +645,18 @@ Commands:
          u"waiting or running at once. After an interrupt the lines of FILE not started are "
          u"reported as skipped; stdin is read no further. With --json, one JSON object per "
          u"line as runs end, each with the \"line\" it came from"_s.arg(kEachWindow)},
+    });
+
+    text += u"\nWorker options:\n"_s;
+    text += formatHelpRows({
+        {u"  --concurrency N"_s, u"Runs at once in this worker (default: TASK_MAX_CONCURRENT)"_s},
+        {u"  --max-running N"_s,
+         u"At most N runs held by all workers together; give every worker the same N"_s},
+        {u"  --lease DURATION"_s,
+         u"How long a claimed run is held without renewal (default 30s): a worker that dies "
+         u"loses its runs after that, and they are retried or marked interrupted"_s},
+        {u"  --poll DURATION"_s,
+         u"How often the worker looks at the queue besides being woken by LISTEN (default 2s)"_s},
     });
 
     text += u"\nHistory options:\n"_s;
@@ -680,6 +689,10 @@ Commands:
             accepted += u" (default: "_s + option.defaultText + u')';
         rows.append({u"  "_s + dashed(option.flag) + u" VALUE"_s, accepted});
     }
+    rows.append({u"  --database URL"_s,
+                 u"A shared PostgreSQL database for the history and the queue: "
+                 u"postgresql://USER@HOST:PORT/DATABASE (TASK_DATABASE_URL; default: none, the "
+                 u"SQLite history in the data directory)"_s});
     rows.append({u"  -h, --help"_s, u"Show this help"_s});
     rows.append({u"  --version"_s, u"Show the version"_s});
     text += formatHelpRows(rows);
@@ -688,6 +701,7 @@ Commands:
     rows.clear();
     for (const Settings::Option &option : Settings::options())
         rows.append({u"  "_s + option.variable, u"same as "_s + dashed(option.flag)});
+    rows.append({u"  TASK_DATABASE_URL"_s, u"same as --database"_s});
     text += formatHelpRows(rows);
 
     text += u"\nExit codes:\n"_s;
