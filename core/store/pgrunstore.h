@@ -16,8 +16,10 @@ class PgConnectionInfo;
  * its callers; what differs is where the rows live.
  *
  * Writing: record*() queue the change and return. One writer thread with its own connection
- * drains the queue every few tens of milliseconds into one transaction: each run's latest
- * state as one upsert, its new log lines as LogChunk rows. A finish is committed at once and
+ * drains the queue every few tens of milliseconds into one transaction: the latest state of
+ * every run in it as one upsert (an unnest of arrays, one round trip for the whole batch), new
+ * log lines as LogChunk rows. A finish is committed at once (finishes 3 ms apart share a
+ * commit) and
  * the engine's \c durable callback runs after the commit. The same transaction notifies the
  * channel PgSchema::kRunsChannel with the ids it wrote. When the server is gone (restarted,
  * network lost) the writer keeps the batch, logs "reconnecting" on the category
