@@ -4,6 +4,7 @@
 #include "builtintasks.h"
 #include "engineconfig.h"
 #include "historytasks.h"
+#include "pgrunstore.h"
 #include "sqliterunstore.h"
 #include "systemtasks.h"
 #include "taskregistry.h"
@@ -25,6 +26,11 @@ QString dataDirectory(const Settings &settings)
         .filePath(u"taskdeck"_s);
 }
 
+QString databaseUrl(const QString &flag, const QProcessEnvironment &env)
+{
+    return flag.isEmpty() ? env.value(u"TASK_DATABASE_URL"_s).trimmed() : flag;
+}
+
 std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *error,
                                             SqliteRunStore::OpenMode mode)
 {
@@ -37,10 +43,27 @@ std::unique_ptr<SqliteRunStore> openHistory(const Settings &settings, QString *e
     return store;
 }
 
-void registerStandardTasks(TaskRegistry &registry, SqliteRunStore *store, const Settings &settings)
+std::unique_ptr<IRunStore> openRunStore(const Settings &settings, const QString &databaseUrl,
+                                        QString *error, SqliteRunStore::OpenMode mode)
+{
+    if (databaseUrl.isEmpty())
+        return openHistory(settings, error, mode);
+    std::unique_ptr<PgRunStore> store = PgRunStore::open(databaseUrl, error);
+    if (!store)
+        return nullptr;
+    store->recoverInterrupted();
+    store->startRetention(settings.retentionDays);
+    return store;
+}
+
+void registerStandardTasks(TaskRegistry &registry, IRunStore *store, const Settings &settings)
 {
     registerBuiltinTasks(registry);
     registerSystemTasks(registry);
+    if (store && !dynamic_cast<SqliteRunStore *>(store)) {
+        registry.add(purgeHistoryTask(store));
+        return;
+    }
     registerHistoryTasks(registry, store, QDir(dataDirectory(settings)).filePath(u"backups"_s));
 }
 

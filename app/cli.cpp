@@ -70,6 +70,7 @@ std::optional<CliCommand> commandFromName(const QString &name)
         {u"log"_s, CliCommand::Log},         {u"export"_s, CliCommand::Export},
         {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
         {u"serve"_s, CliCommand::Serve},     {u"gui"_s, CliCommand::Gui},
+        {u"start"_s, CliCommand::Start},     {u"worker"_s, CliCommand::Worker},
     };
     const auto found = commands.constFind(name);
     if (found == commands.cend())
@@ -100,6 +101,10 @@ QString commandName(CliCommand command)
         return u"serve"_s;
     case CliCommand::Gui:
         return u"gui"_s;
+    case CliCommand::Start:
+        return u"start"_s;
+    case CliCommand::Worker:
+        return u"worker"_s;
     case CliCommand::None:
     case CliCommand::Version:
         break;
@@ -109,7 +114,7 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check, Listen };
+                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll, MaxRunning };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -123,6 +128,8 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"--format"_s, CommandOption::Format}, {u"--output"_s, CommandOption::Output},
         {u"-o"_s, CommandOption::Output},       {u"--check"_s, CommandOption::Check},
         {u"--listen"_s, CommandOption::Listen},
+        {u"--concurrency"_s, CommandOption::Concurrency}, {u"--lease"_s, CommandOption::Lease},
+        {u"--poll"_s, CommandOption::Poll},     {u"--max-running"_s, CommandOption::MaxRunning},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -152,6 +159,11 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::Serve:
     case CliCommand::Gui:
         return option == O::Listen;
+    case CliCommand::Start:
+        return option == O::Json || option == O::Yes || option == O::Arg || option == O::Each;
+    case CliCommand::Worker:
+        return option == O::Concurrency || option == O::Lease || option == O::Poll
+            || option == O::MaxRunning;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -451,7 +463,44 @@ CommandLine parseCommandLine(const QStringList &arguments)
                     return failed(u"option --listen needs ADDRESS:PORT, such as 127.0.0.1:8470"_s);
                 cl.listen = *value;
                 break;
+            case CommandOption::Concurrency: {
+                const auto concurrency = value ? parseWholeNumber(*value, 1, 1024) : std::nullopt;
+                if (!concurrency)
+                    return invalid(u"a whole number from 1 to 1024"_s);
+                cl.concurrency = static_cast<int>(*concurrency);
+                break;
             }
+            case CommandOption::Lease:
+                if (!value)
+                    return failed(u"option --lease needs a value: "_s + DurationHelp);
+                cl.lease = parseDuration(*value);
+                if (!cl.lease)
+                    return invalid(DurationHelp);
+                break;
+            case CommandOption::MaxRunning: {
+                const auto most = value ? parseWholeNumber(*value, 1, 1000000) : std::nullopt;
+                if (!most)
+                    return invalid(u"a whole number from 1"_s);
+                cl.maxRunning = static_cast<int>(*most);
+                break;
+            }
+            case CommandOption::Poll:
+                if (!value)
+                    return failed(u"option --poll needs a value: "_s + DurationHelp);
+                cl.poll = parseDuration(*value);
+                if (!cl.poll)
+                    return invalid(DurationHelp);
+                break;
+            }
+            continue;
+        }
+        if (name == u"--database") {
+            // The shared PostgreSQL database (see docs/postgresql.md); not a Settings value,
+            // so that no listing of settings ever shows its password.
+            const std::optional<QString> value = takeValue();
+            if (!value || value->isEmpty())
+                return failed(u"option --database needs a URL: postgresql://USER@HOST:PORT/DATABASE"_s);
+            cl.database = *value;
             continue;
         }
         if (const auto flag = globalFlags.constFind(name); flag != globalFlags.cend()) {
@@ -479,12 +528,14 @@ CommandLine parseCommandLine(const QStringList &arguments)
     case CliCommand::History:
     case CliCommand::Serve:
     case CliCommand::Gui:
+    case CliCommand::Worker:
         if (!positionals.isEmpty())
             return failed(u"unexpected argument \"%1\""_s.arg(positionals.constFirst()));
         break;
     case CliCommand::Run:
+    case CliCommand::Start:
         if (positionals.isEmpty())
-            return failed(u"run needs a task key (taskdeck list shows them)"_s);
+            return failed(u"%1 needs a task key (taskdeck list shows them)"_s.arg(commandName(cl.command)));
         if (positionals.size() > 1)
             return failed(u"unexpected argument \"%1\" (arguments go in --arg NAME=VALUE)"_s
                               .arg(positionals.at(1)));
@@ -530,7 +581,8 @@ bool needsTasks(CommandLine::Command command)
 {
     return command == CliCommand::List || command == CliCommand::Run
         || command == CliCommand::Rerun || command == CliCommand::Serve
-        || command == CliCommand::Gui;
+        || command == CliCommand::Gui || command == CliCommand::Start
+        || command == CliCommand::Worker;
 }
 
 QString usageText()
@@ -564,6 +616,14 @@ Commands:
         {u"  gui [--listen ADDRESS:PORT|off]"_s,
          u"Open the desktop window (the default with no command); it also serves the web "
          u"admin, on 127.0.0.1:8470 unless told otherwise"_s},
+        {u"  start KEY [RUN OPTIONS]"_s,
+         u"With a shared database (--database): queue runs for the workers without running "
+         u"them and print their ids, one a line (takes --arg, --yes, --each, --json). Without "
+         u"one it runs them as run does, and says so"_s},
+        {u"  worker [WORKER OPTIONS]"_s,
+         u"With a shared database: run queued runs of the tasks this Taskdeck has (built-in "
+         u"and the tasks file) until SIGINT or SIGTERM; then it hands back what it has not "
+         u"started and lets the rest finish (a second signal cancels them)"_s},
         {u"  help"_s, u"Show this help"_s},
     });
 
@@ -585,6 +645,18 @@ Commands:
          u"waiting or running at once. After an interrupt the lines of FILE not started are "
          u"reported as skipped; stdin is read no further. With --json, one JSON object per "
          u"line as runs end, each with the \"line\" it came from"_s.arg(kEachWindow)},
+    });
+
+    text += u"\nWorker options:\n"_s;
+    text += formatHelpRows({
+        {u"  --concurrency N"_s, u"Runs at once in this worker (default: TASK_MAX_CONCURRENT)"_s},
+        {u"  --max-running N"_s,
+         u"At most N runs held by all workers together; give every worker the same N"_s},
+        {u"  --lease DURATION"_s,
+         u"How long a claimed run is held without renewal (default 30s): a worker that dies "
+         u"loses its runs after that, and they are retried or marked interrupted"_s},
+        {u"  --poll DURATION"_s,
+         u"How often the worker looks at the queue besides being woken by LISTEN (default 2s)"_s},
     });
 
     text += u"\nHistory options:\n"_s;
@@ -617,6 +689,10 @@ Commands:
             accepted += u" (default: "_s + option.defaultText + u')';
         rows.append({u"  "_s + dashed(option.flag) + u" VALUE"_s, accepted});
     }
+    rows.append({u"  --database URL"_s,
+                 u"A shared PostgreSQL database for the history and the queue: "
+                 u"postgresql://USER@HOST:PORT/DATABASE (TASK_DATABASE_URL; default: none, the "
+                 u"SQLite history in the data directory)"_s});
     rows.append({u"  -h, --help"_s, u"Show this help"_s});
     rows.append({u"  --version"_s, u"Show the version"_s});
     text += formatHelpRows(rows);
@@ -625,6 +701,7 @@ Commands:
     rows.clear();
     for (const Settings::Option &option : Settings::options())
         rows.append({u"  "_s + option.variable, u"same as "_s + dashed(option.flag)});
+    rows.append({u"  TASK_DATABASE_URL"_s, u"same as --database"_s});
     text += formatHelpRows(rows);
 
     text += u"\nExit codes:\n"_s;
@@ -649,6 +726,11 @@ Commands:
          u"history.sqlite3 in the data directory (--data-dir, TASK_DATA_DIR; default "
          u"~/.local/share/taskdeck), shared by every Taskdeck process; backups go to its "
          u"backups/ folder"_s},
+        {u"  database"_s,
+         u"With --database URL or TASK_DATABASE_URL (postgresql://USER@HOST:PORT/DATABASE), "
+         u"the history is in that PostgreSQL database instead, shared by every Taskdeck on "
+         u"every machine using it. The password comes from the URL, PGPASSWORD or ~/.pgpass "
+         u"and is never printed"_s},
     });
 
     text += uR"(
@@ -693,7 +775,13 @@ int Cli::execute(const CommandLine &commandLine)
     case CommandLine::Command::Export:
     case CommandLine::Command::Serve:
     case CommandLine::Command::Gui:
+    case CommandLine::Command::Worker:
         break;
+    case CommandLine::Command::Start:
+        // Without a shared database there is no queue: start runs like run, and says so.
+        m_console->err(u"taskdeck: no shared database (--database, TASK_DATABASE_URL): running here as "
+                       u"taskdeck run does"_s);
+        return commandLine.eachFile ? runEach(commandLine) : run(commandLine);
     }
     m_console->write(Channel::Err, usageText());
     return exitcode::Usage;

@@ -33,12 +33,14 @@ constexpr int Usage = 2;   //!< bad command line or configuration, unknown task 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
 struct CommandLine
 {
-    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui };
+    enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui,
+                         Start, Worker };
     enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;
     QString error;                    //!< a usage error; nothing else is meaningful then
     QMap<QString, QString> settings;  //!< setting flags, keyed by environment variable name
+    QString database;                 //!< --database URL (PostgreSQL); empty: TASK_DATABASE_URL or SQLite
     bool json = false;
 
     // run, rerun
@@ -64,6 +66,12 @@ struct CommandLine
 
     // serve
     QString listen;                   //!< ADDRESS:PORT; empty: 127.0.0.1:8470
+
+    // worker (start takes the run options --arg, --yes, --each and --json)
+    int concurrency = 0;              //!< runs at once; 0: the engine's limit
+    std::optional<std::chrono::milliseconds> lease; //!< how long a claim holds without renewal
+    std::optional<std::chrono::milliseconds> poll;  //!< the look at the queue beside LISTEN
+    int maxRunning = 0;               //!< runs held by all workers together; 0: no limit
 
     bool ok() const { return error.isEmpty(); }
 };

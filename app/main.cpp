@@ -20,9 +20,11 @@
 #ifdef TASKDECK_WITH_UI
 #include "guicommand.h"
 #endif
+#include "pgrunstore.h"
 #include "servecommand.h"
 #include "tasksfile.h"
 #include "tasksfilewatcher.h"
+#include "workercommand.h"
 
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
@@ -122,13 +124,15 @@ int execute(Console &console)
     // use the store until they are gone.
     QString historyError;
     // Commands that only read the history (history, show, log, export) read one they cannot write.
-    const std::unique_ptr<SqliteRunStore> store = openHistory(
-            *settings, &historyError,
+    const QString database = databaseUrl(commandLine.database, env);
+    const std::unique_ptr<IRunStore> store = openRunStore(
+            *settings, database, &historyError,
             needsTasks(commandLine.command) ? SqliteRunStore::OpenMode::ReadWrite
                                             : SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
     if (!store) {
         console.err(u"taskdeck: history unavailable: "_s + historyError);
-        if (needsHistory(commandLine.command))
+        // A shared database that was asked for is never silently replaced by no history.
+        if (needsHistory(commandLine.command) || !database.isEmpty())
             return exitcode::Usage;
     }
 
@@ -148,6 +152,24 @@ int execute(Console &console)
     std::unique_ptr<TasksFileWatcher> tasksFile;
     if (!tasksFilePath.isEmpty())
         tasksFile = std::make_unique<TasksFileWatcher>(tasksFilePath, &registry);
+
+    // The shared queue: start queues runs for the workers, worker runs them.
+    auto *shared = dynamic_cast<PgRunStore *>(store.get());
+    if (commandLine.command == CommandLine::Command::Worker) {
+        if (!shared) {
+            console.err(u"taskdeck: worker needs a shared database: --database URL or TASK_DATABASE_URL"_s);
+            return exitcode::Usage;
+        }
+        const int code = runWorker(&registry, shared, *settings, taskVersions(registry, tasksFilePath),
+                                   commandLine, &console);
+        console.flush();
+        return code;
+    }
+    if (commandLine.command == CommandLine::Command::Start && shared) {
+        const int code = startRuns(&registry, shared, taskVersions(registry, tasksFilePath), commandLine, &console);
+        console.flush();
+        return code;
+    }
 
     TaskEngine engine(&registry, settings->engine);
     if (store)

@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: MIT
+#include "workercommand.h"
+
+#include "cli.h"
+#include "console.h"
+#include "engineconfig.h"
+#include "pgqueue.h"
+#include "pgrunstore.h"
+#include "pgschema.h"
+#include "runowner.h"
+#include "signalwatcher.h"
+#include "taskengine.h"
+#include "taskregistry.h"
+#include "tasksfile.h"
+
+#include <QCoreApplication>
+#include <QCryptographicHash>
+#include <QEventLoop>
+#include <QFile>
+#include <QJsonDocument>
+#include <QLoggingCategory>
+#include <QSqlDriver>
+#include <QTimer>
+
+#include <csignal>
+#include <poll.h>
+#include <mutex>
+
+using namespace Qt::StringLiterals;
+
+namespace taskdeck {
+
+Q_LOGGING_CATEGORY(lcWorker, "taskdeck.worker")
+
+namespace {
+
+// Runs claimed in one statement at most.
+constexpr int kClaimBatch = 256;
+// A worker holds up to this many times its concurrency: the runs beyond it wait in the
+// worker (not in its engine, so that a stopping worker hands them back untouched); a finished
+// run is followed at once and claims come in batches, not one run at a time.
+constexpr int kPrefetch = 2;
+// The safety net under LISTEN: a worker looks at the queue this often anyway.
+constexpr std::chrono::milliseconds kPollInterval{2000};
+// Finished runs leave the queue in batches gathered this long.
+constexpr std::chrono::milliseconds kFinishBatch{20};
+
+/*!
+ * Hands the engine's changes to the history under the queued run's id: the engine names its
+ * runs itself, the queue named this one when it was started. Lines and events of a second
+ * attempt (after a lost worker) follow those stored by the first.
+ */
+class QueueRecorder final : public IRunRecorder
+{
+public:
+    explicit QueueRecorder(IRunRecorder *store) : m_store(store) {}
+
+    /*! The next run the engine queues (on this thread, inside start()) is \a run. */
+    void expect(const ClaimedRun &run)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_next = run;
+    }
+    void forget(const QString &engineId)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_runs.remove(engineId);
+    }
+
+    void recordQueued(const Run &run) override
+    {
+        {
+            const std::lock_guard lock(m_mutex);
+            if (!m_runs.contains(run.id) && m_next) {
+                m_runs.insert(run.id, *m_next);
+                m_next.reset();
+            }
+        }
+        m_store->recordQueued(translate(run));
+    }
+    void recordStarted(const Run &run) override { m_store->recordStarted(translate(run)); }
+    void recordRetrying(const Run &run) override { m_store->recordRetrying(translate(run)); }
+    void recordProgress(const QString &runId, const Progress &progress) override
+    {
+        m_store->recordProgress(claimOf(runId).id, progress);
+    }
+    void recordLog(const QString &runId, const LogLines &lines) override
+    {
+        const ClaimedRun claim = claimOf(runId);
+        LogLines moved = lines;
+        for (LogLine &line : moved) {
+            line.number += claim.logLines;
+            line.seq += line.seq > 0 ? claim.seq : 0;
+        }
+        m_store->recordLog(claim.id, moved);
+    }
+    void recordFinished(const Run &run, std::function<void()> durable) override
+    {
+        m_store->recordFinished(translate(run), std::move(durable));
+    }
+
+private:
+    ClaimedRun claimOf(const QString &engineId) const
+    {
+        const std::lock_guard lock(m_mutex);
+        ClaimedRun claim = m_runs.value(engineId);
+        if (claim.id.isEmpty())
+            claim.id = engineId; // not from the queue: stored under its own id
+        return claim;
+    }
+
+    Run translate(const Run &run) const
+    {
+        const ClaimedRun claim = claimOf(run.id);
+        Run r = run;
+        r.id = claim.id;
+        if (claim.queuedAt.isValid())
+            r.queuedAt = claim.queuedAt;
+        r.attempt = run.attempt > 0 ? run.attempt + claim.attempt - 1 : 0;
+        r.maxAttempts = std::max(run.maxAttempts, claim.maxAttempts);
+        r.logLines = run.logLines + claim.logLines;
+        r.seq = run.seq + claim.seq;
+        return r;
+    }
+
+    IRunRecorder *const m_store;
+    mutable std::mutex m_mutex;
+    QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
+    std::optional<ClaimedRun> m_next;        // guarded by m_mutex
+};
+
+class Worker final : public QObject
+{
+public:
+    Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
+           QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
+           std::chrono::milliseconds pollInterval, int maxRunning, Console *console)
+        : m_engine(engine)
+        , m_recorder(recorder)
+        , m_queue(queue)
+        , m_store(store)
+        , m_scopes(std::move(scopes))
+        , m_concurrency(concurrency)
+        , m_lease(lease)
+        , m_maxRunning(maxRunning)
+        , m_console(console)
+    {
+        connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
+        m_poll.setInterval(pollInterval);
+        connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
+        m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
+        connect(&m_renew, &QTimer::timeout, this, &Worker::renew);
+        m_finishTimer.setSingleShot(true);
+        m_finishTimer.setInterval(kFinishBatch);
+        connect(&m_finishTimer, &QTimer::timeout, this, &Worker::flushFinished);
+        m_claimTimer.setSingleShot(true);
+        m_claimTimer.setInterval(0);
+        connect(&m_claimTimer, &QTimer::timeout, this, &Worker::claim);
+    }
+
+    int exec()
+    {
+        listen();
+        m_poll.start();
+        m_renew.start();
+        m_claimTimer.start();
+        SignalWatcher watcher({SIGINT, SIGTERM});
+        connect(&watcher, &SignalWatcher::signalReceived, this, &Worker::stop);
+        m_loop.exec();
+        return exitcode::Success;
+    }
+
+private:
+    void listen()
+    {
+        QSqlDatabase db = m_queue->database();
+        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))) {
+            m_listening = false;
+            return;
+        }
+        // Once per driver: a reconnected queue has a new one.
+        disconnect(db.driver(), &QSqlDriver::notification, this, nullptr);
+        connect(db.driver(), &QSqlDriver::notification, this,
+                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); });
+        m_listening = true;
+    }
+
+    void wake()
+    {
+        m_more = true;
+        if (!m_claimTimer.isActive())
+            m_claimTimer.start();
+    }
+
+    // Reconnects after the server was gone: the claims go on where they were.
+    bool connected()
+    {
+        QString error;
+        const bool wasOpen = m_queue->database().isOpen();
+        if (!m_queue->ensureOpen(&error)) {
+            if (!m_warned) {
+                m_console->err(u"taskdeck worker: "_s + error + u"; reconnecting"_s);
+                m_console->flush();
+                m_warned = true;
+            }
+            m_listening = false;
+            return false;
+        }
+        if (!wasOpen || !m_listening || m_warned) {
+            listen();
+            if (m_warned) {
+                m_console->err(u"taskdeck worker: connected to %1 again"_s.arg(m_store->location()));
+                m_console->flush();
+            }
+            m_warned = false;
+        }
+        return true;
+    }
+
+    int holding() const { return int(m_held.size() + m_waiting.size()); }
+
+    void claim()
+    {
+        if (m_stopping)
+            return;
+        const int room = kPrefetch * m_concurrency - holding();
+        if (room <= 0) {
+            m_more = true;
+            return;
+        }
+        QString error;
+        const int asked = std::min(room, kClaimBatch);
+        const std::optional<QList<ClaimedRun>> claimed =
+            m_queue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
+        if (!claimed) {
+            warn(error);
+            return;
+        }
+        m_more = claimed->size() == asked;
+        m_waiting.append(*claimed);
+        dispatch();
+        if (m_more && holding() < kPrefetch * m_concurrency)
+            m_claimTimer.start();
+    }
+
+    // Starts claimed runs while the engine has room for them.
+    void dispatch()
+    {
+        RunOptions options;
+        options.confirmed = true; // start asked for it where the task needs it
+        while (!m_stopping && !m_waiting.isEmpty() && int(m_held.size()) < m_concurrency) {
+            const ClaimedRun run = m_waiting.takeFirst();
+            m_recorder->expect(run);
+            const StartResult started = m_engine->start(run.task, run.args, options);
+            if (!started.ok()) {
+                failUnstartable(run, started.error.message);
+                continue;
+            }
+            m_held.insert(started.runId, run.id);
+        }
+    }
+
+    // A run the engine refused (its task changed its fields under the same version, say).
+    void failUnstartable(const ClaimedRun &claim, const QString &why)
+    {
+        m_recorder->expect(ClaimedRun());
+        Run run;
+        run.id = claim.id;
+        run.task = claim.task;
+        run.args = claim.args;
+        run.status = RunStatus::Failed;
+        run.queuedAt = claim.queuedAt;
+        run.finishedAt = QDateTime::currentDateTimeUtc();
+        run.attempt = claim.attempt;
+        run.maxAttempts = claim.maxAttempts;
+        run.owner = RunOwner::current();
+        run.seq = claim.seq + 1;
+        run.error = {u"worker could not start the run: "_s + why, u"StartError"_s, QString(), false};
+        m_store->recordFinished(run, {});
+        m_store->flush(std::chrono::seconds(10));
+        m_finishedIds << claim.id;
+        m_finishTimer.start();
+    }
+
+    void finished(const Run &run)
+    {
+        const QString queueId = m_held.take(run.id);
+        if (queueId.isEmpty())
+            return;
+        m_recorder->forget(run.id);
+        // runFinished comes after the final state is committed: the queue row may go.
+        m_finishedIds << queueId;
+        if (!m_finishTimer.isActive())
+            m_finishTimer.start();
+        dispatch();
+        // Down to its concurrency the worker claims again (in one batch for what is free).
+        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency)
+            m_claimTimer.start();
+        if (m_stopping && m_held.isEmpty())
+            m_finishTimer.start(0);
+    }
+
+    void flushFinished()
+    {
+        if (!m_finishedIds.isEmpty()) {
+            QString error;
+            if (m_queue->finish(m_finishedIds, &error))
+                m_finishedIds.clear();
+            else
+                warn(error);
+        }
+        if (m_stopping && m_held.isEmpty() && m_finishedIds.isEmpty())
+            m_loop.quit();
+        else if (m_stopping && m_held.isEmpty())
+            m_finishTimer.start(500);
+    }
+
+    void poll()
+    {
+        if (!connected())
+            return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= m_nextReclaim) {
+            QString error;
+            const int reclaimed = m_queue->reclaimExpired(&error);
+            if (reclaimed < 0)
+                warn(error);
+            else if (reclaimed > 0)
+                qCInfo(lcWorker).noquote() << u"took back %1 runs of workers whose leases expired"_s.arg(reclaimed);
+            m_nextReclaim = now + std::max(std::chrono::milliseconds(200), m_lease / 2);
+        }
+        // LISTEN is the way in; this catches what a lost notification would miss.
+        if (!m_claimTimer.isActive())
+            m_claimTimer.start();
+    }
+
+    void renew()
+    {
+        if (holding() == 0 && m_finishedIds.isEmpty())
+            return;
+        QString error;
+        if (!m_queue->renew(m_lease, &error))
+            warn(error);
+    }
+
+    void warn(const QString &error)
+    {
+        if (!m_warned) {
+            m_console->err(u"taskdeck worker: "_s + error + u"; reconnecting"_s);
+            m_console->flush();
+            m_warned = true;
+        }
+        m_listening = false;
+    }
+
+    void stop(int)
+    {
+        if (m_stopping) {
+            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_held.size()));
+            m_console->flush();
+            m_engine->cancelAll();
+            return;
+        }
+        m_stopping = true;
+        // What was claimed but not started goes back to the queue as it was.
+        QStringList back;
+        for (const ClaimedRun &run : std::as_const(m_waiting))
+            back << run.id;
+        QString error;
+        if (!m_queue->handBack(back, &error))
+            m_console->err(u"taskdeck worker: %1; %2 runs it held go back to the queue when their lease "
+                           u"ends"_s.arg(error).arg(back.size()));
+        m_waiting.clear();
+        m_console->err(u"taskdeck worker: stopping; handed %1 runs back; waiting for %2 runs to finish "
+                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_held.size()));
+        m_console->flush();
+        m_finishTimer.start(0);
+    }
+
+    TaskEngine *const m_engine;
+    QueueRecorder *const m_recorder;
+    PgQueue *const m_queue;
+    PgRunStore *const m_store;
+    const QList<ClaimScope> m_scopes;
+    const int m_concurrency;
+    const std::chrono::milliseconds m_lease;
+    const int m_maxRunning;
+    Console *const m_console;
+    QEventLoop m_loop;
+    QTimer m_poll;
+    QTimer m_renew;
+    QTimer m_finishTimer;
+    QTimer m_claimTimer;
+    QHash<QString, QString> m_held;   // engine run id -> queued run id, of runs started
+    QList<ClaimedRun> m_waiting;      // claimed, not started yet
+    QStringList m_finishedIds;
+    std::chrono::steady_clock::time_point m_nextReclaim;
+    bool m_more = true;
+    bool m_listening = false;
+    bool m_warned = false;
+    bool m_stopping = false;
+};
+
+} // namespace
+
+QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString &tasksFilePath)
+{
+    QHash<QString, QString> versions;
+    const QString builtin = u"builtin-"_s + QCoreApplication::applicationVersion();
+    for (const TaskPtr &task : registry.tasks())
+        versions.insert(task->key, builtin);
+    if (tasksFilePath.isEmpty())
+        return versions;
+    std::optional<QByteArray> content;
+    const TasksFileResult file = loadTasksFile(tasksFilePath, &content);
+    const QString hash = QString::fromLatin1(
+        QCryptographicHash::hash(content.value_or(QByteArray()), QCryptographicHash::Sha256).toHex().left(16));
+    for (const Task &task : file.tasks)
+        versions.insert(task.key, u"file-"_s + hash);
+    return versions;
+}
+
+int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+              const QHash<QString, QString> &versions, const CommandLine &commandLine, Console *console)
+{
+    const int concurrency = commandLine.concurrency > 0 ? commandLine.concurrency
+                                                        : settings.engine.effectiveMaxConcurrent();
+    const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
+
+    QHash<QString, ClaimScope> byVersion;
+    for (const TaskPtr &task : registry->tasks()) {
+        const QString version = versions.value(task->key);
+        ClaimScope &scope = byVersion[version];
+        scope.tasksVersion = version;
+        scope.tasks.insert(task->key, task->maxConcurrent);
+    }
+
+    PgQueue queue(store->connectionInfo(), RunOwner::current());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck worker: "_s + error);
+        return exitcode::Usage;
+    }
+    QueueRecorder recorder(store);
+    EngineConfig config = settings.engine;
+    config.maxConcurrent = concurrency;
+    int code = exitcode::Success;
+    {
+        TaskEngine engine(registry, config);
+        engine.setRecorder(&recorder);
+        console->err(u"taskdeck worker %1: running queued runs of %2 tasks from %3, %4 at a time"_s
+                         .arg(RunOwner::current())
+                         .arg(registry->tasks().size())
+                         .arg(store->location())
+                         .arg(concurrency));
+        console->flush();
+        Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
+                      commandLine.poll.value_or(kPollInterval), commandLine.maxRunning, console);
+        code = worker.exec();
+        engine.shutdown();
+    }
+    store->flush(std::chrono::seconds(10));
+    return code;
+}
+
+int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
+              const CommandLine &commandLine, Console *console)
+{
+    const TaskPtr task = registry->find(commandLine.taskKey);
+    if (!task) {
+        QString message = u"taskdeck: unknown task \"%1\""_s.arg(commandLine.taskKey);
+        const QStringList near = registry->nearestKeys(commandLine.taskKey);
+        message += near.isEmpty() ? u"; taskdeck list shows the tasks"_s
+                                  : u"; did you mean: "_s + near.join(u", "_s) + u'?';
+        console->err(message);
+        return exitcode::Usage;
+    }
+    if (task->isDangerous() && !commandLine.confirmed) {
+        console->err(u"taskdeck: %1 (%2) is dangerous: %3"_s.arg(task->title, task->key, task->danger));
+        console->err(u"re-run with --yes to confirm"_s);
+        return exitcode::Usage;
+    }
+    for (const Field &field : task->fields) {
+        if (field.type == FieldType::Secret) {
+            console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
+                         u"run it with taskdeck run instead"_s.arg(task->key, field.key));
+            return exitcode::Usage;
+        }
+    }
+
+    PgQueue queue(store->connectionInfo(), QString());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    qsizetype queued = 0;
+    QList<NewQueuedRun> batch;
+    // Validates one input; false (with the error printed) when it is not valid.
+    auto add = [&](const QJsonObject &args, int line) {
+        const Validation validation = validateArguments(task->fields, args);
+        if (!validation.ok()) {
+            console->err(u"taskdeck: invalid arguments for task \"%1\"%2: %3; %4 runs were queued before it"_s.arg(
+                task->key, line > 0 ? u" (--each line %1)"_s.arg(line) : QString(),
+                formatFieldErrors(validation.errors)).arg(queued));
+            return false;
+        }
+        batch.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
+        return true;
+    };
+    auto flush = [&]() {
+        if (batch.isEmpty())
+            return true;
+        const std::optional<QStringList> ids = queue.enqueue(batch, &error);
+        if (!ids) {
+            console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(queued));
+            return false;
+        }
+        queued += ids->size();
+        batch.clear();
+        for (const QString &id : *ids) {
+            console->out(commandLine.json
+                             ? QString::fromUtf8(QJsonDocument(QJsonObject{{u"id"_s, id}}).toJson(QJsonDocument::Compact))
+                             : id);
+        }
+        console->flush();
+        return true;
+    };
+
+    if (!commandLine.eachFile) {
+        if (!add(commandLine.args, 0) || !flush())
+            return exitcode::Usage;
+        return exitcode::Success;
+    }
+    const bool fromStdin = *commandLine.eachFile == u"-";
+    QFile file;
+    const bool opened = fromStdin ? file.open(stdin, QIODevice::ReadOnly)
+                                  : (file.setFileName(*commandLine.eachFile), file.open(QIODevice::ReadOnly));
+    if (!opened) {
+        console->err(u"taskdeck: cannot read --each input %1: %2"_s.arg(*commandLine.eachFile, file.errorString()));
+        return exitcode::Usage;
+    }
+    constexpr qsizetype Batch = 1000;
+    int number = 0;
+    while (!file.atEnd()) {
+        const QByteArray line = file.readLine().trimmed();
+        ++number;
+        if (!line.isEmpty()) {
+            const QJsonDocument doc = QJsonDocument::fromJson(line);
+            if (!doc.isObject()) {
+                console->err(u"taskdeck: --each line %1 is not a JSON object; %2 runs were queued before it"_s
+                                 .arg(number).arg(queued));
+                return exitcode::Usage;
+            }
+            QJsonObject args = commandLine.args;
+            const QJsonObject more = doc.object();
+            for (auto it = more.constBegin(); it != more.constEnd(); ++it)
+                args.insert(it.key(), it.value());
+            if (!add(args, number))
+                return exitcode::Usage;
+        }
+        // A file goes in batches; lines of a pipe are queued as soon as no more are waiting,
+        // so a run written to the pipe does not wait for the next ones.
+        pollfd ready{0, POLLIN, 0};
+        const bool moreWaiting = !fromStdin || file.bytesAvailable() > 0 || ::poll(&ready, 1, 0) > 0;
+        if ((batch.size() >= Batch || !moreWaiting) && !flush())
+            return exitcode::Usage;
+    }
+    if (!flush())
+        return exitcode::Usage;
+    console->flush();
+    return exitcode::Success;
+}
+
+} // namespace taskdeck

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// taskdeck worker and taskdeck start: the shared queue of a PostgreSQL database.
+#pragma once
+
+#include <QHash>
+#include <QString>
+
+#include <chrono>
+
+namespace taskdeck {
+
+class Console;
+class PgRunStore;
+class TaskRegistry;
+struct CommandLine;
+struct Settings;
+
+/*! The lease of a claimed run unless --lease says otherwise. */
+inline constexpr std::chrono::seconds kDefaultLease{30};
+
+/*!
+ * The version each task is validated against, by key: the tasks file's content hash for the
+ * tasks of \a tasksFilePath, "builtin-VERSION" for the tasks built into this Taskdeck. A
+ * queued run names its task's version; a worker only claims runs of the versions it has.
+ */
+QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString &tasksFilePath);
+
+/*!
+ * taskdeck worker: claims runs of the queue in \a store's database and runs them until
+ * SIGINT or SIGTERM (then it claims nothing more, lets what it holds finish and exits; a
+ * second signal cancels them). Returns the exit code.
+ */
+int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+              const QHash<QString, QString> &versions, const CommandLine &commandLine, Console *console);
+
+/*!
+ * taskdeck start: validates and queues runs (one, or one per line of --each) and prints their
+ * ids, one a line (with --json, {"id": ...} objects). Returns the exit code.
+ */
+int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
+              const CommandLine &commandLine, Console *console);
+
+} // namespace taskdeck

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include "runstore.h"
+
+#include <chrono>
+#include <memory>
+
+namespace taskdeck {
+
+class PgConnectionInfo;
+
+/*!
+ * The run history in a PostgreSQL database shared by any number of Taskdeck processes on
+ * any number of machines (see docs/postgresql.md). Behaves as SqliteRunStore does towards
+ * its callers; what differs is where the rows live.
+ *
+ * Writing: record*() queue the change and return. One writer thread with its own connection
+ * drains the queue every few tens of milliseconds into one transaction: the latest state of
+ * every run in it as one upsert (an unnest of arrays, one round trip for the whole batch), new
+ * log lines as LogChunk rows. A finish is committed at once (finishes 3 ms apart share a
+ * commit) and
+ * the engine's \c durable callback runs after the commit. The same transaction notifies the
+ * channel PgSchema::kRunsChannel with the ids it wrote. When the server is gone (restarted,
+ * network lost) the writer keeps the batch, logs "reconnecting" on the category
+ * "taskdeck.store", and writes it once it is back; \c durable callbacks wait for that up to
+ * kDurableWait, then run anyway so the engine never hangs.
+ *
+ * Reading: the synchronous queries run on the calling thread's own connection to the
+ * database; the asynchronous ones on one of two reader threads of the store's. Each query
+ * first waits (up to a few seconds) for what was recorded before it to be committed.
+ *
+ * Changes: while notifier() is watched, a listener thread LISTENs on the runs channel and
+ * posts every run id another process (or this one) wrote; after a lost connection it
+ * reconnects and posts the runs written while it was away. Nobody polls per run.
+ *
+ * Destroy the store in the thread that opened it.
+ */
+class PgRunStore final : public IRunStore
+{
+public:
+    Q_DISABLE_COPY_MOVE(PgRunStore)
+
+    /*! How long a finish waits for its commit while the server is away before \c durable runs. */
+    static constexpr std::chrono::seconds kDurableWait{30};
+
+    /*!
+     * Connects to the database at \a url (see PgConnectionInfo) and brings its schema up to
+     * date. Returns nullptr with \a error set when the URL is wrong, the server cannot be
+     * reached or refuses the login, or the schema is from a newer Taskdeck.
+     */
+    static std::unique_ptr<PgRunStore> open(const QString &url, QString *error);
+
+    /*! Commits what is queued (waiting at most a few seconds), then stops the threads. */
+    ~PgRunStore() override;
+
+    /*! The connection description of this store (never with a password). */
+    const PgConnectionInfo &connectionInfo() const;
+
+    /*! Deletes runs that finished more than \a days ago, now and every \a interval. 0: off. */
+    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1));
+
+    void recordQueued(const Run &run) override;
+    void recordStarted(const Run &run) override;
+    void recordRetrying(const Run &run) override;
+    void recordProgress(const QString &runId, const Progress &progress) override;
+    void recordLog(const QString &runId, const LogLines &lines) override;
+    void recordFinished(const Run &run, std::function<void()> durable) override;
+
+    bool isAvailable() const override;
+    QString errorString() const override;
+    QString location() const override;
+    std::optional<Run> findRun(const QString &id) override;
+    RunPage findRuns(const RunQuery &query) override;
+    LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
+    LogLines readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
+    QFuture<std::optional<Run>> findRunAsync(const QString &id) override;
+    QFuture<RunPage> findRunsAsync(const RunQuery &query) override;
+    QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
+    QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
+    RunStoreNotifier *notifier() override;
+    QString traceId(const QString &runId) override;
+    /*!
+     * Marks Interrupted the unfinished runs of processes on this machine that are gone, as
+     * SqliteRunStore does. Runs of the shared queue (waiting for a worker, or held under a
+     * lease) are the queue's to reclaim and are left alone.
+     */
+    int recoverInterrupted() override;
+    int pruneFinishedBefore(const QDateTime &cutoff) override;
+    /*!
+     * PostgreSQL checks its own pages; this checks what is Taskdeck's: that every log chunk
+     * decodes and that chunks of a run do not overlap.
+     */
+    QStringList checkIntegrity() override;
+    bool flush(std::chrono::milliseconds timeout) override;
+
+private:
+    struct Private;
+    explicit PgRunStore(std::unique_ptr<Private> d);
+    std::unique_ptr<Private> d;
+};
+
+} // namespace taskdeck

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: MIT
+// The shared queue through real processes: taskdeck start queues, taskdeck worker processes
+// claim and run, on a throwaway PostgreSQL server.
+
+#include "pgrunstore.h"
+#include "pgtestserver.h"
+#include "runstorenotifier.h"
+#include "testsupport.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QProcessEnvironment>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <signal.h>
+
+#include <memory>
+#include <vector>
+
+using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
+using namespace taskdeck;
+using namespace testsupport;
+
+namespace {
+
+QString taskdeckBin()
+{
+    return qEnvironmentVariable("TASKDECK_BIN");
+}
+
+} // namespace
+
+class TestPgQueue : public QObject
+{
+    Q_OBJECT
+
+private:
+    struct Ran
+    {
+        int code = -1;
+        QString out;
+        QString err;
+    };
+
+    QProcessEnvironment env(const QString &url, const QString &tasksFile = QString()) const
+    {
+        QProcessEnvironment e = QProcessEnvironment::systemEnvironment();
+        e.insert(u"TASK_DATABASE_URL"_s, url);
+        e.insert(u"TASK_DATA_DIR"_s, m_home.filePath(u"data"_s));
+        e.insert(u"HOME"_s, m_home.path());
+        // Without a file: none named, and none to find in the working directory (m_home).
+        e.remove(u"TASK_FILE"_s);
+        if (!tasksFile.isEmpty())
+            e.insert(u"TASK_FILE"_s, tasksFile);
+        return e;
+    }
+
+    Ran taskdeck(const QStringList &args, const QProcessEnvironment &e, const QByteArray &input = {})
+    {
+        QProcess process;
+        process.setProcessEnvironment(e);
+        process.setWorkingDirectory(m_home.path());
+        process.start(taskdeckBin(), args);
+        if (!input.isEmpty())
+            process.write(input);
+        process.closeWriteChannel();
+        Ran ran;
+        if (!process.waitForFinished(120000)) {
+            process.kill();
+            process.waitForFinished();
+            return ran;
+        }
+        ran.code = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
+        ran.out = QString::fromUtf8(process.readAllStandardOutput());
+        ran.err = QString::fromUtf8(process.readAllStandardError());
+        return ran;
+    }
+
+    QProcess *startWorker(const QProcessEnvironment &e, const QStringList &extra = {})
+    {
+        auto *process = new QProcess(this);
+        process->setProcessEnvironment(e);
+        process->setProcessChannelMode(QProcess::SeparateChannels);
+        process->setWorkingDirectory(m_home.path());
+        process->start(taskdeckBin(), QStringList{u"worker"_s} + extra);
+        m_workers.push_back(process);
+        return process;
+    }
+
+    // SIGTERM, then wait: a worker lets its runs finish and exits 0.
+    bool stopWorker(QProcess *process)
+    {
+        if (process->state() == QProcess::NotRunning)
+            return true;
+        process->terminate();
+        return process->waitForFinished(60000) && process->exitStatus() == QProcess::NormalExit
+            && process->exitCode() == 0;
+    }
+
+    QString writeTasks(const QString &name, const QByteArray &yaml)
+    {
+        QFile file(m_home.filePath(name));
+        if (!file.open(QIODevice::WriteOnly))
+            return {};
+        file.write(yaml);
+        return file.fileName();
+    }
+
+    QVariant scalar(const QString &url, const QString &sql)
+    {
+        QVariant value;
+        if (!m_pg.exec(url.section(u'/', -1), sql, &value))
+            qWarning().noquote() << m_pg.error();
+        return value;
+    }
+
+    PgTestServer m_pg;
+    QTemporaryDir m_home;
+    std::vector<QProcess *> m_workers;
+
+private Q_SLOTS:
+    void initTestCase();
+    void cleanup();
+    void workersDrainTheQueue_data();
+    void workersDrainTheQueue();
+    void startWithoutSharedDatabaseRunsHere();
+    void workerWithoutTheTaskNeverClaimsIt();
+    void perTaskLimitHoldsAcrossWorkers();
+    void globalLimitHoldsAcrossWorkers();
+    void killedWorkersRunIsReclaimed_data();
+    void killedWorkersRunIsReclaimed();
+    void followerSeesRunOfAnotherProcess();
+    void notificationWakesAWorker();
+    void stoppingWorkerHandsBackWhatItHasNotStarted();
+    void serverRestartMidRun();
+};
+
+void TestPgQueue::initTestCase()
+{
+    if (taskdeckBin().isEmpty())
+        QSKIP("TASKDECK_BIN is not set (run through ctest)");
+    QVERIFY2(m_pg.start(), qPrintable(m_pg.error()));
+}
+
+void TestPgQueue::cleanup()
+{
+    for (QProcess *process : m_workers) {
+        if (process->state() != QProcess::NotRunning) {
+            process->kill();
+            process->waitForFinished();
+        }
+        delete process;
+    }
+    m_workers.clear();
+}
+
+void TestPgQueue::workersDrainTheQueue_data()
+{
+    QTest::addColumn<int>("workers");
+    QTest::addColumn<int>("runs");
+    QTest::newRow("2 workers, 10000 runs") << 2 << 10000;
+    QTest::newRow("3 workers, 10000 runs") << 3 << 10000;
+}
+
+void TestPgQueue::workersDrainTheQueue()
+{
+    QFETCH(int, workers);
+    QFETCH(int, runs);
+    const QString url = m_pg.createDatabase();
+    const QProcessEnvironment e = env(url);
+    // checksum of a small file: a built-in task that starts no process, so the test measures
+    // the queue and not fork().
+    const QString input = m_home.filePath(u"input.txt"_s);
+    {
+        QFile file(input);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("taskdeck\n");
+    }
+    QByteArray each;
+    for (int i = 0; i < runs; ++i)
+        each += QJsonDocument(QJsonObject{{u"file"_s, input}}).toJson(QJsonDocument::Compact) + '\n';
+    const Ran started = taskdeck({u"start"_s, u"checksum"_s, u"--each"_s, u"-"_s}, e, each);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QStringList ids = started.out.split(u'\n', Qt::SkipEmptyParts);
+    QCOMPARE(ids.size(), runs);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), runs);
+
+    for (int i = 0; i < workers; ++i)
+        startWorker(e, {u"--concurrency"_s, u"8"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 240000);
+    for (QProcess *worker : m_workers)
+        QVERIFY2(stopWorker(worker), worker->readAllStandardError().constData());
+
+    // Each run exactly once: one attempt, succeeded, by one of the workers.
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs"_s).toInt(), runs);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded' AND attempt = 1"_s).toInt(),
+             runs);
+    QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), workers);
+    // Spread over the workers: none was left idle while another drained the queue.
+    const int fewest = scalar(url, u"SELECT min(n) FROM (SELECT count(*) AS n FROM taskdeck_runs GROUP BY owner) c"_s)
+                           .toInt();
+    QVERIFY2(fewest >= runs / (workers * 10), qPrintable(u"fewest runs of one worker: %1"_s.arg(fewest)));
+    // The ids printed are the runs stored.
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE id IN ('%1', '%2')"_s.arg(ids.first(), ids.last()))
+                 .toInt(),
+             2);
+}
+
+void TestPgQueue::startWithoutSharedDatabaseRunsHere()
+{
+    QProcessEnvironment e = QProcessEnvironment::systemEnvironment();
+    e.remove(u"TASK_DATABASE_URL"_s);
+    QTemporaryDir data;
+    e.insert(u"TASK_DATA_DIR"_s, data.path());
+    e.remove(u"TASK_FILE"_s);
+    const Ran ran = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, e);
+    QCOMPARE(ran.code, 0);
+    QVERIFY2(ran.err.contains(u"running here"_s), qPrintable(ran.err));
+    const Ran worker = taskdeck({u"worker"_s}, e);
+    QCOMPARE(worker.code, 2);
+    QVERIFY2(worker.err.contains(u"shared database"_s), qPrintable(worker.err));
+}
+
+void TestPgQueue::workerWithoutTheTaskNeverClaimsIt()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"only-here.yml"_s,
+                                     "version: 1\ntasks:\n  only-here:\n    title: Only here\n"
+                                     "    command: [\"echo\", \"ran\"]\n");
+    const QString otherVersion = writeTasks(u"only-here-v2.yml"_s,
+                                            "version: 1\ntasks:\n  only-here:\n    title: Only here, changed\n"
+                                            "    command: [\"echo\", \"ran\"]\n");
+    const Ran started = taskdeck({u"start"_s, u"only-here"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+
+    // Without the task, and with another version of the tasks file: neither claims it.
+    QProcess *without = startWorker(env(url));
+    QProcess *other = startWorker(env(url, otherVersion));
+    QTest::qWait(5000); // two polls and the LISTEN wake-up of the start
+    QCOMPARE(without->state(), QProcess::Running);
+    QCOMPARE(other->state(), QProcess::Running);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), u"queued"_s);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NULL"_s).toInt(), 1);
+
+    QProcess *right = startWorker(env(url, tasks));
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"succeeded"_s, 60000);
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString().section(u'@', 0, 0),
+             QString::number(right->processId()));
+}
+
+void TestPgQueue::perTaskLimitHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    const QString lockDir = m_home.filePath(u"limited.lock"_s);
+    const QString overlaps = m_home.filePath(u"overlaps.txt"_s);
+    QFile::remove(overlaps);
+    const QString tasks = writeTasks(
+        u"limited.yml"_s,
+        u"version: 1\ntasks:\n  limited:\n    title: Limited\n    max_concurrent: 1\n"
+        u"    shell: |\n      mkdir '%1' 2>/dev/null || echo overlap >> '%2'\n      sleep 0.3\n"
+        u"      rmdir '%1' 2>/dev/null\n      exit 0\n"_s.arg(lockDir, overlaps).toUtf8());
+    QByteArray each;
+    for (int i = 0; i < 8; ++i)
+        each += "{}\n";
+    const Ran started = taskdeck({u"start"_s, u"limited"_s, u"--each"_s, u"-"_s}, env(url, tasks), each);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              8, 120000);
+    QVERIFY2(!QFile::exists(overlaps), "two runs of a task limited to one ran at once");
+}
+
+void TestPgQueue::globalLimitHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    const QString counter = m_home.filePath(u"running"_s);
+    const QString overlaps = m_home.filePath(u"global-overlaps.txt"_s);
+    QDir().mkpath(counter);
+    QFile::remove(overlaps);
+    // Each run leaves a file while it runs; a third file at once is one run too many.
+    const QString tasks = writeTasks(
+        u"global.yml"_s,
+        u"version: 1\ntasks:\n  one:\n    title: One\n    shell: |\n      f='%1'/$$; touch \"$f\"\n"
+        u"      [ $(ls '%1' | wc -l) -gt 2 ] && echo overlap >> '%2'\n      sleep 0.3; rm -f \"$f\"\n"
+        u"  two:\n    title: Two\n    shell: |\n      f='%1'/$$; touch \"$f\"\n"
+        u"      [ $(ls '%1' | wc -l) -gt 2 ] && echo overlap >> '%2'\n      sleep 0.3; rm -f \"$f\"\n"_s
+            .arg(counter, overlaps)
+            .toUtf8());
+    QByteArray each;
+    for (int i = 0; i < 6; ++i)
+        each += "{}\n";
+    for (const QString &key : {u"one"_s, u"two"_s}) {
+        const Ran started = taskdeck({u"start"_s, key, u"--each"_s, u"-"_s}, env(url, tasks), each);
+        QVERIFY2(started.code == 0, qPrintable(started.err));
+    }
+    for (int i = 0; i < 3; ++i)
+        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              12, 120000);
+    QVERIFY2(!QFile::exists(overlaps), "more than two runs at once under --max-running 2");
+}
+
+void TestPgQueue::killedWorkersRunIsReclaimed_data()
+{
+    QTest::addColumn<int>("maxAttempts");
+    QTest::addColumn<QString>("finalStatus");
+    QTest::newRow("no retry: interrupted") << 1 << u"interrupted"_s;
+    QTest::newRow("retry: second attempt") << 2 << u"succeeded"_s;
+}
+
+void TestPgQueue::killedWorkersRunIsReclaimed()
+{
+    QFETCH(int, maxAttempts);
+    QFETCH(QString, finalStatus);
+    const QString url = m_pg.createDatabase();
+    const QString flag = m_home.filePath(u"attempt-%1.flag"_s.arg(maxAttempts));
+    const QString starts = m_home.filePath(u"starts-%1.txt"_s.arg(maxAttempts));
+    QFile::remove(flag);
+    QFile::remove(starts);
+    // The first attempt hangs (its worker is killed under it); a second one ends at once.
+    const QString tasks = writeTasks(
+        u"sticky-%1.yml"_s.arg(maxAttempts),
+        u"version: 1\ntasks:\n  sticky:\n    title: Sticky\n%3"
+        u"    shell: |\n      echo start >> '%2'\n      if [ -e '%1' ]; then exit 0; fi\n      touch '%1'\n"
+        u"      sleep 8\n"_s.arg(flag, starts, maxAttempts > 1 ? u"    retries: %1\n"_s.arg(maxAttempts - 1) : QString())
+            .toUtf8());
+    const Ran started = taskdeck({u"start"_s, u"sticky"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+
+    QProcess *first = startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(flag), 60000);
+    ::kill(pid_t(first->processId()), SIGKILL);
+    QVERIFY(first->waitForFinished());
+
+    // Another worker takes the run back once the lease is over, never before.
+    startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              finalStatus, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
+    QFile log(starts);
+    QVERIFY(log.open(QIODevice::ReadOnly));
+    // Each attempt started exactly once.
+    QCOMPARE(log.readAll().count("start"), maxAttempts);
+    if (maxAttempts == 1) {
+        const QString error = scalar(url, u"SELECT error_message FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString();
+        QVERIFY2(error.contains(u"lease expired"_s), qPrintable(error));
+    } else {
+        QCOMPARE(scalar(url, u"SELECT attempt FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toInt(), 2);
+    }
+}
+
+void TestPgQueue::followerSeesRunOfAnotherProcess()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(
+        u"chatty.yml"_s,
+        "version: 1\ntasks:\n  chatty:\n    title: Chatty\n    shell: |\n"
+        "      i=1\n      while [ $i -le 300 ]; do echo \"line $i\"; i=$((i+1));"
+        " if [ $((i % 50)) -eq 0 ]; then sleep 0.3; fi; done\n");
+    QString error;
+    auto store = PgRunStore::open(url, &error);
+    QVERIFY2(store, qPrintable(error));
+    QString runId;
+    qint64 seen = 0;
+    LogLines lines;
+    int readsWhileRunning = 0;
+    connect(store->notifier(), &RunStoreNotifier::runsChanged, this, [&](const QStringList &ids) {
+        if (runId.isEmpty() || !ids.contains(runId))
+            return;
+        const std::optional<Run> run = store->findRun(runId);
+        for (;;) {
+            const LogLines part = store->readLogAfterSeq(runId, seen, 100);
+            if (part.isEmpty())
+                break;
+            for (const LogLine &line : part) {
+                QVERIFY(line.seq > seen); // in sequence order, each once
+                seen = line.seq;
+                lines.append(line);
+            }
+            if (run && run->status == RunStatus::Running)
+                ++readsWhileRunning;
+        }
+    });
+    startWorker(env(url, tasks));
+    const Ran started = taskdeck({u"start"_s, u"chatty"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    runId = started.out.trimmed();
+    QTRY_COMPARE_WITH_TIMEOUT(store->findRun(runId).value_or(Run()).status, RunStatus::Succeeded, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(lines.size(), 300, 30000);
+    for (qsizetype i = 0; i < lines.size(); ++i)
+        QCOMPARE(lines.at(i).text, u"line %1"_s.arg(i + 1));
+    QVERIFY2(readsWhileRunning > 0, "the log arrived only after the run had finished");
+}
+
+void TestPgQueue::notificationWakesAWorker()
+{
+    const QString url = m_pg.createDatabase();
+    // A worker that would look at the queue on its own only in an hour, started before the run.
+    QProcess *worker = startWorker(env(url), {u"--poll"_s, u"1h"_s});
+    QByteArray said;
+    QTRY_VERIFY_WITH_TIMEOUT((said += worker->readAllStandardError()).contains("running queued runs"), 60000);
+    QTest::qWait(500); // its LISTEN is in place once it has said so and claimed nothing
+    const Ran started = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, env(url));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"succeeded"_s, 60000);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::stoppingWorkerHandsBackWhatItHasNotStarted()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"slowish.yml"_s,
+                                     "version: 1\ntasks:\n  slowish:\n    title: Slowish\n"
+                                     "    shell: sleep 2\n");
+    const Ran started = taskdeck({u"start"_s, u"slowish"_s, u"--each"_s, u"-"_s}, env(url, tasks), "{}\n{}\n{}\n{}\n");
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    // One at a time, two held: one running, one waiting in the worker.
+    QProcess *worker = startWorker(env(url, tasks), {u"--concurrency"_s, u"1"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'running'"_s).toInt(), 1,
+                              60000);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NOT NULL"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+    // The running one finished; the other three wait for another worker, untouched.
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(), 1);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NULL AND attempt = 0"_s).toInt(), 3);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'queued' AND attempt = 0"_s).toInt(), 3);
+    const QString err = QString::fromUtf8(worker->readAllStandardError());
+    QVERIFY2(err.contains(u"handed 1 runs back"_s), qPrintable(err));
+}
+
+void TestPgQueue::serverRestartMidRun()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(
+        u"slow.yml"_s,
+        "version: 1\ntasks:\n  slow:\n    title: Slow\n    shell: |\n      echo before\n      sleep 4\n      echo after\n");
+    const Ran started = taskdeck({u"start"_s, u"slow"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+    QProcess *worker = startWorker(env(url, tasks));
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"running"_s, 60000);
+    QVERIFY(m_pg.stopServer(u"fast"_s));
+    QTest::qWait(2500);
+    QVERIFY2(m_pg.startServer(), qPrintable(m_pg.error()));
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"succeeded"_s, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
+    QCOMPARE(scalar(url, u"SELECT log_lines FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+    const QString err = QString::fromUtf8(worker->readAllStandardError());
+    QVERIFY2(err.contains(u"reconnecting"_s), qPrintable(err));
+}
+
+QTEST_GUILESS_MAIN(TestPgQueue)
+#include "tst_pgqueue.moc"
