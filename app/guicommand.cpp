@@ -137,7 +137,14 @@ int runGui(int &argc, char **argv, const CommandLine &commandLine)
     services.dataDir = dataDirectory(*settings);
 
     QString historyError;
-    const std::unique_ptr<SqliteRunStore> store = openHistory(*settings, &historyError);
+    const QString database = databaseUrl(commandLine.database, env);
+    const std::unique_ptr<IRunStore> store =
+        openRunStore(*settings, database, &historyError, SqliteRunStore::OpenMode::ReadWrite);
+    if (!store && !database.isEmpty()) {
+        // A shared database that was asked for is never silently replaced by no history.
+        printError(u"taskdeck: history unavailable: "_s + historyError);
+        return exitcode::Usage;
+    }
     services.store = store.get();
     services.historyError = historyError;
 

@@ -9,7 +9,7 @@
 
 namespace taskdeck {
 class AdminServer;
-class SqliteRunStore;
+class IRunStore;
 class TaskEngine;
 class TaskRegistry;
 class TasksFileWatcher;
@@ -26,7 +26,7 @@ struct DesktopServices
 {
     TaskEngine *engine = nullptr;
     TaskRegistry *registry = nullptr;
-    SqliteRunStore *store = nullptr;
+    IRunStore *store = nullptr;
     QString historyError;
     TasksFileWatcher *tasksFile = nullptr;
     AdminServer *server = nullptr;

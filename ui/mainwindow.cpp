@@ -355,7 +355,7 @@ void MainWindow::openSettings()
         applyTheme(*qApp, dialog.theme());
     }
     if (chosen.retentionDays != m_services.settings.retentionDays && m_services.store)
-        m_services.store->startRetention(chosen.retentionDays);
+        m_services.store->startRetention(chosen.retentionDays, std::chrono::hours(1));
     m_services.settings.retentionDays = chosen.retentionDays;
 }
 

@@ -58,7 +58,7 @@ public:
     const PgConnectionInfo &connectionInfo() const;
 
     /*! Deletes runs that finished more than \a days ago, now and every \a interval. 0: off. */
-    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1));
+    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1)) override;
 
     void recordQueued(const Run &run) override;
     void recordStarted(const Run &run) override;

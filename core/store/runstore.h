@@ -127,6 +127,11 @@ public:
      */
     virtual int pruneFinishedBefore(const QDateTime &cutoff) = 0;
     /*!
+     * Deletes runs that finished more than \a days ago, now and then every \a interval, away
+     * from the calling thread. \a days == 0 turns it off.
+     */
+    virtual void startRetention(int days, std::chrono::milliseconds interval) = 0;
+    /*!
      * Checks the whole history for damage (SQLite's integrity check: it reads everything, so
      * it takes time in proportion to the history's size) on the calling thread. Returns the
      * problems found, each naming the history; empty when the history is sound.

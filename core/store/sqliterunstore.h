@@ -100,7 +100,7 @@ public:
      * Deletes runs that finished more than \a days ago, now and then every \a interval, on
      * the writer thread, logging how many went. \a days == 0 turns it off.
      */
-    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1));
+    void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1)) override;
 
     void recordQueued(const Run &run) override;
     void recordStarted(const Run &run) override;
