@@ -5,10 +5,15 @@
 #include "runstore.h"
 
 #include <QCache>
+#include <QCoreApplication>
+#include <QHash>
+#include <QPointer>
 #include <QDateTime>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QWebSocket>
+
+#include <functional>
 
 using namespace Qt::StringLiterals;
 
@@ -127,6 +132,54 @@ public:
 private:
     QCache<QString, QString> m_cache{32 * 1024 * 1024};
     QString m_uncached;
+};
+
+/*!
+ * History pages read for clients catching up, shared: clients of one run that catch up
+ * together (a hundred that connected at its start) ask for the same pages, and each page
+ * is read once. Full pages are kept a while (a short one may still grow).
+ */
+class PageReads final
+{
+public:
+    using Done = std::function<void(const LogLines &page)>;
+
+    void read(IRunStore *store, const QString &runId, qint64 after, QObject *context, Done done)
+    {
+        const QString key = runId + u':' + QString::number(after);
+        if (const LogLines *page = m_pages.object(key)) {
+            // Answered from the event loop, as a read would be.
+            QMetaObject::invokeMethod(context, [done = std::move(done), page = *page] { done(page); },
+                                      Qt::QueuedConnection);
+            return;
+        }
+        auto it = m_waiting.find(key);
+        if (it != m_waiting.end()) {
+            it->append({QPointer<QObject>(context), std::move(done)});
+            return;
+        }
+        m_waiting.insert(key, {{QPointer<QObject>(context), std::move(done)}});
+        store->readLogAfterSeqAsync(runId, after, RunStream::kCatchUpPageLines)
+            .then(QCoreApplication::instance(), [this, key](const LogLines &page) {
+                if (page.size() == RunStream::kCatchUpPageLines)
+                    m_pages.insert(key, new LogLines(page), page.size());
+                const auto waiters = m_waiting.take(key);
+                for (const auto &[waiter, callback] : waiters) {
+                    if (waiter)
+                        callback(page);
+                }
+            });
+    }
+
+    static PageReads &instance()
+    {
+        thread_local PageReads reads;
+        return reads;
+    }
+
+private:
+    QHash<QString, QList<std::pair<QPointer<QObject>, Done>>> m_waiting;
+    QCache<QString, LogLines> m_pages{20 * RunStream::kCatchUpPageLines};
 };
 
 } // namespace
@@ -318,11 +371,10 @@ void RunStream::readHistory()
 {
     m_waiting = true;
     const quint64 request = ++m_requests;
-    m_store->readLogAfterSeqAsync(m_runId, m_sentSeq, kCatchUpPageLines)
-        .then(this, [this, request](const LogLines &page) {
-            if (request == m_requests)
-                historyRead(page);
-        });
+    PageReads::instance().read(m_store, m_runId, m_sentSeq, this, [this, request](const LogLines &page) {
+        if (request == m_requests)
+            historyRead(page);
+    });
 }
 
 void RunStream::historyRead(const LogLines &page)
