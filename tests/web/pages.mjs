@@ -369,6 +369,10 @@ try {
         assert.ok(shown.length >= 500, `${shown.length} lines shown`);
         assert.deepEqual(shown, Array.from({ length: shown.length }, (_, i) => 1501 - shown.length + i));
         assert.match(await p.textContent('#log .note'), /earlier lines are in the full log/i);
+        // Drawn, not only in the DOM: the log is below the result, out of the first screen,
+        // and its lines must still be painted (a capture of the page showed an empty pane).
+        assert.ok(await p.$eval('#log .line[data-n="1500"]', (n) => n.checkVisibility({ contentVisibilityAuto: true })),
+            'the last line is not painted');
         const full = await (await p.request.get(`${server.base}/admin/run/${id}/log`)).text();
         assert.equal(full.trimEnd().split('\n').length, 1500);
         // A reload draws what the page had and asks only for what came after: nothing.
@@ -376,7 +380,7 @@ try {
         await p.waitForSelector('#log .line[data-n="1500"]');
         expectSequence((await shownLines(p)).map((n) => n - (1500 - shown.length)), shown.length);
         await p.waitForFunction(() => document.querySelector('#connection').textContent === '');
-        await p.screenshot({ path: join(shots, 'run-finished-light-wide.png') });
+        await p.screenshot({ path: join(shots, 'run-finished-light-wide.png'), fullPage: true });
         await fresh.close();
     });
 
