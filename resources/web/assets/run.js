@@ -260,13 +260,13 @@ findInput.addEventListener('keydown', (event) => {
 // --- remembering where the page was ----------------------------------------------------
 
 let saveTimer = 0;
-/** Saves the lines shown with the seq of the last event applied: lines still waiting for a
- *  frame are drawn first, so the two always agree. */
+/** Saves the lines received (shown, or drawn at the next frame) with the seq of the last
+ *  event applied: the two always agree. */
 function save() {
     clearTimeout(saveTimer);
     saveTimer = 0;
-    if (pending.length)
-        draw();
+    // tail and lastSeq move together as lines arrive, drawn or not: no need to draw first
+    // (a draw here, every few hundred milliseconds, undid the frame budget under a flood).
     const state = { seq: lastSeq, lastLine, lines: tail.slice(-TAIL_LINES) };
     try {
         sessionStorage.setItem(storageKey, JSON.stringify(state));
@@ -276,7 +276,7 @@ function save() {
 }
 function saveSoon() {
     if (!saveTimer)
-        saveTimer = setTimeout(save, 300);
+        saveTimer = setTimeout(save, 1000);
 }
 
 function restore() {
