@@ -184,13 +184,35 @@ function scheduleDraw() {
         requestAnimationFrame(draw);
 }
 
+/** Lines drawn at once under a flood: more than a screenful, far fewer than the tail. The
+ *  rest of the tail is drawn once the flood is over (fillTail). */
+const FLOOD_LINES = 1000;
+let partial = false;   // the page shows less than the tail: a flood cut it short
+let fillTimer = 0;
+
+function fillTail() {
+    fillTimer = 0;
+    if (!partial || pending.length)
+        return;
+    partial = false;
+    pending = tail.slice(-TAIL_LINES);
+    logBox.replaceChildren();
+    draw();
+}
+
 function draw() {
     const started = performance.now();
     drawScheduled = false;
-    const batch = pending;
+    let batch = pending;
     pending = [];
-    if (batch.length >= TAIL_LINES)
+    if (batch.length > FLOOD_LINES) {
+        batch = batch.slice(-FLOOD_LINES);
+        partial = true;
+    }
+    if (batch.length >= FLOOD_LINES)
         logBox.replaceChildren();
+    clearTimeout(fillTimer);
+    fillTimer = partial ? setTimeout(fillTail, 500) : 0;
     const fragment = document.createDocumentFragment();
     for (const item of batch) {
         if (item.gap)
