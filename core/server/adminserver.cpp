@@ -467,7 +467,7 @@ void AdminServer::Private::acceptWebSockets()
         auto *stream = new RunStream(std::move(socket), m_settings.maxPendingSocketBytes, m_q);
         m_metrics.webSocketOpened();
         QObject::connect(stream, &QObject::destroyed, &m_metrics, [this] { m_metrics.webSocketClosed(); });
-        stream->start(&m_follower, runId, after);
+        stream->start(&m_follower, runId, after, m_store);
     }
 }
 

@@ -343,6 +343,47 @@ try {
         assert.ok(!log.includes('hunter2'), 'the secret is in the log');
     });
 
+    await test('a finished run\'s page shows its log, after a reload too', async () => {
+        // More lines than a snapshot carries: the page shows the last ones and says where
+        // the rest is; the full log link serves every line.
+        const started = await fetch(`${server.base}/admin/task/numbered/start`, { method: 'POST',
+            headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ label: 'done', count: 1500, pause: 0 }) });
+        const { id } = await started.json();
+        for (let i = 0; i < 300; ++i) {
+            const run = await (await fetch(`${server.base}/admin/run/${id}`,
+                { headers: { Authorization: `Bearer ${server.token}` } })).json();
+            if (run.status === 'succeeded')
+                break;
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        const fresh = await newContext();
+        const p = await fresh.newPage();
+        await p.goto(server.login);
+        const sockets = [];
+        p.on('websocket', (ws) => ws.on('close', () => sockets.push(ws.url())));
+        await p.goto(`${server.base}/admin/run/${id}`);
+        await p.waitForSelector('#run-status .status[data-status="succeeded"]');
+        await p.waitForSelector('#log .line[data-n="1500"]');
+        const shown = await shownLines(p);
+        assert.ok(shown.length >= 500, `${shown.length} lines shown`);
+        assert.deepEqual(shown, Array.from({ length: shown.length }, (_, i) => 1501 - shown.length + i));
+        assert.match(await p.textContent('#log .note'), /earlier lines are in the full log/i);
+        // Drawn, not only in the DOM: the log is below the result, out of the first screen,
+        // and its lines must still be painted (a capture of the page showed an empty pane).
+        assert.ok(await p.$eval('#log .line[data-n="1500"]', (n) => n.checkVisibility({ contentVisibilityAuto: true })),
+            'the last line is not painted');
+        const full = await (await p.request.get(`${server.base}/admin/run/${id}/log`)).text();
+        assert.equal(full.trimEnd().split('\n').length, 1500);
+        // A reload draws what the page had and asks only for what came after: nothing.
+        await p.reload();
+        await p.waitForSelector('#log .line[data-n="1500"]');
+        expectSequence((await shownLines(p)).map((n) => n - (1500 - shown.length)), shown.length);
+        await p.waitForFunction(() => document.querySelector('#connection').textContent === '');
+        await p.screenshot({ path: join(shots, 'run-finished-light-wide.png'), fullPage: true });
+        await fresh.close();
+    });
+
     await test('a failed run shows its error and its stderr lines', async () => {
         const started = await fetch(`${server.base}/admin/task/failing/start`, { method: 'POST',
             headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' }, body: '{}' });
@@ -399,6 +440,10 @@ try {
                 p.waitForResponse((r) => r.url().endsWith('/admin/task/numbered/start')),
                 p.click('#go')]);
             assert.equal(response.status(), 403);
+            // The refused post is a navigation: let it finish before closing the page. Closing
+            // a page while its cross-origin navigation commits is a race that chromium can
+            // lose, and then page.close() (which has no timeout) never returns.
+            await p.waitForURL(/\/admin\/task\/numbered\/start$/, { waitUntil: 'load' });
             await p.close();
             const runs = await (await fetch(`${server.base}/admin/run?limit=1000`,
                 { headers: { Authorization: `Bearer ${server.token}` } })).json();

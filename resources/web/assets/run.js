@@ -121,13 +121,52 @@ function addLines(lines) {
             pending.push({ gap: line.n - lastLine - 1 });
         lastLine = line.n;
         pending.push(line);
-        tail.push({ n: line.n, stream: line.stream, text: line.text });
+        tail.push(line);
     }
-    if (pending.length > TAIL_LINES)
+    trimKept();
+    scheduleDraw();
+}
+
+/**
+ * Takes in a "log" message: lines seq, seq + 1, ... numbered n, n + 1, ... Only the lines
+ * that can still be on screen become objects: a batch of a fast run holds thousands.
+ */
+function addLogMessage(message) {
+    const count = message.lines.length;
+    // Each line's seq: the first one's and up, or listed ("seqs") where they skip numbers.
+    const seqOf = message.seqs ? (i) => message.seqs[i] : (i) => message.seq + i;
+    let fresh = 0;
+    while (fresh < count && (seqOf(fresh) <= lastSeq || message.n + fresh <= lastLine))
+        ++fresh;
+    if (fresh >= count)
+        return;
+    const from = Math.max(fresh, count - TAIL_LINES);
+    const firstN = message.n + fresh;
+    if (lastLine && firstN > lastLine + 1)
+        pending.push({ gap: firstN - lastLine - 1 });
+    if (from > fresh)
+        pending.push({ skipped: true });
+    const streams = new Map();
+    for (const i of message.err || [])
+        streams.set(i, 'err');
+    for (const i of message.system || [])
+        streams.set(i, 'system');
+    for (let i = from; i < count; ++i) {
+        const line = { n: message.n + i, stream: streams.get(i) || 'out', text: message.lines[i] };
+        pending.push(line);
+        tail.push(line);
+    }
+    lastLine = message.n + count - 1;
+    lastSeq = seqOf(count - 1);
+    trimKept();
+    scheduleDraw();
+}
+
+function trimKept() {
+    if (pending.length > TAIL_LINES * 1.2)
         pending = pending.slice(-TAIL_LINES);
     if (tail.length > TAIL_LINES * 1.2)
         tail = tail.slice(-TAIL_LINES);
-    scheduleDraw();
 }
 
 let lastDrawCost = 0;
@@ -145,28 +184,49 @@ function scheduleDraw() {
         requestAnimationFrame(draw);
 }
 
+/** Lines drawn at once under a flood: more than a screenful, far fewer than the tail. The
+ *  rest of the tail is drawn once the flood is over (fillTail). */
+const FLOOD_LINES = 1000;
+let partial = false;   // the page shows less than the tail: a flood cut it short
+let fillTimer = 0;
+
+function fillTail() {
+    fillTimer = 0;
+    if (!partial || pending.length)
+        return;
+    partial = false;
+    pending = tail.slice(-TAIL_LINES);
+    logBox.replaceChildren();
+    draw();
+}
+
 function draw() {
     const started = performance.now();
     drawScheduled = false;
-    const batch = pending;
+    let batch = pending;
     pending = [];
-    if (batch.length >= TAIL_LINES)
+    if (batch.length > FLOOD_LINES) {
+        batch = batch.slice(-FLOOD_LINES);
+        partial = true;
+    }
+    if (batch.length >= FLOOD_LINES)
         logBox.replaceChildren();
+    clearTimeout(fillTimer);
+    fillTimer = partial ? setTimeout(fillTail, 500) : 0;
     const fragment = document.createDocumentFragment();
     for (const item of batch) {
         if (item.gap)
-            fragment.append(el('div', { class: 'note' }, `… ${item.gap} earlier lines are in the full log`));
-        else
+            fragment.append(el('div', { class: 'note gap' }, `… ${item.gap} lines missing here are in the full log`));
+        else if (!item.skipped)
             fragment.append(lineNode(item));
     }
     logBox.append(fragment);
     let extra = logBox.childElementCount - TAIL_LINES;
-    if (extra > 0) {
-        while (extra-- > 0)
-            logBox.firstElementChild.remove();
-        if (!logBox.firstElementChild?.classList.contains('note'))
-            logBox.prepend(el('div', { class: 'note', id: 'log-trimmed' }, 'Earlier lines are in the full log.'));
-    }
+    while (extra-- > 0)
+        logBox.firstElementChild.remove();
+    const firstShown = logBox.querySelector('.line');
+    if (firstShown && Number(firstShown.dataset.n) > 1 && !logBox.firstElementChild.classList.contains('note'))
+        logBox.prepend(el('div', { class: 'note', id: 'log-trimmed' }, 'Earlier lines are in the full log.'));
     if (findInput.value)
         applyFind(false);
     if (follow)
@@ -222,13 +282,13 @@ findInput.addEventListener('keydown', (event) => {
 // --- remembering where the page was ----------------------------------------------------
 
 let saveTimer = 0;
-/** Saves the lines shown with the seq of the last event applied: lines still waiting for a
- *  frame are drawn first, so the two always agree. */
+/** Saves the lines received (shown, or drawn at the next frame) with the seq of the last
+ *  event applied: the two always agree. */
 function save() {
     clearTimeout(saveTimer);
     saveTimer = 0;
-    if (pending.length)
-        draw();
+    // tail and lastSeq move together as lines arrive, drawn or not: no need to draw first
+    // (a draw here, every few hundred milliseconds, undid the frame budget under a flood).
     const state = { seq: lastSeq, lastLine, lines: tail.slice(-TAIL_LINES) };
     try {
         sessionStorage.setItem(storageKey, JSON.stringify(state));
@@ -238,7 +298,7 @@ function save() {
 }
 function saveSoon() {
     if (!saveTimer)
-        saveTimer = setTimeout(save, 300);
+        saveTimer = setTimeout(save, 1000);
 }
 
 function restore() {
@@ -378,15 +438,11 @@ function onMessage(message) {
         showRun(message.run);
         if (message.log?.length && message.log[0].n > 1)
             note(`${message.log[0].n - 1} earlier lines are in the full log.`);
-        addLines(message.log || []);
+        addLines((message.log || []).map((l) => ({ n: l.n, stream: l.stream, text: l.text })));
         break;
-    case 'log': {
-        const fresh = message.lines.filter((line) => line.seq > lastSeq);
-        addLines(fresh);
-        if (fresh.length)
-            lastSeq = fresh[fresh.length - 1].seq;
+    case 'log':
+        addLogMessage(message);
         break;
-    }
     case 'progress':
         showProgress(message.progress);
         break;

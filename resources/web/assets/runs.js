@@ -32,7 +32,7 @@ function runTable(runs, id) {
     const rows = runs.map((run) => el('tr', { 'data-run': run.id },
         el('td', { 'data-label': 'Task' }, el('a', { href: `/admin/task/${encodeURIComponent(run.task)}` }, run.task)),
         el('td', { 'data-label': 'Status' }, statusBadge(run.status)),
-        el('td', { 'data-label': 'Progress' }, run.progress?.total > 0 ? `${run.progress.done}/${run.progress.total}` : ''),
+        el('td', { 'data-label': 'Progress' }, run.progress?.total > 0 ? `${run.progress.done}/${run.progress.total}` : '—'),
         el('td', { 'data-label': 'Queued' }, formatTime(run.queuedAt)),
         el('td', { 'data-label': 'Duration' }, run.durationMs === null ? '—' : formatDuration(run.durationMs)),
         el('td', { 'data-label': 'Run', class: 'mono' },
