@@ -12,6 +12,7 @@
 #include "runstream.h"
 #include "servermetrics.h"
 #include "taskengine.h"
+#include "traceparent.h"
 #include "webassets.h"
 
 #include <QAbstractHttpServer>
@@ -24,6 +25,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QPointer>
+#include <QQueue>
 #include <QStringDecoder>
 #include <QTcpServer>
 #include <QTcpSocket>
@@ -171,6 +173,11 @@ QJsonObject jsonBody(const QHttpServerRequest &request)
     if (type != "application/json")
         fail(ApiError::Kind::UnsupportedMediaType,
              u"send the arguments as application/json or application/x-www-form-urlencoded"_s);
+    // Qt's JSON parser lets some invalid UTF-8 through (replaced): refuse it first.
+    QStringDecoder decoder(QStringDecoder::Utf8);
+    [[maybe_unused]] const QString text = decoder(body);
+    if (decoder.hasError())
+        fail(ApiError::Kind::BadRequest, u"the body is not valid UTF-8"_s);
     QJsonParseError error;
     const QJsonDocument document = QJsonDocument::fromJson(body, &error);
     if (error.error != QJsonParseError::NoError)
@@ -251,9 +258,9 @@ public:
 
 private:
     void addRoutes();
-    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr) const;
+    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr);
     void checkOrigin(const QHttpServerRequest &request) const;
-    void authenticate(const QHttpServerRequest &request, bool changesState) const;
+    void authenticate(const QHttpServerRequest &request, bool changesState);
     void acceptWebSockets();
 
     void health(const Call &call);
@@ -267,6 +274,7 @@ private:
     bool servePage(const Call &call, const QString &name) const;
     void metrics(const Call &call);
     void login(const Call &call);
+    void logout(const Call &call);
     void listTasks(const Call &call);
     void showTask(const Call &call);
     void startTask(const Call &call, bool wait);
@@ -281,7 +289,17 @@ private:
     void streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
                    std::function<QByteArray(const Run &)> head, LogEncoder encode, const QByteArray &tail);
     void rerun(const Call &call);
-    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
+    /*! Starts \a key; the run belongs to the trace of \a traceParent (a traceparent header;
+     *  a new trace when it is empty or malformed), which the answer returns. */
+    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait,
+               const QByteArray &traceParent);
+    /*! The run as the API shows it: with its URLs, and its trace when this server started it. */
+    QJsonObject runWithTrace(const Run &run) const;
+    void rememberTrace(const QString &runId, const QByteArray &traceParent);
+    /*! The traceparent of the runs this server started, the latest kMaxTraces. */
+    QHash<QString, QByteArray> m_traces;
+    QQueue<QString> m_traceOrder;
+    static constexpr qsizetype kMaxTraces = 10000;
     void readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
                      const LogEncoder &encode, const QByteArray &tail);
 };
@@ -293,6 +311,7 @@ void AdminServer::Private::addRoutes()
     };
     m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
     m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
+    m_routes.add({"POST", u"/logout"_s, false, false, bind(&Private::logout)});
     m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
     // The pages' scripts, styles and icons: public, so the log-in page has its style too.
     m_routes.add({"GET", u"/admin/assets/{name}"_s, true, false, bind(&Private::asset)});
@@ -316,7 +335,7 @@ void AdminServer::Private::addRoutes()
                   }});
 }
 
-Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern) const
+Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern)
 {
     // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
     const QByteArray host = request.value("Host").toLower();
@@ -376,7 +395,7 @@ void AdminServer::Private::checkOrigin(const QHttpServerRequest &request) const
         fail(ApiError::Kind::Forbidden, u"cross-site requests are refused"_s);
 }
 
-void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool changesState) const
+void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool changesState)
 {
     const QByteArray authorization = request.value("Authorization");
     if (!authorization.isEmpty()) {
@@ -385,7 +404,9 @@ void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool 
         fail(ApiError::Kind::Unauthorized, u"the bearer token is not this server's"_s);
     }
     const QByteArray session = cookieValue(request, SessionCookie);
-    const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.csrfOf(session);
+    const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.useSession(session);
+    if (csrf.isEmpty() && !session.isEmpty())
+        fail(ApiError::Kind::Unauthorized, u"the session has expired or ended; log in again"_s);
     if (csrf.isEmpty())
         fail(ApiError::Kind::Unauthorized,
              u"send Authorization: Bearer TOKEN (the token is in the data directory's "
@@ -443,9 +464,15 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
 
 void AdminServer::Private::missing(const QHttpServerRequest &request, QTcpSocket *socket)
 {
-    HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
-    reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
+    const bool refusedUpgrade = m_refusedUpgrade.has_value();
+    {
+        HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
+        reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
+    }
     m_refusedUpgrade.reset();
+    // The connection's guard stopped watching it at the upgrade: it ends here.
+    if (refusedUpgrade && socket)
+        socket->disconnectFromHost();
 }
 
 void AdminServer::Private::acceptWebSockets()
@@ -498,7 +525,9 @@ void AdminServer::Private::asset(const Call &call)
 
 bool AdminServer::Private::servePage(const Call &call, const QString &name) const
 {
-    if (!WebAssets::prefersHtml(call.request.value("Accept")))
+    // ?format=json asks for the JSON whatever the Accept header says.
+    if (call.request.query().queryItemValue(u"format"_s) == u"json"
+        || !WebAssets::prefersHtml(call.request.value("Accept")))
         return false;
     const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
     if (!page)
@@ -534,6 +563,14 @@ void AdminServer::Private::login(const Call &call)
                       {"Set-Cookie", QByteArray(CsrfCookie + '=' + session.csrf + "; Path=/; SameSite=Strict")}});
 }
 
+void AdminServer::Private::logout(const Call &call)
+{
+    m_auth.closeSession(cookieValue(call.request, SessionCookie));
+    call.reply->json(200, {{u"loggedOut"_s, true}},
+                     {{"Set-Cookie", QByteArray(SessionCookie + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")},
+                      {"Set-Cookie", QByteArray(CsrfCookie + "=; Path=/; Max-Age=0; SameSite=Strict")}});
+}
+
 void AdminServer::Private::listTasks(const Call &call)
 {
     if (servePage(call, u"tasks.html"_s))
@@ -566,7 +603,7 @@ void AdminServer::Private::startTask(const Call &call, bool wait)
     // Authenticated, and without a bearer token: a browser session.
     if (call.request.value("Authorization").isEmpty())
         checkBrowserFiles(call.params.at(0), args);
-    start(call.reply, call.params.at(0), args, wait);
+    start(call.reply, call.params.at(0), args, wait, call.request.value("traceparent"));
 }
 
 void AdminServer::Private::checkBrowserFiles(const QString &key, const QJsonObject &args) const
@@ -617,31 +654,60 @@ void AdminServer::Private::upload(const Call &call)
                            {u"size"_s, call.request.body().size()}});
 }
 
-void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
+void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait,
+                                 const QByteArray &traceParent)
 {
     // A dangerous task runs only when the caller repeats its key: a deliberate act that a
     // replayed or copied generic "true" cannot stand in for.
     const QJsonValue confirm = args.take(u"confirm"_s);
     RunOptions options;
     options.confirmed = confirm.isString() && confirm.toString() == key;
+    // The run is a span of the caller's trace (a new trace when the caller has none).
+    const std::optional<TraceParent> caller = TraceParent::parse(traceParent);
+    const TraceParent trace = caller ? caller->child() : TraceParent::make();
+    options.traceParent = QString::fromLatin1(trace.text());
     const StartResult started = m_engine->start(key, args, options);
     if (!started.ok())
         throw ApiError::fromStartError(started.error);
+    rememberTrace(started.runId, trace.text());
+    const Headers traceHeader{{"traceparent", trace.text()}};
     if (!wait) {
         reply->json(202, {{u"id"_s, started.runId}, {u"status"_s, u"queued"_s},
-                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)}});
+                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)},
+                          {u"traceId"_s, QString::fromLatin1(trace.traceId)},
+                          {u"traceparent"_s, QString::fromLatin1(trace.text())}},
+                    traceHeader);
         return;
     }
     // The engine emits runFinished from the event loop only, so connecting now misses
     // nothing. The run goes on if the client leaves.
     auto *waiter = new QObject(&m_http);
     QObject::connect(m_engine, &TaskEngine::runFinished, waiter,
-                     [reply, id = started.runId, waiter](const Run &run) {
+                     [this, reply, id = started.runId, waiter, traceHeader](const Run &run) {
                          if (run.id != id)
                              return;
-                         reply->json(200, runJson(run));
+                         reply->json(200, runWithTrace(run), traceHeader);
                          waiter->deleteLater();
                      });
+}
+
+QJsonObject AdminServer::Private::runWithTrace(const Run &run) const
+{
+    QJsonObject o = runJson(run);
+    const QByteArray trace = m_traces.value(run.id);
+    if (!trace.isEmpty()) {
+        o.insert(u"traceId"_s, QString::fromLatin1(trace.mid(3, 32)));
+        o.insert(u"traceparent"_s, QString::fromLatin1(trace));
+    }
+    return o;
+}
+
+void AdminServer::Private::rememberTrace(const QString &runId, const QByteArray &traceParent)
+{
+    m_traces.insert(runId, traceParent);
+    m_traceOrder.enqueue(runId);
+    while (m_traceOrder.size() > kMaxTraces)
+        m_traces.remove(m_traceOrder.dequeue());
 }
 
 void AdminServer::Private::listRuns(const Call &call)
@@ -663,10 +729,10 @@ void AdminServer::Private::listRuns(const Call &call)
     runQuery.offset = intParam(query, u"offset"_s, 0, 0, std::numeric_limits<int>::max(), &errors);
     if (!errors.isEmpty())
         fail(ApiError::Kind::BadRequest, u"invalid query: "_s + formatFieldErrors(errors), errors);
-    m_store->findRunsAsync(runQuery).then(&m_http, [reply = call.reply, runQuery](const RunPage &page) {
+    m_store->findRunsAsync(runQuery).then(&m_http, [this, reply = call.reply, runQuery](const RunPage &page) {
         QJsonArray runs;
         for (const Run &run : page.runs)
-            runs.append(runJson(run));
+            runs.append(runWithTrace(run));
         reply->json(200, {{u"runs"_s, runs}, {u"total"_s, page.total},
                           {u"limit"_s, runQuery.limit}, {u"offset"_s, runQuery.offset}});
     });
@@ -680,12 +746,12 @@ void AdminServer::Private::showRun(const Call &call)
     if (!isRunId(id))
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (const std::optional<Run> run = m_engine->snapshot(id))
-        return call.reply->json(200, runJson(*run));
+        return call.reply->json(200, runWithTrace(*run));
     if (!m_store)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
-    m_store->findRunAsync(id).then(&m_http, [reply = call.reply, id](const std::optional<Run> &run) {
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
         if (run)
-            reply->json(200, runJson(*run));
+            reply->json(200, runWithTrace(*run));
         else
             reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
     });
@@ -786,7 +852,9 @@ void AdminServer::Private::rerun(const Call &call)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
     const QJsonObject given = jsonBody(call.request);
     const bool browser = call.request.value("Authorization").isEmpty();
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser](const std::optional<Run> &run) {
+    const QByteArray traceParent = call.request.value("traceparent");
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser,
+                                             traceParent](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
@@ -806,7 +874,7 @@ void AdminServer::Private::rerun(const Call &call)
         try {
             if (browser)
                 checkBrowserFiles(run->task, given);
-            start(reply, run->task, args, false);
+            start(reply, run->task, args, false, traceParent);
         } catch (const ApiError &e) {
             reply->error(e);
         }
@@ -841,9 +909,14 @@ bool AdminServer::listen(QString *error)
 {
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
-    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes,
-                                               d->m_settings.requestHeadTimeoutMs,
-                                               d->m_settings.maxUploadBytes);
+    d->m_auth.setSessionLimits(d->m_settings.sessionIdleTimeoutMs, d->m_settings.sessionLifetimeMs);
+    RequestGuard::Limits limits;
+    limits.maxBodyBytes = d->m_settings.maxBodyBytes;
+    limits.maxUploadBytes = d->m_settings.maxUploadBytes;
+    limits.headTimeoutMs = d->m_settings.requestHeadTimeoutMs;
+    limits.bodyTimeoutMs = d->m_settings.requestBodyTimeoutMs;
+    limits.idleTimeoutMs = d->m_settings.idleTimeoutMs;
+    auto tcp = std::make_unique<RequestGuard>(limits);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError

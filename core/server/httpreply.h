@@ -2,6 +2,7 @@
 #pragma once
 
 #include "apierror.h"
+#include "requestguard.h"
 
 #include <QByteArray>
 #include <QHttpServerResponder>
@@ -41,6 +42,9 @@ public:
     using Sent = std::function<void(const QString &route, int status)>;
     HttpReply(QHttpServerResponder &&responder, bool head)
         : m_responder(std::move(responder)), m_socket(m_responder.socket()), m_head(head) {}
+    /*! An answer never given (its client left, or the server stopped) is no longer owed. */
+    ~HttpReply() { complete(); }
+    Q_DISABLE_COPY_MOVE(HttpReply)
 
     /*! Called once with the route and status when the answer goes out. */
     void onSent(Sent sent) { m_onSent = std::move(sent); }
@@ -57,6 +61,7 @@ public:
             return;
         m_responder.writeHeader("Content-Length", QByteArray::number(body.size()));
         m_responder.writeBody(m_head ? QByteArray() : body);
+        complete();
     }
     void json(int status, const QJsonObject &object, const Headers &extra = {})
     {
@@ -76,6 +81,7 @@ public:
             return false;
         if (m_head) {
             m_responder.writeBody(QByteArray());
+            complete();
             return false;
         }
         m_responder.writeHeader("Transfer-Encoding", "chunked");
@@ -91,9 +97,19 @@ public:
     {
         if (!isGone())
             m_responder.writeBody(QByteArrayLiteral("0\r\n\r\n"));
+        complete();
     }
 
 private:
+    // The connection's guard counts answers owed, to tell a slow answer from an idle client.
+    void complete()
+    {
+        if (m_completed)
+            return;
+        m_completed = true;
+        RequestGuard::answered(m_socket.data());
+    }
+
     bool begin(int status, const QByteArray &contentType, const Headers &extra)
     {
         if (isGone() || m_sent)
@@ -125,6 +141,7 @@ private:
     Sent m_onSent;
     QString m_route = QStringLiteral("unmatched");
     bool m_sent = false;
+    bool m_completed = false;
 };
 using HttpReplyPtr = std::shared_ptr<HttpReply>;
 
