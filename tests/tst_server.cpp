@@ -97,6 +97,7 @@ private Q_SLOTS:
     void everyGetRouteAnswersHead();
     void everyRouteAnswersAWrongMethodWith405AndAllow();
     void metricsHaveTheDocumentedNames();
+    void taskListFollowsTheRegistry();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -1553,6 +1554,31 @@ void tst_Server::metricsHaveTheDocumentedNames()
     }
     QVERIFY(a.body.contains("taskdeck_run_duration_seconds_bucket{le=\"+Inf\"}"));
     QVERIFY(a.body.contains("taskdeck_run_duration_seconds_sum "));
+}
+
+void tst_Server::taskListFollowsTheRegistry()
+{
+    auto keys = [this](const QString &path) {
+        QStringList found;
+        const QJsonArray tasks = request("GET", path).json().value(u"tasks"_s).toArray();
+        for (const QJsonValue &task : tasks)
+            found.append(task.toObject().value(u"key"_s).toString());
+        return found;
+    };
+    const QStringList before = keys(u"/admin/task?format=json"_s);
+    QCOMPARE(before.size(), 5);
+    QCOMPARE(keys(u"/admin/task?q=echo"_s), QStringList{u"echo"_s});
+    // Asked again, the answer is the same bytes.
+    QCOMPARE(request("GET", u"/admin/task"_s).body, request("GET", u"/admin/task"_s).body);
+    // A task added (as a tasks file reload does) is listed at once, and gone once removed.
+    QVERIFY(m_registry->add(testsupport::makeTask(u"added"_s, [](RunContext &) { return QJsonValue(1); })));
+    const QStringList after = keys(u"/admin/task?format=json"_s);
+    QCOMPARE(after.size(), 6);
+    QVERIFY(after.contains(u"added"_s));
+    QCOMPARE(keys(u"/admin/task?q=added"_s), QStringList{u"added"_s});
+    QVERIFY(m_registry->remove(u"added"_s));
+    QCOMPARE(keys(u"/admin/task?format=json"_s), before);
+    QVERIFY(keys(u"/admin/task?q=added"_s).isEmpty());
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

@@ -12,6 +12,7 @@
 #include "runstream.h"
 #include "servermetrics.h"
 #include "taskengine.h"
+#include "taskregistry.h"
 #include "traceparent.h"
 #include "webassets.h"
 
@@ -33,6 +34,7 @@
 #include <QUuid>
 #include <QWebSocket>
 
+#include <atomic>
 #include <limits>
 
 using namespace Qt::StringLiterals;
@@ -239,6 +241,9 @@ public:
         addRoutes();
         QObject::connect(&m_http, &QAbstractHttpServer::newWebSocketConnection, &m_http,
                          [this] { acceptWebSockets(); });
+        // Direct: the registry may change on another thread; the next list sees it at once.
+        QObject::connect(m_engine->registry(), &TaskRegistry::changed, &m_http,
+                         [generation = m_registryGeneration] { ++*generation; }, Qt::DirectConnection);
     }
 
     bool handle(const QHttpServerRequest &request, QTcpSocket *socket);
@@ -255,6 +260,12 @@ public:
     ServerMetrics m_metrics;
     Routes m_routes;
     std::optional<ApiError> m_refusedUpgrade;
+    QList<QByteArray> m_hosts; // the Host values that name this server, made at the first request
+    /*! The encoded answers of GET /admin/task by filter, valid while the registry's
+     *  generation is m_taskListGeneration: the list is answered without encoding it again. */
+    QHash<QString, QByteArray> m_taskLists;
+    quint64 m_taskListGeneration = 0;
+    std::shared_ptr<std::atomic<quint64>> m_registryGeneration = std::make_shared<std::atomic<quint64>>(1);
 
 private:
     void addRoutes();
@@ -340,12 +351,13 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
     // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
     const QByteArray host = request.value("Host").toLower();
     const QByteArray port = ':' + QByteArray::number(m_q->port());
-    QList<QByteArray> hosts{QByteArray("localhost" + port), QByteArray("127.0.0.1" + port),
-                            QByteArray("[::1]" + port),
-                            formatListenAddress(m_settings.address, m_q->port()).toLower().toUtf8()};
+    if (m_hosts.isEmpty()) {
+        m_hosts = {QByteArray("localhost" + port), QByteArray("127.0.0.1" + port), QByteArray("[::1]" + port),
+                   formatListenAddress(m_settings.address, m_q->port()).toLower().toUtf8()};
+    }
     const bool anyAddress = m_settings.address == QHostAddress::Any
         || m_settings.address == QHostAddress::AnyIPv4 || m_settings.address == QHostAddress::AnyIPv6;
-    bool hostOk = hosts.contains(host);
+    bool hostOk = m_hosts.contains(host);
     if (!hostOk && anyAddress && host.endsWith(port)) {
         QByteArray name = host.chopped(port.size());
         if (name.startsWith('[') && name.endsWith(']'))
@@ -576,13 +588,27 @@ void AdminServer::Private::listTasks(const Call &call)
     if (servePage(call, u"tasks.html"_s))
         return;
     const QUrlQuery query = call.request.query();
-    const QList<TaskPtr> tasks = m_engine->registry()->search(
-        query.queryItemValue(u"q"_s, QUrl::FullyDecoded), query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
-        query.queryItemValue(u"tag"_s, QUrl::FullyDecoded));
-    QJsonArray list;
-    for (const TaskPtr &task : tasks)
-        list.append(task->toJson());
-    call.reply->json(200, {{u"tasks"_s, list}, {u"count"_s, list.size()}});
+    const QString text = query.queryItemValue(u"q"_s, QUrl::FullyDecoded);
+    const QString category = query.queryItemValue(u"category"_s, QUrl::FullyDecoded);
+    const QString tag = query.queryItemValue(u"tag"_s, QUrl::FullyDecoded);
+    // The same list is asked for again and again (pages, scripts): it is encoded once per
+    // change of the registry and filter.
+    const quint64 generation = m_registryGeneration->load();
+    if (generation != m_taskListGeneration || m_taskLists.size() > 64) {
+        m_taskLists.clear();
+        m_taskListGeneration = generation;
+    }
+    const QString cacheKey = text + u'\n' + category + u'\n' + tag;
+    auto cached = m_taskLists.constFind(cacheKey);
+    if (cached == m_taskLists.cend()) {
+        const QList<TaskPtr> tasks = m_engine->registry()->search(text, category, tag);
+        QJsonArray list;
+        for (const TaskPtr &task : tasks)
+            list.append(task->toJson());
+        const QJsonObject answer{{u"tasks"_s, list}, {u"count"_s, list.size()}};
+        cached = m_taskLists.insert(cacheKey, QJsonDocument(answer).toJson(QJsonDocument::Compact));
+    }
+    call.reply->send(200, "application/json", cached.value());
 }
 
 void AdminServer::Private::showTask(const Call &call)

@@ -119,16 +119,22 @@ private:
             m_onSent(m_route, status);
         m_responder.writeStatusLine(static_cast<QHttpServerResponder::StatusCode>(status));
         m_responder.writeHeader("Content-Type", contentType);
-        const QList<QByteArray> security = securityHeaders().trimmed().split('\n');
-        for (const QByteArray &line : security) {
-            const qsizetype colon = line.indexOf(':');
-            const QByteArray name = line.left(colon);
+        static const Headers security = [] {
+            Headers headers;
+            const QList<QByteArray> lines = securityHeaders().trimmed().split('\n');
+            for (const QByteArray &line : lines) {
+                const qsizetype colon = line.indexOf(':');
+                headers.append({line.left(colon), line.mid(colon + 2).trimmed()});
+            }
+            return headers;
+        }();
+        for (const auto &[name, value] : security) {
             // An answer may set its own caching (static assets); the rest always stand.
             const bool overridden = name == "Cache-Control"
                 && std::any_of(extra.cbegin(), extra.cend(),
                                [&name](const auto &header) { return header.first == name; });
             if (!overridden)
-                m_responder.writeHeader(name, line.mid(colon + 2).trimmed());
+                m_responder.writeHeader(name, value);
         }
         for (const auto &[name, value] : extra)
             m_responder.writeHeader(name, value);

@@ -35,7 +35,11 @@ public:
         QByteArray allow;             //!< the methods the path has; empty: unknown path
     };
 
-    void add(Route route) { m_routes.append(std::move(route)); }
+    void add(Route route)
+    {
+        m_parts.append(route.pattern.split(u'/'));
+        m_routes.append(std::move(route));
+    }
     const QList<Route> &routes() const { return m_routes; }
 
     /*! Finds the route of \a method (HEAD finds GET's) and \a segments (decoded). */
@@ -43,9 +47,10 @@ public:
     {
         Match found;
         QList<QByteArray> allowed;
-        for (const Route &route : m_routes) {
+        for (qsizetype i = 0; i < m_routes.size(); ++i) {
+            const Route &route = m_routes.at(i);
             QStringList params;
-            if (!matches(route.pattern, segments, &params))
+            if (!matches(m_parts.at(i), segments, &params))
                 continue;
             if (!allowed.contains(route.method))
                 allowed.append(route.method);
@@ -61,9 +66,8 @@ public:
     }
 
 private:
-    static bool matches(const QString &pattern, const QStringList &segments, QStringList *params)
+    static bool matches(const QStringList &parts, const QStringList &segments, QStringList *params)
     {
-        const QStringList parts = pattern.split(u'/');
         if (parts.size() != segments.size())
             return false;
         for (qsizetype i = 0; i < parts.size(); ++i) {
@@ -80,6 +84,7 @@ private:
     }
 
     QList<Route> m_routes;
+    QList<QStringList> m_parts; // each route's pattern, split at '/'
 };
 
 } // namespace taskdeck
