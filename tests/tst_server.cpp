@@ -98,6 +98,7 @@ private Q_SLOTS:
     void everyRouteAnswersAWrongMethodWith405AndAllow();
     void metricsHaveTheDocumentedNames();
     void taskListFollowsTheRegistry();
+    void webSocketOfAFinishedRunEndsAfterItsSnapshot();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -1579,6 +1580,37 @@ void tst_Server::taskListFollowsTheRegistry()
     QVERIFY(m_registry->remove(u"added"_s));
     QCOMPARE(keys(u"/admin/task?format=json"_s), before);
     QVERIFY(keys(u"/admin/task?q=added"_s).isEmpty());
+}
+
+// The cause of the rare webSocketSnapshotThenOrderedEvents failure: when the 500-line run
+// has finished (durably) before the socket attaches, the engine hands over a finished
+// snapshot and no more events, and RunStream never closes the socket. The fix belongs in
+// RunStream::attach (core/server/runstream.cpp, another piece's file): close with "run
+// finished" when the followed run is finished and nothing after the sent seq is left.
+void tst_Server::webSocketOfAFinishedRunEndsAfterItsSnapshot()
+{
+    const QJsonObject ran = request("POST", u"/admin/task/lines/run"_s, R"({"count":5,"label":"x"})").json();
+    const QString id = ran.value(u"id"_s).toString();
+    QVERIFY(m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished());
+    for (const QString &query : {QString(), u"?after=%1"_s.arg(m_engine->snapshot(id)->seq)}) {
+        QWebSocket socket;
+        QList<QJsonObject> messages;
+        connect(&socket, &QWebSocket::textMessageReceived, &socket, [&messages](const QString &text) {
+            messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+        });
+        QSignalSpy closed(&socket, &QWebSocket::disconnected);
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2%3"_s.arg(m_server->port()).arg(id, query)));
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+        socket.open(req);
+        QTRY_VERIFY_WITH_TIMEOUT(!messages.isEmpty() || !closed.isEmpty() || !query.isEmpty(), 60000);
+        if (query.isEmpty()) {
+            QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
+            QCOMPARE(messages.first().value(u"run"_s).toObject().value(u"status"_s).toString(), u"succeeded"_s);
+        }
+        QEXPECT_FAIL("", "RunStream keeps the stream of an already finished run open (fix in runstream.cpp)", Continue);
+        QVERIFY(!closed.isEmpty() || closed.wait(5000));
+        QCOMPARE(messages.size(), query.isEmpty() ? 1 : 0);
+    }
 }
 
 QTEST_GUILESS_MAIN(tst_Server)
