@@ -99,6 +99,7 @@ private Q_SLOTS:
     void metricsHaveTheDocumentedNames();
     void taskListFollowsTheRegistry();
     void webSocketOfAFinishedRunEndsAfterItsSnapshot();
+    void connectionCloseIsHonoured();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -1611,6 +1612,19 @@ void tst_Server::webSocketOfAFinishedRunEndsAfterItsSnapshot()
         QVERIFY(!closed.isEmpty() || closed.wait(5000));
         QCOMPARE(messages.size(), query.isEmpty() ? 1 : 0);
     }
+}
+
+void tst_Server::connectionCloseIsHonoured()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    client.send("GET /admin/task HTTP/1.1\r\n" + client.host() + "Authorization: Bearer " + m_server->token()
+                + "\r\nConnection: close\r\n\r\n");
+    QVERIFY(client.waitClosed());
+    QVERIFY2(client.read().startsWith("HTTP/1.1 200 OK\r\n"), client.read().constData());
+    QVERIFY(client.read().contains("\r\nConnection: close\r\n"));
+    const qsizetype body = client.read().indexOf("\r\n\r\n") + 4;
+    QCOMPARE(QJsonDocument::fromJson(client.read().mid(body)).object().value(u"count"_s).toInt(), 5);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

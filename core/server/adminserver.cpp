@@ -86,7 +86,7 @@ std::optional<QStringList> pathSegments(const QUrl &url)
     QStringList segments;
     const QList<QByteArray> parts = encoded.split('/');
     for (const QByteArray &part : parts) {
-        const QString segment = QUrl::fromPercentEncoding(part);
+        const QString segment = part.contains('%') ? QUrl::fromPercentEncoding(part) : QString::fromUtf8(part);
         if (segment == u".." || segment == u"." || segment.contains(u'/') || segment.contains(u'\\'))
             return std::nullopt;
         for (const QChar c : segment) {
@@ -372,11 +372,14 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
     const qint64 length = lengthText.isEmpty() ? 0 : lengthText.trimmed().toLongLong(&lengthOk);
     if (!lengthOk || length < 0)
         fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
-    const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
-        ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
-    if (length > limit || request.body().size() > limit)
-        throw ApiError{ApiError::Kind::PayloadTooLarge,
-                       u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
+    // The guard refused most of these before the body was read; this is the last word.
+    if (length > m_settings.maxBodyBytes || request.body().size() > m_settings.maxBodyBytes) {
+        const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
+            ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
+        if (length > limit || request.body().size() > limit)
+            throw ApiError{ApiError::Kind::PayloadTooLarge,
+                           u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
+    }
 
     checkOrigin(request);
 
@@ -445,7 +448,8 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
     }
 
     const HttpReplyPtr reply = std::make_shared<HttpReply>(HttpFrontEnd::makeResponder(request, socket),
-                                                   request.method() == QHttpServerRequest::Method::Head);
+                                                   request.method() == QHttpServerRequest::Method::Head,
+                                                   request.value("Connection").toLower().contains("close"));
     // Counted when it is sent, whenever that is, under its route's pattern.
     reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
     // The one place errors become answers.
@@ -538,8 +542,8 @@ void AdminServer::Private::asset(const Call &call)
 bool AdminServer::Private::servePage(const Call &call, const QString &name) const
 {
     // ?format=json asks for the JSON whatever the Accept header says.
-    if (call.request.query().queryItemValue(u"format"_s) == u"json"
-        || !WebAssets::prefersHtml(call.request.value("Accept")))
+    if (!WebAssets::prefersHtml(call.request.value("Accept"))
+        || call.request.query().queryItemValue(u"format"_s) == u"json")
         return false;
     const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
     if (!page)
@@ -587,21 +591,20 @@ void AdminServer::Private::listTasks(const Call &call)
 {
     if (servePage(call, u"tasks.html"_s))
         return;
-    const QUrlQuery query = call.request.query();
-    const QString text = query.queryItemValue(u"q"_s, QUrl::FullyDecoded);
-    const QString category = query.queryItemValue(u"category"_s, QUrl::FullyDecoded);
-    const QString tag = query.queryItemValue(u"tag"_s, QUrl::FullyDecoded);
     // The same list is asked for again and again (pages, scripts): it is encoded once per
-    // change of the registry and filter.
+    // change of the registry and query.
     const quint64 generation = m_registryGeneration->load();
     if (generation != m_taskListGeneration || m_taskLists.size() > 64) {
         m_taskLists.clear();
         m_taskListGeneration = generation;
     }
-    const QString cacheKey = text + u'\n' + category + u'\n' + tag;
+    const QString cacheKey = call.request.url().query(QUrl::FullyEncoded);
     auto cached = m_taskLists.constFind(cacheKey);
     if (cached == m_taskLists.cend()) {
-        const QList<TaskPtr> tasks = m_engine->registry()->search(text, category, tag);
+        const QUrlQuery query = call.request.query();
+        const QList<TaskPtr> tasks = m_engine->registry()->search(query.queryItemValue(u"q"_s, QUrl::FullyDecoded),
+                                                                  query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
+                                                                  query.queryItemValue(u"tag"_s, QUrl::FullyDecoded));
         QJsonArray list;
         for (const TaskPtr &task : tasks)
             list.append(task->toJson());

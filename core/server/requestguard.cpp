@@ -9,6 +9,7 @@
 #include <QTimer>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 using namespace Qt::StringLiterals;
@@ -76,28 +77,40 @@ private:
     {
         switch (m_phase) {
         case Phase::Head: {
-            qsizetype taken = 0;
             if (m_head.isEmpty()) {
                 // Blank lines between requests are allowed and ignored.
+                qsizetype taken = 0;
                 while (taken < data.size() && (data.at(taken) == '\r' || data.at(taken) == '\n'))
                     ++taken;
                 if (taken == data.size())
                     return taken;
                 m_since.start();
+                // The usual case: the whole head in one read, looked at where it is.
+                const QByteArrayView rest = data.sliced(taken);
+                const qsizetype end = headEnd(rest, 0);
+                if (end >= 0) {
+                    headComplete(rest.first(end));
+                    return taken + end;
+                }
+                m_head = rest.toByteArray();
+                if (m_head.size() > MaxHeadBytes)
+                    refuse(431, "Request Header Fields Too Large",
+                           {ApiError::Kind::BadRequest, u"the request head is too large"_s, {}, {}});
+                return data.size();
             }
             const qsizetype before = m_head.size();
-            m_head += data.sliced(taken);
-            const qsizetype end = headEnd();
+            m_head += data;
+            const qsizetype end = headEnd(m_head, std::max<qsizetype>(0, before - 3));
             if (end < 0) {
                 if (m_head.size() > MaxHeadBytes)
                     refuse(431, "Request Header Fields Too Large",
                            {ApiError::Kind::BadRequest, u"the request head is too large"_s, {}, {}});
                 return data.size();
             }
-            const qsizetype used = end - before; // bytes of data up to the head's end
-            m_head.truncate(end);
-            headComplete();
-            return taken + used;
+            const QByteArray head = m_head.first(end);
+            m_head.clear();
+            headComplete(head);
+            return end - before; // the bytes of data up to the head's end
         }
         case Phase::Body:
         case Phase::ChunkData: {
@@ -135,23 +148,78 @@ private:
         return data.size();
     }
 
-    // Where the head ends (just after its blank line) in m_head, or -1.
-    qsizetype headEnd() const
+    // Where a head ends in \a text (just after its blank line), looking from \a from; -1.
+    static qsizetype headEnd(QByteArrayView text, qsizetype from)
     {
-        const qsizetype crlf = m_head.indexOf("\n\r\n");
-        const qsizetype lf = m_head.indexOf("\n\n");
-        if (crlf >= 0 && (lf < 0 || crlf < lf))
-            return crlf + 3;
-        return lf >= 0 ? lf + 2 : -1;
+        const char *begin = text.data();
+        const qsizetype size = text.size();
+        for (qsizetype at = from; at < size;) {
+            const void *found = std::memchr(begin + at, '\n', size_t(size - at));
+            if (!found)
+                return -1;
+            const qsizetype nl = static_cast<const char *>(found) - begin;
+            if (nl + 1 < size && begin[nl + 1] == '\n')
+                return nl + 2;
+            if (nl + 2 < size && begin[nl + 1] == '\r' && begin[nl + 2] == '\n')
+                return nl + 3;
+            at = nl + 1;
+        }
+        return -1;
     }
 
-    void headComplete()
+    static QByteArrayView trimmed(QByteArrayView text)
     {
-        const QList<QByteArray> lines = m_head.split('\n');
-        m_head.clear();
-        const QByteArray requestLine = lines.constFirst().trimmed();
-        const QList<QByteArray> parts = requestLine.split(' ');
-        const QByteArray target = parts.size() > 1 ? parts.at(1) : QByteArray();
+        while (!text.isEmpty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\r'))
+            text = text.sliced(1);
+        while (!text.isEmpty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r'))
+            text.chop(1);
+        return text;
+    }
+
+    // ASCII case-insensitive comparison with \a lower, which is lower case.
+    static bool equalsLower(QByteArrayView text, QByteArrayView lower)
+    {
+        if (text.size() != lower.size())
+            return false;
+        for (qsizetype i = 0; i < text.size(); ++i) {
+            const char c = text.at(i);
+            if ((c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c) != lower.at(i))
+                return false;
+        }
+        return true;
+    }
+
+    static bool containsLower(QByteArrayView text, QByteArrayView lower)
+    {
+        for (qsizetype i = 0; i + lower.size() <= text.size(); ++i) {
+            if (equalsLower(text.sliced(i, lower.size()), lower))
+                return true;
+        }
+        return false;
+    }
+
+    // Digits only; -1 for anything else (or a number too large to mean anything).
+    static qint64 parseLength(QByteArrayView text)
+    {
+        if (text.isEmpty() || text.size() > 18)
+            return -1;
+        qint64 value = 0;
+        for (const char c : text) {
+            if (c < '0' || c > '9')
+                return -1;
+            value = value * 10 + (c - '0');
+        }
+        return value;
+    }
+
+    void headComplete(QByteArrayView head)
+    {
+        qsizetype lineEnd = head.indexOf('\n');
+        const QByteArrayView requestLine = trimmed(head.first(lineEnd < 0 ? head.size() : lineEnd));
+        const qsizetype space = requestLine.indexOf(' ');
+        QByteArrayView target = space < 0 ? QByteArrayView() : requestLine.sliced(space + 1);
+        if (const qsizetype end = target.indexOf(' '); end >= 0)
+            target = target.first(end);
         const qint64 limit = RequestGuard::isUploadTarget(target)
             ? std::max(m_limits.maxBodyBytes, m_limits.maxUploadBytes) : m_limits.maxBodyBytes;
         qint64 length = 0;
@@ -159,26 +227,27 @@ private:
         bool chunked = false;
         bool expectContinue = false;
         bool upgrade = false;
-        for (qsizetype i = 1; i < lines.size(); ++i) {
-            const QByteArray &line = lines.at(i);
+        while (lineEnd >= 0 && lineEnd + 1 < head.size()) {
+            const qsizetype start = lineEnd + 1;
+            lineEnd = head.indexOf('\n', start);
+            const QByteArrayView line = head.sliced(start, (lineEnd < 0 ? head.size() : lineEnd) - start);
             const qsizetype colon = line.indexOf(':');
             if (colon <= 0)
                 continue;
-            const QByteArray name = line.left(colon).trimmed().toLower();
-            const QByteArray value = line.mid(colon + 1).trimmed();
-            if (name == "content-length") {
-                bool ok = false;
-                const qint64 given = value.toLongLong(&ok);
-                if (!ok || given < 0 || (hasLength && given != length))
+            const QByteArrayView name = trimmed(line.first(colon));
+            const QByteArrayView value = trimmed(line.sliced(colon + 1));
+            if (equalsLower(name, "content-length")) {
+                const qint64 given = parseLength(value);
+                if (given < 0 || (hasLength && given != length))
                     return refuse(400, "Bad Request", {ApiError::Kind::BadRequest, u"invalid Content-Length"_s, {}, {}});
                 length = given;
                 hasLength = true;
-            } else if (name == "transfer-encoding") {
-                chunked = value.toLower().contains("chunked");
-            } else if (name == "expect") {
-                expectContinue = value.toLower() == "100-continue";
-            } else if (name == "upgrade") {
-                upgrade = value.toLower() == "websocket";
+            } else if (equalsLower(name, "transfer-encoding")) {
+                chunked = containsLower(value, "chunked");
+            } else if (equalsLower(name, "expect")) {
+                expectContinue = equalsLower(value, "100-continue");
+            } else if (equalsLower(name, "upgrade")) {
+                upgrade = equalsLower(value, "websocket");
             }
         }
         if (upgrade && (chunked || length > 0))
