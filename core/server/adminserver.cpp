@@ -46,9 +46,43 @@ namespace {
 const QByteArray SessionCookie = "taskdeck_session";
 const QByteArray CsrfCookie = "taskdeck_csrf";
 
+// A request's headers, taken once: looking one up is a scan without allocations (each
+// QHttpServerRequest::value() call makes copies).
+class HeaderView
+{
+public:
+    explicit HeaderView(const QHttpServerRequest &request) : m_headers(request.headers()) {}
+
+    /*! The value of header \a lowerName (given in lower case), empty when it is absent. */
+    QByteArray value(QByteArrayView lowerName) const
+    {
+        for (const auto &header : m_headers) {
+            if (equalsLower(header.first, lowerName))
+                return header.second;
+        }
+        return QByteArray();
+    }
+
+private:
+    static bool equalsLower(QByteArrayView name, QByteArrayView lower)
+    {
+        if (name.size() != lower.size())
+            return false;
+        for (qsizetype i = 0; i < name.size(); ++i) {
+            const char c = name.at(i);
+            if ((c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c) != lower.at(i))
+                return false;
+        }
+        return true;
+    }
+
+    const QList<QPair<QByteArray, QByteArray>> m_headers;
+};
+
 struct Call
 {
     const QHttpServerRequest &request;
+    const HeaderView &headers;
     QStringList params;
     HttpReplyPtr reply;
 };
@@ -84,9 +118,14 @@ std::optional<QStringList> pathSegments(const QUrl &url)
 {
     const QByteArray encoded = url.path(QUrl::FullyEncoded).toUtf8();
     QStringList segments;
-    const QList<QByteArray> parts = encoded.split('/');
-    for (const QByteArray &part : parts) {
-        const QString segment = part.contains('%') ? QUrl::fromPercentEncoding(part) : QString::fromUtf8(part);
+    for (qsizetype start = 0; start <= encoded.size();) {
+        qsizetype end = encoded.indexOf('/', start);
+        if (end < 0)
+            end = encoded.size();
+        const QByteArrayView part = QByteArrayView(encoded).sliced(start, end - start);
+        start = end + 1;
+        const QString segment = part.contains('%') ? QUrl::fromPercentEncoding(part.toByteArray())
+                                                   : QString::fromUtf8(part);
         if (segment == u".." || segment == u"." || segment.contains(u'/') || segment.contains(u'\\'))
             return std::nullopt;
         for (const QChar c : segment) {
@@ -98,9 +137,9 @@ std::optional<QStringList> pathSegments(const QUrl &url)
     return segments;
 }
 
-QByteArray cookieValue(const QHttpServerRequest &request, const QByteArray &name)
+QByteArray cookieValue(const HeaderView &headers, const QByteArray &name)
 {
-    const QList<QByteArray> cookies = request.value("Cookie").split(';');
+    const QList<QByteArray> cookies = headers.value("cookie").split(';');
     for (const QByteArray &cookie : cookies) {
         const QByteArray trimmed = cookie.trimmed();
         if (trimmed.startsWith(QByteArray(name + '=')))
@@ -269,9 +308,9 @@ public:
 
 private:
     void addRoutes();
-    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr);
-    void checkOrigin(const QHttpServerRequest &request) const;
-    void authenticate(const QHttpServerRequest &request, bool changesState);
+    Routes::Match route(const QHttpServerRequest &request, const HeaderView &headers, QString *pattern = nullptr);
+    void checkOrigin(const HeaderView &headers) const;
+    void authenticate(const HeaderView &headers, bool changesState);
     void acceptWebSockets();
 
     void health(const Call &call);
@@ -346,10 +385,11 @@ void AdminServer::Private::addRoutes()
                   }});
 }
 
-Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern)
+Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, const HeaderView &headers,
+                                          QString *pattern)
 {
     // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
-    const QByteArray host = request.value("Host").toLower();
+    const QByteArray host = headers.value("host").toLower();
     const QByteArray port = ':' + QByteArray::number(m_q->port());
     if (m_hosts.isEmpty()) {
         m_hosts = {QByteArray("localhost" + port), QByteArray("127.0.0.1" + port), QByteArray("[::1]" + port),
@@ -368,7 +408,7 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
         fail(ApiError::Kind::Forbidden, u"the Host header must name this server's address"_s);
 
     bool lengthOk = true;
-    const QByteArray lengthText = request.value("Content-Length");
+    const QByteArray lengthText = headers.value("content-length");
     const qint64 length = lengthText.isEmpty() ? 0 : lengthText.trimmed().toLongLong(&lengthOk);
     if (!lengthOk || length < 0)
         fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
@@ -381,7 +421,7 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
                            u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
     }
 
-    checkOrigin(request);
+    checkOrigin(headers);
 
     const std::optional<QStringList> segments = pathSegments(request.url());
     const QByteArray method = methodName(request.method());
@@ -396,29 +436,29 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
     if (match.route->webSocket && !m_settings.webSocketEnabled)
         fail(ApiError::Kind::NotFound, u"live streaming is turned off (TASK_WEBSOCKET_ENABLED)"_s);
     if (!match.route->isPublic)
-        authenticate(request, method != "GET" && method != "HEAD");
+        authenticate(headers, method != "GET" && method != "HEAD");
     return match;
 }
 
-void AdminServer::Private::checkOrigin(const QHttpServerRequest &request) const
+void AdminServer::Private::checkOrigin(const HeaderView &headers) const
 {
-    const QByteArray origin = request.value("Origin");
-    if (!origin.isEmpty() && origin != "http://" + request.value("Host").toLower())
+    const QByteArray origin = headers.value("origin");
+    if (!origin.isEmpty() && origin != "http://" + headers.value("host").toLower())
         fail(ApiError::Kind::Forbidden, u"requests from another origin are refused"_s);
-    const QByteArray site = request.value("Sec-Fetch-Site");
+    const QByteArray site = headers.value("sec-fetch-site");
     if (!site.isEmpty() && site != "same-origin" && site != "none")
         fail(ApiError::Kind::Forbidden, u"cross-site requests are refused"_s);
 }
 
-void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool changesState)
+void AdminServer::Private::authenticate(const HeaderView &headers, bool changesState)
 {
-    const QByteArray authorization = request.value("Authorization");
+    const QByteArray authorization = headers.value("authorization");
     if (!authorization.isEmpty()) {
         if (authorization.startsWith("Bearer ") && m_auth.isToken(authorization.mid(7).trimmed()))
             return;
         fail(ApiError::Kind::Unauthorized, u"the bearer token is not this server's"_s);
     }
-    const QByteArray session = cookieValue(request, SessionCookie);
+    const QByteArray session = cookieValue(headers, SessionCookie);
     const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.useSession(session);
     if (csrf.isEmpty() && !session.isEmpty())
         fail(ApiError::Kind::Unauthorized, u"the session has expired or ended; log in again"_s);
@@ -426,18 +466,19 @@ void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool 
         fail(ApiError::Kind::Unauthorized,
              u"send Authorization: Bearer TOKEN (the token is in the data directory's "
              u"admin-token file) or log in through the link taskdeck serve prints"_s);
-    if (changesState && !AdminAuth::constantTimeEquals(request.value("X-CSRF-Token"), csrf))
+    if (changesState && !AdminAuth::constantTimeEquals(headers.value("x-csrf-token"), csrf))
         fail(ApiError::Kind::Forbidden, u"missing or wrong X-CSRF-Token"_s);
 }
 
 bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket *socket)
 {
-    const bool upgrade = request.value("Upgrade").toLower() == "websocket";
+    const HeaderView headers(request);
+    const bool upgrade = headers.value("upgrade").toLower() == "websocket";
     if (upgrade) {
         // Returning false has the base class call missing(), which sends the refusal and
         // closes the connection; true hands the socket to the WebSocket server.
         try {
-            const Routes::Match match = route(request);
+            const Routes::Match match = route(request, headers);
             if (!match.route->webSocket)
                 fail(ApiError::Kind::BadRequest, u"no WebSocket here"_s);
             return true;
@@ -449,15 +490,15 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
 
     const HttpReplyPtr reply = std::make_shared<HttpReply>(HttpFrontEnd::makeResponder(request, socket),
                                                    request.method() == QHttpServerRequest::Method::Head,
-                                                   request.value("Connection").toLower().contains("close"));
+                                                   headers.value("connection").toLower().contains("close"));
     // Counted when it is sent, whenever that is, under its route's pattern.
     reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
     // The one place errors become answers.
     QString pattern;
     try {
-        const Routes::Match match = route(request, &pattern);
+        const Routes::Match match = route(request, headers, &pattern);
         reply->setRoute(pattern);
-        match.route->handler(Call{request, match.params, reply});
+        match.route->handler(Call{request, headers, match.params, reply});
     } catch (const ApiError &e) {
         if (!pattern.isEmpty())
             reply->setRoute(pattern);
@@ -467,7 +508,7 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
             || request.method() == QHttpServerRequest::Method::Head;
         const WebAssets::Asset *page = WebAssets::find(u"pages/login.html"_s);
         if (e.kind == ApiError::Kind::Unauthorized && readOnly && page
-            && WebAssets::prefersHtml(request.value("Accept"))) {
+            && WebAssets::prefersHtml(headers.value("accept"))) {
             reply->send(e.status(), page->contentType, page->body);
         } else {
             reply->error(e);
@@ -542,7 +583,7 @@ void AdminServer::Private::asset(const Call &call)
 bool AdminServer::Private::servePage(const Call &call, const QString &name) const
 {
     // ?format=json asks for the JSON whatever the Accept header says.
-    if (!WebAssets::prefersHtml(call.request.value("Accept"))
+    if (!WebAssets::prefersHtml(call.headers.value("accept"))
         || call.request.query().queryItemValue(u"format"_s) == u"json")
         return false;
     const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
@@ -581,7 +622,7 @@ void AdminServer::Private::login(const Call &call)
 
 void AdminServer::Private::logout(const Call &call)
 {
-    m_auth.closeSession(cookieValue(call.request, SessionCookie));
+    m_auth.closeSession(cookieValue(call.headers, SessionCookie));
     call.reply->json(200, {{u"loggedOut"_s, true}},
                      {{"Set-Cookie", QByteArray(SessionCookie + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")},
                       {"Set-Cookie", QByteArray(CsrfCookie + "=; Path=/; Max-Age=0; SameSite=Strict")}});

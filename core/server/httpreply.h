@@ -32,7 +32,7 @@ inline QByteArray securityHeaders()
 }
 
 /*! The reason phrase of \a status for the status line ("Not Found"). */
-inline QByteArray reasonPhrase(int status)
+inline QByteArrayView reasonPhrase(int status)
 {
     switch (status) {
     case 100: return "Continue";

@@ -32,7 +32,7 @@ public:
     {
         const Route *route = nullptr; //!< null: no route for this method
         QStringList params;
-        QByteArray allow;             //!< the methods the path has; empty: unknown path
+        QByteArray allow;             //!< the methods the path has (when route is null); empty: unknown path
     };
 
     void add(Route route)
@@ -59,6 +59,9 @@ public:
             if (!found.route && (route.method == method || (method == "HEAD" && route.method == "GET"))) {
                 found.route = &route;
                 found.params = params;
+                // The methods are only needed to refuse one: the first match is the answer.
+                found.allow = route.method;
+                return found;
             }
         }
         found.allow = allowed.join(", ");
