@@ -280,7 +280,8 @@ public:
         addRoutes();
         QObject::connect(&m_http, &QAbstractHttpServer::newWebSocketConnection, &m_http,
                          [this] { acceptWebSockets(); });
-        // Direct: the registry may change on another thread; the next list sees it at once.
+        // Direct, on the registry's thread (it is re-emitted there when a change is made on
+        // another): a list cached before the change is not answered after this.
         QObject::connect(m_engine->registry(), &TaskRegistry::changed, &m_http,
                          [generation = m_registryGeneration] { ++*generation; }, Qt::DirectConnection);
     }
