@@ -101,7 +101,7 @@ public:
         out += "\r\n\r\n";
         if (!m_head)
             out += body;
-        m_socket->write(out);
+        write(out);
         complete();
     }
     void json(int status, const QJsonObject &object, const Headers &extra = {})
@@ -122,7 +122,7 @@ public:
         if (!begin(200, contentType, extra, 0, &out))
             return false;
         out += "Transfer-Encoding: chunked\r\n\r\n";
-        m_socket->write(out);
+        write(out);
         if (m_head) {
             // The head says how the body would come; a HEAD answer has none, not even the
             // chunked end.
@@ -134,12 +134,12 @@ public:
     void chunk(const QByteArray &data)
     {
         if (!isGone() && !data.isEmpty())
-            m_socket->write(QByteArray::number(data.size(), 16) + "\r\n" + data + "\r\n");
+            write(QByteArray::number(data.size(), 16) + "\r\n" + data + "\r\n");
     }
     void endStream()
     {
         if (!isGone())
-            m_socket->write(QByteArrayLiteral("0\r\n\r\n"));
+            write(QByteArrayLiteral("0\r\n\r\n"));
         complete();
     }
 
@@ -189,9 +189,16 @@ private:
         if (m_completed)
             return;
         m_completed = true;
-        RequestGuard::answered(m_socket.data());
-        if (m_close && m_sent && !isGone())
-            m_socket->disconnectFromHost();
+        QTcpSocket *socket = m_socket.data();
+        RequestGuard::answered(socket);
+        if (m_close && m_sent && socket && socket->state() == QAbstractSocket::ConnectedState)
+            socket->disconnectFromHost();
+    }
+
+    void write(const QByteArray &bytes)
+    {
+        if (QTcpSocket *socket = m_socket.data())
+            socket->write(bytes);
     }
 
     QHttpServerResponder m_responder; // kept for its socket; the answer is written here
