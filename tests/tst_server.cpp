@@ -139,10 +139,14 @@ void tst_Server::initTestCase()
         return QJsonValue(count);
     }, {Field(u"count"_s, FieldType::Integer).withRequired().withMin(0).withMax(100000),
         Field(u"label"_s, FieldType::Text).withRequired()}));
-    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &) {
+    // "gate" logs COUNT lines (none by default), then waits for m_gate.
+    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        for (int i = 1; i <= count; ++i)
+            ctx.log(u"line %1"_s.arg(i));
         m_gate.acquire();
         return QJsonValue(u"through"_s);
-    }));
+    }, {Field(u"count"_s, FieldType::Integer).withMin(0).withMax(100000)}));
     // "echo" logs its text argument, line by line.
     m_registry->add(testsupport::makeTask(u"echo"_s, [](RunContext &ctx) {
         const QStringList lines = ctx.arg(u"text"_s).toString().split(u'\n');
@@ -361,10 +365,25 @@ QList<QJsonObject> tst_Server::follow(const QString &path, QWebSocket *socket)
 
 void tst_Server::webSocketSnapshotThenOrderedEvents()
 {
-    const QString id = request("POST", u"/admin/task/lines/start"_s, R"({"count":500,"label":"x"})")
+    // The run waits at its end until the stream is attached, so the snapshot is of a running
+    // run and the finish comes as an event (a run already finished when the stream attaches
+    // is webSocketOfAFinishedRunEndsAfterItsSnapshot's case).
+    bool released = false;
+    auto release = qScopeGuard([&] {
+        if (!released)
+            m_gate.release();
+    });
+    const QString id = request("POST", u"/admin/task/gate/start"_s, R"({"count":500})")
                            .json().value(u"id"_s).toString();
     QVERIFY(!id.isEmpty());
-    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id);
+    QWebSocket socket;
+    connect(&socket, &QWebSocket::textMessageReceived, &socket, [&](const QString &) {
+        if (!released) {
+            released = true;
+            m_gate.release();
+        }
+    });
+    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id, &socket);
     QVERIFY(messages.size() >= 2);
     QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
     qint64 seq = messages.first().value(u"seq"_s).toInteger();
