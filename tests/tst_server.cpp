@@ -18,8 +18,10 @@
 #include <QNetworkReply>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QScopeGuard>
+#include <QSet>
 #include <QSemaphore>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -76,6 +78,28 @@ private Q_SLOTS:
     void staticAssetsHaveTypesAndValidators();
     void webSocketLogMessagesAreTheJsonOfTheirLines();
     void uploadsAreStoredPrivatelyUnderTheDataDir();
+    void traceparentIsKeptReturnedAndPassedToCommands();
+    void malformedOrMissingTraceparentStartsANewTrace();
+    void waitedRunAndRerunCarryTheirTrace();
+    void silentConnectionIsClosed();
+    void keepAliveConnectionIsClosedWhenIdleButNotWhileOwedAnAnswer();
+    void slowRequestBodyIsAnswered408AndClosed();
+    void splitHeadWithOversizedLengthIs413BeforeTheBody();
+    void splitHeadExpectContinueIsAnswered();
+    void oversizedChunkedBodyIs413();
+    void chunkedAndPipelinedRequestsAreAnswered();
+    void idleSessionExpires();
+    void sessionExpiresAfterItsLifetimeEvenWhenUsed();
+    void logoutEndsTheSession();
+    void invalidUtf8JsonIs400();
+    void otherContentTypesAre415();
+    void pathTraversalOnEveryPathParameterIsNotFound();
+    void everyGetRouteAnswersHead();
+    void everyRouteAnswersAWrongMethodWith405AndAllow();
+    void metricsHaveTheDocumentedNames();
+    void taskListFollowsTheRegistry();
+    void webSocketOfAFinishedRunEndsAfterItsSnapshot();
+    void connectionCloseIsHonoured();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -115,10 +139,14 @@ void tst_Server::initTestCase()
         return QJsonValue(count);
     }, {Field(u"count"_s, FieldType::Integer).withRequired().withMin(0).withMax(100000),
         Field(u"label"_s, FieldType::Text).withRequired()}));
-    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &) {
+    // "gate" logs COUNT lines (none by default), then waits for m_gate.
+    m_registry->add(testsupport::makeTask(u"gate"_s, [this](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        for (int i = 1; i <= count; ++i)
+            ctx.log(u"line %1"_s.arg(i));
         m_gate.acquire();
         return QJsonValue(u"through"_s);
-    }));
+    }, {Field(u"count"_s, FieldType::Integer).withMin(0).withMax(100000)}));
     // "echo" logs its text argument, line by line.
     m_registry->add(testsupport::makeTask(u"echo"_s, [](RunContext &ctx) {
         const QStringList lines = ctx.arg(u"text"_s).toString().split(u'\n');
@@ -129,6 +157,12 @@ void tst_Server::initTestCase()
     Task danger = testsupport::makeTask(u"wipe"_s, [](RunContext &) { return QJsonValue(true); });
     danger.danger = u"deletes everything"_s;
     m_registry->add(danger);
+    // "traceenv" runs a command that prints the TRACEPARENT it was given.
+    m_registry->add(testsupport::makeTask(u"traceenv"_s, [](RunContext &ctx) {
+        Command command;
+        command.argv = {u"sh"_s, u"-c"_s, u"echo \"tp=${TRACEPARENT:-none}\""_s};
+        return ctx.runChecked(command);
+    }));
     m_engine = std::make_unique<TaskEngine>(m_registry.get());
     m_engine->setRecorder(m_store.get());
 
@@ -198,7 +232,7 @@ void tst_Server::apiNeedsToken()
     QCOMPARE(a.status, 401);
     a = request("GET", u"/admin/task"_s);
     QCOMPARE(a.status, 200);
-    QCOMPARE(a.json().value(u"count"_s).toInt(), 4);
+    QCOMPARE(a.json().value(u"count"_s).toInt(), 5);
 }
 
 void tst_Server::wrongMethodIs405WithAllow()
@@ -331,10 +365,25 @@ QList<QJsonObject> tst_Server::follow(const QString &path, QWebSocket *socket)
 
 void tst_Server::webSocketSnapshotThenOrderedEvents()
 {
-    const QString id = request("POST", u"/admin/task/lines/start"_s, R"({"count":500,"label":"x"})")
+    // The run waits at its end until the stream is attached, so the snapshot is of a running
+    // run and the finish comes as an event (a run already finished when the stream attaches
+    // is webSocketOfAFinishedRunEndsAfterItsSnapshot's case).
+    bool released = false;
+    auto release = qScopeGuard([&] {
+        if (!released)
+            m_gate.release();
+    });
+    const QString id = request("POST", u"/admin/task/gate/start"_s, R"({"count":500})")
                            .json().value(u"id"_s).toString();
     QVERIFY(!id.isEmpty());
-    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id);
+    QWebSocket socket;
+    connect(&socket, &QWebSocket::textMessageReceived, &socket, [&](const QString &) {
+        if (!released) {
+            released = true;
+            m_gate.release();
+        }
+    });
+    const QList<QJsonObject> messages = follow(u"/ws/task/"_s + id, &socket);
     QVERIFY(messages.size() >= 2);
     QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
     qint64 seq = messages.first().value(u"seq"_s).toInteger();
@@ -549,15 +598,25 @@ void tst_Server::runGoesOnWhenTheWaitingClientLeaves()
     req.setRawHeader("Authorization", "Bearer " + m_server->token());
     QNetworkReply *reply = m_network.post(req, QByteArray());
     m_replies.append(reply);
-    QVERIFY(started.wait(60000));
+    // Runs an earlier test started may start and finish meanwhile: only the gate's count.
+    auto gateRuns = [](const QSignalSpy &spy) {
+        QList<Run> runs;
+        for (const QList<QVariant> &arguments : spy) {
+            const Run run = arguments.at(0).value<Run>();
+            if (run.task == u"gate")
+                runs.append(run);
+        }
+        return runs;
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(gateRuns(started).size(), 1, 60000);
     QSignalSpy aborted(reply, &QNetworkReply::finished);
     reply->abort();
     QCOMPARE(aborted.size(), 1);
-    QCOMPARE(request("GET", u"/healthz"_s).json().value(u"running"_s).toInt(), 1);
+    QTRY_COMPARE_WITH_TIMEOUT(request("GET", u"/healthz"_s).json().value(u"running"_s).toInt(), 1, 60000);
     release.dismiss();
     m_gate.release();
-    QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 60000);
-    const Run run = finished.at(0).at(0).value<Run>();
+    QTRY_COMPARE_WITH_TIMEOUT(gateRuns(finished).size(), 1, 60000);
+    const Run run = gateRuns(finished).constFirst();
     QCOMPARE(run.status, RunStatus::Succeeded);
     QCOMPARE(request("GET", u"/healthz"_s).status, 200);
 }
@@ -860,7 +919,7 @@ void tst_Server::browsersGetPagesApiClientsGetJson()
         const Answer a = request("GET", u"/admin/task"_s, {}, {{"Accept", accept}});
         QCOMPARE(a.status, 200);
         QVERIFY2(a.reply->rawHeader("Content-Type").startsWith("application/json"), accept.constData());
-        QCOMPARE(a.json().value(u"count"_s).toInt(), 4);
+        QCOMPARE(a.json().value(u"count"_s).toInt(), 5);
     }
     // A browser without a session is told how to log in; an API client still gets JSON.
     Answer anonymous = request("GET", u"/admin/run"_s, {}, {{"Accept", BrowserAccept}}, false);
@@ -978,6 +1037,623 @@ void tst_Server::uploadsAreStoredPrivatelyUnderTheDataDir()
     // Other routes keep their limit; uploads need the token like the rest.
     QCOMPARE(request("POST", u"/admin/task/lines/start"_s, content).status, 413);
     QCOMPARE(request("POST", u"/admin/upload"_s, "x", {}, false).status, 401);
+}
+
+namespace {
+
+const QByteArray ValidTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+bool isHexOfSize(const QByteArray &text, qsizetype size)
+{
+    if (text.size() != size)
+        return false;
+    for (const char c : text) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return text != QByteArray(size, '0');
+}
+
+// A client over a raw socket, for what QNetworkAccessManager cannot do: heads in pieces,
+// silence, slow bodies, pipelining.
+class RawClient
+{
+public:
+    explicit RawClient(quint16 port) : m_port(port)
+    {
+        m_socket.connectToHost(QHostAddress::LocalHost, port);
+    }
+    bool connected() { return m_socket.waitForConnected(60000) || m_socket.state() == QAbstractSocket::ConnectedState; }
+    QByteArray host() const { return "Host: 127.0.0.1:" + QByteArray::number(m_port) + "\r\n"; }
+    void send(const QByteArray &bytes)
+    {
+        m_socket.write(bytes);
+        m_socket.flush();
+    }
+    // Sends \a bytes and lets the event loop run for \a pauseMs, so they go as a segment of
+    // their own and the server handles them before the next piece.
+    void sendPiece(const QByteArray &bytes, int pauseMs = 50)
+    {
+        send(bytes);
+        QTest::qWait(pauseMs);
+    }
+    // Reads until \a count complete answers (heads with their Content-Length bodies) are
+    // here, or the connection closes. Returns everything read.
+    QByteArray answers(int count)
+    {
+        while (completeAnswers() < count && !closed()) {
+            if (!m_socket.bytesAvailable())
+                QSignalSpy(&m_socket, &QTcpSocket::readyRead).wait(200);
+            m_read += m_socket.readAll();
+        }
+        m_read += m_socket.readAll();
+        return m_read;
+    }
+    bool waitClosed()
+    {
+        QElapsedTimer waited;
+        waited.start();
+        while (!closed() && waited.elapsed() < 60000) {
+            QSignalSpy(&m_socket, &QTcpSocket::disconnected).wait(200);
+            m_read += m_socket.readAll();
+        }
+        m_read += m_socket.readAll();
+        return closed();
+    }
+    bool closed() const { return m_socket.state() == QAbstractSocket::UnconnectedState; }
+    QByteArray read() const { return m_read; }
+
+private:
+    int completeAnswers() const
+    {
+        int count = 0;
+        qsizetype at = 0;
+        while (true) {
+            const qsizetype end = m_read.indexOf("\r\n\r\n", at);
+            if (end < 0)
+                return count;
+            const QByteArray head = m_read.mid(at, end - at);
+            if (head.startsWith("HTTP/1.1 100")) {
+                at = end + 4;
+                continue;
+            }
+            qint64 length = 0;
+            const QList<QByteArray> lines = head.split('\n');
+            for (const QByteArray &line : lines) {
+                if (line.toLower().startsWith("content-length:"))
+                    length = line.mid(15).trimmed().toLongLong();
+            }
+            if (m_read.size() < end + 4 + length)
+                return count;
+            at = end + 4 + length;
+            ++count;
+        }
+    }
+
+    QTcpSocket m_socket;
+    quint16 m_port;
+    QByteArray m_read;
+};
+
+} // namespace
+
+void tst_Server::traceparentIsKeptReturnedAndPassedToCommands()
+{
+    QSignalSpy finished(m_engine.get(), &TaskEngine::runFinished);
+    const Answer a = request("POST", u"/admin/task/traceenv/start"_s, "{}", {{"traceparent", ValidTrace}});
+    QCOMPARE(a.status, 202);
+    const QByteArray returned = a.reply->rawHeader("traceparent");
+    // The same trace; the run is a span of its own under the caller's.
+    QVERIFY2(returned.startsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"), returned.constData());
+    QVERIFY(returned.endsWith("-01"));
+    QVERIFY(!returned.contains("00f067aa0ba902b7"));
+    QVERIFY(isHexOfSize(returned.mid(36, 16), 16));
+    QCOMPARE(a.json().value(u"traceparent"_s).toString().toLatin1(), returned);
+    QCOMPARE(a.json().value(u"traceId"_s).toString(), u"4bf92f3577b34da6a3ce929d0e0e4736"_s);
+    const QString id = a.json().value(u"id"_s).toString();
+    QTRY_VERIFY_WITH_TIMEOUT(m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished(), 60000);
+    QCOMPARE(runStatusName(m_engine->snapshot(id)->status), u"succeeded"_s);
+
+    // The command saw it.
+    QByteArray log;
+    QTRY_VERIFY_WITH_TIMEOUT((log = request("GET", u"/admin/run/%1/log"_s.arg(id)).body).contains("tp="), 60000);
+    QCOMPARE(log, QByteArray("tp=" + returned + '\n'));
+    // And the run keeps it.
+    const Answer shown = request("GET", u"/admin/run/"_s + id);
+    QCOMPARE(shown.json().value(u"traceparent"_s).toString().toLatin1(), returned);
+    QCOMPARE(shown.json().value(u"traceId"_s).toString(), u"4bf92f3577b34da6a3ce929d0e0e4736"_s);
+    const QJsonArray runs = request("GET", u"/admin/run?task=traceenv"_s).json().value(u"runs"_s).toArray();
+    QVERIFY(!runs.isEmpty());
+    QCOMPARE(runs.first().toObject().value(u"traceparent"_s).toString().toLatin1(), returned);
+}
+
+void tst_Server::malformedOrMissingTraceparentStartsANewTrace()
+{
+    const QList<QByteArray> malformed{
+        "", // none at all
+        "garbage",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", // version 00 is 55 long
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",       // zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",       // zero parent id
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",       // upper case
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",       // version ff
+        "00-4bf92f3577b34da6a3ce929d0e0e473x-00f067aa0ba902b7-01",
+    };
+    QSet<QByteArray> traces;
+    for (const QByteArray &value : malformed) {
+        QList<std::pair<QByteArray, QByteArray>> headers;
+        if (!value.isEmpty())
+            headers.append({"traceparent", value});
+        const Answer a = request("POST", u"/admin/task/traceenv/start"_s, "{}", headers);
+        QCOMPARE(a.status, 202);
+        const QByteArray returned = a.reply->rawHeader("traceparent");
+        QCOMPARE(returned.size(), 55);
+        QVERIFY2(returned.startsWith("00-") && returned.endsWith("-01"), returned.constData());
+        const QByteArray traceId = returned.mid(3, 32);
+        QVERIFY2(isHexOfSize(traceId, 32), returned.constData());
+        QVERIFY(isHexOfSize(returned.mid(36, 16), 16));
+        QVERIFY(!value.contains(traceId));
+        QCOMPARE(a.json().value(u"traceId"_s).toString().toLatin1(), traceId);
+        traces.insert(traceId);
+    }
+    QCOMPARE(traces.size(), malformed.size()); // a new one each time
+    // A later version may carry more fields after its own: the ids are taken.
+    const Answer later = request("POST", u"/admin/task/traceenv/start"_s, "{}",
+                                 {{"traceparent", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"}});
+    QCOMPARE(later.status, 202);
+    QCOMPARE(later.json().value(u"traceId"_s).toString(), u"4bf92f3577b34da6a3ce929d0e0e4736"_s);
+    QVERIFY(later.reply->rawHeader("traceparent").endsWith("-00"));
+}
+
+void tst_Server::waitedRunAndRerunCarryTheirTrace()
+{
+    const Answer ran = request("POST", u"/admin/task/traceenv/run"_s, "{}", {{"traceparent", ValidTrace}});
+    QCOMPARE(ran.status, 200);
+    const QByteArray returned = ran.reply->rawHeader("traceparent");
+    QVERIFY(returned.startsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    QCOMPARE(ran.json().value(u"traceparent"_s).toString().toLatin1(), returned);
+    QCOMPARE(ran.json().value(u"status"_s).toString(), u"succeeded"_s);
+    const QString id = ran.json().value(u"id"_s).toString();
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/%1/log"_s.arg(id)).body == "tp=" + returned + '\n', 60000);
+
+    const QByteArray other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    const Answer rerun = request("POST", u"/admin/run/%1/rerun"_s.arg(id), "{}", {{"traceparent", other}});
+    QCOMPARE(rerun.status, 202);
+    const QByteArray again = rerun.reply->rawHeader("traceparent");
+    QVERIFY2(again.startsWith("00-0af7651916cd43dd8448eb211c80319c-") && again.endsWith("-00"), again.constData());
+    const QString second = rerun.json().value(u"id"_s).toString();
+    QTRY_VERIFY_WITH_TIMEOUT(request("GET", u"/admin/run/%1/log"_s.arg(second)).body == "tp=" + again + '\n', 60000);
+}
+
+namespace {
+std::unique_ptr<AdminServer> strictServer(TaskEngine *engine, IRunStore *store, const QString &dataDir,
+                                          const std::function<void(ServerSettings &)> &change)
+{
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = dataDir;
+    settings.maxBodyBytes = 1000;
+    change(settings);
+    auto server = std::make_unique<AdminServer>(engine, store, settings);
+    QString error;
+    if (!server->listen(&error)) {
+        qWarning() << error;
+        return nullptr;
+    }
+    return server;
+}
+} // namespace
+
+void tst_Server::silentConnectionIsClosed()
+{
+    const auto server = strictServer(m_engine.get(), nullptr, m_dir.filePath(u"data"_s),
+                                     [](ServerSettings &s) { s.idleTimeoutMs = 100; });
+    QVERIFY(server);
+    RawClient client(server->port());
+    QVERIFY(client.connected());
+    QVERIFY(client.waitClosed());
+    QVERIFY(client.read().isEmpty()); // closed without a word: there was no request
+}
+
+void tst_Server::keepAliveConnectionIsClosedWhenIdleButNotWhileOwedAnAnswer()
+{
+    auto release = qScopeGuard([this] { m_gate.release(); });
+    const auto server = strictServer(m_engine.get(), m_store.get(), m_dir.filePath(u"data"_s),
+                                     [](ServerSettings &s) { s.idleTimeoutMs = 150; });
+    QVERIFY(server);
+    RawClient client(server->port());
+    QVERIFY(client.connected());
+    const QByteArray auth = "Authorization: Bearer " + server->token() + "\r\n";
+    client.send("GET /healthz HTTP/1.1\r\n" + client.host() + "\r\n");
+    QVERIFY(client.answers(1).startsWith("HTTP/1.1 200"));
+    // Kept alive for a second request...
+    client.send("GET /admin/task/lines HTTP/1.1\r\n" + client.host() + auth + "\r\n");
+    QCOMPARE(client.answers(2).count("HTTP/1.1 200"), 2);
+    // ... and while the answer to a waited run is owed, however long that takes.
+    client.send("POST /admin/task/gate/run HTTP/1.1\r\n" + client.host() + auth
+                + "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    QTest::qWait(600); // four times the idle limit
+    QVERIFY(!client.closed());
+    m_gate.release();
+    release.dismiss();
+    QCOMPARE(client.answers(3).count("HTTP/1.1 200"), 3);
+    QVERIFY(client.read().contains("\"result\":\"through\""));
+    // Then idle: closed.
+    QVERIFY(client.waitClosed());
+}
+
+void tst_Server::slowRequestBodyIsAnswered408AndClosed()
+{
+    const auto server = strictServer(m_engine.get(), nullptr, m_dir.filePath(u"data"_s),
+                                     [](ServerSettings &s) { s.requestBodyTimeoutMs = 100; });
+    QVERIFY(server);
+    RawClient client(server->port());
+    QVERIFY(client.connected());
+    client.send("POST /admin/task/lines/start HTTP/1.1\r\n" + client.host() + "Authorization: Bearer "
+                + server->token() + "\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"co");
+    QVERIFY(client.waitClosed());
+    QVERIFY2(client.read().startsWith("HTTP/1.1 408"), client.read().constData());
+    QVERIFY(client.read().contains("X-Content-Type-Options: nosniff"));
+}
+
+void tst_Server::splitHeadWithOversizedLengthIs413BeforeTheBody()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    // The head in four segments; Content-Length only in the third.
+    client.sendPiece("POST /admin/task/lines/st");
+    client.sendPiece("art HTTP/1.1\r\n" + client.host() + "Authorization: Bearer " + m_server->token() + "\r\n");
+    client.sendPiece("Content-Type: application/json\r\nContent-Le");
+    client.sendPiece("ngth: 50000000\r\n\r\n");
+    // No body was sent: the answer comes anyway, and the connection is closed.
+    QVERIFY(client.waitClosed());
+    QVERIFY2(client.read().startsWith("HTTP/1.1 413"), client.read().constData());
+    QVERIFY(client.read().contains("payload_too_large"));
+    QVERIFY(client.read().contains("Content-Security-Policy: "));
+}
+
+void tst_Server::splitHeadExpectContinueIsAnswered()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    client.sendPiece("POST /admin/task/lines/start HTTP/1.1\r\n" + client.host());
+    client.sendPiece("Authorization: Bearer " + m_server->token() + "\r\nExpect: 100-con");
+    client.sendPiece("tinue\r\nContent-Type: application/json\r\nContent-Length: 23\r\n");
+    client.send("\r\n");
+    QTRY_VERIFY_WITH_TIMEOUT(client.answers(0).startsWith("HTTP/1.1 100 Continue\r\n\r\n"), 60000);
+    client.send(R"({"count":1,"label":"x"})");
+    const QByteArray read = client.answers(1);
+    QVERIFY2(read.contains("HTTP/1.1 202"), read.constData());
+    // Over the limit with Expect: refused, and never told to go on.
+    RawClient refused(m_server->port());
+    QVERIFY(refused.connected());
+    refused.sendPiece("POST /admin/task/lines/start HTTP/1.1\r\n" + refused.host() + "Expect: 100-continue\r\n");
+    refused.send("Content-Length: 2000\r\n\r\n");
+    QVERIFY(refused.waitClosed());
+    QVERIFY2(refused.read().startsWith("HTTP/1.1 413"), refused.read().constData());
+}
+
+void tst_Server::oversizedChunkedBodyIs413()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    client.sendPiece("POST /admin/task/lines/start HTTP/1.1\r\n" + client.host() + "Authorization: Bearer "
+                     + m_server->token() + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client.sendPiece("200\r\n" + QByteArray(512, ' ') + "\r\n");
+    client.send("400\r\n" + QByteArray(1024, ' ') + "\r\n0\r\n\r\n");
+    QVERIFY(client.waitClosed());
+    QVERIFY2(client.read().startsWith("HTTP/1.1 413"), client.read().constData());
+}
+
+void tst_Server::chunkedAndPipelinedRequestsAreAnswered()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    const QByteArray auth = "Authorization: Bearer " + m_server->token() + "\r\n";
+    // A chunked start, then a plain GET, in one write: the guard finds where each ends and
+    // the limits do not take the second for part of the first. (A chunked body with trailer
+    // fields is left out: Qt 6.4's parser answers nothing after one, with or without us.)
+    client.send("POST /admin/task/lines/start HTTP/1.1\r\n" + client.host() + auth
+                + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "a;ext=1\r\n{\"count\":1\r\n"
+                  "d\r\n,\"label\":\"x\"}\r\n"
+                  "0\r\n\r\n"
+                + "GET /admin/task/lines HTTP/1.1\r\n" + client.host() + auth + "\r\n");
+    QByteArray read = client.answers(2);
+    QVERIFY2(read.startsWith("HTTP/1.1 202"), read.constData());
+    QVERIFY2(read.count("HTTP/1.1 ") == 2, read.constData());
+    QVERIFY(read.contains("}HTTP/1.1 200"));
+    QVERIFY(!client.closed());
+
+    // A later oversized request on the same connection is still refused before its body.
+    client.send("POST /admin/task/lines/start HTTP/1.1\r\n" + client.host() + auth
+                + "Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n");
+    QVERIFY2(client.waitClosed(), client.read().constData());
+    QVERIFY2(client.read().contains("}HTTP/1.1 413 "), client.read().constData());
+}
+
+namespace {
+// Logs \a network in to \a server; returns the CSRF token of the new session.
+QByteArray logIn(QNetworkAccessManager *network, const AdminServer &server, QList<QNetworkReply *> *replies)
+{
+    network->setCookieJar(new QNetworkCookieJar(network));
+    QNetworkReply *reply = network->get(QNetworkRequest(server.loginUrl()));
+    replies->append(reply);
+    QSignalSpy(reply, &QNetworkReply::finished).wait(60000);
+    const QList<QNetworkCookie> cookies = network->cookieJar()->cookiesForUrl(server.baseUrl());
+    for (const QNetworkCookie &cookie : cookies) {
+        if (cookie.name() == "taskdeck_csrf")
+            return cookie.value();
+    }
+    return QByteArray();
+}
+
+int getStatus(QNetworkAccessManager *network, const QUrl &url, QList<QNetworkReply *> *replies,
+              const QByteArray &accept = "application/json", QByteArray *body = nullptr)
+{
+    QNetworkRequest req(url);
+    req.setRawHeader("Accept", accept);
+    QNetworkReply *reply = network->get(req);
+    replies->append(reply);
+    QSignalSpy(reply, &QNetworkReply::finished).wait(60000);
+    if (body)
+        *body = reply->readAll();
+    return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+}
+} // namespace
+
+void tst_Server::idleSessionExpires()
+{
+    const auto server = strictServer(m_engine.get(), nullptr, m_dir.filePath(u"data"_s),
+                                     [](ServerSettings &s) { s.sessionIdleTimeoutMs = 300; });
+    QVERIFY(server);
+    auto reset = qScopeGuard([this] { m_network.setCookieJar(new QNetworkCookieJar(&m_network)); });
+    QVERIFY(!logIn(&m_network, *server, &m_replies).isEmpty());
+    const QUrl tasks = server->baseUrl().resolved(QUrl(u"/admin/task"_s));
+    QCOMPARE(getStatus(&m_network, tasks, &m_replies), 200);
+    QTest::qWait(600);
+    QByteArray body;
+    QCOMPARE(getStatus(&m_network, tasks, &m_replies, "application/json", &body), 401);
+    QCOMPARE(QJsonDocument::fromJson(body).object().value(u"error"_s).toString(), u"unauthorized"_s);
+    QVERIFY2(body.contains("expired"), body.constData());
+    // A browser is shown the log-in page.
+    QCOMPARE(getStatus(&m_network, tasks, &m_replies, BrowserAccept, &body), 401);
+    QVERIFY2(body.contains("<html") || body.contains("<!DOCTYPE") || body.contains("<!doctype"), body.constData());
+}
+
+void tst_Server::sessionExpiresAfterItsLifetimeEvenWhenUsed()
+{
+    const auto server = strictServer(m_engine.get(), nullptr, m_dir.filePath(u"data"_s),
+                                     [](ServerSettings &s) { s.sessionLifetimeMs = 500; });
+    QVERIFY(server);
+    auto reset = qScopeGuard([this] { m_network.setCookieJar(new QNetworkCookieJar(&m_network)); });
+    QVERIFY(!logIn(&m_network, *server, &m_replies).isEmpty());
+    const QUrl tasks = server->baseUrl().resolved(QUrl(u"/admin/task"_s));
+    QCOMPARE(getStatus(&m_network, tasks, &m_replies), 200);
+    // Used all the time, and still over once its lifetime is up.
+    int status = 200;
+    QElapsedTimer used;
+    used.start();
+    while (status == 200 && used.elapsed() < 60000) {
+        QTest::qWait(50);
+        status = getStatus(&m_network, tasks, &m_replies);
+    }
+    QCOMPARE(status, 401);
+    // A new log-in opens a new session.
+    QVERIFY(!logIn(&m_network, *server, &m_replies).isEmpty());
+    QCOMPARE(getStatus(&m_network, tasks, &m_replies), 200);
+}
+
+void tst_Server::logoutEndsTheSession()
+{
+    auto reset = qScopeGuard([this] { m_network.setCookieJar(new QNetworkCookieJar(&m_network)); });
+    const QByteArray csrf = logIn(&m_network, *m_server, &m_replies);
+    QVERIFY(!csrf.isEmpty());
+    QCOMPARE(request("GET", u"/admin/task"_s, {}, {}, false).status, 200);
+    // Logging out changes state: the CSRF token is needed like anywhere else.
+    QCOMPARE(request("POST", u"/logout"_s, {}, {}, false).status, 403);
+    // Keep the session cookie to show the server forgot it (the answer clears it in the jar).
+    const QList<QNetworkCookie> before = m_network.cookieJar()->cookiesForUrl(url(u"/"_s));
+    const Answer out = request("POST", u"/logout"_s, {}, {{"X-CSRF-Token", csrf}}, false);
+    QCOMPARE(out.status, 200);
+    QVERIFY(out.reply->rawHeader("Set-Cookie").contains("Max-Age=0"));
+    QCOMPARE(request("GET", u"/admin/task"_s, {}, {}, false).status, 401);
+    for (const QNetworkCookie &cookie : before)
+        m_network.cookieJar()->insertCookie(cookie);
+    QCOMPARE(request("GET", u"/admin/task"_s, {}, {}, false).status, 401);
+}
+
+void tst_Server::invalidUtf8JsonIs400()
+{
+    const QByteArray invalid = QByteArray(R"({"count":1,"label":")") + "\xff\xfe" + R"("})";
+    Answer a = request("POST", u"/admin/task/lines/start"_s, invalid);
+    QCOMPARE(a.status, 400);
+    QCOMPARE(a.json().value(u"error"_s).toString(), u"bad_request"_s);
+    // A truncated sequence, and an overlong one.
+    a = request("POST", u"/admin/task/lines/run"_s, QByteArray(R"({"count":1,"label":")") + "\xc3" + R"("})");
+    QCOMPARE(a.status, 400);
+    a = request("POST", u"/admin/task/lines/start"_s, QByteArray(R"({"count":1,"label":")") + "\xc0\xaf" + R"("})");
+    QCOMPARE(a.status, 400);
+    // A surrogate half encoded as UTF-8 is not UTF-8 either.
+    a = request("POST", u"/admin/task/lines/start"_s, QByteArray(R"({"count":1,"label":")") + "\xed\xa0\x80" + R"("})");
+    QCOMPARE(a.status, 400);
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":1,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QCOMPARE(request("POST", u"/admin/run/%1/rerun"_s.arg(id), invalid).status, 400);
+}
+
+void tst_Server::otherContentTypesAre415()
+{
+    const QByteArray body = R"({"count":1,"label":"x"})";
+    for (const QByteArray &type : {QByteArray("text/plain"), QByteArray("application/xml"), QByteArray("application/jsonx")}) {
+        const Answer a = request("POST", u"/admin/task/lines/start"_s, body, {{"Content-Type", type}});
+        QCOMPARE(a.status, 415);
+        QCOMPARE(a.json().value(u"error"_s).toString(), u"unsupported_media_type"_s);
+    }
+    QCOMPARE(request("POST", u"/admin/task/lines/start"_s, body, {{"Content-Type", "application/json; charset=utf-8"}}).status, 202);
+}
+
+void tst_Server::pathTraversalOnEveryPathParameterIsNotFound()
+{
+    const QStringList bad{u"..%2F..%2Fetc%2Fpasswd"_s, u".."_s, u"%2E%2E"_s, u"a%2Fb"_s, u"a%5Cb"_s, u"%00"_s,
+                          u"..%5C..%5Cx"_s};
+    const QList<std::pair<QByteArray, QString>> routes{
+        {"GET", u"/admin/task/%1"_s},          {"POST", u"/admin/task/%1/start"_s},
+        {"POST", u"/admin/task/%1/run"_s},     {"GET", u"/admin/run/%1"_s},
+        {"POST", u"/admin/run/%1/cancel"_s},   {"GET", u"/admin/run/%1/log"_s},
+        {"GET", u"/admin/run/%1/export"_s},    {"POST", u"/admin/run/%1/rerun"_s},
+        {"GET", u"/ws/task/%1"_s},             {"GET", u"/admin/assets/%1"_s},
+        {"GET", u"/admin/assets/icons/%1"_s},
+    };
+    for (const auto &[verb, pattern] : routes) {
+        for (const QString &segment : bad) {
+            // Sent as written: an HTTP client library would resolve ".." before sending.
+            const QByteArray path = pattern.arg(segment).toLatin1();
+            RawClient client(m_server->port());
+            QVERIFY(client.connected());
+            client.send(verb + ' ' + path + " HTTP/1.1\r\n" + client.host() + "Authorization: Bearer "
+                        + m_server->token() + "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+            const QByteArray answer = client.answers(1);
+            QVERIFY2(answer.startsWith("HTTP/1.1 404"), QByteArray(path + '\n' + answer).constData());
+            QVERIFY2(!answer.contains("/etc") && !answer.contains(m_dir.path().toUtf8()), answer.constData());
+        }
+    }
+}
+
+void tst_Server::everyGetRouteAnswersHead()
+{
+    const QString id = request("POST", u"/admin/task/lines/run"_s, R"({"count":2,"label":"x"})")
+                           .json().value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    const QStringList paths{u"/healthz"_s, u"/metrics"_s, u"/admin/task"_s, u"/admin/task/lines"_s,
+                            u"/admin/run"_s, u"/admin/run/"_s + id, u"/admin/run/%1/log"_s.arg(id),
+                            u"/admin/run/%1/export?format=csv"_s.arg(id)};
+    for (const QString &path : paths) {
+        const Answer get = request("GET", path);
+        QCOMPARE(get.status, 200);
+        const Answer head = request("HEAD", path);
+        QVERIFY2(head.status == 200, qPrintable(path));
+        QVERIFY(head.body.isEmpty());
+        QCOMPARE(head.reply->rawHeader("Content-Type"), get.reply->rawHeader("Content-Type"));
+        QCOMPARE(head.reply->rawHeader("X-Content-Type-Options"), QByteArray("nosniff"));
+    }
+    // Unknown things are 404 to HEAD as well, and a HEAD of a POST route is 405.
+    QCOMPARE(request("HEAD", u"/admin/task/nope"_s).status, 404);
+    QCOMPARE(request("HEAD", u"/admin/task/lines/start"_s).status, 405);
+}
+
+void tst_Server::everyRouteAnswersAWrongMethodWith405AndAllow()
+{
+    const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QList<std::tuple<QByteArray, QString, QByteArray>> cases{
+        {"POST", u"/healthz"_s, "GET, HEAD"},
+        {"PUT", u"/metrics"_s, "GET, HEAD"},
+        {"POST", u"/login"_s, "GET, HEAD"},
+        {"GET", u"/logout"_s, "POST"},
+        {"POST", u"/admin/task"_s, "GET, HEAD"},
+        {"DELETE", u"/admin/task/lines"_s, "GET, HEAD"},
+        {"GET", u"/admin/task/lines/start"_s, "POST"},
+        {"PUT", u"/admin/task/lines/run"_s, "POST"},
+        {"GET", u"/admin/upload"_s, "POST"},
+        {"POST", u"/admin/run"_s, "GET, HEAD"},
+        {"PATCH", u"/admin/run/"_s + id, "GET, HEAD"},
+        {"GET", u"/admin/run/%1/cancel"_s.arg(id), "POST"},
+        {"POST", u"/admin/run/%1/log"_s.arg(id), "GET, HEAD"},
+        {"POST", u"/admin/run/%1/export"_s.arg(id), "GET, HEAD"},
+        {"GET", u"/admin/run/%1/rerun"_s.arg(id), "POST"},
+        {"POST", u"/ws/task/"_s + id, "GET, HEAD"},
+    };
+    for (const auto &[verb, path, allow] : cases) {
+        const Answer a = request(verb, path, verb == "GET" ? QByteArray() : QByteArray("{}"));
+        QVERIFY2(a.status == 405, qPrintable(QString::fromLatin1(verb) + u' ' + path + u' ' + QString::number(a.status)));
+        QCOMPARE(a.reply->rawHeader("Allow"), allow);
+        QCOMPARE(a.json().value(u"error"_s).toString(), u"method_not_allowed"_s);
+    }
+}
+
+void tst_Server::metricsHaveTheDocumentedNames()
+{
+    QCOMPARE(request("GET", u"/healthz"_s, {}, {}, false).status, 200);
+    const Answer a = request("GET", u"/metrics"_s);
+    QCOMPARE(a.status, 200);
+    for (const QByteArray &name : {QByteArray("taskdeck_http_requests_total"), QByteArray("taskdeck_runs_total"),
+                                  QByteArray("taskdeck_run_duration_seconds"), QByteArray("taskdeck_queue_depth"),
+                                  QByteArray("taskdeck_runs_active"), QByteArray("taskdeck_websocket_clients")}) {
+        QVERIFY2(a.body.contains(QByteArray("# TYPE " + name + ' ')), name.constData());
+        QVERIFY2(a.body.contains(QByteArray("# HELP " + name + ' ')), name.constData());
+    }
+    QVERIFY(a.body.contains("taskdeck_run_duration_seconds_bucket{le=\"+Inf\"}"));
+    QVERIFY(a.body.contains("taskdeck_run_duration_seconds_sum "));
+}
+
+void tst_Server::taskListFollowsTheRegistry()
+{
+    auto keys = [this](const QString &path) {
+        QStringList found;
+        const QJsonArray tasks = request("GET", path).json().value(u"tasks"_s).toArray();
+        for (const QJsonValue &task : tasks)
+            found.append(task.toObject().value(u"key"_s).toString());
+        return found;
+    };
+    const QStringList before = keys(u"/admin/task?format=json"_s);
+    QCOMPARE(before.size(), 5);
+    QCOMPARE(keys(u"/admin/task?q=echo"_s), QStringList{u"echo"_s});
+    // Asked again, the answer is the same bytes.
+    QCOMPARE(request("GET", u"/admin/task"_s).body, request("GET", u"/admin/task"_s).body);
+    // A task added (as a tasks file reload does) is listed at once, and gone once removed.
+    QVERIFY(m_registry->add(testsupport::makeTask(u"added"_s, [](RunContext &) { return QJsonValue(1); })));
+    const QStringList after = keys(u"/admin/task?format=json"_s);
+    QCOMPARE(after.size(), 6);
+    QVERIFY(after.contains(u"added"_s));
+    QCOMPARE(keys(u"/admin/task?q=added"_s), QStringList{u"added"_s});
+    QVERIFY(m_registry->remove(u"added"_s));
+    QCOMPARE(keys(u"/admin/task?format=json"_s), before);
+    QVERIFY(keys(u"/admin/task?q=added"_s).isEmpty());
+}
+
+// The cause of the rare webSocketSnapshotThenOrderedEvents failure: when the 500-line run
+// has finished (durably) before the socket attaches, the engine hands over a finished
+// snapshot and no more events, and RunStream never closes the socket. The fix belongs in
+// RunStream::attach (core/server/runstream.cpp, another piece's file): close with "run
+// finished" when the followed run is finished and nothing after the sent seq is left.
+void tst_Server::webSocketOfAFinishedRunEndsAfterItsSnapshot()
+{
+    const QJsonObject ran = request("POST", u"/admin/task/lines/run"_s, R"({"count":5,"label":"x"})").json();
+    const QString id = ran.value(u"id"_s).toString();
+    QVERIFY(m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished());
+    for (const QString &query : {QString(), u"?after=%1"_s.arg(m_engine->snapshot(id)->seq)}) {
+        QWebSocket socket;
+        QList<QJsonObject> messages;
+        connect(&socket, &QWebSocket::textMessageReceived, &socket, [&messages](const QString &text) {
+            messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+        });
+        QSignalSpy closed(&socket, &QWebSocket::disconnected);
+        QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2%3"_s.arg(m_server->port()).arg(id, query)));
+        req.setRawHeader("Authorization", "Bearer " + m_server->token());
+        socket.open(req);
+        QTRY_VERIFY_WITH_TIMEOUT(!messages.isEmpty() || !closed.isEmpty() || !query.isEmpty(), 60000);
+        if (query.isEmpty()) {
+            QCOMPARE(messages.first().value(u"type"_s).toString(), u"snapshot"_s);
+            QCOMPARE(messages.first().value(u"run"_s).toObject().value(u"status"_s).toString(), u"succeeded"_s);
+        }
+        QEXPECT_FAIL("", "RunStream keeps the stream of an already finished run open (fix in runstream.cpp)", Continue);
+        QVERIFY(!closed.isEmpty() || closed.wait(5000));
+        QCOMPARE(messages.size(), query.isEmpty() ? 1 : 0);
+    }
+}
+
+void tst_Server::connectionCloseIsHonoured()
+{
+    RawClient client(m_server->port());
+    QVERIFY(client.connected());
+    client.send("GET /admin/task HTTP/1.1\r\n" + client.host() + "Authorization: Bearer " + m_server->token()
+                + "\r\nConnection: close\r\n\r\n");
+    QVERIFY(client.waitClosed());
+    QVERIFY2(client.read().startsWith("HTTP/1.1 200 OK\r\n"), client.read().constData());
+    QVERIFY(client.read().contains("\r\nConnection: close\r\n"));
+    const qsizetype body = client.read().indexOf("\r\n\r\n") + 4;
+    QCOMPARE(QJsonDocument::fromJson(client.read().mid(body)).object().value(u"count"_s).toInt(), 5);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

@@ -1422,6 +1422,8 @@ CommandResult RunContext::run(const Command &command)
     Command cmd = command;
     cmd.env.insert(QLatin1StringView(kRunIdVariable), m_state->run.id);
     cmd.env.insert(QLatin1StringView(kOwnerVariable), processOwner());
+    if (!m_state->options.traceParent.isEmpty())
+        cmd.env.insert(QLatin1StringView(kTraceParentVariable), m_state->options.traceParent);
     CommandSink sink;
     sink.lines = [this](const OutputLines &lines) { m_core->appendLines(m_state, lines.constData(), lines.size()); };
     sink.progress = [this](const Progress &p) { m_core->setProgress(m_state, p); };

@@ -24,7 +24,13 @@ struct RunOptions
 {
     bool confirmed = false; //!< required for dangerous tasks
     std::optional<std::chrono::milliseconds> timeout; //!< overrides task and engine default
+    /*! A W3C trace context ("00-TRACEID-PARENTID-FLAGS") the run belongs to; every command
+     *  the run starts gets it as kTraceParentVariable. Empty: none is passed. */
+    QString traceParent;
 };
+
+/*! The environment variable that carries RunOptions::traceParent to a run's commands. */
+inline constexpr char kTraceParentVariable[] = "TRACEPARENT";
 
 /*! Why the engine refused to create a run. */
 struct StartError

@@ -45,14 +45,53 @@ bool AdminAuth::isToken(const QByteArray &candidate) const
 
 AdminAuth::Session AdminAuth::openSession()
 {
+    if (!m_clock.isValid())
+        m_clock.start();
+    // Forgotten sessions are dropped here, so the table never grows past the live ones.
+    for (auto it = m_sessions.begin(); it != m_sessions.end();)
+        it = isExpired(it.value()) ? m_sessions.erase(it) : std::next(it);
     Session session{randomHex(), randomHex()};
-    m_sessions.insert(session.id, session.csrf);
+    const qint64 now = m_clock.elapsed();
+    m_sessions.insert(session.id, {session.csrf, now, now});
     return session;
 }
 
-QByteArray AdminAuth::csrfOf(const QByteArray &id) const
+void AdminAuth::setSessionLimits(qint64 idleMs, qint64 lifetimeMs)
 {
-    return m_sessions.value(id);
+    m_sessionIdleMs = idleMs;
+    m_sessionLifetimeMs = lifetimeMs;
+}
+
+bool AdminAuth::isExpired(const SessionState &session) const
+{
+    const qint64 now = m_clock.elapsed();
+    return (m_sessionIdleMs > 0 && now - session.usedAt > m_sessionIdleMs)
+        || (m_sessionLifetimeMs > 0 && now - session.openedAt > m_sessionLifetimeMs);
+}
+
+QByteArray AdminAuth::useSession(const QByteArray &id)
+{
+    const auto found = m_sessions.find(id);
+    if (found == m_sessions.end())
+        return QByteArray();
+    if (isExpired(found.value())) {
+        m_sessions.erase(found);
+        return QByteArray();
+    }
+    found->usedAt = m_clock.elapsed();
+    return found->csrf;
+}
+
+void AdminAuth::closeSession(const QByteArray &id)
+{
+    m_sessions.remove(id);
+}
+
+qsizetype AdminAuth::sessionCount()
+{
+    for (auto it = m_sessions.begin(); it != m_sessions.end();)
+        it = isExpired(it.value()) ? m_sessions.erase(it) : std::next(it);
+    return m_sessions.size();
 }
 
 QByteArray AdminAuth::issueLoginCode()

@@ -32,8 +32,16 @@ public:
     struct Session { QByteArray id; QByteArray csrf; };
     /*! A new session (random id and CSRF token). */
     Session openSession();
-    /*! The CSRF token of session \a id; empty when there is no such session. */
-    QByteArray csrfOf(const QByteArray &id) const;
+    /*! How long sessions last: \a idleMs without use, \a lifetimeMs after the log-in
+     *  (0: no limit). Applies to sessions already open too. */
+    void setSessionLimits(qint64 idleMs, qint64 lifetimeMs);
+    /*! The CSRF token of session \a id, which counts as a use of it; empty when there is
+     *  no such session or it has expired (and is then forgotten). */
+    QByteArray useSession(const QByteArray &id);
+    /*! Ends session \a id (log-out). */
+    void closeSession(const QByteArray &id);
+    /*! How many sessions are open (expired ones are dropped first). */
+    qsizetype sessionCount();
 
     /*! False while \a client failed to log in too often lately (kMaxFailedLogins within
      *  kFailedLoginWindowMs). */
@@ -49,8 +57,13 @@ public:
     static QByteArray randomHex();
 
 private:
+    struct SessionState { QByteArray csrf; qint64 openedAt = 0; qint64 usedAt = 0; }; // m_clock
+    bool isExpired(const SessionState &session) const;
+
     QByteArray m_token;
-    QHash<QByteArray, QByteArray> m_sessions; // session id -> CSRF token
+    QHash<QByteArray, SessionState> m_sessions; // by session id
+    qint64 m_sessionIdleMs = 0;
+    qint64 m_sessionLifetimeMs = 0;
     QHash<QByteArray, qint64> m_loginCodes; // code -> issued at (m_clock)
     QHash<QString, QList<qint64>> m_failedLogins; // client -> when (m_clock), oldest first
     QElapsedTimer m_clock;

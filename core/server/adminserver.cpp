@@ -12,6 +12,8 @@
 #include "runstream.h"
 #include "servermetrics.h"
 #include "taskengine.h"
+#include "taskregistry.h"
+#include "traceparent.h"
 #include "webassets.h"
 
 #include <QAbstractHttpServer>
@@ -24,6 +26,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QPointer>
+#include <QQueue>
 #include <QStringDecoder>
 #include <QTcpServer>
 #include <QTcpSocket>
@@ -31,6 +34,7 @@
 #include <QUuid>
 #include <QWebSocket>
 
+#include <atomic>
 #include <limits>
 
 using namespace Qt::StringLiterals;
@@ -42,9 +46,43 @@ namespace {
 const QByteArray SessionCookie = "taskdeck_session";
 const QByteArray CsrfCookie = "taskdeck_csrf";
 
+// A request's headers, taken once: looking one up is a scan without allocations (each
+// QHttpServerRequest::value() call makes copies).
+class HeaderView
+{
+public:
+    explicit HeaderView(const QHttpServerRequest &request) : m_headers(request.headers()) {}
+
+    /*! The value of header \a lowerName (given in lower case), empty when it is absent. */
+    QByteArray value(QByteArrayView lowerName) const
+    {
+        for (const auto &header : m_headers) {
+            if (equalsLower(header.first, lowerName))
+                return header.second;
+        }
+        return QByteArray();
+    }
+
+private:
+    static bool equalsLower(QByteArrayView name, QByteArrayView lower)
+    {
+        if (name.size() != lower.size())
+            return false;
+        for (qsizetype i = 0; i < name.size(); ++i) {
+            const char c = name.at(i);
+            if ((c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c) != lower.at(i))
+                return false;
+        }
+        return true;
+    }
+
+    const QList<QPair<QByteArray, QByteArray>> m_headers;
+};
+
 struct Call
 {
     const QHttpServerRequest &request;
+    const HeaderView &headers;
     QStringList params;
     HttpReplyPtr reply;
 };
@@ -80,9 +118,14 @@ std::optional<QStringList> pathSegments(const QUrl &url)
 {
     const QByteArray encoded = url.path(QUrl::FullyEncoded).toUtf8();
     QStringList segments;
-    const QList<QByteArray> parts = encoded.split('/');
-    for (const QByteArray &part : parts) {
-        const QString segment = QUrl::fromPercentEncoding(part);
+    for (qsizetype start = 0; start <= encoded.size();) {
+        qsizetype end = encoded.indexOf('/', start);
+        if (end < 0)
+            end = encoded.size();
+        const QByteArrayView part = QByteArrayView(encoded).sliced(start, end - start);
+        start = end + 1;
+        const QString segment = part.contains('%') ? QUrl::fromPercentEncoding(part.toByteArray())
+                                                   : QString::fromUtf8(part);
         if (segment == u".." || segment == u"." || segment.contains(u'/') || segment.contains(u'\\'))
             return std::nullopt;
         for (const QChar c : segment) {
@@ -94,9 +137,9 @@ std::optional<QStringList> pathSegments(const QUrl &url)
     return segments;
 }
 
-QByteArray cookieValue(const QHttpServerRequest &request, const QByteArray &name)
+QByteArray cookieValue(const HeaderView &headers, const QByteArray &name)
 {
-    const QList<QByteArray> cookies = request.value("Cookie").split(';');
+    const QList<QByteArray> cookies = headers.value("cookie").split(';');
     for (const QByteArray &cookie : cookies) {
         const QByteArray trimmed = cookie.trimmed();
         if (trimmed.startsWith(QByteArray(name + '=')))
@@ -171,6 +214,11 @@ QJsonObject jsonBody(const QHttpServerRequest &request)
     if (type != "application/json")
         fail(ApiError::Kind::UnsupportedMediaType,
              u"send the arguments as application/json or application/x-www-form-urlencoded"_s);
+    // Qt's JSON parser lets some invalid UTF-8 through (replaced): refuse it first.
+    QStringDecoder decoder(QStringDecoder::Utf8);
+    [[maybe_unused]] const QString text = decoder(body);
+    if (decoder.hasError())
+        fail(ApiError::Kind::BadRequest, u"the body is not valid UTF-8"_s);
     QJsonParseError error;
     const QJsonDocument document = QJsonDocument::fromJson(body, &error);
     if (error.error != QJsonParseError::NoError)
@@ -232,6 +280,10 @@ public:
         addRoutes();
         QObject::connect(&m_http, &QAbstractHttpServer::newWebSocketConnection, &m_http,
                          [this] { acceptWebSockets(); });
+        // Direct, on the registry's thread (it is re-emitted there when a change is made on
+        // another): a list cached before the change is not answered after this.
+        QObject::connect(m_engine->registry(), &TaskRegistry::changed, &m_http,
+                         [generation = m_registryGeneration] { ++*generation; }, Qt::DirectConnection);
     }
 
     bool handle(const QHttpServerRequest &request, QTcpSocket *socket);
@@ -248,12 +300,18 @@ public:
     ServerMetrics m_metrics;
     Routes m_routes;
     std::optional<ApiError> m_refusedUpgrade;
+    QList<QByteArray> m_hosts; // the Host values that name this server, made at the first request
+    /*! The encoded answers of GET /admin/task by filter, valid while the registry's
+     *  generation is m_taskListGeneration: the list is answered without encoding it again. */
+    QHash<QString, QByteArray> m_taskLists;
+    quint64 m_taskListGeneration = 0;
+    std::shared_ptr<std::atomic<quint64>> m_registryGeneration = std::make_shared<std::atomic<quint64>>(1);
 
 private:
     void addRoutes();
-    Routes::Match route(const QHttpServerRequest &request, QString *pattern = nullptr) const;
-    void checkOrigin(const QHttpServerRequest &request) const;
-    void authenticate(const QHttpServerRequest &request, bool changesState) const;
+    Routes::Match route(const QHttpServerRequest &request, const HeaderView &headers, QString *pattern = nullptr);
+    void checkOrigin(const HeaderView &headers) const;
+    void authenticate(const HeaderView &headers, bool changesState);
     void acceptWebSockets();
 
     void health(const Call &call);
@@ -267,6 +325,7 @@ private:
     bool servePage(const Call &call, const QString &name) const;
     void metrics(const Call &call);
     void login(const Call &call);
+    void logout(const Call &call);
     void listTasks(const Call &call);
     void showTask(const Call &call);
     void startTask(const Call &call, bool wait);
@@ -281,7 +340,17 @@ private:
     void streamRun(const Call &call, const QByteArray &contentType, const Headers &headers,
                    std::function<QByteArray(const Run &)> head, LogEncoder encode, const QByteArray &tail);
     void rerun(const Call &call);
-    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait);
+    /*! Starts \a key; the run belongs to the trace of \a traceParent (a traceparent header;
+     *  a new trace when it is empty or malformed), which the answer returns. */
+    void start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait,
+               const QByteArray &traceParent);
+    /*! The run as the API shows it: with its URLs, and its trace when this server started it. */
+    QJsonObject runWithTrace(const Run &run) const;
+    void rememberTrace(const QString &runId, const QByteArray &traceParent);
+    /*! The traceparent of the runs this server started, the latest kMaxTraces. */
+    QHash<QString, QByteArray> m_traces;
+    QQueue<QString> m_traceOrder;
+    static constexpr qsizetype kMaxTraces = 10000;
     void readLogPage(const HttpReplyPtr &reply, const QString &id, qint64 fromLine,
                      const LogEncoder &encode, const QByteArray &tail);
 };
@@ -293,6 +362,7 @@ void AdminServer::Private::addRoutes()
     };
     m_routes.add({"GET", u"/healthz"_s, true, false, bind(&Private::health)});
     m_routes.add({"GET", u"/login"_s, true, false, bind(&Private::login)});
+    m_routes.add({"POST", u"/logout"_s, false, false, bind(&Private::logout)});
     m_routes.add({"GET", u"/metrics"_s, false, false, bind(&Private::metrics)});
     // The pages' scripts, styles and icons: public, so the log-in page has its style too.
     m_routes.add({"GET", u"/admin/assets/{name}"_s, true, false, bind(&Private::asset)});
@@ -316,17 +386,19 @@ void AdminServer::Private::addRoutes()
                   }});
 }
 
-Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QString *pattern) const
+Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, const HeaderView &headers,
+                                          QString *pattern)
 {
     // DNS rebinding: a page of another site that resolves its name to us sends its own Host.
-    const QByteArray host = request.value("Host").toLower();
+    const QByteArray host = headers.value("host").toLower();
     const QByteArray port = ':' + QByteArray::number(m_q->port());
-    QList<QByteArray> hosts{QByteArray("localhost" + port), QByteArray("127.0.0.1" + port),
-                            QByteArray("[::1]" + port),
-                            formatListenAddress(m_settings.address, m_q->port()).toLower().toUtf8()};
+    if (m_hosts.isEmpty()) {
+        m_hosts = {QByteArray("localhost" + port), QByteArray("127.0.0.1" + port), QByteArray("[::1]" + port),
+                   formatListenAddress(m_settings.address, m_q->port()).toLower().toUtf8()};
+    }
     const bool anyAddress = m_settings.address == QHostAddress::Any
         || m_settings.address == QHostAddress::AnyIPv4 || m_settings.address == QHostAddress::AnyIPv6;
-    bool hostOk = hosts.contains(host);
+    bool hostOk = m_hosts.contains(host);
     if (!hostOk && anyAddress && host.endsWith(port)) {
         QByteArray name = host.chopped(port.size());
         if (name.startsWith('[') && name.endsWith(']'))
@@ -337,17 +409,20 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
         fail(ApiError::Kind::Forbidden, u"the Host header must name this server's address"_s);
 
     bool lengthOk = true;
-    const QByteArray lengthText = request.value("Content-Length");
+    const QByteArray lengthText = headers.value("content-length");
     const qint64 length = lengthText.isEmpty() ? 0 : lengthText.trimmed().toLongLong(&lengthOk);
     if (!lengthOk || length < 0)
         fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
-    const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
-        ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
-    if (length > limit || request.body().size() > limit)
-        throw ApiError{ApiError::Kind::PayloadTooLarge,
-                       u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
+    // The guard refused most of these before the body was read; this is the last word.
+    if (length > m_settings.maxBodyBytes || request.body().size() > m_settings.maxBodyBytes) {
+        const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
+            ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
+        if (length > limit || request.body().size() > limit)
+            throw ApiError{ApiError::Kind::PayloadTooLarge,
+                           u"the body is over the limit of %1 bytes"_s.arg(limit), {}, {}};
+    }
 
-    checkOrigin(request);
+    checkOrigin(headers);
 
     const std::optional<QStringList> segments = pathSegments(request.url());
     const QByteArray method = methodName(request.method());
@@ -362,46 +437,49 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, QSt
     if (match.route->webSocket && !m_settings.webSocketEnabled)
         fail(ApiError::Kind::NotFound, u"live streaming is turned off (TASK_WEBSOCKET_ENABLED)"_s);
     if (!match.route->isPublic)
-        authenticate(request, method != "GET" && method != "HEAD");
+        authenticate(headers, method != "GET" && method != "HEAD");
     return match;
 }
 
-void AdminServer::Private::checkOrigin(const QHttpServerRequest &request) const
+void AdminServer::Private::checkOrigin(const HeaderView &headers) const
 {
-    const QByteArray origin = request.value("Origin");
-    if (!origin.isEmpty() && origin != "http://" + request.value("Host").toLower())
+    const QByteArray origin = headers.value("origin");
+    if (!origin.isEmpty() && origin != "http://" + headers.value("host").toLower())
         fail(ApiError::Kind::Forbidden, u"requests from another origin are refused"_s);
-    const QByteArray site = request.value("Sec-Fetch-Site");
+    const QByteArray site = headers.value("sec-fetch-site");
     if (!site.isEmpty() && site != "same-origin" && site != "none")
         fail(ApiError::Kind::Forbidden, u"cross-site requests are refused"_s);
 }
 
-void AdminServer::Private::authenticate(const QHttpServerRequest &request, bool changesState) const
+void AdminServer::Private::authenticate(const HeaderView &headers, bool changesState)
 {
-    const QByteArray authorization = request.value("Authorization");
+    const QByteArray authorization = headers.value("authorization");
     if (!authorization.isEmpty()) {
         if (authorization.startsWith("Bearer ") && m_auth.isToken(authorization.mid(7).trimmed()))
             return;
         fail(ApiError::Kind::Unauthorized, u"the bearer token is not this server's"_s);
     }
-    const QByteArray session = cookieValue(request, SessionCookie);
-    const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.csrfOf(session);
+    const QByteArray session = cookieValue(headers, SessionCookie);
+    const QByteArray csrf = session.isEmpty() ? QByteArray() : m_auth.useSession(session);
+    if (csrf.isEmpty() && !session.isEmpty())
+        fail(ApiError::Kind::Unauthorized, u"the session has expired or ended; log in again"_s);
     if (csrf.isEmpty())
         fail(ApiError::Kind::Unauthorized,
              u"send Authorization: Bearer TOKEN (the token is in the data directory's "
              u"admin-token file) or log in through the link taskdeck serve prints"_s);
-    if (changesState && !AdminAuth::constantTimeEquals(request.value("X-CSRF-Token"), csrf))
+    if (changesState && !AdminAuth::constantTimeEquals(headers.value("x-csrf-token"), csrf))
         fail(ApiError::Kind::Forbidden, u"missing or wrong X-CSRF-Token"_s);
 }
 
 bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket *socket)
 {
-    const bool upgrade = request.value("Upgrade").toLower() == "websocket";
+    const HeaderView headers(request);
+    const bool upgrade = headers.value("upgrade").toLower() == "websocket";
     if (upgrade) {
         // Returning false has the base class call missing(), which sends the refusal and
         // closes the connection; true hands the socket to the WebSocket server.
         try {
-            const Routes::Match match = route(request);
+            const Routes::Match match = route(request, headers);
             if (!match.route->webSocket)
                 fail(ApiError::Kind::BadRequest, u"no WebSocket here"_s);
             return true;
@@ -412,15 +490,16 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
     }
 
     const HttpReplyPtr reply = std::make_shared<HttpReply>(HttpFrontEnd::makeResponder(request, socket),
-                                                   request.method() == QHttpServerRequest::Method::Head);
+                                                   request.method() == QHttpServerRequest::Method::Head,
+                                                   headers.value("connection").toLower().contains("close"));
     // Counted when it is sent, whenever that is, under its route's pattern.
     reply->onSent([this](const QString &route, int status) { m_metrics.answered(route, status); });
     // The one place errors become answers.
     QString pattern;
     try {
-        const Routes::Match match = route(request, &pattern);
+        const Routes::Match match = route(request, headers, &pattern);
         reply->setRoute(pattern);
-        match.route->handler(Call{request, match.params, reply});
+        match.route->handler(Call{request, headers, match.params, reply});
     } catch (const ApiError &e) {
         if (!pattern.isEmpty())
             reply->setRoute(pattern);
@@ -430,7 +509,7 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
             || request.method() == QHttpServerRequest::Method::Head;
         const WebAssets::Asset *page = WebAssets::find(u"pages/login.html"_s);
         if (e.kind == ApiError::Kind::Unauthorized && readOnly && page
-            && WebAssets::prefersHtml(request.value("Accept"))) {
+            && WebAssets::prefersHtml(headers.value("accept"))) {
             reply->send(e.status(), page->contentType, page->body);
         } else {
             reply->error(e);
@@ -443,9 +522,15 @@ bool AdminServer::Private::handle(const QHttpServerRequest &request, QTcpSocket 
 
 void AdminServer::Private::missing(const QHttpServerRequest &request, QTcpSocket *socket)
 {
-    HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
-    reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
+    const bool refusedUpgrade = m_refusedUpgrade.has_value();
+    {
+        HttpReply reply(HttpFrontEnd::makeResponder(request, socket), false);
+        reply.error(m_refusedUpgrade.value_or(ApiError{ApiError::Kind::NotFound, u"no such page"_s, {}, {}}));
+    }
     m_refusedUpgrade.reset();
+    // The connection's guard stopped watching it at the upgrade: it ends here.
+    if (refusedUpgrade && socket)
+        socket->disconnectFromHost();
 }
 
 void AdminServer::Private::acceptWebSockets()
@@ -498,7 +583,9 @@ void AdminServer::Private::asset(const Call &call)
 
 bool AdminServer::Private::servePage(const Call &call, const QString &name) const
 {
-    if (!WebAssets::prefersHtml(call.request.value("Accept")))
+    // ?format=json asks for the JSON whatever the Accept header says.
+    if (!WebAssets::prefersHtml(call.headers.value("accept"))
+        || call.request.query().queryItemValue(u"format"_s) == u"json")
         return false;
     const WebAssets::Asset *page = WebAssets::find(u"pages/"_s + name);
     if (!page)
@@ -534,18 +621,39 @@ void AdminServer::Private::login(const Call &call)
                       {"Set-Cookie", QByteArray(CsrfCookie + '=' + session.csrf + "; Path=/; SameSite=Strict")}});
 }
 
+void AdminServer::Private::logout(const Call &call)
+{
+    m_auth.closeSession(cookieValue(call.headers, SessionCookie));
+    call.reply->json(200, {{u"loggedOut"_s, true}},
+                     {{"Set-Cookie", QByteArray(SessionCookie + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")},
+                      {"Set-Cookie", QByteArray(CsrfCookie + "=; Path=/; Max-Age=0; SameSite=Strict")}});
+}
+
 void AdminServer::Private::listTasks(const Call &call)
 {
     if (servePage(call, u"tasks.html"_s))
         return;
-    const QUrlQuery query = call.request.query();
-    const QList<TaskPtr> tasks = m_engine->registry()->search(
-        query.queryItemValue(u"q"_s, QUrl::FullyDecoded), query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
-        query.queryItemValue(u"tag"_s, QUrl::FullyDecoded));
-    QJsonArray list;
-    for (const TaskPtr &task : tasks)
-        list.append(task->toJson());
-    call.reply->json(200, {{u"tasks"_s, list}, {u"count"_s, list.size()}});
+    // The same list is asked for again and again (pages, scripts): it is encoded once per
+    // change of the registry and query.
+    const quint64 generation = m_registryGeneration->load();
+    if (generation != m_taskListGeneration || m_taskLists.size() > 64) {
+        m_taskLists.clear();
+        m_taskListGeneration = generation;
+    }
+    const QString cacheKey = call.request.url().query(QUrl::FullyEncoded);
+    auto cached = m_taskLists.constFind(cacheKey);
+    if (cached == m_taskLists.cend()) {
+        const QUrlQuery query = call.request.query();
+        const QList<TaskPtr> tasks = m_engine->registry()->search(query.queryItemValue(u"q"_s, QUrl::FullyDecoded),
+                                                                  query.queryItemValue(u"category"_s, QUrl::FullyDecoded),
+                                                                  query.queryItemValue(u"tag"_s, QUrl::FullyDecoded));
+        QJsonArray list;
+        for (const TaskPtr &task : tasks)
+            list.append(task->toJson());
+        const QJsonObject answer{{u"tasks"_s, list}, {u"count"_s, list.size()}};
+        cached = m_taskLists.insert(cacheKey, QJsonDocument(answer).toJson(QJsonDocument::Compact));
+    }
+    call.reply->send(200, "application/json", cached.value());
 }
 
 void AdminServer::Private::showTask(const Call &call)
@@ -566,7 +674,7 @@ void AdminServer::Private::startTask(const Call &call, bool wait)
     // Authenticated, and without a bearer token: a browser session.
     if (call.request.value("Authorization").isEmpty())
         checkBrowserFiles(call.params.at(0), args);
-    start(call.reply, call.params.at(0), args, wait);
+    start(call.reply, call.params.at(0), args, wait, call.request.value("traceparent"));
 }
 
 void AdminServer::Private::checkBrowserFiles(const QString &key, const QJsonObject &args) const
@@ -617,31 +725,60 @@ void AdminServer::Private::upload(const Call &call)
                            {u"size"_s, call.request.body().size()}});
 }
 
-void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait)
+void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait,
+                                 const QByteArray &traceParent)
 {
     // A dangerous task runs only when the caller repeats its key: a deliberate act that a
     // replayed or copied generic "true" cannot stand in for.
     const QJsonValue confirm = args.take(u"confirm"_s);
     RunOptions options;
     options.confirmed = confirm.isString() && confirm.toString() == key;
+    // The run is a span of the caller's trace (a new trace when the caller has none).
+    const std::optional<TraceParent> caller = TraceParent::parse(traceParent);
+    const TraceParent trace = caller ? caller->child() : TraceParent::make();
+    options.traceParent = QString::fromLatin1(trace.text());
     const StartResult started = m_engine->start(key, args, options);
     if (!started.ok())
         throw ApiError::fromStartError(started.error);
+    rememberTrace(started.runId, trace.text());
+    const Headers traceHeader{{"traceparent", trace.text()}};
     if (!wait) {
         reply->json(202, {{u"id"_s, started.runId}, {u"status"_s, u"queued"_s},
-                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)}});
+                          {u"task"_s, key}, {u"urls"_s, runUrls(started.runId)},
+                          {u"traceId"_s, QString::fromLatin1(trace.traceId)},
+                          {u"traceparent"_s, QString::fromLatin1(trace.text())}},
+                    traceHeader);
         return;
     }
     // The engine emits runFinished from the event loop only, so connecting now misses
     // nothing. The run goes on if the client leaves.
     auto *waiter = new QObject(&m_http);
     QObject::connect(m_engine, &TaskEngine::runFinished, waiter,
-                     [reply, id = started.runId, waiter](const Run &run) {
+                     [this, reply, id = started.runId, waiter, traceHeader](const Run &run) {
                          if (run.id != id)
                              return;
-                         reply->json(200, runJson(run));
+                         reply->json(200, runWithTrace(run), traceHeader);
                          waiter->deleteLater();
                      });
+}
+
+QJsonObject AdminServer::Private::runWithTrace(const Run &run) const
+{
+    QJsonObject o = runJson(run);
+    const QByteArray trace = m_traces.value(run.id);
+    if (!trace.isEmpty()) {
+        o.insert(u"traceId"_s, QString::fromLatin1(trace.mid(3, 32)));
+        o.insert(u"traceparent"_s, QString::fromLatin1(trace));
+    }
+    return o;
+}
+
+void AdminServer::Private::rememberTrace(const QString &runId, const QByteArray &traceParent)
+{
+    m_traces.insert(runId, traceParent);
+    m_traceOrder.enqueue(runId);
+    while (m_traceOrder.size() > kMaxTraces)
+        m_traces.remove(m_traceOrder.dequeue());
 }
 
 void AdminServer::Private::listRuns(const Call &call)
@@ -663,10 +800,10 @@ void AdminServer::Private::listRuns(const Call &call)
     runQuery.offset = intParam(query, u"offset"_s, 0, 0, std::numeric_limits<int>::max(), &errors);
     if (!errors.isEmpty())
         fail(ApiError::Kind::BadRequest, u"invalid query: "_s + formatFieldErrors(errors), errors);
-    m_store->findRunsAsync(runQuery).then(&m_http, [reply = call.reply, runQuery](const RunPage &page) {
+    m_store->findRunsAsync(runQuery).then(&m_http, [this, reply = call.reply, runQuery](const RunPage &page) {
         QJsonArray runs;
         for (const Run &run : page.runs)
-            runs.append(runJson(run));
+            runs.append(runWithTrace(run));
         reply->json(200, {{u"runs"_s, runs}, {u"total"_s, page.total},
                           {u"limit"_s, runQuery.limit}, {u"offset"_s, runQuery.offset}});
     });
@@ -680,12 +817,12 @@ void AdminServer::Private::showRun(const Call &call)
     if (!isRunId(id))
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (const std::optional<Run> run = m_engine->snapshot(id))
-        return call.reply->json(200, runJson(*run));
+        return call.reply->json(200, runWithTrace(*run));
     if (!m_store)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
-    m_store->findRunAsync(id).then(&m_http, [reply = call.reply, id](const std::optional<Run> &run) {
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
         if (run)
-            reply->json(200, runJson(*run));
+            reply->json(200, runWithTrace(*run));
         else
             reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
     });
@@ -786,7 +923,9 @@ void AdminServer::Private::rerun(const Call &call)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
     const QJsonObject given = jsonBody(call.request);
     const bool browser = call.request.value("Authorization").isEmpty();
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser](const std::optional<Run> &run) {
+    const QByteArray traceParent = call.request.value("traceparent");
+    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser,
+                                             traceParent](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
@@ -806,7 +945,7 @@ void AdminServer::Private::rerun(const Call &call)
         try {
             if (browser)
                 checkBrowserFiles(run->task, given);
-            start(reply, run->task, args, false);
+            start(reply, run->task, args, false, traceParent);
         } catch (const ApiError &e) {
             reply->error(e);
         }
@@ -841,9 +980,14 @@ bool AdminServer::listen(QString *error)
 {
     if (!d->m_auth.load(d->m_settings.dataDir, error))
         return false;
-    auto tcp = std::make_unique<RequestGuard>(d->m_settings.maxBodyBytes,
-                                               d->m_settings.requestHeadTimeoutMs,
-                                               d->m_settings.maxUploadBytes);
+    d->m_auth.setSessionLimits(d->m_settings.sessionIdleTimeoutMs, d->m_settings.sessionLifetimeMs);
+    RequestGuard::Limits limits;
+    limits.maxBodyBytes = d->m_settings.maxBodyBytes;
+    limits.maxUploadBytes = d->m_settings.maxUploadBytes;
+    limits.headTimeoutMs = d->m_settings.requestHeadTimeoutMs;
+    limits.bodyTimeoutMs = d->m_settings.requestBodyTimeoutMs;
+    limits.idleTimeoutMs = d->m_settings.idleTimeoutMs;
+    auto tcp = std::make_unique<RequestGuard>(limits);
     if (!tcp->listen(d->m_settings.address, d->m_settings.port)) {
         const QString where = d->m_settings.listenText();
         *error = tcp->serverError() == QAbstractSocket::AddressInUseError

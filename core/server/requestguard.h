@@ -3,8 +3,6 @@
 
 #include <QTcpServer>
 
-#include <algorithm>
-
 QT_BEGIN_NAMESPACE
 class QTcpSocket;
 QT_END_NAMESPACE
@@ -12,34 +10,51 @@ QT_END_NAMESPACE
 namespace taskdeck {
 
 /*!
- * Accepts connections and looks at each request's head before the HTTP parser reads it: a
- * body announced over the limit is refused with 413 and the connection dropped, so it is
- * never read into memory, and "Expect: 100-continue" is answered (QHttpServer 6.4 does
- * neither). Its readyRead handler is connected before the parser's, so it runs first.
- * Bind it to the QAbstractHttpServer (which takes it over) after listen(). Main thread.
+ * Accepts connections and watches every byte of each request before the HTTP parser reads
+ * it (its readyRead handler is connected before the parser's, so it runs first). It follows
+ * the requests of a connection (heads, Content-Length and chunked bodies, keep-alive and
+ * pipelining) to do what QHttpServer 6.4 does not:
+ *
+ * - a body announced over the limit is refused with 413 and the connection closed, so it is
+ *   never read into memory, however the head was split into TCP segments;
+ * - "Expect: 100-continue" is answered;
+ * - a head that takes longer than Limits::headTimeoutMs from its first byte, a body that
+ *   takes longer than Limits::bodyTimeoutMs after its head, and a connection idle (no
+ *   request under way and no answer owed) longer than Limits::idleTimeoutMs are closed.
+ *
+ * The answers tell it when they are complete (answered()), so a request whose answer takes
+ * long (a run that is waited for) does not count as idle. A connection upgraded to a
+ * WebSocket is no longer watched. Bind it to the QAbstractHttpServer (which takes it over)
+ * after listen(). Main thread.
  */
 class RequestGuard final : public QTcpServer
 {
 public:
-    /*! \a headTimeoutMs: how long a request head may take from its first bytes to its
-     *  end before the connection is dropped (0: no limit). */
-    RequestGuard(qint64 maxBodyBytes, qint64 headTimeoutMs, qint64 maxUploadBytes = 0)
-        : m_maxBodyBytes(maxBodyBytes), m_maxUploadBytes(std::max(maxBodyBytes, maxUploadBytes)),
-          m_headTimeoutMs(headTimeoutMs) {}
+    /*! What a connection may do; a time of 0 is no limit. */
+    struct Limits
+    {
+        qint64 maxBodyBytes = 1024 * 1024;
+        qint64 maxUploadBytes = 0;   //!< the upload route's limit (at least maxBodyBytes)
+        qint64 headTimeoutMs = 0;
+        qint64 bodyTimeoutMs = 0;
+        qint64 idleTimeoutMs = 0;
+    };
+
+    explicit RequestGuard(const Limits &limits);
 
     /*! Whether the request target \a target (path and query) is the upload route, whose
      *  bodies may be as large as the upload limit. */
     static bool isUploadTarget(QByteArrayView target);
 
+    /*! Tells the guard of \a socket that the answer to its oldest unanswered request is
+     *  complete (or abandoned). Harmless for a socket no guard watches, or a null one. */
+    static void answered(QTcpSocket *socket);
+
 protected:
     void incomingConnection(qintptr handle) override;
 
 private:
-    void inspect(QTcpSocket *socket) const;
-
-    const qint64 m_maxBodyBytes;
-    const qint64 m_maxUploadBytes;
-    const qint64 m_headTimeoutMs;
+    Limits m_limits;
 };
 
 } // namespace taskdeck

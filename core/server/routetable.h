@@ -32,10 +32,14 @@ public:
     {
         const Route *route = nullptr; //!< null: no route for this method
         QStringList params;
-        QByteArray allow;             //!< the methods the path has; empty: unknown path
+        QByteArray allow;             //!< the methods the path has (when route is null); empty: unknown path
     };
 
-    void add(Route route) { m_routes.append(std::move(route)); }
+    void add(Route route)
+    {
+        m_parts.append(route.pattern.split(u'/'));
+        m_routes.append(std::move(route));
+    }
     const QList<Route> &routes() const { return m_routes; }
 
     /*! Finds the route of \a method (HEAD finds GET's) and \a segments (decoded). */
@@ -43,9 +47,10 @@ public:
     {
         Match found;
         QList<QByteArray> allowed;
-        for (const Route &route : m_routes) {
+        for (qsizetype i = 0; i < m_routes.size(); ++i) {
+            const Route &route = m_routes.at(i);
             QStringList params;
-            if (!matches(route.pattern, segments, &params))
+            if (!matches(m_parts.at(i), segments, &params))
                 continue;
             if (!allowed.contains(route.method))
                 allowed.append(route.method);
@@ -54,6 +59,9 @@ public:
             if (!found.route && (route.method == method || (method == "HEAD" && route.method == "GET"))) {
                 found.route = &route;
                 found.params = params;
+                // The methods are only needed to refuse one: the first match is the answer.
+                found.allow = route.method;
+                return found;
             }
         }
         found.allow = allowed.join(", ");
@@ -61,9 +69,8 @@ public:
     }
 
 private:
-    static bool matches(const QString &pattern, const QStringList &segments, QStringList *params)
+    static bool matches(const QStringList &parts, const QStringList &segments, QStringList *params)
     {
-        const QStringList parts = pattern.split(u'/');
         if (parts.size() != segments.size())
             return false;
         for (qsizetype i = 0; i < parts.size(); ++i) {
@@ -80,6 +87,7 @@ private:
     }
 
     QList<Route> m_routes;
+    QList<QStringList> m_parts; // each route's pattern, split at '/'
 };
 
 } // namespace taskdeck

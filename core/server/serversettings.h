@@ -16,8 +16,17 @@ struct ServerSettings
     QString dataDir;              //!< where admin-token lives; must be set
     qint64 maxBodyBytes = 1024 * 1024;
     qint64 maxUploadBytes = 16 * 1024 * 1024; //!< a file posted to /admin/upload
-    /*! A request head still incomplete this long after its first bytes drops the connection. */
+    /*! A request head still incomplete this long after its first bytes: 408, closed. */
     qint64 requestHeadTimeoutMs = 10 * 1000;
+    /*! A request body still incomplete this long after its head: 408, closed. */
+    qint64 requestBodyTimeoutMs = 60 * 1000;
+    /*! A connection with no request under way and no answer owed (a new one that sends
+     *  nothing, or a keep-alive one between requests) is closed after this long. */
+    qint64 idleTimeoutMs = 30 * 1000;
+    /*! A browser session unused this long is over (401, or the log-in page). */
+    qint64 sessionIdleTimeoutMs = 30 * 60 * 1000;
+    /*! A browser session is over this long after the log-in, however much it is used. */
+    qint64 sessionLifetimeMs = 12 * 60 * 60 * 1000;
     /*! A WebSocket client with more than this many bytes waiting to be sent is too slow. */
     qint64 maxPendingSocketBytes = 4 * 1024 * 1024;
     /*! TASK_WEBSOCKET_ENABLED: false answers /ws/task/... with 404. */
