@@ -25,6 +25,7 @@
 
 #include "command.h"
 #include "engineconfig.h"
+#include "field.h"
 #include "runcontext.h"
 
 using namespace Qt::StringLiterals;
@@ -1301,6 +1302,23 @@ TasksFileResult parseTasksYaml(const QByteArray &yaml, const QString &fileName,
     QByteArray text = yaml;
     if (text.startsWith("\xEF\xBB\xBF"))
         text.remove(0, 3);
+    // A tasks file is UTF-8 (see invalidUtf8Offset()): bytes that are not would reach values
+    // replaced, so they are refused where they are.
+    if (const qsizetype bad = invalidUtf8Offset(text); bad >= 0) {
+        const qsizetype lineStart = bad == 0 ? 0 : text.lastIndexOf('\n', bad - 1) + 1;
+        int column = 1;
+        for (qsizetype i = lineStart; i < bad; ++i) {
+            if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80)
+                ++column;
+        }
+        TasksFileResult result;
+        result.file = fileName;
+        result.errors.append(TasksFileError{
+                fileName, int(text.left(bad).count('\n') + 1), column,
+                u"not valid UTF-8 (byte 0x%1); a tasks file must be UTF-8 text"_s.arg(
+                        QString::number(static_cast<unsigned char>(text[bad]), 16).toUpper().rightJustified(2, u'0'))});
+        return result;
+    }
     Parser parser(text, fileName, baseDirectory);
     return parser.parse();
 }
