@@ -378,6 +378,8 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 if (!value)
                     return failed(u"option --timeout needs a value: "_s + DurationHelp);
                 cl.timeout = parseDuration(*value);
+                if (!cl.timeout && !durationTooLong(*value).isEmpty())
+                    return invalid(durationTooLong(*value));
                 if (!cl.timeout)
                     return invalid(DurationHelp);
                 break;

@@ -297,7 +297,11 @@ void EachRun::printReport()
         if (m_counts.value(outcome) > 0)
             parts.append(u"%1 %2"_s.arg(outcome).arg(m_counts.value(outcome)));
     }
-    const QString summary = parts.isEmpty() ? u"no input lines"_s : parts.join(u", "_s);
+    // An input that could not be read from its first line on had lines: none of them ran.
+    const bool readFailed = !m_input->errorString().isEmpty() && m_input->atEnd();
+    const QString summary = !parts.isEmpty() ? parts.join(u", "_s)
+        : readFailed ? u"no lines run: "_s + m_input->errorString()
+                     : u"no input lines"_s;
     if (m_options.json) {
         m_console->err(summary);
         return;

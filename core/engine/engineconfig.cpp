@@ -107,6 +107,11 @@ std::optional<Settings> Settings::load(const QProcessEnvironment &env,
             s.engine.maxConcurrent = int(*v);
         } else if (var == kTimeout) {
             const auto d = parseDuration(value);
+            if (!d && !durationTooLong(value).isEmpty()) {
+                if (error)
+                    *error = u"%1=\"%2\" is invalid: expected %3"_s.arg(source, value.left(200), durationTooLong(value));
+                return std::nullopt;
+            }
             if (!d)
                 return reject();
             s.engine.defaultTimeout = *d;
@@ -160,19 +165,18 @@ void Settings::applyLogLevel() const
     QLoggingCategory::setFilterRules(rules.join(u'\n'));
 }
 
-std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
+namespace {
+
+// A duration in parseDuration()'s shape, in milliseconds, however long; nullopt otherwise.
+std::optional<double> durationMilliseconds(const QString &text)
 {
     const QString t = text.trimmed().toLower();
     if (t.isEmpty())
         return std::nullopt;
     // Plain decimal digits only: no sign, no exponent ("1e3"), no blanks inside.
     static const QRegularExpression bare(u"\\A[0-9]+(?:\\.[0-9]+)?\\z"_s);
-    if (bare.match(t).hasMatch()) {
-        const double seconds = t.toDouble();
-        if (!(seconds > 0) || !std::isfinite(seconds) || seconds > 1e9)
-            return std::nullopt;
-        return std::chrono::milliseconds(qint64(std::llround(seconds * 1000)));
-    }
+    if (bare.match(t).hasMatch())
+        return t.toDouble() * 1000;
     // Parts such as "1h30m" or "1h 30m": a number glued to its unit, each unit at most once
     // and from the largest to the smallest, so that "1m1h" or "1s1s" cannot mean something
     // nobody wrote.
@@ -201,9 +205,26 @@ std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
     }
     if (position == 0 || position != t.size())
         return std::nullopt;
-    if (!(total >= 1) || total > 1e12)
+    return total;
+}
+
+} // namespace
+
+std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
+{
+    const std::optional<double> ms = durationMilliseconds(text);
+    // At least a millisecond (a bare number is seconds: more than 0), at most kMaxDuration.
+    if (!ms || !(*ms >= 1) || !std::isfinite(*ms) || *ms > double(kMaxDuration.count()))
         return std::nullopt;
-    return std::chrono::milliseconds(qint64(std::llround(total)));
+    return std::chrono::milliseconds(qint64(std::llround(*ms)));
+}
+
+QString durationTooLong(const QString &text)
+{
+    const std::optional<double> ms = durationMilliseconds(text);
+    if (!ms || !(*ms > double(kMaxDuration.count())))
+        return QString();
+    return u"a duration of at most "_s + formatDuration(kMaxDuration);
 }
 
 QString formatDuration(std::chrono::milliseconds d)

@@ -23,6 +23,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <sys/stat.h>
+
 #include "command.h"
 #include "engineconfig.h"
 #include "field.h"
@@ -562,8 +565,13 @@ std::optional<double> Parser::number(const Entry &e, const QString &name)
 std::optional<std::chrono::milliseconds> Parser::duration(const Entry &e, const QString &name)
 {
     if (e.value.IsScalar()) {
-        if (const auto d = parseDuration(fromYaml(e.value.Scalar()).trimmed()))
+        const QString text = fromYaml(e.value.Scalar()).trimmed();
+        if (const auto d = parseDuration(text))
             return d;
+        if (const QString tooLong = durationTooLong(text); !tooLong.isEmpty()) {
+            invalid(e, name, tooLong);
+            return std::nullopt;
+        }
     }
     invalid(e, name, DurationExamples);
     return std::nullopt;
@@ -1334,8 +1342,15 @@ TasksFileResult loadTasksFile(const QString &path, std::optional<QByteArray> *co
         return r;
     };
     const QFileInfo info(path);
-    if (!info.exists())
+    if (!info.exists()) {
+        // A link that leads nowhere is there, just not as a file: say which way it fails.
+        struct stat st {};
+        if (::stat(QFile::encodeName(path).constData(), &st) != 0 && errno == ELOOP)
+            return failed(u"symbolic links in a loop (too many levels of symbolic links)"_s);
+        if (info.isSymLink())
+            return failed(u"is a symbolic link to %1, which does not exist"_s.arg(info.symLinkTarget()));
         return failed(u"no such file"_s);
+    }
     // Devices and pipes never end or block: a tasks file is always a regular file.
     if (!info.isFile())
         return failed(info.isDir() ? u"is a directory, not a tasks file"_s : u"not a regular file"_s);
