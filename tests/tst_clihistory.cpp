@@ -76,6 +76,13 @@ tasks:
       echo 'naïve ✓ 日本'
       echo 'oops, "bad"' >&2
       echo 'plain'
+  sleeper:
+    title: Sleeps
+    fields:
+      - key: seconds
+        type: text
+        default: "300"
+    command: ["sleep", "{{seconds}}"]
   secretive:
     title: Uses a Token
     fields:
@@ -205,6 +212,7 @@ private Q_SLOTS:
     void concurrentProcesses();
     void interruptedRunRecovered();
     void retentionPrunesOldRuns();
+    void anotherPidNamespaceLeavesLiveRunsAlone();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -1050,6 +1058,49 @@ void TestCliHistory::interruptedRunRecovered()
     QCOMPARE(run.value(u"id"_s).toString(), id);
     QCOMPARE(run.value(u"status"_s).toString(), u"interrupted"_s);
     QVERIFY(!run.value(u"error"_s).toObject().value(u"message"_s).toString().isEmpty());
+}
+
+void TestCliHistory::anotherPidNamespaceLeavesLiveRunsAlone()
+{
+    // taskdeck history in another PID namespace (unshare, as root) sees a history whose live
+    // run's pid means nothing there: it must not mark the run interrupted.
+    QProcess probe;
+    probe.start(u"unshare"_s, {u"--pid"_s, u"--fork"_s, u"--mount-proc"_s, u"true"_s});
+    if (!probe.waitForFinished(30000) || probe.exitStatus() != QProcess::NormalExit || probe.exitCode() != 0)
+        QSKIP("unshare --pid --fork --mount-proc is not permitted here (it needs root)");
+
+    const QString mark = u"301.%1"_s.arg(QCoreApplication::applicationPid());
+    QProcess live;
+    live.setProgram(m_bin);
+    live.setArguments({u"run"_s, u"sleeper"_s, u"--arg"_s, u"seconds="_s + mark});
+    live.setProcessEnvironment(environment());
+    live.setWorkingDirectory(m_dir.filePath(u"work"_s));
+    live.start();
+    auto stop = qScopeGuard([&live] {
+        ::kill(pid_t(live.processId()), SIGTERM);
+        if (!live.waitForFinished(30000)) {
+            live.kill();
+            live.waitForFinished(30000);
+        }
+    });
+    QVERIFY(live.waitForStarted(30000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+    QString id;
+    QTRY_VERIFY_WITH_TIMEOUT((id = idsOf(history({u"--status"_s, u"running"_s}).value_or(QJsonArray())).value(0),
+                              !id.isEmpty()), 30000);
+
+    const CliResult inside = runCli({u"history"_s, u"--json"_s}, {}, QString(),
+                                    {u"unshare"_s, u"--pid"_s, u"--fork"_s, u"--mount-proc"_s});
+    QVERIFY2(inside.finished && inside.exitCode == 0, qPrintable(inside.err));
+    const std::optional<QJsonArray> seen = parseArray(inside.out);
+    QVERIFY(seen);
+    QCOMPARE(seen->first().toObject().value(u"id"_s).toString(), id);
+    QCOMPARE(seen->first().toObject().value(u"status"_s).toString(), u"running"_s);
+    // And it stays so for this namespace too.
+    const std::optional<QJsonArray> after = history();
+    QVERIFY(after);
+    QCOMPARE(after->first().toObject().value(u"status"_s).toString(), u"running"_s);
+    QVERIFY(!processesWithArgument(mark).isEmpty());
 }
 
 QTEST_GUILESS_MAIN(TestCliHistory)
