@@ -27,6 +27,7 @@
 
 #include "engineconfig.h"
 #include "run.h"
+#include "sqliterunstore.h"
 
 #include "clitestsupport.h"
 #include "testsupport.h"
@@ -213,6 +214,7 @@ private Q_SLOTS:
     void interruptedRunRecovered();
     void retentionPrunesOldRuns();
     void anotherPidNamespaceLeavesLiveRunsAlone();
+    void summaryKeepsMessagesStartingWithTheStatus();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -1101,6 +1103,42 @@ void TestCliHistory::anotherPidNamespaceLeavesLiveRunsAlone()
     QVERIFY(after);
     QCOMPARE(after->first().toObject().value(u"status"_s).toString(), u"running"_s);
     QVERIFY(!processesWithArgument(mark).isEmpty());
+}
+
+void TestCliHistory::summaryKeepsMessagesStartingWithTheStatus()
+{
+    // Runs stored as another front end would store them, with messages of their own.
+    {
+        QString error;
+        auto store = taskdeck::SqliteRunStore::open(m_data->filePath(u"data"_s), &error);
+        QVERIFY2(store, qPrintable(error));
+        const QDateTime start = QDateTime::currentDateTimeUtc().addSecs(-2);
+        auto record = [&](const QString &id, taskdeck::RunStatus status, const QString &message, const QString &kind) {
+            taskdeck::Run run;
+            run.id = id;
+            run.task = u"greet"_s;
+            run.status = status;
+            run.attempt = 1;
+            run.queuedAt = start;
+            run.startedAt = start;
+            run.finishedAt = start.addSecs(1);
+            run.error = {message, kind, QString(), false};
+            store->recordFinished(run, {});
+        };
+        record(u"00000000-0000-4000-8000-000000000001"_s, taskdeck::RunStatus::Failed, u"failed to connect to db"_s, u"Db"_s);
+        record(u"00000000-0000-4000-8000-000000000002"_s, taskdeck::RunStatus::Canceled,
+               u"canceled: the engine shut down before it started"_s, u"Canceled"_s);
+        record(u"00000000-0000-4000-8000-000000000003"_s, taskdeck::RunStatus::TimedOut, u"timed out after 1s"_s, u"Timeout"_s);
+        QVERIFY(store->flush(std::chrono::seconds(30)));
+    }
+    const auto statusLine = [this](const QString &id) {
+        const CliResult r = runCli({u"show"_s, id});
+        return nonEmptyLines(r.out).filter(u"status:"_s).value(0).section(u':', 1).trimmed();
+    };
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000001"_s), u"failed after 1s: failed to connect to db [Db]"_s);
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000002"_s),
+             u"canceled after 1s: the engine shut down before it started [Canceled]"_s);
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000003"_s), u"timed out after 1s [Timeout]"_s);
 }
 
 QTEST_GUILESS_MAIN(TestCliHistory)
