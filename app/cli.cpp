@@ -666,6 +666,8 @@ Commands:
                    u"missing, invalid configuration or tasks file given with --tasks or "
                    u"TASK_FILE, history unavailable (for history, show, log, export, rerun), "
                    u"output file not writable"_s},
+        {u"  3"_s, u"the runs succeeded but the history did not keep all of them or all of "
+                   u"their logs (a full disk; see docs/history.md)"_s},
         {u"  130"_s, u"interrupted twice (a first SIGINT or SIGTERM cancels the runs)"_s},
     });
 

@@ -84,6 +84,12 @@ tasks:
         type: text
         default: "300"
     command: ["sleep", "{{seconds}}"]
+  longline:
+    title: One Long Line
+    shell: |
+      head -c 3000000 /dev/zero | tr '\0' a
+      echo
+      echo after
   secretive:
     title: Uses a Token
     fields:
@@ -215,6 +221,7 @@ private Q_SLOTS:
     void retentionPrunesOldRuns();
     void anotherPidNamespaceLeavesLiveRunsAlone();
     void summaryKeepsMessagesStartingWithTheStatus();
+    void logMarksASplitLine();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -1139,6 +1146,25 @@ void TestCliHistory::summaryKeepsMessagesStartingWithTheStatus()
     QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000002"_s),
              u"canceled after 1s: the engine shut down before it started [Canceled]"_s);
     QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000003"_s), u"timed out after 1s [Timeout]"_s);
+}
+
+void TestCliHistory::logMarksASplitLine()
+{
+    // A 3,000,000-byte line: three stored lines of at most 1 MiB, the note after them.
+    const QString id = runTask({u"longline"_s});
+    QCOMPARE(id.size(), 36);
+    const CliResult log = runCli({u"log"_s, id});
+    QCOMPARE(log.exitCode, 0);
+    QStringList lines = log.out.split(u'\n');
+    QCOMPARE(lines.takeLast(), QString());
+    QCOMPARE(lines.size(), 5);
+    QCOMPARE(lines.at(0).size(), 1048576);
+    QCOMPARE(lines.at(1).size(), 1048576);
+    QCOMPARE(lines.at(2).size(), 3000000 - 2 * 1048576);
+    QCOMPARE((lines.at(0) + lines.at(1) + lines.at(2)), QString(3000000, u'a'));
+    QCOMPARE(lines.at(3), u"# the last 3 lines of stdout were one line of 3000000 bytes, split at the limit of "
+                          "1048576 bytes a line"_s);
+    QCOMPARE(lines.at(4), u"after"_s);
 }
 
 QTEST_GUILESS_MAIN(TestCliHistory)
