@@ -21,6 +21,7 @@
 #include "eachinput.h"
 #include "eachrun.h"
 #include "engineconfig.h"
+#include "field.h"
 #include "signalwatcher.h"
 #include "runstore.h"
 #include "taskengine.h"
@@ -389,6 +390,8 @@ CommandLine parseCommandLine(const QStringList &arguments)
                 if (!value)
                     return failed(u"option --timeout needs a value: "_s + DurationHelp);
                 cl.timeout = parseDuration(*value);
+                if (!cl.timeout && !durationTooLong(*value).isEmpty())
+                    return invalid(durationTooLong(*value));
                 if (!cl.timeout)
                     return invalid(DurationHelp);
                 break;
@@ -563,6 +566,33 @@ CommandLine parseCommandLine(const QStringList &arguments)
     return cl;
 }
 
+QString invalidUtf8Argument(int argc, const char *const *argv)
+{
+    for (int i = 1; i < argc; ++i) {
+        const QByteArrayView bytes(argv[i]);
+        const QString where = invalidUtf8Text(bytes);
+        if (where.isEmpty())
+            continue;
+        // Shown with the bytes that are not UTF-8 as \xHH, so the message itself is text.
+        QString shown;
+        qsizetype at = 0;
+        while (at < bytes.size()) {
+            const qsizetype bad = invalidUtf8Offset(bytes.sliced(at));
+            if (bad < 0) {
+                shown += QString::fromUtf8(bytes.sliced(at));
+                break;
+            }
+            shown += QString::fromUtf8(bytes.sliced(at, bad));
+            shown += u"\\x%1"_s.arg(QString::number(quint8(bytes[at + bad]), 16).toUpper().rightJustified(2, u'0'));
+            at += bad + 1;
+        }
+        return u"argument %1 (%2) is not valid UTF-8: %3; Taskdeck takes arguments as UTF-8 text only "
+               "and never changes them (a file whose name is not UTF-8 can be renamed, with convmv for "
+               "instance)"_s.arg(i).arg(shown, where);
+    }
+    return QString();
+}
+
 bool needsHistory(CommandLine::Command command)
 {
     switch (command) {
@@ -713,6 +743,8 @@ Commands:
                    u"missing, invalid configuration or tasks file given with --tasks or "
                    u"TASK_FILE, history unavailable (for history, show, log, export, rerun), "
                    u"output file not writable"_s},
+        {u"  3"_s, u"the runs succeeded but the history did not keep all of them or all of "
+                   u"their logs (a full disk; see docs/history.md)"_s},
         {u"  130"_s, u"interrupted twice (a first SIGINT or SIGTERM cancels the runs)"_s},
     });
 

@@ -28,6 +28,9 @@ constexpr int Failure = 1; //!< a run failed, was canceled or timed out
 constexpr int Usage = 2;   //!< bad command line or configuration, unknown task or run id,
                            //!< invalid arguments, missing confirmation, no history;
                            //!< also when stdout cannot be written
+/*! The runs ran, but the history could not keep all of them or all of their logs (a full
+ *  disk); a run that failed still exits Failure. */
+constexpr int HistoryIncomplete = 3;
 } // namespace exitcode
 
 /*! What a command line asks for, as parsed by parseCommandLine(). */
@@ -82,6 +85,14 @@ struct CommandLine
  * timeout; before the command it sets TASK_TIMEOUT. --help anywhere wins over everything.
  */
 CommandLine parseCommandLine(const QStringList &arguments);
+
+/*!
+ * Command-line arguments must be UTF-8 (see invalidUtf8Offset()): names the first of
+ * \a argv[1] to \a argv[argc - 1] that is not, with the bytes that are not shown as \xHH and
+ * the offset of the first ("argument 3 (--arg=name=caf\xE9) is not valid UTF-8: byte 0xE9 at
+ * offset 15; ..."). Empty when every argument is UTF-8.
+ */
+QString invalidUtf8Argument(int argc, const char *const *argv);
 
 /*! The full --help text. */
 QString usageText();

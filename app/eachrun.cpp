@@ -2,6 +2,7 @@
 #include "eachrun.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <QEventLoop>
 #include <QJsonArray>
@@ -10,6 +11,7 @@
 
 #include "console.h"
 #include "eachinput.h"
+#include "field.h"
 #include "textformat.h"
 
 using namespace Qt::StringLiterals;
@@ -27,6 +29,36 @@ const QString SkippedWhy = u"not started: interrupted"_s;
 // writes it once, finished, instead of writing it queued and then again (with a queue of
 // 1,024 each run waited about a second and was written twice).
 constexpr qsizetype kQueuedPerWorker = 2;
+
+// A JSON value that QJsonDocument does not take alone (a number, string, true, false, null).
+std::optional<QJsonValue> jsonScalar(const QByteArray &text)
+{
+    QJsonParseError error;
+    const QJsonDocument wrapped = QJsonDocument::fromJson('[' + text + ']', &error);
+    if (error.error != QJsonParseError::NoError || wrapped.array().size() != 1)
+        return std::nullopt;
+    return wrapped.array().at(0);
+}
+
+QString jsonKindName(const QJsonValue &value)
+{
+    switch (value.type()) {
+    case QJsonValue::Null:
+        return u"null"_s;
+    case QJsonValue::Bool:
+        return value.toBool() ? u"true"_s : u"false"_s;
+    case QJsonValue::Double:
+        return u"a number"_s;
+    case QJsonValue::String:
+        return u"a string"_s;
+    case QJsonValue::Array:
+        return u"an array"_s;
+    case QJsonValue::Object:
+    case QJsonValue::Undefined:
+        break;
+    }
+    return u"something else"_s;
+}
 
 } // namespace
 
@@ -118,13 +150,32 @@ bool EachRun::nextLine(Entry *entry, QJsonObject *args)
         }
         *entry = Entry();
         entry->line = m_input->lineNumber();
+        // Input must be UTF-8 (see invalidUtf8Offset()): a line that is not is refused, not
+        // mended, and said to be what it is rather than "not valid JSON".
+        if (const QString badByte = invalidUtf8Text(text); !badByte.isEmpty()) {
+            entry->input = QJsonValue(QString::fromUtf8(text));
+            recordInvalid(*entry, {{u"message"_s, u"not valid UTF-8 (%1); input lines must be UTF-8 text"_s.arg(badByte)},
+                                   {u"kind"_s, u"InvalidInput"_s}});
+            continue;
+        }
         QJsonParseError parseError;
         const QJsonDocument document = QJsonDocument::fromJson(text, &parseError);
         if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
-            const QString why = parseError.error != QJsonParseError::NoError
-                ? u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString()).arg(parseError.offset)
-                : u"expected a JSON object of arguments, got an array"_s;
-            entry->input = document.isArray() ? QJsonValue(document.array()) : QJsonValue(QString::fromUtf8(text));
+            // QJsonDocument takes only objects and arrays; a number, string, true, false or
+            // null alone is JSON too, just not an object of arguments.
+            QString why;
+            QJsonValue given;
+            if (parseError.error == QJsonParseError::NoError) {
+                why = u"expected a JSON object of arguments, got an array"_s;
+                given = document.array();
+            } else if (const std::optional<QJsonValue> scalar = jsonScalar(text)) {
+                why = u"expected a JSON object of arguments, got %1"_s.arg(jsonKindName(*scalar));
+                given = *scalar;
+            } else {
+                why = u"not valid JSON (%1 at offset %2)"_s.arg(parseError.errorString()).arg(parseError.offset);
+                given = QString::fromUtf8(text);
+            }
+            entry->input = given;
             recordInvalid(*entry, {{u"message"_s, why}, {u"kind"_s, u"InvalidInput"_s}});
             continue;
         }
@@ -246,7 +297,11 @@ void EachRun::printReport()
         if (m_counts.value(outcome) > 0)
             parts.append(u"%1 %2"_s.arg(outcome).arg(m_counts.value(outcome)));
     }
-    const QString summary = parts.isEmpty() ? u"no input lines"_s : parts.join(u", "_s);
+    // An input that could not be read from its first line on had lines: none of them ran.
+    const bool readFailed = !m_input->errorString().isEmpty() && m_input->atEnd();
+    const QString summary = !parts.isEmpty() ? parts.join(u", "_s)
+        : readFailed ? u"no lines run: "_s + m_input->errorString()
+                     : u"no input lines"_s;
     if (m_options.json) {
         m_console->err(summary);
         return;

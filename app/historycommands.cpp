@@ -2,6 +2,7 @@
 #include "historycommands.h"
 
 #include <cstdio>
+#include <memory>
 
 #include <unistd.h>
 
@@ -27,6 +28,26 @@ using Channel = Console::Channel;
 // Lines read from the store at a time by log and export: memory stays bounded by this
 // however long a log is, and each page is one cheap query.
 constexpr int LogPageLines = 2000;
+
+// "lines 187320 to 200000 were not kept: ..." for a run whose stored log stops early.
+QString missingLinesText(const Run &run)
+{
+    const QString range = run.logLines > run.logMissingFrom
+        ? u"lines %1 to %2"_s.arg(run.logMissingFrom).arg(run.logLines)
+        : u"the lines from %1 on"_s.arg(run.logMissingFrom);
+    return range + u" were not kept: the history was full when the run wrote them"_s;
+}
+
+// The system line that stands where the missing lines would be, in log and in CSV exports.
+LogLine missingLinesMarker(const Run &run)
+{
+    LogLine line;
+    line.number = run.logMissingFrom;
+    line.timeMs = run.finishedAt.isValid() ? run.finishedAt.toMSecsSinceEpoch() : 0;
+    line.stream = LogStream::System;
+    line.text = missingLinesText(run);
+    return line;
+}
 
 QString attemptText(const Run &run)
 {
@@ -187,7 +208,9 @@ int HistoryCommands::show(const CommandLine &commandLine)
     add(u"finished"_s, localTime(run.finishedAt));
     add(u"duration"_s, durationText(run));
     add(u"progress"_s, progressText(run.progress));
-    add(u"log lines"_s, QString::number(run.logLines));
+    add(u"log lines"_s, run.logMissingFrom > 0
+            ? u"%1 (%2)"_s.arg(run.logLines).arg(missingLinesText(run))
+            : QString::number(run.logLines));
     add(u"owner"_s, run.owner);
     add(u"trace id"_s, traceId);
     m_console->write(Channel::Out, formatTable(rows));
@@ -225,7 +248,8 @@ int HistoryCommands::show(const CommandLine &commandLine)
 
 int HistoryCommands::log(const CommandLine &commandLine)
 {
-    if (!m_store->findRun(commandLine.runId))
+    const std::optional<Run> found = m_store->findRun(commandLine.runId);
+    if (!found)
         return unknownRun(commandLine.runId);
     qint64 next = commandLine.fromLine;
     for (;;) {
@@ -243,6 +267,9 @@ int HistoryCommands::log(const CommandLine &commandLine)
             break;
         next = page.constLast().number + 1;
     }
+    // Where the stored log stops early, the reader is told so where the lines would be.
+    if (found->logMissingFrom > 0 && !m_console->outputFailed())
+        m_console->logLine(Channel::Out, missingLinesMarker(*found));
     return exitcode::Success;
 }
 
@@ -252,8 +279,19 @@ int HistoryCommands::exportRun(const CommandLine &commandLine)
     if (!found)
         return unknownRun(commandLine.runId);
     const QString runId = found->id;
-    const LogPageReader readPage = [this, runId](qint64 fromLine) {
-        return m_store->readLog(runId, fromLine, LogPageLines);
+    const Run run = *found;
+    // A CSV has no place for the run's fields: a log that stops early ends with a system
+    // line saying so, numbered as the first line that is missing. The JSON has the run's
+    // logMissingFrom.
+    const bool markMissing = commandLine.format == CommandLine::ExportFormat::Csv && run.logMissingFrom > 0;
+    auto marked = std::make_shared<bool>(!markMissing);
+    const LogPageReader readPage = [this, runId, run, marked](qint64 fromLine) {
+        LogLines page = m_store->readLog(runId, fromLine, LogPageLines);
+        if (page.isEmpty() && !*marked) {
+            *marked = true;
+            page.append(missingLinesMarker(run));
+        }
+        return page;
     };
 
     // A file is replaced only by a complete export; stdout, a FIFO or a device gets the text

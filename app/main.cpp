@@ -89,6 +89,32 @@ int checkOutput(Console &console, int code)
     return code == exitcode::Success ? exitcode::Usage : code;
 }
 
+// Said once, at the end: a history that could not keep what the command did (a full disk)
+// must not pass for a complete one, however well the runs went.
+int reportHistoryLosses(const SqliteRunStore &store, Console &console, int code)
+{
+    const SqliteRunStore::Losses losses = store.losses();
+    if (losses.isEmpty()) {
+        console.flush();
+        return code;
+    }
+    QStringList lost;
+    if (losses.logLines > 0) {
+        lost << (losses.runsWithIncompleteLog > 0
+                     ? u"%1 log lines of %2 (where a run's stored log stops is recorded with it; "
+                       "taskdeck show RUN_ID says)"_s.arg(losses.logLines)
+                               .arg(losses.runsWithIncompleteLog == 1 ? u"1 run"_s
+                                                                      : u"%1 runs"_s.arg(losses.runsWithIncompleteLog))
+                     : u"%1 log lines"_s.arg(losses.logLines));
+    }
+    if (losses.changes > 0)
+        lost << u"the latest changes of %1 runs"_s.arg(losses.changes);
+    console.err(u"taskdeck: the history did not keep everything: %1 were not stored (%2)"_s
+                    .arg(lost.join(u"; and "_s), losses.problem));
+    console.flush();
+    return code == exitcode::Success ? exitcode::HistoryIncomplete : code;
+}
+
 int execute(Console &console)
 {
     const CommandLine commandLine = parseCommandLine(QCoreApplication::arguments().mid(1));
@@ -129,8 +155,14 @@ int execute(Console &console)
             *settings, database, &historyError,
             needsTasks(commandLine.command) ? SqliteRunStore::OpenMode::ReadWrite
                                             : SqliteRunStore::OpenMode::ReadOnlyWhenUnwritable);
+    // A full disk is the one reason why the history is unavailable that a command that runs
+    // tasks reports in its exit code: the runs go on, but none of them is kept.
+    const bool historyFull = !store && historyError.contains(u"the disk is full"_s)
+                             && (commandLine.command == CommandLine::Command::Run
+                                 || commandLine.command == CommandLine::Command::Rerun);
     if (!store) {
-        console.err(u"taskdeck: history unavailable: "_s + historyError);
+        console.err(u"taskdeck: history unavailable: "_s + historyError
+                    + (historyFull ? u"; the runs of this command are not kept"_s : QString()));
         // A shared database that was asked for is never silently replaced by no history.
         if (needsHistory(commandLine.command) || !database.isEmpty())
             return exitcode::Usage;
@@ -182,8 +214,13 @@ int execute(Console &console)
 
     // Every finish shown was durable already; what else the runs logged is written now.
     engine.shutdown();
-    if (store)
-        store->flush(std::chrono::seconds(10));
+    if (!store) {
+        console.flush();
+        return historyFull && code == exitcode::Success ? exitcode::HistoryIncomplete : code;
+    }
+    store->flush(std::chrono::seconds(10));
+    if (const auto *local = dynamic_cast<const SqliteRunStore *>(store.get()))
+        return reportHistoryLosses(*local, console, code);
     console.flush();
     return code;
 }
@@ -194,6 +231,12 @@ int main(int argc, char *argv[])
 {
     // The window needs a QApplication, which must be the first application object, and
     // the command line must not need a display: decide before making either.
+    // Arguments arrive exactly as given or not at all: bytes that are not UTF-8 would be
+    // replaced on the way to a QString.
+    if (const QString invalid = invalidUtf8Argument(argc, argv); !invalid.isEmpty()) {
+        std::fputs(QString(u"taskdeck: "_s + invalid + u'\n').toUtf8().constData(), stderr);
+        return exitcode::Usage;
+    }
     QStringList arguments;
     for (int i = 1; i < argc; ++i)
         arguments.append(QString::fromLocal8Bit(argv[i]));

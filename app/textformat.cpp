@@ -59,10 +59,20 @@ QString runSummary(const Run &run)
         text += u" after "_s + humanDuration(ms);
     else
         text += u" before it started"_s;
-    // The engine's own messages often repeat the status ("canceled", "timed out after 1s").
-    if (run.status != RunStatus::Succeeded && !run.error.message.isEmpty()
-        && !run.error.message.startsWith(statusPhrase(run.status), Qt::CaseInsensitive))
-        text += u": "_s + run.error.message;
+    // The engine's own messages often repeat the status ("canceled", "timed out after 1s",
+    // "canceled: the engine shut down ..."): what they repeat is left out, never the rest, so
+    // a task's own message that happens to start with the status word ("failed to connect")
+    // is shown whole.
+    QString message = run.status == RunStatus::Succeeded ? QString() : run.error.message;
+    const QString phrase = statusPhrase(run.status);
+    if (message.compare(phrase, Qt::CaseInsensitive) == 0
+        || (run.status == RunStatus::TimedOut && message.startsWith(phrase + u" after "_s))) {
+        message.clear();
+    } else if (message.startsWith(phrase + u": "_s)) {
+        message = message.mid(phrase.size() + 2);
+    }
+    if (!message.isEmpty())
+        text += u": "_s + message;
     if (run.status != RunStatus::Succeeded && !run.error.kind.isEmpty())
         text += u" ["_s + run.error.kind + u']';
     return text;

@@ -100,6 +100,13 @@ private Q_SLOTS:
     void eachInterruptSkipsUnstarted_data();
     void eachInterruptSkipsUnstarted();
 
+    // One rule for text that is not UTF-8, and messages that name the problem.
+    void argumentsMustBeUtf8();
+    void eachLinesMustBeUtf8();
+    void eachNamesJsonThatIsNotAnObject();
+    void eachUnreadableFromTheFirstLine();
+    void timeoutPastTheMaximum();
+
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
     void startCli(QProcess &process, const QStringList &arguments) const;
@@ -979,6 +986,84 @@ void TestCli::eachFromStdin()
         QCOMPARE(object->value(u"status"_s).toString(), u"succeeded"_s);
     }
     QVERIFY2(r.err.contains(u"succeeded 2"_s), qPrintable(r.err));
+}
+
+void TestCli::argumentsMustBeUtf8()
+{
+    // QProcess would encode a QString argument as UTF-8: the bytes go through a shell.
+    const QString a = writeFile(u"utf8-a.txt"_s, "abc");
+    QProcess process;
+    process.setProgram(u"sh"_s);
+    process.setArguments({u"-c"_s, u"exec \"$0\" run checksum --arg \"$(printf 'file=caf\\351.txt')\""_s, m_bin});
+    process.setProcessEnvironment(environment());
+    process.setWorkingDirectory(m_workDir);
+    process.start();
+    QVERIFY(process.waitForFinished(60000));
+    QCOMPARE(process.exitCode(), 2);
+    const QString err = QString::fromUtf8(process.readAllStandardError());
+    QCOMPARE(err, u"taskdeck: argument 4 (file=caf\\xE9.txt) is not valid UTF-8: byte 0xE9 at offset 8; "
+                  "Taskdeck takes arguments as UTF-8 text only and never changes them (a file whose name is "
+                  "not UTF-8 can be renamed, with convmv for instance)\n"_s);
+    QCOMPARE(process.readAllStandardOutput(), QByteArray());
+
+    // The same argument as UTF-8 is taken as it is.
+    const CliResult ok = runCli({u"run"_s, u"checksum"_s, u"--arg"_s, u"file="_s + a});
+    QCOMPARE(ok.exitCode, 0);
+}
+
+void TestCli::eachLinesMustBeUtf8()
+{
+    const QString a = writeFile(u"each-utf8-a.txt"_s, "abc");
+    QByteArray text = jsonLine({{u"file"_s, a}}).toUtf8() + '\n';
+    text += "{\"file\": \"caf\xE9.txt\"}\n";
+    const QString input = writeFile(u"each-latin1.jsonl"_s, text);
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(r.out.contains(u"[line 1] succeeded"_s), qPrintable(r.out));
+    QVERIFY2(r.out.contains(u"[line 2] invalid: not valid UTF-8 (byte 0xE9 at offset 13); input lines must be UTF-8 text"_s),
+             qPrintable(r.out));
+    QVERIFY2(r.out.contains(u"succeeded 1, invalid 1"_s), qPrintable(r.out));
+}
+
+void TestCli::eachNamesJsonThatIsNotAnObject()
+{
+    const QString input = writeFile(u"each-scalars.jsonl"_s, "42\nnull\n\"str\"\ntrue\n[1]\n{\"a\": 1\n");
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    for (const QString &expected : {u"[line 1] invalid: expected a JSON object of arguments, got a number"_s,
+                                    u"[line 2] invalid: expected a JSON object of arguments, got null"_s,
+                                    u"[line 3] invalid: expected a JSON object of arguments, got a string"_s,
+                                    u"[line 4] invalid: expected a JSON object of arguments, got true"_s,
+                                    u"[line 5] invalid: expected a JSON object of arguments, got an array"_s,
+                                    u"[line 6] invalid: not valid JSON"_s})
+        QVERIFY2(r.out.contains(expected), qPrintable(expected + u"\n---\n"_s + r.out));
+}
+
+void TestCli::eachUnreadableFromTheFirstLine()
+{
+    // The first line is past the limit: nothing ran, and the summary says why, not "no input
+    // lines".
+    const QString input = writeFile(u"each-long-first.jsonl"_s,
+                                    "{\"file\": \"" + QByteArray(9 * 1024 * 1024, 'x') + "\"}\n");
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--each"_s, input});
+    QVERIFY(r.finished);
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(!r.out.contains(u"no input lines"_s), qPrintable(r.out));
+    QVERIFY2(r.out.contains(u"no lines run: line 1 is longer than 8 MiB"_s), qPrintable(r.out));
+}
+
+void TestCli::timeoutPastTheMaximum()
+{
+    const CliResult r = runCli({u"run"_s, u"checksum"_s, u"--timeout"_s, u"99999999999d"_s});
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY2(r.err.contains(u"invalid value \"99999999999d\" for --timeout: expected a duration of at most "
+                            "277777h 46m 40s"_s), qPrintable(r.err));
+    const CliResult env = runCli({u"list"_s}, {}, {{u"TASK_TIMEOUT"_s, u"2000000000"_s}});
+    QCOMPARE(env.exitCode, 2);
+    QVERIFY2(env.err.contains(u"TASK_TIMEOUT=\"2000000000\" is invalid: expected a duration of at most 277777h 46m 40s"_s),
+             qPrintable(env.err));
 }
 
 void TestCli::eachUsageErrors()

@@ -27,6 +27,7 @@
 
 #include "engineconfig.h"
 #include "run.h"
+#include "sqliterunstore.h"
 
 #include "clitestsupport.h"
 #include "testsupport.h"
@@ -76,6 +77,19 @@ tasks:
       echo 'naïve ✓ 日本'
       echo 'oops, "bad"' >&2
       echo 'plain'
+  sleeper:
+    title: Sleeps
+    fields:
+      - key: seconds
+        type: text
+        default: "300"
+    command: ["sleep", "{{seconds}}"]
+  longline:
+    title: One Long Line
+    shell: |
+      head -c 3000000 /dev/zero | tr '\0' a
+      echo
+      echo after
   secretive:
     title: Uses a Token
     fields:
@@ -205,6 +219,9 @@ private Q_SLOTS:
     void concurrentProcesses();
     void interruptedRunRecovered();
     void retentionPrunesOldRuns();
+    void anotherPidNamespaceLeavesLiveRunsAlone();
+    void summaryKeepsMessagesStartingWithTheStatus();
+    void logMarksASplitLine();
 
 private:
     QProcessEnvironment environment(const QMap<QString, QString> &extra = {}) const;
@@ -1050,6 +1067,104 @@ void TestCliHistory::interruptedRunRecovered()
     QCOMPARE(run.value(u"id"_s).toString(), id);
     QCOMPARE(run.value(u"status"_s).toString(), u"interrupted"_s);
     QVERIFY(!run.value(u"error"_s).toObject().value(u"message"_s).toString().isEmpty());
+}
+
+void TestCliHistory::anotherPidNamespaceLeavesLiveRunsAlone()
+{
+    // taskdeck history in another PID namespace (unshare, as root) sees a history whose live
+    // run's pid means nothing there: it must not mark the run interrupted.
+    QProcess probe;
+    probe.start(u"unshare"_s, {u"--pid"_s, u"--fork"_s, u"--mount-proc"_s, u"true"_s});
+    if (!probe.waitForFinished(30000) || probe.exitStatus() != QProcess::NormalExit || probe.exitCode() != 0)
+        QSKIP("unshare --pid --fork --mount-proc is not permitted here (it needs root)");
+
+    const QString mark = u"301.%1"_s.arg(QCoreApplication::applicationPid());
+    QProcess live;
+    live.setProgram(m_bin);
+    live.setArguments({u"run"_s, u"sleeper"_s, u"--arg"_s, u"seconds="_s + mark});
+    live.setProcessEnvironment(environment());
+    live.setWorkingDirectory(m_dir.filePath(u"work"_s));
+    live.start();
+    auto stop = qScopeGuard([&live] {
+        ::kill(pid_t(live.processId()), SIGTERM);
+        if (!live.waitForFinished(30000)) {
+            live.kill();
+            live.waitForFinished(30000);
+        }
+    });
+    QVERIFY(live.waitForStarted(30000));
+    QTRY_VERIFY_WITH_TIMEOUT(!processesWithArgument(mark).isEmpty(), 30000);
+    QString id;
+    QTRY_VERIFY_WITH_TIMEOUT((id = idsOf(history({u"--status"_s, u"running"_s}).value_or(QJsonArray())).value(0),
+                              !id.isEmpty()), 30000);
+
+    const CliResult inside = runCli({u"history"_s, u"--json"_s}, {}, QString(),
+                                    {u"unshare"_s, u"--pid"_s, u"--fork"_s, u"--mount-proc"_s});
+    QVERIFY2(inside.finished && inside.exitCode == 0, qPrintable(inside.err));
+    const std::optional<QJsonArray> seen = parseArray(inside.out);
+    QVERIFY(seen);
+    QCOMPARE(seen->first().toObject().value(u"id"_s).toString(), id);
+    QCOMPARE(seen->first().toObject().value(u"status"_s).toString(), u"running"_s);
+    // And it stays so for this namespace too.
+    const std::optional<QJsonArray> after = history();
+    QVERIFY(after);
+    QCOMPARE(after->first().toObject().value(u"status"_s).toString(), u"running"_s);
+    QVERIFY(!processesWithArgument(mark).isEmpty());
+}
+
+void TestCliHistory::summaryKeepsMessagesStartingWithTheStatus()
+{
+    // Runs stored as another front end would store them, with messages of their own.
+    {
+        QString error;
+        auto store = taskdeck::SqliteRunStore::open(m_data->filePath(u"data"_s), &error);
+        QVERIFY2(store, qPrintable(error));
+        const QDateTime start = QDateTime::currentDateTimeUtc().addSecs(-2);
+        auto record = [&](const QString &id, taskdeck::RunStatus status, const QString &message, const QString &kind) {
+            taskdeck::Run run;
+            run.id = id;
+            run.task = u"greet"_s;
+            run.status = status;
+            run.attempt = 1;
+            run.queuedAt = start;
+            run.startedAt = start;
+            run.finishedAt = start.addSecs(1);
+            run.error = {message, kind, QString(), false};
+            store->recordFinished(run, {});
+        };
+        record(u"00000000-0000-4000-8000-000000000001"_s, taskdeck::RunStatus::Failed, u"failed to connect to db"_s, u"Db"_s);
+        record(u"00000000-0000-4000-8000-000000000002"_s, taskdeck::RunStatus::Canceled,
+               u"canceled: the engine shut down before it started"_s, u"Canceled"_s);
+        record(u"00000000-0000-4000-8000-000000000003"_s, taskdeck::RunStatus::TimedOut, u"timed out after 1s"_s, u"Timeout"_s);
+        QVERIFY(store->flush(std::chrono::seconds(30)));
+    }
+    const auto statusLine = [this](const QString &id) {
+        const CliResult r = runCli({u"show"_s, id});
+        return nonEmptyLines(r.out).filter(u"status:"_s).value(0).section(u':', 1).trimmed();
+    };
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000001"_s), u"failed after 1s: failed to connect to db [Db]"_s);
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000002"_s),
+             u"canceled after 1s: the engine shut down before it started [Canceled]"_s);
+    QCOMPARE(statusLine(u"00000000-0000-4000-8000-000000000003"_s), u"timed out after 1s [Timeout]"_s);
+}
+
+void TestCliHistory::logMarksASplitLine()
+{
+    // A 3,000,000-byte line: three stored lines of at most 1 MiB, the note after them.
+    const QString id = runTask({u"longline"_s});
+    QCOMPARE(id.size(), 36);
+    const CliResult log = runCli({u"log"_s, id});
+    QCOMPARE(log.exitCode, 0);
+    QStringList lines = log.out.split(u'\n');
+    QCOMPARE(lines.takeLast(), QString());
+    QCOMPARE(lines.size(), 5);
+    QCOMPARE(lines.at(0).size(), 1048576);
+    QCOMPARE(lines.at(1).size(), 1048576);
+    QCOMPARE(lines.at(2).size(), 3000000 - 2 * 1048576);
+    QCOMPARE((lines.at(0) + lines.at(1) + lines.at(2)), QString(3000000, u'a'));
+    QCOMPARE(lines.at(3), u"# the last 3 lines of stdout were one line of 3000000 bytes, split at the limit of "
+                          "1048576 bytes a line"_s);
+    QCOMPARE(lines.at(4), u"after"_s);
 }
 
 QTEST_GUILESS_MAIN(TestCliHistory)

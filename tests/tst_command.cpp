@@ -132,6 +132,7 @@ private slots:
     void invalidUtf8IsReplaced();
     void longLineIsSplit_data();
     void longLineIsSplit();
+    void fiftyMegabyteLine();
     void multibyteSplitOnCharBoundary_data();
     void multibyteSplitOnCharBoundary();
     void largeOutputInOrder();
@@ -292,6 +293,52 @@ void TestCommand::longLineIsSplit()
         QVERIFY2(piece.size() <= maxLineBytes, qPrintable(QString::number(piece.size())));
     QCOMPARE(out.join(QString()).toLatin1(), digitRun(lineBytes));
     QCOMPARE(r.stdoutLines, qint64(expectedPieces + 1));
+    // A line that had to be split is followed by a note saying so; a whole one is not.
+    if (expectedPieces == 1) {
+        QCOMPARE(c.system(), QStringList());
+    } else {
+        QCOMPARE(c.system(), QStringList{u"the last %1 lines of stdout were one line of %2 bytes, split at the "
+                                         "limit of %3 bytes a line"_s.arg(expectedPieces).arg(lineBytes).arg(maxLineBytes)});
+        // Right after the last piece, before the next line.
+        qsizetype note = -1;
+        for (qsizetype i = 0; i < c.lines.size(); ++i) {
+            if (c.lines.at(i).stream == LogStream::System)
+                note = i;
+        }
+        QCOMPARE(c.lines.at(note + 1).text, u"after"_s);
+    }
+}
+
+void TestCommand::fiftyMegabyteLine()
+{
+    // Kept whole up to 1 MiB: a 50 MB line becomes 48 lines of at most 1 MiB, in order, and a
+    // note; nothing is lost or added.
+    constexpr qint64 Bytes = 50'000'000;
+    Command cmd = shell(u"head -c %1 /dev/zero | tr '\\0' a; echo; echo after"_s.arg(Bytes));
+    QCOMPARE(cmd.maxLineBytes, 1024 * 1024);
+    Capture c;
+    const CommandResult r = run(cmd, &c);
+    QVERIFY(r.succeeded());
+    QStringList out = c.out();
+    QCOMPARE(out.takeLast(), u"after"_s);
+    const qsizetype pieces = (Bytes + cmd.maxLineBytes - 1) / cmd.maxLineBytes;
+    QCOMPARE(out.size(), pieces);
+    qint64 total = 0;
+    for (qsizetype i = 0; i < out.size(); ++i) {
+        const QString &piece = out.at(i);
+        QCOMPARE(piece.size(), i + 1 < out.size() ? qsizetype(cmd.maxLineBytes) : qsizetype(Bytes % cmd.maxLineBytes));
+        QVERIFY(std::all_of(piece.cbegin(), piece.cend(), [](QChar ch) { return ch == u'a'; }));
+        total += piece.size();
+    }
+    QCOMPARE(total, Bytes);
+    QCOMPARE(c.system(), QStringList{u"the last 48 lines of stdout were one line of 50000000 bytes, split at the "
+                                     "limit of 1048576 bytes a line"_s});
+    // A line just under the limit is kept whole.
+    Capture whole;
+    QVERIFY(run(shell(u"head -c 1048576 /dev/zero | tr '\\0' b; echo"_s), &whole).succeeded());
+    QCOMPARE(whole.out().size(), 1);
+    QCOMPARE(whole.out().constFirst().size(), 1048576);
+    QCOMPARE(whole.system(), QStringList());
 }
 
 void TestCommand::multibyteSplitOnCharBoundary_data()
@@ -1056,10 +1103,11 @@ void TestCommand::longResultLineIsNotSplit()
     QVERIFY(r.succeeded());
     QVERIFY(r.result.has_value());
     QCOMPARE(json(*r.result), json(items));
-    QCOMPARE(c.system(), QStringList());
-    // An ordinary line of the same length is still cut at the cap.
+    // An ordinary line of the same length is still cut at the cap, and said to be.
     QCOMPARE(c.out().join(QString()), plain);
     QCOMPARE(c.out().size(), int((plain.size() + 63) / 64));
+    QCOMPARE(c.system(), QStringList{u"the last %1 lines of stdout were one line of %2 bytes, split at the limit "
+                                     "of 64 bytes a line"_s.arg((plain.size() + 63) / 64).arg(plain.size())});
 }
 
 void TestCommand::cancelStopsWholeGroup()

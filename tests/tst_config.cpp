@@ -57,6 +57,7 @@ void TestConfig::validValues_data()
     QTest::newRow("rate per second") << u"TASK_RATE_LIMIT"_s << u"10/s"_s << u"10"_s;
     QTest::newRow("rate per minute") << u"TASK_RATE_LIMIT"_s << u"120/m"_s << u"2"_s;
     QTest::newRow("rate off") << u"TASK_RATE_LIMIT"_s << u"off"_s << u"0"_s;
+    QTest::newRow("rate fraction per second") << u"TASK_RATE_LIMIT"_s << u"0.5/s"_s << u"0.5"_s;
     QTest::newRow("data dir") << u"TASK_DATA_DIR"_s << u"/tmp/x"_s << u"/tmp/x"_s;
 }
 
@@ -106,6 +107,16 @@ void TestConfig::invalidValues_data()
     QTest::newRow("log level") << u"TASK_LOG_LEVEL"_s << u"loud"_s;
     QTest::newRow("retention negative") << u"TASK_RETENTION_DAYS"_s << u"-1"_s;
     QTest::newRow("rate") << u"TASK_RATE_LIMIT"_s << u"fast"_s;
+    // Only N/s, N/m and off are documented; nothing else is taken.
+    QTest::newRow("rate without unit") << u"TASK_RATE_LIMIT"_s << u"2.5"_s;
+    QTest::newRow("rate zero") << u"TASK_RATE_LIMIT"_s << u"0"_s;
+    QTest::newRow("rate zero per second") << u"TASK_RATE_LIMIT"_s << u"0/s"_s;
+    QTest::newRow("rate per hour") << u"TASK_RATE_LIMIT"_s << u"10/h"_s;
+    QTest::newRow("rate per sec") << u"TASK_RATE_LIMIT"_s << u"10/sec"_s;
+    QTest::newRow("rate per minute spelled") << u"TASK_RATE_LIMIT"_s << u"10/minute"_s;
+    QTest::newRow("rate with blanks") << u"TASK_RATE_LIMIT"_s << u"10 / s"_s;
+    QTest::newRow("rate negative") << u"TASK_RATE_LIMIT"_s << u"-1/s"_s;
+    QTest::newRow("rate exponent") << u"TASK_RATE_LIMIT"_s << u"1e3/s"_s;
     QTest::newRow("data dir empty") << u"TASK_DATA_DIR"_s << u" "_s;
 }
 

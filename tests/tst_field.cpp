@@ -11,6 +11,7 @@
 #include <QLocale>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include <QStringDecoder>
 #include <QTest>
 #include <QTime>
 
@@ -80,6 +81,8 @@ class TestField : public QObject
     Q_OBJECT
 
 private slots:
+    void utf8Rule_data();
+    void utf8Rule();
     void initTestCase();
     void cleanupTestCase();
 
@@ -966,6 +969,41 @@ void TestField::redact()
     QFETCH(QJsonObject, expected);
     const Fields fields{secret(), secret(u"token"_s), text(u"user"_s)};
     QCOMPARE(json(redactSecrets(fields, args)), json(expected));
+}
+
+void TestField::utf8Rule_data()
+{
+    QTest::addColumn<QByteArray>("bytes");
+    QTest::addColumn<int>("offset");
+    QTest::newRow("empty") << QByteArray() << -1;
+    QTest::newRow("ascii") << QByteArray("plain") << -1;
+    QTest::newRow("two to four bytes") << QByteArray("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") << -1;
+    QTest::newRow("latin-1") << QByteArray("caf\xE9") << 3;
+    QTest::newRow("lone continuation") << QByteArray("a\x80") << 1;
+    QTest::newRow("overlong slash") << QByteArray("\xC0\xAF") << 0;
+    QTest::newRow("overlong three bytes") << QByteArray("ab\xE0\x80\xAF") << 2;
+    QTest::newRow("surrogate") << QByteArray("\xED\xA0\x80") << 0;
+    QTest::newRow("past U+10FFFF") << QByteArray("x\xF4\x90\x80\x80") << 1;
+    QTest::newRow("cut short at the end") << QByteArray("ok\xE2\x82") << 2;
+    QTest::newRow("0xFF") << QByteArray("\xFF") << 0;
+}
+
+void TestField::utf8Rule()
+{
+    QFETCH(QByteArray, bytes);
+    QFETCH(int, offset);
+    QCOMPARE(invalidUtf8Offset(bytes), qsizetype(offset));
+    // The same verdict as Qt's strict decoder.
+    QStringDecoder strict(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless);
+    const QString decoded = strict.decode(bytes);
+    QCOMPARE(strict.hasError(), offset >= 0);
+    if (offset >= 0) {
+        QCOMPARE(invalidUtf8Text(bytes), u"byte 0x%1 at offset %2"_s
+                 .arg(QString::number(quint8(bytes[offset]), 16).toUpper()).arg(offset));
+    } else {
+        QCOMPARE(invalidUtf8Text(bytes), QString());
+        QCOMPARE(decoded.toUtf8(), bytes);
+    }
 }
 
 QTEST_GUILESS_MAIN(TestField)

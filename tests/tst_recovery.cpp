@@ -9,6 +9,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QScopeGuard>
 #include <QRegularExpression>
@@ -172,6 +173,7 @@ private Q_SLOTS:
     void initTestCase();
     void ownerLiveness_data();
     void ownerLiveness();
+    void ownerIdentity();
     void zombieCountsAsGone();
     void killedProcessRunsBecomeInterrupted();
     void commandsDieWithTheirTaskdeck();
@@ -197,6 +199,21 @@ void TestRecovery::ownerLiveness_data()
     QTest::newRow("pid reused by a later process") << u"%1@%2#1"_s.arg(self).arg(host) << true << true << false;
     QTest::newRow("no such process") << u"999999999@%1#5"_s.arg(host) << true << true << false;
     QTest::newRow("another host") << u"%1@not-%2.invalid#1"_s.arg(self).arg(host) << true << false << false;
+    // The boot id and the PID namespace: a pid of an earlier boot is gone whatever runs
+    // under it now; one of another namespace cannot be looked up here, so it is not declared
+    // dead.
+    const QString start = RunOwner::processStartTime(self).value_or(u"0"_s);
+    const QString boot = RunOwner::localBootId();
+    const QString pidns = RunOwner::localPidNamespace();
+    QTest::newRow("this process, this boot and namespace")
+        << u"%1@%2#%3;boot=%4;pidns=%5"_s.arg(self).arg(host, start, boot, pidns) << true << true << true;
+    QTest::newRow("this pid and start, an earlier boot")
+        << u"%1@%2#%3;boot=00000000-0000-4000-8000-000000000000;pidns=%4"_s.arg(self).arg(host, start, pidns)
+        << true << true << false;
+    QTest::newRow("no such pid here, another namespace")
+        << u"999999999@%1#5;boot=%2;pidns=1"_s.arg(host, boot) << true << true << true;
+    QTest::newRow("unknown parts are ignored")
+        << u"%1@%2#%3;boot=%4;pidns=%5;future=1"_s.arg(self).arg(host, start, boot, pidns) << true << true << true;
     QTest::newRow("empty") << QString() << false << false << false;
     QTest::newRow("no host") << u"12@#5"_s << false << false << false;
     QTest::newRow("no start") << u"12@host#"_s << false << false << false;
@@ -216,6 +233,48 @@ void TestRecovery::ownerLiveness()
         return;
     QCOMPARE(parsed->isOnThisHost(), onThisHost);
     QCOMPARE(parsed->isAlive(), alive);
+}
+
+void TestRecovery::ownerIdentity()
+{
+    // What this process writes as owner names its boot and PID namespace.
+    const std::optional<RunOwner> self = RunOwner::parse(RunOwner::current());
+    QVERIFY(self);
+    QCOMPARE(self->pid(), QCoreApplication::applicationPid());
+    QVERIFY(!RunOwner::localBootId().isEmpty());
+    QCOMPARE(self->bootId(), RunOwner::localBootId());
+    QVERIFY(!RunOwner::localPidNamespace().isEmpty());
+    QCOMPARE(self->pidNamespace(), RunOwner::localPidNamespace());
+    QVERIFY(!self->isFromEarlierBoot());
+    QVERIFY(!self->isInOtherPidNamespace());
+
+    // A history shared with another PID namespace: its running run is left alone; a run of
+    // an earlier boot is interrupted.
+    QTemporaryDir dir;
+    QString error;
+    auto store = SqliteRunStore::open(dir.path(), &error);
+    QVERIFY2(store, qPrintable(error));
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    Run elsewhere;
+    elsewhere.id = u"in-a-container"_s;
+    elsewhere.task = u"t"_s;
+    elsewhere.status = RunStatus::Running;
+    elsewhere.queuedAt = now;
+    elsewhere.startedAt = now;
+    elsewhere.owner = u"1@%1#5;boot=%2;pidns=1"_s.arg(RunOwner::localHost(), RunOwner::localBootId());
+    Run before = elsewhere;
+    before.id = u"before-the-reboot"_s;
+    before.owner = u"%1@%2#%3;boot=00000000-0000-4000-8000-000000000000;pidns=%4"_s
+                       .arg(QCoreApplication::applicationPid())
+                       .arg(RunOwner::localHost(), self->startTime(), RunOwner::localPidNamespace());
+    store->recordStarted(elsewhere);
+    store->recordStarted(before);
+    QVERIFY(store->flush(30s));
+    QCOMPARE(store->recoverInterrupted(), 1);
+    QCOMPARE(store->findRun(elsewhere.id)->status, RunStatus::Running);
+    const std::optional<Run> interrupted = store->findRun(before.id);
+    QCOMPARE(interrupted->status, RunStatus::Interrupted);
+    QVERIFY2(interrupted->error.message.contains(u"when the machine restarted"_s), qPrintable(interrupted->error.message));
 }
 
 void TestRecovery::zombieCountsAsGone()

@@ -314,7 +314,7 @@ void TestStore::freshFileIsCurrentAndWal()
     QVERIFY(QFileInfo::exists(store->location()));
     RawDb raw(store->location());
     QVERIFY(raw.isOpen());
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), SqliteSchema::kVersion);
     QCOMPARE(raw.scalar(u"PRAGMA journal_mode"_s).toString(), u"wal"_s);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_status'"_s).toInt(), 0);
@@ -972,7 +972,7 @@ void TestStore::migratesVersion1()
     QCOMPARE(store->traceId(u"v1-ok"_s).size(), 32);
 
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), SqliteSchema::kVersion);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_active'"_s).toInt(), 1);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'log_lines'"_s).toInt(), 0);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM log_chunks WHERE run_id = 'v1-ok'"_s).toInt(), 3);
@@ -1521,7 +1521,7 @@ void TestStore::migratesVersion3()
     auto store = openStore(dir.path());
     QVERIFY(store);
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), SqliteSchema::kVersion);
     const std::optional<Run> run = store->findRun(u"v3-running"_s);
     QVERIFY(run);
     QCOMPARE(run->seq, 0);
@@ -2023,7 +2023,7 @@ void TestStore::migratesEarlyVersion4()
     QTRY_VERIFY(durable);
     QVERIFY(store->findRun(run.id));
     RawDb raw(path);
-    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), 5);
+    QCOMPARE(raw.scalar(u"PRAGMA user_version"_s).toInt(), SqliteSchema::kVersion);
     QCOMPARE(raw.scalar(u"SELECT count(*) FROM sqlite_master WHERE name = 'runs_changed'"_s).toInt(), 0);
     QVERIFY(raw.scalar(u"SELECT count(*) FROM changes WHERE instr(run_ids, 'after-early-4') > 0"_s).toInt() >= 1);
 }

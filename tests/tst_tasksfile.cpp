@@ -598,6 +598,49 @@ void TestTasksFile::errorPositions_data()
                       "      - key: \"name\\n\"\n"
                       "    command: [echo]\n")
         << u"4:14"_s << u"field key \"name\\n\" is invalid"_s;
+    // Messages that name the problem (issue 9 item 15) and text that is not UTF-8 (item 8).
+    QTest::newRow("nesting 10,000 deep")
+        << (QByteArray("tasks:\n  t:\n    command: ") + QByteArray(10000, '[') + QByteArray(10000, ']') + '\n')
+        << u"3:114"_s << u"YAML nested more than 100 levels deep here"_s;
+    QTest::newRow("tab in the indentation")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "\ttitle: x\n"
+                      "    command: [echo]\n")
+        << u"3:1"_s << u"a tab in the indentation; YAML indents with spaces only"_s;
+    QTest::newRow("tab after spaces in the indentation")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    title: x\n"
+                      "  \tcommand: [echo]\n")
+        << u"4:3"_s << u"a tab in the indentation"_s;
+    QTest::newRow("quote never closed")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    title: \"unclosed\n"
+                      "    command: [echo]\n")
+        << u"3:12"_s << u"this quoted value is never closed (its closing \" is missing)"_s;
+    QTest::newRow("quote closed lines later")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    title: \"unclosed\n"
+                      "    command: [echo]\n"
+                      "  u:\n"
+                      "    title: \"x\"\n"
+                      "    command: [true]\n")
+        << u"3:12"_s << u"the quoted value that starts here runs on to line 6; is a closing quote missing?"_s;
+    QTest::newRow("not UTF-8")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    title: caf\xE9 au lait\n"
+                      "    command: [echo]\n")
+        << u"3:15"_s << u"not valid UTF-8 (byte 0xE9); a tasks file must be UTF-8 text"_s;
+    QTest::newRow("timeout past the maximum")
+        << QByteArray("tasks:\n"
+                      "  t:\n"
+                      "    timeout: 99999999999d\n"
+                      "    command: [echo]\n")
+        << u"3:14"_s << u"timeout \"99999999999d\" is invalid: expected a duration of at most 277777h 46m 40s"_s;
     QTest::newRow("field without key")
         << QByteArray("tasks:\n"
                       "  t:\n"
@@ -894,6 +937,22 @@ void TestTasksFile::missingFile()
 
     QVERIFY(writeFile(tasksPath(), "tasks:\n  ok:\n    command: [true]\n"));
     QVERIFY(loadTasksFile(tasksPath()).ok());
+
+    // Links that lead nowhere say so, rather than "no such file".
+    const QString loopA = m_dir->filePath(u"loop-a.yml"_s);
+    const QString loopB = m_dir->filePath(u"loop-b.yml"_s);
+    QVERIFY(QFile::link(loopB, loopA));
+    QVERIFY(QFile::link(loopA, loopB));
+    const TasksFileResult loop = loadTasksFile(loopA);
+    QCOMPARE(loop.errors.size(), 1);
+    QCOMPARE(loop.errors.constFirst().toString(),
+             loopA + u": symbolic links in a loop (too many levels of symbolic links)"_s);
+    const QString dangling = m_dir->filePath(u"dangling.yml"_s);
+    QVERIFY(QFile::link(path, dangling));
+    const TasksFileResult nowhere = loadTasksFile(dangling);
+    QCOMPARE(nowhere.errors.size(), 1);
+    QCOMPARE(nowhere.errors.constFirst().toString(),
+             dangling + u": is a symbolic link to %1, which does not exist"_s.arg(path));
 }
 
 void TestTasksFile::findFile()

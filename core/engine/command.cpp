@@ -112,17 +112,26 @@ private:
 /*
  * Splits one stream into lines. Complete lines inside a read chunk are handed out straight
  * from the chunk; only an unfinished tail is copied. Lines longer than the cap are cut into
- * pieces on UTF-8 sequence boundaries.
+ * pieces on UTF-8 sequence boundaries, and when such a line ends the splitter says so.
  */
 class LineSplitter final
 {
 public:
     // deliver(QByteArrayView piece, bool continuation): continuation is true for every piece of
     // an overlong line after the first, so such a piece is never mistaken for a control line.
+    // After the last piece of a line that was split, deliver is called once more with a null
+    // view and continuation true, and split() tells into how many pieces and how long it was.
     LineSplitter(qsizetype cap, bool allowLongResult)
         : m_cap(std::max(cap, kMinLineBytes)), m_allowLongResult(allowLongResult)
     {
     }
+
+    struct Split
+    {
+        qint64 pieces = 0;
+        qint64 bytes = 0;
+    };
+    Split split() const { return m_split; }
 
     template<typename Emit>
     void feed(const char *data, qsizetype size, Emit &&deliver)
@@ -143,7 +152,7 @@ public:
                 emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
                 m_pending.clear();
             }
-            m_continuing = false;
+            endLine(deliver);
             p = newline + 1;
         }
     }
@@ -155,7 +164,7 @@ public:
             emitComplete(QByteArrayView(m_pending.data(), qsizetype(m_pending.size())), deliver);
             m_pending.clear();
         }
-        m_continuing = false;
+        endLine(deliver);
     }
 
 private:
@@ -185,6 +194,26 @@ private:
     }
 
     template<typename Emit>
+    void piece(QByteArrayView bytes, Emit &deliver)
+    {
+        ++m_pieces;
+        m_bytes += bytes.size();
+        deliver(bytes, m_continuing);
+    }
+
+    template<typename Emit>
+    void endLine(Emit &deliver)
+    {
+        if (m_pieces > 1) {
+            m_split = {m_pieces, m_bytes};
+            deliver(QByteArrayView(), true);
+        }
+        m_continuing = false;
+        m_pieces = 0;
+        m_bytes = 0;
+    }
+
+    template<typename Emit>
     void emitComplete(QByteArrayView line, Emit &deliver)
     {
         if (line.endsWith('\r'))
@@ -194,13 +223,13 @@ private:
             if (line.size() <= cap)
                 break;
             const qsizetype cut = cutPosition(line, cap);
-            deliver(line.first(cut), m_continuing);
+            piece(line.first(cut), deliver);
             m_continuing = true;
             line = line.sliced(cut);
         }
         // An empty line is still a line, but not as the tail of one that was already cut up.
         if (!line.isEmpty() || !m_continuing)
-            deliver(line, m_continuing);
+            piece(line, deliver);
     }
 
     template<typename Emit>
@@ -214,7 +243,7 @@ private:
             if (rest.size() <= cap || (rest.size() == cap + 1 && rest.endsWith('\r')))
                 break;
             const qsizetype cut = cutPosition(rest, cap);
-            deliver(rest.first(cut), m_continuing);
+            piece(rest.first(cut), deliver);
             m_continuing = true;
             offset += cut;
         }
@@ -226,6 +255,9 @@ private:
     qsizetype m_cap;
     bool m_allowLongResult;
     bool m_continuing = false;
+    qint64 m_pieces = 0; // of the line being read
+    qint64 m_bytes = 0;
+    Split m_split;       // of the last line that was split
 };
 
 // Process groups of the commands running now, for killAllCommands().
@@ -1053,6 +1085,15 @@ void CommandRunner::recordStatus(int status)
 
 void CommandRunner::handleLine(LogStream stream, QByteArrayView bytes, bool continuation)
 {
+    if (bytes.isNull()) {
+        // The end of a line longer than the limit, which went out in pieces: the log says so
+        // right after them (the pieces themselves are the command's bytes, unchanged).
+        const LineSplitter::Split split = (stream == LogStream::Out ? m_out : m_err).split();
+        logSystem(u"the last %1 lines of %2 were one line of %3 bytes, split at the limit of %4 bytes a line"_s
+                      .arg(split.pieces).arg(stream == LogStream::Out ? u"stdout"_s : u"stderr"_s)
+                      .arg(split.bytes).arg(m_cmd.maxLineBytes));
+        return;
+    }
     if (stream == LogStream::Out && m_cmd.parseControlLines && !continuation && bytes.startsWith("::")) {
         if (bytes.startsWith(kProgressPrefix)) {
             handleProgress(bytes.sliced(kProgressPrefix.size()));

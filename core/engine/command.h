@@ -14,6 +14,9 @@
 
 namespace taskdeck {
 
+/*! The longest line of a command's output that is kept whole: 1 MiB. */
+inline constexpr int kDefaultMaxLineBytes = 1024 * 1024;
+
 /*!
  * An external command to run: argv (never through a shell unless argv itself names one),
  * variables added to the inherited environment, and a working directory.
@@ -24,9 +27,11 @@ struct Command
     QMap<QString, QString> env;      //!< added to (overriding) the inherited environment
     QString workingDirectory;        //!< empty = inherit
     std::chrono::milliseconds killGrace{2000}; //!< SIGTERM -> SIGKILL delay on cancel
-    int maxLineBytes = 16384;        //!< longer lines are split at this many bytes (at least 4,
-                                     //!< never inside a UTF-8 sequence; ::result:: lines may
-                                     //!< reach 4 MiB before they are split)
+    /*! Lines up to this many bytes are kept whole. A longer line is split into pieces of at
+     *  most this many bytes (never inside a UTF-8 sequence), logged as lines of their own, and
+     *  followed by a system line saying how many pieces the line of how many bytes became.
+     *  At least 4; ::result:: lines may reach 4 MiB. */
+    int maxLineBytes = kDefaultMaxLineBytes;
     bool parseControlLines = true;   //!< honour ::progress:: and ::result:: on stdout
 };
 

@@ -34,22 +34,20 @@ std::optional<qint64> parseInteger(const QString &text, qint64 min, qint64 max)
     return v;
 }
 
-// "10/s", "600/m", "2.5" (per second), "0"/"off" (unlimited): starts per second.
+// What is documented and nothing else: "N/s" or "N/m" (N a positive number, digits with an
+// optional fraction: "10/s", "600/m", "0.5/s") or "off" (unlimited). Starts per second.
 std::optional<double> parseRate(const QString &text)
 {
-    const QString t = text.trimmed().toLower();
-    if (t == "off"_L1 || t == "0"_L1)
+    const QString t = text.trimmed();
+    if (t == "off"_L1)
         return 0.0;
-    static const QRegularExpression re(u"^(\\d+(?:\\.\\d+)?)\\s*(?:/\\s*(s|sec|second|m|min|minute|h|hour))?$"_s);
+    static const QRegularExpression re(u"^(\\d{1,9}(?:\\.\\d{1,9})?)/([sm])$"_s);
     const auto m = re.match(t);
     if (!m.hasMatch())
         return std::nullopt;
     double rate = m.captured(1).toDouble();
-    const QString unit = m.captured(2);
-    if (unit.startsWith(u'm'))
+    if (m.captured(2) == "m"_L1)
         rate /= 60.0;
-    else if (unit.startsWith(u'h'))
-        rate /= 3600.0;
     if (!(rate > 0) || !std::isfinite(rate))
         return std::nullopt;
     return rate;
@@ -71,7 +69,7 @@ const QList<Settings::Option> &Settings::options()
         {kBufferSize, u"--buffer-size"_s, u"a whole number of log lines from 1 to 1000000"_s, u"1000"_s},
         {kLogLevel, u"--log-level"_s, u"one of: debug, info, warning, error, off"_s, u"info"_s},
         {kRetention, u"--retention-days"_s, u"a whole number of days from 0 (keep forever) to 36500"_s, u"30"_s},
-        {kRateLimit, u"--rate-limit"_s, u"starts per second or minute such as 10/s or 600/m, or off"_s, u"off"_s},
+        {kRateLimit, u"--rate-limit"_s, u"starts per second or per minute as N/s or N/m (10/s, 600/m, 0.5/s), or off"_s, u"off"_s},
         {kDataDir, u"--data-dir"_s, u"a directory path"_s, u"the platform's application data directory"_s},
         {kTasksFile, u"--tasks"_s, u"a tasks file path"_s, u"taskdeck.yml in the working or config directory"_s},
     };
@@ -109,6 +107,11 @@ std::optional<Settings> Settings::load(const QProcessEnvironment &env,
             s.engine.maxConcurrent = int(*v);
         } else if (var == kTimeout) {
             const auto d = parseDuration(value);
+            if (!d && !durationTooLong(value).isEmpty()) {
+                if (error)
+                    *error = u"%1=\"%2\" is invalid: expected %3"_s.arg(source, value.left(200), durationTooLong(value));
+                return std::nullopt;
+            }
             if (!d)
                 return reject();
             s.engine.defaultTimeout = *d;
@@ -162,19 +165,18 @@ void Settings::applyLogLevel() const
     QLoggingCategory::setFilterRules(rules.join(u'\n'));
 }
 
-std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
+namespace {
+
+// A duration in parseDuration()'s shape, in milliseconds, however long; nullopt otherwise.
+std::optional<double> durationMilliseconds(const QString &text)
 {
     const QString t = text.trimmed().toLower();
     if (t.isEmpty())
         return std::nullopt;
     // Plain decimal digits only: no sign, no exponent ("1e3"), no blanks inside.
     static const QRegularExpression bare(u"\\A[0-9]+(?:\\.[0-9]+)?\\z"_s);
-    if (bare.match(t).hasMatch()) {
-        const double seconds = t.toDouble();
-        if (!(seconds > 0) || !std::isfinite(seconds) || seconds > 1e9)
-            return std::nullopt;
-        return std::chrono::milliseconds(qint64(std::llround(seconds * 1000)));
-    }
+    if (bare.match(t).hasMatch())
+        return t.toDouble() * 1000;
     // Parts such as "1h30m" or "1h 30m": a number glued to its unit, each unit at most once
     // and from the largest to the smallest, so that "1m1h" or "1s1s" cannot mean something
     // nobody wrote.
@@ -203,9 +205,26 @@ std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
     }
     if (position == 0 || position != t.size())
         return std::nullopt;
-    if (!(total >= 1) || total > 1e12)
+    return total;
+}
+
+} // namespace
+
+std::optional<std::chrono::milliseconds> parseDuration(const QString &text)
+{
+    const std::optional<double> ms = durationMilliseconds(text);
+    // At least a millisecond (a bare number is seconds: more than 0), at most kMaxDuration.
+    if (!ms || !(*ms >= 1) || !std::isfinite(*ms) || *ms > double(kMaxDuration.count()))
         return std::nullopt;
-    return std::chrono::milliseconds(qint64(std::llround(total)));
+    return std::chrono::milliseconds(qint64(std::llround(*ms)));
+}
+
+QString durationTooLong(const QString &text)
+{
+    const std::optional<double> ms = durationMilliseconds(text);
+    if (!ms || !(*ms > double(kMaxDuration.count())))
+        return QString();
+    return u"a duration of at most "_s + formatDuration(kMaxDuration);
 }
 
 QString formatDuration(std::chrono::milliseconds d)

@@ -73,6 +73,14 @@ struct Settings
  * durations are refused.
  */
 std::optional<std::chrono::milliseconds> parseDuration(const QString &text);
+/*! The longest duration parseDuration() takes: 1,000,000,000 seconds (about 31 years). */
+inline constexpr std::chrono::milliseconds kMaxDuration{1'000'000'000'000};
+/*!
+ * "a duration of at most 11574d 1h 46m 40s" when \a text is a duration in parseDuration()'s
+ * shape but longer than kMaxDuration, so that the message says what the maximum is; empty
+ * otherwise (also for text that is no duration at all).
+ */
+QString durationTooLong(const QString &text);
 /*! "1h 30m", "90s", "250ms". */
 QString formatDuration(std::chrono::milliseconds d);
 /*! true/false, 1/0, yes/no, on/off (any case). */

@@ -535,6 +535,60 @@ std::optional<QJsonValue> coerceDateTime(const QJsonValue &raw, QString *error)
 
 } // namespace
 
+qsizetype invalidUtf8Offset(QByteArrayView bytes)
+{
+    const auto *data = reinterpret_cast<const unsigned char *>(bytes.data());
+    const qsizetype size = bytes.size();
+    qsizetype i = 0;
+    while (i < size) {
+        const unsigned char lead = data[i];
+        if (lead < 0x80) {
+            ++i;
+            continue;
+        }
+        // The range of the byte after the lead, per the Unicode standard's table of
+        // well-formed sequences: it rules out overlong forms, surrogates and values past
+        // U+10FFFF; the bytes after it are plain continuation bytes.
+        int length = 0;
+        unsigned char low = 0x80;
+        unsigned char high = 0xBF;
+        if (lead >= 0xC2 && lead <= 0xDF) {
+            length = 2;
+        } else if (lead >= 0xE0 && lead <= 0xEF) {
+            length = 3;
+            if (lead == 0xE0)
+                low = 0xA0;
+            else if (lead == 0xED)
+                high = 0x9F;
+        } else if (lead >= 0xF0 && lead <= 0xF4) {
+            length = 4;
+            if (lead == 0xF0)
+                low = 0x90;
+            else if (lead == 0xF4)
+                high = 0x8F;
+        } else {
+            return i;
+        }
+        if (i + 1 >= size || data[i + 1] < low || data[i + 1] > high)
+            return i;
+        for (int k = 2; k < length; ++k) {
+            if (i + k >= size || (data[i + k] & 0xC0) != 0x80)
+                return i;
+        }
+        i += length;
+    }
+    return -1;
+}
+
+QString invalidUtf8Text(QByteArrayView bytes)
+{
+    const qsizetype at = invalidUtf8Offset(bytes);
+    if (at < 0)
+        return QString();
+    const QString hex = QString::number(quint8(bytes[at]), 16).toUpper().rightJustified(2, u'0');
+    return u"byte 0x%1 at offset %2"_s.arg(hex).arg(at);
+}
+
 QString fieldTypeName(FieldType type)
 {
     switch (type) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <QByteArrayView>
 #include <QJsonObject>
 #include <QJsonValue>
 #include <QList>
@@ -27,6 +28,22 @@ enum class FieldType {
     Secret,      //!< text that is never shown or stored in clear
     DateTime,    //!< ISO 8601 date-time (a bare date means midnight UTC)
 };
+
+/*!
+ * Where \a bytes stop being UTF-8: the offset of the first byte that does not belong to a
+ * well-formed sequence (an overlong form, a surrogate and a code point above U+10FFFF are not
+ * well-formed), or -1 when all of it is UTF-8.
+ *
+ * Taskdeck's one rule for text it is given (command-line arguments, --each lines, tasks
+ * files; the server applies it to request bodies): it must be UTF-8, and text that is not is
+ * refused with its place named. It is never replaced with U+FFFD or changed otherwise, so a
+ * value either arrives exactly as given or not at all.
+ */
+qsizetype invalidUtf8Offset(QByteArrayView bytes);
+
+/*! "byte 0xE9 at offset 3" about the first byte of \a bytes that is not UTF-8 (see
+ *  invalidUtf8Offset()); empty when all of it is. */
+QString invalidUtf8Text(QByteArrayView bytes);
 
 /*! Name of \a type as used in tasks files and JSON ("text", "multiselect", ...). */
 QString fieldTypeName(FieldType type);

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "run.h"
 
+#include <QFile>
 #include <QJsonArray>
+
+#include <unistd.h>
 
 using namespace Qt::StringLiterals;
 
@@ -22,6 +25,43 @@ QJsonValue timeJson(const QDateTime &t)
     return t.isValid() ? QJsonValue(t.toUTC().toString(Qt::ISODateWithMs)) : QJsonValue();
 }
 } // namespace
+
+QString currentOwner()
+{
+    static const QString owner = [] {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        QString start = u"0"_s;
+        QFile stat(u"/proc/self/stat"_s);
+        if (stat.open(QIODevice::ReadOnly)) {
+            const QByteArray text = stat.readAll();
+            // The command name (field 2) may hold anything; it ends at the last ')'.
+            const QList<QByteArray> fields = text.mid(text.lastIndexOf(')') + 2).split(' ');
+            // Field 22 of stat is the start time; fields here start at field 3.
+            if (fields.size() > 19)
+                start = QString::fromLatin1(fields.at(19));
+        }
+        QString result = u"%1@%2#%3"_s.arg(::getpid()).arg(QString::fromLocal8Bit(host), start);
+        QFile bootFile(u"/proc/sys/kernel/random/boot_id"_s);
+        if (bootFile.open(QIODevice::ReadOnly)) {
+            const QString boot = QString::fromLatin1(bootFile.readAll().trimmed());
+            if (!boot.isEmpty() && !boot.contains(u';'))
+                result += u";boot="_s + boot;
+        }
+        // "pid:[4026531836]"
+        char link[64] = {};
+        const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof link - 1);
+        if (n > 0) {
+            const QByteArray target(link, n);
+            const qsizetype open = target.indexOf('[');
+            const qsizetype close = target.indexOf(']');
+            if (open > 0 && close > open + 1)
+                result += u";pidns="_s + QString::fromLatin1(target.mid(open + 1, close - open - 1));
+        }
+        return result;
+    }();
+    return owner;
+}
 
 QString runStatusName(RunStatus status)
 {
@@ -134,6 +174,9 @@ QJsonObject Run::toJson() const
     };
     if (!owner.isEmpty())
         o.insert(u"owner"_s, owner);
+    // Only when the history lost part of the log, so a complete run's JSON stays as it was.
+    if (logMissingFrom > 0)
+        o.insert(u"logMissingFrom"_s, logMissingFrom);
     if (nextAttemptAt.isValid())
         o.insert(u"nextAttemptAt"_s, timeJson(nextAttemptAt));
     return o;

@@ -101,6 +101,13 @@ struct Run
     RunError error;    //!< empty unless Failed, Canceled, TimedOut or Interrupted
     qint64 logLines = 0; //!< lines logged so far
     /*!
+     * The number of the first log line the history could not keep (a full disk): the stored
+     * log holds lines 1 to logMissingFrom - 1 (the oldest are kept) and none from here on,
+     * although logLines counts them. 0 when the stored log is complete. Set by the history
+     * (SqliteRunStore), never by the engine.
+     */
+    qint64 logMissingFrom = 0;
+    /*!
      * The sequence number of the run's latest event reflected in this snapshot. Every event
      * of a run (queued, each start, each wait for a retry, each progress report, each log
      * line, the finish) takes the next number, from 1, with no gaps.
@@ -122,6 +129,16 @@ struct Run
  * starts inherits them, which is how recovery finds the processes a Taskdeck that died left
  * running (SqliteRunStore::recoverInterrupted).
  */
+/*!
+ * The owner string of the calling process, which the engine gives its runs (Run::owner):
+ * "pid@host#start;boot=BOOT_ID;pidns=INODE". The start time (field 22 of /proc/self/stat)
+ * tells the process from a later one given the same pid; the boot id
+ * (/proc/sys/kernel/random/boot_id) tells this boot from earlier ones; the PID namespace's
+ * inode (/proc/self/ns/pid) tells apart processes whose pids mean something only in their own
+ * namespace (a container, unshare --pid). See RunOwner for how recovery reads it.
+ */
+QString currentOwner();
+
 inline constexpr char kRunIdVariable[] = "TASKDECK_RUN_ID";
 inline constexpr char kOwnerVariable[] = "TASKDECK_OWNER"; //!< see kRunIdVariable
 

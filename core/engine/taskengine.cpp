@@ -110,24 +110,9 @@ QString newRunId()
 
 QString processOwner()
 {
-    // "pid@host#start": the start time (in clock ticks since boot, from /proc) tells a live
-    // owner from a later process that happens to reuse its pid.
-    static const QString owner = [] {
-        char host[256] = {};
-        gethostname(host, sizeof host - 1);
-        QString start = u"0"_s;
-        QFile stat(u"/proc/self/stat"_s);
-        if (stat.open(QIODevice::ReadOnly)) {
-            const QByteArray text = stat.readAll();
-            const qsizetype close = text.lastIndexOf(')');
-            const QList<QByteArray> fields = text.mid(close + 2).split(' ');
-            // Field 22 of stat is the start time; fields here start at field 3.
-            if (fields.size() > 19)
-                start = QString::fromLatin1(fields.at(19));
-        }
-        return u"%1@%2#%3"_s.arg(QCoreApplication::applicationPid()).arg(QString::fromLocal8Bit(host), start);
-    }();
-    return owner;
+    // See currentOwner(): the pid with what tells it apart from other processes given the
+    // same number (a later one, one of an earlier boot, one in another PID namespace).
+    return currentOwner();
 }
 
 // A run's producers wait when this many of its log lines wait for the engine's thread, so a

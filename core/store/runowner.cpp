@@ -30,8 +30,51 @@ std::optional<RunOwner> RunOwner::parse(const QString &owner)
     RunOwner parsed;
     parsed.m_pid = pid;
     parsed.m_host = owner.mid(at + 1, hash - at - 1);
-    parsed.m_start = owner.mid(hash + 1);
+    const QStringList parts = owner.mid(hash + 1).split(u';');
+    parsed.m_start = parts.constFirst();
+    if (parsed.m_start.isEmpty())
+        return std::nullopt;
+    for (qsizetype i = 1; i < parts.size(); ++i) {
+        const QString &part = parts.at(i);
+        if (part.startsWith(u"boot="_s))
+            parsed.m_boot = part.mid(5);
+        else if (part.startsWith(u"pidns="_s))
+            parsed.m_pidNamespace = part.mid(6);
+    }
     return parsed;
+}
+
+QString RunOwner::localBootId()
+{
+    static const QString boot = [] {
+        QFile file(u"/proc/sys/kernel/random/boot_id"_s);
+        return file.open(QIODevice::ReadOnly) ? QString::fromLatin1(file.readAll().trimmed()) : QString();
+    }();
+    return boot;
+}
+
+QString RunOwner::localPidNamespace()
+{
+    // Not cached: a process may move to another namespace (its children do, with unshare).
+    char link[64] = {};
+    const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof link - 1);
+    if (n <= 0)
+        return QString();
+    const QByteArray text(link, n);
+    const qsizetype open = text.indexOf('[');
+    const qsizetype close = text.indexOf(']');
+    return open > 0 && close > open + 1 ? QString::fromLatin1(text.mid(open + 1, close - open - 1)) : QString();
+}
+
+bool RunOwner::isFromEarlierBoot() const
+{
+    return isOnThisHost() && !m_boot.isEmpty() && !localBootId().isEmpty() && m_boot != localBootId();
+}
+
+bool RunOwner::isInOtherPidNamespace() const
+{
+    return isOnThisHost() && !isFromEarlierBoot() && !m_pidNamespace.isEmpty()
+           && !localPidNamespace().isEmpty() && m_pidNamespace != localPidNamespace();
 }
 
 QString RunOwner::localHost()
@@ -60,8 +103,7 @@ std::optional<QString> RunOwner::processStartTime(qint64 pid)
 
 QString RunOwner::current()
 {
-    return u"%1@%2#%3"_s.arg(QCoreApplication::applicationPid())
-        .arg(localHost(), processStartTime(QCoreApplication::applicationPid()).value_or(u"0"_s));
+    return currentOwner();
 }
 
 bool RunOwner::isOnThisHost() const
@@ -71,8 +113,10 @@ bool RunOwner::isOnThisHost() const
 
 bool RunOwner::isAlive() const
 {
-    if (!isOnThisHost())
+    if (!isOnThisHost() || isFromEarlierBoot())
         return false;
+    if (isInOtherPidNamespace())
+        return true;
     const std::optional<QString> start = processStartTime(m_pid);
     return start && *start == m_start;
 }

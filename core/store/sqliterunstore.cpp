@@ -9,6 +9,7 @@
 #include "sqliteschema.h"
 
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QHash>
 #include <QJsonArray>
@@ -18,6 +19,7 @@
 #include <QElapsedTimer>
 #include <QPromise>
 #include <QRandomGenerator>
+#include <QSet>
 #include <QSqlDatabase>
 #include <QSqlDriver>
 #include <QSqlError>
@@ -99,6 +101,24 @@ constexpr int kReaderThreads = 2;
 constexpr int kMaxProblemsShown = 20;
 constexpr int kMaxRunsPerPage = 1000;
 constexpr int kMaxLogPage = 100000;
+// Disk space the history keeps aside in a file next to it (fileName() + "-reserve") and gives
+// back when the disk is full, so that the runs' states, and the marks saying where their logs
+// stop, still fit: a run's row and the change log take a few 16 KiB pages, and a checkpoint
+// may have to grow the file by as much again.
+constexpr qint64 kReserveBytes = 256 * 1024;
+// Runs whose lost log lines are remembered at most (writer thread): past this, a run that
+// finished long ago is forgotten first.
+constexpr qsizetype kMaxMissingRuns = 10000;
+constexpr auto kFullDiskCheckpointInterval = 60s;
+
+// How describe() says that the disk is full, which open() looks for.
+const QString kDiskFullWords = u"the disk is full"_s;
+
+// Whether SQLite failed because the disk (or the user's quota) is full.
+bool isDiskFull(const QSqlError &error)
+{
+    return (error.nativeErrorCode().toInt() & 0xff) == 13; // SQLITE_FULL
+}
 
 // "The run is not finished", about column \a column: the condition of the partial index
 // runs_active, which recovery repeats word for word so that SQLite uses the index.
@@ -112,7 +132,7 @@ const QString &runColumns()
     static const QString columns = u"id, task, status, attempt, max_attempts, args, queued_at, started_at, "
                                    "finished_at, progress_done, progress_total, progress_message, result, "
                                    "error_message, error_kind, error_detail, error_transient, log_lines, owner, seq, "
-                                   "next_attempt_at"_s;
+                                   "next_attempt_at, log_missing_from"_s;
     return columns;
 }
 
@@ -176,6 +196,7 @@ Run runFromQuery(const QSqlQuery &q)
     run.owner = q.value(18).toString();
     run.seq = q.value(19).toLongLong();
     run.nextAttemptAt = timeFromValue(q.value(20));
+    run.logMissingFrom = q.value(21).toLongLong();
     return run;
 }
 
@@ -206,7 +227,7 @@ QString describe(const QString &path, const QSqlError &error)
         return u"history database %1 cannot be opened (%2); check that it is a file and that its "
                "directory is writable"_s.arg(path, text);
     case 13: // SQLITE_FULL
-        return u"history database %1 cannot grow: the disk is full (%2)"_s.arg(path, text);
+        return u"history database %1 cannot grow: %2 (%3)"_s.arg(path, kDiskFullWords, text);
     case 10: // SQLITE_IOERR
         return u"history database %1 could not be read or written (%2)"_s.arg(path, text);
     default:
@@ -774,6 +795,30 @@ struct SqliteRunStore::Private
     std::vector<qint64> ownChanges;
     qint64 dataVersion = -1;
     Clock::time_point nextPollAt;
+
+    // A full disk (writer thread only). When a batch does not fit, the new log lines of its
+    // runs are dropped and their states written without them; from then on those runs store
+    // no more lines, so a stored log is always the start of the run's log, without holes,
+    // and runs.log_missing_from says where it stops.
+    QHash<QString, qint64> missingFrom;       // run id -> first line not kept
+    QHash<QString, qint64> unmarked;          // entries of missingFrom not yet in their row
+    std::unique_ptr<QSqlQuery> markMissing;
+    qint64 linesCutThisBatch = 0;             // lines writeLines() left out, past a run's cut
+    QStringList markedThisBatch;
+    QString reservePath;                      // set when the store may write
+    bool fullWarned = false;
+    bool diskFull = false;                    // until a checkpoint completes again
+    Clock::time_point lastFullCheckpoint;
+    bool cutLogsForFullDisk();
+    void dropLinesPastCuts();
+    bool writeMarks(QSqlDatabase &db, QSqlError *failure);
+    bool releaseReserve();
+
+    // What the history could not keep, for the command's closing words. Guarded by mutex.
+    qint64 lostLines = 0;
+    QSet<QString> lostLogRuns;
+    qint64 lostChanges = 0;
+    QString lostProblem;
 };
 
 PendingRun *SqliteRunStore::Private::changeLocked(const RunKey &key, bool *wasEmpty)
@@ -1267,6 +1312,8 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
                && fewLines(run) && now - run.since < kBatchInterval;
     };
     std::vector<QString> finishedWithLines;
+    if (!missingFrom.isEmpty())
+        dropLinesPastCuts();
     for (auto it = pending.begin(); it != pending.end();) {
         if (!holdBack(it->second)) {
             ++it;
@@ -1275,8 +1322,14 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         heldOrder.emplace_back(it->second.since + kBatchInterval, it->first);
         held.insert(pending.extract(it++));
     }
+    // Marks still to store go with the next batch (the run's finish, at the latest).
     const bool attempted = !pending.empty();
-    if (attempted) {
+    const auto attempt = [&] {
+        writtenThisBatch.clear();
+        batchBytes = 0;
+        linesCutThisBatch = 0;
+        markedThisBatch.clear();
+        finishedWithLines.clear();
         ok = exec(db, u"BEGIN IMMEDIATE"_s, &failure);
         if (ok) {
             const std::optional<qint64> change = SqliteSchema::nextChange(db, &failure);
@@ -1292,6 +1345,12 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
                 changedIds += u',';
             changedIds += it->first.id;
         }
+        ok = ok && writeMarks(db, &failure);
+        for (const QString &id : std::as_const(markedThisBatch)) {
+            if (!changedIds.isEmpty())
+                changedIds += u',';
+            changedIds += id;
+        }
         if (ok) {
             st.logChange.bindValue(0, batchChange);
             st.logChange.bindValue(1, changedIds);
@@ -1302,6 +1361,23 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
             rollback(db);
+    };
+    if (attempted) {
+        attempt();
+        // The disk is full: what matters most is that each run's state is kept, with a mark
+        // saying where its log stops. The space the store kept aside makes room for that.
+        if (!ok && isDiskFull(failure)) {
+            diskFull = true;
+            lastFullCheckpoint = Clock::now();
+            // As many of the oldest new lines as fit: each try keeps half of what the last
+            // one tried, down to none. Then, if even the states do not fit, the space kept
+            // aside is given back for them (once: it is what lets the runs' finishes and
+            // marks be stored after their lines filled the disk).
+            while (!ok && isDiskFull(failure) && cutLogsForFullDisk())
+                attempt();
+            if (!ok && isDiskFull(failure) && releaseReserve())
+                attempt();
+        }
     }
 
     if (ok)
@@ -1329,11 +1405,14 @@ void SqliteRunStore::Private::batchCommitted(bool attempted, const std::vector<Q
     // line up again), so its entry would only grow the map.
     for (const QString &id : finishedWithLines)
         lastWrittenLine.remove(id);
+    for (const QString &id : std::as_const(markedThisBatch))
+        unmarked.remove(id);
     if (attempted && notifier->isWatched()) {
         QStringList ids;
         ids.reserve(qsizetype(pending.size()));
         for (const auto &entry : pending)
             ids << entry.first.id;
+        ids += markedThisBatch;
         noteOwnChange(batchChange, ids);
     }
     pending.clear();
@@ -1353,6 +1432,7 @@ void SqliteRunStore::Private::batchCommitted(bool attempted, const std::vector<Q
             available = true;
             error.clear();
         }
+        lostLines += linesCutThisBatch;
     }
     if (recovered)
         qCInfo(lcStore).noquote() << u"history database %1 is writable again"_s.arg(path);
@@ -1369,19 +1449,34 @@ void SqliteRunStore::Private::batchFailed(const QSqlError &failure, bool finalAt
     const QString problem = describe(path, failure);
     const bool giveUp = finalAttempt || failedAttempts >= kMaxAttemptsPerBatch
                         || lines > SqliteRunStore::kMaxQueuedLines;
+    const size_t runsGivenUp = giveUp ? pending.size() : 0;
+    // A full disk is said once (cutLogsForFullDisk() did, or does here); the command that
+    // used the history sums up what was lost (SqliteRunStore::lossReport()).
+    const bool quiet = isDiskFull(failure) && fullWarned;
+    if (isDiskFull(failure) && !fullWarned) {
+        fullWarned = true;
+        qCWarning(lcStore).noquote() << problem << u"; what does not fit is not kept"_s;
+    }
     if (giveUp) {
-        qCWarning(lcStore).noquote() << problem
-            << u"; gave up storing changes of %1 runs and %2 log lines"_s.arg(pending.size()).arg(lines);
+        if (!quiet) {
+            qCWarning(lcStore).noquote() << problem
+                << u"; gave up storing changes of %1 runs and %2 log lines"_s.arg(pending.size()).arg(lines);
+        }
         pending.clear();
         failedAttempts = 0;
     } else {
-        qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
+        if (!quiet)
+            qCWarning(lcStore).noquote() << problem << u"; will try again"_s;
         retryAt = Clock::now() + kRetryDelay;
     }
     std::lock_guard<std::mutex> lock(mutex);
     if (giveUp) {
         droppedRanges.emplace_back(handledSeq, pendingSeq);
         handledSeq = pendingSeq;
+        lostChanges += qint64(runsGivenUp);
+        lostLines += lines;
+        if (lostProblem.isEmpty())
+            lostProblem = problem;
     }
     available = false;
     error = problem;
@@ -1509,8 +1604,15 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
     };
     std::vector<const LogLine *> late;
     qint64 newest = last;
+    // A run whose log lost lines to a full disk stores none after them: the stored log stays
+    // the start of the run's log, and the run's row says where it stops.
+    const qint64 cut = missingFrom.value(runId, 0);
     for (const LogLines &batch : batches) {
         for (const LogLine &line : batch) {
+            if (cut > 0 && line.number >= cut) {
+                ++linesCutThisBatch;
+                continue;
+            }
             if (line.number <= newest) {
                 // Behind what is stored already (a straggler from an earlier batch), or a
                 // repeated number, which goes the same way and replaces the first.
@@ -1530,7 +1632,9 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
             return false;
         *maxSeq = std::max(*maxSeq, line->seq);
     }
-    writtenThisBatch.insert(runId, newest);
+    // Nothing new (every line was past the run's cut): the run's row stays as it is.
+    if (newest > last || known == lastWrittenLine.cend())
+        writtenThisBatch.insert(runId, newest);
     return true;
 }
 
@@ -1586,6 +1690,133 @@ bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, c
     return true;
 }
 
+bool SqliteRunStore::Private::cutLogsForFullDisk()
+{
+    // The lines of this batch do not fit. Keeping the oldest lines means keeping what is
+    // stored already and the first of these, and dropping the rest and every later line of
+    // the same runs; dropping the oldest instead would need the space that deleting them
+    // frees, which SQLite only hands back to the disk by rewriting the whole file.
+    // Each call keeps the first half of each run's new lines (none below a few hundred).
+    constexpr qsizetype kFewestKept = 256;
+    qint64 dropped = 0;
+    QStringList runs;
+    for (auto &[key, run] : pending) {
+        if (run.lines.empty())
+            continue;
+        LogLines all;
+        for (LogLines &batch : run.lines)
+            all.append(std::move(batch));
+        run.lines.clear();
+        std::stable_sort(all.begin(), all.end(), [](const LogLine &a, const LogLine &b) { return a.number < b.number; });
+        const qsizetype keep = all.size() / 2 >= kFewestKept ? all.size() / 2 : 0;
+        const qint64 first = all.at(keep).number;
+        dropped += all.size() - keep;
+        if (keep > 0) {
+            all.resize(keep);
+            run.lines.push_back(std::move(all));
+        }
+        const auto known = missingFrom.constFind(key.id);
+        if (known != missingFrom.cend() && known.value() <= first)
+            continue;
+        missingFrom.insert(key.id, first);
+        unmarked.insert(key.id, first);
+        runs << key.id;
+    }
+    if (dropped == 0)
+        return false;
+    if (missingFrom.size() > kMaxMissingRuns) {
+        // Only a run still writing needs its cut; one with its mark stored is in its row.
+        for (auto it = missingFrom.begin(); it != missingFrom.end() && missingFrom.size() > kMaxMissingRuns / 2;) {
+            if (!unmarked.contains(it.key()) && !runs.contains(it.key()))
+                it = missingFrom.erase(it);
+            else
+                ++it;
+        }
+    }
+    if (!fullWarned) {
+        fullWarned = true;
+        qCWarning(lcStore).noquote()
+            << u"history database %1 is full: the logs of runs writing now are kept up to where they "
+               "are, not after (each run records where its stored log stops); free space on the disk"_s.arg(path);
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    lostLines += dropped;
+    for (const QString &id : std::as_const(runs))
+        lostLogRuns.insert(id);
+    if (lostProblem.isEmpty())
+        lostProblem = u"history database %1 is full"_s.arg(path);
+    return true;
+}
+
+void SqliteRunStore::Private::dropLinesPastCuts()
+{
+    // On a full disk each commit takes space, even one that only counts lines: a run whose
+    // new lines all go past its cut writes nothing, so the room left serves the finishes.
+    qint64 dropped = 0;
+    for (auto it = pending.begin(); it != pending.end();) {
+        PendingRun &run = it->second;
+        const qint64 cut = missingFrom.value(it->first.id, 0);
+        if (cut > 0) {
+            for (LogLines &batch : run.lines) {
+                const qsizetype before = batch.size();
+                batch.removeIf([cut](const LogLine &line) { return line.number >= cut; });
+                dropped += before - batch.size();
+            }
+            run.lines.erase(std::remove_if(run.lines.begin(), run.lines.end(),
+                                           [](const LogLines &batch) { return batch.isEmpty(); }),
+                            run.lines.end());
+        }
+        if (!run.state && !run.progress && run.lines.empty())
+            it = pending.erase(it);
+        else
+            ++it;
+    }
+    if (dropped > 0) {
+        std::lock_guard<std::mutex> lock(mutex);
+        lostLines += dropped;
+    }
+}
+
+bool SqliteRunStore::Private::writeMarks(QSqlDatabase &db, QSqlError *failure)
+{
+    if (unmarked.isEmpty())
+        return true;
+    if (!markMissing) {
+        markMissing = std::make_unique<QSqlQuery>(db);
+        if (!markMissing->prepare(u"UPDATE runs SET log_missing_from = min(CASE WHEN log_missing_from = 0 "
+                                  "THEN ? ELSE log_missing_from END, ?) WHERE id = ?"_s)) {
+            *failure = markMissing->lastError();
+            markMissing.reset();
+            return false;
+        }
+    }
+    for (auto it = unmarked.cbegin(); it != unmarked.cend(); ++it) {
+        markMissing->bindValue(0, it.value());
+        markMissing->bindValue(1, it.value());
+        markMissing->bindValue(2, it.key());
+        if (!markMissing->exec()) {
+            *failure = markMissing->lastError();
+            return false;
+        }
+        // A run whose row is not stored yet gets its mark with a later batch.
+        if (markMissing->numRowsAffected() > 0)
+            markedThisBatch << it.key();
+    }
+    return true;
+}
+
+bool SqliteRunStore::Private::releaseReserve()
+{
+    if (reservePath.isEmpty())
+        return false;
+    const bool released = ::unlink(QFile::encodeName(reservePath).constData()) == 0;
+    if (released)
+        qCInfo(lcStore).noquote() << u"history database %1: gave back the %2 KiB kept aside for a full disk"_s
+                                         .arg(path).arg(kReserveBytes / 1024);
+    reservePath.clear();
+    return released;
+}
+
 void SqliteRunStore::Private::prune(QSqlDatabase &db, int days)
 {
     const QDateTime cutoff = QDateTime::currentDateTimeUtc().addDays(-days);
@@ -1598,6 +1829,26 @@ void SqliteRunStore::Private::prune(QSqlDatabase &db, int days)
 
 void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
 {
+    // On a full disk a checkpoint cannot finish (the file must grow by what it copies), and
+    // what it does copy takes the room the runs' finishes need; the WAL, where the commits
+    // are, is reused only after a complete one. So it is tried once a minute until one
+    // completes.
+    if (diskFull) {
+        if (Clock::now() - lastFullCheckpoint < kFullDiskCheckpointInterval) {
+            uncheckpointedBytes = 0;
+            return;
+        }
+        lastFullCheckpoint = Clock::now();
+        QSqlQuery probe(db);
+        // Columns: busy, frames in the WAL, frames checkpointed.
+        if (probe.exec(u"PRAGMA wal_checkpoint(PASSIVE)"_s) && probe.next() && probe.value(0).toInt() == 0
+            && probe.value(1).toLongLong() == probe.value(2).toLongLong()) {
+            diskFull = false;
+            qCInfo(lcStore).noquote() << u"history database %1 has room again"_s.arg(path);
+        }
+        uncheckpointedBytes = 0;
+        return;
+    }
     // The change log only has to reach the processes watching it, which look every 250 ms:
     // what is older than ten minutes goes (a change number is milliseconds times 1024).
     QSqlQuery q(db);
@@ -1699,6 +1950,28 @@ QString unwritableParts(const QDir &dir, const QString &path)
     return parts.join(u"; "_s);
 }
 
+// The space kept aside for a full disk (see kReserveBytes): true when the file is there, whole.
+bool makeReserve(const QString &file)
+{
+    const QFileInfo info(file);
+    if (info.isFile() && info.size() == kReserveBytes)
+        return true;
+    PrivateFiles::createFile(file);
+    QFile reserve(file);
+    if (info.exists() && !info.isFile())
+        return false;
+    // Written, not only sized: a file with a hole would take no space to give back.
+    const QByteArray zeros(64 * 1024, '\0');
+    bool ok = reserve.open(QIODevice::WriteOnly | QIODevice::Truncate);
+    for (qint64 written = 0; ok && written < kReserveBytes; written += zeros.size())
+        ok = reserve.write(zeros) == zeros.size();
+    ok = ok && reserve.flush();
+    reserve.close();
+    if (!ok)
+        reserve.remove();
+    return ok;
+}
+
 } // namespace
 
 std::unique_ptr<SqliteRunStore> SqliteRunStore::openReadOnly(const QString &path, const QString &why,
@@ -1775,6 +2048,8 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
         d->goneOwners = {ownersProblem};
     }
     d->fullCheck = !d->goneOwners.isEmpty();
+    if (makeReserve(path + u"-reserve"_s))
+        d->reservePath = path + u"-reserve"_s;
     d->notifier = std::make_unique<RunStoreNotifier>();
     d->notifier->setWatchedCallback([p = d.get()] {
         // Under the mutex, so the wake-up cannot fall between the writer's look and its wait.
@@ -1797,6 +2072,9 @@ std::unique_ptr<SqliteRunStore> SqliteRunStore::open(const QString &dataDir, QSt
         QString ignored;
         if (ownersProblem.isEmpty())
             HistoryOwners::remove(d->ownersPath, {d->ownerEntry}, &ignored);
+        // A history on a full disk can still be read, by the commands that only read.
+        if (mode == OpenMode::ReadOnlyWhenUnwritable && problem.contains(kDiskFullWords) && QFileInfo(path).isFile())
+            return openReadOnly(path, u"the disk is full"_s, error);
         // SQLite's own words do not say which of the files it could not write.
         if (!unwritable.isEmpty())
             problem += u" ("_s + unwritable + u')';
@@ -1927,6 +2205,17 @@ bool SqliteRunStore::isAvailable() const
 {
     std::lock_guard<std::mutex> lock(d->mutex);
     return d->available && !d->writerGone;
+}
+
+SqliteRunStore::Losses SqliteRunStore::losses() const
+{
+    std::lock_guard<std::mutex> lock(d->mutex);
+    Losses losses;
+    losses.logLines = d->lostLines;
+    losses.runsWithIncompleteLog = d->lostLogRuns.size();
+    losses.changes = d->lostChanges;
+    losses.problem = d->lostProblem;
+    return losses;
 }
 
 bool SqliteRunStore::isReadOnly() const
@@ -2245,7 +2534,12 @@ int SqliteRunStore::recoverInterrupted()
                 o.message = u"the Taskdeck process that ran it is unknown and gone; this run was %1 and "
                             "was marked interrupted on restart"_s.arg(o.status);
             } else if (!owner->isOnThisHost() || owner->isAlive()) {
+                // Another machine's, a live process's, or one in another PID namespace (a
+                // container), whose pid means nothing here: its own recovers it.
                 continue;
+            } else if (owner->isFromEarlierBoot()) {
+                o.message = u"Taskdeck process %1 on host %2 was running this run when the machine restarted "
+                            "(it was %3); it was marked interrupted"_s.arg(QString::number(owner->pid()), owner->host(), o.status);
             } else {
                 o.message = u"Taskdeck process %1 on host %2 stopped while this run was %3; it was marked "
                             "interrupted on restart"_s.arg(QString::number(owner->pid()), owner->host(), o.status);

@@ -64,7 +64,7 @@ public:
     enum class OpenMode {
         ReadWrite,              //!< read and write; fail when the history cannot be written
         /*! Read and write when possible; when the data directory, the history file or its
-         *  -wal or -shm file cannot be written, only read: nothing is recorded, recovered or
+         *  -wal or -shm file cannot be written, or the disk is full, only read: nothing is recorded, recovered or
          *  pruned, and the history must already be at the current schema version. For
          *  commands that only read (history, show, log, export). */
         ReadOnlyWhenUnwritable,
@@ -85,6 +85,27 @@ public:
      */
     static std::unique_ptr<SqliteRunStore> open(const QString &dataDir, QString *error,
                                                  OpenMode mode = OpenMode::ReadWrite);
+    /*!
+     * What the history could not keep since it was opened: when the disk is full, the new
+     * log lines of the runs writing then are dropped, and every later line of those runs
+     * too, so that each stored log is the start of its run's log without holes; the runs'
+     * states are still written (with the space the store keeps aside, see below), and each
+     * such run records where its stored log stops (Run::logMissingFrom). Changes that could
+     * not be written at all after a few tries are counted in \c changes.
+     *
+     * The store keeps 256 KiB of the disk aside in "history.sqlite3-reserve" next to the
+     * history, made at open when missing, and deletes it the first time the disk is full.
+     */
+    struct Losses
+    {
+        qint64 logLines = 0;              //!< log lines not stored
+        qint64 runsWithIncompleteLog = 0; //!< runs whose stored log stops early
+        qint64 changes = 0;               //!< run changes (states) given up
+        QString problem;                  //!< the first failure, naming the history
+        bool isEmpty() const { return logLines == 0 && changes == 0; }
+    };
+    /*! What was lost so far (see Losses); empty while everything recorded was stored. */
+    Losses losses() const;
     /*! True when the history was opened only to be read (OpenMode::ReadOnlyWhenUnwritable). */
     bool isReadOnly() const;
     /*! Why the history is only read, naming what cannot be written ("PATH-shm is not

@@ -47,6 +47,7 @@ constexpr Migration kMigrations[] = {
     &SqliteSchema::migrateToVersion3,
     &SqliteSchema::migrateToVersion4,
     &SqliteSchema::migrateToVersion5,
+    &SqliteSchema::migrateToVersion6,
 };
 static_assert(std::size(kMigrations) == SqliteSchema::kVersion);
 
@@ -189,6 +190,13 @@ bool SqliteSchema::migrateToVersion5(QSqlDatabase &db, QSqlError *error)
     return execAll(db, {
         u"CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, run_ids TEXT NOT NULL)"_s,
         u"DROP INDEX IF EXISTS runs_changed"_s,
+    }, error);
+}
+
+bool SqliteSchema::migrateToVersion6(QSqlDatabase &db, QSqlError *error)
+{
+    return execAll(db, {
+        u"ALTER TABLE runs ADD COLUMN log_missing_from INTEGER NOT NULL DEFAULT 0"_s,
     }, error);
 }
 

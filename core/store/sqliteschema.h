@@ -31,11 +31,13 @@ namespace taskdeck {
  * Version 5: the same as 4 for a file made as 4 is now; it brings files made by development
  * builds of 4, which tracked changes with an indexed runs.change_seq, to the change log (the
  * column stays, unused).
+ * Version 6: runs.log_missing_from, the first log line the history could not keep (a full
+ * disk), 0 when the stored log is complete (see Run::logMissingFrom).
  */
 class SqliteSchema final
 {
 public:
-    static constexpr int kVersion = 5;
+    static constexpr int kVersion = 6;
 
     /*! What went wrong in migrate(): an SQL error, or a problem described in words. */
     struct Failure
@@ -60,6 +62,8 @@ public:
     /*! Turns version 3 into version 4. */
     static bool migrateToVersion4(QSqlDatabase &db, QSqlError *error);
     static bool migrateToVersion5(QSqlDatabase &db, QSqlError *error);
+    /*! Turns version 5 into version 6. */
+    static bool migrateToVersion6(QSqlDatabase &db, QSqlError *error);
 
     /*!
      * "The run is not finished" about \a column, as an SQL condition ("(status = 'queued'

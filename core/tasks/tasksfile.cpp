@@ -23,8 +23,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <sys/stat.h>
+
 #include "command.h"
 #include "engineconfig.h"
+#include "field.h"
 #include "runcontext.h"
 
 using namespace Qt::StringLiterals;
@@ -561,8 +565,13 @@ std::optional<double> Parser::number(const Entry &e, const QString &name)
 std::optional<std::chrono::milliseconds> Parser::duration(const Entry &e, const QString &name)
 {
     if (e.value.IsScalar()) {
-        if (const auto d = parseDuration(fromYaml(e.value.Scalar()).trimmed()))
+        const QString text = fromYaml(e.value.Scalar()).trimmed();
+        if (const auto d = parseDuration(text))
             return d;
+        if (const QString tooLong = durationTooLong(text); !tooLong.isEmpty()) {
+            invalid(e, name, tooLong);
+            return std::nullopt;
+        }
     }
     invalid(e, name, DurationExamples);
     return std::nullopt;
@@ -588,13 +597,173 @@ std::optional<QStringList> Parser::textList(const Entry &e, const QString &name)
     return ok ? std::optional<QStringList>(list) : std::nullopt;
 }
 
+namespace {
+
+// What a scan of the raw text finds that yaml-cpp reports badly or not at all (see
+// scanYaml()). Offsets are bytes into the text; -1 when nothing was found.
+struct YamlScan
+{
+    qsizetype tooDeep = -1;        // where flow nesting passes kMaxFlowDepth
+    qsizetype tabIndent = -1;      // the first tab in a line's indentation
+    qsizetype unclosedQuote = -1;  // a quoted value that never closes
+    // Quoted values that run over more than one line: (opening quote, closing quote).
+    std::vector<std::pair<qsizetype, qsizetype>> multiLineQuotes;
+};
+
+// Deeper flow nesting ([[[...]]]) than any tasks file needs; yaml-cpp's own limit says only
+// "bad file".
+constexpr int kMaxFlowDepth = 100;
+
+/*
+ * A light pass over the text: comments, quoted values and the contents of block scalars
+ * (| and >) are skipped as YAML reads them; flow brackets are counted. It does not parse: it
+ * only finds what turns yaml-cpp's message into one that names the problem.
+ */
+YamlScan scanYaml(const QByteArray &text)
+{
+    YamlScan scan;
+    const qsizetype n = text.size();
+    int depth = 0;
+    qsizetype i = 0;
+    int blockIndent = -1; // inside a block scalar: the indentation of the line that opened it
+    while (i < n) {
+        // At the start of a line.
+        const qsizetype lineStart = i;
+        qsizetype j = i;
+        while (j < n && (text[j] == ' ' || text[j] == '\t'))
+            ++j;
+        const int indent = int(j - lineStart);
+        const bool blank = j >= n || text[j] == '\n' || text[j] == '\r';
+        if (blockIndent >= 0) {
+            // Content lines are those indented more than the line that opened the block.
+            qsizetype spaces = lineStart;
+            while (spaces < n && text[spaces] == ' ')
+                ++spaces;
+            if (blank || int(spaces - lineStart) > blockIndent) {
+                const qsizetype end = text.indexOf('\n', i);
+                i = end < 0 ? n : end + 1;
+                continue;
+            }
+            blockIndent = -1;
+        }
+        if (!blank && depth == 0 && scan.tabIndent < 0) {
+            const qsizetype tab = text.indexOf('\t', lineStart);
+            if (tab >= 0 && tab < j)
+                scan.tabIndent = tab;
+        }
+        // The rest of the line (and of any quoted value that goes on past it).
+        char previous = ' ';  // the last character that was not a blank
+        bool valueStart = true; // where a quoted value may start
+        i = j;
+        while (i < n && text[i] != '\n') {
+            const char c = text[i];
+            if (c == '#' && (i == lineStart || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+                while (i < n && text[i] != '\n')
+                    ++i;
+                break;
+            }
+            if ((c == '"' || c == '\'') && valueStart) {
+                const qsizetype open = i;
+                ++i;
+                bool closed = false;
+                while (i < n) {
+                    if (c == '"' && text[i] == '\\') {
+                        i += 2;
+                        continue;
+                    }
+                    if (text[i] == c) {
+                        if (c == '\'' && i + 1 < n && text[i + 1] == '\'') {
+                            i += 2;
+                            continue;
+                        }
+                        closed = true;
+                        break;
+                    }
+                    ++i;
+                }
+                if (!closed) {
+                    scan.unclosedQuote = open;
+                    return scan;
+                }
+                // Only one that swallowed what looks like the next key ("  command: ...").
+                static const QRegularExpression keyLine(u"\\n[ \\t]*[A-Za-z0-9_-]+:( |$)"_s,
+                                                        QRegularExpression::MultilineOption);
+                const qsizetype firstBreak = text.indexOf('\n', open);
+                if (firstBreak >= 0 && firstBreak < i
+                    && keyLine.match(QString::fromUtf8(text.mid(open, i - open))).hasMatch())
+                    scan.multiLineQuotes.emplace_back(open, i);
+                ++i;
+                previous = c;
+                valueStart = false;
+                continue;
+            }
+            if (c == '[' || c == '{') {
+                if (++depth > kMaxFlowDepth && scan.tooDeep < 0)
+                    scan.tooDeep = i;
+            } else if ((c == ']' || c == '}') && depth > 0) {
+                --depth;
+            }
+            if (c != ' ' && c != '\t' && c != '\r') {
+                // A quoted value starts a value: after "key: ", "- ", "[", "{", "," or "? ".
+                const bool next = i + 1 >= n || text[i + 1] == ' ' || text[i + 1] == '\n';
+                valueStart = c == '[' || c == '{' || c == ',' || ((c == ':' || c == '-' || c == '?') && next);
+                previous = c;
+            }
+            ++i;
+        }
+        // "key: |", "- >-", "key: |2": the lines after it are the block's content.
+        if (depth == 0 && (previous == '|' || previous == '>' || previous == '-' || previous == '+'
+                           || (previous >= '1' && previous <= '9'))) {
+            const QByteArray line = text.mid(j, i - j).trimmed();
+            static const QRegularExpression blockStart(u"(^|[:-] )[|>][+-]?[1-9]?[+-]?$"_s);
+            if (blockStart.match(QString::fromUtf8(line)).hasMatch())
+                blockIndent = indent;
+        }
+        if (i < n)
+            ++i; // the newline
+    }
+    return scan;
+}
+
+} // namespace
+
 TasksFileResult Parser::parse()
 {
+    // What yaml-cpp would report badly (or, for a quote that never closes, not at all).
+    const YamlScan scan = scanYaml(m_text);
+    if (scan.tooDeep >= 0) {
+        errorAt(scan.tooDeep, u"YAML nested more than %1 levels deep here; a tasks file needs only a few"_s
+                                  .arg(kMaxFlowDepth));
+        return m_result;
+    }
+    if (scan.unclosedQuote >= 0) {
+        errorAt(scan.unclosedQuote, u"YAML syntax error: this quoted value is never closed (its closing %1 "
+                                    "is missing)"_s.arg(m_text[scan.unclosedQuote] == '"' ? u"\""_s : u"'"_s));
+        return m_result;
+    }
     std::vector<YAML::Node> documents;
     try {
         documents = YAML::LoadAll(std::string(m_text.constData(), size_t(m_text.size())));
     } catch (const YAML::Exception &e) {
-        errorAt(m_source.offsetOf(e.mark), u"YAML syntax error: "_s + fromYaml(e.msg));
+        const qsizetype at = m_source.offsetOf(e.mark);
+        // A tab in an indentation, before the place yaml-cpp gave up, is the likely cause:
+        // its words for it are "end of map not found", and not always on the tab's line.
+        const qsizetype lineEnd = m_text.indexOf('\n', std::max<qsizetype>(0, at));
+        if (scan.tabIndent >= 0 && (lineEnd < 0 || scan.tabIndent <= lineEnd)) {
+            errorAt(scan.tabIndent, u"YAML syntax error: a tab in the indentation; YAML indents with spaces only"_s);
+            return m_result;
+        }
+        // So is a quoted value that ran on over the lines after it, its closing quote
+        // missing where it was meant to be.
+        for (const auto &[open, close] : scan.multiLineQuotes) {
+            if (open < at) {
+                const TasksFilePosition end = m_source.positionOf(close);
+                errorAt(open, u"YAML syntax error: %1 (the quoted value that starts here runs on to line %2; "
+                              "is a closing quote missing?)"_s.arg(fromYaml(e.msg)).arg(end.line));
+                return m_result;
+            }
+        }
+        errorAt(at, u"YAML syntax error: "_s + fromYaml(e.msg));
         return m_result;
     }
     if (documents.empty()) {
@@ -1301,6 +1470,23 @@ TasksFileResult parseTasksYaml(const QByteArray &yaml, const QString &fileName,
     QByteArray text = yaml;
     if (text.startsWith("\xEF\xBB\xBF"))
         text.remove(0, 3);
+    // A tasks file is UTF-8 (see invalidUtf8Offset()): bytes that are not would reach values
+    // replaced, so they are refused where they are.
+    if (const qsizetype bad = invalidUtf8Offset(text); bad >= 0) {
+        const qsizetype lineStart = bad == 0 ? 0 : text.lastIndexOf('\n', bad - 1) + 1;
+        int column = 1;
+        for (qsizetype i = lineStart; i < bad; ++i) {
+            if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80)
+                ++column;
+        }
+        TasksFileResult result;
+        result.file = fileName;
+        result.errors.append(TasksFileError{
+                fileName, int(text.left(bad).count('\n') + 1), column,
+                u"not valid UTF-8 (byte 0x%1); a tasks file must be UTF-8 text"_s.arg(
+                        QString::number(static_cast<unsigned char>(text[bad]), 16).toUpper().rightJustified(2, u'0'))});
+        return result;
+    }
     Parser parser(text, fileName, baseDirectory);
     return parser.parse();
 }
@@ -1316,8 +1502,15 @@ TasksFileResult loadTasksFile(const QString &path, std::optional<QByteArray> *co
         return r;
     };
     const QFileInfo info(path);
-    if (!info.exists())
+    if (!info.exists()) {
+        // A link that leads nowhere is there, just not as a file: say which way it fails.
+        struct stat st {};
+        if (::stat(QFile::encodeName(path).constData(), &st) != 0 && errno == ELOOP)
+            return failed(u"symbolic links in a loop (too many levels of symbolic links)"_s);
+        if (info.isSymLink())
+            return failed(u"is a symbolic link to %1, which does not exist"_s.arg(info.symLinkTarget()));
         return failed(u"no such file"_s);
+    }
     // Devices and pipes never end or block: a tasks file is always a regular file.
     if (!info.isFile())
         return failed(info.isDir() ? u"is a directory, not a tasks file"_s : u"not a regular file"_s);
