@@ -5,8 +5,8 @@
 //    "args": {...}}
 // The field list is decoded from it as a tasks file or a built-in task could declare it, and
 // the arguments are validated against it. Properties: valid arguments validate again to the
-// same values (coercion is idempotent); only declared fields come out; no error message
-// repeats a Secret's value; redactSecrets() and maskSecrets() leave no secret behind.
+// same values (coercion is idempotent); only declared fields come out; JSON Schema length
+// bounds are not negative; no error message repeats a Secret's value; redactSecrets() and maskSecrets() leave no secret behind.
 #include "fuzzsupport.h"
 
 #include "field.h"
@@ -14,6 +14,8 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+
+#include <algorithm>
 
 using namespace taskdeck;
 using namespace Qt::StringLiterals;
@@ -25,6 +27,10 @@ Fields decodeFields(const QJsonArray &array)
     Fields fields;
     for (const QJsonValue &v : array) {
         const QJsonObject o = v.toObject();
+        // A field list has one field per key (tasks files refuse repeated keys).
+        const QString key = o.value(u"key"_s).toString();
+        if (std::any_of(fields.cbegin(), fields.cend(), [&](const Field &f) { return f.key == key; }))
+            continue;
         Field f(o.value(u"key"_s).toString(),
                 fieldTypeFromName(o.value(u"type"_s).toString()).value_or(FieldType::Text));
         f.required = o.value(u"required"_s).toBool();
@@ -69,6 +75,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     fieldsToJsonSchema(fields);
     for (const Field &f : fields) {
         f.toJson();
+        // Length bounds are whole numbers of characters, never negative (a bound past qint64
+        // once converted to one).
+        const QJsonObject schema = f.toJsonSchema();
+        for (const QString &bound : {u"minLength"_s, u"maxLength"_s}) {
+            if (schema.contains(bound))
+                FUZZ_CHECK(schema.value(bound).toInteger(-1) >= 0);
+        }
         QString error;
         f.coerce(raw.value(f.key), &error);
     }

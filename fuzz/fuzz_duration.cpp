@@ -5,12 +5,16 @@
 // flag. Properties: an accepted duration is positive, and formatDuration() of it parses back
 // to a duration less than a second away (it is a display form: it drops the milliseconds of
 // durations of a minute or more and rounds shorter ones); an accepted setting loads without an error message and a refused one
-// has a message.
+// has a message; the start burst is the rate rounded up, kept within int.
 #include "fuzzsupport.h"
 
 #include "engineconfig.h"
 
 #include <QStringDecoder>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
 
 using namespace taskdeck;
 using namespace Qt::StringLiterals;
@@ -44,8 +48,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         const auto fromFlag = Settings::load(QProcessEnvironment(), {{option.variable, text}}, &flagError);
         FUZZ_CHECK(fromFlag.has_value() == flagError.isEmpty());
         FUZZ_CHECK(fromFlag.has_value() == fromEnv.has_value());
-        if (fromEnv)
-            FUZZ_CHECK(fromEnv->engine.startRate >= 0);
+        if (fromEnv) {
+            const EngineConfig &engine = fromEnv->engine;
+            FUZZ_CHECK(engine.startRate >= 0);
+            // The burst is the rate rounded up, within int (a huge rate once overflowed it).
+            const double burst = std::max(1.0, std::min(std::ceil(engine.startRate), double(std::numeric_limits<int>::max())));
+            FUZZ_CHECK(double(engine.startBurst) == burst);
+        }
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include <QSet>
 #include <QStandardPaths>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "command.h"
@@ -588,29 +590,58 @@ std::optional<QStringList> Parser::textList(const Entry &e, const QString &name)
     return ok ? std::optional<QStringList>(list) : std::nullopt;
 }
 
+// Where each YAML document starts; the rest of the events are not needed.
+class DocumentStarts final : public YAML::EventHandler
+{
+public:
+    std::vector<YAML::Mark> marks;
+
+    void OnDocumentStart(const YAML::Mark &mark) override { marks.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t, const std::string &) override {}
+    void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
 TasksFileResult Parser::parse()
 {
-    std::vector<YAML::Node> documents;
+    // YAML::LoadAll of yaml-cpp 0.7 never returns on some malformed text (a lone ',' is
+    // enough): it keeps adding empty documents, taking memory. So the documents are counted
+    // with the parser's events, at most two, and only the first is loaded.
+    const std::string text(m_text.constData(), size_t(m_text.size()));
+    YAML::Node root;
+    std::optional<YAML::Mark> secondDocument;
     try {
-        documents = YAML::LoadAll(std::string(m_text.constData(), size_t(m_text.size())));
+        std::istringstream stream(text);
+        YAML::Parser parser(stream);
+        DocumentStarts starts;
+        for (int i = 0; i < 2 && parser.HandleNextDocument(starts); ++i) {
+        }
+        if (starts.marks.empty()) {
+            errorAt(0, u"the file is empty; expected a mapping with a \"tasks\" key"_s);
+            return m_result;
+        }
+        if (starts.marks.size() > 1)
+            secondDocument = starts.marks.at(1);
+        root = YAML::Load(text);
     } catch (const YAML::Exception &e) {
         errorAt(m_source.offsetOf(e.mark), u"YAML syntax error: "_s + fromYaml(e.msg));
         return m_result;
     }
-    if (documents.empty()) {
-        errorAt(0, u"the file is empty; expected a mapping with a \"tasks\" key"_s);
-        return m_result;
-    }
 
     int budget = MaxIndexedNodes;
-    for (const YAML::Node &document : documents)
-        indexNodes(document, 0, &budget);
+    indexNodes(root, 0, &budget);
     m_source.finishIndex();
 
-    if (documents.size() > 1)
-        error(documents.at(1), u"a second YAML document starts here; a tasks file holds one"_s);
+    if (secondDocument)
+        errorAt(m_source.offsetOf(*secondDocument), u"a second YAML document starts here; a tasks file holds one"_s);
 
-    const YAML::Node root = documents.front();
     if (!root.IsMap()) {
         error(root, u"the file must be a mapping with a \"tasks\" key, not %1"_s.arg(describe(root)));
         return m_result;
