@@ -590,23 +590,42 @@ std::optional<QStringList> Parser::textList(const Entry &e, const QString &name)
     return ok ? std::optional<QStringList>(list) : std::nullopt;
 }
 
-// Where each YAML document starts; the rest of the events are not needed.
+// Where each YAML document's root node starts; the rest of the events are not needed.
 class DocumentStarts final : public YAML::EventHandler
 {
 public:
     std::vector<YAML::Mark> marks;
 
-    void OnDocumentStart(const YAML::Mark &mark) override { marks.push_back(mark); }
+    void OnDocumentStart(const YAML::Mark &) override { m_wantRoot = true; }
     void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t, const std::string &) override {}
-    void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
+    void OnNull(const YAML::Mark &mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark &mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark &mark, const std::string &, YAML::anchor_t, const std::string &) override
+    {
+        node(mark);
+    }
+    void OnSequenceStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override
+    {
+        node(mark);
+    }
     void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
+    void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override
+    {
+        node(mark);
+    }
     void OnMapEnd() override {}
+
+private:
+    void node(const YAML::Mark &mark)
+    {
+        if (m_wantRoot)
+            marks.push_back(mark);
+        m_wantRoot = false;
+    }
+
+    bool m_wantRoot = false;
 };
 
 TasksFileResult Parser::parse()
