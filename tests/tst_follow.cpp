@@ -770,7 +770,7 @@ void TestFollow::runOfAnotherProcessIsFollowed()
     run.finishedAt = QDateTime::currentDateTimeUtc();
     run.logLines = 8;
     run.seq = 11;
-    bool durable = false;
+    std::atomic<bool> durable = false; // set on the history's writer thread
     theirs->recordFinished(run, [&durable] { durable = true; });
     QTRY_VERIFY(durable);
     QTRY_VERIFY_WITH_TIMEOUT(trace->done, 10000);

@@ -2018,7 +2018,7 @@ void TestStore::migratesEarlyVersion4()
     auto store = openStore(dir.path());
     QVERIFY2(store, "a history of the early version 4 must open");
     const Run run = makeRun(u"after-early-4"_s, u"t"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc());
-    bool durable = false;
+    std::atomic<bool> durable = false; // set on the history's writer thread
     store->recordFinished(run, [&durable] { durable = true; });
     QTRY_VERIFY(durable);
     QVERIFY(store->findRun(run.id));

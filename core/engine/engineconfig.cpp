@@ -6,6 +6,7 @@
 #include <QThread>
 
 #include <cmath>
+#include <limits>
 
 using namespace Qt::StringLiterals;
 
@@ -140,7 +141,8 @@ std::optional<Settings> Settings::load(const QProcessEnvironment &env,
             if (!r)
                 return reject();
             s.engine.startRate = *r;
-            s.engine.startBurst = std::max(1, int(std::ceil(*r)));
+            // A rate past int's range (10^13/s, say) must not overflow the conversion.
+            s.engine.startBurst = std::max(1, int(std::min(std::ceil(*r), double(std::numeric_limits<int>::max()))));
         } else if (var == kDataDir) {
             if (value.trimmed().isEmpty())
                 return reject();

@@ -35,6 +35,8 @@ constexpr double Int64Bound = 9223372036854775808.0;
 // a double would round it beyond 2^53 and let a value just past a bound through.
 bool integerBelow(qint64 v, double bound)
 {
+    if (std::isnan(bound))
+        return false;
     if (bound >= Int64Bound)
         return true;
     if (bound <= -Int64Bound)
@@ -44,11 +46,24 @@ bool integerBelow(qint64 v, double bound)
 
 bool integerAbove(qint64 v, double bound)
 {
+    if (std::isnan(bound))
+        return false;
     if (bound >= Int64Bound)
         return false;
     if (bound < -Int64Bound)
         return true;
     return v > static_cast<qint64>(std::floor(bound));
+}
+
+// A length bound as a JSON Schema integer, 0 or more: a double at or past 2^63 (or NaN) has
+// no qint64 to convert to.
+qint64 lengthBound(double v)
+{
+    if (!(v > 0))
+        return 0;
+    if (v >= Int64Bound)
+        return std::numeric_limits<qint64>::max();
+    return static_cast<qint64>(v);
 }
 
 const QString &redactedText()
@@ -722,9 +737,9 @@ QJsonObject Field::toJsonSchema() const
         if (needsValue)
             minLength = std::max(minLength, 1.0);
         if (minLength > 0)
-            p.insert(u"minLength"_s, static_cast<qint64>(minLength));
+            p.insert(u"minLength"_s, lengthBound(minLength));
         if (max)
-            p.insert(u"maxLength"_s, static_cast<qint64>(std::max(0.0, std::floor(*max))));
+            p.insert(u"maxLength"_s, lengthBound(std::floor(*max)));
         if (!pattern.isEmpty())
             p.insert(u"pattern"_s, QString(u"^(?:"_s + pattern + u")$"_s));
         if (type == FieldType::Secret) {

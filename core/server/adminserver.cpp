@@ -4,6 +4,7 @@
 #include "adminauth.h"
 #include "apierror.h"
 #include "httpreply.h"
+#include "requestbody.h"
 #include "requestguard.h"
 #include "routetable.h"
 #include "runexport.h"
@@ -169,63 +170,10 @@ QJsonObject runJson(const Run &run)
     return o;
 }
 
-QString decodeFormPart(QByteArray part)
-{
-    part.replace('+', ' ');
-    QStringDecoder decoder(QStringDecoder::Utf8);
-    const QString text = decoder(QByteArray::fromPercentEncoding(part));
-    if (decoder.hasError())
-        fail(ApiError::Kind::BadRequest, u"the form is not valid UTF-8"_s);
-    return text;
-}
-
-// name=value&... as strings (the fields coerce them); a repeated name becomes an array.
-QJsonObject formArguments(const QByteArray &body)
-{
-    QJsonObject args;
-    const QList<QByteArray> pairs = body.trimmed().split('&');
-    for (const QByteArray &pair : pairs) {
-        if (pair.isEmpty())
-            continue;
-        const qsizetype eq = pair.indexOf('=');
-        const QString name = decodeFormPart(eq < 0 ? pair : pair.left(eq));
-        const QString value = eq < 0 ? QString() : decodeFormPart(pair.mid(eq + 1));
-        const QJsonValue previous = args.value(name);
-        if (previous.isUndefined()) {
-            args.insert(name, value);
-        } else {
-            QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
-            values.append(value);
-            args.insert(name, values);
-        }
-    }
-    return args;
-}
-
-// The arguments of a start: a JSON object or a urlencoded form.
+// The arguments of a start: a JSON object or a urlencoded form (requestbody.h).
 QJsonObject jsonBody(const QHttpServerRequest &request)
 {
-    const QByteArray body = request.body();
-    if (body.trimmed().isEmpty())
-        return {};
-    const QByteArray type = request.value("Content-Type").split(';').constFirst().trimmed().toLower();
-    if (type == "application/x-www-form-urlencoded")
-        return formArguments(body);
-    if (type != "application/json")
-        fail(ApiError::Kind::UnsupportedMediaType,
-             u"send the arguments as application/json or application/x-www-form-urlencoded"_s);
-    // Qt's JSON parser lets some invalid UTF-8 through (replaced): refuse it first.
-    QStringDecoder decoder(QStringDecoder::Utf8);
-    [[maybe_unused]] const QString text = decoder(body);
-    if (decoder.hasError())
-        fail(ApiError::Kind::BadRequest, u"the body is not valid UTF-8"_s);
-    QJsonParseError error;
-    const QJsonDocument document = QJsonDocument::fromJson(body, &error);
-    if (error.error != QJsonParseError::NoError)
-        fail(ApiError::Kind::BadRequest, u"malformed JSON at offset %1: %2"_s.arg(error.offset).arg(error.errorString()));
-    if (!document.isObject())
-        fail(ApiError::Kind::BadRequest, u"the body must be a JSON object of arguments"_s);
-    return document.object();
+    return decodeArgumentsBody(request.value("Content-Type"), request.body());
 }
 
 int intParam(const QUrlQuery &query, const QString &name, int fallback, int min, int max, FieldErrors *errors)

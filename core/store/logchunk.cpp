@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "logchunk.h"
 
+#include <QtNumeric>
+
 #include <algorithm>
+#include <limits>
 
 namespace taskdeck {
 
@@ -181,9 +184,13 @@ bool LogChunk::decode(const QByteArray &data, qint64 firstLine, LogLines *out, q
             || !in.byte(&stream) || stream > 2 || !in.varint(&size) || !in.bytes(size, &text)) {
             return false;
         }
-        number += qint64(numberDelta);
-        seq += unzigzag(seqDelta);
-        timeMs += unzigzag(timeDelta);
+        // Damage must not wrap a value around: numbers only go up, and no sum leaves qint64.
+        if (numberDelta > quint64(std::numeric_limits<qint64>::max())
+            || qAddOverflow(number, qint64(numberDelta), &number)
+            || qAddOverflow(seq, unzigzag(seqDelta), &seq)
+            || qAddOverflow(timeMs, unzigzag(timeDelta), &timeMs)) {
+            return false;
+        }
         if (number < fromLine)
             continue;
         LogLine line;

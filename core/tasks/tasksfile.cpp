@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include <QSet>
 #include <QStandardPaths>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -727,6 +729,44 @@ YamlScan scanYaml(const QByteArray &text)
 
 } // namespace
 
+// Where each YAML document's root node starts; the rest of the events are not needed.
+class DocumentStarts final : public YAML::EventHandler
+{
+public:
+    std::vector<YAML::Mark> marks;
+
+    void OnDocumentStart(const YAML::Mark &) override { m_wantRoot = true; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark &mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark &mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark &mark, const std::string &, YAML::anchor_t, const std::string &) override
+    {
+        node(mark);
+    }
+    void OnSequenceStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override
+    {
+        node(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override
+    {
+        node(mark);
+    }
+    void OnMapEnd() override {}
+
+private:
+    void node(const YAML::Mark &mark)
+    {
+        if (m_wantRoot)
+            marks.push_back(mark);
+        m_wantRoot = false;
+    }
+
+    bool m_wantRoot = false;
+};
+
 TasksFileResult Parser::parse()
 {
     // What yaml-cpp would report badly (or, for a quote that never closes, not at all).
@@ -741,9 +781,25 @@ TasksFileResult Parser::parse()
                                     "is missing)"_s.arg(m_text[scan.unclosedQuote] == '"' ? u"\""_s : u"'"_s));
         return m_result;
     }
-    std::vector<YAML::Node> documents;
+    // YAML::LoadAll of yaml-cpp 0.7 never returns on some malformed text (a lone ',' is
+    // enough): it keeps adding empty documents, taking memory. So the documents are counted
+    // with the parser's events, at most two, and only the first is loaded.
+    const std::string text(m_text.constData(), size_t(m_text.size()));
+    YAML::Node root;
+    std::optional<YAML::Mark> secondDocument;
     try {
-        documents = YAML::LoadAll(std::string(m_text.constData(), size_t(m_text.size())));
+        std::istringstream stream(text);
+        YAML::Parser parser(stream);
+        DocumentStarts starts;
+        for (int i = 0; i < 2 && parser.HandleNextDocument(starts); ++i) {
+        }
+        if (starts.marks.empty()) {
+            errorAt(0, u"the file is empty; expected a mapping with a \"tasks\" key"_s);
+            return m_result;
+        }
+        if (starts.marks.size() > 1)
+            secondDocument = starts.marks.at(1);
+        root = YAML::Load(text);
     } catch (const YAML::Exception &e) {
         const qsizetype at = m_source.offsetOf(e.mark);
         // A tab in an indentation, before the place yaml-cpp gave up, is the likely cause:
@@ -766,20 +822,14 @@ TasksFileResult Parser::parse()
         errorAt(at, u"YAML syntax error: "_s + fromYaml(e.msg));
         return m_result;
     }
-    if (documents.empty()) {
-        errorAt(0, u"the file is empty; expected a mapping with a \"tasks\" key"_s);
-        return m_result;
-    }
 
     int budget = MaxIndexedNodes;
-    for (const YAML::Node &document : documents)
-        indexNodes(document, 0, &budget);
+    indexNodes(root, 0, &budget);
     m_source.finishIndex();
 
-    if (documents.size() > 1)
-        error(documents.at(1), u"a second YAML document starts here; a tasks file holds one"_s);
+    if (secondDocument)
+        errorAt(m_source.offsetOf(*secondDocument), u"a second YAML document starts here; a tasks file holds one"_s);
 
-    const YAML::Node root = documents.front();
     if (!root.IsMap()) {
         error(root, u"the file must be a mapping with a \"tasks\" key, not %1"_s.arg(describe(root)));
         return m_result;

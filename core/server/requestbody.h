@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <QByteArray>
+#include <QJsonObject>
+
+namespace taskdeck {
+
+/*!
+ * The arguments a start or rerun request carries in its body: a JSON object
+ * (application/json) or a form (application/x-www-form-urlencoded), chosen by
+ * \a contentType (the header's value; parameters such as charset are ignored). An empty or
+ * all-blank body is no arguments. Throws ApiError: BadRequest for malformed JSON, a body that
+ * is not an object, or a form that is not valid UTF-8; UnsupportedMediaType for any other
+ * type. Pure function; safe from any thread.
+ */
+QJsonObject decodeArgumentsBody(const QByteArray &contentType, const QByteArray &body);
+
+/*!
+ * A urlencoded form (name=value&...; '+' is a space) as strings, which the fields coerce; a
+ * repeated name becomes an array of its values in order. Throws ApiError (BadRequest) when a
+ * decoded name or value is not valid UTF-8.
+ */
+QJsonObject decodeFormArguments(const QByteArray &body);
+
+} // namespace taskdeck
