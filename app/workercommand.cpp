@@ -304,10 +304,15 @@ private:
     {
         if (!m_finishedIds.isEmpty()) {
             QString error;
-            if (m_queue->finish(m_finishedIds, &error))
+            if (connected() && m_queue->finish(m_finishedIds, &error)) {
                 m_finishedIds.clear();
-            else
-                warn(error);
+            } else {
+                if (!error.isEmpty())
+                    warn(error);
+                // The server went away (a restart): take them off the queue once it is back.
+                m_finishTimer.start(1000);
+                return;
+            }
         }
         if (m_stopping && m_held.isEmpty() && m_finishedIds.isEmpty())
             m_loop.quit();

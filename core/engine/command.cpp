@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -280,8 +279,8 @@ void trackGroup(pid_t pgid, bool live)
  * group is announced to it as it starts ('W') and when it is over ('U'). Should this process
  * die in any way (SIGKILL included), the kernel closes its end, the supervisor reads
  * end-of-file and kills every group still announced, so no command outlives the Taskdeck that
- * started it. It also asks for a signal when its parent dies, as a second line should its
- * read fail. One supervisor rather than one guard per command: a fork of this (large,
+ * started it. (No parent-death signal: Linux sends it when the thread that forked exits,
+ * and the fork happens on one of the engine's pool threads, which come and go.) One supervisor rather than one guard per command: a fork of this (large,
  * threaded) process per command cost more than the command itself.
  *
  * After fork() the supervisor only makes async-signal-safe system calls: no allocation, no
@@ -373,12 +372,6 @@ private:
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        // SIGTERM from the death signal must wake the read below and not be ignored.
-        struct sigaction wake {};
-        wake.sa_handler = [](int) { };
-        sigemptyset(&wake.sa_mask);
-        ::sigaction(SIGTERM, &wake, nullptr);
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
 
         static pid_t groups[kMaxGroups]; // 0 = free slot
         const auto killAll = [] {
@@ -389,18 +382,15 @@ private:
             ::_exit(0);
         };
         if (::getppid() != parent)
-            killAll(); // the parent died before the death signal was asked for
+            killAll(); // the parent is gone already
 
         Message message{};
         std::size_t have = 0;
         for (;;) {
             const ssize_t n = ::read(readFd, reinterpret_cast<char *>(&message) + have,
                                      sizeof message - have);
-            if (n < 0 && errno == EINTR) {
-                if (::getppid() != parent)
-                    killAll(); // the death signal interrupted the read
+            if (n < 0 && errno == EINTR)
                 continue;
-            }
             if (n <= 0)
                 killAll(); // end of file or an error: the parent is gone
             have += std::size_t(n);
