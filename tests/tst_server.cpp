@@ -1188,6 +1188,9 @@ void tst_Server::traceparentIsKeptReturnedAndPassedToCommands()
     const QJsonArray runs = request("GET", u"/admin/run?task=traceenv"_s).json().value(u"runs"_s).toArray();
     QVERIFY(!runs.isEmpty());
     QCOMPARE(runs.first().toObject().value(u"traceparent"_s).toString().toLatin1(), returned);
+    // The history keeps the caller's trace id (what taskdeck show prints), not one of its own.
+    QVERIFY(m_store->flush(std::chrono::seconds(20)));
+    QCOMPARE(m_store->traceId(id), u"4bf92f3577b34da6a3ce929d0e0e4736"_s);
 }
 
 void tst_Server::malformedOrMissingTraceparentStartsANewTrace()

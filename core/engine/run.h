@@ -115,6 +115,11 @@ struct Run
     qint64 seq = 0;
     QDateTime nextAttemptAt; //!< while Retrying: when the next attempt starts
     QString owner;     //!< "pid@host#start" of the process that runs it (start: /proc start time)
+    /*!
+     * The W3C trace id (32 lowercase hex digits) of the trace the run belongs to, taken from
+     * RunOptions::traceParent; empty when none was given (the history then makes one).
+     */
+    QString traceId;
 
     bool isFinished() const { return isTerminal(status); }
     /*! Milliseconds from start to finish (or to now while running); -1 before start. */

@@ -380,6 +380,9 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     st->run.maxAttempts = task->retry.maxAttempts;
     st->run.queuedAt = QDateTime::currentDateTimeUtc();
     st->run.owner = processOwner();
+    // "00-TRACEID-PARENTID-FLAGS": the run is kept under its caller's trace.
+    if (const QString traceId = options.traceParent.section(u'-', 1, 1); traceId.size() == 32)
+        st->run.traceId = traceId;
     st->run.seq = 1;
     const QString id = st->run.id;
 
@@ -1111,6 +1114,7 @@ void EngineCore::fillSnapshotLocked(const RunState &st, RunEvent &event)
     run.maxAttempts = st.run.maxAttempts;
     run.queuedAt = st.run.queuedAt;
     run.owner = st.run.owner;
+    run.traceId = st.run.traceId;
     run.seq = event.seq;
     event.run = std::make_shared<const Run>(std::move(run));
 }

@@ -717,6 +717,8 @@ QJsonObject AdminServer::Private::runWithTrace(const Run &run) const
     if (!trace.isEmpty()) {
         o.insert(u"traceId"_s, QString::fromLatin1(trace.mid(3, 32)));
         o.insert(u"traceparent"_s, QString::fromLatin1(trace));
+    } else if (!run.traceId.isEmpty()) {
+        o.insert(u"traceId"_s, run.traceId); // started by another caller of the engine
     }
     return o;
 }

@@ -931,7 +931,7 @@ bool PgRunStore::Private::writeRun(QSqlDatabase &db, const QString &runId, Pendi
             textOrNull(r.error.kind), textOrNull(r.error.detail), r.error.transient, std::max(r.logLines, newest),
             textOrNull(r.owner), std::max(r.seq, linesSeq),
             timeValue(r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime()),
-            QUuid::createUuid().toString(QUuid::Id128), now,
+            r.traceId.isEmpty() ? QUuid::createUuid().toString(QUuid::Id128) : r.traceId, now,
         });
         return true;
     }

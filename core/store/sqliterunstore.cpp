@@ -519,7 +519,7 @@ struct Statements
                    "trace_id) "
                    // A null QString binds as NULL; the text columns hold '' for "none".
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ''), ?, coalesce(?, ''), coalesce(?, ''), "
-                   "coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, lower(hex(randomblob(16)))) "
+                   "coalesce(?, ''), ?, ?, coalesce(?, ''), ?, ?, coalesce(?, lower(hex(randomblob(16))))) "
                    "ON CONFLICT (id) DO UPDATE SET task = excluded.task, status = excluded.status, "
                    "attempt = excluded.attempt, max_attempts = excluded.max_attempts, args = excluded.args, "
                    "queued_at = excluded.queued_at, started_at = excluded.started_at, "
@@ -1521,6 +1521,8 @@ bool SqliteRunStore::Private::writeRun(Statements &st, const QString &runId, Pen
         // The row with the log stands for every event stored so far, lines included.
         q.bind(20, std::max(r.seq, linesSeq));
         q.bindTime(21, r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime());
+        // The caller's trace, or one of the history's own (kept from the first write on).
+        q.bindOptional(22, r.traceId);
         if (!q.run(failure))
             return false;
     } else if (run.progress) {
