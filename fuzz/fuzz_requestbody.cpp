@@ -61,6 +61,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const QByteArray body = newline < 0 ? QByteArray() : input.mid(newline + 1);
 
     RequestGuard::isUploadTarget(contentType);
+    RequestGuard::carriesFiles(contentType, contentType);
+
+    // Multipart forms: parts or a BadRequest naming what is wrong, nothing else.
+    try {
+        const QList<FormPart> parts = decodeMultipart(contentType, body);
+        for (const FormPart &part : parts)
+            FUZZ_CHECK(!part.name.isEmpty() && part.data.size() <= body.size());
+    } catch (const ApiError &e) {
+        FUZZ_CHECK(e.kind == ApiError::Kind::BadRequest);
+        FUZZ_CHECK(!e.message.isEmpty());
+    }
 
     QJsonObject args;
     try {

@@ -93,6 +93,7 @@ private Q_SLOTS:
     void logoutEndsTheSession();
     void invalidUtf8JsonIs400();
     void otherContentTypesAre415();
+    void multipartFormsCarryFilesAndValues();
     void pathTraversalOnEveryPathParameterIsNotFound();
     void everyGetRouteAnswersHead();
     void everyRouteAnswersAWrongMethodWith405AndAllow();
@@ -1507,6 +1508,64 @@ void tst_Server::invalidUtf8JsonIs400()
                            .json().value(u"id"_s).toString();
     QVERIFY(!id.isEmpty());
     QCOMPARE(request("POST", u"/admin/run/%1/rerun"_s.arg(id), invalid).status, 400);
+}
+
+// A form with a file input (multipart/form-data): the file is stored as an upload, 0600,
+// and the run gets its path; plain parts are values; the upload limit applies, not the
+// smaller one of other bodies; a malformed body is refused with what is wrong.
+void tst_Server::multipartFormsCarryFilesAndValues()
+{
+    QVERIFY(m_registry->add(testsupport::makeTask(u"readfile"_s, [](RunContext &ctx) {
+        QFile file(ctx.arg(u"file"_s).toString());
+        if (!file.open(QIODevice::ReadOnly))
+            return QJsonValue(u"unreadable"_s);
+        return QJsonValue(ctx.arg(u"note"_s).toString() + u":"_s + QString::fromUtf8(file.readAll()));
+    }, {Field(u"file"_s, FieldType::File).withRequired(), Field(u"note"_s, FieldType::Text)})));
+    const auto removeTask = qScopeGuard([this] { m_registry->remove(u"readfile"_s); });
+    // Larger than the 1000-byte limit of other bodies.
+    const QByteArray content = QByteArray(3000, 'y') + "\r\n--not-the-boundary\r\nend";
+    const QByteArray boundary = "----taskdeckFormBoundary7MA4YWxk";
+    const QByteArray body = "--" + boundary + "\r\n"
+        "Content-Disposition: form-data; name=\"note\"\r\n\r\n"
+        "caf\xc3\xa9\r\n"
+        "--" + boundary + "\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"../../evil name.txt\"\r\n"
+        "Content-Type: text/plain\r\n\r\n" + content + "\r\n"
+        "--" + boundary + "--\r\n";
+    const QByteArray type = "multipart/form-data; boundary=" + boundary;
+    const Answer a = request("POST", u"/admin/task/readfile/run"_s, body, {{"Content-Type", type}});
+    QCOMPARE(a.status, 200);
+    QCOMPARE(a.json().value(u"status"_s).toString(), u"succeeded"_s);
+    QCOMPARE(a.json().value(u"result"_s).toString(), u"caf\u00e9:"_s + QString::fromLatin1(content));
+    const QString path = a.json().value(u"args"_s).toObject().value(u"file"_s).toString();
+    const QFileInfo stored(path);
+    QVERIFY2(stored.exists(), qPrintable(path));
+    QCOMPARE(stored.fileName(), u"evil_name.txt"_s);
+    QVERIFY(stored.canonicalFilePath().startsWith(QFileInfo(m_dir.filePath(u"data/uploads"_s)).canonicalFilePath() + u'/'));
+    QCOMPARE(stored.permissions() & (QFileDevice::ReadGroup | QFileDevice::ReadOther | QFileDevice::WriteGroup
+                                     | QFileDevice::WriteOther), QFileDevice::Permissions());
+
+    // Malformed: no boundary, no closing delimiter, a part without a name, bad UTF-8.
+    const QList<std::pair<QByteArray, QByteArray>> broken{
+        {"multipart/form-data", body},
+        {type, body.left(body.size() - 20)},
+        {type, "--" + boundary + "\r\nContent-Disposition: form-data\r\n\r\nx\r\n--" + boundary + "--\r\n"},
+        {type, "--" + boundary + "\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n\xff\r\n--" + boundary
+                   + "--\r\n"},
+    };
+    for (const auto &[brokenType, brokenBody] : broken) {
+        const Answer refused = request("POST", u"/admin/task/readfile/start"_s, brokenBody, {{"Content-Type", brokenType}});
+        QCOMPARE(refused.status, 400);
+        QVERIFY2(!refused.json().value(u"message"_s).toString().isEmpty(), refused.body.constData());
+    }
+    // A file input left empty is no value: the required field says so.
+    const QByteArray empty = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\"\r\n"
+                             "Content-Type: application/octet-stream\r\n\r\n\r\n--" + boundary + "--\r\n";
+    const Answer missing = request("POST", u"/admin/task/readfile/start"_s, empty, {{"Content-Type", type}});
+    QCOMPARE(missing.status, 400);
+    QVERIFY2(missing.body.contains("file"), missing.body.constData());
+    // Other bodies keep their smaller limit.
+    QCOMPARE(request("POST", u"/admin/task/readfile/start"_s, "{\"note\":\"" + QByteArray(2000, 'n') + "\"}").status, 413);
 }
 
 void tst_Server::otherContentTypesAre415()

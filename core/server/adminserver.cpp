@@ -265,6 +265,16 @@ private:
     void health(const Call &call);
     void asset(const Call &call);
     void upload(const Call &call);
+    /*!
+     * Stores \a data as an upload named after \a name (made harmless), 0600 in a 0700 folder
+     * of its own under uploadsDir(); returns its path. Throws ApiError when it cannot.
+     */
+    QString storeUpload(QString name, const QByteArray &data) const;
+    /*!
+     * The arguments of a start or rerun: JSON, a urlencoded form, or a multipart form whose
+     * files are stored as uploads and given to the run by their paths.
+     */
+    QJsonObject arguments(const QHttpServerRequest &request) const;
     /*! Where uploaded files are kept: DATA_DIR/uploads. */
     QString uploadsDir() const { return m_settings.dataDir + u"/uploads"_s; }
     /*! A browser gives files by uploading them: a File argument must name an upload. */
@@ -363,7 +373,8 @@ Routes::Match AdminServer::Private::route(const QHttpServerRequest &request, con
         fail(ApiError::Kind::BadRequest, u"invalid Content-Length"_s);
     // The guard refused most of these before the body was read; this is the last word.
     if (length > m_settings.maxBodyBytes || request.body().size() > m_settings.maxBodyBytes) {
-        const qint64 limit = RequestGuard::isUploadTarget(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority))
+        const qint64 limit = RequestGuard::carriesFiles(request.url().toEncoded(QUrl::RemoveScheme | QUrl::RemoveAuthority),
+                                                        headers.value("content-type"))
             ? std::max(m_settings.maxUploadBytes, m_settings.maxBodyBytes) : m_settings.maxBodyBytes;
         if (length > limit || request.body().size() > limit)
             throw ApiError{ApiError::Kind::PayloadTooLarge,
@@ -618,7 +629,7 @@ void AdminServer::Private::showTask(const Call &call)
 
 void AdminServer::Private::startTask(const Call &call, bool wait)
 {
-    const QJsonObject args = jsonBody(call.request);
+    const QJsonObject args = arguments(call.request);
     // Authenticated, and without a bearer token: a browser session.
     if (call.request.value("Authorization").isEmpty())
         checkBrowserFiles(call.params.at(0), args);
@@ -648,8 +659,15 @@ void AdminServer::Private::checkBrowserFiles(const QString &key, const QJsonObje
 void AdminServer::Private::upload(const Call &call)
 {
     // The name is kept for the task's sake (an extension may matter), made harmless.
-    QString name = call.request.query().queryItemValue(u"name"_s, QUrl::FullyDecoded)
-                       .section(u'/', -1).section(u'\\', -1).left(100);
+    const QString path = storeUpload(call.request.query().queryItemValue(u"name"_s, QUrl::FullyDecoded),
+                                     call.request.body());
+    call.reply->json(201, {{u"path"_s, path}, {u"name"_s, QFileInfo(path).fileName()},
+                           {u"size"_s, call.request.body().size()}});
+}
+
+QString AdminServer::Private::storeUpload(QString name, const QByteArray &data) const
+{
+    name = name.section(u'/', -1).section(u'\\', -1).left(100);
     for (QChar &c : name) {
         if (!(c.isLetterOrNumber() && c.unicode() < 0x80) && c != u'.' && c != u'-' && c != u'_')
             c = u'_';
@@ -664,13 +682,36 @@ void AdminServer::Private::upload(const Call &call)
         fail(ApiError::Kind::Internal, u"the upload cannot be stored"_s);
     QFile file(dir + u'/' + name);
     if (!file.open(QIODevice::WriteOnly | QIODevice::NewOnly, QFileDevice::ReadOwner | QFileDevice::WriteOwner)
-        || file.write(call.request.body()) != call.request.body().size() || !file.flush()) {
+        || file.write(data) != data.size() || !file.flush()) {
         file.remove();
         fail(ApiError::Kind::Internal, u"the upload cannot be stored"_s);
     }
     file.close();
-    call.reply->json(201, {{u"path"_s, QFileInfo(file).canonicalFilePath()}, {u"name"_s, name},
-                           {u"size"_s, call.request.body().size()}});
+    return QFileInfo(file).canonicalFilePath();
+}
+
+QJsonObject AdminServer::Private::arguments(const QHttpServerRequest &request) const
+{
+    const QByteArray type = request.value("Content-Type");
+    if (type.split(';').constFirst().trimmed().toLower() != "multipart/form-data")
+        return jsonBody(request);
+    QJsonObject args;
+    const QList<FormPart> parts = decodeMultipart(type, request.body());
+    for (const FormPart &part : parts) {
+        if (part.isFile && part.fileName.isEmpty() && part.data.isEmpty())
+            continue; // a file input left empty
+        const QJsonValue value = part.isFile ? QJsonValue(storeUpload(part.fileName, part.data))
+                                             : QJsonValue(QString::fromUtf8(part.data));
+        const QJsonValue previous = args.value(part.name);
+        if (previous.isUndefined()) {
+            args.insert(part.name, value);
+        } else {
+            QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
+            values.append(value);
+            args.insert(part.name, values);
+        }
+    }
+    return args;
 }
 
 void AdminServer::Private::start(const HttpReplyPtr &reply, const QString &key, QJsonObject args, bool wait,
@@ -871,7 +912,7 @@ void AdminServer::Private::rerun(const Call &call)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
-    const QJsonObject given = jsonBody(call.request);
+    const QJsonObject given = arguments(call.request);
     const bool browser = call.request.value("Authorization").isEmpty();
     const QByteArray traceParent = call.request.value("traceparent");
     m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser,

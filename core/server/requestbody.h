@@ -3,6 +3,8 @@
 
 #include <QByteArray>
 #include <QJsonObject>
+#include <QList>
+#include <QString>
 
 namespace taskdeck {
 
@@ -22,5 +24,22 @@ QJsonObject decodeArgumentsBody(const QByteArray &contentType, const QByteArray 
  * decoded name or value is not valid UTF-8.
  */
 QJsonObject decodeFormArguments(const QByteArray &body);
+
+/*! One part of a multipart/form-data body. */
+struct FormPart
+{
+    QString name;      //!< the form field's name
+    QString fileName;  //!< the file's name as the browser gave it; empty for a plain value
+    bool isFile = false; //!< the part has a filename parameter (a file input)
+    QByteArray data;   //!< the value's bytes (a file's content)
+};
+
+/*!
+ * The parts of a multipart/form-data body (RFC 7578), the boundary taken from
+ * \a contentType. Throws ApiError (BadRequest) naming what is wrong: no boundary, a
+ * missing closing delimiter, a part without a name, a name or a plain value that is not
+ * valid UTF-8.
+ */
+QList<FormPart> decodeMultipart(const QByteArray &contentType, const QByteArray &body);
 
 } // namespace taskdeck

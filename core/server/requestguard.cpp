@@ -220,13 +220,12 @@ private:
         QByteArrayView target = space < 0 ? QByteArrayView() : requestLine.sliced(space + 1);
         if (const qsizetype end = target.indexOf(' '); end >= 0)
             target = target.first(end);
-        const qint64 limit = RequestGuard::isUploadTarget(target)
-            ? std::max(m_limits.maxBodyBytes, m_limits.maxUploadBytes) : m_limits.maxBodyBytes;
         qint64 length = 0;
         bool hasLength = false;
         bool chunked = false;
         bool expectContinue = false;
         bool upgrade = false;
+        QByteArrayView contentType;
         while (lineEnd >= 0 && lineEnd + 1 < head.size()) {
             const qsizetype start = lineEnd + 1;
             lineEnd = head.indexOf('\n', start);
@@ -248,8 +247,14 @@ private:
                 expectContinue = equalsLower(value, "100-continue");
             } else if (equalsLower(name, "upgrade")) {
                 upgrade = equalsLower(value, "websocket");
+            } else if (equalsLower(name, "content-type")) {
+                contentType = value;
             }
         }
+        // Files come as uploads, or in a form post to a task (multipart): those have the
+        // upload limit, every other body the smaller one.
+        const bool files = RequestGuard::carriesFiles(target, contentType);
+        const qint64 limit = files ? std::max(m_limits.maxBodyBytes, m_limits.maxUploadBytes) : m_limits.maxBodyBytes;
         if (upgrade && (chunked || length > 0))
             return refuse(400, "Bad Request", {ApiError::Kind::BadRequest, u"a WebSocket upgrade has no body"_s, {}, {}});
         if (upgrade) {
@@ -415,6 +420,16 @@ void RequestGuard::incomingConnection(qintptr handle)
     // Connected before the parser's handler (which comes with addPendingConnection).
     new ConnectionWatch(socket, m_limits);
     addPendingConnection(socket);
+}
+
+bool RequestGuard::carriesFiles(QByteArrayView target, QByteArrayView contentType)
+{
+    if (isUploadTarget(target))
+        return true;
+    const qsizetype query = target.indexOf('?');
+    const QByteArrayView path = query < 0 ? target : target.first(query);
+    return QByteArray(contentType.data(), contentType.size()).toLower().contains("multipart/form-data")
+        && path.startsWith("/admin/task/") && (path.endsWith("/start") || path.endsWith("/run"));
 }
 
 bool RequestGuard::isUploadTarget(QByteArrayView target)

@@ -45,6 +45,11 @@ public:
     /*! Whether the request target \a target (path and query) is the upload route, whose
      *  bodies may be as large as the upload limit. */
     static bool isUploadTarget(QByteArrayView target);
+    /*!
+     * Whether a request for \a target with \a contentType carries files, and so has the
+     * upload limit: an upload, or a multipart form posted to a task's start or run.
+     */
+    static bool carriesFiles(QByteArrayView target, QByteArrayView contentType);
 
     /*! Tells the guard of \a socket that the answer to its oldest unanswered request is
      *  complete (or abandoned). Harmless for a socket no guard watches, or a null one. */
