@@ -7,6 +7,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QMutex>
 #include <QScopeGuard>
@@ -696,6 +697,29 @@ void TestEngine::secretsMaskedInLogs()
     QCOMPARE(r.run.error.message, u"failed with ********"_s);
     QVERIFY2(!r.run.error.detail.contains(token), qPrintable(r.run.error.detail));
     QVERIFY(!QJsonDocument(r.run.toJson()).toJson().contains(token.toUtf8()));
+
+    // A result (a command's ::result:: line, or a task's return value) is masked too, at any
+    // depth, keys included; the rest of it is kept as it was.
+    QVERIFY(registry.add(makeTask(u"echoes"_s, [&](RunContext &ctx) -> QJsonValue {
+        Command cmd;
+        cmd.argv = QStringList{u"sh"_s, u"-c"_s,
+                               u"printf '::result::{\"auth\":\"Bearer %s\",\"n\":7,\"list\":[\"%s\",true],"
+                               "\"%s\":null}\\n' \"$T\" \"$T\" \"$T\""_s};
+        cmd.env.insert(u"T"_s, ctx.arg(u"token"_s).toString());
+        const CommandResult ran = ctx.run(cmd);
+        if (!ran.succeeded())
+            throw TaskError(u"command failed"_s);
+        return ran.result.value_or(QJsonValue());
+    }, {Field(u"token"_s, FieldType::Secret)})));
+    const RunResult echoed = engine.run(u"echoes"_s, {{u"token"_s, token}});
+    QVERIFY(echoed.ok());
+    QCOMPARE(echoed.run.status, RunStatus::Succeeded);
+    const QJsonObject result = echoed.run.result.toObject();
+    QCOMPARE(result.value(u"auth"_s).toString(), u"Bearer ********"_s);
+    QCOMPARE(result.value(u"n"_s).toInt(), 7);
+    QCOMPARE(result.value(u"list"_s).toArray(), QJsonArray({u"********"_s, true}));
+    QVERIFY(result.contains(u"********"_s));
+    QVERIFY(!QJsonDocument(echoed.run.toJson()).toJson().contains(token.toUtf8()));
 }
 
 void TestEngine::statusAndProgressQueries()

@@ -928,6 +928,29 @@ QString maskSecrets(const QStringList &secrets, QString text)
     return text;
 }
 
+QJsonValue maskSecrets(const QStringList &secrets, const QJsonValue &value)
+{
+    if (secrets.isEmpty())
+        return value;
+    if (value.isString())
+        return maskSecrets(secrets, value.toString());
+    if (value.isArray()) {
+        QJsonArray masked;
+        const QJsonArray array = value.toArray();
+        for (const QJsonValue &item : array)
+            masked.append(maskSecrets(secrets, item));
+        return masked;
+    }
+    if (value.isObject()) {
+        QJsonObject masked;
+        const QJsonObject object = value.toObject();
+        for (auto it = object.begin(); it != object.end(); ++it)
+            masked.insert(maskSecrets(secrets, it.key()), maskSecrets(secrets, it.value()));
+        return masked;
+    }
+    return value;
+}
+
 QJsonObject redactSecrets(const Fields &fields, const QJsonObject &args)
 {
     QJsonObject copy = args;

@@ -188,4 +188,10 @@ QStringList secretValues(const Fields &fields, const QJsonObject &args);
  */
 QString maskSecrets(const QStringList &secrets, QString text);
 
+/*!
+ * \a value with maskSecrets() applied to every string in it, object keys included, at any
+ * depth; numbers, booleans and null as they are.
+ */
+QJsonValue maskSecrets(const QStringList &secrets, const QJsonValue &value);
+
 } // namespace taskdeck

@@ -624,7 +624,8 @@ RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Ou
         run.nextAttemptAt = QDateTime();
         run.seq += 1; // the finish's own number; nothing else is numbered after close
         if (status == RunStatus::Succeeded) {
-            run.result = outcome.result;
+            // A result, like the log, never carries a secret argument in clear.
+            run.result = maskSecrets(st->secrets, outcome.result);
         } else {
             run.error = outcome.error;
             // An error may quote the command's output (its last stderr lines, say).
