@@ -153,8 +153,8 @@ void RunFollower::follow(const QString &runId, const FollowOptions &options, QOb
         }
         ready(std::move(following));
         // Only now: a read may complete at once, and the caller connects in ready().
-        if (feed)
-            feed->start();
+        if (HistoryFeed *live = feed.data())
+            live->start();
         return;
     }
     if (!m_store) {
@@ -186,8 +186,9 @@ void RunFollower::followStored(const QString &runId, const FollowOptions &option
             if (after < run->seq || !run->isFinished())
                 feed = new HistoryFeed(store, following.handle.get(), HistoryFeed::Mode::Push, after, 0);
             ready(std::move(following));
-            if (feed) // the handle is the feed's parent: gone if the caller dropped it
-                feed->start();
+            // The handle is the feed's parent: gone if the caller dropped it.
+            if (HistoryFeed *live = feed.data())
+                live->start();
         });
     });
 }
