@@ -700,16 +700,8 @@ QJsonObject AdminServer::Private::arguments(const QHttpServerRequest &request) c
     for (const FormPart &part : parts) {
         if (part.isFile && part.fileName.isEmpty() && part.data.isEmpty())
             continue; // a file input left empty
-        const QJsonValue value = part.isFile ? QJsonValue(storeUpload(part.fileName, part.data))
-                                             : QJsonValue(QString::fromUtf8(part.data));
-        const QJsonValue previous = args.value(part.name);
-        if (previous.isUndefined()) {
-            args.insert(part.name, value);
-        } else {
-            QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
-            values.append(value);
-            args.insert(part.name, values);
-        }
+        addFormValue(args, part.name, part.isFile ? QJsonValue(storeUpload(part.fileName, part.data))
+                                                  : QJsonValue(QString::fromUtf8(part.data)));
     }
     return args;
 }

@@ -118,17 +118,21 @@ QJsonObject decodeFormArguments(const QByteArray &body)
             continue;
         const qsizetype eq = pair.indexOf('=');
         const QString name = decodeFormPart(eq < 0 ? pair : pair.left(eq));
-        const QString value = eq < 0 ? QString() : decodeFormPart(pair.mid(eq + 1));
-        const QJsonValue previous = args.value(name);
-        if (previous.isUndefined()) {
-            args.insert(name, value);
-        } else {
-            QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
-            values.append(value);
-            args.insert(name, values);
-        }
+        addFormValue(args, name, eq < 0 ? QString() : decodeFormPart(pair.mid(eq + 1)));
     }
     return args;
+}
+
+void addFormValue(QJsonObject &args, const QString &name, const QJsonValue &value)
+{
+    const QJsonValue previous = args.value(name);
+    if (previous.isUndefined()) {
+        args.insert(name, value);
+        return;
+    }
+    QJsonArray values = previous.isArray() ? previous.toArray() : QJsonArray{previous};
+    values.append(value);
+    args.insert(name, values);
 }
 
 QJsonObject decodeArgumentsBody(const QByteArray &contentType, const QByteArray &body)

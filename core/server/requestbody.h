@@ -25,6 +25,9 @@ QJsonObject decodeArgumentsBody(const QByteArray &contentType, const QByteArray 
  */
 QJsonObject decodeFormArguments(const QByteArray &body);
 
+/*! Adds \a value under \a name to a form's arguments; a repeated name becomes a list. */
+void addFormValue(QJsonObject &args, const QString &name, const QJsonValue &value);
+
 /*! One part of a multipart/form-data body. */
 struct FormPart
 {
