@@ -19,6 +19,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -93,6 +94,31 @@ private:
         return process;
     }
 
+    // taskdeck with \a args, left running (stopped by cleanup() if the test does not end it).
+    QProcess *startTaskdeck(const QProcessEnvironment &e, const QStringList &args)
+    {
+        auto *process = new QProcess(this);
+        process->setProcessEnvironment(e);
+        process->setWorkingDirectory(m_home.path());
+        process->start(taskdeckBin(), args);
+        m_workers.push_back(process);
+        return process;
+    }
+
+    // Waits until \a process has written \a text on stderr; everything it wrote goes to \a seen.
+    static bool waitForErr(QProcess *process, const QByteArray &text, QByteArray *seen, int timeoutMs = 60000)
+    {
+        QElapsedTimer timer;
+        timer.start();
+        while (!seen->contains(text)) {
+            if (timer.elapsed() > timeoutMs || process->state() == QProcess::NotRunning)
+                return seen->append(process->readAllStandardError()).contains(text);
+            process->waitForReadyRead(200);
+            seen->append(process->readAllStandardError());
+        }
+        return true;
+    }
+
     // SIGTERM, then wait: a worker lets its runs finish and exits 0.
     bool stopWorker(QProcess *process)
     {
@@ -139,6 +165,13 @@ private Q_SLOTS:
     void notificationWakesAWorker();
     void stoppingWorkerHandsBackWhatItHasNotStarted();
     void serverRestartMidRun();
+    void startRateHoldsAcrossWorkers();
+    void runFollowsTheRunOnAWorker_data();
+    void runFollowsTheRunOnAWorker();
+    void runSaysWhenNoWorkerTakesIt();
+    void interruptedRunIsCanceledOnItsWorker();
+    void interruptedRunNoWorkerTookEndsAtOnce();
+    void workerCutOffPastItsLeaseStops();
 };
 
 void TestPgQueue::initTestCase()
@@ -462,6 +495,179 @@ void TestPgQueue::serverRestartMidRun()
     QVERIFY(stopWorker(worker));
     const QString err = QString::fromUtf8(worker->readAllStandardError());
     QVERIFY2(err.contains(u"reconnecting"_s), qPrintable(err));
+}
+
+void TestPgQueue::startRateHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"tick.yml"_s, "version: 1\ntasks:\n  tick:\n    title: Tick\n"
+                                                    "    command: [\"true\"]\n");
+    QByteArray each;
+    for (int i = 0; i < 30; ++i)
+        each += "{}\n";
+    const Ran started = taskdeck({u"start"_s, u"tick"_s, u"--each"_s, u"-"_s}, env(url, tasks), each);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    // 5 starts a second for the whole queue, in bursts of 5; each worker could start 4 at once
+    // and, on its own, 5 a second.
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--start-rate"_s, u"5/s"_s});
+    QProcess *second = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--start-rate"_s, u"5/s"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              30, 120000);
+    QVERIFY(stopWorker(first));
+    QVERIFY(stopWorker(second));
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'start_rate'"_s).toDouble(), 5.0);
+    // Both workers took part.
+    QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), 2);
+
+    // The stored start times: in any second, at most one burst (5) plus a second's worth (5).
+    QList<qint64> starts;
+    const QStringList stored = scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s)
+                                   .toString()
+                                   .split(u',', Qt::SkipEmptyParts);
+    for (const QString &start : stored)
+        starts << start.toLongLong();
+    QCOMPARE(starts.size(), 30);
+    std::sort(starts.begin(), starts.end());
+    int most = 0;
+    for (qsizetype i = 0; i < starts.size(); ++i) {
+        int inWindow = 0;
+        for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
+            ++inWindow;
+        most = std::max(most, inWindow);
+    }
+    QVERIFY2(most <= 10, qPrintable(u"%1 starts within one second"_s.arg(most)));
+    // 30 starts at 5 a second after a burst of 5 take 5 s; 4 s allows for a start's delay
+    // after its claim. Each worker on its own would have taken half that.
+    const qint64 span = starts.last() - starts.first();
+    QVERIFY2(span >= 4000, qPrintable(u"30 starts within %1 ms"_s.arg(span)));
+}
+
+void TestPgQueue::runFollowsTheRunOnAWorker_data()
+{
+    QTest::addColumn<QString>("script");
+    QTest::addColumn<int>("exitCode");
+    QTest::addColumn<QString>("status");
+    QTest::newRow("succeeds") << u"echo first line; sleep 0.5; echo second line"_s << 0 << u"succeeded"_s;
+    QTest::newRow("fails") << u"echo first line; sleep 0.5; echo second line; exit 3"_s << 1 << u"failed"_s;
+}
+
+void TestPgQueue::runFollowsTheRunOnAWorker()
+{
+    QFETCH(QString, script);
+    QFETCH(int, exitCode);
+    QFETCH(QString, status);
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"follow-%1.yml"_s.arg(exitCode),
+                                     u"version: 1\ntasks:\n  talk:\n    title: Talk\n    shell: %1\n"_s.arg(script)
+                                         .toUtf8());
+    QProcess *worker = startWorker(env(url, tasks));
+    const Ran ran = taskdeck({u"run"_s, u"talk"_s}, env(url, tasks));
+    QCOMPARE(ran.code, exitCode);
+    QCOMPARE(ran.out.split(u'\n', Qt::SkipEmptyParts), (QStringList{u"first line"_s, u"second line"_s}));
+    QVERIFY2(ran.err.contains(u"queued for a worker"_s), qPrintable(ran.err));
+    const QString id = ran.err.section(u"run "_s, 1).section(u' ', 0, 0);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), status);
+    // It ran on the worker, not in the process that followed it.
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString().section(u'@', 0, 0),
+             QString::number(worker->processId()));
+
+    // --local runs it here.
+    const Ran local = taskdeck({u"run"_s, u"talk"_s, u"--local"_s}, env(url, tasks));
+    QCOMPARE(local.code, exitCode);
+    QVERIFY2(!local.err.contains(u"queued for a worker"_s), qPrintable(local.err));
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::runSaysWhenNoWorkerTakesIt()
+{
+    const QString url = m_pg.createDatabase();
+    QProcess *run = startTaskdeck(env(url), {u"run"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s});
+    QByteArray err;
+    QVERIFY2(waitForErr(run, "waiting for a worker", &err), err.constData());
+    QCOMPARE(run->state(), QProcess::Running);
+    QCOMPARE(err.count("waiting for a worker"), 1);
+    startWorker(env(url));
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitCode(), 0);
+    err += run->readAllStandardError();
+    QCOMPARE(err.count("waiting for a worker"), 1); // said once
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"succeeded"_s);
+}
+
+void TestPgQueue::interruptedRunIsCanceledOnItsWorker()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"long.yml"_s, "version: 1\ntasks:\n  long:\n    title: Long\n"
+                                                    "    shell: echo started; sleep 300\n");
+    QProcess *worker = startWorker(env(url, tasks));
+    QProcess *run = startTaskdeck(env(url, tasks), {u"run"_s, u"long"_s});
+    QTRY_VERIFY_WITH_TIMEOUT(run->readAllStandardOutput().contains("started")
+                                 || scalar(url, u"SELECT log_lines FROM taskdeck_runs"_s).toInt() > 0,
+                             60000);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"running"_s);
+    ::kill(pid_t(run->processId()), SIGINT);
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(run->exitCode(), 1);
+    const QString err = QString::fromUtf8(run->readAllStandardError());
+    QVERIFY2(err.contains(u"canceling on its worker"_s), qPrintable(err));
+    // Canceled on the worker, which goes on.
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"canceled"_s);
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs"_s).toString().section(u'@', 0, 0),
+             QString::number(worker->processId()));
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
+    QCOMPARE(worker->state(), QProcess::Running);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::interruptedRunNoWorkerTookEndsAtOnce()
+{
+    const QString url = m_pg.createDatabase();
+    QProcess *run = startTaskdeck(env(url), {u"run"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 1, 60000);
+    QTest::qWait(500); // its signal handler is in place once it queued and follows
+    ::kill(pid_t(run->processId()), SIGINT);
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitCode(), 1);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"canceled"_s);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+}
+
+void TestPgQueue::workerCutOffPastItsLeaseStops()
+{
+    const QString url = m_pg.createDatabase();
+    const QString done = m_home.filePath(u"cut-off.done"_s);
+    QFile::remove(done);
+    const QString tasks = writeTasks(
+        u"cut-off.yml"_s,
+        u"version: 1\ntasks:\n  cut:\n    title: Cut off\n    shell: |\n      echo start\n      sleep 3\n"
+        u"      touch '%1'\n      echo done\n"_s.arg(done).toUtf8());
+    const Ran started = taskdeck({u"start"_s, u"cut"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+    QProcess *stale = startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"running"_s, 60000);
+    // Frozen past its lease: another worker takes the run back (no retries: interrupted).
+    ::kill(pid_t(stale->processId()), SIGSTOP);
+    QProcess *other = startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"interrupted"_s, 60000);
+    const qint64 finishedAt = scalar(url, u"SELECT finished_at FROM taskdeck_runs WHERE id = '%1'"_s.arg(id))
+                                  .toLongLong();
+    // The command ran on meanwhile and ended; then the frozen worker goes on.
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(done), 60000);
+    ::kill(pid_t(stale->processId()), SIGCONT);
+    QByteArray err;
+    QVERIFY2(waitForErr(stale, "lost the claim", &err, 30000) || err.contains("was no longer held"), err.constData());
+    QTest::qWait(1500); // what it might still write has had the time to arrive
+    // Ended once, as the recovery wrote it: the stale worker's end was not stored.
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), u"interrupted"_s);
+    QCOMPARE(scalar(url, u"SELECT finished_at FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toLongLong(), finishedAt);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+    QVERIFY(stopWorker(stale));
+    QVERIFY(stopWorker(other));
 }
 
 QTEST_GUILESS_MAIN(TestPgQueue)
