@@ -27,6 +27,7 @@
 #include <QTimer>
 
 #include <csignal>
+#include <cstdlib>
 #include <poll.h>
 #include <mutex>
 
@@ -879,10 +880,6 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
             QObject::connect(handle.get(), &RunHandle::fellBehind, &scope, [&](qint64 seq) {
                 QTimer::singleShot(0, &scope, [&follow, seq] { follow(seq); });
             });
-            if (following.run.isFinished()) {
-                finished = following.run;
-                loop.quit();
-            }
         });
     };
     follow(0);

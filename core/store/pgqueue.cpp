@@ -604,10 +604,10 @@ std::optional<QStringList> PgQueue::renewHeld(const QStringList &ids, std::chron
     q.addBindValue(textArray(ids));
     if (!q.exec())
         return fail(q.lastError(), error), std::nullopt;
-    QStringList ids;
+    QStringList held;
     while (q.next())
-        ids << q.value(0).toString();
-    return ids;
+        held << q.value(0).toString();
+    return held;
 }
 
 std::optional<QStringList> PgQueue::finishHeld(const QStringList &ids, QString *error)
