@@ -27,6 +27,7 @@
 using namespace Qt::StringLiterals;
 using namespace taskdeck;
 using namespace taskdeck::ui;
+using testsupport::PgTestServer;
 
 class TestPgGui : public QObject
 {
