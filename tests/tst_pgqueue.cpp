@@ -2,6 +2,7 @@
 // The shared queue through real processes: taskdeck start queues, taskdeck worker processes
 // claim and run, on a throwaway PostgreSQL server.
 
+#include "pgqueue.h"
 #include "pgrunstore.h"
 #include "pgtestserver.h"
 #include "runstorenotifier.h"
@@ -172,6 +173,7 @@ private Q_SLOTS:
     void interruptedRunIsCanceledOnItsWorker();
     void interruptedRunNoWorkerTookEndsAtOnce();
     void workerCutOffPastItsLeaseStops();
+    void staleWritesAreRefusedByTheDatabase();
 };
 
 void TestPgQueue::initTestCase()
@@ -537,10 +539,11 @@ void TestPgQueue::startRateHoldsAcrossWorkers()
             ++inWindow;
         most = std::max(most, inWindow);
     }
+    const qint64 span = starts.last() - starts.first();
+    qInfo().noquote() << u"30 starts over %1 ms, at most %2 within one second"_s.arg(span).arg(most);
     QVERIFY2(most <= 11, qPrintable(u"%1 starts within one second"_s.arg(most)));
     // 30 starts at 5 a second after a burst of 5 take 5 s; 4 s allows for a start's delay
     // after its claim. Each worker on its own would have taken half that.
-    const qint64 span = starts.last() - starts.first();
     QVERIFY2(span >= 4000, qPrintable(u"30 starts within %1 ms"_s.arg(span)));
 }
 
@@ -664,12 +667,96 @@ void TestPgQueue::workerCutOffPastItsLeaseStops()
     QByteArray err;
     QVERIFY2(waitForErr(stale, "lost the claim", &err, 30000) || err.contains("was no longer held"), err.constData());
     QTest::qWait(1500); // what it might still write has had the time to arrive
+    err += stale->readAllStandardError();
+    qInfo().noquote() << u"the worker cut off said:\n"_s + QString::fromUtf8(err).trimmed();
     // Ended once, as the recovery wrote it: the stale worker's end was not stored.
     QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), u"interrupted"_s);
     QCOMPARE(scalar(url, u"SELECT finished_at FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toLongLong(), finishedAt);
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
     QVERIFY(stopWorker(stale));
     QVERIFY(stopWorker(other));
+}
+
+void TestPgQueue::staleWritesAreRefusedByTheDatabase()
+{
+    const QString url = m_pg.createDatabase();
+    QString error;
+    auto store = PgRunStore::open(url, &error);
+    QVERIFY2(store, qPrintable(error));
+    auto status = [&](const QString &id) {
+        return scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString();
+    };
+    PgQueue producer(store->connectionInfo(), QString());
+    QVERIFY2(producer.open(&error), qPrintable(error));
+    const std::optional<QStringList> ids = producer.enqueue({{u"t"_s, QJsonObject(), u"v1"_s, 2}}, &error);
+    QVERIFY2(ids && ids->size() == 1, qPrintable(error));
+    const QString id = ids->constFirst();
+    const QList<ClaimScope> scopes{{u"v1"_s, {{u"t"_s, 0}}}};
+
+    // Worker a claims it under a short lease and stores its start.
+    PgQueue a(store->connectionInfo(), u"worker-a"_s);
+    QVERIFY2(a.open(&error), qPrintable(error));
+    QCOMPARE(a.claim(scopes, 1, 50ms, &error).value_or(QList<ClaimedRun>()).size(), 1);
+    Run run;
+    run.id = id;
+    run.task = u"t"_s;
+    run.status = RunStatus::Running;
+    run.owner = u"worker-a"_s;
+    run.attempt = 1;
+    run.maxAttempts = 2;
+    run.queuedAt = QDateTime::currentDateTimeUtc();
+    run.startedAt = run.queuedAt;
+    run.seq = 2;
+    store->recordStarted(run);
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"running"_s);
+
+    // Its lease runs out; worker b takes the run back and claims the second attempt.
+    QTest::qWait(200);
+    PgQueue b(store->connectionInfo(), u"worker-b"_s);
+    QVERIFY2(b.open(&error), qPrintable(error));
+    QCOMPARE(b.reclaimExpired(&error), 1);
+    QCOMPARE(status(id), u"queued"_s);
+    QCOMPARE(b.claim(scopes, 1, 30000ms, &error).value_or(QList<ClaimedRun>()).size(), 1);
+    // Worker a renews: the run is not its own any more.
+    QCOMPARE(a.renewHeld({id}, 30000ms, &error).value_or(QStringList{u"?"_s}), QStringList());
+
+    // a's end arrives late: the database refuses it.
+    run.status = RunStatus::Succeeded;
+    run.finishedAt = QDateTime::currentDateTimeUtc();
+    run.seq = 3;
+    store->recordFinished(run, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"queued"_s);
+    QVERIFY2(m_pg.serverLog().contains(u"refused a write of run %1 by worker-a"_s.arg(id)), qPrintable(m_pg.serverLog()));
+
+    // b's writes pass, and its end is the one that stands.
+    Run second = run;
+    second.owner = u"worker-b"_s;
+    second.status = RunStatus::Running;
+    second.attempt = 2;
+    second.finishedAt = QDateTime();
+    second.seq = 4;
+    store->recordStarted(second);
+    second.status = RunStatus::Failed;
+    second.finishedAt = QDateTime::currentDateTimeUtc();
+    second.seq = 5;
+    store->recordFinished(second, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"failed"_s);
+    // A second end, even by the claim's holder, is refused: a run ends once.
+    Run again = second;
+    again.status = RunStatus::Succeeded;
+    again.finishedAt = second.finishedAt.addSecs(5);
+    again.seq = 6;
+    store->recordFinished(again, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"failed"_s);
+    QVERIFY2(m_pg.serverLog().contains(u"refused a second end of run %1"_s.arg(id)), qPrintable(m_pg.serverLog()));
+
+    // Only the holder takes it off the queue.
+    QCOMPARE(a.finishHeld({id}, &error).value_or(QStringList{u"?"_s}), QStringList());
+    QCOMPARE(b.finishHeld({id}, &error).value_or(QStringList()), QStringList{id});
 }
 
 QTEST_GUILESS_MAIN(TestPgQueue)
