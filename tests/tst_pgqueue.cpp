@@ -337,8 +337,13 @@ void TestPgQueue::globalLimitHoldsAcrossWorkers()
         const Ran started = taskdeck({u"start"_s, key, u"--each"_s, u"-"_s}, env(url, tasks), each);
         QVERIFY2(started.code == 0, qPrintable(started.err));
     }
-    for (int i = 0; i < 3; ++i)
-        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    // The limit is the queue's: given to one worker, stored, obeyed by the others too.
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    QByteArray said;
+    QVERIFY2(waitForErr(first, "at most 2 running", &said), said.constData());
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'max_running'"_s).toInt(), 2);
+    for (int i = 0; i < 2; ++i)
+        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
     QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
                               12, 120000);
     QVERIFY2(!QFile::exists(overlaps), "more than two runs at once under --max-running 2");
