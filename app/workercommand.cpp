@@ -364,9 +364,14 @@ private:
         if (!m_finishTimer.isActive())
             m_finishTimer.start();
         dispatch();
-        // Down to its concurrency the worker claims again (in one batch for what is free).
-        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency)
-            m_claimTimer.start();
+        // Down to its concurrency the worker claims again (in one batch for what is free). Under
+        // a start rate nothing is claimed ahead: the finishes of a moment share one claim.
+        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency) {
+            if (prefetch() > 1)
+                m_claimTimer.start();
+            else if (!m_rateTimer.isActive())
+                m_rateTimer.start(kFinishBatch);
+        }
         if (m_stopping && m_held.isEmpty())
             m_finishTimer.start(0);
     }

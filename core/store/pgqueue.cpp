@@ -520,6 +520,7 @@ std::optional<QueueLimits> PgQueue::limits(QString *error)
         else if (q.value(0).toString() == u"start_rate")
             limits.startRate = q.value(1).toDouble();
     }
+    m_lastLimits = limits;
     return limits;
 }
 

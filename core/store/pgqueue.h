@@ -129,7 +129,7 @@ public:
     bool setStartRate(double perSecond, QString *error);
     /*! The stored limits; nullopt with \a error when the database did not answer. */
     std::optional<QueueLimits> limits(QString *error);
-    /*! The limits the last claim() found (none before the first claim). */
+    /*! The limits the last claim() or limits() found (none before either). */
     QueueLimits lastLimits() const { return m_lastLimits; }
     /*!
      * When the last claim() took fewer runs than it could because the start rate had no token
