@@ -5,8 +5,10 @@
 # of one server, the rounds interleaved so that the machine's load falls alike on each:
 #   plain:   the guard trigger (taskdeck_runs_guard) dropped, no limits stored: the baseline;
 #   guarded: the schema as it is (every update of a run checks the claim's holder);
-#   limited: guarded, with max-running and a start rate stored so high that they never bind:
-#            every claim locks and updates the limits rows.
+#   capped:  guarded, with a max-running stored so high that it never binds: every claim locks
+#            the limits rows and counts the held runs;
+#   limited: capped, with a start rate as high stored too: every claim also takes tokens, and
+#            workers claim nothing ahead (a claim is a start under a start rate).
 # The runs are of the built-in checksum task on a 9-byte file (no process is started).
 #
 # Environment: PGGUARD_RUNS (default 5000), PGGUARD_CONCURRENCY (per worker, default 16),
@@ -55,7 +57,7 @@ export TASK_DATA_DIR="$tmp/taskdeck-data"
 unset TASK_FILE TASK_DATABASE_URL
 cd "$tmp"
 
-configs=(plain guarded limited)
+configs=(plain guarded capped limited)
 for config in "${configs[@]}"; do
     psql -d postgres -c "CREATE DATABASE $config"
     "$taskdeck" --database "$(url "$config")" history > /dev/null # brings the schema
@@ -67,6 +69,7 @@ results=""
 for round in $(seq 1 "$rounds"); do
     for config in "${configs[@]}"; do
         extra=()
+        [ "$config" = capped ] && extra=(--max-running 1000000)
         [ "$config" = limited ] && extra=(--max-running 1000000 --start-rate 1000000/s)
         "$taskdeck" --database "$(url "$config")" start checksum --each "$tmp/each.jsonl" > /dev/null
         start=$(now_ms)
@@ -87,12 +90,13 @@ for round in $(seq 1 "$rounds"); do
 done
 [ "$(psql -d limited -c "SELECT count(*) FROM taskdeck_limits")" = 2 ] || { echo "bench_pgqueue_guard: limits not stored" >&2; exit 1; }
 
-python3 - "$runs" "${best[plain]}" "${best[guarded]}" "${best[limited]}" "$results" <<'PY'
+python3 - "$runs" "${best[plain]}" "${best[guarded]}" "${best[capped]}" "${best[limited]}" "$results" <<'PY'
 import json, sys
-runs, plain, guarded, limited, results = sys.argv[1:]
-plain, guarded, limited = int(plain), int(guarded), int(limited)
+runs, plain, guarded, capped, limited, results = sys.argv[1:]
+plain, guarded, capped, limited = int(plain), int(guarded), int(capped), int(limited)
 print(json.dumps({"bench": "pgqueue_guard", "value": limited, "baseline": plain,
                   "ratio": round(limited / plain, 3), "unit": "runs/s", "runs": int(runs),
                   "guarded": guarded, "guarded_ratio": round(guarded / plain, 3),
+                  "capped": capped, "capped_ratio": round(capped / plain, 3),
                   "rounds": results.split()}))
 PY
