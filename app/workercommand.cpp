@@ -7,22 +7,27 @@
 #include "pgqueue.h"
 #include "pgrunstore.h"
 #include "pgschema.h"
+#include "runfollower.h"
 #include "runowner.h"
 #include "signalwatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "tasksfile.h"
+#include "textformat.h"
+#include "whendone.h"
 
 #include <QCoreApplication>
 #include <QCryptographicHash>
 #include <QEventLoop>
 #include <QFile>
+#include <QSet>
 #include <QJsonDocument>
 #include <QLoggingCategory>
 #include <QSqlDriver>
 #include <QTimer>
 
 #include <csignal>
+#include <cstdlib>
 #include <poll.h>
 #include <mutex>
 
@@ -65,6 +70,13 @@ public:
     {
         const std::lock_guard lock(m_mutex);
         m_runs.remove(engineId);
+        m_lost.remove(engineId);
+    }
+    /*! The claim of the engine's run \a engineId is lost: nothing more of it is stored. */
+    void abandon(const QString &engineId)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_lost.insert(engineId);
     }
 
     void recordQueued(const Run &run) override
@@ -78,14 +90,25 @@ public:
         }
         m_store->recordQueued(translate(run));
     }
-    void recordStarted(const Run &run) override { m_store->recordStarted(translate(run)); }
-    void recordRetrying(const Run &run) override { m_store->recordRetrying(translate(run)); }
+    void recordStarted(const Run &run) override
+    {
+        if (!isLost(run.id))
+            m_store->recordStarted(translate(run));
+    }
+    void recordRetrying(const Run &run) override
+    {
+        if (!isLost(run.id))
+            m_store->recordRetrying(translate(run));
+    }
     void recordProgress(const QString &runId, const Progress &progress) override
     {
-        m_store->recordProgress(claimOf(runId).id, progress);
+        if (!isLost(runId))
+            m_store->recordProgress(claimOf(runId).id, progress);
     }
     void recordLog(const QString &runId, const LogLines &lines) override
     {
+        if (isLost(runId))
+            return;
         const ClaimedRun claim = claimOf(runId);
         LogLines moved = lines;
         for (LogLine &line : moved) {
@@ -96,10 +119,22 @@ public:
     }
     void recordFinished(const Run &run, std::function<void()> durable) override
     {
+        if (isLost(run.id)) {
+            // Another worker or the recovery owns the run now: its end is theirs to store.
+            if (durable)
+                durable();
+            return;
+        }
         m_store->recordFinished(translate(run), std::move(durable));
     }
 
 private:
+    bool isLost(const QString &engineId) const
+    {
+        const std::lock_guard lock(m_mutex);
+        return m_lost.contains(engineId);
+    }
+
     ClaimedRun claimOf(const QString &engineId) const
     {
         const std::lock_guard lock(m_mutex);
@@ -127,6 +162,7 @@ private:
     mutable std::mutex m_mutex;
     QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
     std::optional<ClaimedRun> m_next;        // guarded by m_mutex
+    QSet<QString> m_lost;                    // guarded by m_mutex; engine run ids
 };
 
 class Worker final : public QObject
@@ -134,7 +170,7 @@ class Worker final : public QObject
 public:
     Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
            QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
-           std::chrono::milliseconds pollInterval, int maxRunning, Console *console)
+           std::chrono::milliseconds pollInterval, Console *console)
         : m_engine(engine)
         , m_recorder(recorder)
         , m_queue(queue)
@@ -142,7 +178,6 @@ public:
         , m_scopes(std::move(scopes))
         , m_concurrency(concurrency)
         , m_lease(lease)
-        , m_maxRunning(maxRunning)
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
@@ -156,6 +191,10 @@ public:
         m_claimTimer.setSingleShot(true);
         m_claimTimer.setInterval(0);
         connect(&m_claimTimer, &QTimer::timeout, this, &Worker::claim);
+        // The queue's start rate had no token left: look again when the next one is due.
+        m_rateTimer.setSingleShot(true);
+        connect(&m_rateTimer, &QTimer::timeout, this, &Worker::claim);
+        m_lastRenewed = std::chrono::steady_clock::now();
     }
 
     int exec()
@@ -174,14 +213,21 @@ private:
     void listen()
     {
         QSqlDatabase db = m_queue->database();
-        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))) {
+        const QString cancelChannel = QString::fromLatin1(PgSchema::kCancelChannel);
+        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))
+            || !db.driver()->subscribeToNotification(cancelChannel)) {
             m_listening = false;
             return;
         }
         // Once per driver: a reconnected queue has a new one.
         disconnect(db.driver(), &QSqlDriver::notification, this, nullptr);
         connect(db.driver(), &QSqlDriver::notification, this,
-                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); });
+                [this, cancelChannel](const QString &channel, QSqlDriver::NotificationSource, const QVariant &) {
+                    if (channel == cancelChannel)
+                        checkCancels();
+                    else
+                        wake();
+                });
         m_listening = true;
     }
 
@@ -219,28 +265,35 @@ private:
 
     int holding() const { return int(m_held.size() + m_waiting.size()); }
 
+    // Under a shared start rate a claim is a start: nothing is claimed ahead to wait here.
+    int prefetch() const { return m_queue->lastLimits().startRate > 0 ? 1 : kPrefetch; }
+
     void claim()
     {
         if (m_stopping)
             return;
-        const int room = kPrefetch * m_concurrency - holding();
+        const int room = prefetch() * m_concurrency - holding();
         if (room <= 0) {
             m_more = true;
             return;
         }
         QString error;
         const int asked = std::min(room, kClaimBatch);
-        const std::optional<QList<ClaimedRun>> claimed =
-            m_queue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
+        const bool wasIdle = holding() == 0;
+        const std::optional<QList<ClaimedRun>> claimed = m_queue->claim(m_scopes, asked, m_lease, &error);
         if (!claimed) {
             warn(error);
             return;
         }
+        if (wasIdle && !claimed->isEmpty())
+            m_lastRenewed = std::chrono::steady_clock::now(); // the claim's lease starts now
         m_more = claimed->size() == asked;
         m_waiting.append(*claimed);
         dispatch();
-        if (m_more && holding() < kPrefetch * m_concurrency)
+        if (m_more && holding() < prefetch() * m_concurrency)
             m_claimTimer.start();
+        else if (const auto wait = m_queue->startRateWait(); wait.count() > 0 && !m_rateTimer.isActive())
+            m_rateTimer.start(wait);
     }
 
     // Starts claimed runs while the engine has room for them.
@@ -263,19 +316,26 @@ private:
     // A run the engine refused (its task changed its fields under the same version, say).
     void failUnstartable(const ClaimedRun &claim, const QString &why)
     {
+        endUnstarted(claim, RunStatus::Failed, {u"worker could not start the run: "_s + why, u"StartError"_s,
+                                                QString(), false});
+    }
+
+    // Stores the end of a claimed run that never started here, and lets it leave the queue.
+    void endUnstarted(const ClaimedRun &claim, RunStatus status, const RunError &error)
+    {
         m_recorder->expect(ClaimedRun());
         Run run;
         run.id = claim.id;
         run.task = claim.task;
         run.args = claim.args;
-        run.status = RunStatus::Failed;
+        run.status = status;
         run.queuedAt = claim.queuedAt;
         run.finishedAt = QDateTime::currentDateTimeUtc();
         run.attempt = claim.attempt;
         run.maxAttempts = claim.maxAttempts;
         run.owner = RunOwner::current();
         run.seq = claim.seq + 1;
-        run.error = {u"worker could not start the run: "_s + why, u"StartError"_s, QString(), false};
+        run.error = error;
         m_store->recordFinished(run, {});
         m_store->flush(std::chrono::seconds(10));
         m_finishedIds << claim.id;
@@ -288,14 +348,30 @@ private:
         if (queueId.isEmpty())
             return;
         m_recorder->forget(run.id);
+        m_cancelAsked.remove(run.id);
+        if (m_abandoned.remove(run.id)) {
+            m_console->err(u"taskdeck worker: run %1 ended here (%2) after this worker lost its claim; this end "
+                           u"was not stored: the worker or recovery that took the run back stores its end"_s
+                               .arg(queueId, runStatusName(run.status)));
+            m_console->flush();
+            dispatch();
+            if (m_stopping && m_held.isEmpty())
+                m_finishTimer.start(0);
+            return;
+        }
         // runFinished comes after the final state is committed: the queue row may go.
         m_finishedIds << queueId;
         if (!m_finishTimer.isActive())
             m_finishTimer.start();
         dispatch();
-        // Down to its concurrency the worker claims again (in one batch for what is free).
-        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency)
-            m_claimTimer.start();
+        // Down to its concurrency the worker claims again (in one batch for what is free). Under
+        // a start rate nothing is claimed ahead: the finishes of a moment share one claim.
+        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency) {
+            if (prefetch() > 1)
+                m_claimTimer.start();
+            else if (!m_rateTimer.isActive())
+                m_rateTimer.start(kFinishBatch);
+        }
         if (m_stopping && m_held.isEmpty())
             m_finishTimer.start(0);
     }
@@ -304,7 +380,17 @@ private:
     {
         if (!m_finishedIds.isEmpty()) {
             QString error;
-            if (connected() && m_queue->finish(m_finishedIds, &error)) {
+            std::optional<QStringList> removed;
+            if (connected())
+                removed = m_queue->finishHeld(m_finishedIds, &error);
+            if (removed) {
+                for (const QString &id : std::as_const(m_finishedIds)) {
+                    if (!removed->contains(id))
+                        m_console->err(u"taskdeck worker: run %1 was no longer held by this worker when it ended "
+                                       u"(its lease expired and it was taken back); the end this worker wrote was "
+                                       u"refused by the database"_s.arg(id));
+                }
+                m_console->flush();
                 m_finishedIds.clear();
             } else {
                 if (!error.isEmpty())
@@ -337,15 +423,111 @@ private:
         // LISTEN is the way in; this catches what a lost notification would miss.
         if (!m_claimTimer.isActive())
             m_claimTimer.start();
+        checkCancels();
+    }
+
+    // The runs of this worker whose cancel was asked for (taskdeck run interrupted, say).
+    void checkCancels()
+    {
+        if (holding() == 0)
+            return;
+        QString error;
+        const std::optional<QStringList> ids = m_queue->cancelRequests(&error);
+        if (!ids) {
+            warn(error);
+            return;
+        }
+        QStringList ended;
+        for (const QString &id : *ids) {
+            for (qsizetype i = 0; i < m_waiting.size(); ++i) {
+                if (m_waiting.at(i).id != id)
+                    continue;
+                endUnstarted(m_waiting.takeAt(i), RunStatus::Canceled,
+                             {u"canceled before it started"_s, u"Canceled"_s, QString(), false});
+                ended << id;
+                break;
+            }
+            for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+                if (it.value() != id || m_cancelAsked.contains(it.key()))
+                    continue;
+                m_cancelAsked.insert(it.key());
+                m_engine->cancel(it.key());
+                ended << id;
+                break;
+            }
+        }
+        if (!ended.isEmpty()) {
+            qCInfo(lcWorker).noquote() << u"canceling %1 as asked"_s.arg(ended.join(u", "_s));
+        }
     }
 
     void renew()
     {
-        if (holding() == 0 && m_finishedIds.isEmpty())
+        const auto now = std::chrono::steady_clock::now();
+        // Leases this worker could not renew in time are over: another worker may hold those
+        // runs by now. They stop here, and nothing more of them is written from here.
+        if (holding() > 0 && now - m_lastRenewed > m_lease) {
+            const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - m_lastRenewed);
+            const QString why = u"its lease was not renewed for %1 ms, longer than the lease (%2 ms)"_s
+                                    .arg(silent.count())
+                                    .arg(m_lease.count());
+            QStringList all;
+            for (const ClaimedRun &run : std::as_const(m_waiting))
+                all << run.id;
+            for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+                if (!m_abandoned.contains(it.key()))
+                    all << it.value();
+            }
+            for (const QString &id : std::as_const(all))
+                abandon(id, why);
+        }
+        QStringList ids;
+        for (const ClaimedRun &run : std::as_const(m_waiting))
+            ids << run.id;
+        for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+            if (!m_abandoned.contains(it.key()))
+                ids << it.value();
+        }
+        if (ids.isEmpty()) {
+            m_lastRenewed = now;
             return;
+        }
         QString error;
-        if (!m_queue->renew(m_lease, &error))
+        const std::optional<QStringList> still = m_queue->renewHeld(ids, m_lease, &error);
+        if (!still) {
             warn(error);
+            return;
+        }
+        m_lastRenewed = now;
+        for (const QString &id : std::as_const(ids)) {
+            if (!still->contains(id))
+                abandon(id, u"its lease had expired and the run was taken back"_s);
+        }
+    }
+
+    // The claim of queued run \a id is lost: the run stops here and nothing more of it is stored.
+    void abandon(const QString &id, const QString &why)
+    {
+        for (qsizetype i = 0; i < m_waiting.size(); ++i) {
+            if (m_waiting.at(i).id == id) {
+                m_waiting.removeAt(i);
+                m_console->err(u"taskdeck worker: lost the claim of run %1 before starting it (%2)"_s.arg(id, why));
+                m_console->flush();
+                return;
+            }
+        }
+        for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+            if (it.value() != id || m_abandoned.contains(it.key()))
+                continue;
+            const QString engineId = it.key();
+            m_abandoned.insert(engineId);
+            m_recorder->abandon(engineId);
+            m_engine->cancel(engineId);
+            m_console->err(u"taskdeck worker: lost the claim of run %1 (%2); canceling it here, and nothing more "
+                           u"of it is stored from this worker"_s.arg(id, why));
+            m_console->flush();
+            return;
+        }
     }
 
     void warn(const QString &error)
@@ -389,16 +571,19 @@ private:
     const QList<ClaimScope> m_scopes;
     const int m_concurrency;
     const std::chrono::milliseconds m_lease;
-    const int m_maxRunning;
     Console *const m_console;
     QEventLoop m_loop;
     QTimer m_poll;
     QTimer m_renew;
     QTimer m_finishTimer;
     QTimer m_claimTimer;
+    QTimer m_rateTimer;
     QHash<QString, QString> m_held;   // engine run id -> queued run id, of runs started
     QList<ClaimedRun> m_waiting;      // claimed, not started yet
     QStringList m_finishedIds;
+    QSet<QString> m_cancelAsked;      // engine run ids canceled on request
+    QSet<QString> m_abandoned;        // engine run ids whose claim was lost
+    std::chrono::steady_clock::time_point m_lastRenewed; // the last renewal that reached the database
     std::chrono::steady_clock::time_point m_nextReclaim;
     bool m_more = true;
     bool m_listening = false;
@@ -446,6 +631,17 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         console->err(u"taskdeck worker: "_s + error);
         return exitcode::Usage;
     }
+    // The limits are the queue's: given here, they are stored for every worker.
+    if ((commandLine.maxRunning != 0 && !queue.setMaxRunning(std::max(0, commandLine.maxRunning), &error))
+        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))) {
+        console->err(u"taskdeck worker: cannot store the queue's limits: "_s + error);
+        return exitcode::Usage;
+    }
+    const std::optional<QueueLimits> limits = queue.limits(&error);
+    if (!limits) {
+        console->err(u"taskdeck worker: "_s + error);
+        return exitcode::Usage;
+    }
     QueueRecorder recorder(store);
     EngineConfig config = settings.engine;
     config.maxConcurrent = concurrency;
@@ -458,9 +654,16 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
                          .arg(registry->tasks().size())
                          .arg(store->location())
                          .arg(concurrency));
+        QStringList shared;
+        if (limits->maxRunning > 0)
+            shared << u"at most %1 running"_s.arg(limits->maxRunning);
+        if (limits->startRate > 0)
+            shared << u"at most %1 starts a second"_s.arg(limits->startRate);
+        if (!shared.isEmpty())
+            console->err(u"taskdeck worker: the queue's limits, for all workers: "_s + shared.join(u", "_s));
         console->flush();
         Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
-                      commandLine.poll.value_or(kPollInterval), commandLine.maxRunning, console);
+                      commandLine.poll.value_or(kPollInterval), console);
         code = worker.exec();
         engine.shutdown();
     }
@@ -468,8 +671,11 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
     return code;
 }
 
-int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
-              const CommandLine &commandLine, Console *console)
+namespace {
+
+// The task of \a commandLine when it exists and is confirmed where it must be; else null,
+// with the reason printed.
+TaskPtr confirmedTask(TaskRegistry *registry, const CommandLine &commandLine, Console *console)
 {
     const TaskPtr task = registry->find(commandLine.taskKey);
     if (!task) {
@@ -478,19 +684,38 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         message += near.isEmpty() ? u"; taskdeck list shows the tasks"_s
                                   : u"; did you mean: "_s + near.join(u", "_s) + u'?';
         console->err(message);
-        return exitcode::Usage;
+        return nullptr;
     }
     if (task->isDangerous() && !commandLine.confirmed) {
         console->err(u"taskdeck: %1 (%2) is dangerous: %3"_s.arg(task->title, task->key, task->danger));
         console->err(u"re-run with --yes to confirm"_s);
-        return exitcode::Usage;
+        return nullptr;
     }
-    for (const Field &field : task->fields) {
-        if (field.type == FieldType::Secret) {
-            console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
-                         u"run it with taskdeck run instead"_s.arg(task->key, field.key));
-            return exitcode::Usage;
-        }
+    return task;
+}
+
+// The first secret field of \a task: a run with one cannot be queued (secrets are never stored).
+QString secretField(const Task &task)
+{
+    for (const Field &field : task.fields) {
+        if (field.type == FieldType::Secret)
+            return field.key;
+    }
+    return QString();
+}
+
+} // namespace
+
+int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
+              const CommandLine &commandLine, Console *console)
+{
+    const TaskPtr task = confirmedTask(registry, commandLine, console);
+    if (!task)
+        return exitcode::Usage;
+    if (const QString secret = secretField(*task); !secret.isEmpty()) {
+        console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
+                     u"run it with taskdeck run instead"_s.arg(task->key, secret));
+        return exitcode::Usage;
     }
 
     PgQueue queue(store->connectionInfo(), QString());
@@ -575,6 +800,147 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         return exitcode::Usage;
     console->flush();
     return exitcode::Success;
+}
+
+std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+                             const QHash<QString, QString> &versions, const CommandLine &commandLine,
+                             Console *console)
+{
+    const TaskPtr task = confirmedTask(registry, commandLine, console);
+    if (!task)
+        return exitcode::Usage;
+    if (const QString secret = secretField(*task); !secret.isEmpty()) {
+        console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored in the "
+                     u"shared queue: running it here"_s.arg(task->key, secret));
+        console->flush();
+        return std::nullopt;
+    }
+    if (commandLine.timeout) {
+        console->err(u"taskdeck: --timeout is not carried by the shared queue (the worker applies the task's "
+                     u"own limit); use --local to run here with it"_s);
+        return exitcode::Usage;
+    }
+    const Validation validation = validateArguments(task->fields, commandLine.args);
+    if (!validation.ok()) {
+        console->err(u"taskdeck: invalid arguments for task \"%1\": %2"_s.arg(task->key,
+                                                                              formatFieldErrors(validation.errors)));
+        return exitcode::Usage;
+    }
+
+    PgQueue queue(store->connectionInfo(), QString());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    const std::optional<QStringList> ids =
+        queue.enqueue({{task->key, validation.values, versions.value(task->key), task->retry.maxAttempts}}, &error);
+    if (!ids || ids->isEmpty()) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    const QString runId = ids->constFirst();
+    const bool json = commandLine.json;
+    const Console::Channel logChannel = json ? Console::Channel::Err : Console::Channel::Out;
+    if (!json) {
+        console->err(u"run "_s + runId + u" (queued for a worker)"_s);
+        console->flush();
+    }
+
+    // The engine only answers the follower's question (the run is not its own); the history
+    // has the run.
+    EngineConfig config = settings.engine;
+    config.maxConcurrent = 1;
+    TaskEngine engine(registry, config);
+    RunFollower follower(&engine, store);
+    QEventLoop loop;
+    QObject scope;
+    std::optional<Run> finished;
+    qint64 lastLine = 0;
+    std::unique_ptr<RunHandle> handle;
+    bool unknown = false;
+
+    std::function<void(qint64)> follow = [&](qint64 after) {
+        follower.follow(runId, {after, RunHandle::kDefaultMaxQueuedLines}, &scope, [&](Following following) {
+            if (!following.handle) {
+                unknown = true;
+                loop.quit();
+                return;
+            }
+            handle = std::move(following.handle);
+            QObject::connect(handle.get(), &RunHandle::log, &scope, [&](const LogLines &lines) {
+                for (const LogLine &line : lines) {
+                    if (line.number <= lastLine)
+                        continue;
+                    lastLine = line.number;
+                    console->logLine(logChannel, line);
+                }
+                console->flush();
+            });
+            QObject::connect(handle.get(), &RunHandle::finished, &scope, [&](const Run &run) {
+                finished = run;
+                loop.quit();
+            });
+            // Slow to print: catch up from the history where the handle stopped.
+            QObject::connect(handle.get(), &RunHandle::fellBehind, &scope, [&](qint64 seq) {
+                QTimer::singleShot(0, &scope, [&follow, seq] { follow(seq); });
+            });
+        });
+    };
+    follow(0);
+
+    // Said once, when no worker has taken the run after a while: not a silent hang.
+    QTimer waiting;
+    waiting.setSingleShot(true);
+    waiting.setInterval(std::chrono::seconds(3));
+    QObject::connect(&waiting, &QTimer::timeout, &scope, [&] {
+        detail::whenDone(&scope, store->findRunAsync(runId), [&](const std::optional<Run> &run) {
+            if (run && run->status == RunStatus::Queued && !finished) {
+                console->err(u"taskdeck: run %1 is waiting for a worker: none has taken it yet (taskdeck worker "
+                             u"runs queued runs; taskdeck run --local runs here)"_s.arg(runId));
+                console->flush();
+            }
+        });
+    });
+    waiting.start();
+
+    int interrupts = 0;
+    SignalWatcher watcher({SIGINT, SIGTERM});
+    QObject::connect(&watcher, &SignalWatcher::signalReceived, &scope, [&](int signalNumber) {
+        if (++interrupts > 1) {
+            console->err(u"taskdeck: quitting; run %1 goes on as the queue has it (taskdeck show %1)"_s.arg(runId));
+            console->flush();
+            std::_Exit(128 + signalNumber);
+        }
+        QString cancelError;
+        const std::optional<CancelOutcome> outcome = queue.requestCancel(runId, &cancelError);
+        if (!outcome) {
+            console->err(u"taskdeck: could not ask for the cancel of run %1: %2"_s.arg(runId, cancelError));
+        } else if (*outcome == CancelOutcome::Requested) {
+            console->err(u"canceling on its worker... (interrupt again to quit at once)"_s);
+        } else if (*outcome == CancelOutcome::Canceled) {
+            console->err(u"canceled before a worker took it"_s);
+        }
+        console->flush();
+    });
+
+    if (!finished && !unknown)
+        loop.exec();
+    console->clearStatus();
+    if (unknown || !finished) {
+        console->err(u"taskdeck: run %1 is not in the history"_s.arg(runId));
+        return exitcode::Failure;
+    }
+    const Run &done = *finished;
+    console->err(runSummary(done));
+    if (done.status != RunStatus::Succeeded && !done.error.detail.trimmed().isEmpty())
+        console->err(indented(done.error.detail.trimmed(), u"  "_s));
+    if (json)
+        console->out(toJsonText(done.toJson(), QJsonDocument::Indented));
+    else if (done.status == RunStatus::Succeeded && !done.result.isUndefined() && !done.result.isNull())
+        console->out(toJsonText(done.result, QJsonDocument::Indented));
+    console->flush();
+    return done.status == RunStatus::Succeeded ? exitcode::Success : exitcode::Failure;
 }
 
 } // namespace taskdeck

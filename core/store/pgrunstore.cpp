@@ -1453,6 +1453,96 @@ int PgRunStore::pruneFinishedBefore(const QDateTime &cutoff)
     return d->query([&](QSqlDatabase &db, QSqlError *f) { return pruneRuns(db, cutoff, f); }, -1);
 }
 
+namespace {
+
+// What can go wrong between the history and the shared queue, and in the schema; each
+// problem goes to \a note. False with \a failure when a query failed.
+bool checkQueueIntegrity(QSqlDatabase &db, const std::function<void(const QString &)> &note, QSqlError *failure)
+{
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    if (!q.exec(u"SELECT value FROM taskdeck_meta WHERE key = 'schema_version'"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    const QString version = q.next() ? q.value(0).toString() : QString();
+    if (version != QString::number(PgSchema::kVersion)) {
+        note(u"schema version is %1, but this Taskdeck writes version %2"_s
+                 .arg(version.isEmpty() ? u"missing"_s : version)
+                 .arg(PgSchema::kVersion));
+    }
+    q.finish();
+
+    // A queue row outlives its run only while its worker removes it (its lease is live then).
+    const QString now = u"(extract(epoch from clock_timestamp()) * 1000)::bigint"_s;
+    if (!q.exec(u"SELECT q.id, r.status, q.locked_by FROM taskdeck_queue q LEFT JOIN taskdeck_runs r ON r.id = q.id "
+                "WHERE (r.id IS NULL OR r.status NOT IN "_s + kActive + u") AND (q.locked_by IS NULL OR q.lease_until < "_s
+                + now + u") ORDER BY q.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        const QString holder = q.value(2).isNull() ? u"waiting for a worker"_s
+                                                   : u"held by %1 under an expired lease"_s.arg(q.value(2).toString());
+        if (q.value(1).isNull())
+            note(u"run %1 is in the queue (%2) but has no history row"_s.arg(q.value(0).toString(), holder));
+        else
+            note(u"run %1 is in the queue (%2) but its history says it ended (%3)"_s
+                     .arg(q.value(0).toString(), holder, q.value(1).toString()));
+    }
+    q.finish();
+
+    // Unfinished runs must be alive somewhere: under a live lease, or in a live process.
+    if (!q.exec(u"SELECT r.id, r.status, r.owner, q.id IS NOT NULL, q.locked_by, q.lease_until < "_s + now
+                + u", ("_s + now + u" - q.lease_until) FROM taskdeck_runs r LEFT JOIN taskdeck_queue q ON q.id = r.id "
+                "WHERE r.status IN "_s + kActive + u" ORDER BY r.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        const QString id = q.value(0).toString();
+        const QString status = q.value(1).toString();
+        const QString owner = q.value(2).toString();
+        const bool queued = q.value(3).toBool();
+        if (queued) {
+            if (status != u"queued" && q.value(4).isNull())
+                note(u"run %1 is %2 in the history, but no worker holds it in the queue"_s.arg(id, status));
+            else if (!q.value(4).isNull() && q.value(5).toBool())
+                note(u"run %1 is %2, held by %3, whose lease expired %4 ms ago (a worker takes it back)"_s
+                         .arg(id, status, q.value(4).toString())
+                         .arg(q.value(6).toLongLong()));
+            continue;
+        }
+        const std::optional<RunOwner> parsed = RunOwner::parse(owner);
+        if (!parsed) {
+            note(u"run %1 is %2 in the history but not in the queue, and no process owns it: no one will run it"_s
+                     .arg(id, status));
+        } else if (parsed->isOnThisHost() && !parsed->isAlive()) {
+            note(u"run %1 is %2, but its process (%3) is gone (the next taskdeck on this machine marks it "
+                 u"interrupted)"_s.arg(id, status, owner));
+        }
+        // A process on another machine: its liveness cannot be told from here.
+    }
+    q.finish();
+
+    // The end of a finished run's log: the lines it counted are all stored.
+    if (!q.exec(u"SELECT r.id, r.log_lines, coalesce(max(c.last_line), 0) FROM taskdeck_runs r "
+                "LEFT JOIN taskdeck_log_chunks c ON c.run_id = r.id WHERE r.status NOT IN "_s + kActive
+                + u" AND r.log_lines > 0 GROUP BY r.id, r.log_lines HAVING coalesce(max(c.last_line), 0) < r.log_lines "
+                  "ORDER BY r.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        note(u"log of run %1 has no lines %2 to %3 (it counted %3 lines)"_s.arg(q.value(0).toString())
+                 .arg(q.value(2).toLongLong() + 1)
+                 .arg(q.value(1).toLongLong()));
+    }
+    return true;
+}
+
+} // namespace
+
 QStringList PgRunStore::checkIntegrity()
 {
     return d->query(
@@ -1483,9 +1573,18 @@ QStringList PgRunStore::checkIntegrity()
                 }
                 if (runId == previousRun && first <= previousLast)
                     note(u"log chunks of run %1 overlap at line %2"_s.arg(runId).arg(first));
+                // Lines are numbered from 1 without gaps: a missing range is a lost chunk.
+                const qint64 expected = runId == previousRun ? previousLast + 1 : 1;
+                if (first > expected) {
+                    note(u"log of run %1 has no lines %2 to %3 (the chunk holding them is missing)"_s
+                             .arg(runId).arg(expected).arg(first - 1));
+                }
                 previousRun = runId;
                 previousLast = last;
             }
+            q.finish();
+            if (!checkQueueIntegrity(db, note, f))
+                return {};
             if (count > kMaxProblemsShown)
                 problems << u"database %1: %2 more problems"_s.arg(d->info.displayUrl()).arg(count - kMaxProblemsShown);
             return problems;

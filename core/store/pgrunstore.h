@@ -89,7 +89,11 @@ public:
     int pruneFinishedBefore(const QDateTime &cutoff) override;
     /*!
      * PostgreSQL checks its own pages; this checks what is Taskdeck's: that every log chunk
-     * decodes and that chunks of a run do not overlap.
+     * decodes, that chunks of a run neither overlap nor leave gaps (and a finished run has
+     * every line it counted), that the schema version is this Taskdeck's, that no run stays
+     * in the queue after its history row ended, and that every unfinished run is held under a
+     * live lease or owned by a live process (as far as can be told: processes on other
+     * machines cannot be).
      */
     QStringList checkIntegrity() override;
     bool flush(std::chrono::milliseconds timeout) override;
