@@ -17,6 +17,7 @@
 #include <QJsonDocument>
 #include <QMutex>
 #include <QPointer>
+#include <QRegularExpression>
 #include <QScopeGuard>
 #include <QSemaphore>
 #include <QSignalSpy>
@@ -227,6 +228,7 @@ class tst_WsStream : public QObject
 
 private Q_SLOTS:
     void initTestCase();
+    void init();
     void cleanupTestCase();
     void logMessageIsCompactJson();
     void hundredClientsGetEveryLineInOrder();
@@ -309,6 +311,13 @@ void tst_WsStream::initTestCase()
     m_server = std::make_unique<AdminServer>(m_engine.get(), m_store.get(), settings);
     QString error;
     QVERIFY2(m_server->listen(&error), qPrintable(error));
+}
+
+void tst_WsStream::init()
+{
+    // A socket closed while QtWebSockets still has a queued read of it (during the hand-over
+    // from the HTTP server) warns so; the streams and the server close from the event loop.
+    QTest::failOnWarning(QRegularExpression(u"QIODevice::peek.*device not open"_s));
 }
 
 void tst_WsStream::cleanupTestCase()

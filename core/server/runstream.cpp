@@ -215,7 +215,10 @@ void RunStream::start(RunFollower *follower, const QString &runId, qint64 after,
     m_tail = std::clamp<qint64>(tail, 0, kMaxTailLines);
     if (after >= 0)
         m_sentSeq = m_queuedSeq = after;
-    followLive(after);
+    // From the event loop: the socket is still being handed over (QtWebSockets has a queued
+    // call to read it), and a stream that closes at once (a finished run the client has)
+    // would close it under that call, which then warns "QIODevice::peek: device not open".
+    QMetaObject::invokeMethod(this, [this, after] { followLive(after); }, Qt::QueuedConnection);
 }
 
 void RunStream::followLive(qint64 after, bool mayJump)
