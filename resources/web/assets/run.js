@@ -216,9 +216,20 @@ function scheduleDraw() {
     drawScheduled = true;
     const wait = Math.min(1000, lastDrawCost * 4) - (performance.now() - lastDrawAt);
     if (wait > 0)
-        setTimeout(() => requestAnimationFrame(draw), wait);
+        drawTimer = setTimeout(() => { drawTimer = 0; requestAnimationFrame(draw); }, wait);
     else
         requestAnimationFrame(draw);
+}
+
+let drawTimer = 0;
+/** The flood is over (the run finished): what waits is drawn at the next frame, not after the
+ *  pause the frame budget asked for. */
+function drawSoon() {
+    if (!drawTimer)
+        return;
+    clearTimeout(drawTimer);
+    drawTimer = 0;
+    requestAnimationFrame(draw);
 }
 
 /** Lines drawn at once under a flood: more than a screenful, far fewer than the tail. The
@@ -251,7 +262,12 @@ function draw() {
     drawScheduled = false;
     let batch = pending;
     pending = [];
-    if (batch.length > FLOOD_LINES) {
+    // Notes of lines not shown are no lines: a snapshot's thousand lines after its note are
+    // no flood.
+    let lines = 0;
+    for (const item of batch)
+        lines += item.n === undefined ? 0 : 1;
+    if (lines > FLOOD_LINES) {
         batch = batch.slice(-FLOOD_LINES);
         partial = true;
     }
@@ -498,8 +514,10 @@ function onMessage(message) {
     case 'finished':
         if (message.run)
             showRun(message.run);
-        if (message.type === 'finished')
+        if (message.type === 'finished') {
             finished = true;
+            drawSoon();
+        }
         break;
     default:
         break;
