@@ -503,16 +503,27 @@ void AdminServer::Private::acceptWebSockets()
         const QUrlQuery query(url);
         const qint64 after = query.hasQueryItem(u"after"_s)
             ? query.queryItemValue(u"after"_s).toLongLong(&ok) : -1;
-        if (!isRunId(runId) || !ok || after < -1) {
-            socket->close(QWebSocketProtocol::CloseCodePolicyViolated,
-                          !ok || after < -1 ? u"after must be a sequence number"_s : u"unknown run"_s);
-            socket.release()->deleteLater();
+        bool tailOk = true;
+        const qint64 tail = query.hasQueryItem(u"tail"_s) ? query.queryItemValue(u"tail"_s).toLongLong(&tailOk) : 0;
+        tailOk = tailOk && tail >= 0 && tail <= RunStream::kMaxTailLines;
+        if (!isRunId(runId) || !ok || after < -1 || !tailOk) {
+            const QString reason = !ok || after < -1 ? u"after must be a sequence number"_s
+                : !tailOk ? u"tail must be a number of lines from 0 to %1"_s.arg(RunStream::kMaxTailLines)
+                          : u"unknown run"_s;
+            // Closed from the event loop, as RunStream does: QtWebSockets still has the
+            // socket's data to look at (a queued call), which on a socket closed during the
+            // hand-over warns "QIODevice::peek: device not open".
+            QWebSocket *refused = socket.release();
+            QMetaObject::invokeMethod(refused, [refused, reason] {
+                refused->close(QWebSocketProtocol::CloseCodePolicyViolated, reason);
+                refused->deleteLater();
+            }, Qt::QueuedConnection);
             continue;
         }
         auto *stream = new RunStream(std::move(socket), m_settings.maxPendingSocketBytes, m_q);
         m_metrics.webSocketOpened();
         QObject::connect(stream, &QObject::destroyed, &m_metrics, [this] { m_metrics.webSocketClosed(); });
-        stream->start(&m_follower, runId, after, m_store);
+        stream->start(&m_follower, runId, after, m_store, tail);
     }
 }
 
