@@ -343,7 +343,15 @@ struct PendingRun
 
     void addLines(const LogLines &more)
     {
-        if (!lines.empty() && lines.back().size() + more.size() <= kLinesPerEntry) {
+        // A run's first lines are kept as the engine's own list, shared, not copied: most
+        // runs log a line or two, and a batch of 1,024 lines allocated for them (57 KiB, freed
+        // on the writer's thread) cost the writer page faults on every run. A second batch
+        // means a run that goes on logging: from then on batches are made at full size.
+        if (lines.empty()) {
+            lines.push_back(more);
+            return;
+        }
+        if (lines.back().capacity() >= kLinesPerEntry && lines.back().size() + more.size() <= kLinesPerEntry) {
             lines.back().append(more);
             return;
         }
@@ -1305,7 +1313,13 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     // before and a burst of lines never wait, nor does anything a flush() waits for.
     const Clock::time_point now = Clock::now();
     const auto fewLines = [](const PendingRun &run) {
-        return run.lines.empty() || (run.lines.size() == 1 && run.lines.front().size() < kLinesPerEntry);
+        qsizetype count = 0;
+        for (const LogLines &batch : run.lines) {
+            count += batch.size();
+            if (count >= kLinesPerEntry)
+                return false;
+        }
+        return true;
     };
     const auto holdBack = [&](const PendingRun &run) {
         return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
