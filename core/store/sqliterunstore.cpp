@@ -461,6 +461,11 @@ public:
             bind(column, text);
     }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
+    /*! UTF-8 text, bound without a copy: \a utf8 must live until the statement has run. */
+    void bindUtf8(int column, const std::string &utf8)
+    {
+        sqlite3_bind_text(m_stmt, column, utf8.data(), int(utf8.size()), SQLITE_STATIC);
+    }
     void bindTime(int column, const QDateTime &time)
     {
         if (time.isValid())
@@ -496,6 +501,25 @@ private:
     std::vector<std::string> m_utf8; // per bound column
 };
 
+/*! Adds \a id to the comma-separated list \a ids, as UTF-8 (ids are ASCII as a rule). */
+void appendId(std::string &ids, const QString &id)
+{
+    if (!ids.empty())
+        ids.push_back(',');
+    const char16_t *chars = reinterpret_cast<const char16_t *>(id.constData());
+    const size_t start = ids.size();
+    char16_t seen = 0;
+    for (qsizetype i = 0; i < id.size(); ++i) {
+        seen |= chars[i];
+        ids.push_back(char(chars[i]));
+    }
+    if (seen >= 0x80) {
+        ids.resize(start);
+        const QByteArray utf8 = id.toUtf8();
+        ids.append(utf8.constData(), size_t(utf8.size()));
+    }
+}
+
 sqlite3 *sqliteHandle(const QSqlDatabase &db)
 {
     const QVariant handle = db.driver() ? db.driver()->handle() : QVariant();
@@ -508,7 +532,7 @@ sqlite3 *sqliteHandle(const QSqlDatabase &db)
 struct Statements
 {
     explicit Statements(const QSqlDatabase &db)
-        : handle(sqliteHandle(db)), progress(db), logCount(db), logChange(db), insertChunk(db), lastLine(db), chunkAt(db),
+        : handle(sqliteHandle(db)), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db),
           updateChunk(db)
     {
     }
@@ -544,10 +568,13 @@ struct Statements
             m_prepareError = upsert.error();
             return false;
         }
+        if (!logChange.prepare(handle, u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s)) {
+            m_prepareError = logChange.error();
+            return false;
+        }
         return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
                                 "WHERE id = ? AND "_s + active())
             && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?) WHERE id = ?"_s)
-            && logChange.prepare(u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s)
             && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
                                    "VALUES (?, ?, ?, ?, ?)"_s)
             && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
@@ -561,7 +588,7 @@ struct Statements
     {
         if (m_prepareError.isValid())
             return m_prepareError;
-        for (const QSqlQuery *q : {&progress, &logCount, &logChange, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+        for (const QSqlQuery *q : {&progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
             if (q->lastError().isValid())
                 return q->lastError();
         }
@@ -572,7 +599,7 @@ struct Statements
     RawStatement upsert;
     QSqlQuery progress;
     QSqlQuery logCount;
-    QSqlQuery logChange; // one row per transaction: the ids it wrote
+    RawStatement logChange; // one row per transaction: the ids it wrote
     QSqlQuery insertChunk;
     QSqlQuery lastLine;
     QSqlQuery chunkAt;
@@ -791,6 +818,7 @@ struct SqliteRunStore::Private
     std::deque<std::pair<Clock::time_point, RunKey>> heldOrder;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
+    std::string changedIdsBuffer;           // the ids of the change being written (see writePending())
     qint64 batchBytes = 0;
     qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
@@ -1350,27 +1378,24 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             ok = change.has_value();
             batchChange = change.value_or(0);
         }
-        QString changedIds;
+        // The ids of the change, as the UTF-8 the file holds, in a buffer kept from batch to
+        // batch (a QString grown id by id, then bound as UTF-16 through a QVariant).
+        std::string &changedIds = changedIdsBuffer;
+        changedIds.clear();
+        changedIds.reserve(size_t(pending.size() + size_t(markedThisBatch.size())) * 37);
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
             ok = writeRun(st, it->first.id, it->second, &failure);
             if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first.id))
                 finishedWithLines.push_back(it->first.id);
-            if (!changedIds.isEmpty())
-                changedIds += u',';
-            changedIds += it->first.id;
+            appendId(changedIds, it->first.id);
         }
         ok = ok && writeMarks(db, &failure);
-        for (const QString &id : std::as_const(markedThisBatch)) {
-            if (!changedIds.isEmpty())
-                changedIds += u',';
-            changedIds += id;
-        }
+        for (const QString &id : std::as_const(markedThisBatch))
+            appendId(changedIds, id);
         if (ok) {
-            st.logChange.bindValue(0, batchChange);
-            st.logChange.bindValue(1, changedIds);
-            ok = st.logChange.exec();
-            if (!ok)
-                failure = st.logChange.lastError();
+            st.logChange.bind(1, batchChange);
+            st.logChange.bindUtf8(2, changedIds);
+            ok = st.logChange.run(&failure);
         }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
