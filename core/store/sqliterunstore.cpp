@@ -461,6 +461,27 @@ public:
             bind(column, text);
     }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
+    /*! Bytes, bound without a copy: \a data must live until the statement has run. */
+    void bindBlob(int column, const QByteArray &data)
+    {
+        sqlite3_bind_blob(m_stmt, column, data.constData(), int(data.size()), SQLITE_STATIC);
+    }
+    /*! Runs a query of one integer: its value, 0 when it has no row or the value is NULL;
+     *  nullopt on failure, with \a failure filled. */
+    std::optional<qint64> selectInteger(QSqlError *failure)
+    {
+        const int rc = sqlite3_step(m_stmt);
+        std::optional<qint64> value;
+        if (rc == SQLITE_ROW)
+            value = sqlite3_column_int64(m_stmt, 0); // NULL reads as 0
+        else if (rc == SQLITE_DONE)
+            value = 0;
+        else
+            *failure = error(rc);
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+        return value;
+    }
     /*! UTF-8 text, bound without a copy: \a utf8 must live until the statement has run. */
     void bindUtf8(int column, const std::string &utf8)
     {
@@ -532,7 +553,7 @@ sqlite3 *sqliteHandle(const QSqlDatabase &db)
 struct Statements
 {
     explicit Statements(const QSqlDatabase &db)
-        : handle(sqliteHandle(db)), progress(db), logCount(db), insertChunk(db), lastLine(db), chunkAt(db),
+        : handle(sqliteHandle(db)), progress(db), logCount(db), chunkAt(db),
           updateChunk(db)
     {
     }
@@ -568,16 +589,19 @@ struct Statements
             m_prepareError = upsert.error();
             return false;
         }
-        if (!logChange.prepare(handle, u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s)) {
-            m_prepareError = logChange.error();
-            return false;
+        // The statements every batch runs go through SQLite's API too (see RawStatement).
+        for (auto [statement, sql] : {std::pair{&logChange, u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s},
+                                      std::pair{&insertChunk, u"INSERT INTO log_chunks (run_id, first_line, last_line, "
+                                                              "data, last_seq) VALUES (?, ?, ?, ?, ?)"_s},
+                                      std::pair{&lastLine, u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s}}) {
+            if (!statement->prepare(handle, sql)) {
+                m_prepareError = statement->error();
+                return false;
+            }
         }
         return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
                                 "WHERE id = ? AND "_s + active())
             && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?) WHERE id = ?"_s)
-            && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
-                                   "VALUES (?, ?, ?, ?, ?)"_s)
-            && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
             && chunkAt.prepare(u"SELECT first_line, last_line, data FROM log_chunks "
                                "WHERE run_id = ? AND first_line <= ? ORDER BY first_line DESC LIMIT 1"_s)
             && updateChunk.prepare(u"UPDATE log_chunks SET last_line = ?, data = ?, last_seq = max(last_seq, ?) "
@@ -588,7 +612,7 @@ struct Statements
     {
         if (m_prepareError.isValid())
             return m_prepareError;
-        for (const QSqlQuery *q : {&progress, &logCount, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+        for (const QSqlQuery *q : {&progress, &logCount, &chunkAt, &updateChunk}) {
             if (q->lastError().isValid())
                 return q->lastError();
         }
@@ -600,8 +624,8 @@ struct Statements
     QSqlQuery progress;
     QSqlQuery logCount;
     RawStatement logChange; // one row per transaction: the ids it wrote
-    QSqlQuery insertChunk;
-    QSqlQuery lastLine;
+    RawStatement insertChunk;
+    RawStatement lastLine;
     QSqlQuery chunkAt;
     QSqlQuery updateChunk;
 
@@ -1615,33 +1639,27 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
     if (known != lastWrittenLine.cend()) {
         last = known.value();
     } else {
-        st.lastLine.bindValue(0, runId);
-        if (!st.lastLine.exec()) {
-            *failure = st.lastLine.lastError();
+        st.lastLine.bind(1, runId);
+        const std::optional<qint64> stored = st.lastLine.selectInteger(failure);
+        if (!stored)
             return false;
-        }
-        last = st.lastLine.next() ? st.lastLine.value(0).toLongLong() : 0;
-        st.lastLine.finish();
+        last = *stored;
     }
 
     LogChunk chunk;
     auto writeChunk = [&]() -> bool {
         if (chunk.isEmpty())
             return true;
-        st.insertChunk.bindValue(0, runId);
-        st.insertChunk.bindValue(1, chunk.firstLine());
-        st.insertChunk.bindValue(2, chunk.lastLine());
         const QByteArray data = chunk.data();
-        st.insertChunk.bindValue(3, data);
-        st.insertChunk.bindValue(4, chunk.maxSeq());
+        st.insertChunk.bind(1, runId);
+        st.insertChunk.bind(2, chunk.firstLine());
+        st.insertChunk.bind(3, chunk.lastLine());
+        st.insertChunk.bindBlob(4, data);
+        st.insertChunk.bind(5, chunk.maxSeq());
         *maxSeq = std::max(*maxSeq, chunk.maxSeq());
         batchBytes += data.size();
         chunk.clear();
-        if (!st.insertChunk.exec()) {
-            *failure = st.insertChunk.lastError();
-            return false;
-        }
-        return true;
+        return st.insertChunk.run(failure);
     };
     std::vector<const LogLine *> late;
     qint64 newest = last;
@@ -1692,16 +1710,13 @@ bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, c
     }
     if (!find.next()) {
         find.finish();
-        st.insertChunk.bindValue(0, runId);
-        st.insertChunk.bindValue(1, line.number);
-        st.insertChunk.bindValue(2, line.number);
-        st.insertChunk.bindValue(3, LogChunk::encode({line}));
-        st.insertChunk.bindValue(4, line.seq);
-        if (!st.insertChunk.exec()) {
-            *failure = st.insertChunk.lastError();
-            return false;
-        }
-        return true;
+        const QByteArray data = LogChunk::encode({line});
+        st.insertChunk.bind(1, runId);
+        st.insertChunk.bind(2, line.number);
+        st.insertChunk.bind(3, line.number);
+        st.insertChunk.bindBlob(4, data);
+        st.insertChunk.bind(5, line.seq);
+        return st.insertChunk.run(failure);
     }
     const qint64 first = find.value(0).toLongLong();
     const qint64 lastInChunk = find.value(1).toLongLong();
