@@ -4,6 +4,7 @@
 #include "logchunk.h"
 #include "pgconnection.h"
 #include "pgschema.h"
+#include "runcolumns.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
 
@@ -17,6 +18,7 @@
 #include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
+#include <QSqlRecord>
 #include <QThread>
 #include <QThreadPool>
 #include <QTimer>
@@ -152,11 +154,6 @@ QVariant timeValue(const QDateTime &time)
     return time.isValid() ? QVariant(time.toMSecsSinceEpoch()) : QVariant(QMetaType::fromType<qint64>());
 }
 
-QDateTime timeFromValue(const QVariant &value)
-{
-    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
-}
-
 QVariant textOrNull(const QString &text)
 {
     return text.isNull() ? QVariant(QMetaType::fromType<QString>()) : QVariant(text);
@@ -169,50 +166,6 @@ QVariant resultText(const QJsonValue &value)
         return QVariant(QMetaType::fromType<QString>());
     const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(text.mid(1, text.size() - 2));
-}
-
-QJsonValue resultFrom(const QVariant &value)
-{
-    if (value.isNull())
-        return QJsonValue(QJsonValue::Undefined);
-    const QJsonDocument doc = QJsonDocument::fromJson('[' + value.toString().toUtf8() + ']');
-    return doc.isArray() && !doc.array().isEmpty() ? doc.array().at(0) : QJsonValue(QJsonValue::Undefined);
-}
-
-const QString &runColumns()
-{
-    static const QString columns =
-        u"id, task, status, attempt, max_attempts, args, queued_at, started_at, finished_at, progress_done, "
-        "progress_total, progress_message, result, error_message, error_kind, error_detail, error_transient, "
-        "log_lines, owner, seq, next_attempt_at"_s;
-    return columns;
-}
-
-Run runFromQuery(const QSqlQuery &q)
-{
-    Run run;
-    run.id = q.value(0).toString();
-    run.task = q.value(1).toString();
-    run.status = runStatusFromName(q.value(2).toString()).value_or(RunStatus::Interrupted);
-    run.attempt = q.value(3).toInt();
-    run.maxAttempts = q.value(4).toInt();
-    run.args = QJsonDocument::fromJson(q.value(5).toString().toUtf8()).object();
-    run.queuedAt = timeFromValue(q.value(6));
-    run.startedAt = timeFromValue(q.value(7));
-    run.finishedAt = timeFromValue(q.value(8));
-    run.progress.done = q.value(9).toLongLong();
-    run.progress.total = q.value(10).toLongLong();
-    run.progress.message = q.value(11).toString();
-    run.result = resultFrom(q.value(12));
-    run.error.message = q.value(13).toString();
-    run.error.kind = q.value(14).toString();
-    run.error.detail = q.value(15).toString();
-    run.error.transient = q.value(16).toBool();
-    run.logLines = q.value(17).toLongLong();
-    run.owner = q.value(18).toString();
-    run.seq = q.value(19).toLongLong();
-    run.nextAttemptAt = timeFromValue(q.value(20));
-    return run;
 }
 
 // What one batch writes for a run: its latest state (or progress) and its new lines.
@@ -504,7 +457,7 @@ std::optional<Run> selectRun(QSqlDatabase &db, const QString &id, QSqlError *fai
 {
     QSqlQuery q(db);
     q.setForwardOnly(true);
-    if (!q.prepare(u"SELECT "_s + runColumns() + u" FROM taskdeck_runs WHERE id = ?"_s)) {
+    if (!q.prepare(u"SELECT "_s + runColumnList() + u" FROM taskdeck_runs WHERE id = ?"_s)) {
         *failure = q.lastError();
         return std::nullopt;
     }
@@ -515,7 +468,7 @@ std::optional<Run> selectRun(QSqlDatabase &db, const QString &id, QSqlError *fai
     }
     if (!q.next())
         return std::nullopt;
-    return runFromQuery(q);
+    return runFromRecord(q);
 }
 
 RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
@@ -552,7 +505,7 @@ RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
     if (limit > 0 && offset < page.total) {
         QSqlQuery rows(db);
         rows.setForwardOnly(true);
-        rows.prepare(u"SELECT "_s + runColumns() + u" FROM taskdeck_runs"_s + where
+        rows.prepare(u"SELECT "_s + runColumnList() + u" FROM taskdeck_runs"_s + where
                      + u" ORDER BY queued_at DESC, id DESC LIMIT ? OFFSET ?"_s);
         for (const QVariant &v : std::as_const(values))
             rows.addBindValue(v);
@@ -563,8 +516,9 @@ RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
             end();
             return page;
         }
+        const RunColumns columns(rows.record());
         while (rows.next())
-            page.runs << runFromQuery(rows);
+            page.runs << columns.read(rows);
     }
     end();
     return page;
