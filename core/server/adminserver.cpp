@@ -16,6 +16,7 @@
 #include "taskregistry.h"
 #include "traceparent.h"
 #include "webassets.h"
+#include "whendone.h"
 
 #include <QAbstractHttpServer>
 #include <QDir>
@@ -783,7 +784,7 @@ void AdminServer::Private::listRuns(const Call &call)
     runQuery.offset = intParam(query, u"offset"_s, 0, 0, std::numeric_limits<int>::max(), &errors);
     if (!errors.isEmpty())
         fail(ApiError::Kind::BadRequest, u"invalid query: "_s + formatFieldErrors(errors), errors);
-    m_store->findRunsAsync(runQuery).then(&m_http, [this, reply = call.reply, runQuery](const RunPage &page) {
+    detail::whenDone(&m_http, m_store->findRunsAsync(runQuery), [this, reply = call.reply, runQuery](const RunPage &page) {
         QJsonArray runs;
         for (const Run &run : page.runs)
             runs.append(runWithTrace(run));
@@ -803,7 +804,7 @@ void AdminServer::Private::showRun(const Call &call)
         return call.reply->json(200, runWithTrace(*run));
     if (!m_store)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
+    detail::whenDone(&m_http, m_store->findRunAsync(id), [this, reply = call.reply, id](const std::optional<Run> &run) {
         if (run)
             reply->json(200, runWithTrace(*run));
         else
@@ -887,7 +888,7 @@ void AdminServer::Private::streamRun(const Call &call, const QByteArray &content
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
-    m_store->findRunAsync(id).then(&m_http, [=, this, reply = call.reply](const std::optional<Run> &run) {
+    detail::whenDone(&m_http, m_store->findRunAsync(id), [=, this, reply = call.reply](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         if (!reply->beginStream(contentType, headers))
@@ -907,7 +908,7 @@ void AdminServer::Private::rerun(const Call &call)
     const QJsonObject given = arguments(call.request);
     const bool browser = call.request.value("Authorization").isEmpty();
     const QByteArray traceParent = call.request.value("traceparent");
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser,
+    detail::whenDone(&m_http, m_store->findRunAsync(id), [this, reply = call.reply, id, given, browser,
                                              traceParent](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
@@ -939,7 +940,7 @@ void AdminServer::Private::readLogPage(const HttpReplyPtr &reply, const QString 
                                        const LogEncoder &encode, const QByteArray &tail)
 {
     constexpr int PageLines = 1000;
-    m_store->readLogAsync(id, fromLine, PageLines).then(&m_http, [=, this](const LogLines &lines) {
+    detail::whenDone(&m_http, m_store->readLogAsync(id, fromLine, PageLines), [=, this](const LogLines &lines) {
         if (reply->isGone())
             return;
         if (lines.isEmpty()) {
