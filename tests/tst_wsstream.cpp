@@ -114,7 +114,7 @@ public:
         m_received.lastSeq = lastSeq;
         m_thread.start();
         moveToThread(&m_thread);
-        QMetaObject::invokeMethod(this, [this, url] {
+        taskdeck::detail::postTo(this, [this, url] {
             m_socket = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, this);
             connect(m_socket, &QWebSocket::textMessageReceived, this, [this](const QString &text) {
                 QMutexLocker locker(&m_mutex);
@@ -136,8 +136,10 @@ public:
     ~ThreadClient() override
     {
         m_gate.release(1000); // never leave the thread blocked, whatever failed
-        QMetaObject::invokeMethod(this, [this] { delete m_socket; m_socket = nullptr; },
-                                  Qt::BlockingQueuedConnection);
+        testsupport::callOnThread(this, [this] {
+            delete m_socket;
+            m_socket = nullptr;
+        });
         m_thread.quit();
         m_thread.wait();
     }
@@ -145,14 +147,14 @@ public:
     /*! Blocks the client's thread: it reads nothing until let go. */
     void hold()
     {
-        QMetaObject::invokeMethod(this, [this] { m_gate.acquire(); });
+        taskdeck::detail::postTo(this, [this] { m_gate.acquire(); });
     }
     void letGo() { m_gate.release(); }
 
     /*! Reads slowly: a pause after each message. */
     void readSlowly()
     {
-        QMetaObject::invokeMethod(this, [this] {
+        taskdeck::detail::postTo(this, [this] {
             connect(m_socket, &QWebSocket::textMessageReceived, this, [] { QThread::msleep(2); });
         });
     }
