@@ -73,7 +73,7 @@ QString demangledTypeName(const std::type_info &type)
  * sort by creation, and the history's index on them grows at its end: with random ids
  * every commit rewrote index pages all over the file.
  */
-QString newRunId()
+QString newRunId(quint64 *key)
 {
     static std::atomic<quint64> last{0}; // (milliseconds << 12) | counter of the latest id
     const quint64 now = quint64(QDateTime::currentMSecsSinceEpoch()) << 12;
@@ -85,6 +85,7 @@ QString newRunId()
         next = std::max(now, previous + 1);
     } while (!last.compare_exchange_weak(previous, next, std::memory_order_relaxed));
     const quint64 ms = next >> 12;
+    *key = next;
 
     // The random bits come from a generator of this thread, seeded once from the system's:
     // QUuid::createUuid() asks the system generator for every id, which on this CPU runs the
@@ -125,6 +126,33 @@ QString newRunId()
     return id;
 }
 
+/*!
+ * The key newRunId() made \a id from: its milliseconds and counter, which no other id of this
+ * process shares. Read back from the text, so that the engine's map of runs hashes and
+ * compares one integer instead of 36 characters that runs made close together mostly share.
+ * Another process's id may give the same key: a lookup checks the id too. Empty for a text
+ * that is not such an id.
+ */
+std::optional<quint64> runIdKey(QStringView id)
+{
+    if (id.size() != 36)
+        return std::nullopt;
+    quint64 value = 0;
+    // Digits 0-7 and 9-12: the milliseconds; 15-17: the counter (14 is the version, 7).
+    for (const qsizetype i : {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 15, 16, 17}) {
+        const char16_t c = id.at(i).unicode();
+        int digit = 0;
+        if (c >= u'0' && c <= u'9')
+            digit = c - u'0';
+        else if (c >= u'a' && c <= u'f')
+            digit = c - u'a' + 10;
+        else
+            return std::nullopt;
+        value = (value << 4) | quint64(digit);
+    }
+    return value;
+}
+
 QString processOwner()
 {
     // See currentOwner(): the pid with what tells it apart from other processes given the
@@ -155,6 +183,7 @@ struct RunState
     RunOptions options;
     std::chrono::milliseconds timeout{0};
     quint64 order = 0; // place in the order runs were queued; read-only after creation
+    quint64 key = 0;   // runIdKey() of run.id, the engine's map key; read-only after creation
 
     std::atomic<bool> cancelRequested{false};
     std::atomic<int> stopReason{NotStopped};
@@ -245,6 +274,7 @@ public:
 private:
     friend class taskdeck::TaskEngine;
     void dispatchLocked(ReadyRuns &ready);
+    RunStatePtr findLocked(const QString &runId) const;
     void launch(const ReadyRuns &ready, qsizetype from = 0);
     RunStatePtr execute(const RunStatePtr &st);
     Outcome invoke(const RunStatePtr &st, int attempt);
@@ -282,8 +312,10 @@ private:
     mutable SpinMutex m_mutex;
     std::deque<RunStatePtr> m_queue;                   // guarded by m_mutex
     std::vector<RunStatePtr> m_active;                 // guarded by m_mutex; dispatched, not finished
-    QHash<QString, RunStatePtr> m_runs;                // guarded by m_mutex
-    std::deque<QString> m_finishedOrder;               // guarded by m_mutex
+    // Keyed by runIdKey(): hashing and comparing the ids themselves took about a tenth of
+    // bench_history's store-off round (bench/README.md, run 13).
+    QHash<quint64, RunStatePtr> m_runs;                // guarded by m_mutex
+    std::deque<quint64> m_finishedOrder;               // guarded by m_mutex
     QHash<QString, int> m_runningPerTask;              // guarded by m_mutex; limited tasks only
     quint64 m_nextOrder = 0;                           // guarded by m_mutex
     int m_unpublished = 0;                             // guarded by m_mutex; finishes not yet durable
@@ -391,7 +423,7 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     st->secrets = secretValues(task->fields, validation.values);
     st->options = options;
     st->timeout = options.timeout ? *options.timeout : task->timeout ? *task->timeout : config.defaultTimeout;
-    st->run.id = newRunId();
+    st->run.id = newRunId(&st->key);
     st->run.task = task->key;
     st->run.args = redactSecrets(task->fields, validation.values);
     st->run.maxAttempts = task->retry.maxAttempts;
@@ -409,6 +441,11 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
         recorder->recordQueued(st->run);
     {
         std::lock_guard locker(st->mutex);
+        // Room for the start, the finish and a first log event too, made here on the thread
+        // that made the run: allocated on a worker, this memory came from the worker's own
+        // heap, which gave it back to the system after every burst of runs and faulted it in
+        // again for the next (bench/README.md, run 13).
+        st->events.reserve(4);
         // Its snapshot is made when somebody asks for it (see fillSnapshotLocked()).
         addEventLocked(*st, RunEvent{RunEvent::Type::Queued, 1, {}, {}, {}});
         markDirtyLocked(st);
@@ -419,7 +456,7 @@ StartResult EngineCore::start(const QString &key, const QJsonObject &args, const
     {
         std::lock_guard locker(m_mutex);
         st->order = m_nextOrder++;
-        m_runs.insert(id, st);
+        m_runs.insert(st->key, st);
         accepted = m_accepting.load();
         if (accepted) {
             m_queue.push_back(st);
@@ -514,10 +551,6 @@ bool EngineCore::beginAttempt(const RunStatePtr &st, int attempt)
             st->deadlineMs.store(deadline);
             st->run.seq += 1;
             snapshot = std::make_shared<const Run>(st->run);
-            // Room for the start, the finish and some lines in one allocation, made only now:
-            // a run waiting in the queue holds one event.
-            if (attempt == 1)
-                st->events.reserve(4);
             addEventLocked(*st, RunEvent{RunEvent::Type::Started, snapshot->seq, {}, {}, snapshot});
             markDirtyLocked(st);
         }
@@ -674,7 +707,7 @@ RunStatePtr EngineCore::finish(const RunStatePtr &st, RunStatus status, const Ou
             if (st->task->maxConcurrent > 0 && --m_runningPerTask[final->task] <= 0)
                 m_runningPerTask.remove(final->task);
         }
-        m_finishedOrder.push_back(final->id);
+        m_finishedOrder.push_back(st->key);
         while (qsizetype(m_finishedOrder.size()) > config.finishedRunsKept) {
             m_runs.remove(m_finishedOrder.front());
             m_finishedOrder.pop_front();
@@ -748,7 +781,7 @@ bool EngineCore::cancel(const QString &runId)
     bool wasQueued = false;
     {
         std::lock_guard locker(m_mutex);
-        st = m_runs.value(runId);
+        st = findLocked(runId);
         if (!st)
             return false;
         const auto it = std::find(m_queue.begin(), m_queue.end(), st);
@@ -783,9 +816,9 @@ void EngineCore::cancelAll()
             ids << st->run.id; // the id never changes after creation
             seen.insert(st->run.id);
         }
-        for (auto it = m_runs.cbegin(); it != m_runs.cend(); ++it) {
-            if (!seen.contains(it.key()))
-                ids << it.key();
+        for (const RunStatePtr &st : std::as_const(m_runs)) {
+            if (!seen.contains(st->run.id))
+                ids << st->run.id;
         }
     }
     for (const QString &id : std::as_const(ids))
@@ -795,7 +828,19 @@ void EngineCore::cancelAll()
 RunStatePtr EngineCore::find(const QString &runId) const
 {
     std::lock_guard locker(m_mutex);
-    return m_runs.value(runId);
+    return findLocked(runId);
+}
+
+RunStatePtr EngineCore::findLocked(const QString &runId) const
+{
+    const std::optional<quint64> key = runIdKey(runId);
+    if (!key)
+        return {};
+    RunStatePtr st = m_runs.value(*key);
+    // The id never changes after creation.
+    if (st && st->run.id != runId)
+        return {};
+    return st;
 }
 
 QList<Run> EngineCore::activeRuns() const

@@ -1283,8 +1283,14 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
         }
         spaceFree.notify_all();
 
+        const size_t takenSize = taken.size();
         foldIntoPending(taken, everything);
         writePending(db, st, stopNow, everything);
+        // The map the callers fill next: while a burst outgrows the writer, each batch is
+        // about twice the last, and a map that grows by rehashing walks all its entries each
+        // time, under the mutex every caller waits on.
+        if (taken.bucket_count() < 2 * takenSize)
+            taken.reserve(2 * takenSize);
         for (const auto &job : jobs)
             job(db);
         const bool hadJobs = !jobs.empty();
