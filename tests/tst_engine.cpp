@@ -114,6 +114,7 @@ private Q_SLOTS:
     void timeoutEndsAsTimedOut();
     void timeoutStopsProcessGroup();
     void cancelQueued();
+    void idOfTheSameMomentButAnotherRunIsUnknown();
     void cancelRunning();
     void retriesTransientFailures();
     void retriesExhausted();
@@ -436,6 +437,36 @@ void TestEngine::cancelQueued()
     QCOMPARE(log.of(second), (QStringList{u"queued"_s, u"finished:canceled"_s}));
     QCOMPARE(log.of(first).last(), u"finished:succeeded"_s);
     QVERIFY(!engine.snapshot(second)->startedAt.isValid());
+}
+
+void TestEngine::idOfTheSameMomentButAnotherRunIsUnknown()
+{
+    // The engine finds runs by the time and counter their ids begin with; an id that shares
+    // them (another process's run made in the same millisecond) but not the rest is another
+    // run, and so is a text that is no run id at all.
+    TaskRegistry registry;
+    QSemaphore gate;
+    QVERIFY(registry.add(makeTask(u"hold"_s, [&](RunContext &) -> QJsonValue { gate.acquire(); return {}; })));
+    TaskEngine engine(&registry);
+    const auto openGate = qScopeGuard([&gate] { gate.release(1); });
+    const QString id = engine.start(u"hold"_s, {}).runId;
+    QTRY_COMPARE(engine.status(id), RunStatus::Running);
+    QCOMPARE(id.size(), 36);
+    QString other = id;
+    other[35] = other.at(35) == u'0' ? u'1' : u'0';
+    QStringList foreigners{other, id.left(35), id + u'0', u"not a run id"_s, QString()};
+    if (id.toUpper() != id)
+        foreigners << id.toUpper();
+    for (const QString &foreign : std::as_const(foreigners)) {
+        QVERIFY2(!engine.snapshot(foreign), qPrintable(foreign));
+        QVERIFY2(!engine.status(foreign), qPrintable(foreign));
+        QVERIFY2(!engine.progress(foreign), qPrintable(foreign));
+        QVERIFY2(!engine.cancel(foreign), qPrintable(foreign));
+    }
+    QCOMPARE(engine.status(id), RunStatus::Running);
+    QCOMPARE(engine.snapshot(id)->id, id);
+    gate.release(1);
+    QCOMPARE(engine.waitForFinished(id)->status, RunStatus::Succeeded);
 }
 
 void TestEngine::cancelRunning()
