@@ -4,6 +4,7 @@
 #include "historyowners.h"
 #include "logchunk.h"
 #include "privatefiles.h"
+#include "runcolumns.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
 #include "sqliteschema.h"
@@ -24,6 +25,7 @@
 #include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
+#include <QSqlRecord>
 #include <QThreadPool>
 #include <QUrl>
 #include <QVariant>
@@ -127,18 +129,12 @@ QString active(const QString &column = u"status"_s)
     return SqliteSchema::activeCondition(column);
 }
 
+// The columns every store has, and where this one's stored log stops (see RunColumns).
 const QString &runColumns()
 {
-    static const QString columns = u"id, task, status, attempt, max_attempts, args, queued_at, started_at, "
-                                   "finished_at, progress_done, progress_total, progress_message, result, "
-                                   "error_message, error_kind, error_detail, error_transient, log_lines, owner, seq, "
-                                   "next_attempt_at, log_missing_from"_s;
+    static const QString columns =
+        runColumnList() + u", "_s + RunColumns::name(RunColumns::LogMissingFrom);
     return columns;
-}
-
-QDateTime timeFromValue(const QVariant &value)
-{
-    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
 }
 
 // The JSON text of a result, or a null string for none. QJsonDocument holds only objects and
@@ -161,43 +157,6 @@ QString jsonValueText(const QJsonValue &value)
     }
     const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(text.mid(1, text.size() - 2));
-}
-
-QJsonValue jsonValueFrom(const QVariant &value)
-{
-    if (value.isNull())
-        return QJsonValue(QJsonValue::Undefined);
-    const QByteArray text = '[' + value.toString().toUtf8() + ']';
-    const QJsonDocument doc = QJsonDocument::fromJson(text);
-    return doc.isArray() && !doc.array().isEmpty() ? doc.array().at(0) : QJsonValue(QJsonValue::Undefined);
-}
-
-Run runFromQuery(const QSqlQuery &q)
-{
-    Run run;
-    run.id = q.value(0).toString();
-    run.task = q.value(1).toString();
-    run.status = runStatusFromName(q.value(2).toString()).value_or(RunStatus::Interrupted);
-    run.attempt = q.value(3).toInt();
-    run.maxAttempts = q.value(4).toInt();
-    run.args = QJsonDocument::fromJson(q.value(5).toString().toUtf8()).object();
-    run.queuedAt = timeFromValue(q.value(6));
-    run.startedAt = timeFromValue(q.value(7));
-    run.finishedAt = timeFromValue(q.value(8));
-    run.progress.done = q.value(9).toLongLong();
-    run.progress.total = q.value(10).toLongLong();
-    run.progress.message = q.value(11).toString();
-    run.result = jsonValueFrom(q.value(12));
-    run.error.message = q.value(13).toString();
-    run.error.kind = q.value(14).toString();
-    run.error.detail = q.value(15).toString();
-    run.error.transient = q.value(16).toBool();
-    run.logLines = q.value(17).toLongLong();
-    run.owner = q.value(18).toString();
-    run.seq = q.value(19).toLongLong();
-    run.nextAttemptAt = timeFromValue(q.value(20));
-    run.logMissingFrom = q.value(21).toLongLong();
-    return run;
 }
 
 QString errorText(const QSqlError &error)
@@ -2266,7 +2225,7 @@ std::optional<Run> selectRun(const QSqlDatabase &db, const QString &path, const 
     }
     if (!q.next())
         return std::nullopt;
-    return runFromQuery(q);
+    return runFromRecord(q);
 }
 
 RunPage selectRuns(QSqlDatabase db, const QString &path, const RunQuery &query)
@@ -2323,8 +2282,9 @@ RunPage selectRuns(QSqlDatabase db, const QString &path, const RunQuery &query)
         qCWarning(lcStore).noquote() << describe(path, q.lastError());
         return page;
     }
+    const RunColumns columns(q.record());
     while (q.next())
-        page.runs << runFromQuery(q);
+        page.runs << columns.read(q);
     return page;
 }
 
