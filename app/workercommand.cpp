@@ -15,10 +15,12 @@
 
 #include <QCoreApplication>
 #include <QCryptographicHash>
+#include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
 #include <QJsonDocument>
 #include <QLoggingCategory>
+#include <QSet>
 #include <QSqlDriver>
 #include <QTimer>
 
@@ -35,20 +37,24 @@ Q_LOGGING_CATEGORY(lcWorker, "taskdeck.worker")
 namespace {
 
 // Runs claimed in one statement at most.
-constexpr int kClaimBatch = 256;
-// A worker holds up to this many times its concurrency: the runs beyond it wait in the
-// worker (not in its engine, so that a stopping worker hands them back untouched); a finished
-// run is followed at once and claims come in batches, not one run at a time.
-constexpr int kPrefetch = 2;
+constexpr int kClaimBatch = 512;
+// Besides the runs it executes, a worker holds claimed runs waiting to start (not in its
+// engine, so that a stopping worker hands them back untouched): at least as many as it runs at
+// once, and as many as it starts in kPrefetchWindow, up to kMaxPrefetch. A finished run is
+// followed at once, and claims come in large batches instead of one round trip every few runs.
+constexpr std::chrono::milliseconds kPrefetchWindow{100};
+constexpr int kMaxPrefetch = 512;
 // The safety net under LISTEN: a worker looks at the queue this often anyway.
 constexpr std::chrono::milliseconds kPollInterval{2000};
-// Finished runs leave the queue in batches gathered this long.
-constexpr std::chrono::milliseconds kFinishBatch{20};
 
 /*!
  * Hands the engine's changes to the history under the queued run's id: the engine names its
  * runs itself, the queue named this one when it was started. Lines and events of a second
  * attempt (after a lost worker) follow those stored by the first.
+ *
+ * It also tells the worker when a run has ended (recordFinished, on the thread that ran it):
+ * the engine's slot is free then, before the end is committed, and the worker starts the next
+ * run without waiting for the commit.
  */
 class QueueRecorder final : public IRunRecorder
 {
@@ -65,6 +71,18 @@ public:
     {
         const std::lock_guard lock(m_mutex);
         m_runs.remove(engineId);
+    }
+    /*! Called (on any thread) when runs ended since the last call; takeEnded() has them. */
+    void onEnded(std::function<void()> wake)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_wake = std::move(wake);
+    }
+    /*! The engine's ids of the runs that ended since the last call. */
+    QStringList takeEnded()
+    {
+        const std::lock_guard lock(m_mutex);
+        return std::exchange(m_ended, {});
     }
 
     void recordQueued(const Run &run) override
@@ -97,6 +115,16 @@ public:
     void recordFinished(const Run &run, std::function<void()> durable) override
     {
         m_store->recordFinished(translate(run), std::move(durable));
+        std::function<void()> wake;
+        {
+            const std::lock_guard lock(m_mutex);
+            m_ended << run.id;
+            // One wake-up for all the runs that end before the worker looks.
+            if (m_ended.size() == 1)
+                wake = m_wake;
+        }
+        if (wake)
+            wake();
     }
 
 private:
@@ -127,6 +155,8 @@ private:
     mutable std::mutex m_mutex;
     QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
     std::optional<ClaimedRun> m_next;        // guarded by m_mutex
+    QStringList m_ended;                     // guarded by m_mutex
+    std::function<void()> m_wake;            // guarded by m_mutex
 };
 
 class Worker final : public QObject
@@ -146,17 +176,21 @@ public:
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
+        // recordFinished runs on the engine's threads: the worker looks on its own thread.
+        recorder->onEnded([this] { QMetaObject::invokeMethod(this, &Worker::ended, Qt::QueuedConnection); });
         m_poll.setInterval(pollInterval);
         connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
         m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
         connect(&m_renew, &QTimer::timeout, this, &Worker::renew);
-        m_finishTimer.setSingleShot(true);
-        m_finishTimer.setInterval(kFinishBatch);
-        connect(&m_finishTimer, &QTimer::timeout, this, &Worker::flushFinished);
         m_claimTimer.setSingleShot(true);
         m_claimTimer.setInterval(0);
         connect(&m_claimTimer, &QTimer::timeout, this, &Worker::claim);
+        m_quitTimer.setSingleShot(true);
+        connect(&m_quitTimer, &QTimer::timeout, this, &Worker::quitWhenDone);
+        m_rateClock.start();
     }
+
+    ~Worker() override { m_recorder->onEnded({}); }
 
     int exec()
     {
@@ -217,13 +251,46 @@ private:
         return true;
     }
 
-    int holding() const { return int(m_held.size() + m_waiting.size()); }
+    // Runs the worker must still start or is running (not those that ended, whose end and
+    // queue row the history's writer is committing).
+    int holding() const { return int(m_running.size() + m_waiting.size()); }
+
+    // Claimed runs kept waiting besides those running (see kPrefetchWindow).
+    int prefetch() const
+    {
+        const int byRate = int(m_startRate * double(kPrefetchWindow.count()) / 1000.0);
+        return std::max(m_concurrency, std::min(kMaxPrefetch, byRate));
+    }
+
+    // Runs started per second, smoothed: what the worker gets through decides how many
+    // claimed runs it keeps at hand.
+    void sampleRate()
+    {
+        const qint64 elapsed = m_rateClock.elapsed();
+        if (elapsed < 50)
+            return;
+        m_startRate = (m_startRate + double(m_startedSinceSample) * 1000.0 / double(elapsed)) / 2.0;
+        m_startedSinceSample = 0;
+        m_rateClock.restart();
+    }
+
+    // Claims once at least half the prefetch is free (or the engine has nothing to start).
+    void maybeClaim()
+    {
+        if (!m_more || m_stopping || m_claimTimer.isActive())
+            return;
+        sampleRate();
+        const int room = m_concurrency + prefetch() - holding();
+        if (room >= std::max(1, prefetch() / 2) || m_waiting.isEmpty())
+            m_claimTimer.start();
+    }
 
     void claim()
     {
         if (m_stopping)
             return;
-        const int room = kPrefetch * m_concurrency - holding();
+        sampleRate();
+        const int room = m_concurrency + prefetch() - holding();
         if (room <= 0) {
             m_more = true;
             return;
@@ -239,8 +306,7 @@ private:
         m_more = claimed->size() == asked;
         m_waiting.append(*claimed);
         dispatch();
-        if (m_more && holding() < kPrefetch * m_concurrency)
-            m_claimTimer.start();
+        maybeClaim();
     }
 
     // Starts claimed runs while the engine has room for them.
@@ -248,7 +314,7 @@ private:
     {
         RunOptions options;
         options.confirmed = true; // start asked for it where the task needs it
-        while (!m_stopping && !m_waiting.isEmpty() && int(m_held.size()) < m_concurrency) {
+        while (!m_stopping && !m_waiting.isEmpty() && int(m_running.size()) < m_concurrency) {
             const ClaimedRun run = m_waiting.takeFirst();
             m_recorder->expect(run);
             const StartResult started = m_engine->start(run.task, run.args, options);
@@ -256,11 +322,13 @@ private:
                 failUnstartable(run, started.error.message);
                 continue;
             }
-            m_held.insert(started.runId, run.id);
+            m_running.insert(started.runId, run.id);
+            ++m_startedSinceSample;
         }
     }
 
     // A run the engine refused (its task changed its fields under the same version, say).
+    // Its end leaves the queue with it, in the history writer's transaction.
     void failUnstartable(const ClaimedRun &claim, const QString &why)
     {
         m_recorder->expect(ClaimedRun());
@@ -277,47 +345,36 @@ private:
         run.seq = claim.seq + 1;
         run.error = {u"worker could not start the run: "_s + why, u"StartError"_s, QString(), false};
         m_store->recordFinished(run, {});
-        m_store->flush(std::chrono::seconds(10));
-        m_finishedIds << claim.id;
-        m_finishTimer.start();
     }
 
+    // Runs the engine ended: their slots are free, their ends are being committed.
+    void ended()
+    {
+        for (const QString &engineId : m_recorder->takeEnded()) {
+            const QString queueId = m_running.take(engineId);
+            if (!queueId.isEmpty())
+                m_ending.insert(engineId);
+        }
+        dispatch();
+        maybeClaim();
+    }
+
+    // A run's end is committed (and its queue row gone with it).
     void finished(const Run &run)
     {
-        const QString queueId = m_held.take(run.id);
-        if (queueId.isEmpty())
+        if (!m_ending.remove(run.id) && m_running.remove(run.id) == 0)
             return;
         m_recorder->forget(run.id);
-        // runFinished comes after the final state is committed: the queue row may go.
-        m_finishedIds << queueId;
-        if (!m_finishTimer.isActive())
-            m_finishTimer.start();
         dispatch();
-        // Down to its concurrency the worker claims again (in one batch for what is free).
-        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency)
-            m_claimTimer.start();
-        if (m_stopping && m_held.isEmpty())
-            m_finishTimer.start(0);
+        maybeClaim();
+        if (m_stopping)
+            quitWhenDone();
     }
 
-    void flushFinished()
+    void quitWhenDone()
     {
-        if (!m_finishedIds.isEmpty()) {
-            QString error;
-            if (connected() && m_queue->finish(m_finishedIds, &error)) {
-                m_finishedIds.clear();
-            } else {
-                if (!error.isEmpty())
-                    warn(error);
-                // The server went away (a restart): take them off the queue once it is back.
-                m_finishTimer.start(1000);
-                return;
-            }
-        }
-        if (m_stopping && m_held.isEmpty() && m_finishedIds.isEmpty())
+        if (m_running.isEmpty() && m_ending.isEmpty())
             m_loop.quit();
-        else if (m_stopping && m_held.isEmpty())
-            m_finishTimer.start(500);
     }
 
     void poll()
@@ -335,13 +392,14 @@ private:
             m_nextReclaim = now + std::max(std::chrono::milliseconds(200), m_lease / 2);
         }
         // LISTEN is the way in; this catches what a lost notification would miss.
+        m_more = true;
         if (!m_claimTimer.isActive())
             m_claimTimer.start();
     }
 
     void renew()
     {
-        if (holding() == 0 && m_finishedIds.isEmpty())
+        if (holding() == 0 && m_ending.isEmpty())
             return;
         QString error;
         if (!m_queue->renew(m_lease, &error))
@@ -361,7 +419,7 @@ private:
     void stop(int)
     {
         if (m_stopping) {
-            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_held.size()));
+            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_running.size()));
             m_console->flush();
             m_engine->cancelAll();
             return;
@@ -377,9 +435,9 @@ private:
                            u"ends"_s.arg(error).arg(back.size()));
         m_waiting.clear();
         m_console->err(u"taskdeck worker: stopping; handed %1 runs back; waiting for %2 runs to finish "
-                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_held.size()));
+                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_running.size()));
         m_console->flush();
-        m_finishTimer.start(0);
+        m_quitTimer.start(0);
     }
 
     TaskEngine *const m_engine;
@@ -394,12 +452,15 @@ private:
     QEventLoop m_loop;
     QTimer m_poll;
     QTimer m_renew;
-    QTimer m_finishTimer;
     QTimer m_claimTimer;
-    QHash<QString, QString> m_held;   // engine run id -> queued run id, of runs started
-    QList<ClaimedRun> m_waiting;      // claimed, not started yet
-    QStringList m_finishedIds;
+    QTimer m_quitTimer;
+    QHash<QString, QString> m_running; // engine run id -> queued run id, of runs started, not ended
+    QSet<QString> m_ending;            // engine run ids of runs ended, their end not committed yet
+    QList<ClaimedRun> m_waiting;       // claimed, not started yet
     std::chrono::steady_clock::time_point m_nextReclaim;
+    QElapsedTimer m_rateClock;
+    qint64 m_startedSinceSample = 0;
+    double m_startRate = 0;            // runs started per second, smoothed
     bool m_more = true;
     bool m_listening = false;
     bool m_warned = false;
@@ -447,6 +508,8 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         return exitcode::Usage;
     }
     QueueRecorder recorder(store);
+    // A run's queue row goes with the commit of its end (see PgRunStore::setQueueWorker).
+    store->setQueueWorker(RunOwner::current());
     EngineConfig config = settings.engine;
     config.maxConcurrent = concurrency;
     int code = exitcode::Success;

@@ -9,6 +9,7 @@
 #include <QJsonObject>
 #include <QList>
 #include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QString>
 #include <QStringList>
 
@@ -104,6 +105,7 @@ private:
     const PgConnectionInfo m_info;
     const QString m_worker;
     const QString m_name;
+    std::optional<QSqlQuery> m_claim; // the claim statement, prepared on the open connection
 };
 
 } // namespace taskdeck

@@ -4,6 +4,7 @@
 #include "logchunk.h"
 #include "pgconnection.h"
 #include "pgschema.h"
+#include "runcolumns.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
 
@@ -17,6 +18,7 @@
 #include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
+#include <QSqlRecord>
 #include <QThread>
 #include <QThreadPool>
 #include <QTimer>
@@ -28,6 +30,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -152,11 +155,6 @@ QVariant timeValue(const QDateTime &time)
     return time.isValid() ? QVariant(time.toMSecsSinceEpoch()) : QVariant(QMetaType::fromType<qint64>());
 }
 
-QDateTime timeFromValue(const QVariant &value)
-{
-    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);
-}
-
 QVariant textOrNull(const QString &text)
 {
     return text.isNull() ? QVariant(QMetaType::fromType<QString>()) : QVariant(text);
@@ -169,50 +167,6 @@ QVariant resultText(const QJsonValue &value)
         return QVariant(QMetaType::fromType<QString>());
     const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(text.mid(1, text.size() - 2));
-}
-
-QJsonValue resultFrom(const QVariant &value)
-{
-    if (value.isNull())
-        return QJsonValue(QJsonValue::Undefined);
-    const QJsonDocument doc = QJsonDocument::fromJson('[' + value.toString().toUtf8() + ']');
-    return doc.isArray() && !doc.array().isEmpty() ? doc.array().at(0) : QJsonValue(QJsonValue::Undefined);
-}
-
-const QString &runColumns()
-{
-    static const QString columns =
-        u"id, task, status, attempt, max_attempts, args, queued_at, started_at, finished_at, progress_done, "
-        "progress_total, progress_message, result, error_message, error_kind, error_detail, error_transient, "
-        "log_lines, owner, seq, next_attempt_at"_s;
-    return columns;
-}
-
-Run runFromQuery(const QSqlQuery &q)
-{
-    Run run;
-    run.id = q.value(0).toString();
-    run.task = q.value(1).toString();
-    run.status = runStatusFromName(q.value(2).toString()).value_or(RunStatus::Interrupted);
-    run.attempt = q.value(3).toInt();
-    run.maxAttempts = q.value(4).toInt();
-    run.args = QJsonDocument::fromJson(q.value(5).toString().toUtf8()).object();
-    run.queuedAt = timeFromValue(q.value(6));
-    run.startedAt = timeFromValue(q.value(7));
-    run.finishedAt = timeFromValue(q.value(8));
-    run.progress.done = q.value(9).toLongLong();
-    run.progress.total = q.value(10).toLongLong();
-    run.progress.message = q.value(11).toString();
-    run.result = resultFrom(q.value(12));
-    run.error.message = q.value(13).toString();
-    run.error.kind = q.value(14).toString();
-    run.error.detail = q.value(15).toString();
-    run.error.transient = q.value(16).toBool();
-    run.logLines = q.value(17).toLongLong();
-    run.owner = q.value(18).toString();
-    run.seq = q.value(19).toLongLong();
-    run.nextAttemptAt = timeFromValue(q.value(20));
-    return run;
 }
 
 // What one batch writes for a run: its latest state (or progress) and its new lines.
@@ -398,6 +352,7 @@ struct PgRunStore::Private
     quint64 enqueuedSeq = 0;              // guarded by mutex
     quint64 handledSeq = 0;               // guarded by mutex
     bool urgent = false;                  // guarded by mutex
+    QString queueWorker;                  // guarded by mutex; see setQueueWorker()
     bool stopping = false;                // guarded by mutex
     bool available = true;                // guarded by mutex
     QString error;                        // guarded by mutex
@@ -412,6 +367,14 @@ struct PgRunStore::Private
     std::optional<Clock::time_point> failingSince;
     Clock::time_point lastCommitAt;
     QHash<QString, qint64> lastWrittenLine;
+    // Statements the writer runs in every batch, prepared once on its connection.
+    std::optional<QSqlQuery> upsertStates;
+    std::optional<QSqlQuery> dequeueEnded;
+    std::optional<QSqlQuery> notifyWritten;
+    std::optional<QSqlQuery> insertChunk;
+    void dropStatements();
+    QSqlQuery *statement(std::optional<QSqlQuery> &slot, QSqlDatabase &db, const QString &sql,
+                         QSqlError *failure);
 
     template <typename Result, typename Work>
     Result query(const Work &work, Result none);
@@ -429,6 +392,8 @@ struct PgRunStore::Private
     bool writeRun(QSqlDatabase &db, const QString &runId, PendingRun &run, qint64 now, StateRows *states,
                   QSqlError *failure);
     bool writeStates(QSqlDatabase &db, const StateRows &states, QSqlError *failure);
+    bool dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker, QSqlError *failure);
+    bool notifyIds(QSqlDatabase &db, const QStringList &ids, QSqlError *failure);
     bool writeLines(QSqlDatabase &db, const QString &runId, LogLines &lines, qint64 *maxSeq, qint64 *newest,
                     QSqlError *failure);
     void pruneNow(QSqlDatabase &db);
@@ -504,7 +469,7 @@ std::optional<Run> selectRun(QSqlDatabase &db, const QString &id, QSqlError *fai
 {
     QSqlQuery q(db);
     q.setForwardOnly(true);
-    if (!q.prepare(u"SELECT "_s + runColumns() + u" FROM taskdeck_runs WHERE id = ?"_s)) {
+    if (!q.prepare(u"SELECT "_s + runColumnList() + u" FROM taskdeck_runs WHERE id = ?"_s)) {
         *failure = q.lastError();
         return std::nullopt;
     }
@@ -515,7 +480,7 @@ std::optional<Run> selectRun(QSqlDatabase &db, const QString &id, QSqlError *fai
     }
     if (!q.next())
         return std::nullopt;
-    return runFromQuery(q);
+    return runFromRecord(q);
 }
 
 RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
@@ -568,7 +533,7 @@ RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
     if (limit > 0 && offset < page.total) {
         QSqlQuery rows(db);
         rows.setForwardOnly(true);
-        rows.prepare(u"SELECT "_s + runColumns() + u" FROM taskdeck_runs"_s + where
+        rows.prepare(u"SELECT "_s + runColumnList() + u" FROM taskdeck_runs"_s + where
                      + u" ORDER BY queued_at DESC, id DESC LIMIT ? OFFSET ?"_s);
         for (const QVariant &v : std::as_const(values))
             rows.addBindValue(v);
@@ -579,8 +544,9 @@ RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
             end();
             return page;
         }
+        const RunColumns columns(rows.record());
         while (rows.next())
-            page.runs << runFromQuery(rows);
+            page.runs << columns.read(rows);
     }
     end();
     return page;
@@ -826,6 +792,7 @@ void PgRunStore::Private::writerMain()
             problem = info.describe(failure);
         const bool lost = !db.isOpen() || isConnectionLost(db, failure);
         if (lost) {
+            dropStatements();
             db.close();
             lastWrittenLine.clear();
         }
@@ -861,56 +828,125 @@ void PgRunStore::Private::writerMain()
         writerWake.wait_for(lock, backoff, [&] { return stopping; });
         backoff = std::min(backoff * 2, kReconnectMost);
     }
+    dropStatements();
     db.close();
     db = QSqlDatabase();
     if (QSqlDatabase::contains(name))
         QSqlDatabase::removeDatabase(name);
 }
 
+void PgRunStore::Private::dropStatements()
+{
+    upsertStates.reset();
+    dequeueEnded.reset();
+    notifyWritten.reset();
+    insertChunk.reset();
+}
+
+// A statement prepared on the writer's connection the first time it is used (a PREPARE is a
+// round trip, and QPSQL deallocates it with another when the query goes).
+QSqlQuery *PgRunStore::Private::statement(std::optional<QSqlQuery> &slot, QSqlDatabase &db, const QString &sql,
+                                          QSqlError *failure)
+{
+    if (!slot) {
+        slot.emplace(db);
+        if (!slot->prepare(sql)) {
+            *failure = slot->lastError();
+            slot.reset();
+            return nullptr;
+        }
+    }
+    return &*slot;
+}
+
 bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written)
 {
+    QString worker;
+    {
+        const std::lock_guard lock(mutex);
+        worker = queueWorker;
+    }
     QSqlQuery q(db);
     if (!q.exec(u"BEGIN"_s)) {
         *failure = q.lastError();
         return false;
     }
+    auto rollback = [&] {
+        QSqlQuery(db).exec(u"ROLLBACK"_s);
+        written->clear();
+        return false;
+    };
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
     // Copies: a failed batch is written again from pending, as it was.
     StateRows states;
+    QStringList ended;
     for (auto it = pending.begin(); it != pending.end(); ++it) {
         PendingRun run = it.value();
-        if (!writeRun(db, it.key(), run, now, &states, failure)) {
-            QSqlQuery(db).exec(u"ROLLBACK"_s);
-            return false;
-        }
+        if (!writeRun(db, it.key(), run, now, &states, failure))
+            return rollback();
         written->append(it.key());
+        if (run.state && run.state->isFinished())
+            ended << it.key();
     }
-    if (states.size() > 0 && !writeStates(db, states, failure)) {
-        QSqlQuery(db).exec(u"ROLLBACK"_s);
-        return false;
-    }
-    QSqlQuery notify(db);
-    notify.prepare(u"SELECT pg_notify(?, ?)"_s);
-    for (qsizetype i = 0; i < written->size(); i += kIdsPerNotify) {
-        notify.addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
-        notify.addBindValue(written->mid(i, kIdsPerNotify).join(u','));
-        if (!notify.exec()) {
-            *failure = notify.lastError();
-            QSqlQuery(db).exec(u"ROLLBACK"_s);
-            return false;
-        }
-    }
+    if (states.size() > 0 && !writeStates(db, states, failure))
+        return rollback();
+    // The queue rows of the runs that ended go in the same commit as their ends.
+    if (!worker.isEmpty() && !ended.isEmpty() && !dequeue(db, ended, worker, failure))
+        return rollback();
+    if (!notifyIds(db, *written, failure))
+        return rollback();
     if (!q.exec(u"COMMIT"_s)) {
         *failure = q.lastError();
-        QSqlQuery(db).exec(u"ROLLBACK"_s);
         lastWrittenLine.clear();
-        return false;
+        return rollback();
     }
     // Runs that finished need no line cache any more.
-    for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
-        if (it.value().state && it.value().state->isFinished())
-            lastWrittenLine.remove(it.key());
+    for (const QString &id : std::as_const(ended))
+        lastWrittenLine.remove(id);
+    return true;
+}
+
+bool PgRunStore::Private::dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker,
+                                  QSqlError *failure)
+{
+    QSqlQuery *q = statement(dequeueEnded, db,
+                             u"DELETE FROM taskdeck_queue WHERE id = ANY(?::text[]) AND locked_by = ?"_s, failure);
+    if (!q)
+        return false;
+    QStringList quoted;
+    quoted.reserve(ended.size());
+    for (const QString &id : ended)
+        quoted << arrayElement(id);
+    q->addBindValue(QString(u'{' + quoted.join(u',') + u'}'));
+    q->addBindValue(worker);
+    if (!q->exec()) {
+        *failure = q->lastError();
+        return false;
     }
+    q->finish();
+    return true;
+}
+
+// The ids a batch wrote, on the runs channel: as many notifications as the payload limit
+// needs, sent with one statement.
+bool PgRunStore::Private::notifyIds(QSqlDatabase &db, const QStringList &ids, QSqlError *failure)
+{
+    if (ids.isEmpty())
+        return true;
+    QSqlQuery *q = statement(notifyWritten, db, u"SELECT pg_notify(?, payload) FROM unnest(?::text[]) AS payload"_s,
+                             failure);
+    if (!q)
+        return false;
+    QStringList payloads;
+    for (qsizetype i = 0; i < ids.size(); i += kIdsPerNotify)
+        payloads << arrayElement(ids.mid(i, kIdsPerNotify).join(u','));
+    q->addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
+    q->addBindValue(QString(u'{' + payloads.join(u',') + u'}'));
+    if (!q->exec()) {
+        *failure = q->lastError();
+        return false;
+    }
+    q->finish();
     return true;
 }
 
@@ -994,14 +1030,16 @@ bool PgRunStore::Private::writeStates(QSqlDatabase &db, const StateRows &states,
         "changed_at = EXCLUDED.changed_at "
         // A late update never takes a finished run back to queued or running.
         "WHERE taskdeck_runs.status IN "_s + kActive + u" OR EXCLUDED.status NOT IN "_s + kActive;
-    QSqlQuery q(db);
-    q.prepare(sql);
+    QSqlQuery *q = statement(upsertStates, db, sql, failure);
+    if (!q)
+        return false;
     for (int column = 0; column < StateRows::kColumns; ++column)
-        q.addBindValue(states.array(column));
-    if (!q.exec()) {
-        *failure = q.lastError();
+        q->addBindValue(states.array(column));
+    if (!q->exec()) {
+        *failure = q->lastError();
         return false;
     }
+    q->finish();
     return true;
 }
 
@@ -1026,22 +1064,25 @@ bool PgRunStore::Private::writeLines(QSqlDatabase &db, const QString &runId, Log
         last = q.value(0).toLongLong();
     }
 
-    QSqlQuery insert(db);
-    insert.prepare(u"INSERT INTO taskdeck_log_chunks (run_id, first_line, last_line, data, last_seq) "
-                   "VALUES (?, ?, ?, ?, ?)"_s);
+    QSqlQuery *insert = statement(insertChunk, db,
+                                  u"INSERT INTO taskdeck_log_chunks (run_id, first_line, last_line, data, last_seq) "
+                                  "VALUES (?, ?, ?, ?, ?)"_s,
+                                  failure);
+    if (!insert)
+        return false;
     LogChunk chunk;
     auto writeChunk = [&]() -> bool {
         if (chunk.isEmpty())
             return true;
-        insert.addBindValue(runId);
-        insert.addBindValue(chunk.firstLine());
-        insert.addBindValue(chunk.lastLine());
-        insert.addBindValue(chunk.data());
-        insert.addBindValue(chunk.maxSeq());
+        insert->addBindValue(runId);
+        insert->addBindValue(chunk.firstLine());
+        insert->addBindValue(chunk.lastLine());
+        insert->addBindValue(chunk.data());
+        insert->addBindValue(chunk.maxSeq());
         *maxSeq = std::max(*maxSeq, chunk.maxSeq());
         chunk.clear();
-        if (!insert.exec()) {
-            *failure = insert.lastError();
+        if (!insert->exec()) {
+            *failure = insert->lastError();
             return false;
         }
         return true;
@@ -1254,6 +1295,12 @@ PgRunStore::~PgRunStore()
 const PgConnectionInfo &PgRunStore::connectionInfo() const
 {
     return d->info;
+}
+
+void PgRunStore::setQueueWorker(const QString &worker)
+{
+    const std::lock_guard lock(d->mutex);
+    d->queueWorker = worker;
 }
 
 void PgRunStore::startRetention(int days, std::chrono::milliseconds interval)
