@@ -22,9 +22,11 @@
 #include <QLoggingCategory>
 #include <QSet>
 #include <QSqlDriver>
+#include <QThread>
 #include <QTimer>
 
 #include <csignal>
+#include <memory>
 #include <poll.h>
 #include <mutex>
 
@@ -194,6 +196,12 @@ public:
 
     int exec()
     {
+        // Claims run on a thread and connection of their own: a claim's commit waits for the
+        // server's disk, and meanwhile this thread goes on starting the runs it holds.
+        m_claimThread.setObjectName(u"taskdeck-claim"_s);
+        m_claimThread.start();
+        m_claimContext = new QObject;
+        m_claimContext->moveToThread(&m_claimThread);
         listen();
         m_poll.start();
         m_renew.start();
@@ -201,6 +209,11 @@ public:
         SignalWatcher watcher({SIGINT, SIGTERM});
         connect(&watcher, &SignalWatcher::signalReceived, this, &Worker::stop);
         m_loop.exec();
+        // The claimer's connection belongs to its thread: closed there.
+        QMetaObject::invokeMethod(m_claimContext, [this] { m_claimQueue.reset(); }, Qt::BlockingQueuedConnection);
+        m_claimContext->deleteLater();
+        m_claimThread.quit();
+        m_claimThread.wait();
         return exitcode::Success;
     }
 
@@ -277,7 +290,7 @@ private:
     // Claims once at least half the prefetch is free (or the engine has nothing to start).
     void maybeClaim()
     {
-        if (!m_more || m_stopping || m_claimTimer.isActive())
+        if (!m_more || m_stopping || m_claiming || m_claimTimer.isActive())
             return;
         sampleRate();
         const int room = m_concurrency + prefetch() - holding();
@@ -285,9 +298,10 @@ private:
             m_claimTimer.start();
     }
 
+    // Asks the claimer thread for runs; takeClaimed() gets the answer. One claim at a time.
     void claim()
     {
-        if (m_stopping)
+        if (m_stopping || m_claiming)
             return;
         sampleRate();
         const int room = m_concurrency + prefetch() - holding();
@@ -295,16 +309,49 @@ private:
             m_more = true;
             return;
         }
-        QString error;
         const int asked = std::min(room, kClaimBatch);
-        const std::optional<QList<ClaimedRun>> claimed =
-            m_queue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
-        if (!claimed) {
-            warn(error);
+        m_claiming = true;
+        m_more = false; // a notification or a full batch sets it again
+        QMetaObject::invokeMethod(m_claimContext, [this, asked] {
+            // On the claimer thread: its own queue connection, reopened after a failure.
+            QString error;
+            std::optional<QList<ClaimedRun>> claimed;
+            if (!m_claimQueue)
+                m_claimQueue = std::make_unique<PgQueue>(m_store->connectionInfo(), RunOwner::current());
+            const bool ready = (m_claimQueue->database().isOpen() && !m_claimFailed)
+                || m_claimQueue->ensureOpen(&error);
+            if (ready)
+                claimed = m_claimQueue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
+            m_claimFailed = !claimed;
+            QMetaObject::invokeMethod(this, [this, runs = std::move(claimed), error, asked] {
+                takeClaimed(runs, error, asked);
+            }, Qt::QueuedConnection);
+        }, Qt::QueuedConnection);
+    }
+
+    void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked)
+    {
+        m_claiming = false;
+        if (!runs) {
+            warn(error); // the next poll claims again
+            quitWhenDone();
             return;
         }
-        m_more = claimed->size() == asked;
-        m_waiting.append(*claimed);
+        if (m_stopping) {
+            // Claimed while the worker was stopping: back to the queue, untouched.
+            QStringList back;
+            for (const ClaimedRun &run : *runs)
+                back << run.id;
+            QString failure;
+            if (!m_queue->handBack(back, &failure))
+                m_console->err(u"taskdeck worker: %1; %2 runs it held go back to the queue when their lease "
+                               u"ends"_s.arg(failure).arg(back.size()));
+            quitWhenDone();
+            return;
+        }
+        if (runs->size() == asked)
+            m_more = true;
+        m_waiting.append(*runs);
         dispatch();
         maybeClaim();
     }
@@ -373,7 +420,7 @@ private:
 
     void quitWhenDone()
     {
-        if (m_running.isEmpty() && m_ending.isEmpty())
+        if (m_stopping && !m_claiming && m_running.isEmpty() && m_ending.isEmpty())
             m_loop.quit();
     }
 
@@ -454,6 +501,11 @@ private:
     QTimer m_renew;
     QTimer m_claimTimer;
     QTimer m_quitTimer;
+    QThread m_claimThread;
+    QObject *m_claimContext = nullptr;        // lives in m_claimThread
+    std::unique_ptr<PgQueue> m_claimQueue;    // made, used and closed in m_claimThread
+    bool m_claimFailed = false;               // m_claimThread only
+    bool m_claiming = false;                  // a claim was asked for and not answered yet
     QHash<QString, QString> m_running; // engine run id -> queued run id, of runs started, not ended
     QSet<QString> m_ending;            // engine run ids of runs ended, their end not committed yet
     QList<ClaimedRun> m_waiting;       // claimed, not started yet

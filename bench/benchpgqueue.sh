@@ -30,6 +30,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 taskdeck="${TASKDECK_BIN:-$here/../app/taskdeck}"
 pgbin=/usr/lib/postgresql/15/bin
 [ -x "$taskdeck" ] || { echo "bench_pgqueue: $taskdeck is not built" >&2; exit 2; }
+taskdeck="$(realpath "$taskdeck")" # the Taskdeck side runs in the temporary folder
 [ -x "$pgbin/initdb" ] || { echo "bench_pgqueue: PostgreSQL 15 is not installed" >&2; exit 2; }
 [[ "$sides" != *" graphile "* ]] || command -v npm >/dev/null || { echo "bench_pgqueue: npm is not installed" >&2; exit 2; }
 
