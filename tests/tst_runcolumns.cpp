@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The one row-to-Run mapping both history stores read with (RunColumns): columns found by
-// name, in any order, a column a store lacks left at its default. On an SQLite database in
-// memory, with rows written here column by column.
+// name, in any order, a column a store lacks left at its default; and the one filter of a
+// RunQuery (runFilter). On an SQLite database in memory, with rows written here.
 
 #include "runcolumns.h"
 
@@ -149,6 +149,41 @@ private Q_SLOTS:
         QCOMPARE(listed.first(), u"id"_s);
         QVERIFY(listed.contains(u"next_attempt_at"_s));
         QVERIFY(!listed.contains(RunColumns::name(RunColumns::LogMissingFrom)));
+    }
+
+    void filterSelectsWhatTheQueryAsks()
+    {
+        QVERIFY(createTable(u"runs_filtered"_s, false));
+        const qint64 t0 = 1700000000000;
+        int n = 0;
+        for (const QString &task : {u"a"_s, u"b"_s}) {
+            for (const QString &status : {u"succeeded"_s, u"failed"_s}) {
+                for (int minute = 0; minute < 3; ++minute) {
+                    QVERIFY(insert(u"runs_filtered"_s, {{u"id"_s, u"r%1"_s.arg(++n)}, {u"task"_s, task},
+                                                        {u"status"_s, status}, {u"queued_at"_s, t0 + minute * 60000}}));
+                }
+            }
+        }
+        auto count = [&](const RunQuery &query) {
+            const RunFilter filter = runFilter(query);
+            QSqlQuery q(m_db);
+            q.prepare(u"SELECT count(*) FROM runs_filtered"_s + filter.where);
+            for (const QVariant &value : filter.values)
+                q.addBindValue(value);
+            return q.exec() && q.next() ? q.value(0).toInt() : -1;
+        };
+        QVERIFY(runFilter(RunQuery()).where.isEmpty());
+        QCOMPARE(count(RunQuery()), 12);
+        RunQuery query;
+        query.task = u"b"_s;
+        QCOMPARE(count(query), 6);
+        query.status = RunStatus::Failed;
+        QCOMPARE(count(query), 3);
+        query.from = QDateTime::fromMSecsSinceEpoch(t0 + 60000, Qt::UTC);
+        QCOMPARE(count(query), 2);
+        query.to = QDateTime::fromMSecsSinceEpoch(t0 + 120000, Qt::UTC); // before, not at
+        QCOMPARE(count(query), 1);
+        QCOMPARE(runFilter(query).values.size(), qsizetype(4));
     }
 
     void resultsOfEveryJsonType_data()

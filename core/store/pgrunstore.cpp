@@ -486,25 +486,9 @@ std::optional<Run> selectRun(QSqlDatabase &db, const QString &id, QSqlError *fai
 RunPage selectRuns(QSqlDatabase &db, const RunQuery &query, QSqlError *failure)
 {
     RunPage page;
-    QStringList conditions;
-    QVariantList values;
-    if (!query.task.isEmpty()) {
-        conditions << u"task = ?"_s;
-        values << query.task;
-    }
-    if (query.status) {
-        conditions << u"status = ?"_s;
-        values << runStatusName(*query.status);
-    }
-    if (query.from.isValid()) {
-        conditions << u"queued_at >= ?"_s;
-        values << query.from.toMSecsSinceEpoch();
-    }
-    if (query.to.isValid()) {
-        conditions << u"queued_at < ?"_s;
-        values << query.to.toMSecsSinceEpoch();
-    }
-    const QString where = conditions.isEmpty() ? QString() : u" WHERE "_s + conditions.join(u" AND "_s);
+    const RunFilter filter = runFilter(query);
+    const QString &where = filter.where;
+    const QVariantList &values = filter.values;
     const int limit = std::clamp(query.limit, 0, kMaxRunsPerPage);
     const int offset = std::max(0, query.offset);
 

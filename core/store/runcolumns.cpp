@@ -102,6 +102,31 @@ Run runFromRecord(const QSqlQuery &query)
     return RunColumns(query.record()).read(query);
 }
 
+RunFilter runFilter(const RunQuery &query)
+{
+    RunFilter filter;
+    QStringList conditions;
+    if (!query.task.isEmpty()) {
+        conditions << u"task = ?"_s;
+        filter.values << query.task;
+    }
+    if (query.status) {
+        conditions << u"status = ?"_s;
+        filter.values << runStatusName(*query.status);
+    }
+    if (query.from.isValid()) {
+        conditions << u"queued_at >= ?"_s;
+        filter.values << query.from.toMSecsSinceEpoch();
+    }
+    if (query.to.isValid()) {
+        conditions << u"queued_at < ?"_s;
+        filter.values << query.to.toMSecsSinceEpoch();
+    }
+    if (!conditions.isEmpty())
+        filter.where = u" WHERE "_s + conditions.join(u" AND "_s);
+    return filter;
+}
+
 QDateTime runTimeFromValue(const QVariant &value)
 {
     return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong(), Qt::UTC);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "run.h"
+#include "runstore.h"
 
 #include <QJsonValue>
 #include <QString>
@@ -84,6 +85,16 @@ const QString &runColumnList();
 
 /*! The run on \a query's current row, its columns found by name (see RunColumns). */
 Run runFromRecord(const QSqlQuery &query);
+
+/*! A RunQuery's conditions on a run table: " WHERE task = ? AND ..." (empty for none) and the
+ *  values to bind to its placeholders, in order. */
+struct RunFilter
+{
+    QString where;
+    QVariantList values;
+};
+/*! The filter of \a query (task, status, queued between from and to), the same in every store. */
+RunFilter runFilter(const RunQuery &query);
 
 /*! A stored time (milliseconds since the epoch, or null) as a UTC time (invalid for null). */
 QDateTime runTimeFromValue(const QVariant &value);
