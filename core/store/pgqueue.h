@@ -56,9 +56,13 @@ struct ClaimScope
  * A run is queued together with its history row (status queued) in one transaction that
  * notifies PgSchema::kQueueChannel. Workers claim() with SELECT ... FOR UPDATE SKIP LOCKED, so
  * claimers never wait for each other nor take the same row; a claim holds a lease that the
- * worker renews; when the run's final state is stored the worker finishes it, which deletes
- * its queue row (the queue only holds work in flight). Tasks with a limit are claimed under
- * a per-task advisory lock, after counting the runs of the task held by every worker.
+ * worker renews. A claim without limits is one prepared statement (claiming and reading the
+ * runs' history rows); tasks with a limit are claimed in a transaction, under a per-task
+ * advisory lock, after counting the runs of the task held by every worker. When a run ends,
+ * its queue row is deleted in the transaction that stores its end (a worker's PgRunStore
+ * does it, see PgRunStore::setQueueWorker(); finish() does it for other callers): the queue
+ * only holds work in flight. The connection plans with sorting off (see open() in the
+ * source): a claim reads the ready index in claim order.
  * reclaimExpired() gives the runs of lost workers (expired leases) another attempt where
  * their retry policy allows, else marks them interrupted.
  */
