@@ -115,7 +115,8 @@ QString commandName(CliCommand command)
 
 // The options that belong to a command (after it on the line), as opposed to settings.
 enum class CommandOption { Json, Yes, Arg, Timeout, Each, Task, Status, Since, Limit, Offset,
-                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll, MaxRunning };
+                           From, Format, Output, Check, Listen, Concurrency, Lease, Poll, MaxRunning,
+                           StartRate, Local };
 
 std::optional<CommandOption> commandOptionFromName(const QString &name)
 {
@@ -131,6 +132,8 @@ std::optional<CommandOption> commandOptionFromName(const QString &name)
         {u"--listen"_s, CommandOption::Listen},
         {u"--concurrency"_s, CommandOption::Concurrency}, {u"--lease"_s, CommandOption::Lease},
         {u"--poll"_s, CommandOption::Poll},     {u"--max-running"_s, CommandOption::MaxRunning},
+        // The shared queue: its start rate (worker), and run here on purpose (run).
+        {u"--start-rate"_s, CommandOption::StartRate}, {u"--local"_s, CommandOption::Local},
     };
     const auto found = options.constFind(name);
     if (found == options.cend())
@@ -147,7 +150,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
         return option == O::Json;
     case CliCommand::Run:
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Timeout
-            || option == O::Each;
+            || option == O::Each || option == O::Local;
     case CliCommand::Rerun:
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Timeout;
     case CliCommand::History:
@@ -164,7 +167,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
         return option == O::Json || option == O::Yes || option == O::Arg || option == O::Each;
     case CliCommand::Worker:
         return option == O::Concurrency || option == O::Lease || option == O::Poll
-            || option == O::MaxRunning;
+            || option == O::MaxRunning || option == O::StartRate;
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
@@ -176,7 +179,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
 bool takesValue(CommandOption option)
 {
     return option != CommandOption::Json && option != CommandOption::Yes
-        && option != CommandOption::Check;
+        && option != CommandOption::Check && option != CommandOption::Local;
 }
 
 std::optional<qint64> parseWholeNumber(const QString &text, qint64 min, qint64 max)
@@ -481,12 +484,34 @@ CommandLine parseCommandLine(const QStringList &arguments)
                     return invalid(DurationHelp);
                 break;
             case CommandOption::MaxRunning: {
+                if (value.value_or(QString()) == u"off") {
+                    cl.maxRunning = -1;
+                    break;
+                }
                 const auto most = value ? parseWholeNumber(*value, 1, 1000000) : std::nullopt;
                 if (!most)
-                    return invalid(u"a whole number from 1"_s);
+                    return invalid(u"a whole number from 1, or off"_s);
                 cl.maxRunning = static_cast<int>(*most);
                 break;
             }
+            case CommandOption::StartRate: {
+                // N/s or N/m, as TASK_RATE_LIMIT; off clears the queue's rate.
+                static const QRegularExpression rate(u"^(\\d{1,9}(?:\\.\\d{1,9})?)/([sm])$"_s);
+                const QString text = value.value_or(QString()).trimmed();
+                const QRegularExpressionMatch m = rate.match(text);
+                const double perSecond = m.hasMatch()
+                    ? m.captured(1).toDouble() / (m.captured(2) == u"m" ? 60.0 : 1.0) : 0.0;
+                if (text == u"off")
+                    cl.startRate = 0.0;
+                else if (perSecond > 0)
+                    cl.startRate = perSecond;
+                else
+                    return invalid(u"N/s or N/m (10/s, 600/m, 0.5/s), or off"_s);
+                break;
+            }
+            case CommandOption::Local:
+                cl.local = true;
+                break;
             case CommandOption::Poll:
                 if (!value)
                     return failed(u"option --poll needs a value: "_s + DurationHelp);
@@ -627,7 +652,9 @@ Commands:
         {u"  list [--json]"_s, u"List the tasks, or print them as a JSON array"_s},
         {u"  run KEY [RUN OPTIONS]"_s,
          u"Run a task, stream its log and wait for it to end; the run is recorded in the "
-         u"history (plain mode names it on stderr: \"run ID\")"_s},
+         u"history (plain mode names it on stderr: \"run ID\"). With a shared database it is "
+         u"queued for a worker and followed there (interrupting cancels it on the worker); "
+         u"--local runs it here, as do --each and tasks with secret fields"_s},
         {u"  history [HISTORY OPTIONS]"_s,
          u"List recorded runs, newest first, with their ids"_s},
         {u"  show RUN_ID [--json]"_s,
@@ -665,6 +692,8 @@ Commands:
         {u"  -y, --yes"_s, u"Confirm a dangerous task (with --each: every run)"_s},
         {u"  --timeout DURATION"_s,
          u"This run's time limit, over the task's own and TASK_TIMEOUT: 90, 1.5s, 10m, 1h30m"_s},
+        {u"  --local"_s,
+         u"With a shared database: run here rather than queue the run for a worker and follow it"_s},
         {u"  --json"_s,
          u"Print the finished run as one JSON object on stdout and the log on stderr; "
          u"a run that cannot start prints {\"error\": {...}} instead"_s},
@@ -680,8 +709,12 @@ Commands:
     text += u"\nWorker options:\n"_s;
     text += formatHelpRows({
         {u"  --concurrency N"_s, u"Runs at once in this worker (default: TASK_MAX_CONCURRENT)"_s},
-        {u"  --max-running N"_s,
-         u"At most N runs held by all workers together; give every worker the same N"_s},
+        {u"  --max-running N|off"_s,
+         u"Store in the shared database that at most N runs are held by all workers together; "
+         u"every worker obeys it, a worker started without the option too"_s},
+        {u"  --start-rate RATE|off"_s,
+         u"Store in the shared database how many runs all workers together may start: N/s or "
+         u"N/m, in bursts of up to N (as TASK_RATE_LIMIT for one process)"_s},
         {u"  --lease DURATION"_s,
          u"How long a claimed run is held without renewal (default 30s): a worker that dies "
          u"loses its runs after that, and they are retried or marked interrupted"_s},

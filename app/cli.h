@@ -74,7 +74,9 @@ struct CommandLine
     int concurrency = 0;              //!< runs at once; 0: the engine's limit
     std::optional<std::chrono::milliseconds> lease; //!< how long a claim holds without renewal
     std::optional<std::chrono::milliseconds> poll;  //!< the look at the queue beside LISTEN
-    int maxRunning = 0;               //!< runs held by all workers together; 0: no limit
+    int maxRunning = 0;               //!< runs held by all workers together, stored; 0: not given, -1: off
+    std::optional<double> startRate;  //!< worker --start-rate, starts per second, stored; 0: off
+    bool local = false;               //!< run --local: run here even with a shared database
 
     bool ok() const { return error.isEmpty(); }
 };

@@ -203,6 +203,16 @@ int execute(Console &console)
         return code;
     }
 
+    // run with a shared database: queued for a worker and followed wherever it runs (--local,
+    // --each and tasks with secret fields run here).
+    if (commandLine.command == CommandLine::Command::Run && shared && !commandLine.local && !commandLine.eachFile) {
+        if (const std::optional<int> code = runQueued(&registry, shared, *settings, taskVersions(registry, tasksFilePath),
+                                                      commandLine, &console)) {
+            console.flush();
+            return *code;
+        }
+    }
+
     TaskEngine engine(&registry, settings->engine);
     if (store)
         engine.setRecorder(store.get());

@@ -7,11 +7,14 @@
 #include "pgqueue.h"
 #include "pgrunstore.h"
 #include "pgschema.h"
+#include "runfollower.h"
 #include "runowner.h"
 #include "signalwatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "tasksfile.h"
+#include "textformat.h"
+#include "whendone.h"
 
 #include <QCoreApplication>
 #include <QCryptographicHash>
@@ -26,6 +29,7 @@
 #include <QTimer>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <poll.h>
 #include <mutex>
@@ -48,6 +52,8 @@ constexpr std::chrono::milliseconds kPrefetchWindow{100};
 constexpr int kMaxPrefetch = 512;
 // The safety net under LISTEN: a worker looks at the queue this often anyway.
 constexpr std::chrono::milliseconds kPollInterval{2000};
+// Under a shared start rate the runs that end within this long share one claim.
+constexpr std::chrono::milliseconds kRateGather{20};
 
 /*!
  * Hands the engine's changes to the history under the queued run's id: the engine names its
@@ -73,6 +79,13 @@ public:
     {
         const std::lock_guard lock(m_mutex);
         m_runs.remove(engineId);
+        m_lost.remove(engineId);
+    }
+    /*! The claim of the engine's run \a engineId is lost: nothing more of it is stored. */
+    void abandon(const QString &engineId)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_lost.insert(engineId);
     }
     /*! Called (on any thread) when runs ended since the last call; takeEnded() has them. */
     void onEnded(std::function<void()> wake)
@@ -98,14 +111,25 @@ public:
         }
         m_store->recordQueued(translate(run));
     }
-    void recordStarted(const Run &run) override { m_store->recordStarted(translate(run)); }
-    void recordRetrying(const Run &run) override { m_store->recordRetrying(translate(run)); }
+    void recordStarted(const Run &run) override
+    {
+        if (!isLost(run.id))
+            m_store->recordStarted(translate(run));
+    }
+    void recordRetrying(const Run &run) override
+    {
+        if (!isLost(run.id))
+            m_store->recordRetrying(translate(run));
+    }
     void recordProgress(const QString &runId, const Progress &progress) override
     {
-        m_store->recordProgress(claimOf(runId).id, progress);
+        if (!isLost(runId))
+            m_store->recordProgress(claimOf(runId).id, progress);
     }
     void recordLog(const QString &runId, const LogLines &lines) override
     {
+        if (isLost(runId))
+            return;
         const ClaimedRun claim = claimOf(runId);
         LogLines moved = lines;
         for (LogLine &line : moved) {
@@ -116,20 +140,54 @@ public:
     }
     void recordFinished(const Run &run, std::function<void()> durable) override
     {
-        m_store->recordFinished(translate(run), std::move(durable));
+        if (isLost(run.id)) {
+            // Another worker or the recovery owns the run now: its end is theirs to store.
+            if (durable)
+                durable();
+        } else {
+            m_store->recordFinished(translate(run), std::move(durable));
+        }
         std::function<void()> wake;
         {
             const std::lock_guard lock(m_mutex);
             m_ended << run.id;
             // One wake-up for all the runs that end before the worker looks.
-            if (m_ended.size() == 1)
+            if (m_ended.size() == 1 && m_notHeld.isEmpty())
                 wake = m_wake;
         }
         if (wake)
             wake();
     }
+    /*!
+     * The history's writer stored the ends of queued runs \a ids that this worker no longer
+     * held (see PgRunStore::setQueueWorker()); takeNotHeld() has them. Any thread.
+     */
+    void notHeld(const QStringList &ids)
+    {
+        std::function<void()> wake;
+        {
+            const std::lock_guard lock(m_mutex);
+            if (m_ended.isEmpty() && m_notHeld.isEmpty())
+                wake = m_wake;
+            m_notHeld << ids;
+        }
+        if (wake)
+            wake();
+    }
+    /*! The queued run ids notHeld() was given since the last call. */
+    QStringList takeNotHeld()
+    {
+        const std::lock_guard lock(m_mutex);
+        return std::exchange(m_notHeld, {});
+    }
 
 private:
+    bool isLost(const QString &engineId) const
+    {
+        const std::lock_guard lock(m_mutex);
+        return m_lost.contains(engineId);
+    }
+
     ClaimedRun claimOf(const QString &engineId) const
     {
         const std::lock_guard lock(m_mutex);
@@ -158,7 +216,9 @@ private:
     QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
     std::optional<ClaimedRun> m_next;        // guarded by m_mutex
     QStringList m_ended;                     // guarded by m_mutex
+    QStringList m_notHeld;                   // guarded by m_mutex; queued run ids
     std::function<void()> m_wake;            // guarded by m_mutex
+    QSet<QString> m_lost;                    // guarded by m_mutex; engine run ids
 };
 
 class Worker final : public QObject
@@ -166,7 +226,7 @@ class Worker final : public QObject
 public:
     Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
            QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
-           std::chrono::milliseconds pollInterval, int maxRunning, Console *console)
+           std::chrono::milliseconds pollInterval, Console *console)
         : m_engine(engine)
         , m_recorder(recorder)
         , m_queue(queue)
@@ -174,7 +234,6 @@ public:
         , m_scopes(std::move(scopes))
         , m_concurrency(concurrency)
         , m_lease(lease)
-        , m_maxRunning(maxRunning)
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
@@ -190,6 +249,11 @@ public:
         m_quitTimer.setSingleShot(true);
         connect(&m_quitTimer, &QTimer::timeout, this, &Worker::quitWhenDone);
         m_rateClock.start();
+        // The queue's start rate had no token left: look again when the next one is due.
+        m_rateTimer.setSingleShot(true);
+        connect(&m_rateTimer, &QTimer::timeout, this, &Worker::claim);
+        m_lastRenewed = std::chrono::steady_clock::now();
+        m_limits = queue->lastLimits();
     }
 
     ~Worker() override { m_recorder->onEnded({}); }
@@ -221,14 +285,21 @@ private:
     void listen()
     {
         QSqlDatabase db = m_queue->database();
-        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))) {
+        const QString cancelChannel = QString::fromLatin1(PgSchema::kCancelChannel);
+        if (!db.isOpen() || !db.driver()->subscribeToNotification(QString::fromLatin1(PgSchema::kQueueChannel))
+            || !db.driver()->subscribeToNotification(cancelChannel)) {
             m_listening = false;
             return;
         }
         // Once per driver: a reconnected queue has a new one.
         disconnect(db.driver(), &QSqlDriver::notification, this, nullptr);
         connect(db.driver(), &QSqlDriver::notification, this,
-                [this](const QString &, QSqlDriver::NotificationSource, const QVariant &) { wake(); });
+                [this, cancelChannel](const QString &channel, QSqlDriver::NotificationSource, const QVariant &) {
+                    if (channel == cancelChannel)
+                        checkCancels();
+                    else
+                        wake();
+                });
         m_listening = true;
     }
 
@@ -268,9 +339,12 @@ private:
     // queue row the history's writer is committing).
     int holding() const { return int(m_running.size() + m_waiting.size()); }
 
-    // Claimed runs kept waiting besides those running (see kPrefetchWindow).
+    // Claimed runs kept waiting besides those running (see kPrefetchWindow). Under a shared
+    // start rate a claim is a start: nothing is claimed ahead to wait here.
     int prefetch() const
     {
+        if (m_limits.startRate > 0)
+            return 0;
         const int byRate = int(m_startRate * double(kPrefetchWindow.count()) / 1000.0);
         return std::max(m_concurrency, std::min(kMaxPrefetch, byRate));
     }
@@ -288,12 +362,18 @@ private:
     }
 
     // Claims once at least half the prefetch is free (or the engine has nothing to start).
+    // Under a start rate the ends of a moment share one claim (kRateGather).
     void maybeClaim()
     {
         if (!m_more || m_stopping || m_claiming || m_claimTimer.isActive())
             return;
         sampleRate();
         const int room = m_concurrency + prefetch() - holding();
+        if (m_limits.startRate > 0) {
+            if (room > 0 && !m_rateTimer.isActive())
+                m_rateTimer.start(kRateGather);
+            return;
+        }
         if (room >= std::max(1, prefetch() / 2) || m_waiting.isEmpty())
             m_claimTimer.start();
     }
@@ -313,7 +393,8 @@ private:
         m_claiming = true;
         m_more = false; // a notification or a full batch sets it again
         QMetaObject::invokeMethod(m_claimContext, [this, asked] {
-            // On the claimer thread: its own queue connection, reopened after a failure.
+            // On the claimer thread: its own queue connection, reopened after a failure. Every
+            // claim reads the queue's stored limits (max-running, start rate) in its transaction.
             QString error;
             std::optional<QList<ClaimedRun>> claimed;
             if (!m_claimQueue)
@@ -321,15 +402,19 @@ private:
             const bool ready = (m_claimQueue->database().isOpen() && !m_claimFailed)
                 || m_claimQueue->ensureOpen(&error);
             if (ready)
-                claimed = m_claimQueue->claim(m_scopes, asked, m_lease, &error, m_maxRunning);
+                claimed = m_claimQueue->claim(m_scopes, asked, m_lease, &error);
             m_claimFailed = !claimed;
-            QMetaObject::invokeMethod(this, [this, runs = std::move(claimed), error, asked] {
-                takeClaimed(runs, error, asked);
+            const QueueLimits limits = m_claimQueue->lastLimits();
+            const std::chrono::milliseconds rateWait = claimed ? m_claimQueue->startRateWait()
+                                                               : std::chrono::milliseconds(0);
+            QMetaObject::invokeMethod(this, [this, runs = std::move(claimed), error, asked, limits, rateWait] {
+                takeClaimed(runs, error, asked, limits, rateWait);
             }, Qt::QueuedConnection);
         }, Qt::QueuedConnection);
     }
 
-    void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked)
+    void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked,
+                     const QueueLimits &limits, std::chrono::milliseconds rateWait)
     {
         m_claiming = false;
         if (!runs) {
@@ -337,6 +422,7 @@ private:
             quitWhenDone();
             return;
         }
+        m_limits = limits;
         if (m_stopping) {
             // Claimed while the worker was stopping: back to the queue, untouched.
             QStringList back;
@@ -349,11 +435,16 @@ private:
             quitWhenDone();
             return;
         }
+        if (holding() == 0 && m_ending.isEmpty() && !runs->isEmpty())
+            m_lastRenewed = std::chrono::steady_clock::now(); // the claim's lease starts now
         if (runs->size() == asked)
             m_more = true;
         m_waiting.append(*runs);
         dispatch();
-        maybeClaim();
+        if (m_more)
+            maybeClaim();
+        else if (rateWait.count() > 0 && !m_rateTimer.isActive())
+            m_rateTimer.start(rateWait);
     }
 
     // Starts claimed runs while the engine has room for them.
@@ -378,40 +469,64 @@ private:
     // Its end leaves the queue with it, in the history writer's transaction.
     void failUnstartable(const ClaimedRun &claim, const QString &why)
     {
+        endUnstarted(claim, RunStatus::Failed, {u"worker could not start the run: "_s + why, u"StartError"_s,
+                                                QString(), false});
+    }
+
+    // Stores the end of a claimed run that never started here, and lets it leave the queue.
+    void endUnstarted(const ClaimedRun &claim, RunStatus status, const RunError &error)
+    {
         m_recorder->expect(ClaimedRun());
         Run run;
         run.id = claim.id;
         run.task = claim.task;
         run.args = claim.args;
-        run.status = RunStatus::Failed;
+        run.status = status;
         run.queuedAt = claim.queuedAt;
         run.finishedAt = QDateTime::currentDateTimeUtc();
         run.attempt = claim.attempt;
         run.maxAttempts = claim.maxAttempts;
         run.owner = RunOwner::current();
         run.seq = claim.seq + 1;
-        run.error = {u"worker could not start the run: "_s + why, u"StartError"_s, QString(), false};
+        run.error = error;
         m_store->recordFinished(run, {});
     }
 
     // Runs the engine ended: their slots are free, their ends are being committed.
+    // Also says which ends the database refused: the writer's transaction removes only the
+    // queue rows this worker still holds, and reports the others.
     void ended()
     {
+        for (const QString &id : m_recorder->takeNotHeld())
+            m_console->err(u"taskdeck worker: run %1 was no longer held by this worker when it ended "
+                           u"(its lease expired and it was taken back); the end this worker wrote was "
+                           u"refused by the database"_s.arg(id));
+        m_console->flush();
         for (const QString &engineId : m_recorder->takeEnded()) {
             const QString queueId = m_running.take(engineId);
             if (!queueId.isEmpty())
-                m_ending.insert(engineId);
+                m_ending.insert(engineId, queueId);
         }
         dispatch();
         maybeClaim();
     }
 
-    // A run's end is committed (and its queue row gone with it).
+    // A run's end is committed (and its queue row gone with it, if this worker still held it).
     void finished(const Run &run)
     {
-        if (!m_ending.remove(run.id) && m_running.remove(run.id) == 0)
+        QString queueId = m_ending.take(run.id);
+        if (queueId.isEmpty())
+            queueId = m_running.take(run.id);
+        if (queueId.isEmpty())
             return;
         m_recorder->forget(run.id);
+        m_cancelAsked.remove(run.id);
+        if (m_abandoned.remove(run.id)) {
+            m_console->err(u"taskdeck worker: run %1 ended here (%2) after this worker lost its claim; this end "
+                           u"was not stored: the worker or recovery that took the run back stores its end"_s
+                               .arg(queueId, runStatusName(run.status)));
+            m_console->flush();
+        }
         dispatch();
         maybeClaim();
         if (m_stopping)
@@ -442,15 +557,117 @@ private:
         m_more = true;
         if (!m_claimTimer.isActive())
             m_claimTimer.start();
+        checkCancels();
+    }
+
+    // The runs of this worker whose cancel was asked for (taskdeck run interrupted, say).
+    void checkCancels()
+    {
+        if (holding() == 0)
+            return;
+        QString error;
+        const std::optional<QStringList> ids = m_queue->cancelRequests(&error);
+        if (!ids) {
+            warn(error);
+            return;
+        }
+        QStringList ended;
+        for (const QString &id : *ids) {
+            for (qsizetype i = 0; i < m_waiting.size(); ++i) {
+                if (m_waiting.at(i).id != id)
+                    continue;
+                endUnstarted(m_waiting.takeAt(i), RunStatus::Canceled,
+                             {u"canceled before it started"_s, u"Canceled"_s, QString(), false});
+                ended << id;
+                break;
+            }
+            for (auto it = m_running.cbegin(); it != m_running.cend(); ++it) {
+                if (it.value() != id || m_cancelAsked.contains(it.key()))
+                    continue;
+                m_cancelAsked.insert(it.key());
+                m_engine->cancel(it.key());
+                ended << id;
+                break;
+            }
+        }
+        if (!ended.isEmpty()) {
+            qCInfo(lcWorker).noquote() << u"canceling %1 as asked"_s.arg(ended.join(u", "_s));
+        }
+    }
+
+    // The queued runs whose claims this worker renews: waiting, running, and ended with their
+    // end not committed yet (their queue rows go with that commit); not those it lost.
+    QStringList heldIds() const
+    {
+        QStringList ids;
+        for (const ClaimedRun &run : std::as_const(m_waiting))
+            ids << run.id;
+        for (const QHash<QString, QString> *runs : {&m_running, &m_ending}) {
+            for (auto it = runs->cbegin(); it != runs->cend(); ++it) {
+                if (!m_abandoned.contains(it.key()))
+                    ids << it.value();
+            }
+        }
+        return ids;
     }
 
     void renew()
     {
-        if (holding() == 0 && m_ending.isEmpty())
+        const auto now = std::chrono::steady_clock::now();
+        // Leases this worker could not renew in time are over: another worker may hold those
+        // runs by now. They stop here, and nothing more of them is written from here.
+        if ((holding() > 0 || !m_ending.isEmpty()) && now - m_lastRenewed > m_lease) {
+            const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - m_lastRenewed);
+            const QString why = u"its lease was not renewed for %1 ms, longer than the lease (%2 ms)"_s
+                                    .arg(silent.count())
+                                    .arg(m_lease.count());
+            for (const QString &id : heldIds())
+                abandon(id, why);
+        }
+        // Runs that ended still hold their queue rows until the writer commits their ends.
+        const QStringList ids = heldIds();
+        if (ids.isEmpty()) {
+            m_lastRenewed = now;
             return;
+        }
         QString error;
-        if (!m_queue->renew(m_lease, &error))
+        const std::optional<QStringList> still = m_queue->renewHeld(ids, m_lease, &error);
+        if (!still) {
             warn(error);
+            return;
+        }
+        m_lastRenewed = now;
+        for (const QString &id : std::as_const(ids)) {
+            if (!still->contains(id))
+                abandon(id, u"its lease had expired and the run was taken back"_s);
+        }
+    }
+
+    // The claim of queued run \a id is lost: the run stops here and nothing more of it is stored.
+    void abandon(const QString &id, const QString &why)
+    {
+        for (qsizetype i = 0; i < m_waiting.size(); ++i) {
+            if (m_waiting.at(i).id == id) {
+                m_waiting.removeAt(i);
+                m_console->err(u"taskdeck worker: lost the claim of run %1 before starting it (%2)"_s.arg(id, why));
+                m_console->flush();
+                return;
+            }
+        }
+        // A run that ended already keeps its end; the writer removes its queue row only if this
+        // worker still holds it, and reports it otherwise (see ended()).
+        for (auto it = m_running.cbegin(); it != m_running.cend(); ++it) {
+            if (it.value() != id || m_abandoned.contains(it.key()))
+                continue;
+            const QString engineId = it.key();
+            m_abandoned.insert(engineId);
+            m_recorder->abandon(engineId);
+            m_engine->cancel(engineId);
+            m_console->err(u"taskdeck worker: lost the claim of run %1 (%2); canceling it here, and nothing more "
+                           u"of it is stored from this worker"_s.arg(id, why));
+            m_console->flush();
+            return;
+        }
     }
 
     void warn(const QString &error)
@@ -494,21 +711,25 @@ private:
     const QList<ClaimScope> m_scopes;
     const int m_concurrency;
     const std::chrono::milliseconds m_lease;
-    const int m_maxRunning;
     Console *const m_console;
     QEventLoop m_loop;
     QTimer m_poll;
     QTimer m_renew;
     QTimer m_claimTimer;
     QTimer m_quitTimer;
+    QTimer m_rateTimer;
     QThread m_claimThread;
     QObject *m_claimContext = nullptr;        // lives in m_claimThread
     std::unique_ptr<PgQueue> m_claimQueue;    // made, used and closed in m_claimThread
     bool m_claimFailed = false;               // m_claimThread only
     bool m_claiming = false;                  // a claim was asked for and not answered yet
+    QueueLimits m_limits;                     // the queue's limits as the last claim read them
     QHash<QString, QString> m_running; // engine run id -> queued run id, of runs started, not ended
-    QSet<QString> m_ending;            // engine run ids of runs ended, their end not committed yet
+    QHash<QString, QString> m_ending;  // the same, of runs ended, their end not committed yet
     QList<ClaimedRun> m_waiting;       // claimed, not started yet
+    QSet<QString> m_cancelAsked;       // engine run ids canceled on request
+    QSet<QString> m_abandoned;         // engine run ids whose claim was lost
+    std::chrono::steady_clock::time_point m_lastRenewed; // the last renewal that reached the database
     std::chrono::steady_clock::time_point m_nextReclaim;
     QElapsedTimer m_rateClock;
     qint64 m_startedSinceSample = 0;
@@ -559,9 +780,21 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         console->err(u"taskdeck worker: "_s + error);
         return exitcode::Usage;
     }
+    // The limits are the queue's: given here, they are stored for every worker.
+    if ((commandLine.maxRunning != 0 && !queue.setMaxRunning(std::max(0, commandLine.maxRunning), &error))
+        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))) {
+        console->err(u"taskdeck worker: cannot store the queue's limits: "_s + error);
+        return exitcode::Usage;
+    }
+    const std::optional<QueueLimits> limits = queue.limits(&error);
+    if (!limits) {
+        console->err(u"taskdeck worker: "_s + error);
+        return exitcode::Usage;
+    }
     QueueRecorder recorder(store);
-    // A run's queue row goes with the commit of its end (see PgRunStore::setQueueWorker).
-    store->setQueueWorker(RunOwner::current());
+    // A run's queue row goes with the commit of its end while this worker holds it; the ends
+    // of runs it no longer held are reported to the worker (see PgRunStore::setQueueWorker).
+    store->setQueueWorker(RunOwner::current(), [&recorder](const QStringList &ids) { recorder.notHeld(ids); });
     EngineConfig config = settings.engine;
     config.maxConcurrent = concurrency;
     int code = exitcode::Success;
@@ -573,18 +806,29 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
                          .arg(registry->tasks().size())
                          .arg(store->location())
                          .arg(concurrency));
+        QStringList shared;
+        if (limits->maxRunning > 0)
+            shared << u"at most %1 running"_s.arg(limits->maxRunning);
+        if (limits->startRate > 0)
+            shared << u"at most %1 starts a second"_s.arg(limits->startRate);
+        if (!shared.isEmpty())
+            console->err(u"taskdeck worker: the queue's limits, for all workers: "_s + shared.join(u", "_s));
         console->flush();
         Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
-                      commandLine.poll.value_or(kPollInterval), commandLine.maxRunning, console);
+                      commandLine.poll.value_or(kPollInterval), console);
         code = worker.exec();
         engine.shutdown();
     }
     store->flush(std::chrono::seconds(10));
+    store->setQueueWorker(RunOwner::current()); // the recorder goes now
     return code;
 }
 
-int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
-              const CommandLine &commandLine, Console *console)
+namespace {
+
+// The task of \a commandLine when it exists and is confirmed where it must be; else null,
+// with the reason printed.
+TaskPtr confirmedTask(TaskRegistry *registry, const CommandLine &commandLine, Console *console)
 {
     const TaskPtr task = registry->find(commandLine.taskKey);
     if (!task) {
@@ -593,19 +837,38 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         message += near.isEmpty() ? u"; taskdeck list shows the tasks"_s
                                   : u"; did you mean: "_s + near.join(u", "_s) + u'?';
         console->err(message);
-        return exitcode::Usage;
+        return nullptr;
     }
     if (task->isDangerous() && !commandLine.confirmed) {
         console->err(u"taskdeck: %1 (%2) is dangerous: %3"_s.arg(task->title, task->key, task->danger));
         console->err(u"re-run with --yes to confirm"_s);
-        return exitcode::Usage;
+        return nullptr;
     }
-    for (const Field &field : task->fields) {
-        if (field.type == FieldType::Secret) {
-            console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
-                         u"run it with taskdeck run instead"_s.arg(task->key, field.key));
-            return exitcode::Usage;
-        }
+    return task;
+}
+
+// The first secret field of \a task: a run with one cannot be queued (secrets are never stored).
+QString secretField(const Task &task)
+{
+    for (const Field &field : task.fields) {
+        if (field.type == FieldType::Secret)
+            return field.key;
+    }
+    return QString();
+}
+
+} // namespace
+
+int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
+              const CommandLine &commandLine, Console *console)
+{
+    const TaskPtr task = confirmedTask(registry, commandLine, console);
+    if (!task)
+        return exitcode::Usage;
+    if (const QString secret = secretField(*task); !secret.isEmpty()) {
+        console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored; "
+                     u"run it with taskdeck run instead"_s.arg(task->key, secret));
+        return exitcode::Usage;
     }
 
     PgQueue queue(store->connectionInfo(), QString());
@@ -690,6 +953,147 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         return exitcode::Usage;
     console->flush();
     return exitcode::Success;
+}
+
+std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+                             const QHash<QString, QString> &versions, const CommandLine &commandLine,
+                             Console *console)
+{
+    const TaskPtr task = confirmedTask(registry, commandLine, console);
+    if (!task)
+        return exitcode::Usage;
+    if (const QString secret = secretField(*task); !secret.isEmpty()) {
+        console->err(u"taskdeck: task \"%1\" has a secret argument (%2), and secrets are never stored in the "
+                     u"shared queue: running it here"_s.arg(task->key, secret));
+        console->flush();
+        return std::nullopt;
+    }
+    if (commandLine.timeout) {
+        console->err(u"taskdeck: --timeout is not carried by the shared queue (the worker applies the task's "
+                     u"own limit); use --local to run here with it"_s);
+        return exitcode::Usage;
+    }
+    const Validation validation = validateArguments(task->fields, commandLine.args);
+    if (!validation.ok()) {
+        console->err(u"taskdeck: invalid arguments for task \"%1\": %2"_s.arg(task->key,
+                                                                              formatFieldErrors(validation.errors)));
+        return exitcode::Usage;
+    }
+
+    PgQueue queue(store->connectionInfo(), QString());
+    QString error;
+    if (!queue.open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    const std::optional<QStringList> ids =
+        queue.enqueue({{task->key, validation.values, versions.value(task->key), task->retry.maxAttempts}}, &error);
+    if (!ids || ids->isEmpty()) {
+        console->err(u"taskdeck: "_s + error);
+        return exitcode::Usage;
+    }
+    const QString runId = ids->constFirst();
+    const bool json = commandLine.json;
+    const Console::Channel logChannel = json ? Console::Channel::Err : Console::Channel::Out;
+    if (!json) {
+        console->err(u"run "_s + runId + u" (queued for a worker)"_s);
+        console->flush();
+    }
+
+    // The engine only answers the follower's question (the run is not its own); the history
+    // has the run.
+    EngineConfig config = settings.engine;
+    config.maxConcurrent = 1;
+    TaskEngine engine(registry, config);
+    RunFollower follower(&engine, store);
+    QEventLoop loop;
+    QObject scope;
+    std::optional<Run> finished;
+    qint64 lastLine = 0;
+    std::unique_ptr<RunHandle> handle;
+    bool unknown = false;
+
+    std::function<void(qint64)> follow = [&](qint64 after) {
+        follower.follow(runId, {after, RunHandle::kDefaultMaxQueuedLines}, &scope, [&](Following following) {
+            if (!following.handle) {
+                unknown = true;
+                loop.quit();
+                return;
+            }
+            handle = std::move(following.handle);
+            QObject::connect(handle.get(), &RunHandle::log, &scope, [&](const LogLines &lines) {
+                for (const LogLine &line : lines) {
+                    if (line.number <= lastLine)
+                        continue;
+                    lastLine = line.number;
+                    console->logLine(logChannel, line);
+                }
+                console->flush();
+            });
+            QObject::connect(handle.get(), &RunHandle::finished, &scope, [&](const Run &run) {
+                finished = run;
+                loop.quit();
+            });
+            // Slow to print: catch up from the history where the handle stopped.
+            QObject::connect(handle.get(), &RunHandle::fellBehind, &scope, [&](qint64 seq) {
+                QTimer::singleShot(0, &scope, [&follow, seq] { follow(seq); });
+            });
+        });
+    };
+    follow(0);
+
+    // Said once, when no worker has taken the run after a while: not a silent hang.
+    QTimer waiting;
+    waiting.setSingleShot(true);
+    waiting.setInterval(std::chrono::seconds(3));
+    QObject::connect(&waiting, &QTimer::timeout, &scope, [&] {
+        detail::whenDone(&scope, store->findRunAsync(runId), [&](const std::optional<Run> &run) {
+            if (run && run->status == RunStatus::Queued && !finished) {
+                console->err(u"taskdeck: run %1 is waiting for a worker: none has taken it yet (taskdeck worker "
+                             u"runs queued runs; taskdeck run --local runs here)"_s.arg(runId));
+                console->flush();
+            }
+        });
+    });
+    waiting.start();
+
+    int interrupts = 0;
+    SignalWatcher watcher({SIGINT, SIGTERM});
+    QObject::connect(&watcher, &SignalWatcher::signalReceived, &scope, [&](int signalNumber) {
+        if (++interrupts > 1) {
+            console->err(u"taskdeck: quitting; run %1 goes on as the queue has it (taskdeck show %1)"_s.arg(runId));
+            console->flush();
+            std::_Exit(128 + signalNumber);
+        }
+        QString cancelError;
+        const std::optional<CancelOutcome> outcome = queue.requestCancel(runId, &cancelError);
+        if (!outcome) {
+            console->err(u"taskdeck: could not ask for the cancel of run %1: %2"_s.arg(runId, cancelError));
+        } else if (*outcome == CancelOutcome::Requested) {
+            console->err(u"canceling on its worker... (interrupt again to quit at once)"_s);
+        } else if (*outcome == CancelOutcome::Canceled) {
+            console->err(u"canceled before a worker took it"_s);
+        }
+        console->flush();
+    });
+
+    if (!finished && !unknown)
+        loop.exec();
+    console->clearStatus();
+    if (unknown || !finished) {
+        console->err(u"taskdeck: run %1 is not in the history"_s.arg(runId));
+        return exitcode::Failure;
+    }
+    const Run &done = *finished;
+    console->err(runSummary(done));
+    if (done.status != RunStatus::Succeeded && !done.error.detail.trimmed().isEmpty())
+        console->err(indented(done.error.detail.trimmed(), u"  "_s));
+    if (json)
+        console->out(toJsonText(done.toJson(), QJsonDocument::Indented));
+    else if (done.status == RunStatus::Succeeded && !done.result.isUndefined() && !done.result.isNull())
+        console->out(toJsonText(done.result, QJsonDocument::Indented));
+    console->flush();
+    return done.status == RunStatus::Succeeded ? exitcode::Success : exitcode::Failure;
 }
 
 } // namespace taskdeck

@@ -6,6 +6,7 @@
 #include <QString>
 
 #include <chrono>
+#include <optional>
 
 namespace taskdeck {
 
@@ -39,5 +40,18 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
  */
 int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QString> &versions,
               const CommandLine &commandLine, Console *console);
+
+/*!
+ * taskdeck run with a shared database: validates and queues one run, follows it through the
+ * history wherever a worker runs it (its log live, then the summary, as a local run prints),
+ * and returns its exit code. The first SIGINT or SIGTERM asks for its cancel through the
+ * database (the worker holding it cancels it; one no worker took yet ends at once); a second
+ * quits at once. When no worker has taken the run after a few seconds it says so, once.
+ * nullopt, with a note printed, for a task with secret fields: secrets are never stored in the
+ * queue, so the caller runs it here.
+ */
+std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+                             const QHash<QString, QString> &versions, const CommandLine &commandLine,
+                             Console *console);
 
 } // namespace taskdeck

@@ -115,17 +115,7 @@ int main(int argc, char *argv[])
         one << followRound(engine, 1, scale.count);
         many << followRound(engine, kManyFollowers, scale.count);
     }
-    bench::printLine(u"1 follower:    %1 ms (median of %2)"_s.arg(bench::formatSamples(one)).arg(one.size()));
-    bench::printLine(u"%1 followers: %2 ms"_s.arg(kManyFollowers).arg(bench::formatSamples(many)));
-    bench::Result result;
-    result.bench = u"follow"_s;
-    result.value = bench::median(many);
-    result.baseline = bench::median(one);
-    result.unit = u"ms"_s;
-    result.extra = {{u"target"_s, kTarget},
-                    {u"followers"_s, kManyFollowers},
-                    {u"lines"_s, scale.count},
-                    {u"machine"_s, bench::machineInfo()}};
-    bench::printJsonLine(result);
+    bench::reportFanout(u"follow"_s, u"followers"_s, kManyFollowers, one, many,
+                        {{u"target"_s, kTarget}, {u"lines"_s, scale.count}});
     return 0;
 }

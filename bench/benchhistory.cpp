@@ -99,7 +99,7 @@ void floorRunId(char (&id)[kIdSize], qint64 t0, int i)
  * of the same schema through SQLite's C API, in transactions of 1,000, with ids in creation
  * order as the engine makes them. No engine, no queue, no coalescing: only SQLite's work.
  */
-double sqliteOnly(int count)
+double sqliteOnly(int count, QList<double> *cpuMs = nullptr)
 {
     QTemporaryDir dir;
     QString error;
@@ -126,6 +126,7 @@ double sqliteOnly(int count)
     }
     const qint64 t0 = QDateTime::currentMSecsSinceEpoch();
     const QByteArray owner = "4242@bench#1";
+    const double cpuBefore = bench::processCpuMs();
     QElapsedTimer timer;
     timer.start();
     for (int i = 0; i < count; ++i) {
@@ -142,6 +143,8 @@ double sqliteOnly(int count)
     }
     run("COMMIT");
     const double ms = double(timer.nsecsElapsed()) / 1e6;
+    if (cpuMs)
+        *cpuMs << bench::processCpuMs() - cpuBefore;
     sqlite3_finalize(insert);
     sqlite3_close(db);
     return ms;
@@ -319,10 +322,11 @@ int main(int argc, char *argv[])
     qint64 databaseBytes = 0;
     QList<double> handOff;
     QList<double> floor;
+    QList<double> floorCpu;
     for (int r = 0; r < scale.rounds; ++r) {
         // The floor in each round, next to the store: the machine's speed for writes
         // changes from minute to minute.
-        floor << sqliteOnly(scale.count);
+        floor << sqliteOnly(scale.count, &floorCpu);
         {
             TaskEngine engine(&registry, config);
             round(engine, std::min(kWarmupRuns, scale.count));
@@ -386,13 +390,18 @@ int main(int argc, char *argv[])
         {u"batchedRowsIdIndexMs"_s, std::round(bench::median(batchedWithIds) * 10) / 10},
         {u"storeOnCpuMs"_s, std::round(bench::median(withStoreCpu) * 10) / 10},
         {u"storeOffCpuMs"_s, std::round(bench::median(withoutCpu) * 10) / 10},
+        // CPU time, which other users of the machine change much less than wall time: the
+        // store's round against SQLite's own work for the same rows.
+        {u"sqliteOnlyCpuMs"_s, std::round(bench::median(floorCpu) * 10) / 10},
+        {u"cpuRatio"_s, std::round(bench::median(withStoreCpu) / std::max(1e-9, bench::median(floorCpu)) * 1000) / 1000},
         {u"machine"_s, bench::machineInfo()},
     };
     bench::printLine(u"history: %1 no-op runs, median of %2 rounds"_s.arg(scale.count).arg(scale.rounds));
     bench::printLine(u"  store on  wall ms: %1"_s.arg(bench::formatSamples(withStore)));
     bench::printLine(u"  store off wall ms: %1"_s.arg(bench::formatSamples(without)));
-    bench::printLine(u"  CPU ms, all threads: store on %1; store off %2"_s
-                         .arg(bench::formatSamples(withStoreCpu), bench::formatSamples(withoutCpu)));
+    bench::printLine(u"  CPU ms, all threads: store on %1; store off %2; SQLite alone %3"_s
+                         .arg(bench::formatSamples(withStoreCpu), bench::formatSamples(withoutCpu),
+                              bench::formatSamples(floorCpu)));
     bench::printLine(u"  a recorder that keeps nothing and publishes finishes from its own thread: %1 ms"_s
                          .arg(bench::formatSamples(handOff)));
     bench::printLine(u"  SQLite alone, the same rows through its C API, no engine: %1 ms"_s

@@ -155,12 +155,7 @@ int main(int argc, char *argv[])
 {
     QCoreApplication app(argc, argv);
     QStringList arguments = app.arguments();
-    QString taskdeck = QDir(app.applicationDirPath()).filePath(u"../app/taskdeck"_s);
-    if (arguments.size() > 1 && !arguments.at(1).startsWith(u"--"_s))
-        taskdeck = arguments.takeAt(1);
-    taskdeck = QFileInfo(taskdeck).absoluteFilePath();
-    if (!QFileInfo(taskdeck).isExecutable())
-        qFatal("no taskdeck program at %s (give its path as the first argument)", qPrintable(taskdeck));
+    const QString taskdeck = bench::takeTaskdeckProgram(arguments);
     const bench::Scale scale = bench::scaleFromArguments(arguments, {kRuns, kRounds});
 
     QTemporaryDir dir;

@@ -8,7 +8,10 @@
 #include <cstring>
 #include <ctime>
 
+#include <QCoreApplication>
+#include <QDir>
 #include <QElapsedTimer>
+#include <QFileInfo>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -228,6 +231,36 @@ double xargsEchoRound(int count, int concurrency, const QString &outputPath)
         qFatal("xargs: expected %d lines summing to %lld, got %lld summing to %lld",
                count, sumUpTo(count), lines, sum);
     return ms;
+}
+
+QString takeTaskdeckProgram(QStringList &arguments)
+{
+    QString program = QDir(QCoreApplication::applicationDirPath()).filePath(u"../app/taskdeck"_s);
+    if (arguments.size() > 1 && !arguments.at(1).startsWith(u"--"_s))
+        program = arguments.takeAt(1);
+    program = QFileInfo(program).absoluteFilePath();
+    if (!QFileInfo(program).isExecutable())
+        qFatal("no taskdeck program at %s (give its path as the first argument)", qPrintable(program));
+    return program;
+}
+
+void reportFanout(const QString &bench, const QString &who, int many, const QList<double> &oneSamples,
+                  const QList<double> &manySamples, QList<QPair<QString, QJsonValue>> extra)
+{
+    const QString manyLabel = u"%1 %2:"_s.arg(many).arg(who);
+    const QString oneLabel = u"1 %1:"_s.arg(who.endsWith(u's') ? who.chopped(1) : who)
+                                 .leftJustified(manyLabel.size());
+    printLine(u"%1 %2 ms (median of %3)"_s.arg(oneLabel, formatSamples(oneSamples)).arg(oneSamples.size()));
+    printLine(u"%1 %2 ms"_s.arg(manyLabel, formatSamples(manySamples)));
+    Result result;
+    result.bench = bench;
+    result.value = median(manySamples);
+    result.baseline = median(oneSamples);
+    result.unit = u"ms"_s;
+    result.extra = std::move(extra);
+    result.extra.append({who, many});
+    result.extra.append({u"machine"_s, machineInfo()});
+    printJsonLine(result);
 }
 
 } // namespace taskdeck::bench

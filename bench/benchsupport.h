@@ -77,4 +77,20 @@ void printJsonLine(const Result &result);
 /*! Prints one readable line on stdout, without buffering surprises next to the JSON. */
 void printLine(const QString &line);
 
+/*!
+ * The taskdeck program a benchmark runs: the first argument when it is not an option (taken
+ * out of \a arguments), ../app/taskdeck next to the benchmark otherwise, as an absolute path.
+ * Exits with a message when it is not an executable file.
+ */
+QString takeTaskdeckProgram(QStringList &arguments);
+
+/*!
+ * Ends a fan-out benchmark: prints the samples with one follower and with \a many followers
+ * (\a who names them, e.g. "clients"), then the result line with the median of \a manySamples
+ * as value and the median of \a oneSamples as baseline, in ms, followed by \a extra and the
+ * machine.
+ */
+void reportFanout(const QString &bench, const QString &who, int many, const QList<double> &oneSamples,
+                  const QList<double> &manySamples, QList<QPair<QString, QJsonValue>> extra);
+
 } // namespace taskdeck::bench

@@ -10,7 +10,6 @@
 #include "benchsupport.h"
 
 #include <QCoreApplication>
-#include <QDir>
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
@@ -239,9 +238,7 @@ int main(int argc, char *argv[])
 {
     QCoreApplication app(argc, argv);
     QStringList arguments = app.arguments();
-    QString taskdeck = QDir(app.applicationDirPath()).filePath(u"../app/taskdeck"_s);
-    if (arguments.size() > 1 && !arguments.at(1).startsWith(u"--"_s))
-        taskdeck = arguments.takeAt(1);
+    const QString taskdeck = bench::takeTaskdeckProgram(arguments);
     const bench::Scale scale = bench::scaleFromArguments(arguments, {kLines, kRounds});
 
     Server server;
@@ -256,17 +253,7 @@ int main(int argc, char *argv[])
         one << fanoutRound(server, 1, scale.count);
         many << fanoutRound(server, kClients, scale.count);
     }
-    bench::printLine(u"1 client:    %1 ms (median of %2)"_s.arg(bench::formatSamples(one)).arg(one.size()));
-    bench::printLine(u"%1 clients: %2 ms"_s.arg(kClients).arg(bench::formatSamples(many)));
-    bench::Result result;
-    result.bench = u"wsfanout"_s;
-    result.value = bench::median(many);
-    result.baseline = bench::median(one);
-    result.unit = u"ms"_s;
-    result.extra = {{u"target"_s, kTarget},
-                    {u"clients"_s, kClients},
-                    {u"lines"_s, scale.count},
-                    {u"machine"_s, bench::machineInfo()}};
-    bench::printJsonLine(result);
+    bench::reportFanout(u"wsfanout"_s, u"clients"_s, kClients, one, many,
+                        {{u"target"_s, kTarget}, {u"lines"_s, scale.count}});
     return 0;
 }

@@ -33,6 +33,7 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
+#include <QProgressBar>
 #include <QSpinBox>
 #include <QPlainTextEdit>
 #include <QProcess>
@@ -237,6 +238,16 @@ void TestMainWindow::formRunsAndResultAppears()
     // The result appears in place.
     QCOMPARE(m_window->runView()->tabs()->currentIndex(), 1);
     QCOMPARE(m_window->runView()->run()->result.toObject().value(u"greeted"_s).toString(), u"done"_s);
+    // Finished, the progress bar goes; the title stays next to its status icon.
+    auto *icon = m_window->runView()->findChild<QLabel *>(u"statusIcon"_s);
+    auto *title = m_window->runView()->findChild<QLabel *>(u"titleLabel"_s);
+    auto *progress = m_window->runView()->findChild<QProgressBar *>(u"progressBar"_s);
+    QVERIFY(icon && title && progress && title->isVisible());
+    QTRY_VERIFY(!progress->isVisible());
+    QTest::qWait(50); // the posted layout requests
+    // (A label given more room than it needs leaves a gap after its text or picture.)
+    QVERIFY2(title->x() - icon->x() < icon->sizeHint().width() + 16,
+             qPrintable(u"title at %1, icon at %2"_s.arg(title->x()).arg(icon->x())));
 }
 
 void TestMainWindow::invalidFormStartsNothing()

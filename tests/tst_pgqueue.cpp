@@ -2,6 +2,7 @@
 // The shared queue through real processes: taskdeck start queues, taskdeck worker processes
 // claim and run, on a throwaway PostgreSQL server.
 
+#include "pgqueue.h"
 #include "pgrunstore.h"
 #include "pgtestserver.h"
 #include "runstorenotifier.h"
@@ -19,6 +20,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -93,6 +95,31 @@ private:
         return process;
     }
 
+    // taskdeck with \a args, left running (stopped by cleanup() if the test does not end it).
+    QProcess *startTaskdeck(const QProcessEnvironment &e, const QStringList &args)
+    {
+        auto *process = new QProcess(this);
+        process->setProcessEnvironment(e);
+        process->setWorkingDirectory(m_home.path());
+        process->start(taskdeckBin(), args);
+        m_workers.push_back(process);
+        return process;
+    }
+
+    // Waits until \a process has written \a text on stderr; everything it wrote goes to \a seen.
+    static bool waitForErr(QProcess *process, const QByteArray &text, QByteArray *seen, int timeoutMs = 60000)
+    {
+        QElapsedTimer timer;
+        timer.start();
+        while (!seen->contains(text)) {
+            if (timer.elapsed() > timeoutMs || process->state() == QProcess::NotRunning)
+                return seen->append(process->readAllStandardError()).contains(text);
+            process->waitForReadyRead(200);
+            seen->append(process->readAllStandardError());
+        }
+        return true;
+    }
+
     // SIGTERM, then wait: a worker lets its runs finish and exits 0.
     bool stopWorker(QProcess *process)
     {
@@ -139,6 +166,14 @@ private Q_SLOTS:
     void notificationWakesAWorker();
     void stoppingWorkerHandsBackWhatItHasNotStarted();
     void serverRestartMidRun();
+    void startRateHoldsAcrossWorkers();
+    void runFollowsTheRunOnAWorker_data();
+    void runFollowsTheRunOnAWorker();
+    void runSaysWhenNoWorkerTakesIt();
+    void interruptedRunIsCanceledOnItsWorker();
+    void interruptedRunNoWorkerTookEndsAtOnce();
+    void workerCutOffPastItsLeaseStops();
+    void staleWritesAreRefusedByTheDatabase();
 };
 
 void TestPgQueue::initTestCase()
@@ -302,8 +337,13 @@ void TestPgQueue::globalLimitHoldsAcrossWorkers()
         const Ran started = taskdeck({u"start"_s, key, u"--each"_s, u"-"_s}, env(url, tasks), each);
         QVERIFY2(started.code == 0, qPrintable(started.err));
     }
-    for (int i = 0; i < 3; ++i)
-        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    // The limit is the queue's: given to one worker, stored, obeyed by the others too.
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--max-running"_s, u"2"_s});
+    QByteArray said;
+    QVERIFY2(waitForErr(first, "at most 2 running", &said), said.constData());
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'max_running'"_s).toInt(), 2);
+    for (int i = 0; i < 2; ++i)
+        startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
     QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
                               12, 120000);
     QVERIFY2(!QFile::exists(overlaps), "more than two runs at once under --max-running 2");
@@ -462,6 +502,266 @@ void TestPgQueue::serverRestartMidRun()
     QVERIFY(stopWorker(worker));
     const QString err = QString::fromUtf8(worker->readAllStandardError());
     QVERIFY2(err.contains(u"reconnecting"_s), qPrintable(err));
+}
+
+void TestPgQueue::startRateHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"tick.yml"_s, "version: 1\ntasks:\n  tick:\n    title: Tick\n"
+                                                    "    command: [\"true\"]\n");
+    QByteArray each;
+    for (int i = 0; i < 30; ++i)
+        each += "{}\n";
+    const Ran started = taskdeck({u"start"_s, u"tick"_s, u"--each"_s, u"-"_s}, env(url, tasks), each);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    // 5 starts a second for the whole queue, in bursts of 5; each worker could start 4 at once
+    // and, on its own, 5 a second.
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--start-rate"_s, u"5/s"_s});
+    QProcess *second = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s, u"--start-rate"_s, u"5/s"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              30, 120000);
+    QVERIFY(stopWorker(first));
+    QVERIFY(stopWorker(second));
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'start_rate'"_s).toDouble(), 5.0);
+    // Both workers took part.
+    QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), 2);
+
+    // The stored start times: in any second, at most one burst (5) plus a second's worth (5) of
+    // claims, and one more for a start's delay after its claim (the worker's clock, not the
+    // server's). Each worker on its own would have started 10 at once and 10 a second.
+    QList<qint64> starts;
+    const QStringList stored = scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s)
+                                   .toString()
+                                   .split(u',', Qt::SkipEmptyParts);
+    for (const QString &start : stored)
+        starts << start.toLongLong();
+    QCOMPARE(starts.size(), 30);
+    std::sort(starts.begin(), starts.end());
+    int most = 0;
+    for (qsizetype i = 0; i < starts.size(); ++i) {
+        int inWindow = 0;
+        for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
+            ++inWindow;
+        most = std::max(most, inWindow);
+    }
+    const qint64 span = starts.last() - starts.first();
+    qInfo().noquote() << u"30 starts over %1 ms, at most %2 within one second"_s.arg(span).arg(most);
+    QVERIFY2(most <= 11, qPrintable(u"%1 starts within one second"_s.arg(most)));
+    // 30 starts at 5 a second after a burst of 5 take 5 s; 4 s allows for a start's delay
+    // after its claim. Each worker on its own would have taken half that.
+    QVERIFY2(span >= 4000, qPrintable(u"30 starts within %1 ms"_s.arg(span)));
+}
+
+void TestPgQueue::runFollowsTheRunOnAWorker_data()
+{
+    QTest::addColumn<QString>("script");
+    QTest::addColumn<int>("exitCode");
+    QTest::addColumn<QString>("status");
+    QTest::newRow("succeeds") << u"echo first line; sleep 0.5; echo second line"_s << 0 << u"succeeded"_s;
+    QTest::newRow("fails") << u"echo first line; sleep 0.5; echo second line; exit 3"_s << 1 << u"failed"_s;
+}
+
+void TestPgQueue::runFollowsTheRunOnAWorker()
+{
+    QFETCH(QString, script);
+    QFETCH(int, exitCode);
+    QFETCH(QString, status);
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"follow-%1.yml"_s.arg(exitCode),
+                                     u"version: 1\ntasks:\n  talk:\n    title: Talk\n    shell: %1\n"_s.arg(script)
+                                         .toUtf8());
+    QProcess *worker = startWorker(env(url, tasks));
+    const Ran ran = taskdeck({u"run"_s, u"talk"_s}, env(url, tasks));
+    QCOMPARE(ran.code, exitCode);
+    QVERIFY2(ran.out.startsWith(u"first line\nsecond line\n"_s), qPrintable(ran.out));
+    QVERIFY2(ran.err.contains(u"queued for a worker"_s), qPrintable(ran.err));
+    const QString id = ran.err.section(u"run "_s, 1).section(u' ', 0, 0);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), status);
+    // It ran on the worker, not in the process that followed it.
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString().section(u'@', 0, 0),
+             QString::number(worker->processId()));
+
+    // --local runs it here.
+    const Ran local = taskdeck({u"run"_s, u"talk"_s, u"--local"_s}, env(url, tasks));
+    QCOMPARE(local.code, exitCode);
+    QVERIFY2(!local.err.contains(u"queued for a worker"_s), qPrintable(local.err));
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::runSaysWhenNoWorkerTakesIt()
+{
+    const QString url = m_pg.createDatabase();
+    QProcess *run = startTaskdeck(env(url), {u"run"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s});
+    QByteArray err;
+    QVERIFY2(waitForErr(run, "waiting for a worker", &err), err.constData());
+    QCOMPARE(run->state(), QProcess::Running);
+    QCOMPARE(err.count("waiting for a worker"), 1);
+    startWorker(env(url));
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitCode(), 0);
+    err += run->readAllStandardError();
+    QCOMPARE(err.count("waiting for a worker"), 1); // said once
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"succeeded"_s);
+}
+
+void TestPgQueue::interruptedRunIsCanceledOnItsWorker()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"long.yml"_s, "version: 1\ntasks:\n  long:\n    title: Long\n"
+                                                    "    shell: echo started; sleep 300\n");
+    QProcess *worker = startWorker(env(url, tasks));
+    QProcess *run = startTaskdeck(env(url, tasks), {u"run"_s, u"long"_s});
+    QTRY_VERIFY_WITH_TIMEOUT(run->readAllStandardOutput().contains("started")
+                                 || scalar(url, u"SELECT log_lines FROM taskdeck_runs"_s).toInt() > 0,
+                             60000);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"running"_s);
+    ::kill(pid_t(run->processId()), SIGINT);
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(run->exitCode(), 1);
+    const QString err = QString::fromUtf8(run->readAllStandardError());
+    QVERIFY2(err.contains(u"canceling on its worker"_s), qPrintable(err));
+    // Canceled on the worker, which goes on.
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"canceled"_s);
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs"_s).toString().section(u'@', 0, 0),
+             QString::number(worker->processId()));
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
+    QCOMPARE(worker->state(), QProcess::Running);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::interruptedRunNoWorkerTookEndsAtOnce()
+{
+    const QString url = m_pg.createDatabase();
+    QProcess *run = startTaskdeck(env(url), {u"run"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 1, 60000);
+    QTest::qWait(500); // its signal handler is in place once it queued and follows
+    ::kill(pid_t(run->processId()), SIGINT);
+    QVERIFY(run->waitForFinished(60000));
+    QCOMPARE(run->exitCode(), 1);
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"canceled"_s);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+}
+
+void TestPgQueue::workerCutOffPastItsLeaseStops()
+{
+    const QString url = m_pg.createDatabase();
+    const QString done = m_home.filePath(u"cut-off.done"_s);
+    QFile::remove(done);
+    const QString tasks = writeTasks(
+        u"cut-off.yml"_s,
+        u"version: 1\ntasks:\n  cut:\n    title: Cut off\n    shell: |\n      echo start\n      sleep 3\n"
+        u"      touch '%1'\n      echo done\n"_s.arg(done).toUtf8());
+    const Ran started = taskdeck({u"start"_s, u"cut"_s}, env(url, tasks));
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QString id = started.out.trimmed();
+    QProcess *stale = startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"running"_s, 60000);
+    // Frozen past its lease: another worker takes the run back (no retries: interrupted).
+    ::kill(pid_t(stale->processId()), SIGSTOP);
+    QProcess *other = startWorker(env(url, tasks), {u"--lease"_s, u"1500ms"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(),
+                              u"interrupted"_s, 60000);
+    const qint64 finishedAt = scalar(url, u"SELECT finished_at FROM taskdeck_runs WHERE id = '%1'"_s.arg(id))
+                                  .toLongLong();
+    // The command ran on meanwhile and ended; then the frozen worker goes on.
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(done), 60000);
+    ::kill(pid_t(stale->processId()), SIGCONT);
+    QByteArray err;
+    QVERIFY2(waitForErr(stale, "lost the claim", &err, 30000) || err.contains("was no longer held"), err.constData());
+    QTest::qWait(1500); // what it might still write has had the time to arrive
+    err += stale->readAllStandardError();
+    qInfo().noquote() << u"the worker cut off said:\n"_s + QString::fromUtf8(err).trimmed();
+    // Ended once, as the recovery wrote it: the stale worker's end was not stored.
+    QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString(), u"interrupted"_s);
+    QCOMPARE(scalar(url, u"SELECT finished_at FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toLongLong(), finishedAt);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+    QVERIFY(stopWorker(stale));
+    QVERIFY(stopWorker(other));
+}
+
+void TestPgQueue::staleWritesAreRefusedByTheDatabase()
+{
+    const QString url = m_pg.createDatabase();
+    QString error;
+    auto store = PgRunStore::open(url, &error);
+    QVERIFY2(store, qPrintable(error));
+    auto status = [&](const QString &id) {
+        return scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString();
+    };
+    PgQueue producer(store->connectionInfo(), QString());
+    QVERIFY2(producer.open(&error), qPrintable(error));
+    const std::optional<QStringList> ids = producer.enqueue({{u"t"_s, QJsonObject(), u"v1"_s, 2}}, &error);
+    QVERIFY2(ids && ids->size() == 1, qPrintable(error));
+    const QString id = ids->constFirst();
+    const QList<ClaimScope> scopes{{u"v1"_s, {{u"t"_s, 0}}}};
+
+    // Worker a claims it under a short lease and stores its start.
+    PgQueue a(store->connectionInfo(), u"worker-a"_s);
+    QVERIFY2(a.open(&error), qPrintable(error));
+    QCOMPARE(a.claim(scopes, 1, 50ms, &error).value_or(QList<ClaimedRun>()).size(), 1);
+    Run run;
+    run.id = id;
+    run.task = u"t"_s;
+    run.status = RunStatus::Running;
+    run.owner = u"worker-a"_s;
+    run.attempt = 1;
+    run.maxAttempts = 2;
+    run.queuedAt = QDateTime::currentDateTimeUtc();
+    run.startedAt = run.queuedAt;
+    run.seq = 2;
+    store->recordStarted(run);
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"running"_s);
+
+    // Its lease runs out; worker b takes the run back and claims the second attempt.
+    QTest::qWait(200);
+    PgQueue b(store->connectionInfo(), u"worker-b"_s);
+    QVERIFY2(b.open(&error), qPrintable(error));
+    QCOMPARE(b.reclaimExpired(&error), 1);
+    QCOMPARE(status(id), u"queued"_s);
+    QCOMPARE(b.claim(scopes, 1, 30000ms, &error).value_or(QList<ClaimedRun>()).size(), 1);
+    // Worker a renews: the run is not its own any more.
+    QCOMPARE(a.renewHeld({id}, 30000ms, &error).value_or(QStringList{u"?"_s}), QStringList());
+
+    // a's end arrives late: the database refuses it.
+    run.status = RunStatus::Succeeded;
+    run.finishedAt = QDateTime::currentDateTimeUtc();
+    run.seq = 3;
+    store->recordFinished(run, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"queued"_s);
+    QVERIFY2(m_pg.serverLog().contains(u"refused a write of run %1 by worker-a"_s.arg(id)), qPrintable(m_pg.serverLog()));
+
+    // b's writes pass, and its end is the one that stands.
+    Run second = run;
+    second.owner = u"worker-b"_s;
+    second.status = RunStatus::Running;
+    second.attempt = 2;
+    second.finishedAt = QDateTime();
+    second.seq = 4;
+    store->recordStarted(second);
+    second.status = RunStatus::Failed;
+    second.finishedAt = QDateTime::currentDateTimeUtc();
+    second.seq = 5;
+    store->recordFinished(second, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"failed"_s);
+    // A second end, even by the claim's holder, is refused: a run ends once.
+    Run again = second;
+    again.status = RunStatus::Succeeded;
+    again.finishedAt = second.finishedAt.addSecs(5);
+    again.seq = 6;
+    store->recordFinished(again, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(status(id), u"failed"_s);
+    QVERIFY2(m_pg.serverLog().contains(u"refused a second end of run %1"_s.arg(id)), qPrintable(m_pg.serverLog()));
+
+    // Only the holder takes it off the queue.
+    QCOMPARE(a.finishHeld({id}, &error).value_or(QStringList{u"?"_s}), QStringList());
+    QCOMPARE(b.finishHeld({id}, &error).value_or(QStringList()), QStringList{id});
 }
 
 QTEST_GUILESS_MAIN(TestPgQueue)

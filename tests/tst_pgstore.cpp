@@ -4,6 +4,7 @@
 
 #include "pgrunstore.h"
 #include "pgtestserver.h"
+#include "runowner.h"
 #include "runstorenotifier.h"
 #include "testsupport.h"
 
@@ -12,6 +13,7 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QRegularExpression>
 #include <QTest>
 
 #include <atomic>
@@ -93,6 +95,7 @@ private Q_SLOTS:
     void survivesServerRestart();
     void commandLineOnDatabase();
     void commandLineRefusesUnreachableDatabase();
+    void integrityCheckFindsQueueAndLogProblems();
 };
 
 void TestPgStore::initTestCase()
@@ -266,8 +269,9 @@ void TestPgStore::commandLineOnDatabase()
     env.insert(u"TASK_DATA_DIR"_s, home.filePath(u"data"_s));
     env.insert(u"TASK_FILE"_s, tasks.fileName());
     env.insert(u"HOME"_s, home.path());
+    // --local: here, not queued for a worker (tst_pgqueue has run through the queue).
     const Result ran = runTaskdeck({u"--database"_s, url, u"run"_s, u"say"_s, u"--arg"_s, u"message=hello pg"_s,
-                                    u"--json"_s}, env);
+                                    u"--json"_s, u"--local"_s}, env);
     QVERIFY2(ran.code == 0, qPrintable(ran.err));
     const QJsonObject run = QJsonDocument::fromJson(ran.out.toUtf8()).object();
     const QString id = run.value(u"id"_s).toString();
@@ -311,6 +315,93 @@ void TestPgStore::commandLineRefusesUnreachableDatabase()
     const Result bad = runTaskdeck({u"history"_s}, env);
     QCOMPARE(bad.code, 2);
     QVERIFY2(bad.err.contains(u"PostgreSQL URL"_s), qPrintable(bad.err));
+}
+
+void TestPgStore::integrityCheckFindsQueueAndLogProblems()
+{
+    const QString url = m_pg.createDatabase();
+    const QString database = url.section(u'/', -1);
+    QString error;
+    auto store = PgRunStore::open(url, &error);
+    QVERIFY2(store, qPrintable(error));
+
+    // A finished run whose log went in three chunks (one per commit).
+    Run logged = makeRun(u"logged"_s, RunStatus::Running);
+    store->recordStarted(logged);
+    qint64 seq = 1;
+    for (int part = 0; part < 3; ++part) {
+        LogLines lines;
+        for (int i = 1; i <= 10; ++i) {
+            LogLine line;
+            line.number = part * 10 + i;
+            line.seq = ++seq;
+            line.text = u"line %1"_s.arg(line.number);
+            lines.append(line);
+        }
+        store->recordLog(logged.id, lines);
+        QVERIFY(store->flush(10s));
+    }
+    logged.status = RunStatus::Succeeded;
+    logged.finishedAt = QDateTime::currentDateTimeUtc();
+    logged.logLines = 30;
+    logged.seq = ++seq;
+    store->recordFinished(logged, {});
+    QVERIFY(store->flush(10s));
+    QCOMPARE(store->checkIntegrity(), QStringList());
+    QVariant chunks;
+    QVERIFY(m_pg.exec(database, u"SELECT count(*) FROM taskdeck_log_chunks WHERE run_id = 'logged'"_s, &chunks));
+    QVERIFY2(chunks.toInt() >= 2, qPrintable(chunks.toString()));
+
+    // Broken by hand, one of each.
+    const QString deadOwner = RunOwner::current().replace(QRegularExpression(u"^\\d+"_s), u"4194000"_s);
+    const QStringList breakage = {
+        // a chunk after the first one lost
+        u"DELETE FROM taskdeck_log_chunks WHERE run_id = 'logged' AND first_line = (SELECT min(first_line) "
+        "FROM taskdeck_log_chunks WHERE run_id = 'logged' AND first_line > 1)"_s,
+        // a run still in the queue after it ended
+        u"INSERT INTO taskdeck_queue (id, task, run_at) VALUES ('logged', 'pg', 0)"_s,
+        // running, in no queue, owned by no process
+        u"INSERT INTO taskdeck_runs (id, task, status, queued_at, owner) VALUES ('orphan', 'pg', 'running', 0, '')"_s,
+        // running under a lease that expired
+        u"INSERT INTO taskdeck_runs (id, task, status, queued_at, owner) VALUES ('leased', 'pg', 'running', 0, 'w1')"_s,
+        u"INSERT INTO taskdeck_queue (id, task, run_at, locked_by, lease_until) VALUES ('leased', 'pg', 0, 'w1', 1)"_s,
+        // running, owned by a process of this machine that is gone
+        u"INSERT INTO taskdeck_runs (id, task, status, queued_at, owner) VALUES ('gone', 'pg', 'running', 0, '%1')"_s
+            .arg(deadOwner),
+        // and an older schema version
+        u"UPDATE taskdeck_meta SET value = '1' WHERE key = 'schema_version'"_s,
+    };
+    for (const QString &sql : breakage)
+        QVERIFY2(m_pg.exec(database, sql), qPrintable(m_pg.error()));
+
+    const QStringList problems = store->checkIntegrity();
+    const QString all = problems.join(u'\n');
+    QVERIFY2(all.contains(u"log of run logged has no lines 11 to"_s), qPrintable(all));
+    QVERIFY2(all.contains(u"run logged is in the queue (waiting for a worker) but its history says it ended "
+                          u"(succeeded)"_s), qPrintable(all));
+    QVERIFY2(all.contains(u"run orphan is running in the history but not in the queue, and no process owns it"_s),
+             qPrintable(all));
+    QVERIFY2(all.contains(u"run leased is running, held by w1, whose lease expired"_s), qPrintable(all));
+    QVERIFY2(all.contains(u"run gone is running, but its process"_s) && all.contains(u"is gone"_s), qPrintable(all));
+    QVERIFY2(all.contains(u"schema version is 1, but this Taskdeck writes version"_s), qPrintable(all));
+    QCOMPARE(problems.size(), 6);
+
+    // The command line says the same, and fails.
+    if (taskdeckBin().isEmpty())
+        QSKIP("TASKDECK_BIN is not set (run through ctest)");
+    QTemporaryDir home;
+    QProcessEnvironment env;
+    env.insert(u"TASK_DATA_DIR"_s, home.filePath(u"data"_s));
+    env.insert(u"TASK_DATABASE_URL"_s, url);
+    store.reset();
+    // Opening the store migrates the version back up, and marks the runs of processes that are
+    // gone interrupted (the orphan too); the rest stays broken.
+    const Result check = runTaskdeck({u"history"_s, u"--check"_s}, env);
+    QCOMPARE(check.code, 1);
+    QVERIFY2(!check.err.contains(u"schema version"_s), qPrintable(check.err));
+    QVERIFY2(check.err.contains(u"run logged is in the queue"_s), qPrintable(check.err));
+    QVERIFY2(check.err.contains(u"log of run logged has no lines"_s), qPrintable(check.err));
+    QVERIFY2(check.err.contains(u"lease expired"_s), qPrintable(check.err));
 }
 
 QTEST_GUILESS_MAIN(TestPgStore)

@@ -101,6 +101,7 @@ private Q_SLOTS:
     void taskListFollowsTheRegistry();
     void webSocketOfAFinishedRunEndsAfterItsSnapshot();
     void connectionCloseIsHonoured();
+    void serverGoesAwayWhileHistoryQueriesAreInFlight();
 
 private:
     struct Answer { int status = 0; QByteArray body; QNetworkReply *reply = nullptr; QJsonObject json() const; };
@@ -1735,6 +1736,43 @@ void tst_Server::connectionCloseIsHonoured()
     QVERIFY(client.read().contains("\r\nConnection: close\r\n"));
     const qsizetype body = client.read().indexOf("\r\n\r\n") + 4;
     QCOMPARE(QJsonDocument::fromJson(client.read().mid(body)).object().value(u"count"_s).toInt(), 5);
+}
+
+void tst_Server::serverGoesAwayWhileHistoryQueriesAreInFlight()
+{
+    // A long log is read from the history a page at a time: while its download streams, the
+    // next page's query is always in flight. Deleting the server then must not call into it.
+    const QJsonObject ran = request("POST", u"/admin/task/lines/run"_s, R"({"count":100000,"label":"x"})").json();
+    const QString id = ran.value(u"id"_s).toString();
+    QVERIFY(!id.isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(m_store->findRun(id) && m_store->findRun(id)->isFinished(), 60000);
+
+    ServerSettings settings;
+    settings.port = 0;
+    settings.dataDir = m_dir.filePath(u"data-gone"_s);
+    auto server = std::make_unique<AdminServer>(m_engine.get(), m_store.get(), settings);
+    QString error;
+    QVERIFY2(server->listen(&error), qPrintable(error));
+    const QUrl base(u"http://127.0.0.1:%1"_s.arg(server->port()));
+    QList<QNetworkReply *> replies;
+    for (const QString &path : {u"/admin/run/%1/log"_s.arg(id), u"/admin/run/%1/export?format=csv"_s.arg(id),
+                                u"/admin/run/%1"_s.arg(id), u"/admin/run?task=lines"_s}) {
+        QNetworkRequest req(base.resolved(QUrl(path)));
+        req.setRawHeader("Authorization", "Bearer " + server->token());
+        replies.append(m_network.get(req));
+        m_replies.append(replies.constLast());
+    }
+    // The log has begun to arrive: its stream is under way, with pages still to read.
+    QTRY_VERIFY_WITH_TIMEOUT(replies.at(0)->bytesAvailable() > 0, 60000);
+    QVERIFY(!replies.at(0)->isFinished());
+    server.reset();
+    for (QNetworkReply *reply : replies)
+        QTRY_VERIFY_WITH_TIMEOUT(reply->isFinished(), 60000);
+    // The cut download did not end as if it were whole, and the other server goes on.
+    QVERIFY(replies.at(0)->error() != QNetworkReply::NoError
+            || !replies.at(0)->readAll().endsWith("line 100000\n"));
+    QTest::qWait(200); // pages answered after the server went away find nobody
+    QCOMPARE(request("GET", u"/healthz"_s).status, 200);
 }
 
 QTEST_GUILESS_MAIN(tst_Server)

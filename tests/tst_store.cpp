@@ -8,6 +8,7 @@
 #include "sqliterunstore.h"
 #include "sqliteschema.h"
 #include "taskregistry.h"
+#include "storetestsupport.h"
 #include "testsupport.h"
 
 #include <QCryptographicHash>
@@ -51,54 +52,11 @@ QByteArray fileHash(const QString &path)
     return QCryptographicHash::hash(file.readAll(), QCryptographicHash::Sha256);
 }
 
-Run makeRun(const QString &id, const QString &task, RunStatus status, const QDateTime &queuedAt)
-{
-    Run run;
-    run.id = id;
-    run.task = task;
-    run.status = status;
-    run.queuedAt = queuedAt;
-    run.owner = u"1@tst-store.invalid#1"_s;
-    if (status != RunStatus::Queued) {
-        run.attempt = 1;
-        run.startedAt = queuedAt.addSecs(1);
-    }
-    if (isTerminal(status))
-        run.finishedAt = queuedAt.addSecs(2);
-    return run;
-}
-
-// Records a finished run and waits until the store says it is durable.
-bool recordFinishedAndWait(SqliteRunStore &store, const Run &run)
-{
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    store.recordFinished(run, [done] { done->store(true); });
-    QElapsedTimer timer;
-    timer.start();
-    while (!done->load() && timer.elapsed() < 60000)
-        QTest::qWait(5);
-    return done->load();
-}
-
 RunQuery byTask(const QString &task)
 {
     RunQuery query;
     query.task = task;
     return query;
-}
-
-LogLines makeLines(qint64 from, qint64 to, const QString &prefix = u"line"_s)
-{
-    LogLines lines;
-    for (qint64 n = from; n <= to; ++n) {
-        LogLine line;
-        line.number = n;
-        line.timeMs = 1700000000000 + n * 3;
-        line.stream = n % 7 == 0 ? LogStream::Err : LogStream::Out;
-        line.text = u"%1 %2"_s.arg(prefix).arg(n);
-        lines << line;
-    }
-    return lines;
 }
 
 void compareLines(const LogLines &actual, const LogLines &expected)
@@ -930,9 +888,9 @@ void TestStore::migratesVersion1()
             insert.bindValue(4, line.text);
             return insert.exec();
         };
-        for (const LogLine &line : makeLines(1, 2500, u"v1 line"_s))
+        for (const LogLine &line : makeLines(1, 2500, u"v1 line %1"_s))
             QVERIFY(add(u"v1-ok"_s, line));
-        for (const LogLine &line : makeLines(1, 3, u"failure"_s))
+        for (const LogLine &line : makeLines(1, 3, u"failure %1"_s))
             QVERIFY(add(u"v1-failed"_s, line));
         insert.finish();
         QVERIFY(raw.db().commit());
@@ -955,8 +913,8 @@ void TestStore::migratesVersion1()
     QCOMPARE(ok->result, QJsonValue(QJsonObject{{u"file"_s, u"b.sql"_s}}));
     QCOMPARE(ok->logLines, 2500);
     QVERIFY(ok->owner.isEmpty());
-    compareLines(readWholeLog(*store, u"v1-ok"_s), makeLines(1, 2500, u"v1 line"_s));
-    compareLines(store->readLog(u"v1-ok"_s, 1999, 3), makeLines(1999, 2001, u"v1 line"_s));
+    compareLines(readWholeLog(*store, u"v1-ok"_s), makeLines(1, 2500, u"v1 line %1"_s));
+    compareLines(store->readLog(u"v1-ok"_s, 1999, 3), makeLines(1999, 2001, u"v1 line %1"_s));
 
     const std::optional<Run> failed = store->findRun(u"v1-failed"_s);
     QVERIFY(failed);
@@ -966,7 +924,7 @@ void TestStore::migratesVersion1()
     QVERIFY(failed->error.transient);
     QVERIFY(failed->result.isUndefined());
     QVERIFY(!failed->startedAt.isNull());
-    compareLines(store->readLog(u"v1-failed"_s), makeLines(1, 3, u"failure"_s));
+    compareLines(store->readLog(u"v1-failed"_s), makeLines(1, 3, u"failure %1"_s));
     QVERIFY(!store->findRun(u"v1-running"_s)->finishedAt.isValid());
     QVERIFY(store->traceId(u"v1-ok"_s) != store->traceId(u"v1-failed"_s));
     QCOMPARE(store->traceId(u"v1-ok"_s).size(), 32);

@@ -10,6 +10,7 @@
 #include "sqliterunstore.h"
 #include "taskengine.h"
 #include "taskregistry.h"
+#include "storetestsupport.h"
 #include "testsupport.h"
 
 #include <QDir>
@@ -32,49 +33,6 @@ using namespace taskdeck;
 using namespace testsupport;
 
 namespace {
-
-Run makeRun(const QString &id, const QString &task, RunStatus status, const QDateTime &queuedAt)
-{
-    Run run;
-    run.id = id;
-    run.task = task;
-    run.status = status;
-    run.queuedAt = queuedAt;
-    run.owner = u"1@tst-contract.invalid#1"_s;
-    if (status != RunStatus::Queued) {
-        run.attempt = 1;
-        run.startedAt = queuedAt.addSecs(1);
-    }
-    if (isTerminal(status))
-        run.finishedAt = queuedAt.addSecs(2);
-    return run;
-}
-
-LogLines makeLines(qint64 from, qint64 to, qint64 seqBase = 0)
-{
-    LogLines lines;
-    for (qint64 n = from; n <= to; ++n) {
-        LogLine line;
-        line.number = n;
-        line.timeMs = 1700000000000 + n * 3;
-        line.stream = n % 7 == 0 ? LogStream::Err : LogStream::Out;
-        line.text = u"line %1 ü"_s.arg(n);
-        line.seq = seqBase > 0 ? seqBase + n : 0;
-        lines << line;
-    }
-    return lines;
-}
-
-bool finishAndWait(IRunStore &store, const Run &run)
-{
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    store.recordFinished(run, [done] { done->store(true); });
-    QElapsedTimer timer;
-    timer.start();
-    while (!done->load() && timer.elapsed() < 60000)
-        QTest::qWait(5);
-    return done->load();
-}
 
 QString uuid()
 {
@@ -198,7 +156,7 @@ void TestStoreContract::roundTrip()
     run.startedAt = t0.addMSecs(10);
     store->recordStarted(run);
     store->recordProgress(run.id, {5, 10, u"half"_s});
-    store->recordLog(run.id, makeLines(1, 2500, 100));
+    store->recordLog(run.id, makeLines(1, 2500, u"line %1 ü"_s, 100));
 
     // Queries see what was recorded before them, finished or not.
     std::optional<Run> running = store->findRun(run.id);
@@ -214,7 +172,7 @@ void TestStoreContract::roundTrip()
     run.progress = {10, 10, u"done"_s};
     run.result = QJsonValue(QJsonObject{{u"ok"_s, true}});
     run.logLines = 2500;
-    QVERIFY(finishAndWait(*store, run));
+    QVERIFY(recordFinishedAndWait(*store, run));
 
     const std::optional<Run> stored = store->findRun(run.id);
     QVERIFY(stored);
@@ -245,12 +203,12 @@ void TestStoreContract::roundTrip()
                                     QJsonValue(false), QJsonValue(QJsonArray{QJsonValue(1), QJsonValue(u"a"_s)})}) {
         Run other = makeRun(uuid(), u"kinds"_s, RunStatus::Succeeded, t0);
         other.result = value;
-        QVERIFY(finishAndWait(*store, other));
+        QVERIFY(recordFinishedAndWait(*store, other));
         QCOMPARE(store->findRun(other.id)->result, value);
     }
     Run failed = makeRun(uuid(), u"kinds"_s, RunStatus::Failed, t0);
     failed.error = {u"boom"_s, u"ExitCode"_s, u"detail\nmore"_s, true};
-    QVERIFY(finishAndWait(*store, failed));
+    QVERIFY(recordFinishedAndWait(*store, failed));
     const std::optional<Run> failedStored = store->findRun(failed.id);
     QCOMPARE(failedStored->error.message, u"boom"_s);
     QCOMPARE(failedStored->error.kind, u"ExitCode"_s);
@@ -264,7 +222,7 @@ void TestStoreContract::finishIsNotUndoneByLateUpdates()
     FRESH_STORE(store);
     const QDateTime t0 = QDateTime::currentDateTimeUtc();
     Run run = makeRun(uuid(), u"late"_s, RunStatus::Canceled, t0);
-    QVERIFY(finishAndWait(*store, run));
+    QVERIFY(recordFinishedAndWait(*store, run));
     Run stale = run;
     stale.status = RunStatus::Running;
     stale.finishedAt = QDateTime();
@@ -345,11 +303,11 @@ void TestStoreContract::longLogPages()
     Run run = makeRun(uuid(), u"long"_s, RunStatus::Running, QDateTime::currentDateTimeUtc());
     store->recordStarted(run);
     for (qint64 from = 1; from <= 20000; from += 1000)
-        store->recordLog(run.id, makeLines(from, from + 999, 10));
+        store->recordLog(run.id, makeLines(from, from + 999, u"line %1 ü"_s, 10));
     run.status = RunStatus::Succeeded;
     run.finishedAt = run.startedAt.addSecs(5);
     run.logLines = 20000;
-    QVERIFY(finishAndWait(*store, run));
+    QVERIFY(recordFinishedAndWait(*store, run));
     QCOMPARE(store->findRun(run.id)->logLines, 20000);
 
     const LogLines middle = store->readLog(run.id, 12345, 77);
@@ -398,7 +356,7 @@ void TestStoreContract::readLogAfterSeqResumes()
     Run run = makeRun(uuid(), u"seq"_s, RunStatus::Running, QDateTime::currentDateTimeUtc());
     run.seq = 2;
     store->recordStarted(run);
-    store->recordLog(run.id, makeLines(1, 3000, 2)); // seqs 3..3002
+    store->recordLog(run.id, makeLines(1, 3000, u"line %1 ü"_s, 2)); // seqs 3..3002
     QVERIFY(store->flush(30s));
     LogLines after = store->readLogAfterSeq(run.id, 1500, 100);
     QCOMPARE(after.size(), 100);
@@ -486,7 +444,7 @@ void TestStoreContract::asyncQueriesAnswerOnTheCallersThread()
 {
     FRESH_STORE(store);
     Run run = makeRun(uuid(), u"async"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc());
-    store->recordLog(run.id, makeLines(1, 30, 1));
+    store->recordLog(run.id, makeLines(1, 30, u"line %1 ü"_s, 1));
     store->recordFinished(run, {});
 
     QObject context;
@@ -549,7 +507,7 @@ void TestStoreContract::notifiesOwnAndOtherStoresWrites()
         60000);
     // Once listening, every later write of the other store is announced.
     Run last = makeRun(u"theirs-last"_s, u"n"_s, RunStatus::Succeeded, now);
-    QVERIFY(finishAndWait(*other, last));
+    QVERIFY(recordFinishedAndWait(*other, last));
     QTRY_VERIFY_WITH_TIMEOUT(seen.contains(u"theirs-last"_s), 30000);
 }
 
@@ -588,7 +546,7 @@ void TestStoreContract::integrityOfASoundHistory()
     FRESH_STORE(store);
     Run run = makeRun(uuid(), u"i"_s, RunStatus::Succeeded, QDateTime::currentDateTimeUtc());
     store->recordLog(run.id, makeLines(1, 1500));
-    QVERIFY(finishAndWait(*store, run));
+    QVERIFY(recordFinishedAndWait(*store, run));
     QCOMPARE(store->checkIntegrity(), QStringList());
 }
 

@@ -21,6 +21,8 @@
 #include <QComboBox>
 #include <QDir>
 #include <QFileInfo>
+#include <QGuiApplication>
+#include <QPalette>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
@@ -188,6 +190,27 @@ void TestUiModels::iconsForEveryTask()
             painted = qAlpha(image.pixel(x, y)) > 0;
     }
     QVERIFY(painted);
+    // Selected, the drawing takes the highlighted text's colour: the normal blue would all but
+    // vanish on the selection's highlight. At the sizes views ask for.
+    const QColor text = QGuiApplication::palette().color(QPalette::HighlightedText);
+    for (const int size : {16, 22, 24, 32}) {
+        const QImage selected = taskIcon(u"pie-chart"_s).pixmap(size, size, QIcon::Selected).toImage();
+        const QImage normal = taskIcon(u"pie-chart"_s).pixmap(size, size, QIcon::Normal).toImage();
+        int drawn = 0;
+        for (int y = 0; y < selected.height(); ++y) {
+            for (int x = 0; x < selected.width(); ++x) {
+                const QColor pixel = selected.pixelColor(x, y);
+                if (pixel.alpha() < 128)
+                    continue;
+                ++drawn;
+                QVERIFY2(qAbs(pixel.red() - text.red()) + qAbs(pixel.green() - text.green())
+                             + qAbs(pixel.blue() - text.blue()) < 48,
+                         qPrintable(pixel.name()));
+                QVERIFY(normal.pixelColor(x, y).rgb() != pixel.rgb());
+            }
+        }
+        QVERIFY2(drawn > 0, qPrintable(QString::number(size)));
+    }
 }
 
 void TestUiModels::taskModelGroupsAndSorts()

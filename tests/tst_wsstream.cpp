@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The live run stream (/ws/task/{runId}) over real sockets: the log message format, a
 // hundred clients on one run through the admin server, resume from the middle and after the
-// end, a client slower than the run, and a client that takes nothing (told "behind").
+// end, a client slower than the run, and a client that takes nothing (told "behind"); tail
+// mode: the lines skipped named exactly, resume after a skip, skipping again while a client
+// is behind (never a progress report or a status), and every line for a client keeping up.
 
 #include "adminserver.h"
 #include "runcontext.h"
@@ -15,6 +17,7 @@
 #include <QJsonDocument>
 #include <QMutex>
 #include <QPointer>
+#include <QRegularExpression>
 #include <QScopeGuard>
 #include <QSemaphore>
 #include <QSignalSpy>
@@ -22,6 +25,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <QThread>
+#include <QUrlQuery>
 #include <QWebSocket>
 #include <QWebSocketServer>
 
@@ -40,6 +44,24 @@ struct Received
     QStringList types;
     qint64 behindSeq = -1;
     bool sawSnapshot = false;
+    qint64 skippedLines = 0; // lines named as not sent (tail mode)
+    QList<QList<qint64>> skips; // each skipped message: from, to, seq
+    qint64 others = 0;       // events neither log lines nor notes: status, progress, finish
+
+    /*! Takes a note of lines not sent: they must be the very next ones. */
+    void skip(const QJsonObject &m, qint64 seq)
+    {
+        const qint64 from = m.value(u"from"_s).toInteger(-1);
+        const qint64 to = m.value(u"to"_s).toInteger(-1);
+        if (from != lastLine + 1 || to < from || m.value(u"count"_s).toInteger(-1) != to - from + 1) {
+            if (problem.isEmpty())
+                problem = u"skipped %1..%2 (count %3) after line %4"_s.arg(from).arg(to)
+                              .arg(m.value(u"count"_s).toInteger(-1)).arg(lastLine);
+        }
+        skips.append({from, to, seq});
+        skippedLines += to - from + 1;
+        lastLine = to;
+    }
 
     /*! Takes one message; the stream's promises are checked here. */
     void take(const QString &text)
@@ -54,6 +76,8 @@ struct Received
         };
         if (type == u"snapshot") {
             sawSnapshot = true;
+            if (m.contains(u"skipped"_s))
+                skip(m.value(u"skipped"_s).toObject(), seq);
             const QJsonArray log = m.value(u"log"_s).toArray();
             for (const QJsonValue &line : log) {
                 if (line[u"n"_s].toInteger() != lastLine + 1 && lastLine)
@@ -99,6 +123,10 @@ struct Received
             lastSeq = seqs.isEmpty() ? seq + texts.size() - 1 : seqs.last().toInteger();
             return;
         }
+        if (type == u"skipped")
+            skip(m, seq);
+        else
+            ++others;
         lastSeq = seq;
     }
 };
@@ -189,6 +217,9 @@ private:
     QString m_closeReason;  // guarded by m_mutex
 };
 
+/*! Lets the "progressing" task begin. */
+QSemaphore s_gate;
+
 } // namespace
 
 class tst_WsStream : public QObject
@@ -197,12 +228,18 @@ class tst_WsStream : public QObject
 
 private Q_SLOTS:
     void initTestCase();
+    void init();
     void cleanupTestCase();
     void logMessageIsCompactJson();
     void hundredClientsGetEveryLineInOrder();
     void resumeFromTheMiddleAndAfterTheEnd();
     void clientSlowerThanTheRunMissesNothing();
     void stalledClientIsToldBehindAndResumes();
+    void tailSkipsToTheNewestLinesOfAFinishedRun();
+    void tailResumesAfterASkip();
+    void tailSkipsAgainWhileBehindButNeverOtherEvents();
+    void tailClientKeepingUpGetsEveryLine();
+    void tailMustBeANumberOfLines();
 
 private:
     /*! Starts "lines" printing \a count lines; returns its id. */
@@ -210,6 +247,10 @@ private:
     bool waitFinished(const QString &id);
     /*! A WebSocket server of the test's own whose clients get a RunStream with these limits. */
     quint16 listenStreams(qint64 maxPendingBytes, std::chrono::milliseconds stall);
+    /*! Follows \a query ("after=0&tail=100") of run \a id through the admin server until the
+     *  stream closes, as a client having lines up to \a lastLine and events up to \a lastSeq. */
+    Received follow(const QString &id, const QString &query, qint64 lastLine = 0, qint64 lastSeq = 0,
+                    QString *closeReason = nullptr);
 
     QTemporaryDir m_dir;
     std::unique_ptr<SqliteRunStore> m_store;
@@ -236,6 +277,30 @@ void tst_WsStream::initTestCase()
             ctx.log(u"line %1 %2"_s.arg(i).arg(padding));
         return QJsonValue(count);
     }, {Field(u"count"_s, FieldType::Integer).withRequired(), Field(u"width"_s, FieldType::Integer)}));
+    // "progressing" waits for the test (s_gate), then logs COUNT lines as "lines" does,
+    // reporting progress every 1,000.
+    m_registry->add(testsupport::makeTask(u"progressing"_s, [](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        if (!s_gate.tryAcquire(1, 120000))
+            return QJsonValue(-1);
+        const QString padding(60, u'x');
+        for (int i = 1; i <= count; ++i) {
+            ctx.log(u"line %1 %2"_s.arg(i).arg(padding));
+            if (i % 1000 == 0)
+                ctx.progress(i, count);
+        }
+        return QJsonValue(count);
+    }, {Field(u"count"_s, FieldType::Integer).withRequired()}));
+    // "paced" logs COUNT lines at a pace any client keeps up with: 10 lines a millisecond.
+    m_registry->add(testsupport::makeTask(u"paced"_s, [](RunContext &ctx) {
+        const int count = ctx.arg(u"count"_s).toInt();
+        for (int i = 1; i <= count; ++i) {
+            ctx.log(u"line %1 paced"_s.arg(i));
+            if (i % 10 == 0)
+                ctx.sleep(std::chrono::milliseconds(1));
+        }
+        return QJsonValue(count);
+    }, {Field(u"count"_s, FieldType::Integer).withRequired()}));
     m_engine = std::make_unique<TaskEngine>(m_registry.get());
     m_engine->setRecorder(m_store.get());
     m_follower = std::make_unique<RunFollower>(m_engine.get(), m_store.get());
@@ -246,6 +311,13 @@ void tst_WsStream::initTestCase()
     m_server = std::make_unique<AdminServer>(m_engine.get(), m_store.get(), settings);
     QString error;
     QVERIFY2(m_server->listen(&error), qPrintable(error));
+}
+
+void tst_WsStream::init()
+{
+    // A socket closed while QtWebSockets still has a queued read of it (during the hand-over
+    // from the HTTP server) warns so; the streams and the server close from the event loop.
+    QTest::failOnWarning(QRegularExpression(u"QIODevice::peek.*device not open"_s));
 }
 
 void tst_WsStream::cleanupTestCase()
@@ -277,10 +349,11 @@ quint16 tst_WsStream::listenStreams(qint64 maxPendingBytes, std::chrono::millise
             raw->setParent(nullptr);
             m_serverSockets.append(raw);
             const QUrl url = raw->requestUrl();
-            const QString query = url.query();
-            const qint64 after = query.startsWith(u"after="_s) ? query.mid(6).toLongLong() : -1;
+            const QUrlQuery query(url);
+            const qint64 after = query.hasQueryItem(u"after"_s) ? query.queryItemValue(u"after"_s).toLongLong() : -1;
+            const qint64 tail = query.queryItemValue(u"tail"_s).toLongLong();
             auto *stream = new RunStream(std::unique_ptr<QWebSocket>(raw), maxPendingBytes, this, stall);
-            stream->start(m_follower.get(), url.path().section(u'/', -1), after, m_store.get());
+            stream->start(m_follower.get(), url.path().section(u'/', -1), after, m_store.get(), tail);
         }
     });
     return m_streams->serverPort();
@@ -479,6 +552,168 @@ void tst_WsStream::stalledClientIsToldBehindAndResumes()
     QCOMPARE(rest.lastLine, qint64(Lines));
     QCOMPARE(rest.types.last(), u"finished"_s);
     QCOMPARE(second.closeReason(), u"run finished"_s);
+}
+
+Received tst_WsStream::follow(const QString &id, const QString &query, qint64 lastLine, qint64 lastSeq,
+                              QString *closeReason)
+{
+    QWebSocket socket;
+    Received received;
+    received.lastLine = lastLine;
+    received.lastSeq = lastSeq;
+    connect(&socket, &QWebSocket::textMessageReceived, &socket,
+            [&received](const QString &text) { received.take(text); });
+    QSignalSpy closed(&socket, &QWebSocket::disconnected);
+    QNetworkRequest req(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?%3"_s.arg(m_server->port()).arg(id, query)));
+    req.setRawHeader("Authorization", "Bearer " + m_server->token());
+    socket.open(req);
+    if (!closed.wait(120000))
+        received.problem = u"the stream did not close"_s;
+    if (closeReason)
+        *closeReason = socket.closeReason();
+    return received;
+}
+
+void tst_WsStream::tailSkipsToTheNewestLinesOfAFinishedRun()
+{
+    constexpr int Lines = 20000;
+    const QString id = startLines(Lines);
+    QVERIFY(!id.isEmpty());
+    QVERIFY(waitFinished(id));
+    const qint64 endSeq = m_engine->snapshot(id)->seq;
+    const LogLines lastSkipped = m_store->readLog(id, Lines - 100, 1);
+    QCOMPARE(lastSkipped.size(), 1);
+
+    // From the start, wanting the last 100 lines: a note of lines 1 to 19,900 (up to that
+    // line's seq), then exactly the last 100 lines, then the finish.
+    QString reason;
+    const Received r = follow(id, u"after=0&tail=100"_s, 0, 0, &reason);
+    QVERIFY2(r.problem.isEmpty(), qPrintable(r.problem));
+    QCOMPARE(r.types.first(), u"skipped"_s);
+    QCOMPARE(r.types.count(u"skipped"_s), 1);
+    QCOMPARE(r.skips.first(), (QList<qint64>{1, Lines - 100, lastSkipped.first().seq}));
+    QCOMPARE(r.lines, 100);
+    QCOMPARE(r.lastLine, Lines);
+    QCOMPARE(r.types.last(), u"finished"_s);
+    QCOMPARE(r.lastSeq, endSeq);
+    QCOMPARE(reason, u"run finished"_s);
+
+    // With a snapshot: it names the lines before its own as not sent, from line 1.
+    const Received s = follow(id, u"tail=300"_s, 0, 0, &reason);
+    QVERIFY2(s.problem.isEmpty(), qPrintable(s.problem));
+    QVERIFY(s.sawSnapshot);
+    QCOMPARE(s.types, QStringList{u"snapshot"_s});
+    QCOMPARE(s.lines, 300);
+    QCOMPARE(s.skips.size(), 1);
+    QCOMPARE(s.skips.first().mid(0, 2), (QList<qint64>{1, Lines - 300}));
+    QCOMPARE(s.lastLine, Lines);
+    QCOMPARE(reason, u"run finished"_s);
+
+    // Without tail: every line, as before.
+    const Received all = follow(id, u"after=0"_s, 0, 0, &reason);
+    QVERIFY2(all.problem.isEmpty(), qPrintable(all.problem));
+    QCOMPARE(all.lines, Lines);
+    QCOMPARE(all.skippedLines, 0);
+}
+
+void tst_WsStream::tailResumesAfterASkip()
+{
+    constexpr int Lines = 12000;
+    const QString id = startLines(Lines);
+    QVERIFY(!id.isEmpty());
+    QVERIFY(waitFinished(id));
+    QString reason;
+    const Received first = follow(id, u"after=0&tail=2000"_s, 0, 0, &reason);
+    QVERIFY2(first.problem.isEmpty(), qPrintable(first.problem));
+    QCOMPARE(first.skips.size(), 1);
+    const qint64 skipSeq = first.skips.first().at(2);
+    QCOMPARE(first.skips.first().at(1), Lines - 2000);
+
+    // A client that got the note and nothing more resumes after its seq: the next line
+    // comes first, nothing is skipped again (it is not behind by more than it asks for).
+    const Received resumed = follow(id, u"after=%1&tail=2000"_s.arg(skipSeq), Lines - 2000, skipSeq, &reason);
+    QVERIFY2(resumed.problem.isEmpty(), qPrintable(resumed.problem));
+    QCOMPARE(resumed.skippedLines, 0);
+    QCOMPARE(resumed.lines, 2000);
+    QCOMPARE(resumed.lastLine, Lines);
+    QCOMPARE(resumed.types.last(), u"finished"_s);
+
+    // Asking for fewer: the next skip starts right after the line the client has.
+    const Received again = follow(id, u"after=%1&tail=500"_s.arg(skipSeq), Lines - 2000, skipSeq, &reason);
+    QVERIFY2(again.problem.isEmpty(), qPrintable(again.problem));
+    QCOMPARE(again.skips.size(), 1);
+    QCOMPARE(again.skips.first().mid(0, 2), (QList<qint64>{Lines - 2000 + 1, Lines - 500}));
+    QCOMPARE(again.lines, 500);
+    QCOMPARE(again.lastLine, Lines);
+
+    // Resuming after the end: nothing.
+    const Received done = follow(id, u"after=%1&tail=500"_s.arg(again.lastSeq), Lines, again.lastSeq, &reason);
+    QVERIFY2(done.types.isEmpty(), qPrintable(done.types.join(u',')));
+    QCOMPARE(reason, u"run finished"_s);
+}
+
+void tst_WsStream::tailSkipsAgainWhileBehindButNeverOtherEvents()
+{
+    const quint16 port = listenStreams(4 * 1024 * 1024, std::chrono::seconds(120));
+    QVERIFY(port);
+    constexpr int Lines = 300000; // about 25 MB of messages: far more than the socket buffers
+    const StartResult started = m_engine->start(u"progressing"_s, {{u"count"_s, Lines}});
+    QVERIFY(started.ok());
+    const QString id = started.runId;
+    ThreadClient client(QUrl(u"ws://127.0.0.1:%1/ws/task/%2?after=0&tail=200"_s.arg(port).arg(id)));
+    // The run waits until the client has its start; then the client stops reading.
+    QTRY_VERIFY_WITH_TIMEOUT(client.received().types.contains(u"started"_s), 60000);
+    client.hold();
+    s_gate.release();
+    QVERIFY(waitFinished(id));
+    const qint64 endSeq = m_engine->snapshot(id)->seq;
+    client.letGo();
+    QTRY_VERIFY_WITH_TIMEOUT(client.closed(), 120000);
+    const Received r = client.received();
+    QVERIFY2(r.problem.isEmpty(), qPrintable(r.problem));
+    QCOMPARE(r.behindSeq, -1);
+    QVERIFY2(!r.skips.isEmpty(), "no line was skipped");
+    QVERIFY(r.lines < Lines);
+    QCOMPARE(r.lines + r.skippedLines, qint64(Lines));
+    QCOMPARE(r.lastLine, qint64(Lines));
+    // Every event that is not a line came: queued, started, each progress report (the
+    // engine numbers one per delivery at most), the finish. Lines shown, lines skipped and
+    // those make up every seq of the run: none went missing.
+    QVERIFY(r.types.count(u"progress"_s) >= 1);
+    QCOMPARE(r.others + r.lines + r.skippedLines, endSeq);
+    QCOMPARE(r.lastSeq, endSeq);
+    QCOMPARE(r.types.last(), u"finished"_s);
+    QCOMPARE(client.closeReason(), u"run finished"_s);
+}
+
+void tst_WsStream::tailClientKeepingUpGetsEveryLine()
+{
+    // A client that takes what comes as it comes is never behind: in tail mode it still
+    // gets every line after the snapshot, however many more than its tail.
+    constexpr int Lines = 20000;
+    const StartResult started = m_engine->start(u"paced"_s, {{u"count"_s, Lines}});
+    QVERIFY(started.ok());
+    QString reason;
+    const Received r = follow(started.runId, u"tail=50"_s, 0, 0, &reason);
+    QVERIFY2(r.problem.isEmpty(), qPrintable(r.problem));
+    QVERIFY(r.sawSnapshot);
+    QVERIFY2(!r.types.contains(u"skipped"_s), qPrintable(r.types.join(u',')));
+    QCOMPARE(r.lastLine, Lines);
+    QVERIFY2(r.lines > Lines / 2, qPrintable(QString::number(r.lines)));
+    QCOMPARE(r.lines + r.skippedLines, qint64(Lines));
+    QCOMPARE(reason, u"run finished"_s);
+}
+
+void tst_WsStream::tailMustBeANumberOfLines()
+{
+    const QString id = startLines(10);
+    QVERIFY(waitFinished(id));
+    for (const QString &bad : {u"tail=-1"_s, u"tail=many"_s, u"tail=100001"_s}) {
+        QString reason;
+        const Received r = follow(id, bad, 0, 0, &reason);
+        QVERIFY2(r.types.isEmpty(), qPrintable(bad));
+        QVERIFY2(reason.startsWith(u"tail must be"_s), qPrintable(bad + u": "_s + reason));
+    }
 }
 
 QTEST_GUILESS_MAIN(tst_WsStream)

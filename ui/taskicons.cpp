@@ -2,6 +2,8 @@
 #include "taskicons.h"
 
 #include <QFile>
+#include <QGuiApplication>
+#include <QPalette>
 #include <QHash>
 #include <QImageReader>
 #include <QPainter>
@@ -49,7 +51,31 @@ QIcon letterTile(const QString &name, const QColor &colour)
     return icon;
 }
 
-QIcon bundled(const QString &name, const QColor &fallbackColour)
+// The task drawings are lines in one blue, close to the highlight of a selected row, where
+// they would all but vanish: selected, they are drawn in the highlighted text's colour. The
+// icon is made of pixmaps, since an SVG icon uses pixmaps given for a mode only at the exact
+// size they were given.
+QIcon linesWithSelectedInTextColour(const QString &path)
+{
+    const QIcon drawing(path);
+    const QColor colour = QGuiApplication::palette().color(QPalette::HighlightedText);
+    QIcon icon;
+    for (const int size : {16, 20, 22, 24, 32, 48, 64, 96}) {
+        const QPixmap normal = drawing.pixmap(size, size);
+        icon.addPixmap(normal, QIcon::Normal);
+        QPixmap selected = normal;
+        QPainter painter(&selected);
+        painter.setCompositionMode(QPainter::CompositionMode_SourceIn);
+        painter.fillRect(selected.rect(), colour);
+        painter.end();
+        icon.addPixmap(selected, QIcon::Selected);
+    }
+    return icon;
+}
+
+enum class Drawing { Coloured, Lines };
+
+QIcon bundled(const QString &name, const QColor &fallbackColour, Drawing drawing = Drawing::Coloured)
 {
     static QHash<QString, QIcon> cache;
     const auto it = cache.constFind(name);
@@ -57,10 +83,11 @@ QIcon bundled(const QString &name, const QColor &fallbackColour)
         return *it;
     QIcon icon;
     const QString path = resourcePath(name);
-    if (svgSupported() && QFile::exists(path))
-        icon = QIcon(path);
-    else
+    if (svgSupported() && QFile::exists(path)) {
+        icon = drawing == Drawing::Lines ? linesWithSelectedInTextColour(path) : QIcon(path);
+    } else {
         icon = letterTile(name, fallbackColour);
+    }
     cache.insert(name, icon);
     return icon;
 }
@@ -79,7 +106,7 @@ QStringList bundledTaskIconNames()
 QIcon taskIcon(const QString &iconName)
 {
     const bool ours = bundledTaskIconNames().contains(iconName);
-    const QIcon fallback = bundled(ours ? iconName : u"task"_s, kTaskColour);
+    const QIcon fallback = bundled(ours ? iconName : u"task"_s, kTaskColour, Drawing::Lines);
     if (iconName.isEmpty())
         return fallback;
     return QIcon::fromTheme(iconName, fallback);

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <string_view>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -34,7 +36,6 @@
 #include <QJsonObject>
 #include <QJsonDocument>
 #include <QJsonParseError>
-#include <QProcessEnvironment>
 
 using namespace Qt::StringLiterals;
 using namespace std::chrono_literals;
@@ -307,6 +308,8 @@ private:
         pid_t pgid;
     };
     static constexpr int kMaxGroups = 65536;
+    static constexpr std::size_t kMessagesPerRead = 512;
+    static constexpr long kRestNs = 5'000'000; // 5 ms
 
     bool send(char op, pid_t pgid)
     {
@@ -384,34 +387,50 @@ private:
         if (::getppid() != parent)
             killAll(); // the parent is gone already
 
-        Message message{};
-        std::size_t have = 0;
+        // Messages are read many at a time, and after each read the supervisor rests a
+        // moment before it reads again: while commands start and end in quick succession,
+        // their messages wait in the socket and cost it one wake-up per rest instead of two
+        // per command (each a switch to this process on a machine the commands share). Idle,
+        // it sleeps in read(). The parent's end is seen at most one rest late.
+        static Message messages[kMessagesPerRead];
+        std::size_t have = 0; // bytes in messages
+        const timespec rest{0, kRestNs};
         for (;;) {
-            const ssize_t n = ::read(readFd, reinterpret_cast<char *>(&message) + have,
-                                     sizeof message - have);
+            const ssize_t n = ::read(readFd, reinterpret_cast<char *>(messages) + have, sizeof messages - have);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)
                 killAll(); // end of file or an error: the parent is gone
             have += std::size_t(n);
-            if (have < sizeof message)
-                continue;
-            have = 0;
-            if (message.pgid <= 0)
-                continue;
-            if (message.op == 'W') {
-                for (pid_t &slot : groups) {
-                    if (slot == 0) {
-                        slot = message.pgid;
-                        break;
-                    }
+            const std::size_t complete = have / sizeof(Message);
+            for (std::size_t i = 0; i < complete; ++i)
+                handle(groups, messages[i]);
+            // A message cut off at the end of the read waits for its other bytes.
+            const std::size_t partial = have - complete * sizeof(Message);
+            if (partial > 0 && complete > 0)
+                std::memmove(messages, messages + complete, partial);
+            have = partial;
+            if (partial == 0)
+                ::nanosleep(&rest, nullptr);
+        }
+    }
+
+    static void handle(pid_t (&groups)[kMaxGroups], const Message &message)
+    {
+        if (message.pgid <= 0)
+            return;
+        if (message.op == 'W') {
+            for (pid_t &slot : groups) {
+                if (slot == 0) {
+                    slot = message.pgid;
+                    return;
                 }
-            } else if (message.op == 'U') {
-                for (pid_t &slot : groups) {
-                    if (slot == message.pgid) {
-                        slot = 0;
-                        break;
-                    }
+            }
+        } else if (message.op == 'U') {
+            for (pid_t &slot : groups) {
+                if (slot == message.pgid) {
+                    slot = 0;
+                    return;
                 }
             }
         }
@@ -470,7 +489,8 @@ struct Resolution
     QString error;
 };
 
-Resolution resolveExecutable(const QString &program, const QString &path, const QString &workingDirectory)
+// \a path is the child's PATH as bytes; null when it has none (the default path applies).
+Resolution resolveExecutable(const QString &program, const QByteArray &path, const QString &workingDirectory)
 {
     // Relative candidates are probed where the child will look for them: after the chdir.
     const auto probePath = [&](const QByteArray &candidate) -> QByteArray {
@@ -495,7 +515,7 @@ Resolution resolveExecutable(const QString &program, const QString &path, const 
     // Like the shell: a file found without execute permission is reported only if no
     // executable one comes later in PATH.
     QString notExecutable;
-    const QByteArray searchPath = path.isNull() ? QByteArray(kDefaultPath) : QFile::encodeName(path);
+    const QByteArray searchPath = path.isNull() ? QByteArray(kDefaultPath) : path;
     for (const QByteArray &dir : searchPath.split(':')) {
         // An empty PATH entry means the current directory.
         const QByteArray candidate = (dir.isEmpty() ? QByteArray(".") : dir) + '/' + encoded;
@@ -555,6 +575,79 @@ bool groupHasLiveMembers(pid_t pgid)
     return live;
 }
 
+/*
+ * The environment a command starts with: this process's variables as they are at the start
+ * (read from environ each time, so a change made meanwhile is seen), with the command's own
+ * replacing or adding to them. Kept as bytes from end to end, in one buffer: turning every
+ * variable into text and back cost more per command than the rest of the start, and bytes
+ * that are not valid in the locale's encoding now reach the child unchanged.
+ */
+class ChildEnvironment final
+{
+public:
+    explicit ChildEnvironment(const QMap<QString, QString> &variables)
+    {
+        m_bytes.reserve(4096);
+        // The command's variables first; a name that is empty or holds '=' cannot be set.
+        std::vector<std::pair<size_t, size_t>> overrides; // offset and length of each name
+        for (auto it = variables.cbegin(); it != variables.cend(); ++it) {
+            if (it.key().isEmpty() || it.key().contains(u'='))
+                continue;
+            const QByteArray name = it.key().toLocal8Bit();
+            const QByteArray value = it.value().toLocal8Bit();
+            overrides.emplace_back(m_bytes.size(), size_t(name.size()));
+            if (name == "PATH")
+                m_path = QByteArray(value.constData(), value.size()); // empty, not null, when set empty
+            add(name, value);
+        }
+        for (char **entry = environ; entry && *entry; ++entry) {
+            const char *text = *entry;
+            const char *equal = std::strchr(text, '=');
+            if (!equal)
+                continue; // not a variable
+            const std::string_view name(text, size_t(equal - text));
+            const bool replaced = std::any_of(overrides.cbegin(), overrides.cend(), [&](const auto &o) {
+                return std::string_view(m_bytes).substr(o.first, o.second) == name;
+            });
+            if (replaced)
+                continue;
+            if (name == "PATH")
+                m_path = QByteArray(equal + 1);
+            m_offsets.push_back(m_bytes.size());
+            m_bytes.append(text);
+            m_bytes.push_back('\0');
+        }
+    }
+
+    /*! The child's PATH; null when it has none. */
+    const QByteArray &path() const { return m_path; }
+
+    /*! Pointers to every "NAME=value", then a null pointer, for exec; valid while this lives. */
+    std::vector<char *> pointers()
+    {
+        std::vector<char *> envp;
+        envp.reserve(m_offsets.size() + 1);
+        for (size_t offset : m_offsets)
+            envp.push_back(m_bytes.data() + offset);
+        envp.push_back(nullptr);
+        return envp;
+    }
+
+private:
+    void add(const QByteArray &name, const QByteArray &value)
+    {
+        m_offsets.push_back(m_bytes.size());
+        m_bytes.append(name.constData(), size_t(name.size()));
+        m_bytes.push_back('=');
+        m_bytes.append(value.constData(), size_t(value.size()));
+        m_bytes.push_back('\0');
+    }
+
+    std::string m_bytes;
+    std::vector<size_t> m_offsets;
+    QByteArray m_path;
+};
+
 class SpawnResources final
 {
 public:
@@ -582,6 +675,57 @@ private:
     posix_spawnattr_t m_attr{};
     bool m_actionsOk = false;
     bool m_attrOk = false;
+};
+
+/*
+ * What a command's output is read into: one buffer per thread, kept from command to command.
+ * A fresh 64 KiB buffer per command was zero-filled every time, and allocating it made malloc
+ * sort its free lists each time. A runner on a thread whose buffer is taken (a command started
+ * from inside another one's callback) gets one of its own.
+ */
+class ReadBuffer final
+{
+public:
+    ReadBuffer()
+    {
+        Slot &slot = threadSlot();
+        if (!slot.taken) {
+            slot.taken = true;
+            if (!slot.data)
+                slot.data.reset(new char[size_t(kReadChunk)]);
+            m_slot = &slot;
+            m_data = slot.data.get();
+        } else {
+            m_own.reset(new char[size_t(kReadChunk)]);
+            m_data = m_own.get();
+        }
+    }
+    ~ReadBuffer()
+    {
+        if (m_slot)
+            m_slot->taken = false;
+    }
+    ReadBuffer(const ReadBuffer &) = delete;
+    ReadBuffer &operator=(const ReadBuffer &) = delete;
+
+    char *data() const { return m_data; }
+    static constexpr size_t size() { return size_t(kReadChunk); }
+
+private:
+    struct Slot
+    {
+        std::unique_ptr<char[]> data;
+        bool taken = false;
+    };
+    static Slot &threadSlot()
+    {
+        static thread_local Slot slot;
+        return slot;
+    }
+
+    Slot *m_slot = nullptr;
+    std::unique_ptr<char[]> m_own;
+    char *m_data = nullptr;
 };
 
 class CommandRunner final
@@ -670,7 +814,7 @@ private:
     FileDescriptor m_errFd;
     LineSplitter m_out;
     LineSplitter m_err;
-    std::vector<char> m_buffer;
+    ReadBuffer m_buffer;
 
     bool m_reaped = false;
     bool m_finished = false; // the loop ran to its end
@@ -707,14 +851,6 @@ bool CommandRunner::start()
         }
     }
 
-    // A private copy of the process environment: nothing here touches `environ`, so runs on
-    // other threads never see each other's variables.
-    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
-    for (auto it = m_cmd.env.cbegin(); it != m_cmd.env.cend(); ++it) {
-        if (!it.key().isEmpty() && !it.key().contains(u'='))
-            environment.insert(it.key(), it.value());
-    }
-
     // The kernel ends every argument and variable at its first NUL: refuse rather than cut.
     for (qsizetype i = 0; i < m_cmd.argv.size(); ++i) {
         if (m_cmd.argv.at(i).contains(QChar::Null)) {
@@ -734,9 +870,12 @@ bool CommandRunner::start()
         return false;
     }
 
+    // A private copy of the process environment with the command's variables: nothing here
+    // touches `environ`, so runs on other threads never see each other's variables.
+    ChildEnvironment environment(m_cmd.env);
+
     const QString program = m_cmd.argv.constFirst();
-    const Resolution resolved = resolveExecutable(
-        program, environment.contains(u"PATH"_s) ? environment.value(u"PATH"_s) : QString(), workDir);
+    const Resolution resolved = resolveExecutable(program, environment.path(), workDir);
     if (!resolved.error.isEmpty()) {
         m_result.startError = resolved.error;
         return false;
@@ -752,16 +891,7 @@ bool CommandRunner::start()
         argv.push_back(arg.data());
     argv.push_back(nullptr);
 
-    const QStringList envList = environment.toStringList();
-    QByteArrayList envStorage;
-    envStorage.reserve(envList.size());
-    for (const QString &entry : envList)
-        envStorage.append(entry.toLocal8Bit());
-    std::vector<char *> envp;
-    envp.reserve(size_t(envStorage.size()) + 1);
-    for (QByteArray &entry : envStorage)
-        envp.push_back(entry.data());
-    envp.push_back(nullptr);
+    std::vector<char *> envp = environment.pointers();
 
     // O_CLOEXEC so that children spawned concurrently by other threads never inherit our
     // pipe ends (which would hold them open and delay EOF); dup2 in the child clears it.
@@ -844,7 +974,6 @@ bool CommandRunner::start()
     if (pidFd >= 0)
         m_pidFd.reset(static_cast<int>(pidFd));
 
-    m_buffer.resize(size_t(kReadChunk));
     return true;
 }
 

@@ -15,6 +15,7 @@
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "traceparent.h"
+#include "whendone.h"
 #include "webassets.h"
 
 #include <QAbstractHttpServer>
@@ -502,16 +503,27 @@ void AdminServer::Private::acceptWebSockets()
         const QUrlQuery query(url);
         const qint64 after = query.hasQueryItem(u"after"_s)
             ? query.queryItemValue(u"after"_s).toLongLong(&ok) : -1;
-        if (!isRunId(runId) || !ok || after < -1) {
-            socket->close(QWebSocketProtocol::CloseCodePolicyViolated,
-                          !ok || after < -1 ? u"after must be a sequence number"_s : u"unknown run"_s);
-            socket.release()->deleteLater();
+        bool tailOk = true;
+        const qint64 tail = query.hasQueryItem(u"tail"_s) ? query.queryItemValue(u"tail"_s).toLongLong(&tailOk) : 0;
+        tailOk = tailOk && tail >= 0 && tail <= RunStream::kMaxTailLines;
+        if (!isRunId(runId) || !ok || after < -1 || !tailOk) {
+            const QString reason = !ok || after < -1 ? u"after must be a sequence number"_s
+                : !tailOk ? u"tail must be a number of lines from 0 to %1"_s.arg(RunStream::kMaxTailLines)
+                          : u"unknown run"_s;
+            // Closed from the event loop, as RunStream does: QtWebSockets still has the
+            // socket's data to look at (a queued call), which on a socket closed during the
+            // hand-over warns "QIODevice::peek: device not open".
+            QWebSocket *refused = socket.release();
+            QMetaObject::invokeMethod(refused, [refused, reason] {
+                refused->close(QWebSocketProtocol::CloseCodePolicyViolated, reason);
+                refused->deleteLater();
+            }, Qt::QueuedConnection);
             continue;
         }
         auto *stream = new RunStream(std::move(socket), m_settings.maxPendingSocketBytes, m_q);
         m_metrics.webSocketOpened();
         QObject::connect(stream, &QObject::destroyed, &m_metrics, [this] { m_metrics.webSocketClosed(); });
-        stream->start(&m_follower, runId, after, m_store);
+        stream->start(&m_follower, runId, after, m_store, tail);
     }
 }
 
@@ -783,7 +795,8 @@ void AdminServer::Private::listRuns(const Call &call)
     runQuery.offset = intParam(query, u"offset"_s, 0, 0, std::numeric_limits<int>::max(), &errors);
     if (!errors.isEmpty())
         fail(ApiError::Kind::BadRequest, u"invalid query: "_s + formatFieldErrors(errors), errors);
-    m_store->findRunsAsync(runQuery).then(&m_http, [this, reply = call.reply, runQuery](const RunPage &page) {
+    detail::whenDone(&m_http, m_store->findRunsAsync(runQuery),
+                     [this, reply = call.reply, runQuery](const RunPage &page) {
         QJsonArray runs;
         for (const Run &run : page.runs)
             runs.append(runWithTrace(run));
@@ -803,7 +816,8 @@ void AdminServer::Private::showRun(const Call &call)
         return call.reply->json(200, runWithTrace(*run));
     if (!m_store)
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id](const std::optional<Run> &run) {
+    detail::whenDone(&m_http, m_store->findRunAsync(id),
+                     [this, reply = call.reply, id](const std::optional<Run> &run) {
         if (run)
             reply->json(200, runWithTrace(*run));
         else
@@ -887,7 +901,8 @@ void AdminServer::Private::streamRun(const Call &call, const QByteArray &content
         fail(ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id));
     if (!m_store)
         fail(ApiError::Kind::Unavailable, u"this server keeps no history"_s);
-    m_store->findRunAsync(id).then(&m_http, [=, this, reply = call.reply](const std::optional<Run> &run) {
+    detail::whenDone(&m_http, m_store->findRunAsync(id),
+                     [=, this, reply = call.reply](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         if (!reply->beginStream(contentType, headers))
@@ -907,8 +922,8 @@ void AdminServer::Private::rerun(const Call &call)
     const QJsonObject given = arguments(call.request);
     const bool browser = call.request.value("Authorization").isEmpty();
     const QByteArray traceParent = call.request.value("traceparent");
-    m_store->findRunAsync(id).then(&m_http, [this, reply = call.reply, id, given, browser,
-                                             traceParent](const std::optional<Run> &run) {
+    detail::whenDone(&m_http, m_store->findRunAsync(id),
+                     [this, reply = call.reply, id, given, browser, traceParent](const std::optional<Run> &run) {
         if (!run)
             return reply->error({ApiError::Kind::NotFound, u"no run \"%1\""_s.arg(id), {}, {}});
         // The history keeps secrets redacted: a stored placeholder must not be sent as the value.
@@ -939,7 +954,7 @@ void AdminServer::Private::readLogPage(const HttpReplyPtr &reply, const QString 
                                        const LogEncoder &encode, const QByteArray &tail)
 {
     constexpr int PageLines = 1000;
-    m_store->readLogAsync(id, fromLine, PageLines).then(&m_http, [=, this](const LogLines &lines) {
+    detail::whenDone(&m_http, m_store->readLogAsync(id, fromLine, PageLines), [=, this](const LogLines &lines) {
         if (reply->isGone())
             return;
         if (lines.isEmpty()) {

@@ -3,6 +3,7 @@
 
 #include "runfollower.h"
 #include "runstore.h"
+#include "whendone.h"
 
 #include <QCache>
 #include <QCoreApplication>
@@ -48,6 +49,15 @@ QJsonArray linesJson(const LogLines &lines)
 QString compactJson(const QJsonObject &message)
 {
     return QString::fromUtf8(QJsonDocument(message).toJson(QJsonDocument::Compact));
+}
+
+// About what an event weighs while it waits in the stream.
+qint64 weightOf(const RunEvent &event)
+{
+    qint64 bytes = 64;
+    for (const LogLine &line : event.lines)
+        bytes += 2 * line.text.size() + 32;
+    return bytes;
 }
 
 // A log line as a JSON string, written by hand: a million-line run goes through here once
@@ -197,21 +207,25 @@ RunStream::RunStream(std::unique_ptr<QWebSocket> socket, qint64 maxPendingBytes,
 
 RunStream::~RunStream() = default;
 
-void RunStream::start(RunFollower *follower, const QString &runId, qint64 after, IRunStore *store)
+void RunStream::start(RunFollower *follower, const QString &runId, qint64 after, IRunStore *store, qint64 tail)
 {
     m_follower = follower;
     m_store = store;
     m_runId = runId;
+    m_tail = std::clamp<qint64>(tail, 0, kMaxTailLines);
     if (after >= 0)
         m_sentSeq = m_queuedSeq = after;
-    followLive(after);
+    // From the event loop: the socket is still being handed over (QtWebSockets has a queued
+    // call to read it), and a stream that closes at once (a finished run the client has)
+    // would close it under that call, which then warns "QIODevice::peek: device not open".
+    QMetaObject::invokeMethod(this, [this, after] { followLive(after); }, Qt::QueuedConnection);
 }
 
-void RunStream::followLive(qint64 after)
+void RunStream::followLive(qint64 after, bool mayJump)
 {
     m_waiting = true;
     const quint64 request = ++m_requests;
-    m_follower->follow(m_runId, {.after = after}, this, [this, after, request](Following following) {
+    m_follower->follow(m_runId, {.after = after}, this, [this, after, mayJump, request](Following following) {
         if (request != m_requests || m_closing)
             return; // the handle goes with the answer
         m_waiting = false;
@@ -221,15 +235,36 @@ void RunStream::followLive(qint64 after)
         }
         if (after < 0) {
             m_sentSeq = m_queuedSeq = following.run.seq;
-            send(compactJson({{u"type"_s, u"snapshot"_s},
-                              {u"seq"_s, following.run.seq},
-                              {u"run"_s, following.run.toJson()},
-                              {u"log"_s, linesJson(following.recentLog)}}));
+            LogLines log = following.recentLog;
+            QJsonObject snapshot{{u"type"_s, u"snapshot"_s},
+                                 {u"seq"_s, following.run.seq},
+                                 {u"run"_s, following.run.toJson()}};
+            if (m_tail > 0) {
+                if (log.size() > m_tail)
+                    log = log.mid(log.size() - m_tail);
+                // The lines before the snapshot's, named as a skipped message names them.
+                const qint64 first = log.isEmpty() ? following.run.logLines + 1 : log.constFirst().number;
+                if (first > 1)
+                    snapshot.insert(u"skipped"_s, QJsonObject{{u"from"_s, 1}, {u"to"_s, first - 1},
+                                                              {u"count"_s, first - 1}});
+            }
+            snapshot.insert(u"log"_s, linesJson(log));
+            send(compactJson(snapshot));
         }
         // A finished run whose every event the client has: nothing more will come.
         if (following.run.isFinished() && m_sentSeq >= following.run.seq) {
             closeWith(u"run finished"_s);
             return;
+        }
+        // Tail mode: lines older than the newest m_tail are not sent. When the history has
+        // them, jump over them there; else (or once the jump is made) they are left out as
+        // they come.
+        if (m_tail > 0 && after >= 0) {
+            m_skipTo = std::max(m_skipTo, following.run.logLines - m_tail);
+            if (mayJump && m_store && m_skipTo > 0) {
+                jumpToTail(); // the handle goes with the answer: the jump follows anew
+                return;
+            }
         }
         // The engine no longer holds what the client misses: rather than have it all read
         // into the handle first, read it a page at a time as the client takes it.
@@ -239,6 +274,39 @@ void RunStream::followLive(qint64 after)
             return;
         }
         attach(std::move(following));
+    });
+}
+
+void RunStream::jumpToTail()
+{
+    m_waiting = true;
+    const quint64 request = ++m_requests;
+    const qint64 after = m_sentSeq;
+    const qint64 skipTo = m_skipTo;
+    // The first line the client lacks: is it among those to skip at all?
+    detail::whenDone(this, m_store->readLogAfterSeqAsync(m_runId, after, 1),
+                     [this, request, after, skipTo](const LogLines &first) {
+        if (request != m_requests || m_closing)
+            return;
+        if (first.isEmpty() || first.constFirst().number > skipTo) {
+            m_waiting = false;
+            followLive(after, false);
+            return;
+        }
+        const qint64 from = first.constFirst().number;
+        // The last line to skip: its seq is where the client goes on from.
+        detail::whenDone(this, m_store->readLogAsync(m_runId, skipTo, 1),
+                         [this, request, after, from, skipTo](const LogLines &last) {
+            if (request != m_requests || m_closing)
+                return;
+            m_waiting = false;
+            if (!last.isEmpty() && last.constFirst().number == skipTo && last.constFirst().seq > after
+                && m_sentSeq == after) {
+                sendSkip({from, skipTo, last.constFirst().seq});
+                m_queuedSeq = m_sentSeq;
+            }
+            followLive(m_sentSeq, false);
+        });
     });
 }
 
@@ -256,33 +324,129 @@ void RunStream::take(const RunEvents &events)
     for (const RunEvent &event : events) {
         if (event.lastSeq() <= m_queuedSeq)
             continue;
-        m_queue.append(event);
-        m_queuedSeq = event.lastSeq();
-        qint64 bytes = 64;
-        for (const LogLine &line : event.lines)
-            bytes += 2 * line.text.size() + 32;
-        m_queuedBytes += bytes;
+        enqueue(event);
     }
     pump();
+    // Tail mode: what waits beyond the newest m_tail lines is skipped rather than held.
+    trimQueue();
     // The client is that far behind: stop holding its events, read them again later.
     if (m_queuedBytes > m_maxPendingBytes)
         letGo();
 }
 
+RunStream::Skip RunStream::splitSkipped(RunEvent &event) const
+{
+    Skip skip;
+    if (event.type != RunEvent::Type::Log || m_skipTo <= 0)
+        return skip;
+    LogLines &lines = event.lines;
+    // Lines the client has (a batch may start before the last one queued) are no skip.
+    qsizetype from = 0;
+    while (from < lines.size() && lines.at(from).seq != 0 && lines.at(from).seq <= m_queuedSeq)
+        ++from;
+    qsizetype to = from;
+    while (to < lines.size() && lines.at(to).number <= m_skipTo)
+        ++to;
+    if (to > from)
+        skip = {lines.at(from).number, lines.at(to - 1).number, lines.at(to - 1).seq};
+    if (to > 0) {
+        lines.remove(0, to);
+        if (!lines.isEmpty())
+            event.seq = lines.constFirst().seq;
+    }
+    return skip;
+}
+
+void RunStream::enqueue(RunEvent event)
+{
+    const Skip skip = splitSkipped(event);
+    if (skip.from > 0)
+        queueSkip(skip);
+    if (event.type == RunEvent::Type::Log && event.lines.isEmpty())
+        return;
+    m_queuedBytes += weightOf(event);
+    m_queuedSeq = std::max(m_queuedSeq, event.lastSeq());
+    m_queue.append({std::move(event), {}});
+}
+
+void RunStream::queueSkip(const Skip &skip)
+{
+    // Next to a skip already waiting: one range.
+    if (!m_queue.isEmpty() && m_queue.constLast().isSkip() && m_queue.constLast().skip.to + 1 == skip.from) {
+        m_queue.last().skip.to = skip.to;
+        m_queue.last().skip.seq = skip.seq;
+    } else {
+        m_queue.append({RunEvent{}, skip});
+        m_queuedBytes += 64;
+    }
+    m_queuedSeq = std::max(m_queuedSeq, skip.seq);
+}
+
+void RunStream::trimQueue()
+{
+    if (m_tail <= 0 || m_closing)
+        return;
+    qint64 lines = 0;
+    for (const Outgoing &item : std::as_const(m_queue))
+        lines += item.event.type == RunEvent::Type::Log ? item.event.lines.size() : 0;
+    qint64 excess = lines - m_tail;
+    if (excess <= 0)
+        return;
+    // The oldest lines go, in order; a note of them takes their place, before the next
+    // event that stays (a progress report, a status, lines kept).
+    QList<Outgoing> kept;
+    kept.reserve(m_queue.size());
+    Skip skip;
+    auto flush = [&] {
+        if (skip.from > 0)
+            kept.append({RunEvent{}, skip});
+        skip = {};
+    };
+    auto extend = [&](const Skip &more) {
+        if (skip.from > 0 && skip.to + 1 != more.from)
+            flush();
+        if (skip.from <= 0)
+            skip.from = more.from;
+        skip.to = more.to;
+        skip.seq = more.seq;
+    };
+    for (Outgoing &item : m_queue) {
+        if (item.isSkip()) {
+            extend(item.skip);
+            continue;
+        }
+        if (item.event.type == RunEvent::Type::Log && excess > 0) {
+            LogLines &batch = item.event.lines;
+            const qsizetype drop = qsizetype(std::min<qint64>(excess, batch.size()));
+            extend({batch.constFirst().number, batch.at(drop - 1).number, batch.at(drop - 1).seq});
+            excess -= drop;
+            if (drop == batch.size())
+                continue;
+            batch.remove(0, drop);
+            item.event.seq = batch.constFirst().seq;
+        }
+        flush();
+        kept.append(std::move(item));
+    }
+    flush();
+    m_queue = std::move(kept);
+    m_queuedBytes = 0;
+    for (const Outgoing &item : std::as_const(m_queue))
+        m_queuedBytes += item.isSkip() ? 64 : weightOf(item.event);
+}
+
 bool RunStream::hasRoom() const
 {
-    return m_socket->bytesToWrite() <= m_maxPendingBytes;
+    const qint64 bound = m_tail > 0 ? std::min(m_maxPendingBytes, kTailPendingBytes) : m_maxPendingBytes;
+    return m_socket->bytesToWrite() <= bound;
 }
 
 void RunStream::pump()
 {
     while (!m_closing && !m_queue.isEmpty() && hasRoom()) {
-        const RunEvent event = m_queue.takeFirst();
-        qint64 bytes = 64;
-        for (const LogLine &line : event.lines)
-            bytes += 2 * line.text.size() + 32;
-        m_queuedBytes -= bytes;
-        sendEvent(event);
+        const Outgoing item = m_queue.takeFirst();
+        m_queuedBytes -= item.isSkip() ? 64 : weightOf(item.event);
+        sendOutgoing(item);
     }
     if (m_closing)
         return;
@@ -294,6 +458,28 @@ void RunStream::pump()
     m_stallTimer.stop();
     if (m_catchingUp && !m_waiting)
         readHistory();
+}
+
+void RunStream::sendOutgoing(const Outgoing &item)
+{
+    if (item.isSkip())
+        sendSkip(item.skip);
+    else
+        sendEvent(item.event);
+}
+
+void RunStream::sendSkip(const Skip &skip)
+{
+    if (skip.seq <= m_sentSeq)
+        return;
+    send(skippedMessage(skip.from, skip.to, skip.seq));
+    m_sentSeq = skip.seq;
+}
+
+QString RunStream::skippedMessage(qint64 from, qint64 to, qint64 seq)
+{
+    return compactJson({{u"type"_s, u"skipped"_s}, {u"seq"_s, seq}, {u"from"_s, from}, {u"to"_s, to},
+                        {u"count"_s, to - from + 1}});
 }
 
 void RunStream::sendEvent(const RunEvent &event)
@@ -363,6 +549,15 @@ void RunStream::letGo()
         behind();
         return;
     }
+    if (m_tail > 0) {
+        // Tail mode: rather than read every line it missed, follow anew, skipping to the
+        // newest lines (once the socket has room: followLive sends a message at once).
+        ++m_requests; // a follow under way answers nobody
+        m_waiting = false;
+        m_catchingUp = false;
+        followLive(m_sentSeq);
+        return;
+    }
     m_catchingUp = true;
     pump();
 }
@@ -382,8 +577,18 @@ void RunStream::historyRead(const LogLines &page)
     m_waiting = false;
     if (m_closing)
         return;
-    if (!page.isEmpty())
-        sendEvent(RunEvent{RunEvent::Type::Log, page.constFirst().seq, page, {}, {}});
+    if (!page.isEmpty()) {
+        RunEvent event{RunEvent::Type::Log, page.constFirst().seq, page, {}, {}};
+        // Tail mode, when the history could not be jumped over: the lines to skip go by.
+        m_queuedSeq = m_sentSeq;
+        const Skip skip = splitSkipped(event);
+        if (skip.from > 0)
+            sendSkip(skip);
+        if (!event.lines.isEmpty())
+            sendEvent(event);
+        else
+            m_sentSeq = std::max(m_sentSeq, page.constLast().seq);
+    }
     m_queuedSeq = m_sentSeq;
     if (page.size() < kCatchUpPageLines) {
         // The history has no more yet: what is left, the engine holds (or the history

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <numeric>
 #include <tuple>
 
@@ -179,18 +180,21 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
     if (max <= 0)
         return claimed;
     QSqlDatabase db = database();
-    // A claim without limits is one statement, its own transaction: one round trip. Limits
-    // count and claim under advisory locks, which need a transaction around them.
-    bool limited = globalLimit > 0 || scopes.size() > 1;
-    for (const ClaimScope &scope : scopes) {
-        for (auto it = scope.tasks.cbegin(); it != scope.tasks.cend() && !limited; ++it)
-            limited = it.value() > 0;
-    }
+    // Every claim is a transaction: the queue's stored limits (taskdeck_limits) are read under
+    // their rows' lock and spent in it, and task limits count and claim under advisory locks.
     QSqlQuery q(db);
-    if (limited && !q.exec(u"BEGIN"_s)) {
+    if (!q.exec(u"BEGIN"_s)) {
         fail(q.lastError(), error);
         return std::nullopt;
     }
+    if (!takeLimits(db, &max, error))
+        return std::nullopt;
+    if (max <= 0) {
+        if (!q.exec(u"COMMIT"_s))
+            return fail(q.lastError(), error), std::nullopt;
+        return claimed;
+    }
+    const int allowed = max;
     if (globalLimit > 0) {
         // One claimer at a time counts every held run and claims what is left under the limit.
         if (!q.exec(u"SELECT pg_advisory_xact_lock(hashtext('taskdeck-global'))"_s)
@@ -277,7 +281,14 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
                 return std::nullopt;
         }
     }
-    if (limited && !q.exec(u"COMMIT"_s))
+    if (!settleStartTokens(db, int(claimed.size()), error))
+        return std::nullopt;
+    if (m_tokensAt > 0 && claimed.size() == allowed && m_tokens - double(allowed) < 1.0) {
+        // Every token went: more runs may wait for the next one.
+        const double missing = 1.0 - (m_tokens - double(allowed));
+        m_rateWait = std::chrono::milliseconds(qint64(std::ceil(missing * 1000.0 / m_lastLimits.startRate)) + 1);
+    }
+    if (!q.exec(u"COMMIT"_s))
         return fail(q.lastError(), error), std::nullopt;
     // Oldest first, as the queue hands them out.
     QList<qsizetype> order(claimed.size());
@@ -339,7 +350,8 @@ int PgQueue::reclaimExpired(QString *error)
 {
     QSqlDatabase db = database();
     QSqlQuery q(db);
-    if (!q.exec(u"BEGIN"_s))
+    // The queue's bookkeeping writes runs it does not hold: the guard lets it (PgSchema).
+    if (!q.exec(u"BEGIN"_s) || !q.exec(u"SET LOCAL taskdeck.queue_admin = 'on'"_s))
         return fail(q.lastError(), error), -1;
     QSqlQuery expired(db);
     expired.setForwardOnly(true);
@@ -413,6 +425,239 @@ qint64 PgQueue::waitingCount(QString *error)
     if (!q.exec(u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NULL"_s) || !q.next())
         return fail(q.lastError(), error), -1;
     return q.value(0).toLongLong();
+}
+
+// The queue's limits and cancel requests, and the lease checks of a worker cut off: kept apart
+// from the claim's statements above.
+
+int QueueLimits::startBurst() const
+{
+    if (!(startRate > 0))
+        return 1;
+    return std::max(1, int(std::min(std::ceil(startRate), 1.0e6)));
+}
+
+bool PgQueue::takeLimits(QSqlDatabase &db, int *max, QString *error)
+{
+    m_lastLimits = QueueLimits();
+    m_rateWait = std::chrono::milliseconds(0);
+    m_tokensAt = 0;
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    // Every claimer of a queue with limits takes these rows' locks first, in one order: one
+    // claimer at a time reads and spends them, and the transaction's end releases them.
+    if (!q.exec(u"SELECT name, value, tokens, refilled_at, "_s + kNowMs
+                + u" FROM taskdeck_limits ORDER BY name FOR UPDATE"_s))
+        return fail(q.lastError(), error);
+    double tokens = 0;
+    qint64 refilledAt = 0;
+    qint64 now = 0;
+    while (q.next()) {
+        const QString name = q.value(0).toString();
+        if (name == u"max_running") {
+            m_lastLimits.maxRunning = int(q.value(1).toDouble());
+        } else if (name == u"start_rate") {
+            m_lastLimits.startRate = q.value(1).toDouble();
+            tokens = q.value(2).toDouble();
+            refilledAt = q.value(3).toLongLong();
+            now = q.value(4).toLongLong();
+        }
+    }
+    q.finish();
+    if (m_lastLimits.maxRunning > 0) {
+        QSqlQuery held(db);
+        if (!held.exec(u"SELECT count(*) FROM taskdeck_queue WHERE locked_by IS NOT NULL"_s) || !held.next())
+            return fail(held.lastError(), error);
+        *max = std::min(*max, m_lastLimits.maxRunning - held.value(0).toInt());
+    }
+    if (m_lastLimits.startRate > 0) {
+        const double elapsed = double(std::max<qint64>(0, now - refilledAt));
+        m_tokens = std::min(double(m_lastLimits.startBurst()), tokens + elapsed * m_lastLimits.startRate / 1000.0);
+        m_tokensAt = now;
+        const int whole = int(std::floor(m_tokens));
+        if (whole <= 0 && *max > 0) {
+            // No token: wait for the next one only when runs are waiting.
+            QSqlQuery waiting(db);
+            if (!waiting.exec(u"SELECT EXISTS (SELECT 1 FROM taskdeck_queue WHERE locked_by IS NULL AND run_at <= "_s
+                              + kNowMs + u")"_s) || !waiting.next())
+                return fail(waiting.lastError(), error);
+            if (waiting.value(0).toBool()) {
+                m_rateWait = std::chrono::milliseconds(
+                    qint64(std::ceil((1.0 - m_tokens) * 1000.0 / m_lastLimits.startRate)) + 1);
+            }
+        }
+        *max = std::min(*max, whole);
+    }
+    return true;
+}
+
+bool PgQueue::settleStartTokens(QSqlDatabase &db, int claimed, QString *error)
+{
+    if (m_tokensAt <= 0)
+        return true;
+    QSqlQuery q(db);
+    q.prepare(u"UPDATE taskdeck_limits SET tokens = ?, refilled_at = ? WHERE name = 'start_rate'"_s);
+    q.addBindValue(m_tokens - double(claimed));
+    q.addBindValue(m_tokensAt);
+    return q.exec() || fail(q.lastError(), error);
+}
+
+bool PgQueue::setMaxRunning(int maxRunning, QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    if (maxRunning <= 0) {
+        q.prepare(u"DELETE FROM taskdeck_limits WHERE name = 'max_running'"_s);
+    } else {
+        q.prepare(u"INSERT INTO taskdeck_limits (name, value) VALUES ('max_running', ?) "
+                  "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"_s);
+        q.addBindValue(double(maxRunning));
+    }
+    return q.exec() || fail(q.lastError(), error);
+}
+
+bool PgQueue::setStartRate(double perSecond, QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    if (!(perSecond > 0)) {
+        q.prepare(u"DELETE FROM taskdeck_limits WHERE name = 'start_rate'"_s);
+        return q.exec() || fail(q.lastError(), error);
+    }
+    QueueLimits limits;
+    limits.startRate = perSecond;
+    // A new rate starts with a full bucket; the same rate given again keeps the bucket as it is,
+    // so that starting one more worker never grants a burst.
+    q.prepare(u"INSERT INTO taskdeck_limits (name, value, tokens, refilled_at) VALUES ('start_rate', ?, ?, "_s
+              + kNowMs + u") ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, "
+                         "tokens = CASE WHEN taskdeck_limits.value = EXCLUDED.value THEN taskdeck_limits.tokens "
+                         "ELSE EXCLUDED.tokens END, "
+                         "refilled_at = CASE WHEN taskdeck_limits.value = EXCLUDED.value "
+                         "THEN taskdeck_limits.refilled_at ELSE EXCLUDED.refilled_at END"_s);
+    q.addBindValue(perSecond);
+    q.addBindValue(double(limits.startBurst()));
+    return q.exec() || fail(q.lastError(), error);
+}
+
+std::optional<QueueLimits> PgQueue::limits(QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    if (!q.exec(u"SELECT name, value FROM taskdeck_limits"_s))
+        return fail(q.lastError(), error), std::nullopt;
+    QueueLimits limits;
+    while (q.next()) {
+        if (q.value(0).toString() == u"max_running")
+            limits.maxRunning = int(q.value(1).toDouble());
+        else if (q.value(0).toString() == u"start_rate")
+            limits.startRate = q.value(1).toDouble();
+    }
+    m_lastLimits = limits;
+    return limits;
+}
+
+std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    if (!q.exec(u"BEGIN"_s))
+        return fail(q.lastError(), error), std::nullopt;
+    QSqlQuery row(db);
+    row.prepare(u"SELECT locked_by FROM taskdeck_queue WHERE id = ? FOR UPDATE"_s);
+    row.addBindValue(id);
+    if (!row.exec())
+        return fail(row.lastError(), error), std::nullopt;
+    if (!row.next()) {
+        row.finish();
+        if (!q.exec(u"COMMIT"_s))
+            return fail(q.lastError(), error), std::nullopt;
+        return CancelOutcome::NotQueued;
+    }
+    const bool held = !row.value(0).isNull();
+    row.finish();
+    CancelOutcome outcome = CancelOutcome::Requested;
+    QSqlQuery step(db);
+    if (held) {
+        step.prepare(u"UPDATE taskdeck_queue SET cancel_requested = true WHERE id = ?"_s);
+        step.addBindValue(id);
+        if (!step.exec())
+            return fail(step.lastError(), error), std::nullopt;
+        step = QSqlQuery(db);
+        step.prepare(u"SELECT pg_notify(?, ?)"_s);
+        step.addBindValue(QString::fromLatin1(PgSchema::kCancelChannel));
+        step.addBindValue(id);
+    } else {
+        // Nobody holds it: it ends here, before any worker may take it.
+        outcome = CancelOutcome::Canceled;
+        step.prepare(u"DELETE FROM taskdeck_queue WHERE id = ?"_s);
+        step.addBindValue(id);
+        if (!step.exec())
+            return fail(step.lastError(), error), std::nullopt;
+        const qint64 now = QDateTime::currentMSecsSinceEpoch();
+        step = QSqlQuery(db);
+        step.prepare(u"UPDATE taskdeck_runs SET status = 'canceled', finished_at = ?, changed_at = ?, seq = seq + 1, "
+                     "error_message = 'canceled before a worker started it', error_kind = 'Canceled', "
+                     "error_detail = '', error_transient = false WHERE id = ? AND status IN "_s + kActive);
+        step.addBindValue(now);
+        step.addBindValue(now);
+        step.addBindValue(id);
+    }
+    if (!step.exec())
+        return fail(step.lastError(), error), std::nullopt;
+    if ((outcome == CancelOutcome::Canceled && !notifyRuns(db, {id})) || !q.exec(u"COMMIT"_s))
+        return fail(q.lastError(), error), std::nullopt;
+    return outcome;
+}
+
+std::optional<QStringList> PgQueue::cancelRequests(QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    q.prepare(u"SELECT id FROM taskdeck_queue WHERE locked_by = ? AND cancel_requested"_s);
+    q.addBindValue(m_worker);
+    if (!q.exec())
+        return fail(q.lastError(), error), std::nullopt;
+    QStringList ids;
+    while (q.next())
+        ids << q.value(0).toString();
+    return ids;
+}
+
+std::optional<QStringList> PgQueue::renewHeld(const QStringList &ids, std::chrono::milliseconds lease,
+                                              QString *error)
+{
+    if (ids.isEmpty())
+        return QStringList();
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    q.prepare(u"UPDATE taskdeck_queue SET lease_until = "_s + kNowMs
+              + u" + ? WHERE locked_by = ? AND id = ANY(?::text[]) RETURNING id"_s);
+    q.addBindValue(qint64(lease.count()));
+    q.addBindValue(m_worker);
+    q.addBindValue(textArray(ids));
+    if (!q.exec())
+        return fail(q.lastError(), error), std::nullopt;
+    QStringList held;
+    while (q.next())
+        held << q.value(0).toString();
+    return held;
+}
+
+std::optional<QStringList> PgQueue::finishHeld(const QStringList &ids, QString *error)
+{
+    if (ids.isEmpty())
+        return QStringList();
+    QSqlDatabase db = database();
+    QSqlQuery q(db);
+    q.prepare(u"DELETE FROM taskdeck_queue WHERE id = ANY(?::text[]) AND locked_by = ? RETURNING id"_s);
+    q.addBindValue(textArray(ids));
+    q.addBindValue(m_worker);
+    if (!q.exec())
+        return fail(q.lastError(), error), std::nullopt;
+    QStringList removed;
+    while (q.next())
+        removed << q.value(0).toString();
+    return removed;
 }
 
 } // namespace taskdeck

@@ -48,6 +48,22 @@ struct ClaimScope
     QHash<QString, int> tasks;
 };
 
+/*! The limits of the queue, stored in the database and obeyed by every worker's claims. */
+struct QueueLimits
+{
+    int maxRunning = 0;      //!< runs held by all workers together; 0: no limit
+    double startRate = 0;    //!< claims (so starts) per second by all workers together; 0: no limit
+    /*! Claims allowed at once after a quiet spell: ceil(startRate), at least 1 (as the engine's). */
+    int startBurst() const;
+};
+
+/*! What a cancel request found. */
+enum class CancelOutcome {
+    Canceled,    //!< no worker held the run: it left the queue and is stored canceled
+    Requested,   //!< a worker holds it: the request is stored and notified; the worker cancels it
+    NotQueued,   //!< not in the queue (finished already, or never queued)
+};
+
 /*!
  * The shared work queue in PostgreSQL (table taskdeck_queue, next to the history; see
  * PgSchema and docs/postgresql.md). Uses one connection of its own on the thread that
@@ -56,11 +72,13 @@ struct ClaimScope
  * A run is queued together with its history row (status queued) in one transaction that
  * notifies PgSchema::kQueueChannel. Workers claim() with SELECT ... FOR UPDATE SKIP LOCKED, so
  * claimers never wait for each other nor take the same row; a claim holds a lease that the
- * worker renews. A claim without limits is one prepared statement (claiming and reading the
- * runs' history rows); tasks with a limit are claimed in a transaction, under a per-task
- * advisory lock, after counting the runs of the task held by every worker. When a run ends,
- * its queue row is deleted in the transaction that stores its end (a worker's PgRunStore
- * does it, see PgRunStore::setQueueWorker(); finish() does it for other callers): the queue
+ * worker renews. Every claim is one transaction: it reads the queue's own limits (QueueLimits,
+ * table taskdeck_limits: a global max-running and a start rate) under the limits rows' lock,
+ * then claims with one prepared statement that also reads the runs' history rows; tasks with
+ * a limit are claimed under a per-task advisory lock, after counting the runs of the task held
+ * by every worker. When a run ends, its queue row is deleted in the transaction that stores
+ * its end, and only while this worker still holds it (a worker's PgRunStore does it, see
+ * PgRunStore::setQueueWorker(); finishHeld() and finish() do it for other callers): the queue
  * only holds work in flight. The connection plans with sorting off (see open() in the
  * source): a claim reads the ready index in claim order.
  * reclaimExpired() gives the runs of lost workers (expired leases) another attempt where
@@ -103,13 +121,63 @@ public:
     /*! Runs waiting in the queue (not held by a worker). */
     qint64 waitingCount(QString *error);
 
+    /*!
+     * Stores the global limit of runs held by all workers together (0: none). Every worker
+     * reads it at each claim.
+     */
+    bool setMaxRunning(int maxRunning, QString *error);
+    /*!
+     * Stores the start rate of the whole queue in starts per second (0: none); the token
+     * bucket starts full. Claims take tokens under the limits row's lock, refilled on the
+     * server's clock, so the rate holds across every worker.
+     */
+    bool setStartRate(double perSecond, QString *error);
+    /*! The stored limits; nullopt with \a error when the database did not answer. */
+    std::optional<QueueLimits> limits(QString *error);
+    /*! The limits the last claim() or limits() found (none before either). */
+    QueueLimits lastLimits() const { return m_lastLimits; }
+    /*!
+     * When the last claim() took fewer runs than it could because the start rate had no token
+     * left while runs were waiting: how long until the next token. Zero otherwise.
+     */
+    std::chrono::milliseconds startRateWait() const { return m_rateWait; }
+
+    /*!
+     * Asks for run \a id to be canceled: a run no worker holds leaves the queue and is
+     * stored canceled at once; a held one gets cancel_requested and a notification on
+     * PgSchema::kCancelChannel for its worker. nullopt with \a error when the database did not
+     * answer.
+     */
+    std::optional<CancelOutcome> requestCancel(const QString &id, QString *error);
+    /*! The runs this worker holds whose cancel was requested. */
+    std::optional<QStringList> cancelRequests(QString *error);
+    /*!
+     * Extends the leases of runs \a ids this worker holds; the ids of those it still holds (a run
+     * taken back after its lease expired is not among them), or nullopt.
+     */
+    std::optional<QStringList> renewHeld(const QStringList &ids, std::chrono::milliseconds lease, QString *error);
+    /*!
+     * Removes finished runs this worker still holds from the queue; the ids removed (a run
+     * it no longer held is not among them), or nullopt.
+     */
+    std::optional<QStringList> finishHeld(const QStringList &ids, QString *error);
+
 private:
     bool fail(const QSqlError &error, QString *out);
+
+    /*! Applies the stored limits inside claim()'s transaction: lowers \a max. */
+    bool takeLimits(QSqlDatabase &db, int *max, QString *error);
+    /*! Takes \a claimed tokens from the start-rate bucket read by takeLimits(). */
+    bool settleStartTokens(QSqlDatabase &db, int claimed, QString *error);
 
     const PgConnectionInfo m_info;
     const QString m_worker;
     const QString m_name;
     std::optional<QSqlQuery> m_claim; // the claim statement, prepared on the open connection
+    QueueLimits m_lastLimits;
+    std::chrono::milliseconds m_rateWait{0};
+    double m_tokens = 0;       // the bucket as takeLimits() refilled it
+    qint64 m_tokensAt = 0;     // server clock (ms) of that refill
 };
 
 } // namespace taskdeck

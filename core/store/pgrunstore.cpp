@@ -353,6 +353,7 @@ struct PgRunStore::Private
     quint64 handledSeq = 0;               // guarded by mutex
     bool urgent = false;                  // guarded by mutex
     QString queueWorker;                  // guarded by mutex; see setQueueWorker()
+    std::function<void(const QStringList &)> queueNotHeld; // guarded by mutex
     bool stopping = false;                // guarded by mutex
     bool available = true;                // guarded by mutex
     QString error;                        // guarded by mutex
@@ -388,11 +389,12 @@ struct PgRunStore::Private
     void startListening();
 
     void writerMain();
-    bool writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written);
+    bool writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written, QStringList *notHeld);
     bool writeRun(QSqlDatabase &db, const QString &runId, PendingRun &run, qint64 now, StateRows *states,
                   QSqlError *failure);
     bool writeStates(QSqlDatabase &db, const StateRows &states, QSqlError *failure);
-    bool dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker, QSqlError *failure);
+    bool dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker, QStringList *notHeld,
+                 QSqlError *failure);
     bool notifyIds(QSqlDatabase &db, const QStringList &ids, QSqlError *failure);
     bool writeLines(QSqlDatabase &db, const QString &runId, LogLines &lines, qint64 *maxSeq, qint64 *newest,
                     QSqlError *failure);
@@ -741,11 +743,12 @@ void PgRunStore::Private::writerMain()
         }
         QSqlError failure;
         QStringList written;
+        QStringList notHeld;
         bool ok = db.isOpen();
         if (ok && pruneDue)
             pruneNow(db);
         if (ok && !pending.isEmpty())
-            ok = writeBatch(db, &failure, &written);
+            ok = writeBatch(db, &failure, &written, &notHeld);
         if (ok) {
             if (warned)
                 qCInfo(lcPgStore).noquote() << u"connected to %1 again; the history is written"_s.arg(info.displayUrl());
@@ -761,6 +764,12 @@ void PgRunStore::Private::writerMain()
                 error.clear();
             }
             committed.notify_all();
+            if (!notHeld.isEmpty()) {
+                // Under the lock: once setQueueWorker() replaced it, the old one is never called.
+                const std::lock_guard lock(mutex);
+                if (queueNotHeld)
+                    queueNotHeld(notHeld);
+            }
             for (auto &durable : pendingDurables)
                 durable();
             pendingDurables.clear();
@@ -843,7 +852,8 @@ QSqlQuery *PgRunStore::Private::statement(std::optional<QSqlQuery> &slot, QSqlDa
     return &*slot;
 }
 
-bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written)
+bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written,
+                                     QStringList *notHeld)
 {
     QString worker;
     {
@@ -858,6 +868,7 @@ bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStri
     auto rollback = [&] {
         QSqlQuery(db).exec(u"ROLLBACK"_s);
         written->clear();
+        notHeld->clear();
         return false;
     };
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
@@ -874,8 +885,9 @@ bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStri
     }
     if (states.size() > 0 && !writeStates(db, states, failure))
         return rollback();
-    // The queue rows of the runs that ended go in the same commit as their ends.
-    if (!worker.isEmpty() && !ended.isEmpty() && !dequeue(db, ended, worker, failure))
+    // The queue rows of the runs that ended go in the same commit as their ends, while this
+    // worker still holds them (the guard trigger refused the ends of those it does not).
+    if (!worker.isEmpty() && !ended.isEmpty() && !dequeue(db, ended, worker, notHeld, failure))
         return rollback();
     if (!notifyIds(db, *written, failure))
         return rollback();
@@ -891,10 +903,11 @@ bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStri
 }
 
 bool PgRunStore::Private::dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker,
-                                  QSqlError *failure)
+                                  QStringList *notHeld, QSqlError *failure)
 {
     QSqlQuery *q = statement(dequeueEnded, db,
-                             u"DELETE FROM taskdeck_queue WHERE id = ANY(?::text[]) AND locked_by = ?"_s, failure);
+                             u"DELETE FROM taskdeck_queue WHERE id = ANY(?::text[]) AND locked_by = ? RETURNING id"_s,
+                             failure);
     if (!q)
         return false;
     QStringList quoted;
@@ -907,7 +920,14 @@ bool PgRunStore::Private::dequeue(QSqlDatabase &db, const QStringList &ended, co
         *failure = q->lastError();
         return false;
     }
+    QSet<QString> removed;
+    while (q->next())
+        removed.insert(q->value(0).toString());
     q->finish();
+    for (const QString &id : ended) {
+        if (!removed.contains(id))
+            notHeld->append(id);
+    }
     return true;
 }
 
@@ -1281,10 +1301,11 @@ const PgConnectionInfo &PgRunStore::connectionInfo() const
     return d->info;
 }
 
-void PgRunStore::setQueueWorker(const QString &worker)
+void PgRunStore::setQueueWorker(const QString &worker, std::function<void(const QStringList &notHeld)> notHeld)
 {
     const std::lock_guard lock(d->mutex);
     d->queueWorker = worker;
+    d->queueNotHeld = std::move(notHeld);
 }
 
 void PgRunStore::startRetention(int days, std::chrono::milliseconds interval)
@@ -1484,6 +1505,96 @@ int PgRunStore::pruneFinishedBefore(const QDateTime &cutoff)
     return d->query([&](QSqlDatabase &db, QSqlError *f) { return pruneRuns(db, cutoff, f); }, -1);
 }
 
+namespace {
+
+// What can go wrong between the history and the shared queue, and in the schema; each
+// problem goes to \a note. False with \a failure when a query failed.
+bool checkQueueIntegrity(QSqlDatabase &db, const std::function<void(const QString &)> &note, QSqlError *failure)
+{
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    if (!q.exec(u"SELECT value FROM taskdeck_meta WHERE key = 'schema_version'"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    const QString version = q.next() ? q.value(0).toString() : QString();
+    if (version != QString::number(PgSchema::kVersion)) {
+        note(u"schema version is %1, but this Taskdeck writes version %2"_s
+                 .arg(version.isEmpty() ? u"missing"_s : version)
+                 .arg(PgSchema::kVersion));
+    }
+    q.finish();
+
+    // A queue row outlives its run only while its worker removes it (its lease is live then).
+    const QString now = u"(extract(epoch from clock_timestamp()) * 1000)::bigint"_s;
+    if (!q.exec(u"SELECT q.id, r.status, q.locked_by FROM taskdeck_queue q LEFT JOIN taskdeck_runs r ON r.id = q.id "
+                "WHERE (r.id IS NULL OR r.status NOT IN "_s + kActive + u") AND (q.locked_by IS NULL OR q.lease_until < "_s
+                + now + u") ORDER BY q.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        const QString holder = q.value(2).isNull() ? u"waiting for a worker"_s
+                                                   : u"held by %1 under an expired lease"_s.arg(q.value(2).toString());
+        if (q.value(1).isNull())
+            note(u"run %1 is in the queue (%2) but has no history row"_s.arg(q.value(0).toString(), holder));
+        else
+            note(u"run %1 is in the queue (%2) but its history says it ended (%3)"_s
+                     .arg(q.value(0).toString(), holder, q.value(1).toString()));
+    }
+    q.finish();
+
+    // Unfinished runs must be alive somewhere: under a live lease, or in a live process.
+    if (!q.exec(u"SELECT r.id, r.status, r.owner, q.id IS NOT NULL, q.locked_by, q.lease_until < "_s + now
+                + u", ("_s + now + u" - q.lease_until) FROM taskdeck_runs r LEFT JOIN taskdeck_queue q ON q.id = r.id "
+                "WHERE r.status IN "_s + kActive + u" ORDER BY r.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        const QString id = q.value(0).toString();
+        const QString status = q.value(1).toString();
+        const QString owner = q.value(2).toString();
+        const bool queued = q.value(3).toBool();
+        if (queued) {
+            if (status != u"queued" && q.value(4).isNull())
+                note(u"run %1 is %2 in the history, but no worker holds it in the queue"_s.arg(id, status));
+            else if (!q.value(4).isNull() && q.value(5).toBool())
+                note(u"run %1 is %2, held by %3, whose lease expired %4 ms ago (a worker takes it back)"_s
+                         .arg(id, status, q.value(4).toString())
+                         .arg(q.value(6).toLongLong()));
+            continue;
+        }
+        const std::optional<RunOwner> parsed = RunOwner::parse(owner);
+        if (!parsed) {
+            note(u"run %1 is %2 in the history but not in the queue, and no process owns it: no one will run it"_s
+                     .arg(id, status));
+        } else if (parsed->isOnThisHost() && !parsed->isAlive()) {
+            note(u"run %1 is %2, but its process (%3) is gone (the next taskdeck on this machine marks it "
+                 u"interrupted)"_s.arg(id, status, owner));
+        }
+        // A process on another machine: its liveness cannot be told from here.
+    }
+    q.finish();
+
+    // The end of a finished run's log: the lines it counted are all stored.
+    if (!q.exec(u"SELECT r.id, r.log_lines, coalesce(max(c.last_line), 0) FROM taskdeck_runs r "
+                "LEFT JOIN taskdeck_log_chunks c ON c.run_id = r.id WHERE r.status NOT IN "_s + kActive
+                + u" AND r.log_lines > 0 GROUP BY r.id, r.log_lines HAVING coalesce(max(c.last_line), 0) < r.log_lines "
+                  "ORDER BY r.id"_s)) {
+        *failure = q.lastError();
+        return false;
+    }
+    while (q.next()) {
+        note(u"log of run %1 has no lines %2 to %3 (it counted %3 lines)"_s.arg(q.value(0).toString())
+                 .arg(q.value(2).toLongLong() + 1)
+                 .arg(q.value(1).toLongLong()));
+    }
+    return true;
+}
+
+} // namespace
+
 QStringList PgRunStore::checkIntegrity()
 {
     return d->query(
@@ -1514,9 +1625,18 @@ QStringList PgRunStore::checkIntegrity()
                 }
                 if (runId == previousRun && first <= previousLast)
                     note(u"log chunks of run %1 overlap at line %2"_s.arg(runId).arg(first));
+                // Lines are numbered from 1 without gaps: a missing range is a lost chunk.
+                const qint64 expected = runId == previousRun ? previousLast + 1 : 1;
+                if (first > expected) {
+                    note(u"log of run %1 has no lines %2 to %3 (the chunk holding them is missing)"_s
+                             .arg(runId).arg(expected).arg(first - 1));
+                }
                 previousRun = runId;
                 previousLast = last;
             }
+            q.finish();
+            if (!checkQueueIntegrity(db, note, f))
+                return {};
             if (count > kMaxProblemsShown)
                 problems << u"database %1: %2 more problems"_s.arg(d->info.displayUrl()).arg(count - kMaxProblemsShown);
             return problems;

@@ -66,8 +66,14 @@ public:
      * with no statement of its own. Rows another worker holds (after this one's lease expired)
      * stay. Empty (the default): the queue is left alone. Thread-safe; set it before the
      * runs are recorded.
+     *
+     * \a notHeld, when set, is called on the writer's thread after each commit that stored
+     * ends of runs whose queue row \a worker no longer held (its lease expired and the run was
+     * taken back; the guard trigger refused those ends), with their ids, before the batch's
+     * \c durable callbacks run. It is called under the store's lock (so that once replaced it
+     * is never called again): it must not call the store.
      */
-    void setQueueWorker(const QString &worker);
+    void setQueueWorker(const QString &worker, std::function<void(const QStringList &notHeld)> notHeld = {});
 
     /*! Deletes runs that finished more than \a days ago, now and every \a interval. 0: off. */
     void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1)) override;
@@ -101,7 +107,11 @@ public:
     int pruneFinishedBefore(const QDateTime &cutoff) override;
     /*!
      * PostgreSQL checks its own pages; this checks what is Taskdeck's: that every log chunk
-     * decodes and that chunks of a run do not overlap.
+     * decodes, that chunks of a run neither overlap nor leave gaps (and a finished run has
+     * every line it counted), that the schema version is this Taskdeck's, that no run stays
+     * in the queue after its history row ended, and that every unfinished run is held under a
+     * live lease or owned by a live process (as far as can be told: processes on other
+     * machines cannot be).
      */
     QStringList checkIntegrity() override;
     bool flush(std::chrono::milliseconds timeout) override;

@@ -72,6 +72,45 @@ const QStringList &version1()
     return statements;
 }
 
+// The queue's shared limits, cancel requests, and the guard that lets only the holder of a
+// queued run's claim write it (and a run finish once). Each statement may run again over its
+// own result (a version row set back by hand), and leaves the same.
+const QStringList &version2()
+{
+    static const QStringList statements = {
+        u"ALTER TABLE taskdeck_queue ADD COLUMN IF NOT EXISTS cancel_requested boolean NOT NULL DEFAULT false"_s,
+        u"CREATE TABLE IF NOT EXISTS taskdeck_limits ("
+        "  name text PRIMARY KEY,"
+        "  value double precision NOT NULL,"
+        "  tokens double precision NOT NULL DEFAULT 0,"
+        "  refilled_at bigint NOT NULL DEFAULT 0)"_s,
+        u"CREATE OR REPLACE FUNCTION taskdeck_guard_run() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE holder text;\n"
+        "BEGIN\n"
+        "  IF coalesce(current_setting('taskdeck.queue_admin', true), '') = 'on' THEN\n"
+        "    RETURN NEW;\n"
+        "  END IF;\n"
+        "  SELECT locked_by INTO holder FROM taskdeck_queue WHERE id = NEW.id;\n"
+        "  IF FOUND AND NEW.owner <> '' AND holder IS DISTINCT FROM NEW.owner THEN\n"
+        "    RAISE WARNING 'taskdeck: refused a write of run % by %, which does not hold its claim (held by %)',\n"
+        "      NEW.id, NEW.owner, coalesce(holder, 'no worker');\n"
+        "    RETURN NULL;\n"
+        "  END IF;\n"
+        "  IF OLD.status NOT IN ('queued', 'running', 'retrying')\n"
+        "     AND NEW.finished_at IS DISTINCT FROM OLD.finished_at THEN\n"
+        "    RAISE WARNING 'taskdeck: refused a second end of run % (by %): it ended already as %',\n"
+        "      NEW.id, NEW.owner, OLD.status;\n"
+        "    RETURN NULL;\n"
+        "  END IF;\n"
+        "  RETURN NEW;\n"
+        "END $$"_s,
+        u"DROP TRIGGER IF EXISTS taskdeck_runs_guard ON taskdeck_runs"_s,
+        u"CREATE TRIGGER taskdeck_runs_guard BEFORE UPDATE ON taskdeck_runs FOR EACH ROW "
+        "EXECUTE FUNCTION taskdeck_guard_run()"_s,
+    };
+    return statements;
+}
+
 } // namespace
 
 bool PgSchema::migrate(QSqlDatabase &db, const QString &display, QString *error)
@@ -102,6 +141,12 @@ bool PgSchema::migrate(QSqlDatabase &db, const QString &display, QString *error)
     }
     if (version < 1) {
         for (const QString &sql : version1()) {
+            if (!q.exec(sql))
+                return fail(q.lastError());
+        }
+    }
+    if (version < 2) {
+        for (const QString &sql : version2()) {
             if (!q.exec(sql))
                 return fail(q.lastError());
         }

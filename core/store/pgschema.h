@@ -23,15 +23,29 @@ namespace taskdeck {
  *   last_seq, data), which never overlap.
  * - taskdeck_queue: the runs waiting for a worker or held by one (locked_by, lease_until);
  *   a run leaves it when it finishes, so the table stays as small as the work in flight.
+ *
+ * Version 2:
+ * - taskdeck_queue.cancel_requested: set by a cancel request (taskdeck run interrupted); the
+ *   worker holding the run cancels it.
+ * - taskdeck_limits: the limits of the queue shared by every worker, by name: max_running
+ *   (runs held by all workers together) and start_rate (starts per second, a token bucket:
+ *   tokens and refilled_at, on the server's clock).
+ * - the trigger taskdeck_runs_guard on taskdeck_runs: an update of a run that is in the
+ *   queue by a process that does not hold its claim (owner differs from locked_by) is
+ *   skipped, and so is a second end of a run that ended already (a different finished_at):
+ *   a worker cut off past its lease never writes over what the worker or the recovery that
+ *   took the run back wrote. The queue's own bookkeeping sets taskdeck.queue_admin to pass.
  */
 class PgSchema final
 {
 public:
-    static constexpr int kVersion = 1;
+    static constexpr int kVersion = 2;
     /*! The LISTEN/NOTIFY channel: the payload is run ids, comma-separated. */
     static constexpr const char kRunsChannel[] = "taskdeck_runs";
     /*! The channel a queue insert notifies: the payload is the task key. */
     static constexpr const char kQueueChannel[] = "taskdeck_queue";
+    /*! The channel a cancel request notifies: the payload is the run id. */
+    static constexpr const char kCancelChannel[] = "taskdeck_cancel";
 
     /*!
      * Brings \a db to kVersion. Returns false with \a error set (a sentence naming the

@@ -302,7 +302,15 @@ struct PendingRun
 
     void addLines(const LogLines &more)
     {
-        if (!lines.empty() && lines.back().size() + more.size() <= kLinesPerEntry) {
+        // A run's first lines are kept as the engine's own list, shared, not copied: most
+        // runs log a line or two, and a batch of 1,024 lines allocated for them (57 KiB, freed
+        // on the writer's thread) cost the writer page faults on every run. A second batch
+        // means a run that goes on logging: from then on batches are made at full size.
+        if (lines.empty()) {
+            lines.push_back(more);
+            return;
+        }
+        if (lines.back().capacity() >= kLinesPerEntry && lines.back().size() + more.size() <= kLinesPerEntry) {
             lines.back().append(more);
             return;
         }
@@ -412,6 +420,32 @@ public:
             bind(column, text);
     }
     void bind(int column, qint64 value) { sqlite3_bind_int64(m_stmt, column, value); }
+    /*! Bytes, bound without a copy: \a data must live until the statement has run. */
+    void bindBlob(int column, const QByteArray &data)
+    {
+        sqlite3_bind_blob(m_stmt, column, data.constData(), int(data.size()), SQLITE_STATIC);
+    }
+    /*! Runs a query of one integer: its value, 0 when it has no row or the value is NULL;
+     *  nullopt on failure, with \a failure filled. */
+    std::optional<qint64> selectInteger(QSqlError *failure)
+    {
+        const int rc = sqlite3_step(m_stmt);
+        std::optional<qint64> value;
+        if (rc == SQLITE_ROW)
+            value = sqlite3_column_int64(m_stmt, 0); // NULL reads as 0
+        else if (rc == SQLITE_DONE)
+            value = 0;
+        else
+            *failure = error(rc);
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+        return value;
+    }
+    /*! UTF-8 text, bound without a copy: \a utf8 must live until the statement has run. */
+    void bindUtf8(int column, const std::string &utf8)
+    {
+        sqlite3_bind_text(m_stmt, column, utf8.data(), int(utf8.size()), SQLITE_STATIC);
+    }
     void bindTime(int column, const QDateTime &time)
     {
         if (time.isValid())
@@ -447,6 +481,25 @@ private:
     std::vector<std::string> m_utf8; // per bound column
 };
 
+/*! Adds \a id to the comma-separated list \a ids, as UTF-8 (ids are ASCII as a rule). */
+void appendId(std::string &ids, const QString &id)
+{
+    if (!ids.empty())
+        ids.push_back(',');
+    const char16_t *chars = reinterpret_cast<const char16_t *>(id.constData());
+    const size_t start = ids.size();
+    char16_t seen = 0;
+    for (qsizetype i = 0; i < id.size(); ++i) {
+        seen |= chars[i];
+        ids.push_back(char(chars[i]));
+    }
+    if (seen >= 0x80) {
+        ids.resize(start);
+        const QByteArray utf8 = id.toUtf8();
+        ids.append(utf8.constData(), size_t(utf8.size()));
+    }
+}
+
 sqlite3 *sqliteHandle(const QSqlDatabase &db)
 {
     const QVariant handle = db.driver() ? db.driver()->handle() : QVariant();
@@ -459,7 +512,7 @@ sqlite3 *sqliteHandle(const QSqlDatabase &db)
 struct Statements
 {
     explicit Statements(const QSqlDatabase &db)
-        : handle(sqliteHandle(db)), progress(db), logCount(db), logChange(db), insertChunk(db), lastLine(db), chunkAt(db),
+        : handle(sqliteHandle(db)), progress(db), logCount(db), chunkAt(db),
           updateChunk(db)
     {
     }
@@ -495,13 +548,19 @@ struct Statements
             m_prepareError = upsert.error();
             return false;
         }
+        // The statements every batch runs go through SQLite's API too (see RawStatement).
+        for (auto [statement, sql] : {std::pair{&logChange, u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s},
+                                      std::pair{&insertChunk, u"INSERT INTO log_chunks (run_id, first_line, last_line, "
+                                                              "data, last_seq) VALUES (?, ?, ?, ?, ?)"_s},
+                                      std::pair{&lastLine, u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s}}) {
+            if (!statement->prepare(handle, sql)) {
+                m_prepareError = statement->error();
+                return false;
+            }
+        }
         return progress.prepare(u"UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = coalesce(?, '') "
                                 "WHERE id = ? AND "_s + active())
             && logCount.prepare(u"UPDATE runs SET log_lines = max(log_lines, ?), seq = max(seq, ?) WHERE id = ?"_s)
-            && logChange.prepare(u"INSERT INTO changes (seq, run_ids) VALUES (?, ?)"_s)
-            && insertChunk.prepare(u"INSERT INTO log_chunks (run_id, first_line, last_line, data, last_seq) "
-                                   "VALUES (?, ?, ?, ?, ?)"_s)
-            && lastLine.prepare(u"SELECT max(last_line) FROM log_chunks WHERE run_id = ?"_s)
             && chunkAt.prepare(u"SELECT first_line, last_line, data FROM log_chunks "
                                "WHERE run_id = ? AND first_line <= ? ORDER BY first_line DESC LIMIT 1"_s)
             && updateChunk.prepare(u"UPDATE log_chunks SET last_line = ?, data = ?, last_seq = max(last_seq, ?) "
@@ -512,7 +571,7 @@ struct Statements
     {
         if (m_prepareError.isValid())
             return m_prepareError;
-        for (const QSqlQuery *q : {&progress, &logCount, &logChange, &insertChunk, &lastLine, &chunkAt, &updateChunk}) {
+        for (const QSqlQuery *q : {&progress, &logCount, &chunkAt, &updateChunk}) {
             if (q->lastError().isValid())
                 return q->lastError();
         }
@@ -523,9 +582,9 @@ struct Statements
     RawStatement upsert;
     QSqlQuery progress;
     QSqlQuery logCount;
-    QSqlQuery logChange; // one row per transaction: the ids it wrote
-    QSqlQuery insertChunk;
-    QSqlQuery lastLine;
+    RawStatement logChange; // one row per transaction: the ids it wrote
+    RawStatement insertChunk;
+    RawStatement lastLine;
     QSqlQuery chunkAt;
     QSqlQuery updateChunk;
 
@@ -742,6 +801,7 @@ struct SqliteRunStore::Private
     std::deque<std::pair<Clock::time_point, RunKey>> heldOrder;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
+    std::string changedIdsBuffer;           // the ids of the change being written (see writePending())
     qint64 batchBytes = 0;
     qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
@@ -1264,7 +1324,13 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     // before and a burst of lines never wait, nor does anything a flush() waits for.
     const Clock::time_point now = Clock::now();
     const auto fewLines = [](const PendingRun &run) {
-        return run.lines.empty() || (run.lines.size() == 1 && run.lines.front().size() < kLinesPerEntry);
+        qsizetype count = 0;
+        for (const LogLines &batch : run.lines) {
+            count += batch.size();
+            if (count >= kLinesPerEntry)
+                return false;
+        }
+        return true;
     };
     const auto holdBack = [&](const PendingRun &run) {
         return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
@@ -1295,27 +1361,24 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             ok = change.has_value();
             batchChange = change.value_or(0);
         }
-        QString changedIds;
+        // The ids of the change, as the UTF-8 the file holds, in a buffer kept from batch to
+        // batch (a QString grown id by id, then bound as UTF-16 through a QVariant).
+        std::string &changedIds = changedIdsBuffer;
+        changedIds.clear();
+        changedIds.reserve(size_t(pending.size() + size_t(markedThisBatch.size())) * 37);
         for (auto it = pending.begin(); ok && it != pending.end(); ++it) {
             ok = writeRun(st, it->first.id, it->second, &failure);
             if (it->second.state && isTerminal(it->second.state->status) && lastWrittenLine.contains(it->first.id))
                 finishedWithLines.push_back(it->first.id);
-            if (!changedIds.isEmpty())
-                changedIds += u',';
-            changedIds += it->first.id;
+            appendId(changedIds, it->first.id);
         }
         ok = ok && writeMarks(db, &failure);
-        for (const QString &id : std::as_const(markedThisBatch)) {
-            if (!changedIds.isEmpty())
-                changedIds += u',';
-            changedIds += id;
-        }
+        for (const QString &id : std::as_const(markedThisBatch))
+            appendId(changedIds, id);
         if (ok) {
-            st.logChange.bindValue(0, batchChange);
-            st.logChange.bindValue(1, changedIds);
-            ok = st.logChange.exec();
-            if (!ok)
-                failure = st.logChange.lastError();
+            st.logChange.bind(1, batchChange);
+            st.logChange.bindUtf8(2, changedIds);
+            ok = st.logChange.run(&failure);
         }
         ok = ok && exec(db, u"COMMIT"_s, &failure);
         if (!ok)
@@ -1535,33 +1598,27 @@ bool SqliteRunStore::Private::writeLines(Statements &st, const QString &runId, s
     if (known != lastWrittenLine.cend()) {
         last = known.value();
     } else {
-        st.lastLine.bindValue(0, runId);
-        if (!st.lastLine.exec()) {
-            *failure = st.lastLine.lastError();
+        st.lastLine.bind(1, runId);
+        const std::optional<qint64> stored = st.lastLine.selectInteger(failure);
+        if (!stored)
             return false;
-        }
-        last = st.lastLine.next() ? st.lastLine.value(0).toLongLong() : 0;
-        st.lastLine.finish();
+        last = *stored;
     }
 
     LogChunk chunk;
     auto writeChunk = [&]() -> bool {
         if (chunk.isEmpty())
             return true;
-        st.insertChunk.bindValue(0, runId);
-        st.insertChunk.bindValue(1, chunk.firstLine());
-        st.insertChunk.bindValue(2, chunk.lastLine());
         const QByteArray data = chunk.data();
-        st.insertChunk.bindValue(3, data);
-        st.insertChunk.bindValue(4, chunk.maxSeq());
+        st.insertChunk.bind(1, runId);
+        st.insertChunk.bind(2, chunk.firstLine());
+        st.insertChunk.bind(3, chunk.lastLine());
+        st.insertChunk.bindBlob(4, data);
+        st.insertChunk.bind(5, chunk.maxSeq());
         *maxSeq = std::max(*maxSeq, chunk.maxSeq());
         batchBytes += data.size();
         chunk.clear();
-        if (!st.insertChunk.exec()) {
-            *failure = st.insertChunk.lastError();
-            return false;
-        }
-        return true;
+        return st.insertChunk.run(failure);
     };
     std::vector<const LogLine *> late;
     qint64 newest = last;
@@ -1612,16 +1669,13 @@ bool SqliteRunStore::Private::insertLate(Statements &st, const QString &runId, c
     }
     if (!find.next()) {
         find.finish();
-        st.insertChunk.bindValue(0, runId);
-        st.insertChunk.bindValue(1, line.number);
-        st.insertChunk.bindValue(2, line.number);
-        st.insertChunk.bindValue(3, LogChunk::encode({line}));
-        st.insertChunk.bindValue(4, line.seq);
-        if (!st.insertChunk.exec()) {
-            *failure = st.insertChunk.lastError();
-            return false;
-        }
-        return true;
+        const QByteArray data = LogChunk::encode({line});
+        st.insertChunk.bind(1, runId);
+        st.insertChunk.bind(2, line.number);
+        st.insertChunk.bind(3, line.number);
+        st.insertChunk.bindBlob(4, data);
+        st.insertChunk.bind(5, line.seq);
+        return st.insertChunk.run(failure);
     }
     const qint64 first = find.value(0).toLongLong();
     const qint64 lastInChunk = find.value(1).toLongLong();

@@ -62,6 +62,31 @@ function shownLines(p) {
     return p.$$eval('#log .line', (nodes) => nodes.map((n) => Number(n.dataset.n)));
 }
 
+/** The log as the page shows it: line numbers, and the counts of the notes of lines not
+ *  shown. Every jump between two lines must be a note saying exactly how many are left out. */
+async function expectAccounted(p, last) {
+    const items = await p.$$eval('#log > *', (nodes) => nodes.map((n) => (n.classList.contains('line')
+        ? { n: Number(n.dataset.n) } : { note: n.textContent, id: n.id })));
+    let previous = null;
+    let notShown = null;
+    let lines = 0;
+    for (const item of items) {
+        if (item.note !== undefined) {
+            const count = /^([\d,]+) (earlier )?lines? not shown — download the full log$/.exec(item.note);
+            assert.ok(count, `a note says "${item.note}"`);
+            notShown = (notShown || 0) + Number(count[1].replaceAll(',', ''));
+            continue;
+        }
+        const expected = (previous ?? 0) + 1 + (notShown || 0);
+        assert.equal(item.n, expected, `line ${item.n} after ${previous ?? 'the start'} with ${notShown ?? 'no'} lines not shown`);
+        previous = item.n;
+        notShown = null;
+        ++lines;
+    }
+    assert.equal(previous, last, `the last line shown is ${previous}`);
+    return { items, lines };
+}
+
 function expectSequence(numbers, last) {
     assert.deepEqual(numbers, Array.from({ length: last }, (_, i) => i + 1),
         `the log shows lines ${JSON.stringify(numbers)}, not 1..${last} once each`);
@@ -368,7 +393,8 @@ try {
         const shown = await shownLines(p);
         assert.ok(shown.length >= 500, `${shown.length} lines shown`);
         assert.deepEqual(shown, Array.from({ length: shown.length }, (_, i) => 1501 - shown.length + i));
-        assert.match(await p.textContent('#log .note'), /earlier lines are in the full log/i);
+        assert.equal(await p.textContent('#log-trimmed'),
+            `${(1500 - shown.length).toLocaleString('en-US')} earlier lines not shown — download the full log`);
         // Drawn, not only in the DOM: the log is below the result, out of the first screen,
         // and its lines must still be painted (a capture of the page showed an empty pane).
         assert.ok(await p.$eval('#log .line[data-n="1500"]', (n) => n.checkVisibility({ contentVisibilityAuto: true })),
@@ -381,6 +407,52 @@ try {
         expectSequence((await shownLines(p)).map((n) => n - (1500 - shown.length)), shown.length);
         await p.waitForFunction(() => document.querySelector('#connection').textContent === '');
         await p.screenshot({ path: join(shots, 'run-finished-light-wide.png'), fullPage: true });
+        await fresh.close();
+    });
+
+    await test('a long run\'s page skips to its last lines, says how many it leaves out, and a reload goes on with no gap', async () => {
+        // 200,000 lines at once, a pause, 200,000 more: far more than the page keeps (5,000).
+        const fresh = await newContext();
+        const p = await fresh.newPage();
+        await p.goto(server.login);
+        const sockets = [];
+        let linesReceived = 0;
+        let skippedMessages = 0;
+        p.on('websocket', (ws) => {
+            sockets.push(ws.url());
+            ws.on('framereceived', ({ payload }) => {
+                const message = JSON.parse(String(payload));
+                if (message.type === 'log')
+                    linesReceived += message.lines.length;
+                else if (message.type === 'skipped' || message.skipped)
+                    ++skippedMessages;
+            });
+        });
+        const started = await fetch(`${server.base}/admin/task/flood/start`, { method: 'POST',
+            headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ lines: 200000, pause: 4 }) });
+        assert.equal(started.status, 202);
+        const { id } = await started.json();
+        await p.goto(`${server.base}/admin/run/${id}`);
+        await p.waitForSelector('#log .line[data-n="200000"]', { timeout: 60000 });
+        let shown = await expectAccounted(p, await p.$eval('#log', (n) => Number(n.dataset.lastLine)));
+        assert.ok(shown.lines <= 5000, `${shown.lines} lines in the page`);
+        assert.match(await p.textContent('#log-trimmed'), /^[\d,]+ earlier lines not shown — download the full log$/);
+        assert.equal(await p.getAttribute('#log-trimmed a', 'href'), `/admin/run/${id}/log`);
+        assert.ok(sockets.every((url) => /[?&]tail=5000/.test(url)), `sockets: ${sockets.join(', ')}`);
+        // A reload (most likely during the pause) shows what the page had and goes on after it.
+        await p.reload();
+        await p.waitForSelector('#log .line[data-n="400000"]', { timeout: 60000 });
+        await p.waitForSelector('#run-status .status[data-status="succeeded"]', { timeout: 60000 });
+        shown = await expectAccounted(p, 400000);
+        assert.ok(shown.lines >= 1000 && shown.lines <= 5000, `${shown.lines} lines in the page`);
+        assert.ok(sockets.slice(1).some((url) => /[?&]after=\d+/.test(url)), `sockets: ${sockets.join(', ')}`);
+        // The server left lines out (it said so), rather than the page dropping what came.
+        assert.ok(skippedMessages >= 1, 'no skipped message came');
+        assert.ok(linesReceived < 400000, `${linesReceived} lines came over the socket`);
+        const full = await (await p.request.get(`${server.base}/admin/run/${id}/log`)).text();
+        assert.equal(full.trimEnd().split('\n').length, 400000);
+        await p.screenshot({ path: join(shots, 'run-tail-light-wide.png') });
         await fresh.close();
     });
 

@@ -2,7 +2,9 @@
 // The run page: status, progress with ETA, the live log over the WebSocket (a bounded tail,
 // ANSI colours as styled spans), result, error, cancel, re-run and exports. The page keeps
 // the last event it rendered in sessionStorage and resumes with ?after=SEQ, after a reload
-// or a dropped socket, with no gap and no duplicate.
+// or a dropped socket, with no gap and no duplicate. The socket asks for tail mode
+// (?tail=TAIL_LINES): lines the page could not keep anyway are not sent, a "skipped"
+// message names them, and the page says where they are (the full log).
 import { ACTIVE_STATUSES, api, el, formatDuration, formatTime, lastPathSegment, notice, page, statusBadge } from './common.js';
 
 /** Lines kept in the page; the full log is a download away. */
@@ -108,8 +110,39 @@ function lineNode(line) {
         el('span', { class: 'n' }, line.n), el('span', { class: 'text' }, ansiNodes(line.text)));
 }
 
-function note(text) {
-    logBox.append(el('div', { class: 'note' }, text));
+const fullLogHref = `/admin/run/${encodeURIComponent(runId)}/log`;
+
+/** "N lines not shown — download the full log", with the link. */
+function notShown(count, earlier, id) {
+    return el('div', { class: earlier ? 'note' : 'note skipped', id },
+        `${count.toLocaleString('en-US')} ${earlier ? 'earlier ' : ''}line${count === 1 ? '' : 's'} not shown — `,
+        el('a', { href: fullLogHref, download: `run-${runId}.log` }, 'download the full log'));
+}
+
+/** The note above the first line shown: how many come before it, and where they are. Notes
+ *  of skipped lines above it say the same, so they go. */
+function updateTopNote() {
+    while (logBox.firstElementChild && !logBox.firstElementChild.classList.contains('line'))
+        logBox.firstElementChild.remove();
+    const first = logBox.firstElementChild;
+    const before = first ? Number(first.dataset.n) - 1 : lastLine;
+    if (before > 0)
+        logBox.prepend(notShown(before, true, 'log-trimmed'));
+}
+
+/** Takes a "skipped" message (or a snapshot's "skipped"): lines from..to are not sent. */
+function addSkipped(skipped, seq) {
+    if (skipped.to > lastLine) {
+        const from = Math.max(skipped.from, lastLine + 1);
+        const item = { skip: skipped.to - from + 1, from, to: skipped.to };
+        pending.push(item);
+        tail.push(item);
+        lastLine = skipped.to;
+        trimKept();
+        scheduleDraw();
+    }
+    if (seq !== undefined)
+        lastSeq = Math.max(lastSeq, seq);
 }
 
 /** Takes lines in; they are drawn at the next frame, only the last TAIL_LINES of them. */
@@ -144,8 +177,12 @@ function addLogMessage(message) {
     const firstN = message.n + fresh;
     if (lastLine && firstN > lastLine + 1)
         pending.push({ gap: firstN - lastLine - 1 });
-    if (from > fresh)
-        pending.push({ skipped: true });
+    if (from > fresh) {
+        // More fresh lines than the page keeps: the first of them are never shown.
+        const skipped = { skip: from - fresh, from: firstN, to: message.n + from - 1 };
+        pending.push(skipped);
+        tail.push(skipped);
+    }
     const streams = new Map();
     for (const i of message.err || [])
         streams.set(i, 'err');
@@ -179,9 +216,20 @@ function scheduleDraw() {
     drawScheduled = true;
     const wait = Math.min(1000, lastDrawCost * 4) - (performance.now() - lastDrawAt);
     if (wait > 0)
-        setTimeout(() => requestAnimationFrame(draw), wait);
+        drawTimer = setTimeout(() => { drawTimer = 0; requestAnimationFrame(draw); }, wait);
     else
         requestAnimationFrame(draw);
+}
+
+let drawTimer = 0;
+/** The flood is over (the run finished): what waits is drawn at the next frame, not after the
+ *  pause the frame budget asked for. */
+function drawSoon() {
+    if (!drawTimer)
+        return;
+    clearTimeout(drawTimer);
+    drawTimer = 0;
+    requestAnimationFrame(draw);
 }
 
 /** Lines drawn at once under a flood: more than a screenful, far fewer than the tail. The
@@ -200,12 +248,26 @@ function fillTail() {
     draw();
 }
 
+/** What the log shows for a kept item: a line, or a note of lines it does not have. */
+function itemNode(item) {
+    if (item.gap)
+        return el('div', { class: 'note gap' }, `… ${item.gap} lines missing here are in the full log`);
+    if (item.skip)
+        return notShown(item.skip, false);
+    return lineNode(item);
+}
+
 function draw() {
     const started = performance.now();
     drawScheduled = false;
     let batch = pending;
     pending = [];
-    if (batch.length > FLOOD_LINES) {
+    // Notes of lines not shown are no lines: a snapshot's thousand lines after its note are
+    // no flood.
+    let lines = 0;
+    for (const item of batch)
+        lines += item.n === undefined ? 0 : 1;
+    if (lines > FLOOD_LINES) {
         batch = batch.slice(-FLOOD_LINES);
         partial = true;
     }
@@ -214,19 +276,13 @@ function draw() {
     clearTimeout(fillTimer);
     fillTimer = partial ? setTimeout(fillTail, 500) : 0;
     const fragment = document.createDocumentFragment();
-    for (const item of batch) {
-        if (item.gap)
-            fragment.append(el('div', { class: 'note gap' }, `… ${item.gap} lines missing here are in the full log`));
-        else if (!item.skipped)
-            fragment.append(lineNode(item));
-    }
+    for (const item of batch)
+        fragment.append(itemNode(item));
     logBox.append(fragment);
     let extra = logBox.childElementCount - TAIL_LINES;
     while (extra-- > 0)
         logBox.firstElementChild.remove();
-    const firstShown = logBox.querySelector('.line');
-    if (firstShown && Number(firstShown.dataset.n) > 1 && !logBox.firstElementChild.classList.contains('note'))
-        logBox.prepend(el('div', { class: 'note', id: 'log-trimmed' }, 'Earlier lines are in the full log.'));
+    updateTopNote();
     if (findInput.value)
         applyFind(false);
     if (follow)
@@ -310,15 +366,14 @@ function restore() {
     }
     if (!state || !state.seq)
         return false;
-    if (state.lines.length && state.lines[0].n > 1)
-        note(`${state.lines[0].n - 1} earlier lines are in the full log.`);
     const fragment = document.createDocumentFragment();
-    for (const line of state.lines)
-        fragment.append(lineNode(line));
+    for (const item of state.lines)
+        fragment.append(itemNode(item));
     logBox.append(fragment);
     tail = state.lines;
     lastSeq = state.seq;
     lastLine = state.lastLine;
+    updateTopNote();
     logBox.dataset.lastLine = String(lastLine);
     logBox.scrollTop = logBox.scrollHeight;
     return true;
@@ -436,12 +491,15 @@ function onMessage(message) {
     switch (message.type) {
     case 'snapshot':
         showRun(message.run);
-        if (message.log?.length && message.log[0].n > 1)
-            note(`${message.log[0].n - 1} earlier lines are in the full log.`);
+        if (message.skipped)
+            addSkipped(message.skipped);
         addLines((message.log || []).map((l) => ({ n: l.n, stream: l.stream, text: l.text })));
         break;
     case 'log':
         addLogMessage(message);
+        break;
+    case 'skipped':
+        addSkipped(message, message.seq);
         break;
     case 'progress':
         showProgress(message.progress);
@@ -456,8 +514,10 @@ function onMessage(message) {
     case 'finished':
         if (message.run)
             showRun(message.run);
-        if (message.type === 'finished')
+        if (message.type === 'finished') {
             finished = true;
+            drawSoon();
+        }
         break;
     default:
         break;
@@ -468,8 +528,8 @@ function onMessage(message) {
 
 function connect() {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const after = lastSeq > 0 ? `?after=${lastSeq}` : '';
-    socket = new WebSocket(`${scheme}://${location.host}/ws/task/${encodeURIComponent(runId)}${after}`);
+    const after = lastSeq > 0 ? `&after=${lastSeq}` : '';
+    socket = new WebSocket(`${scheme}://${location.host}/ws/task/${encodeURIComponent(runId)}?tail=${TAIL_LINES}${after}`);
     connection.textContent = after ? 'Reconnecting…' : 'Connecting…';
     socket.addEventListener('open', () => {
         connection.textContent = ACTIVE_STATUSES.includes(run?.status) ? 'Live' : '';
