@@ -8,6 +8,7 @@
 #include "runowner.h"
 #include "runstorenotifier.h"
 
+#include <QCoreApplication>
 #include <QDateTime>
 #include <QHash>
 #include <QJsonArray>
@@ -89,6 +90,9 @@ public:
     Q_DISABLE_COPY_MOVE(ThreadConnections)
     ~ThreadConnections()
     {
+        // Threads Qt adopted (std::thread) emit finished() from their own thread-local data,
+        // which may go after this object: the hook must not outlive it.
+        QObject::disconnect(m_finishedHook);
         for (auto it = m_names.cbegin(); it != m_names.cend(); ++it)
             drop(it.value());
     }
@@ -105,8 +109,10 @@ public:
         const QString name = u"taskdeck-pg-%1-%2"_s.arg(serial).arg(++m_count) + u'-'
             + QString::number(quintptr(QThread::currentThreadId()), 16);
         QSqlDatabase db = info.open(name, error);
-        if (db.isOpen())
+        if (db.isOpen()) {
             m_names.insert(serial, name);
+            closeWhenThreadFinishes();
+        }
         return db;
     }
 
@@ -119,6 +125,24 @@ public:
     }
 
 private:
+    // A QThread's wait() returns before its thread_local objects are destroyed: a process that
+    // ends right after joining a reader thread could remove these connections while QtSql's
+    // own globals are being destroyed (a crash at exit). They are closed on finished() instead,
+    // which the ending thread emits before wait() returns.
+    void closeWhenThreadFinishes()
+    {
+        QThread *thread = QThread::currentThread();
+        const QCoreApplication *app = QCoreApplication::instance();
+        if (m_hooked || !thread || (app && thread == app->thread()))
+            return;
+        m_hooked = true;
+        m_finishedHook = QObject::connect(thread, &QThread::finished, thread, [this] {
+            for (auto it = m_names.cbegin(); it != m_names.cend(); ++it)
+                drop(it.value());
+            m_names.clear();
+        }, Qt::ConnectionType(Qt::DirectConnection | Qt::SingleShotConnection)); // a restarted thread has new ones
+    }
+
     static void drop(const QString &name)
     {
         {
@@ -142,6 +166,8 @@ private:
 
     QHash<quint64, QString> m_names;
     int m_count = 0;
+    bool m_hooked = false; // closeWhenThreadFinishes() connected
+    QMetaObject::Connection m_finishedHook;
 };
 
 ThreadConnections &threadConnections()
