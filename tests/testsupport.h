@@ -4,6 +4,7 @@
 
 #include "sqliterunstore.h"
 #include "task.h"
+#include "../core/internal/tsan.h"
 
 #include <QDebug>
 #include <QFile>
@@ -16,6 +17,9 @@
 #include <sys/types.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <csignal>
 #include <memory>
 
@@ -124,5 +128,28 @@ private:
     QString m_name;
     bool m_open = false;
 };
+
+// Calls \a fn in \a context's thread and waits until it returned (at most \a timeout): a
+// Qt::BlockingQueuedConnection whose hand-over and wait ThreadSanitizer can see (the call goes
+// through taskdeck::detail::postTo, the wait on a std::mutex). False when it timed out.
+template <typename F>
+bool callOnThread(QObject *context, F fn, std::chrono::milliseconds timeout = std::chrono::minutes(2))
+{
+    struct Done
+    {
+        std::mutex mutex;
+        std::condition_variable returned;
+        bool done = false; // guarded by mutex
+    };
+    const auto state = std::make_shared<Done>();
+    taskdeck::detail::postTo(context, [state, fn = std::move(fn)]() mutable {
+        fn();
+        std::lock_guard lock(state->mutex);
+        state->done = true;
+        state->returned.notify_all();
+    });
+    std::unique_lock lock(state->mutex);
+    return state->returned.wait_for(lock, timeout, [&state] { return state->done; });
+}
 
 } // namespace testsupport

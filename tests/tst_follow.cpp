@@ -394,10 +394,11 @@ void TestFollow::slowFollowerFallsBehindAndResumes()
     connect(slow.handle.get(), &RunHandle::log, slow.handle.get(),
             [&linesSeen](const LogLines &lines) { linesSeen += int(lines.size()); }, Qt::DirectConnection);
     slow.handle->moveToThread(&slowThread);
-    QMetaObject::invokeMethod(slow.handle.get(), [&] {
+    // Posted through postTo(), not invokeMethod(), so that ThreadSanitizer sees the hand-over.
+    taskdeck::detail::postTo(slow.handle.get(), [&] {
         threadBlocked.release();
         unblock.acquire();
-    }, Qt::QueuedConnection);
+    });
     QVERIFY(threadBlocked.tryAcquire(1, 10000));
 
     // A fast follower beside it sees everything, undisturbed.
@@ -413,8 +414,7 @@ void TestFollow::slowFollowerFallsBehindAndResumes()
     QTRY_VERIFY(behindAt.load() >= 0);
     QCOMPARE(behindAt.load(), followedAt + linesSeen.load());
     QVERIFY(linesSeen.load() < 20000);
-    QMetaObject::invokeMethod(slow.handle.get(), [&slow] { slow.handle->moveToThread(qApp->thread()); },
-                              Qt::BlockingQueuedConnection);
+    QVERIFY(callOnThread(slow.handle.get(), [&slow] { slow.handle->moveToThread(qApp->thread()); }));
 
     // It resumes from that seq and gets the rest with no gap and nothing twice.
     Following resumed = engine.follow(id, {.after = behindAt.load()});
@@ -522,7 +522,10 @@ void TestFollow::chattyRunDoesNotSlowOthers()
     TaskEngine engine(&registry, config);
     QVERIFY(engine.start(u"chatty"_s, {}).ok());
     QVERIFY(engine.start(u"quiet"_s, {}).ok());
-    // Blocks the engine's thread without running its event loop.
+    // Blocks the engine's thread without running its event loop. The chatty run's lines take
+    // their time (many seconds under ThreadSanitizer); the quiet run's wait starts after them.
+    QVERIFY(floodDone.tryAcquire(1, 240000));
+    floodDone.release();
     QVERIFY2(quietDone.tryAcquire(1, 10000), "the quiet run's log() waited for the chatty run's lines");
 }
 
@@ -557,7 +560,10 @@ void TestFollow::finishAfterEngineGoneTouchesNothing()
         TaskEngine engine(&registry, config);
         engine.setRecorder(&recorder);
         const QString id = engine.start(u"noop"_s, {}).runId;
-        QTRY_VERIFY(!recorder.late.empty());
+        QTRY_VERIFY([&recorder] {
+            std::lock_guard lock(recorder.mutex);
+            return !recorder.late.empty();
+        }());
         // Not durable yet: nobody is shown the finish.
         QCOMPARE(engine.status(id), RunStatus::Running);
     }

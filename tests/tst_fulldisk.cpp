@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The history on a full disk: the taskdeck binary ($TASKDECK_BIN) with its data directory on
-// a real 1 MiB file system (a tmpfs mounted for the test, which needs root or CAP_SYS_ADMIN;
-// without it the test says so and skips).
+// a 1 MiB disk. That is a real file system, a tmpfs mounted for the test, where mounting is
+// allowed (root or CAP_SYS_ADMIN); elsewhere, a plain directory with the LD_PRELOAD library
+// tests/fault/enospc_shim.cpp, which makes the writes under it fail with ENOSPC once its files
+// would take more than 1 MiB. TASKDECK_FULLDISK=shim takes the library even where mounting
+// works (ctest runs the test both ways: tst_fulldisk and tst_fulldisk_shim);
+// TASKDECK_FULLDISK=tmpfs fails instead of falling back when the mount fails.
 
+#include <QDebug>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -51,6 +56,25 @@ tasks:
 // The history's exit code when it did not keep everything (exitcode::HistoryIncomplete).
 constexpr int HistoryIncomplete = 3;
 
+// The size of the small disk, either way.
+constexpr qint64 DiskBytes = 1024 * 1024;
+
+enum class Disk { Tmpfs, Shim };
+
+// The ENOSPC library (tests/fault/enospc_shim.cpp), built next to the tests.
+QString shimPath()
+{
+    return QString::fromUtf8(TASKDECK_ENOSPC_SHIM);
+}
+
+// What a wrong exit code is shown with: the code and the end of what the binary said.
+QString exitReport(const CliResult &result)
+{
+    return u"exit code %1, expected %2; stderr ends with:\n%3"_s.arg(result.exitCode)
+        .arg(HistoryIncomplete)
+        .arg(result.err.right(4000));
+}
+
 } // namespace
 
 class TestFullDisk : public QObject
@@ -74,6 +98,7 @@ private:
     QTemporaryDir m_dir;
     QString m_mount;
     bool m_mounted = false;
+    Disk m_disk = Disk::Tmpfs;
 };
 
 void TestFullDisk::initTestCase()
@@ -93,16 +118,33 @@ void TestFullDisk::initTestCase()
 
 void TestFullDisk::init()
 {
-    // A fresh, empty 1 MiB file system for each test.
-    QProcess mount;
-    mount.start(u"mount"_s, {u"-t"_s, u"tmpfs"_s, u"-o"_s, u"size=1m,mode=0700"_s, u"tmpfs"_s, m_mount});
-    const bool ok = mount.waitForFinished(30000) && mount.exitStatus() == QProcess::NormalExit
-                    && mount.exitCode() == 0;
-    if (!ok) {
-        QSKIP(qPrintable(u"cannot mount a 1 MiB tmpfs here (root or CAP_SYS_ADMIN needed): "_s
-                         + QString::fromLocal8Bit(mount.readAllStandardError()).trimmed()));
+    const QString wanted = qEnvironmentVariable("TASKDECK_FULLDISK");
+    QVERIFY2(wanted.isEmpty() || wanted == u"tmpfs"_s || wanted == u"shim"_s,
+             "TASKDECK_FULLDISK is tmpfs, shim or unset");
+    if (wanted != u"shim"_s) {
+        // A fresh, empty 1 MiB file system for each test.
+        QProcess mount;
+        mount.start(u"mount"_s, {u"-t"_s, u"tmpfs"_s, u"-o"_s, u"size=%1,mode=0700"_s.arg(DiskBytes),
+                                 u"tmpfs"_s, m_mount});
+        const bool ok = mount.waitForFinished(30000) && mount.exitStatus() == QProcess::NormalExit
+                        && mount.exitCode() == 0;
+        if (ok) {
+            m_mounted = true;
+            m_disk = Disk::Tmpfs;
+            qInfo("the small disk: a 1 MiB tmpfs");
+            return;
+        }
+        const QString why = QString::fromLocal8Bit(mount.readAllStandardError()).trimmed();
+        QVERIFY2(wanted.isEmpty(), qPrintable(u"cannot mount a 1 MiB tmpfs: "_s + why));
+        qInfo().noquote() << u"cannot mount a 1 MiB tmpfs here (%1); the ENOSPC library stands in"_s.arg(why);
     }
-    m_mounted = true;
+    // The library's disk: a fresh, empty directory for each test.
+    QVERIFY2(QFileInfo(shimPath()).isFile(), TASKDECK_ENOSPC_SHIM);
+    QDir small(m_mount);
+    QVERIFY(small.removeRecursively());
+    QVERIFY(QDir().mkpath(m_mount));
+    m_disk = Disk::Shim;
+    qInfo("the small disk: a directory with the ENOSPC library (1 MiB)");
 }
 
 void TestFullDisk::cleanup()
@@ -136,6 +178,17 @@ CliResult TestFullDisk::runCli(const QStringList &arguments) const
     env.insert(u"TASK_DATA_DIR"_s, dataDir());
     env.insert(u"TASK_FILE"_s, m_dir.filePath(u"tasks.yml"_s));
     env.insert(u"XDG_CONFIG_HOME"_s, m_dir.filePath(u"config"_s));
+    if (m_disk == Disk::Shim) {
+        const QString preload = env.value(u"LD_PRELOAD"_s);
+        env.insert(u"LD_PRELOAD"_s, preload.isEmpty() ? shimPath() : shimPath() + u':' + preload);
+        env.insert(u"TASKDECK_ENOSPC_DIR"_s, m_mount);
+        env.insert(u"TASKDECK_ENOSPC_BYTES"_s, QString::number(DiskBytes));
+        // An ASan build wants its runtime first among the loaded libraries; the library
+        // preloaded here comes before it, which is harmless.
+        const QString asan = env.value(u"ASAN_OPTIONS"_s);
+        env.insert(u"ASAN_OPTIONS"_s, asan.isEmpty() ? u"verify_asan_link_order=0"_s
+                                                     : asan + u":verify_asan_link_order=0"_s);
+    }
     QProcess process;
     process.setProgram(m_bin);
     process.setArguments(arguments);
@@ -158,7 +211,7 @@ void TestFullDisk::floodKeepsTheOldestLinesAndSaysWhereTheLogStops()
     // 200,000 lines take about 1.3 MB in the history's chunks: more than the disk holds.
     const CliResult run = runCli({u"run"_s, u"flood"_s});
     QVERIFY2(run.finished, qPrintable(run.err));
-    QCOMPARE(run.exitCode, HistoryIncomplete);
+    QVERIFY2(run.exitCode == HistoryIncomplete, qPrintable(exitReport(run)));
     // Every line reached the terminal (the result follows them).
     QVERIFY(run.out.startsWith(u"1\n2\n3\n"_s));
     QVERIFY(run.out.contains(u"\n199999\n200000\n"_s));
@@ -223,7 +276,7 @@ void TestFullDisk::eachOnAFullDiskSaysSoOnce()
     file.close();
     const CliResult each = runCli({u"run"_s, u"chatty"_s, u"--each"_s, input});
     QVERIFY2(each.finished, qPrintable(each.err));
-    QCOMPARE(each.exitCode, HistoryIncomplete);
+    QVERIFY2(each.exitCode == HistoryIncomplete, qPrintable(exitReport(each)));
     // What it ran, it ran: every line succeeded; and the history's loss is said once.
     QVERIFY2(each.out.contains(u"\nsucceeded 600\n"_s), qPrintable(each.out.right(2000)));
     QCOMPARE(each.err.count(u"the history did not keep everything"_s), 1);

@@ -142,7 +142,7 @@ public:
         m_received.lastSeq = lastSeq;
         m_thread.start();
         moveToThread(&m_thread);
-        QMetaObject::invokeMethod(this, [this, url] {
+        taskdeck::detail::postTo(this, [this, url] {
             m_socket = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, this);
             connect(m_socket, &QWebSocket::textMessageReceived, this, [this](const QString &text) {
                 QMutexLocker locker(&m_mutex);
@@ -164,8 +164,10 @@ public:
     ~ThreadClient() override
     {
         m_gate.release(1000); // never leave the thread blocked, whatever failed
-        QMetaObject::invokeMethod(this, [this] { delete m_socket; m_socket = nullptr; },
-                                  Qt::BlockingQueuedConnection);
+        testsupport::callOnThread(this, [this] {
+            delete m_socket;
+            m_socket = nullptr;
+        });
         m_thread.quit();
         m_thread.wait();
     }
@@ -173,14 +175,14 @@ public:
     /*! Blocks the client's thread: it reads nothing until let go. */
     void hold()
     {
-        QMetaObject::invokeMethod(this, [this] { m_gate.acquire(); });
+        taskdeck::detail::postTo(this, [this] { m_gate.acquire(); });
     }
     void letGo() { m_gate.release(); }
 
     /*! Reads slowly: a pause after each message. */
     void readSlowly()
     {
-        QMetaObject::invokeMethod(this, [this] {
+        taskdeck::detail::postTo(this, [this] {
             connect(m_socket, &QWebSocket::textMessageReceived, this, [] { QThread::msleep(2); });
         });
     }
@@ -335,7 +337,8 @@ QString tst_WsStream::startLines(int count)
 
 bool tst_WsStream::waitFinished(const QString &id)
 {
-    return QTest::qWaitFor([&] { return m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished(); }, 120000)
+    // 300,000 lines take over two minutes under ThreadSanitizer on a busy two-core machine.
+    return QTest::qWaitFor([&] { return m_engine->snapshot(id) && m_engine->snapshot(id)->isFinished(); }, 360000)
         && m_store->flush(std::chrono::seconds(60));
 }
 

@@ -2,10 +2,15 @@
 #include "historymodel.h"
 
 #include "runstorenotifier.h"
+#include "../core/internal/tsan.h"
 
 #include <QFuture>
 #include <QFutureWatcher>
 #include <QScopeGuard>
+
+#include <memory>
+#include <utility>
+#include <vector>
 
 using namespace Qt::StringLiterals;
 
@@ -24,7 +29,11 @@ void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
     QObject::connect(watcher, &QFutureWatcherBase::finished, owner,
                      [watcher, fn = std::forward<F>(onDone)]() mutable {
                          watcher->deleteLater();
-                         fn(watcher->future());
+                         // The result was set on a reader thread (detail::publishResult).
+                         const QFuture<T> done = watcher->future();
+                         taskdeck::detail::acquireResult(done);
+                         fn(done);
+                         taskdeck::detail::releaseResult(done);
                      });
     watcher->setFuture(future);
 }
@@ -154,28 +163,40 @@ void HistoryModel::lookUpPending()
         return;
     // One batch in flight at a time; ids announced meanwhile wait for the next.
     m_lookingUp = true;
-    QList<QFuture<std::optional<Run>>> futures;
-    futures.reserve(m_pendingIds.size());
-    for (const QString &id : std::as_const(m_pendingIds))
-        futures.append(m_store->findRunAsync(id));
-    m_pendingIds.clear();
+    // Each answer comes back through a watcher of its own (not QtFuture::whenAll, whose
+    // bookkeeping runs on the reader threads where ThreadSanitizer cannot follow it); the
+    // batch is applied when the last one is in, in the order the ids were asked for.
+    struct Batch
+    {
+        std::vector<std::optional<Run>> answers;
+        qsizetype waiting = 0;
+    };
+    const auto batch = std::make_shared<Batch>();
+    batch->answers.resize(size_t(m_pendingIds.size()));
+    batch->waiting = m_pendingIds.size();
+    const QSet<QString> ids = std::exchange(m_pendingIds, {});
     const quint64 generation = m_generation;
-    using Lookups = QList<QFuture<std::optional<Run>>>;
-    whenDone(this, QtFuture::whenAll(futures.begin(), futures.end()),
-             [this, generation](const QFuture<Lookups> &all) {
-                 m_lookingUp = false;
-                 if (m_generation == generation && !all.isCanceled() && all.resultCount() > 0) {
-                     QList<Run> runs;
-                     for (const QFuture<std::optional<Run>> &future : all.result()) {
-                         if (!future.isCanceled() && future.resultCount() > 0) {
-                             if (const std::optional<Run> run = future.result())
+    size_t index = 0;
+    for (const QString &id : ids) {
+        whenDone(this, m_store->findRunAsync(id),
+                 [this, generation, batch, index](const QFuture<std::optional<Run>> &future) {
+                     if (!future.isCanceled() && future.resultCount() > 0)
+                         batch->answers[index] = future.result();
+                     if (--batch->waiting > 0)
+                         return;
+                     m_lookingUp = false;
+                     if (m_generation == generation) {
+                         QList<Run> runs;
+                         for (const std::optional<Run> &run : batch->answers) {
+                             if (run)
                                  runs.append(*run);
                          }
+                         applyChanged(runs);
                      }
-                     applyChanged(runs);
-                 }
-                 lookUpPending();
-             });
+                     lookUpPending();
+                 });
+        ++index;
+    }
 }
 
 int HistoryModel::insertionRow(const Run &run) const

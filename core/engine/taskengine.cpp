@@ -4,6 +4,7 @@
 #include "runcontext.h"
 #include "runrecorder.h"
 #include "spinmutex.h"
+#include "tsan.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -478,7 +479,7 @@ void EngineCore::dispatchLocked(ReadyRuns &ready)
 void EngineCore::launch(const ReadyRuns &ready, qsizetype from)
 {
     for (qsizetype i = from; i < ready.size(); ++i) {
-        pool->start([this, st = ready.at(i)]() mutable {
+        detail::startOnPool(pool, [this, st = ready.at(i)]() mutable {
             static thread_local bool named = false;
             if (!named) {
                 QThread::currentThread()->setObjectName(u"taskdeck-worker"_s);
@@ -1165,7 +1166,7 @@ void EngineCore::requestDelivery(bool soon)
         if (m_soonQueued.exchange(true))
             return;
         m_flushQueued.store(true);
-        QMetaObject::invokeMethod(q, [this] { deliverEvents(); }, Qt::QueuedConnection);
+        detail::postTo(q, [this] { deliverEvents(); });
         return;
     }
     // Log lines and progress wait up to one event interval, to arrive in batches.
@@ -1176,10 +1177,10 @@ void EngineCore::requestDelivery(bool soon)
         if (!m_flushTimer.isActive())
             m_flushTimer.start();
     } else {
-        QMetaObject::invokeMethod(q, [this] {
+        detail::postTo(q, [this] {
             if (!m_flushTimer.isActive())
                 m_flushTimer.start();
-        }, Qt::QueuedConnection);
+        });
     }
 }
 

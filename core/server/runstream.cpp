@@ -169,8 +169,11 @@ public:
             return;
         }
         m_waiting.insert(key, {{QPointer<QObject>(context), std::move(done)}});
-        store->readLogAfterSeqAsync(runId, after, RunStream::kCatchUpPageLines)
-            .then(QCoreApplication::instance(), [this, key](const LogLines &page) {
+        // Through a watcher, not then(): the page is set on a reader thread, and this way the
+        // hand-over is one ThreadSanitizer sees (whendone.h).
+        detail::whenDone(QCoreApplication::instance(),
+                         store->readLogAfterSeqAsync(runId, after, RunStream::kCatchUpPageLines),
+                         [this, key](const LogLines &page) {
                 if (page.size() == RunStream::kCatchUpPageLines)
                     m_pages.insert(key, new LogLines(page), page.size());
                 const auto waiters = m_waiting.take(key);

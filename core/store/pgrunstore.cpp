@@ -7,6 +7,7 @@
 #include "runcolumns.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
+#include "../internal/tsan.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -465,10 +466,10 @@ QFuture<Result> PgRunStore::Private::queryAsync(Work work)
     auto promise = std::make_shared<QPromise<Result>>();
     QFuture<Result> future = promise->future();
     promise->start();
-    readerPool->start([this, promise, work = std::move(work)] {
+    detail::startOnPool(readerPool.get(), [this, promise, work = std::move(work)]() mutable {
         if (!promise->isCanceled())
-            promise->addResult(query(work, Result()));
-        promise->finish();
+            detail::publishResult(*promise, query(work, Result()));
+        detail::finishPublished(std::move(promise));
     });
     return future;
 }

@@ -47,8 +47,10 @@ struct RunPage
  * calling thread, which may wait for the writer (seconds, while another process holds the
  * file): for command-line tools and worker threads. The asynchronous one (findRunAsync(),
  * ...) returns at once and does the work, the wait included, on a thread of the store's; the
- * caller takes the result on its own thread with QFuture::then(context, ...), so a GUI
- * thread never waits on disk. A future of a store that is destroyed first is canceled.
+ * caller takes the result on its own thread with detail::whenDone(context, future, ...)
+ * (whendone.h), so a GUI thread never waits on disk. Not QFuture::then(context, ...): Qt 6.4
+ * asserts there when the context is gone before the answer, and ThreadSanitizer cannot follow
+ * its hand-over. A future of a store that is destroyed first is canceled.
  *
  * \code
  * QString error;
@@ -59,7 +61,7 @@ struct RunPage
  *     engine.setRecorder(store.get()); // the store must outlive the engine
  *
  * // In the GUI thread: the page arrives later, in this thread, while the window goes on.
- * store->findRunsAsync(query).then(window, [window](const RunPage &page) { window->show(page); });
+ * detail::whenDone(window, store->findRunsAsync(query), [window](const RunPage &page) { window->show(page); });
  * \endcode
  */
 class IRunStore : public IRunRecorder

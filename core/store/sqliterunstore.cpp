@@ -8,6 +8,7 @@
 #include "runowner.h"
 #include "runstorenotifier.h"
 #include "sqliteschema.h"
+#include "../internal/tsan.h"
 
 #include <QDir>
 #include <QFile>
@@ -688,10 +689,10 @@ struct SqliteRunStore::Private
         auto promise = std::make_shared<QPromise<Result>>();
         QFuture<Result> future = promise->future();
         promise->start();
-        readerPool->start([this, promise, work = std::move(work)] {
+        detail::startOnPool(readerPool.get(), [this, promise, work = std::move(work)]() mutable {
             if (!promise->isCanceled())
-                promise->addResult(query(work, Result()));
-            promise->finish();
+                detail::publishResult(*promise, query(work, Result()));
+            detail::finishPublished(std::move(promise));
         });
         return future;
     }

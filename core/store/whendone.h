@@ -5,6 +5,8 @@
 #include <QFutureWatcher>
 #include <QObject>
 
+#include "../internal/tsan.h"
+
 #include <utility>
 
 namespace taskdeck::detail {
@@ -29,7 +31,10 @@ void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
                          const QFuture<T> done = watcher->future();
                          if (done.isCanceled() || done.resultCount() == 0)
                              return;
+                         // The result was set on another thread (detail::publishResult).
+                         detail::acquireResult(done);
                          fn(done.result());
+                         detail::releaseResult(done);
                      });
     watcher->setFuture(future);
 }
