@@ -15,6 +15,7 @@
 #include "tasksfile.h"
 #include "textformat.h"
 #include "whendone.h"
+#include "../internal/tsan.h"
 
 #include <QCoreApplication>
 #include <QCryptographicHash>
@@ -238,7 +239,7 @@ public:
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
         // recordFinished runs on the engine's threads: the worker looks on its own thread.
-        recorder->onEnded([this] { QMetaObject::invokeMethod(this, &Worker::ended, Qt::QueuedConnection); });
+        recorder->onEnded([this] { detail::postTo(this, [this] { ended(); }); });
         m_poll.setInterval(pollInterval);
         connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
         m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
@@ -273,11 +274,19 @@ public:
         SignalWatcher watcher({SIGINT, SIGTERM});
         connect(&watcher, &SignalWatcher::signalReceived, this, &Worker::stop);
         m_loop.exec();
-        // The claimer's connection belongs to its thread: closed there.
-        QMetaObject::invokeMethod(m_claimContext, [this] { m_claimQueue.reset(); }, Qt::BlockingQueuedConnection);
-        m_claimContext->deleteLater();
-        m_claimThread.quit();
+        // The claimer's connection belongs to its thread: closed there, and the thread ends
+        // after it. Its context goes with the thread's last deferred deletions.
+        connect(&m_claimThread, &QThread::finished, m_claimContext, &QObject::deleteLater);
+        detail::postTo(m_claimContext, [this] {
+            m_claimQueue.reset();
+            TASKDECK_HAPPENS_BEFORE(&m_claimQueue);
+            m_claimThread.quit();
+        });
         m_claimThread.wait();
+        // What the claimer thread did last (m_claimQueue, m_claimFailed) is done before this
+        // thread goes on, through wait(); said to ThreadSanitizer here.
+        TASKDECK_HAPPENS_AFTER(&m_claimQueue);
+        m_claimContext = nullptr;
         return exitcode::Success;
     }
 
@@ -392,7 +401,7 @@ private:
         const int asked = std::min(room, kClaimBatch);
         m_claiming = true;
         m_more = false; // a notification or a full batch sets it again
-        QMetaObject::invokeMethod(m_claimContext, [this, asked] {
+        detail::postTo(m_claimContext, [this, asked] {
             // On the claimer thread: its own queue connection, reopened after a failure. Every
             // claim reads the queue's stored limits (max-running, start rate) in its transaction.
             QString error;
@@ -407,10 +416,10 @@ private:
             const QueueLimits limits = m_claimQueue->lastLimits();
             const std::chrono::milliseconds rateWait = claimed ? m_claimQueue->startRateWait()
                                                                : std::chrono::milliseconds(0);
-            QMetaObject::invokeMethod(this, [this, runs = std::move(claimed), error, asked, limits, rateWait] {
+            detail::postTo(this, [this, runs = std::move(claimed), error, asked, limits, rateWait] {
                 takeClaimed(runs, error, asked, limits, rateWait);
-            }, Qt::QueuedConnection);
-        }, Qt::QueuedConnection);
+            });
+        });
     }
 
     void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked,
