@@ -14,6 +14,7 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QSet>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -156,6 +157,7 @@ private Q_SLOTS:
     void cleanup();
     void workersDrainTheQueue_data();
     void workersDrainTheQueue();
+    void startEachQueuesAChunkPerStatement();
     void startWithoutSharedDatabaseRunsHere();
     void workerWithoutTheTaskNeverClaimsIt();
     void perTaskLimitHoldsAcrossWorkers();
@@ -245,6 +247,52 @@ void TestPgQueue::workersDrainTheQueue()
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE id IN ('%1', '%2')"_s.arg(ids.first(), ids.last()))
                  .toInt(),
              2);
+}
+
+void TestPgQueue::startEachQueuesAChunkPerStatement()
+{
+    const QString url = m_pg.createDatabase();
+    const QProcessEnvironment e = env(url);
+    // The first start creates the schema; the statements after it are counted by triggers.
+    const Ran first = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, e);
+    QVERIFY2(first.code == 0, qPrintable(first.err));
+    const QStringList counting = {
+        u"CREATE TABLE statements (tbl text NOT NULL)"_s,
+        u"CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO statements VALUES (TG_TABLE_NAME); RETURN NULL; END $$"_s,
+        u"CREATE TRIGGER count_runs AFTER INSERT ON taskdeck_runs FOR EACH STATEMENT "
+        "EXECUTE FUNCTION count_statement()"_s,
+        u"CREATE TRIGGER count_queue AFTER INSERT ON taskdeck_queue FOR EACH STATEMENT "
+        "EXECUTE FUNCTION count_statement()"_s,
+    };
+    for (const QString &sql : counting)
+        QVERIFY2(m_pg.exec(url.section(u'/', -1), sql), qPrintable(m_pg.error()));
+
+    // 2,500 lines of a file: batches of 1,000, 1,000 and 500 runs, one INSERT statement each.
+    const QString each = m_home.filePath(u"each-2500.jsonl"_s);
+    {
+        QFile file(each);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        for (int i = 0; i < 2500; ++i)
+            file.write(QJsonDocument(QJsonObject{{u"file"_s, u"/etc/hostname"_s}}).toJson(QJsonDocument::Compact)
+                       + '\n');
+    }
+    const Ran started = taskdeck({u"start"_s, u"checksum"_s, u"--each"_s, each}, e);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QStringList ids = started.out.split(u'\n', Qt::SkipEmptyParts);
+    QCOMPARE(ids.size(), 2500);
+    QCOMPARE(QSet<QString>(ids.cbegin(), ids.cend()).size(), 2500);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'queued'"_s).toInt(), 2501);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue q JOIN taskdeck_runs r USING (id) "
+                         "WHERE r.task = 'checksum' AND q.task = 'checksum' AND q.max_attempts = r.max_attempts"_s)
+                 .toInt(),
+             2501);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM statements WHERE tbl = 'taskdeck_runs'"_s).toInt(), 3);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM statements WHERE tbl = 'taskdeck_queue'"_s).toInt(), 3);
+    // Each run's arguments are stored with it.
+    QVERIFY(scalar(url, u"SELECT args FROM taskdeck_runs WHERE id = '%1'"_s.arg(ids.at(1234)))
+                .toString()
+                .contains(u"/etc/hostname"_s));
 }
 
 void TestPgQueue::startWithoutSharedDatabaseRunsHere()

@@ -27,6 +27,9 @@ std::atomic<quint64> g_nextQueue{1};
 const QString kNowMs = u"(extract(epoch from clock_timestamp()) * 1000)::bigint"_s;
 const QString kActive = u"('queued', 'running', 'retrying')"_s;
 constexpr qsizetype kIdsPerNotify = 150;
+// Runs queued by one INSERT statement at most (6 values each, well under the 65,535
+// parameters a statement may have).
+constexpr qsizetype kEnqueueChunk = 1000;
 
 // A PostgreSQL text[] literal.
 QString textArray(const QStringList &values)
@@ -130,37 +133,41 @@ std::optional<QStringList> PgQueue::enqueue(const QList<NewQueuedRun> &runs, QSt
         fail(q.lastError(), error);
         return std::nullopt;
     }
-    QSqlQuery run(db);
-    run.prepare(u"INSERT INTO taskdeck_runs (id, task, status, attempt, max_attempts, args, queued_at, owner, "
-                "trace_id, seq, tasks_version, changed_at) VALUES (?, ?, 'queued', 0, ?, ?, ?, '', ?, 1, ?, ?)"_s);
-    QSqlQuery queue(db);
-    queue.prepare(u"INSERT INTO taskdeck_queue (id, task, tasks_version, run_at, max_attempts) "
-                  "VALUES (?, ?, ?, "_s + kNowMs + u", ?)"_s);
     QStringList ids;
+    ids.reserve(runs.size());
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
-    for (const NewQueuedRun &r : runs) {
-        const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
-        run.addBindValue(id);
-        run.addBindValue(r.task);
-        run.addBindValue(std::max(1, r.maxAttempts));
-        run.addBindValue(QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact)));
-        run.addBindValue(now);
-        run.addBindValue(QUuid::createUuid().toString(QUuid::Id128));
-        run.addBindValue(r.tasksVersion);
-        run.addBindValue(now);
-        if (!run.exec()) {
-            fail(run.lastError(), error);
+    for (qsizetype from = 0; from < runs.size(); from += kEnqueueChunk) {
+        const qsizetype count = std::min(kEnqueueChunk, runs.size() - from);
+        // One statement for the whole chunk: its history rows and its queue rows, from one
+        // list of values, instead of two statements a run.
+        QStringList rows;
+        rows.reserve(count);
+        for (qsizetype i = 0; i < count; ++i)
+            rows << u"(?, ?, ?::integer, ?, ?, ?)"_s;
+        QSqlQuery insert(db);
+        insert.prepare(
+            u"WITH v (id, task, max_attempts, args, trace_id, tasks_version) AS (VALUES "_s + rows.join(u", "_s)
+            + u"), r AS (INSERT INTO taskdeck_runs (id, task, status, attempt, max_attempts, args, queued_at, owner, "
+              "trace_id, seq, tasks_version, changed_at) SELECT id, task, 'queued', 0, max_attempts, args, %1, '', "
+              "trace_id, 1, tasks_version, %1 FROM v) "
+              "INSERT INTO taskdeck_queue (id, task, tasks_version, run_at, max_attempts) "
+              "SELECT id, task, tasks_version, "_s.arg(now)
+            + kNowMs + u", max_attempts FROM v"_s);
+        for (qsizetype i = from; i < from + count; ++i) {
+            const NewQueuedRun &r = runs.at(i);
+            const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+            insert.addBindValue(id);
+            insert.addBindValue(r.task);
+            insert.addBindValue(std::max(1, r.maxAttempts));
+            insert.addBindValue(QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact)));
+            insert.addBindValue(QUuid::createUuid().toString(QUuid::Id128));
+            insert.addBindValue(r.tasksVersion);
+            ids << id;
+        }
+        if (!insert.exec()) {
+            fail(insert.lastError(), error);
             return std::nullopt;
         }
-        queue.addBindValue(id);
-        queue.addBindValue(r.task);
-        queue.addBindValue(r.tasksVersion);
-        queue.addBindValue(std::max(1, r.maxAttempts));
-        if (!queue.exec()) {
-            fail(queue.lastError(), error);
-            return std::nullopt;
-        }
-        ids << id;
     }
     QSqlQuery notify(db);
     notify.prepare(u"SELECT pg_notify(?, '')"_s);

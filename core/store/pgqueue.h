@@ -100,7 +100,10 @@ public:
     /*! Reconnects when the connection is gone; false with \a error when it cannot yet. */
     bool ensureOpen(QString *error);
 
-    /*! Queues \a runs in one transaction; their new ids, in order, or nullopt with \a error. */
+    /*!
+     * Queues \a runs in one transaction, with one INSERT statement per 1,000 runs (their
+     * history rows and queue rows together); their new ids, in order, or nullopt with \a error.
+     */
     std::optional<QStringList> enqueue(const QList<NewQueuedRun> &runs, QString *error);
     /*!
      * Claims up to \a max runs of \a scopes, oldest first, each with a lease of \a lease.
