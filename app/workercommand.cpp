@@ -9,6 +9,7 @@
 #include "pgschema.h"
 #include "runfollower.h"
 #include "runowner.h"
+#include "runstorenotifier.h"
 #include "signalwatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
@@ -1050,6 +1051,40 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
         });
     };
     follow(0);
+
+    // The worker stores the run's progress in its history row (the follower's events carry
+    // its lines and its end, not its progress), and every write of the row is notified: read
+    // the row on those notifications, one read at a time, and show its progress as a local
+    // run does.
+    bool readingProgress = false;
+    bool progressChanged = false;
+    std::optional<Progress> shownProgress;
+    std::function<void()> readProgress = [&] {
+        if (readingProgress) {
+            progressChanged = true;
+            return;
+        }
+        readingProgress = true;
+        progressChanged = false;
+        detail::whenDone(&scope, store->findRunAsync(runId), [&](const std::optional<Run> &run) {
+            readingProgress = false;
+            if (run && run->status == RunStatus::Running && !finished) {
+                const Progress &now = run->progress;
+                if (!shownProgress || shownProgress->done != now.done || shownProgress->total != now.total
+                    || shownProgress->message != now.message) {
+                    shownProgress = now;
+                    console->progress(now);
+                    console->flush();
+                }
+            }
+            if (progressChanged && !finished)
+                readProgress();
+        });
+    };
+    QObject::connect(store->notifier(), &RunStoreNotifier::runsChanged, &scope, [&](const QStringList &changed) {
+        if (!finished && changed.contains(runId))
+            readProgress();
+    });
 
     // Said once, when no worker has taken the run after a while: not a silent hang.
     QTimer waiting;

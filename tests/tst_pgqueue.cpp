@@ -171,6 +171,7 @@ private Q_SLOTS:
     void startRateHoldsAcrossWorkers();
     void runFollowsTheRunOnAWorker_data();
     void runFollowsTheRunOnAWorker();
+    void runShowsTheProgressOfTheRunOnAWorker();
     void runSaysWhenNoWorkerTakesIt();
     void interruptedRunIsCanceledOnItsWorker();
     void interruptedRunNoWorkerTookEndsAtOnce();
@@ -634,6 +635,31 @@ void TestPgQueue::runFollowsTheRunOnAWorker()
     QCOMPARE(local.code, exitCode);
     QVERIFY2(!local.err.contains(u"queued for a worker"_s), qPrintable(local.err));
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::runShowsTheProgressOfTheRunOnAWorker()
+{
+    const QString url = m_pg.createDatabase();
+    // Each report stays long enough for the follower to read the row the worker wrote.
+    const QString tasks = writeTasks(
+        u"progress.yml"_s,
+        "version: 1\ntasks:\n  steps:\n    title: Steps\n    shell: |\n"
+        "      echo '::progress::1/4 first step'; sleep 0.8\n"
+        "      echo '::progress::2/4'; sleep 0.8\n"
+        "      echo '::progress::3/4 third step'; sleep 0.8\n"
+        "      echo done\n");
+    QProcess *worker = startWorker(env(url, tasks));
+    const Ran ran = taskdeck({u"run"_s, u"steps"_s}, env(url, tasks));
+    QCOMPARE(ran.code, 0);
+    QVERIFY2(ran.err.contains(u"queued for a worker"_s), qPrintable(ran.err));
+    // As a local run shows it on a stderr that is not a terminal: one line per change.
+    QVERIFY2(ran.err.contains(u"progress: 25% first step\n"_s), qPrintable(ran.err));
+    QVERIFY2(ran.err.contains(u"progress: 50%\n"_s), qPrintable(ran.err));
+    QVERIFY2(ran.err.contains(u"progress: 75% third step\n"_s), qPrintable(ran.err));
+    QCOMPARE(ran.err.count(u"progress: 75% third step"_s), 1);
+    QVERIFY2(ran.err.indexOf(u"progress: 25%"_s) < ran.err.indexOf(u"progress: 75%"_s), qPrintable(ran.err));
+    QVERIFY2(ran.out.contains(u"done\n"_s), qPrintable(ran.out));
     QVERIFY(stopWorker(worker));
 }
 
