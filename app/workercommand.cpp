@@ -857,6 +857,25 @@ TaskPtr confirmedTask(TaskRegistry *registry, const CommandLine &commandLine, Co
     return task;
 }
 
+// The shared queue of \a store, for a process that queues runs (it claims none); null, with the
+// reason printed, when the database cannot be reached.
+std::unique_ptr<PgQueue> openQueue(PgRunStore *store, Console *console)
+{
+    auto queue = std::make_unique<PgQueue>(store->connectionInfo(), QString());
+    QString error;
+    if (!queue->open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return nullptr;
+    }
+    return queue;
+}
+
+// A run of \a task with the validated arguments \a values, for the queue.
+NewQueuedRun queuedRun(const Task &task, const QJsonObject &values, const QHash<QString, QString> &versions)
+{
+    return {task.key, values, versions.value(task.key), task.retry.maxAttempts};
+}
+
 // The first secret field of \a task: a run with one cannot be queued (secrets are never stored).
 QString secretField(const Task &task)
 {
@@ -881,12 +900,10 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         return exitcode::Usage;
     }
 
-    PgQueue queue(store->connectionInfo(), QString());
-    QString error;
-    if (!queue.open(&error)) {
-        console->err(u"taskdeck: "_s + error);
+    const std::unique_ptr<PgQueue> queue = openQueue(store, console);
+    if (!queue)
         return exitcode::Usage;
-    }
+    QString error;
     qsizetype queued = 0;
     QList<NewQueuedRun> batch;
     // Validates one input; false (with the error printed) when it is not valid.
@@ -898,13 +915,13 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
                 formatFieldErrors(validation.errors)).arg(queued));
             return false;
         }
-        batch.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
+        batch.append(queuedRun(*task, validation.values, versions));
         return true;
     };
     auto flush = [&]() {
         if (batch.isEmpty())
             return true;
-        const std::optional<QStringList> ids = queue.enqueue(batch, &error);
+        const std::optional<QStringList> ids = queue->enqueue(batch, &error);
         if (!ids) {
             console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(queued));
             return false;
@@ -990,14 +1007,12 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
         return exitcode::Usage;
     }
 
-    PgQueue queue(store->connectionInfo(), QString());
-    QString error;
-    if (!queue.open(&error)) {
-        console->err(u"taskdeck: "_s + error);
+    const std::unique_ptr<PgQueue> queue = openQueue(store, console);
+    if (!queue)
         return exitcode::Usage;
-    }
+    QString error;
     const std::optional<QStringList> ids =
-        queue.enqueue({{task->key, validation.values, versions.value(task->key), task->retry.maxAttempts}}, &error);
+        queue->enqueue({queuedRun(*task, validation.values, versions)}, &error);
     if (!ids || ids->isEmpty()) {
         console->err(u"taskdeck: "_s + error);
         return exitcode::Usage;
@@ -1110,7 +1125,7 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
             std::_Exit(128 + signalNumber);
         }
         QString cancelError;
-        const std::optional<CancelOutcome> outcome = queue.requestCancel(runId, &cancelError);
+        const std::optional<CancelOutcome> outcome = queue->requestCancel(runId, &cancelError);
         if (!outcome) {
             console->err(u"taskdeck: could not ask for the cancel of run %1: %2"_s.arg(runId, cancelError));
         } else if (*outcome == CancelOutcome::Requested) {
