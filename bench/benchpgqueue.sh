@@ -28,37 +28,18 @@ sides=" ${PGQUEUE_SIDES:-graphile taskdeck} "
 rounds=3
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 taskdeck="${TASKDECK_BIN:-$here/../app/taskdeck}"
-pgbin=/usr/lib/postgresql/15/bin
 [ -x "$taskdeck" ] || { echo "bench_pgqueue: $taskdeck is not built" >&2; exit 2; }
 taskdeck="$(realpath "$taskdeck")" # the Taskdeck side runs in the temporary folder
-[ -x "$pgbin/initdb" ] || { echo "bench_pgqueue: PostgreSQL 15 is not installed" >&2; exit 2; }
 [[ "$sides" != *" graphile "* ]] || command -v npm >/dev/null || { echo "bench_pgqueue: npm is not installed" >&2; exit 2; }
 
-tmp="$(mktemp -d /tmp/bench-pgqueue-XXXXXX)"
-as_owner=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres: "$tmp"
-    as_owner=(runuser -u postgres --)
-fi
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    "${as_owner[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${as_owner[@]}" "$pgbin/initdb" -D "$tmp/data" -A trust -U bench -E UTF8 --locale=C >/dev/null
 preload=()
 [ "$statements" = 1 ] && preload=(-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all)
-"${as_owner[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
-    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c max_connections=200 ${preload[*]}" start >/dev/null
-psql() { "$pgbin/psql" -X -q -t -A -h 127.0.0.1 -p "$port" -U bench "$@"; }
+# shellcheck source=benchpgqueue-server.sh
+. "$here/benchpgqueue-server.sh"
+pg_bench_server pgqueue "${preload[@]}"
 psql -d postgres -c "CREATE DATABASE taskdeck" -c "CREATE DATABASE graphile"
 tdurl="postgresql://bench@127.0.0.1:$port/taskdeck"
 gwurl="postgres://bench@127.0.0.1:$port/graphile"
-now_ms() { date +%s%3N; }
 # CPU time (user + system, ms) of the given processes so far.
 ticks=$(getconf CLK_TCK)
 cpu_ms() {
