@@ -777,7 +777,9 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
     const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
 
     QHash<QString, ClaimScope> byVersion;
+    QHash<QString, double> startRates; // of the tasks this worker has: stored for every worker
     for (const TaskPtr &task : registry->tasks()) {
+        startRates.insert(task->key, task->startRate);
         const QString version = versions.value(task->key);
         ClaimScope &scope = byVersion[version];
         scope.tasksVersion = version;
@@ -792,7 +794,8 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
     }
     // The limits are the queue's: given here, they are stored for every worker.
     if ((commandLine.maxRunning != 0 && !queue.setMaxRunning(std::max(0, commandLine.maxRunning), &error))
-        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))) {
+        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))
+        || !queue.setTaskStartRates(startRates, &error)) {
         console->err(u"taskdeck worker: cannot store the queue's limits: "_s + error);
         return exitcode::Usage;
     }

@@ -169,6 +169,7 @@ private Q_SLOTS:
     void stoppingWorkerHandsBackWhatItHasNotStarted();
     void serverRestartMidRun();
     void startRateHoldsAcrossWorkers();
+    void taskStartRateHoldsAcrossWorkers();
     void runFollowsTheRunOnAWorker_data();
     void runFollowsTheRunOnAWorker();
     void runShowsTheProgressOfTheRunOnAWorker();
@@ -599,6 +600,74 @@ void TestPgQueue::startRateHoldsAcrossWorkers()
     // 30 starts at 5 a second after a burst of 5 take 5 s; 4 s allows for a start's delay
     // after its claim. Each worker on its own would have taken half that.
     QVERIFY2(span >= 4000, qPrintable(u"30 starts within %1 ms"_s.arg(span)));
+}
+
+void TestPgQueue::taskStartRateHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    // A start rate that is not N/s or N/m is an error of the tasks file, like any other field.
+    const QString wrong = writeTasks(u"wrong-rate.yml"_s, "version: 1\ntasks:\n  rated:\n    title: Rated\n"
+                                                          "    start_rate: fast\n    command: [\"true\"]\n");
+    const Ran refused = taskdeck({u"worker"_s}, env(url, wrong));
+    QCOMPARE(refused.code, 2);
+    QVERIFY2(refused.err.contains(u"start_rate"_s) && refused.err.contains(u"N/s or N/m"_s), qPrintable(refused.err));
+
+    // One task with a start rate of its own, one without: the rate holds the one back, for both
+    // workers together, and not the other.
+    const QString tasks = writeTasks(u"rated.yml"_s, "version: 1\ntasks:\n"
+                                                     "  rated:\n    title: Rated\n    start_rate: 5/s\n"
+                                                     "    command: [\"true\"]\n"
+                                                     "  free:\n    title: Free\n    command: [\"true\"]\n");
+    QByteArray each;
+    for (int i = 0; i < 25; ++i)
+        each += "{}\n";
+    for (const QString &task : {u"rated"_s, u"free"_s}) {
+        const Ran started = taskdeck({u"start"_s, task, u"--each"_s, u"-"_s}, env(url, tasks), each);
+        QVERIFY2(started.code == 0, qPrintable(started.err));
+    }
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    QProcess *second = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              50, 120000);
+    QVERIFY(stopWorker(first));
+    QVERIFY(stopWorker(second));
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'task_rate:rated'"_s).toDouble(), 5.0);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_limits WHERE name <> 'task_rate:rated'"_s).toInt(), 0);
+    QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), 2);
+
+    auto startsOf = [&](const QString &task) {
+        QList<qint64> starts;
+        const QStringList stored =
+            scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs WHERE task = '%1'"_s.arg(task))
+                .toString()
+                .split(u',', Qt::SkipEmptyParts);
+        for (const QString &start : stored)
+            starts << start.toLongLong();
+        std::sort(starts.begin(), starts.end());
+        return starts;
+    };
+    const QList<qint64> rated = startsOf(u"rated"_s);
+    const QList<qint64> free = startsOf(u"free"_s);
+    QCOMPARE(rated.size(), 25);
+    QCOMPARE(free.size(), 25);
+    int most = 0;
+    for (qsizetype i = 0; i < rated.size(); ++i) {
+        int inWindow = 0;
+        for (qsizetype j = i; j < rated.size() && rated.at(j) < rated.at(i) + 1000; ++j)
+            ++inWindow;
+        most = std::max(most, inWindow);
+    }
+    const qint64 span = rated.last() - rated.first();
+    qInfo().noquote() << u"25 rated starts over %1 ms, at most %2 within one second; 25 free ones over %3 ms"_s
+                             .arg(span)
+                             .arg(most)
+                             .arg(free.last() - free.first());
+    // In any second at most one burst (5) plus a second's worth (5), and one more for a start's
+    // delay after its claim; 25 starts after a burst of 5 take 4 s at 5 a second (3 s allows
+    // for that delay). The task without a rate is not held back: it is done before.
+    QVERIFY2(most <= 11, qPrintable(u"%1 rated starts within one second"_s.arg(most)));
+    QVERIFY2(span >= 3000, qPrintable(u"25 rated starts within %1 ms"_s.arg(span)));
+    QVERIFY2(free.last() < rated.last(), "the task without a start rate waited for the rated one");
 }
 
 void TestPgQueue::runFollowsTheRunOnAWorker_data()

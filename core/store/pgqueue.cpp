@@ -30,6 +30,8 @@ constexpr qsizetype kIdsPerNotify = 150;
 // Runs queued by one INSERT statement at most (6 values each, well under the 65,535
 // parameters a statement may have).
 constexpr qsizetype kEnqueueChunk = 1000;
+// The rows of taskdeck_limits that hold a task's start-rate bucket: this, then the task's key.
+const QString kTaskRatePrefix = u"task_rate:"_s;
 
 // A PostgreSQL text[] literal.
 QString textArray(const QStringList &values)
@@ -260,30 +262,56 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
         return true;
     };
 
+    // A task with a concurrency limit is counted and claimed by one claimer at a time, under
+    // an advisory lock that ends with the transaction: the limit holds across every worker.
+    // Lowers \a room to what the limit leaves.
+    auto countHeld = [&](const QString &task, int limit, int *room) -> bool {
+        QSqlQuery lock(db);
+        lock.prepare(u"SELECT pg_advisory_xact_lock(hashtext(?))"_s);
+        lock.addBindValue(QString(u"taskdeck-task:"_s + task));
+        if (!lock.exec())
+            return fail(lock.lastError(), error);
+        QSqlQuery held(db);
+        held.prepare(u"SELECT count(*) FROM taskdeck_queue WHERE task = ? AND locked_by IS NOT NULL"_s);
+        held.addBindValue(task);
+        if (!held.exec() || !held.next())
+            return fail(held.lastError(), error);
+        *room = std::min(*room, limit - held.value(0).toInt());
+        return true;
+    };
+
     for (const ClaimScope &scope : scopes) {
-        QStringList unlimited;
+        QStringList unlimited; // neither a concurrency limit nor a start rate of its own
         for (auto it = scope.tasks.cbegin(); it != scope.tasks.cend(); ++it) {
-            if (it.value() <= 0)
+            if (it.value() <= 0 && !m_taskBuckets.contains(it.key()))
                 unlimited << it.key();
         }
         if (!unlimited.isEmpty() && claimed.size() < max && !take(scope.tasksVersion, unlimited, max - int(claimed.size())))
             return std::nullopt;
         for (auto it = scope.tasks.cbegin(); it != scope.tasks.cend() && claimed.size() < max; ++it) {
+            const auto bucket = m_taskBuckets.find(it.key());
+            if (bucket != m_taskBuckets.end()) {
+                // The task's own start rate: at most its whole tokens (takeLimits() holds the
+                // bucket's row locked, so one claimer at a time spends them).
+                const int whole = int(std::floor(bucket->tokens));
+                int room = std::min(whole, max - int(claimed.size()));
+                if (it.value() > 0) {
+                    if (!countHeld(it.key(), it.value(), &room))
+                        return std::nullopt;
+                }
+                const qsizetype before = claimed.size();
+                if (room > 0 && !take(scope.tasksVersion, {it.key()}, room))
+                    return std::nullopt;
+                bucket->taken += int(claimed.size() - before);
+                if (int(claimed.size() - before) >= whole)
+                    waitForToken(bucket->tokens - bucket->taken, bucket->rate); // runs may wait
+                continue;
+            }
             if (it.value() <= 0)
                 continue;
-            // One claimer of this task at a time counts and claims: the limit holds across
-            // every worker. The lock ends with the transaction.
-            QSqlQuery limit(db);
-            limit.prepare(u"SELECT pg_advisory_xact_lock(hashtext(?))"_s);
-            limit.addBindValue(QString(u"taskdeck-task:"_s + it.key()));
-            if (!limit.exec())
-                return fail(limit.lastError(), error), std::nullopt;
-            QSqlQuery held(db);
-            held.prepare(u"SELECT count(*) FROM taskdeck_queue WHERE task = ? AND locked_by IS NOT NULL"_s);
-            held.addBindValue(it.key());
-            if (!held.exec() || !held.next())
-                return fail(held.lastError(), error), std::nullopt;
-            const int room = std::min(it.value() - held.value(0).toInt(), max - int(claimed.size()));
+            int room = max - int(claimed.size());
+            if (!countHeld(it.key(), it.value(), &room))
+                return std::nullopt;
             if (room > 0 && !take(scope.tasksVersion, {it.key()}, room))
                 return std::nullopt;
         }
@@ -292,8 +320,7 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
         return std::nullopt;
     if (m_tokensAt > 0 && claimed.size() == allowed && m_tokens - double(allowed) < 1.0) {
         // Every token went: more runs may wait for the next one.
-        const double missing = 1.0 - (m_tokens - double(allowed));
-        m_rateWait = std::chrono::milliseconds(qint64(std::ceil(missing * 1000.0 / m_lastLimits.startRate)) + 1);
+        waitForToken(m_tokens - double(allowed), m_lastLimits.startRate);
     }
     if (!q.exec(u"COMMIT"_s))
         return fail(q.lastError(), error), std::nullopt;
@@ -449,6 +476,7 @@ bool PgQueue::takeLimits(QSqlDatabase &db, int *max, QString *error)
     m_lastLimits = QueueLimits();
     m_rateWait = std::chrono::milliseconds(0);
     m_tokensAt = 0;
+    m_taskBuckets.clear();
     QSqlQuery q(db);
     q.setForwardOnly(true);
     // Every claimer of a queue with limits takes these rows' locks first, in one order: one
@@ -468,6 +496,15 @@ bool PgQueue::takeLimits(QSqlDatabase &db, int *max, QString *error)
             tokens = q.value(2).toDouble();
             refilledAt = q.value(3).toLongLong();
             now = q.value(4).toLongLong();
+        } else if (name.startsWith(kTaskRatePrefix)) {
+            TaskBucket bucket;
+            bucket.rate = q.value(1).toDouble();
+            bucket.at = q.value(4).toLongLong();
+            const double elapsed = double(std::max<qint64>(0, bucket.at - q.value(3).toLongLong()));
+            bucket.tokens = std::min(double(QueueLimits{0, bucket.rate}.startBurst()),
+                                     q.value(2).toDouble() + elapsed * bucket.rate / 1000.0);
+            if (bucket.rate > 0)
+                m_taskBuckets.insert(name.mid(kTaskRatePrefix.size()), bucket);
         }
     }
     q.finish();
@@ -488,10 +525,8 @@ bool PgQueue::takeLimits(QSqlDatabase &db, int *max, QString *error)
             if (!waiting.exec(u"SELECT EXISTS (SELECT 1 FROM taskdeck_queue WHERE locked_by IS NULL AND run_at <= "_s
                               + kNowMs + u")"_s) || !waiting.next())
                 return fail(waiting.lastError(), error);
-            if (waiting.value(0).toBool()) {
-                m_rateWait = std::chrono::milliseconds(
-                    qint64(std::ceil((1.0 - m_tokens) * 1000.0 / m_lastLimits.startRate)) + 1);
-            }
+            if (waiting.value(0).toBool())
+                waitForToken(m_tokens, m_lastLimits.startRate);
         }
         *max = std::min(*max, whole);
     }
@@ -500,13 +535,32 @@ bool PgQueue::takeLimits(QSqlDatabase &db, int *max, QString *error)
 
 bool PgQueue::settleStartTokens(QSqlDatabase &db, int claimed, QString *error)
 {
-    if (m_tokensAt <= 0)
-        return true;
     QSqlQuery q(db);
-    q.prepare(u"UPDATE taskdeck_limits SET tokens = ?, refilled_at = ? WHERE name = 'start_rate'"_s);
-    q.addBindValue(m_tokens - double(claimed));
-    q.addBindValue(m_tokensAt);
-    return q.exec() || fail(q.lastError(), error);
+    q.prepare(u"UPDATE taskdeck_limits SET tokens = ?, refilled_at = ? WHERE name = ?"_s);
+    if (m_tokensAt > 0) {
+        q.addBindValue(m_tokens - double(claimed));
+        q.addBindValue(m_tokensAt);
+        q.addBindValue(u"start_rate"_s);
+        if (!q.exec())
+            return fail(q.lastError(), error);
+    }
+    for (auto it = m_taskBuckets.cbegin(); it != m_taskBuckets.cend(); ++it) {
+        if (it->taken <= 0)
+            continue; // left as stored: the next claim refills it from there the same
+        q.addBindValue(it->tokens - double(it->taken));
+        q.addBindValue(it->at);
+        q.addBindValue(QString(kTaskRatePrefix + it.key()));
+        if (!q.exec())
+            return fail(q.lastError(), error);
+    }
+    return true;
+}
+
+void PgQueue::waitForToken(double tokens, double rate)
+{
+    const std::chrono::milliseconds wait(qint64(std::ceil((1.0 - tokens) * 1000.0 / rate)) + 1);
+    if (m_rateWait.count() == 0 || wait < m_rateWait)
+        m_rateWait = wait;
 }
 
 bool PgQueue::setMaxRunning(int maxRunning, QString *error)
@@ -544,6 +598,37 @@ bool PgQueue::setStartRate(double perSecond, QString *error)
     q.addBindValue(perSecond);
     q.addBindValue(double(limits.startBurst()));
     return q.exec() || fail(q.lastError(), error);
+}
+
+bool PgQueue::setTaskStartRates(const QHash<QString, double> &rates, QString *error)
+{
+    QSqlDatabase db = database();
+    QStringList none;
+    QSqlQuery q(db);
+    // As setStartRate(): a new rate starts with a full bucket, the same one keeps its bucket.
+    q.prepare(u"INSERT INTO taskdeck_limits (name, value, tokens, refilled_at) VALUES (?, ?, ?, "_s + kNowMs
+              + u") ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, "
+                "tokens = CASE WHEN taskdeck_limits.value = EXCLUDED.value THEN taskdeck_limits.tokens "
+                "ELSE EXCLUDED.tokens END, "
+                "refilled_at = CASE WHEN taskdeck_limits.value = EXCLUDED.value "
+                "THEN taskdeck_limits.refilled_at ELSE EXCLUDED.refilled_at END"_s);
+    for (auto it = rates.cbegin(); it != rates.cend(); ++it) {
+        if (!(it.value() > 0)) {
+            none << QString(kTaskRatePrefix + it.key());
+            continue;
+        }
+        q.addBindValue(QString(kTaskRatePrefix + it.key()));
+        q.addBindValue(it.value());
+        q.addBindValue(double(QueueLimits{0, it.value()}.startBurst()));
+        if (!q.exec())
+            return fail(q.lastError(), error);
+    }
+    if (none.isEmpty())
+        return true;
+    QSqlQuery drop(db);
+    drop.prepare(u"DELETE FROM taskdeck_limits WHERE name = ANY(?::text[])"_s);
+    drop.addBindValue(textArray(none));
+    return drop.exec() || fail(drop.lastError(), error);
 }
 
 std::optional<QueueLimits> PgQueue::limits(QString *error)

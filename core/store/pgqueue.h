@@ -135,6 +135,13 @@ public:
      * server's clock, so the rate holds across every worker.
      */
     bool setStartRate(double perSecond, QString *error);
+    /*!
+     * Stores the start rates of tasks, task key -> starts per second by all workers together
+     * (a task's \c start_rate), each a token bucket of its own like setStartRate()'s, row
+     * \c task_rate:KEY of taskdeck_limits; a rate of 0 removes the task's. A task's claims take
+     * its tokens in the claim's transaction, so its rate holds across every worker.
+     */
+    bool setTaskStartRates(const QHash<QString, double> &rates, QString *error);
     /*! The stored limits; nullopt with \a error when the database did not answer. */
     std::optional<QueueLimits> limits(QString *error);
     /*! The limits the last claim() or limits() found (none before either). */
@@ -170,8 +177,20 @@ private:
 
     /*! Applies the stored limits inside claim()'s transaction: lowers \a max. */
     bool takeLimits(QSqlDatabase &db, int *max, QString *error);
-    /*! Takes \a claimed tokens from the start-rate bucket read by takeLimits(). */
+    /*! Takes \a claimed tokens from the start-rate bucket read by takeLimits(), and the
+     *  tasks' claimed tokens from theirs. */
     bool settleStartTokens(QSqlDatabase &db, int claimed, QString *error);
+    /*! The next token of a bucket with \a tokens and \a rate comes in this long. */
+    void waitForToken(double tokens, double rate);
+
+    /*! A task's start-rate bucket as takeLimits() refilled it. */
+    struct TaskBucket
+    {
+        double rate = 0;
+        double tokens = 0;
+        qint64 at = 0;         // server clock (ms) of the refill
+        int taken = 0;         // tokens this claim took
+    };
 
     const PgConnectionInfo m_info;
     const QString m_worker;
@@ -181,6 +200,7 @@ private:
     std::chrono::milliseconds m_rateWait{0};
     double m_tokens = 0;       // the bucket as takeLimits() refilled it
     qint64 m_tokensAt = 0;     // server clock (ms) of that refill
+    QHash<QString, TaskBucket> m_taskBuckets; // by task key, as takeLimits() refilled them
 };
 
 } // namespace taskdeck
