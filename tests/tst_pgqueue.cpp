@@ -148,6 +148,34 @@ private:
         return value;
     }
 
+    // The stored start times (ms) of the runs of \a task (all runs when empty), in order.
+    QList<qint64> startTimes(const QString &url, const QString &task = QString())
+    {
+        const QString where = task.isEmpty() ? QString() : u" WHERE task = '%1'"_s.arg(task);
+        QList<qint64> starts;
+        const QStringList stored =
+            scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s + where)
+                .toString()
+                .split(u',', Qt::SkipEmptyParts);
+        for (const QString &start : stored)
+            starts << start.toLongLong();
+        std::sort(starts.begin(), starts.end());
+        return starts;
+    }
+
+    // The most of the sorted times \a starts that fall within one second.
+    static int mostWithinOneSecond(const QList<qint64> &starts)
+    {
+        int most = 0;
+        for (qsizetype i = 0; i < starts.size(); ++i) {
+            int inWindow = 0;
+            for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
+                ++inWindow;
+            most = std::max(most, inWindow);
+        }
+        return most;
+    }
+
     PgTestServer m_pg;
     QTemporaryDir m_home;
     std::vector<QProcess *> m_workers;
@@ -579,21 +607,9 @@ void TestPgQueue::startRateHoldsAcrossWorkers()
     // The stored start times: in any second, at most one burst (5) plus a second's worth (5) of
     // claims, and one more for a start's delay after its claim (the worker's clock, not the
     // server's). Each worker on its own would have started 10 at once and 10 a second.
-    QList<qint64> starts;
-    const QStringList stored = scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s)
-                                   .toString()
-                                   .split(u',', Qt::SkipEmptyParts);
-    for (const QString &start : stored)
-        starts << start.toLongLong();
+    const QList<qint64> starts = startTimes(url);
     QCOMPARE(starts.size(), 30);
-    std::sort(starts.begin(), starts.end());
-    int most = 0;
-    for (qsizetype i = 0; i < starts.size(); ++i) {
-        int inWindow = 0;
-        for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
-            ++inWindow;
-        most = std::max(most, inWindow);
-    }
+    const int most = mostWithinOneSecond(starts);
     const qint64 span = starts.last() - starts.first();
     qInfo().noquote() << u"30 starts over %1 ms, at most %2 within one second"_s.arg(span).arg(most);
     QVERIFY2(most <= 11, qPrintable(u"%1 starts within one second"_s.arg(most)));
@@ -635,28 +651,11 @@ void TestPgQueue::taskStartRateHoldsAcrossWorkers()
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_limits WHERE name <> 'task_rate:rated'"_s).toInt(), 0);
     QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), 2);
 
-    auto startsOf = [&](const QString &task) {
-        QList<qint64> starts;
-        const QStringList stored =
-            scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs WHERE task = '%1'"_s.arg(task))
-                .toString()
-                .split(u',', Qt::SkipEmptyParts);
-        for (const QString &start : stored)
-            starts << start.toLongLong();
-        std::sort(starts.begin(), starts.end());
-        return starts;
-    };
-    const QList<qint64> rated = startsOf(u"rated"_s);
-    const QList<qint64> free = startsOf(u"free"_s);
+    const QList<qint64> rated = startTimes(url, u"rated"_s);
+    const QList<qint64> free = startTimes(url, u"free"_s);
     QCOMPARE(rated.size(), 25);
     QCOMPARE(free.size(), 25);
-    int most = 0;
-    for (qsizetype i = 0; i < rated.size(); ++i) {
-        int inWindow = 0;
-        for (qsizetype j = i; j < rated.size() && rated.at(j) < rated.at(i) + 1000; ++j)
-            ++inWindow;
-        most = std::max(most, inWindow);
-    }
+    const int most = mostWithinOneSecond(rated);
     const qint64 span = rated.last() - rated.first();
     qInfo().noquote() << u"25 rated starts over %1 ms, at most %2 within one second; 25 free ones over %3 ms"_s
                              .arg(span)
