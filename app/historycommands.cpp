@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "console.h"
+#include "pgrunstore.h"
 #include "privatefiles.h"
 #include "runexport.h"
 #include "runstore.h"
@@ -341,8 +342,16 @@ int HistoryCommands::check()
         m_console->out(u"history database %1: ok"_s.arg(m_store->location()));
         return exitcode::Success;
     }
-    m_console->err(u"taskdeck: history database %1 is damaged; back it up and move it aside to start a new "
-                   u"history:"_s.arg(m_store->location()));
+    if (dynamic_cast<PgRunStore *>(m_store)) {
+        // A PostgreSQL server keeps its own files sound; what the check finds there are runs,
+        // logs and queue rows that disagree, and there is no file to move aside.
+        m_console->err(u"taskdeck: history and queue in %1: runs, logs or queue rows that do not agree (the "
+                       u"database is sound as far as PostgreSQL is concerned; nothing is to be moved aside):"_s
+                           .arg(m_store->location()));
+    } else {
+        m_console->err(u"taskdeck: history database %1 is damaged; back it up and move it aside to start a new "
+                       u"history:"_s.arg(m_store->location()));
+    }
     for (const QString &problem : problems)
         m_console->err(u"  "_s + problem);
     return exitcode::Failure;

@@ -9,25 +9,30 @@
 #include "pgschema.h"
 #include "runfollower.h"
 #include "runowner.h"
+#include "runstorenotifier.h"
 #include "signalwatcher.h"
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "tasksfile.h"
 #include "textformat.h"
 #include "whendone.h"
+#include "../internal/tsan.h"
 
 #include <QCoreApplication>
 #include <QCryptographicHash>
+#include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
-#include <QSet>
 #include <QJsonDocument>
 #include <QLoggingCategory>
+#include <QSet>
 #include <QSqlDriver>
+#include <QThread>
 #include <QTimer>
 
 #include <csignal>
 #include <cstdlib>
+#include <memory>
 #include <poll.h>
 #include <mutex>
 
@@ -40,20 +45,26 @@ Q_LOGGING_CATEGORY(lcWorker, "taskdeck.worker")
 namespace {
 
 // Runs claimed in one statement at most.
-constexpr int kClaimBatch = 256;
-// A worker holds up to this many times its concurrency: the runs beyond it wait in the
-// worker (not in its engine, so that a stopping worker hands them back untouched); a finished
-// run is followed at once and claims come in batches, not one run at a time.
-constexpr int kPrefetch = 2;
+constexpr int kClaimBatch = 512;
+// Besides the runs it executes, a worker holds claimed runs waiting to start (not in its
+// engine, so that a stopping worker hands them back untouched): at least as many as it runs at
+// once, and as many as it starts in kPrefetchWindow, up to kMaxPrefetch. A finished run is
+// followed at once, and claims come in large batches instead of one round trip every few runs.
+constexpr std::chrono::milliseconds kPrefetchWindow{100};
+constexpr int kMaxPrefetch = 512;
 // The safety net under LISTEN: a worker looks at the queue this often anyway.
 constexpr std::chrono::milliseconds kPollInterval{2000};
-// Finished runs leave the queue in batches gathered this long.
-constexpr std::chrono::milliseconds kFinishBatch{20};
+// Under a shared start rate the runs that end within this long share one claim.
+constexpr std::chrono::milliseconds kRateGather{20};
 
 /*!
  * Hands the engine's changes to the history under the queued run's id: the engine names its
  * runs itself, the queue named this one when it was started. Lines and events of a second
  * attempt (after a lost worker) follow those stored by the first.
+ *
+ * It also tells the worker when a run has ended (recordFinished, on the thread that ran it):
+ * the engine's slot is free then, before the end is committed, and the worker starts the next
+ * run without waiting for the commit.
  */
 class QueueRecorder final : public IRunRecorder
 {
@@ -77,6 +88,18 @@ public:
     {
         const std::lock_guard lock(m_mutex);
         m_lost.insert(engineId);
+    }
+    /*! Called (on any thread) when runs ended since the last call; takeEnded() has them. */
+    void onEnded(std::function<void()> wake)
+    {
+        const std::lock_guard lock(m_mutex);
+        m_wake = std::move(wake);
+    }
+    /*! The engine's ids of the runs that ended since the last call. */
+    QStringList takeEnded()
+    {
+        const std::lock_guard lock(m_mutex);
+        return std::exchange(m_ended, {});
     }
 
     void recordQueued(const Run &run) override
@@ -123,9 +146,41 @@ public:
             // Another worker or the recovery owns the run now: its end is theirs to store.
             if (durable)
                 durable();
-            return;
+        } else {
+            m_store->recordFinished(translate(run), std::move(durable));
         }
-        m_store->recordFinished(translate(run), std::move(durable));
+        std::function<void()> wake;
+        {
+            const std::lock_guard lock(m_mutex);
+            m_ended << run.id;
+            // One wake-up for all the runs that end before the worker looks.
+            if (m_ended.size() == 1 && m_notHeld.isEmpty())
+                wake = m_wake;
+        }
+        if (wake)
+            wake();
+    }
+    /*!
+     * The history's writer stored the ends of queued runs \a ids that this worker no longer
+     * held (see PgRunStore::setQueueWorker()); takeNotHeld() has them. Any thread.
+     */
+    void notHeld(const QStringList &ids)
+    {
+        std::function<void()> wake;
+        {
+            const std::lock_guard lock(m_mutex);
+            if (m_ended.isEmpty() && m_notHeld.isEmpty())
+                wake = m_wake;
+            m_notHeld << ids;
+        }
+        if (wake)
+            wake();
+    }
+    /*! The queued run ids notHeld() was given since the last call. */
+    QStringList takeNotHeld()
+    {
+        const std::lock_guard lock(m_mutex);
+        return std::exchange(m_notHeld, {});
     }
 
 private:
@@ -162,6 +217,9 @@ private:
     mutable std::mutex m_mutex;
     QHash<QString, ClaimedRun> m_runs;       // guarded by m_mutex; by the engine's run id
     std::optional<ClaimedRun> m_next;        // guarded by m_mutex
+    QStringList m_ended;                     // guarded by m_mutex
+    QStringList m_notHeld;                   // guarded by m_mutex; queued run ids
+    std::function<void()> m_wake;            // guarded by m_mutex
     QSet<QString> m_lost;                    // guarded by m_mutex; engine run ids
 };
 
@@ -181,24 +239,35 @@ public:
         , m_console(console)
     {
         connect(engine, &TaskEngine::runFinished, this, &Worker::finished);
+        // recordFinished runs on the engine's threads: the worker looks on its own thread.
+        recorder->onEnded([this] { detail::postTo(this, [this] { ended(); }); });
         m_poll.setInterval(pollInterval);
         connect(&m_poll, &QTimer::timeout, this, &Worker::poll);
         m_renew.setInterval(std::max(std::chrono::milliseconds(100), m_lease / 3));
         connect(&m_renew, &QTimer::timeout, this, &Worker::renew);
-        m_finishTimer.setSingleShot(true);
-        m_finishTimer.setInterval(kFinishBatch);
-        connect(&m_finishTimer, &QTimer::timeout, this, &Worker::flushFinished);
         m_claimTimer.setSingleShot(true);
         m_claimTimer.setInterval(0);
         connect(&m_claimTimer, &QTimer::timeout, this, &Worker::claim);
+        m_quitTimer.setSingleShot(true);
+        connect(&m_quitTimer, &QTimer::timeout, this, &Worker::quitWhenDone);
+        m_rateClock.start();
         // The queue's start rate had no token left: look again when the next one is due.
         m_rateTimer.setSingleShot(true);
         connect(&m_rateTimer, &QTimer::timeout, this, &Worker::claim);
         m_lastRenewed = std::chrono::steady_clock::now();
+        m_limits = queue->lastLimits();
     }
+
+    ~Worker() override { m_recorder->onEnded({}); }
 
     int exec()
     {
+        // Claims run on a thread and connection of their own: a claim's commit waits for the
+        // server's disk, and meanwhile this thread goes on starting the runs it holds.
+        m_claimThread.setObjectName(u"taskdeck-claim"_s);
+        m_claimThread.start();
+        m_claimContext = new QObject;
+        m_claimContext->moveToThread(&m_claimThread);
         listen();
         m_poll.start();
         m_renew.start();
@@ -206,6 +275,19 @@ public:
         SignalWatcher watcher({SIGINT, SIGTERM});
         connect(&watcher, &SignalWatcher::signalReceived, this, &Worker::stop);
         m_loop.exec();
+        // The claimer's connection belongs to its thread: closed there, and the thread ends
+        // after it. Its context goes with the thread's last deferred deletions.
+        connect(&m_claimThread, &QThread::finished, m_claimContext, &QObject::deleteLater);
+        detail::postTo(m_claimContext, [this] {
+            m_claimQueue.reset();
+            TASKDECK_HAPPENS_BEFORE(&m_claimQueue);
+            m_claimThread.quit();
+        });
+        m_claimThread.wait();
+        // What the claimer thread did last (m_claimQueue, m_claimFailed) is done before this
+        // thread goes on, through wait(); said to ThreadSanitizer here.
+        TASKDECK_HAPPENS_AFTER(&m_claimQueue);
+        m_claimContext = nullptr;
         return exitcode::Success;
     }
 
@@ -263,37 +345,116 @@ private:
         return true;
     }
 
-    int holding() const { return int(m_held.size() + m_waiting.size()); }
+    // Runs the worker must still start or is running (not those that ended, whose end and
+    // queue row the history's writer is committing).
+    int holding() const { return int(m_running.size() + m_waiting.size()); }
 
-    // Under a shared start rate a claim is a start: nothing is claimed ahead to wait here.
-    int prefetch() const { return m_queue->lastLimits().startRate > 0 ? 1 : kPrefetch; }
+    // Claimed runs kept waiting besides those running (see kPrefetchWindow). Under a shared
+    // start rate a claim is a start: nothing is claimed ahead to wait here.
+    int prefetch() const
+    {
+        if (m_limits.startRate > 0)
+            return 0;
+        const int byRate = int(m_startRate * double(kPrefetchWindow.count()) / 1000.0);
+        return std::max(m_concurrency, std::min(kMaxPrefetch, byRate));
+    }
 
+    // Runs started per second, smoothed: what the worker gets through decides how many
+    // claimed runs it keeps at hand.
+    void sampleRate()
+    {
+        const qint64 elapsed = m_rateClock.elapsed();
+        if (elapsed < 50)
+            return;
+        m_startRate = (m_startRate + double(m_startedSinceSample) * 1000.0 / double(elapsed)) / 2.0;
+        m_startedSinceSample = 0;
+        m_rateClock.restart();
+    }
+
+    // Claims once at least half the prefetch is free (or the engine has nothing to start).
+    // Under a start rate the ends of a moment share one claim (kRateGather).
+    void maybeClaim()
+    {
+        if (!m_more || m_stopping || m_claiming || m_claimTimer.isActive())
+            return;
+        sampleRate();
+        const int room = m_concurrency + prefetch() - holding();
+        if (m_limits.startRate > 0) {
+            if (room > 0 && !m_rateTimer.isActive())
+                m_rateTimer.start(kRateGather);
+            return;
+        }
+        if (room >= std::max(1, prefetch() / 2) || m_waiting.isEmpty())
+            m_claimTimer.start();
+    }
+
+    // Asks the claimer thread for runs; takeClaimed() gets the answer. One claim at a time.
     void claim()
     {
-        if (m_stopping)
+        if (m_stopping || m_claiming)
             return;
-        const int room = prefetch() * m_concurrency - holding();
+        sampleRate();
+        const int room = m_concurrency + prefetch() - holding();
         if (room <= 0) {
             m_more = true;
             return;
         }
-        QString error;
         const int asked = std::min(room, kClaimBatch);
-        const bool wasIdle = holding() == 0;
-        const std::optional<QList<ClaimedRun>> claimed = m_queue->claim(m_scopes, asked, m_lease, &error);
-        if (!claimed) {
-            warn(error);
+        m_claiming = true;
+        m_more = false; // a notification or a full batch sets it again
+        detail::postTo(m_claimContext, [this, asked] {
+            // On the claimer thread: its own queue connection, reopened after a failure. Every
+            // claim reads the queue's stored limits (max-running, start rate) in its transaction.
+            QString error;
+            std::optional<QList<ClaimedRun>> claimed;
+            if (!m_claimQueue)
+                m_claimQueue = std::make_unique<PgQueue>(m_store->connectionInfo(), RunOwner::current());
+            const bool ready = (m_claimQueue->database().isOpen() && !m_claimFailed)
+                || m_claimQueue->ensureOpen(&error);
+            if (ready)
+                claimed = m_claimQueue->claim(m_scopes, asked, m_lease, &error);
+            m_claimFailed = !claimed;
+            const QueueLimits limits = m_claimQueue->lastLimits();
+            const std::chrono::milliseconds rateWait = claimed ? m_claimQueue->startRateWait()
+                                                               : std::chrono::milliseconds(0);
+            detail::postTo(this, [this, runs = std::move(claimed), error, asked, limits, rateWait] {
+                takeClaimed(runs, error, asked, limits, rateWait);
+            });
+        });
+    }
+
+    void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked,
+                     const QueueLimits &limits, std::chrono::milliseconds rateWait)
+    {
+        m_claiming = false;
+        if (!runs) {
+            warn(error); // the next poll claims again
+            quitWhenDone();
             return;
         }
-        if (wasIdle && !claimed->isEmpty())
+        m_limits = limits;
+        if (m_stopping) {
+            // Claimed while the worker was stopping: back to the queue, untouched.
+            QStringList back;
+            for (const ClaimedRun &run : *runs)
+                back << run.id;
+            QString failure;
+            if (!m_queue->handBack(back, &failure))
+                m_console->err(u"taskdeck worker: %1; %2 runs it held go back to the queue when their lease "
+                               u"ends"_s.arg(failure).arg(back.size()));
+            quitWhenDone();
+            return;
+        }
+        if (holding() == 0 && m_ending.isEmpty() && !runs->isEmpty())
             m_lastRenewed = std::chrono::steady_clock::now(); // the claim's lease starts now
-        m_more = claimed->size() == asked;
-        m_waiting.append(*claimed);
+        if (runs->size() == asked)
+            m_more = true;
+        m_waiting.append(*runs);
         dispatch();
-        if (m_more && holding() < prefetch() * m_concurrency)
-            m_claimTimer.start();
-        else if (const auto wait = m_queue->startRateWait(); wait.count() > 0 && !m_rateTimer.isActive())
-            m_rateTimer.start(wait);
+        if (m_more)
+            maybeClaim();
+        else if (rateWait.count() > 0 && !m_rateTimer.isActive())
+            m_rateTimer.start(rateWait);
     }
 
     // Starts claimed runs while the engine has room for them.
@@ -301,7 +462,7 @@ private:
     {
         RunOptions options;
         options.confirmed = true; // start asked for it where the task needs it
-        while (!m_stopping && !m_waiting.isEmpty() && int(m_held.size()) < m_concurrency) {
+        while (!m_stopping && !m_waiting.isEmpty() && int(m_running.size()) < m_concurrency) {
             const ClaimedRun run = m_waiting.takeFirst();
             m_recorder->expect(run);
             const StartResult started = m_engine->start(run.task, run.args, options);
@@ -309,11 +470,13 @@ private:
                 failUnstartable(run, started.error.message);
                 continue;
             }
-            m_held.insert(started.runId, run.id);
+            m_running.insert(started.runId, run.id);
+            ++m_startedSinceSample;
         }
     }
 
     // A run the engine refused (its task changed its fields under the same version, say).
+    // Its end leaves the queue with it, in the history writer's transaction.
     void failUnstartable(const ClaimedRun &claim, const QString &why)
     {
         endUnstarted(claim, RunStatus::Failed, {u"worker could not start the run: "_s + why, u"StartError"_s,
@@ -337,14 +500,33 @@ private:
         run.seq = claim.seq + 1;
         run.error = error;
         m_store->recordFinished(run, {});
-        m_store->flush(std::chrono::seconds(10));
-        m_finishedIds << claim.id;
-        m_finishTimer.start();
     }
 
+    // Runs the engine ended: their slots are free, their ends are being committed.
+    // Also says which ends the database refused: the writer's transaction removes only the
+    // queue rows this worker still holds, and reports the others.
+    void ended()
+    {
+        for (const QString &id : m_recorder->takeNotHeld())
+            m_console->err(u"taskdeck worker: run %1 was no longer held by this worker when it ended "
+                           u"(its lease expired and it was taken back); the end this worker wrote was "
+                           u"refused by the database"_s.arg(id));
+        m_console->flush();
+        for (const QString &engineId : m_recorder->takeEnded()) {
+            const QString queueId = m_running.take(engineId);
+            if (!queueId.isEmpty())
+                m_ending.insert(engineId, queueId);
+        }
+        dispatch();
+        maybeClaim();
+    }
+
+    // A run's end is committed (and its queue row gone with it, if this worker still held it).
     void finished(const Run &run)
     {
-        const QString queueId = m_held.take(run.id);
+        QString queueId = m_ending.take(run.id);
+        if (queueId.isEmpty())
+            queueId = m_running.take(run.id);
         if (queueId.isEmpty())
             return;
         m_recorder->forget(run.id);
@@ -354,56 +536,17 @@ private:
                            u"was not stored: the worker or recovery that took the run back stores its end"_s
                                .arg(queueId, runStatusName(run.status)));
             m_console->flush();
-            dispatch();
-            if (m_stopping && m_held.isEmpty())
-                m_finishTimer.start(0);
-            return;
         }
-        // runFinished comes after the final state is committed: the queue row may go.
-        m_finishedIds << queueId;
-        if (!m_finishTimer.isActive())
-            m_finishTimer.start();
         dispatch();
-        // Down to its concurrency the worker claims again (in one batch for what is free). Under
-        // a start rate nothing is claimed ahead: the finishes of a moment share one claim.
-        if (m_more && !m_claimTimer.isActive() && holding() <= m_concurrency) {
-            if (prefetch() > 1)
-                m_claimTimer.start();
-            else if (!m_rateTimer.isActive())
-                m_rateTimer.start(kFinishBatch);
-        }
-        if (m_stopping && m_held.isEmpty())
-            m_finishTimer.start(0);
+        maybeClaim();
+        if (m_stopping)
+            quitWhenDone();
     }
 
-    void flushFinished()
+    void quitWhenDone()
     {
-        if (!m_finishedIds.isEmpty()) {
-            QString error;
-            std::optional<QStringList> removed;
-            if (connected())
-                removed = m_queue->finishHeld(m_finishedIds, &error);
-            if (removed) {
-                for (const QString &id : std::as_const(m_finishedIds)) {
-                    if (!removed->contains(id))
-                        m_console->err(u"taskdeck worker: run %1 was no longer held by this worker when it ended "
-                                       u"(its lease expired and it was taken back); the end this worker wrote was "
-                                       u"refused by the database"_s.arg(id));
-                }
-                m_console->flush();
-                m_finishedIds.clear();
-            } else {
-                if (!error.isEmpty())
-                    warn(error);
-                // The server went away (a restart): take them off the queue once it is back.
-                m_finishTimer.start(1000);
-                return;
-            }
-        }
-        if (m_stopping && m_held.isEmpty() && m_finishedIds.isEmpty())
+        if (m_stopping && !m_claiming && m_running.isEmpty() && m_ending.isEmpty())
             m_loop.quit();
-        else if (m_stopping && m_held.isEmpty())
-            m_finishTimer.start(500);
     }
 
     void poll()
@@ -421,6 +564,7 @@ private:
             m_nextReclaim = now + std::max(std::chrono::milliseconds(200), m_lease / 2);
         }
         // LISTEN is the way in; this catches what a lost notification would miss.
+        m_more = true;
         if (!m_claimTimer.isActive())
             m_claimTimer.start();
         checkCancels();
@@ -447,7 +591,7 @@ private:
                 ended << id;
                 break;
             }
-            for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+            for (auto it = m_running.cbegin(); it != m_running.cend(); ++it) {
                 if (it.value() != id || m_cancelAsked.contains(it.key()))
                     continue;
                 m_cancelAsked.insert(it.key());
@@ -461,33 +605,37 @@ private:
         }
     }
 
+    // The queued runs whose claims this worker renews: waiting, running, and ended with their
+    // end not committed yet (their queue rows go with that commit); not those it lost.
+    QStringList heldIds() const
+    {
+        QStringList ids;
+        for (const ClaimedRun &run : std::as_const(m_waiting))
+            ids << run.id;
+        for (const QHash<QString, QString> *runs : {&m_running, &m_ending}) {
+            for (auto it = runs->cbegin(); it != runs->cend(); ++it) {
+                if (!m_abandoned.contains(it.key()))
+                    ids << it.value();
+            }
+        }
+        return ids;
+    }
+
     void renew()
     {
         const auto now = std::chrono::steady_clock::now();
         // Leases this worker could not renew in time are over: another worker may hold those
         // runs by now. They stop here, and nothing more of them is written from here.
-        if (holding() > 0 && now - m_lastRenewed > m_lease) {
+        if ((holding() > 0 || !m_ending.isEmpty()) && now - m_lastRenewed > m_lease) {
             const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - m_lastRenewed);
             const QString why = u"its lease was not renewed for %1 ms, longer than the lease (%2 ms)"_s
                                     .arg(silent.count())
                                     .arg(m_lease.count());
-            QStringList all;
-            for (const ClaimedRun &run : std::as_const(m_waiting))
-                all << run.id;
-            for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
-                if (!m_abandoned.contains(it.key()))
-                    all << it.value();
-            }
-            for (const QString &id : std::as_const(all))
+            for (const QString &id : heldIds())
                 abandon(id, why);
         }
-        QStringList ids;
-        for (const ClaimedRun &run : std::as_const(m_waiting))
-            ids << run.id;
-        for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
-            if (!m_abandoned.contains(it.key()))
-                ids << it.value();
-        }
+        // Runs that ended still hold their queue rows until the writer commits their ends.
+        const QStringList ids = heldIds();
         if (ids.isEmpty()) {
             m_lastRenewed = now;
             return;
@@ -516,7 +664,9 @@ private:
                 return;
             }
         }
-        for (auto it = m_held.cbegin(); it != m_held.cend(); ++it) {
+        // A run that ended already keeps its end; the writer removes its queue row only if this
+        // worker still holds it, and reports it otherwise (see ended()).
+        for (auto it = m_running.cbegin(); it != m_running.cend(); ++it) {
             if (it.value() != id || m_abandoned.contains(it.key()))
                 continue;
             const QString engineId = it.key();
@@ -543,7 +693,7 @@ private:
     void stop(int)
     {
         if (m_stopping) {
-            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_held.size()));
+            m_console->err(u"taskdeck worker: canceling %1 runs"_s.arg(m_running.size()));
             m_console->flush();
             m_engine->cancelAll();
             return;
@@ -559,9 +709,9 @@ private:
                            u"ends"_s.arg(error).arg(back.size()));
         m_waiting.clear();
         m_console->err(u"taskdeck worker: stopping; handed %1 runs back; waiting for %2 runs to finish "
-                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_held.size()));
+                       u"(interrupt again to cancel them)"_s.arg(back.size()).arg(m_running.size()));
         m_console->flush();
-        m_finishTimer.start(0);
+        m_quitTimer.start(0);
     }
 
     TaskEngine *const m_engine;
@@ -575,16 +725,25 @@ private:
     QEventLoop m_loop;
     QTimer m_poll;
     QTimer m_renew;
-    QTimer m_finishTimer;
     QTimer m_claimTimer;
+    QTimer m_quitTimer;
     QTimer m_rateTimer;
-    QHash<QString, QString> m_held;   // engine run id -> queued run id, of runs started
-    QList<ClaimedRun> m_waiting;      // claimed, not started yet
-    QStringList m_finishedIds;
-    QSet<QString> m_cancelAsked;      // engine run ids canceled on request
-    QSet<QString> m_abandoned;        // engine run ids whose claim was lost
+    QThread m_claimThread;
+    QObject *m_claimContext = nullptr;        // lives in m_claimThread
+    std::unique_ptr<PgQueue> m_claimQueue;    // made, used and closed in m_claimThread
+    bool m_claimFailed = false;               // m_claimThread only
+    bool m_claiming = false;                  // a claim was asked for and not answered yet
+    QueueLimits m_limits;                     // the queue's limits as the last claim read them
+    QHash<QString, QString> m_running; // engine run id -> queued run id, of runs started, not ended
+    QHash<QString, QString> m_ending;  // the same, of runs ended, their end not committed yet
+    QList<ClaimedRun> m_waiting;       // claimed, not started yet
+    QSet<QString> m_cancelAsked;       // engine run ids canceled on request
+    QSet<QString> m_abandoned;         // engine run ids whose claim was lost
     std::chrono::steady_clock::time_point m_lastRenewed; // the last renewal that reached the database
     std::chrono::steady_clock::time_point m_nextReclaim;
+    QElapsedTimer m_rateClock;
+    qint64 m_startedSinceSample = 0;
+    double m_startRate = 0;            // runs started per second, smoothed
     bool m_more = true;
     bool m_listening = false;
     bool m_warned = false;
@@ -618,7 +777,9 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
     const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
 
     QHash<QString, ClaimScope> byVersion;
+    QHash<QString, double> startRates; // of the tasks this worker has: stored for every worker
     for (const TaskPtr &task : registry->tasks()) {
+        startRates.insert(task->key, task->startRate);
         const QString version = versions.value(task->key);
         ClaimScope &scope = byVersion[version];
         scope.tasksVersion = version;
@@ -633,7 +794,8 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
     }
     // The limits are the queue's: given here, they are stored for every worker.
     if ((commandLine.maxRunning != 0 && !queue.setMaxRunning(std::max(0, commandLine.maxRunning), &error))
-        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))) {
+        || (commandLine.startRate && !queue.setStartRate(*commandLine.startRate, &error))
+        || !queue.setTaskStartRates(startRates, &error)) {
         console->err(u"taskdeck worker: cannot store the queue's limits: "_s + error);
         return exitcode::Usage;
     }
@@ -643,6 +805,9 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         return exitcode::Usage;
     }
     QueueRecorder recorder(store);
+    // A run's queue row goes with the commit of its end while this worker holds it; the ends
+    // of runs it no longer held are reported to the worker (see PgRunStore::setQueueWorker).
+    store->setQueueWorker(RunOwner::current(), [&recorder](const QStringList &ids) { recorder.notHeld(ids); });
     EngineConfig config = settings.engine;
     config.maxConcurrent = concurrency;
     int code = exitcode::Success;
@@ -668,6 +833,7 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         engine.shutdown();
     }
     store->flush(std::chrono::seconds(10));
+    store->setQueueWorker(RunOwner::current()); // the recorder goes now
     return code;
 }
 
@@ -694,6 +860,25 @@ TaskPtr confirmedTask(TaskRegistry *registry, const CommandLine &commandLine, Co
     return task;
 }
 
+// The shared queue of \a store, for a process that queues runs (it claims none); null, with the
+// reason printed, when the database cannot be reached.
+std::unique_ptr<PgQueue> openQueue(PgRunStore *store, Console *console)
+{
+    auto queue = std::make_unique<PgQueue>(store->connectionInfo(), QString());
+    QString error;
+    if (!queue->open(&error)) {
+        console->err(u"taskdeck: "_s + error);
+        return nullptr;
+    }
+    return queue;
+}
+
+// A run of \a task with the validated arguments \a values, for the queue.
+NewQueuedRun queuedRun(const Task &task, const QJsonObject &values, const QHash<QString, QString> &versions)
+{
+    return {task.key, values, versions.value(task.key), task.retry.maxAttempts};
+}
+
 // The first secret field of \a task: a run with one cannot be queued (secrets are never stored).
 QString secretField(const Task &task)
 {
@@ -718,12 +903,10 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
         return exitcode::Usage;
     }
 
-    PgQueue queue(store->connectionInfo(), QString());
-    QString error;
-    if (!queue.open(&error)) {
-        console->err(u"taskdeck: "_s + error);
+    const std::unique_ptr<PgQueue> queue = openQueue(store, console);
+    if (!queue)
         return exitcode::Usage;
-    }
+    QString error;
     qsizetype queued = 0;
     QList<NewQueuedRun> batch;
     // Validates one input; false (with the error printed) when it is not valid.
@@ -735,13 +918,13 @@ int startRuns(TaskRegistry *registry, PgRunStore *store, const QHash<QString, QS
                 formatFieldErrors(validation.errors)).arg(queued));
             return false;
         }
-        batch.append({task->key, validation.values, versions.value(task->key), task->retry.maxAttempts});
+        batch.append(queuedRun(*task, validation.values, versions));
         return true;
     };
     auto flush = [&]() {
         if (batch.isEmpty())
             return true;
-        const std::optional<QStringList> ids = queue.enqueue(batch, &error);
+        const std::optional<QStringList> ids = queue->enqueue(batch, &error);
         if (!ids) {
             console->err(u"taskdeck: "_s + error + u"; %1 runs were queued before this"_s.arg(queued));
             return false;
@@ -827,14 +1010,12 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
         return exitcode::Usage;
     }
 
-    PgQueue queue(store->connectionInfo(), QString());
-    QString error;
-    if (!queue.open(&error)) {
-        console->err(u"taskdeck: "_s + error);
+    const std::unique_ptr<PgQueue> queue = openQueue(store, console);
+    if (!queue)
         return exitcode::Usage;
-    }
+    QString error;
     const std::optional<QStringList> ids =
-        queue.enqueue({{task->key, validation.values, versions.value(task->key), task->retry.maxAttempts}}, &error);
+        queue->enqueue({queuedRun(*task, validation.values, versions)}, &error);
     if (!ids || ids->isEmpty()) {
         console->err(u"taskdeck: "_s + error);
         return exitcode::Usage;
@@ -889,6 +1070,40 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
     };
     follow(0);
 
+    // The worker stores the run's progress in its history row (the follower's events carry
+    // its lines and its end, not its progress), and every write of the row is notified: read
+    // the row on those notifications, one read at a time, and show its progress as a local
+    // run does.
+    bool readingProgress = false;
+    bool progressChanged = false;
+    std::optional<Progress> shownProgress;
+    std::function<void()> readProgress = [&] {
+        if (readingProgress) {
+            progressChanged = true;
+            return;
+        }
+        readingProgress = true;
+        progressChanged = false;
+        detail::whenDone(&scope, store->findRunAsync(runId), [&](const std::optional<Run> &run) {
+            readingProgress = false;
+            if (run && run->status == RunStatus::Running && !finished) {
+                const Progress &now = run->progress;
+                if (!shownProgress || shownProgress->done != now.done || shownProgress->total != now.total
+                    || shownProgress->message != now.message) {
+                    shownProgress = now;
+                    console->progress(now);
+                    console->flush();
+                }
+            }
+            if (progressChanged && !finished)
+                readProgress();
+        });
+    };
+    QObject::connect(store->notifier(), &RunStoreNotifier::runsChanged, &scope, [&](const QStringList &changed) {
+        if (!finished && changed.contains(runId))
+            readProgress();
+    });
+
     // Said once, when no worker has taken the run after a while: not a silent hang.
     QTimer waiting;
     waiting.setSingleShot(true);
@@ -913,7 +1128,7 @@ std::optional<int> runQueued(TaskRegistry *registry, PgRunStore *store, const Se
             std::_Exit(128 + signalNumber);
         }
         QString cancelError;
-        const std::optional<CancelOutcome> outcome = queue.requestCancel(runId, &cancelError);
+        const std::optional<CancelOutcome> outcome = queue->requestCancel(runId, &cancelError);
         if (!outcome) {
             console->err(u"taskdeck: could not ask for the cancel of run %1: %2"_s.arg(runId, cancelError));
         } else if (*outcome == CancelOutcome::Requested) {

@@ -21,30 +21,11 @@ concurrency=${PGGUARD_CONCURRENCY:-16}
 rounds=${PGGUARD_ROUNDS:-2}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 taskdeck="${TASKDECK_BIN:-$here/../app/taskdeck}"
-pgbin=/usr/lib/postgresql/15/bin
 [ -x "$taskdeck" ] || { echo "bench_pgqueue_guard: $taskdeck is not built" >&2; exit 2; }
-[ -x "$pgbin/initdb" ] || { echo "bench_pgqueue_guard: PostgreSQL 15 is not installed" >&2; exit 2; }
 
-tmp="$(mktemp -d /tmp/bench-pgguard-XXXXXX)"
-as_owner=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres: "$tmp"
-    as_owner=(runuser -u postgres --)
-fi
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    "${as_owner[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${as_owner[@]}" "$pgbin/initdb" -D "$tmp/data" -A trust -U bench -E UTF8 --locale=C >/dev/null
-"${as_owner[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
-    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-psql() { "$pgbin/psql" -X -q -t -A -h 127.0.0.1 -p "$port" -U bench "$@"; }
-now_ms() { date +%s%3N; }
+# shellcheck source=benchpgqueue-server.sh
+. "$here/benchpgqueue-server.sh"
+pg_bench_server pgqueue_guard
 url() { echo "postgresql://bench@127.0.0.1:$port/$1"; }
 
 echo "machine: $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -14,6 +14,7 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QProcessEnvironment>
+#include <QSet>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -147,6 +148,34 @@ private:
         return value;
     }
 
+    // The stored start times (ms) of the runs of \a task (all runs when empty), in order.
+    QList<qint64> startTimes(const QString &url, const QString &task = QString())
+    {
+        const QString where = task.isEmpty() ? QString() : u" WHERE task = '%1'"_s.arg(task);
+        QList<qint64> starts;
+        const QStringList stored =
+            scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s + where)
+                .toString()
+                .split(u',', Qt::SkipEmptyParts);
+        for (const QString &start : stored)
+            starts << start.toLongLong();
+        std::sort(starts.begin(), starts.end());
+        return starts;
+    }
+
+    // The most of the sorted times \a starts that fall within one second.
+    static int mostWithinOneSecond(const QList<qint64> &starts)
+    {
+        int most = 0;
+        for (qsizetype i = 0; i < starts.size(); ++i) {
+            int inWindow = 0;
+            for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
+                ++inWindow;
+            most = std::max(most, inWindow);
+        }
+        return most;
+    }
+
     PgTestServer m_pg;
     QTemporaryDir m_home;
     std::vector<QProcess *> m_workers;
@@ -156,6 +185,7 @@ private Q_SLOTS:
     void cleanup();
     void workersDrainTheQueue_data();
     void workersDrainTheQueue();
+    void startEachQueuesAChunkPerStatement();
     void startWithoutSharedDatabaseRunsHere();
     void workerWithoutTheTaskNeverClaimsIt();
     void perTaskLimitHoldsAcrossWorkers();
@@ -167,8 +197,10 @@ private Q_SLOTS:
     void stoppingWorkerHandsBackWhatItHasNotStarted();
     void serverRestartMidRun();
     void startRateHoldsAcrossWorkers();
+    void taskStartRateHoldsAcrossWorkers();
     void runFollowsTheRunOnAWorker_data();
     void runFollowsTheRunOnAWorker();
+    void runShowsTheProgressOfTheRunOnAWorker();
     void runSaysWhenNoWorkerTakesIt();
     void interruptedRunIsCanceledOnItsWorker();
     void interruptedRunNoWorkerTookEndsAtOnce();
@@ -245,6 +277,52 @@ void TestPgQueue::workersDrainTheQueue()
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE id IN ('%1', '%2')"_s.arg(ids.first(), ids.last()))
                  .toInt(),
              2);
+}
+
+void TestPgQueue::startEachQueuesAChunkPerStatement()
+{
+    const QString url = m_pg.createDatabase();
+    const QProcessEnvironment e = env(url);
+    // The first start creates the schema; the statements after it are counted by triggers.
+    const Ran first = taskdeck({u"start"_s, u"checksum"_s, u"--arg"_s, u"file=/etc/hostname"_s}, e);
+    QVERIFY2(first.code == 0, qPrintable(first.err));
+    const QStringList counting = {
+        u"CREATE TABLE statements (tbl text NOT NULL)"_s,
+        u"CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO statements VALUES (TG_TABLE_NAME); RETURN NULL; END $$"_s,
+        u"CREATE TRIGGER count_runs AFTER INSERT ON taskdeck_runs FOR EACH STATEMENT "
+        "EXECUTE FUNCTION count_statement()"_s,
+        u"CREATE TRIGGER count_queue AFTER INSERT ON taskdeck_queue FOR EACH STATEMENT "
+        "EXECUTE FUNCTION count_statement()"_s,
+    };
+    for (const QString &sql : counting)
+        QVERIFY2(m_pg.exec(url.section(u'/', -1), sql), qPrintable(m_pg.error()));
+
+    // 2,500 lines of a file: batches of 1,000, 1,000 and 500 runs, one INSERT statement each.
+    const QString each = m_home.filePath(u"each-2500.jsonl"_s);
+    {
+        QFile file(each);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        for (int i = 0; i < 2500; ++i)
+            file.write(QJsonDocument(QJsonObject{{u"file"_s, u"/etc/hostname"_s}}).toJson(QJsonDocument::Compact)
+                       + '\n');
+    }
+    const Ran started = taskdeck({u"start"_s, u"checksum"_s, u"--each"_s, each}, e);
+    QVERIFY2(started.code == 0, qPrintable(started.err));
+    const QStringList ids = started.out.split(u'\n', Qt::SkipEmptyParts);
+    QCOMPARE(ids.size(), 2500);
+    QCOMPARE(QSet<QString>(ids.cbegin(), ids.cend()).size(), 2500);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'queued'"_s).toInt(), 2501);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue q JOIN taskdeck_runs r USING (id) "
+                         "WHERE r.task = 'checksum' AND q.task = 'checksum' AND q.max_attempts = r.max_attempts"_s)
+                 .toInt(),
+             2501);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM statements WHERE tbl = 'taskdeck_runs'"_s).toInt(), 3);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM statements WHERE tbl = 'taskdeck_queue'"_s).toInt(), 3);
+    // Each run's arguments are stored with it.
+    QVERIFY(scalar(url, u"SELECT args FROM taskdeck_runs WHERE id = '%1'"_s.arg(ids.at(1234)))
+                .toString()
+                .contains(u"/etc/hostname"_s));
 }
 
 void TestPgQueue::startWithoutSharedDatabaseRunsHere()
@@ -529,27 +607,66 @@ void TestPgQueue::startRateHoldsAcrossWorkers()
     // The stored start times: in any second, at most one burst (5) plus a second's worth (5) of
     // claims, and one more for a start's delay after its claim (the worker's clock, not the
     // server's). Each worker on its own would have started 10 at once and 10 a second.
-    QList<qint64> starts;
-    const QStringList stored = scalar(url, u"SELECT string_agg(started_at::text, ',') FROM taskdeck_runs"_s)
-                                   .toString()
-                                   .split(u',', Qt::SkipEmptyParts);
-    for (const QString &start : stored)
-        starts << start.toLongLong();
+    const QList<qint64> starts = startTimes(url);
     QCOMPARE(starts.size(), 30);
-    std::sort(starts.begin(), starts.end());
-    int most = 0;
-    for (qsizetype i = 0; i < starts.size(); ++i) {
-        int inWindow = 0;
-        for (qsizetype j = i; j < starts.size() && starts.at(j) < starts.at(i) + 1000; ++j)
-            ++inWindow;
-        most = std::max(most, inWindow);
-    }
+    const int most = mostWithinOneSecond(starts);
     const qint64 span = starts.last() - starts.first();
     qInfo().noquote() << u"30 starts over %1 ms, at most %2 within one second"_s.arg(span).arg(most);
     QVERIFY2(most <= 11, qPrintable(u"%1 starts within one second"_s.arg(most)));
     // 30 starts at 5 a second after a burst of 5 take 5 s; 4 s allows for a start's delay
     // after its claim. Each worker on its own would have taken half that.
     QVERIFY2(span >= 4000, qPrintable(u"30 starts within %1 ms"_s.arg(span)));
+}
+
+void TestPgQueue::taskStartRateHoldsAcrossWorkers()
+{
+    const QString url = m_pg.createDatabase();
+    // A start rate that is not N/s or N/m is an error of the tasks file, like any other field.
+    const QString wrong = writeTasks(u"wrong-rate.yml"_s, "version: 1\ntasks:\n  rated:\n    title: Rated\n"
+                                                          "    start_rate: fast\n    command: [\"true\"]\n");
+    const Ran refused = taskdeck({u"worker"_s}, env(url, wrong));
+    QCOMPARE(refused.code, 2);
+    QVERIFY2(refused.err.contains(u"start_rate"_s) && refused.err.contains(u"N/s or N/m"_s), qPrintable(refused.err));
+
+    // One task with a start rate of its own, one without: the rate holds the one back, for both
+    // workers together, and not the other.
+    const QString tasks = writeTasks(u"rated.yml"_s, "version: 1\ntasks:\n"
+                                                     "  rated:\n    title: Rated\n    start_rate: 5/s\n"
+                                                     "    command: [\"true\"]\n"
+                                                     "  free:\n    title: Free\n    command: [\"true\"]\n");
+    QByteArray each;
+    for (int i = 0; i < 25; ++i)
+        each += "{}\n";
+    for (const QString &task : {u"rated"_s, u"free"_s}) {
+        const Ran started = taskdeck({u"start"_s, task, u"--each"_s, u"-"_s}, env(url, tasks), each);
+        QVERIFY2(started.code == 0, qPrintable(started.err));
+    }
+    QProcess *first = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    QProcess *second = startWorker(env(url, tasks), {u"--concurrency"_s, u"4"_s});
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE status = 'succeeded'"_s).toInt(),
+                              50, 120000);
+    QVERIFY(stopWorker(first));
+    QVERIFY(stopWorker(second));
+    QCOMPARE(scalar(url, u"SELECT value FROM taskdeck_limits WHERE name = 'task_rate:rated'"_s).toDouble(), 5.0);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_limits WHERE name <> 'task_rate:rated'"_s).toInt(), 0);
+    QCOMPARE(scalar(url, u"SELECT count(DISTINCT owner) FROM taskdeck_runs"_s).toInt(), 2);
+
+    const QList<qint64> rated = startTimes(url, u"rated"_s);
+    const QList<qint64> free = startTimes(url, u"free"_s);
+    QCOMPARE(rated.size(), 25);
+    QCOMPARE(free.size(), 25);
+    const int most = mostWithinOneSecond(rated);
+    const qint64 span = rated.last() - rated.first();
+    qInfo().noquote() << u"25 rated starts over %1 ms, at most %2 within one second; 25 free ones over %3 ms"_s
+                             .arg(span)
+                             .arg(most)
+                             .arg(free.last() - free.first());
+    // In any second at most one burst (5) plus a second's worth (5), and one more for a start's
+    // delay after its claim; 25 starts after a burst of 5 take 4 s at 5 a second (3 s allows
+    // for that delay). The task without a rate is not held back: it is done before.
+    QVERIFY2(most <= 11, qPrintable(u"%1 rated starts within one second"_s.arg(most)));
+    QVERIFY2(span >= 3000, qPrintable(u"25 rated starts within %1 ms"_s.arg(span)));
+    QVERIFY2(free.last() < rated.last(), "the task without a start rate waited for the rated one");
 }
 
 void TestPgQueue::runFollowsTheRunOnAWorker_data()
@@ -586,6 +703,31 @@ void TestPgQueue::runFollowsTheRunOnAWorker()
     QCOMPARE(local.code, exitCode);
     QVERIFY2(!local.err.contains(u"queued for a worker"_s), qPrintable(local.err));
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs"_s).toInt(), 2);
+    QVERIFY(stopWorker(worker));
+}
+
+void TestPgQueue::runShowsTheProgressOfTheRunOnAWorker()
+{
+    const QString url = m_pg.createDatabase();
+    // Each report stays long enough for the follower to read the row the worker wrote.
+    const QString tasks = writeTasks(
+        u"progress.yml"_s,
+        "version: 1\ntasks:\n  steps:\n    title: Steps\n    shell: |\n"
+        "      echo '::progress::1/4 first step'; sleep 0.8\n"
+        "      echo '::progress::2/4'; sleep 0.8\n"
+        "      echo '::progress::3/4 third step'; sleep 0.8\n"
+        "      echo done\n");
+    QProcess *worker = startWorker(env(url, tasks));
+    const Ran ran = taskdeck({u"run"_s, u"steps"_s}, env(url, tasks));
+    QCOMPARE(ran.code, 0);
+    QVERIFY2(ran.err.contains(u"queued for a worker"_s), qPrintable(ran.err));
+    // As a local run shows it on a stderr that is not a terminal: one line per change.
+    QVERIFY2(ran.err.contains(u"progress: 25% first step\n"_s), qPrintable(ran.err));
+    QVERIFY2(ran.err.contains(u"progress: 50%\n"_s), qPrintable(ran.err));
+    QVERIFY2(ran.err.contains(u"progress: 75% third step\n"_s), qPrintable(ran.err));
+    QCOMPARE(ran.err.count(u"progress: 75% third step"_s), 1);
+    QVERIFY2(ran.err.indexOf(u"progress: 25%"_s) < ran.err.indexOf(u"progress: 75%"_s), qPrintable(ran.err));
+    QVERIFY2(ran.out.contains(u"done\n"_s), qPrintable(ran.out));
     QVERIFY(stopWorker(worker));
 }
 

@@ -398,6 +398,11 @@ void TestPgStore::integrityCheckFindsQueueAndLogProblems()
     // gone interrupted (the orphan too); the rest stays broken.
     const Result check = runTaskdeck({u"history"_s, u"--check"_s}, env);
     QCOMPARE(check.code, 1);
+    // The findings have their own heading: no file is damaged, nothing is to be moved aside.
+    QVERIFY2(check.err.contains(u"history and queue in postgresql://"_s), qPrintable(check.err));
+    QVERIFY2(check.err.contains(u"runs, logs or queue rows that do not agree"_s), qPrintable(check.err));
+    QVERIFY2(!check.err.contains(u"damaged;"_s), qPrintable(check.err));
+    QVERIFY2(!check.err.contains(u"move it aside"_s), qPrintable(check.err));
     QVERIFY2(!check.err.contains(u"schema version"_s), qPrintable(check.err));
     QVERIFY2(check.err.contains(u"run logged is in the queue"_s), qPrintable(check.err));
     QVERIFY2(check.err.contains(u"log of run logged has no lines"_s), qPrintable(check.err));

@@ -916,7 +916,7 @@ void TestTasksFile::errorFormat()
     QCOMPARE(r.errors.constFirst().toString(),
              u"t.yml:3:5: unknown key \"colour\" in task \"x\"; accepted: title, description, "
              u"category, icon, tags, danger, expensive, timeout, retries, retry_delay, "
-             u"max_concurrent, fields, command, shell, cwd, env"_s);
+             u"max_concurrent, start_rate, fields, command, shell, cwd, env"_s);
 
     // A byte order mark is not part of the first line's columns.
     const TasksFileResult bom = parseTasksYaml("\xEF\xBB\xBFversion: 3\ntasks: {}\n", u"t.yml"_s);

@@ -93,6 +93,9 @@ struct Task
     bool expensive = false;
     Fields fields;
     int maxConcurrent = 0; //!< 0 = only the engine's limit applies
+    /*! Starts per second by every worker of a shared queue together (tasks file
+     *  \c start_rate); 0 = none. A process's own engine does not apply it. */
+    double startRate = 0;
     std::optional<std::chrono::milliseconds> timeout; //!< unset = the engine's default
     RetryPolicy retry;
     TaskFunction fn;

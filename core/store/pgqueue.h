@@ -9,6 +9,7 @@
 #include <QJsonObject>
 #include <QList>
 #include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QString>
 #include <QStringList>
 
@@ -71,11 +72,15 @@ enum class CancelOutcome {
  * A run is queued together with its history row (status queued) in one transaction that
  * notifies PgSchema::kQueueChannel. Workers claim() with SELECT ... FOR UPDATE SKIP LOCKED, so
  * claimers never wait for each other nor take the same row; a claim holds a lease that the
- * worker renews; when the run's final state is stored the worker finishes it, which deletes
- * its queue row (the queue only holds work in flight). Tasks with a limit are claimed under
- * a per-task advisory lock, after counting the runs of the task held by every worker. The
- * queue's own limits (QueueLimits, table taskdeck_limits: a global max-running and a start
- * rate) are read by every claim under the limits rows' lock.
+ * worker renews. Every claim is one transaction: it reads the queue's own limits (QueueLimits,
+ * table taskdeck_limits: a global max-running and a start rate) under the limits rows' lock,
+ * then claims with one prepared statement that also reads the runs' history rows; tasks with
+ * a limit are claimed under a per-task advisory lock, after counting the runs of the task held
+ * by every worker. When a run ends, its queue row is deleted in the transaction that stores
+ * its end, and only while this worker still holds it (a worker's PgRunStore does it, see
+ * PgRunStore::setQueueWorker(); finishHeld() and finish() do it for other callers): the queue
+ * only holds work in flight. The connection plans with sorting off (see open() in the
+ * source): a claim reads the ready index in claim order.
  * reclaimExpired() gives the runs of lost workers (expired leases) another attempt where
  * their retry policy allows, else marks them interrupted.
  */
@@ -95,7 +100,10 @@ public:
     /*! Reconnects when the connection is gone; false with \a error when it cannot yet. */
     bool ensureOpen(QString *error);
 
-    /*! Queues \a runs in one transaction; their new ids, in order, or nullopt with \a error. */
+    /*!
+     * Queues \a runs in one transaction, with one INSERT statement per 1,000 runs (their
+     * history rows and queue rows together); their new ids, in order, or nullopt with \a error.
+     */
     std::optional<QStringList> enqueue(const QList<NewQueuedRun> &runs, QString *error);
     /*!
      * Claims up to \a max runs of \a scopes, oldest first, each with a lease of \a lease.
@@ -127,6 +135,13 @@ public:
      * server's clock, so the rate holds across every worker.
      */
     bool setStartRate(double perSecond, QString *error);
+    /*!
+     * Stores the start rates of tasks, task key -> starts per second by all workers together
+     * (a task's \c start_rate), each a token bucket of its own like setStartRate()'s, row
+     * \c task_rate:KEY of taskdeck_limits; a rate of 0 removes the task's. A task's claims take
+     * its tokens in the claim's transaction, so its rate holds across every worker.
+     */
+    bool setTaskStartRates(const QHash<QString, double> &rates, QString *error);
     /*! The stored limits; nullopt with \a error when the database did not answer. */
     std::optional<QueueLimits> limits(QString *error);
     /*! The limits the last claim() or limits() found (none before either). */
@@ -162,16 +177,30 @@ private:
 
     /*! Applies the stored limits inside claim()'s transaction: lowers \a max. */
     bool takeLimits(QSqlDatabase &db, int *max, QString *error);
-    /*! Takes \a claimed tokens from the start-rate bucket read by takeLimits(). */
+    /*! Takes \a claimed tokens from the start-rate bucket read by takeLimits(), and the
+     *  tasks' claimed tokens from theirs. */
     bool settleStartTokens(QSqlDatabase &db, int claimed, QString *error);
+    /*! The next token of a bucket with \a tokens and \a rate comes in this long. */
+    void waitForToken(double tokens, double rate);
+
+    /*! A task's start-rate bucket as takeLimits() refilled it. */
+    struct TaskBucket
+    {
+        double rate = 0;
+        double tokens = 0;
+        qint64 at = 0;         // server clock (ms) of the refill
+        int taken = 0;         // tokens this claim took
+    };
 
     const PgConnectionInfo m_info;
     const QString m_worker;
     const QString m_name;
+    std::optional<QSqlQuery> m_claim; // the claim statement, prepared on the open connection
     QueueLimits m_lastLimits;
     std::chrono::milliseconds m_rateWait{0};
     double m_tokens = 0;       // the bucket as takeLimits() refilled it
     qint64 m_tokensAt = 0;     // server clock (ms) of that refill
+    QHash<QString, TaskBucket> m_taskBuckets; // by task key, as takeLimits() refilled them
 };
 
 } // namespace taskdeck

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -378,6 +379,8 @@ struct PgRunStore::Private
     quint64 enqueuedSeq = 0;              // guarded by mutex
     quint64 handledSeq = 0;               // guarded by mutex
     bool urgent = false;                  // guarded by mutex
+    QString queueWorker;                  // guarded by mutex; see setQueueWorker()
+    std::function<void(const QStringList &)> queueNotHeld; // guarded by mutex
     bool stopping = false;                // guarded by mutex
     bool available = true;                // guarded by mutex
     QString error;                        // guarded by mutex
@@ -392,6 +395,14 @@ struct PgRunStore::Private
     std::optional<Clock::time_point> failingSince;
     Clock::time_point lastCommitAt;
     QHash<QString, qint64> lastWrittenLine;
+    // Statements the writer runs in every batch, prepared once on its connection.
+    std::optional<QSqlQuery> upsertStates;
+    std::optional<QSqlQuery> dequeueEnded;
+    std::optional<QSqlQuery> notifyWritten;
+    std::optional<QSqlQuery> insertChunk;
+    void dropStatements();
+    QSqlQuery *statement(std::optional<QSqlQuery> &slot, QSqlDatabase &db, const QString &sql,
+                         QSqlError *failure);
 
     template <typename Result, typename Work>
     Result query(const Work &work, Result none);
@@ -405,10 +416,13 @@ struct PgRunStore::Private
     void startListening();
 
     void writerMain();
-    bool writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written);
+    bool writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written, QStringList *notHeld);
     bool writeRun(QSqlDatabase &db, const QString &runId, PendingRun &run, qint64 now, StateRows *states,
                   QSqlError *failure);
     bool writeStates(QSqlDatabase &db, const StateRows &states, QSqlError *failure);
+    bool dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker, QStringList *notHeld,
+                 QSqlError *failure);
+    bool notifyIds(QSqlDatabase &db, const QStringList &ids, QSqlError *failure);
     bool writeLines(QSqlDatabase &db, const QString &runId, LogLines &lines, qint64 *maxSeq, qint64 *newest,
                     QSqlError *failure);
     void pruneNow(QSqlDatabase &db);
@@ -756,11 +770,12 @@ void PgRunStore::Private::writerMain()
         }
         QSqlError failure;
         QStringList written;
+        QStringList notHeld;
         bool ok = db.isOpen();
         if (ok && pruneDue)
             pruneNow(db);
         if (ok && !pending.isEmpty())
-            ok = writeBatch(db, &failure, &written);
+            ok = writeBatch(db, &failure, &written, &notHeld);
         if (ok) {
             if (warned)
                 qCInfo(lcPgStore).noquote() << u"connected to %1 again; the history is written"_s.arg(info.displayUrl());
@@ -776,6 +791,12 @@ void PgRunStore::Private::writerMain()
                 error.clear();
             }
             committed.notify_all();
+            if (!notHeld.isEmpty()) {
+                // Under the lock: once setQueueWorker() replaced it, the old one is never called.
+                const std::lock_guard lock(mutex);
+                if (queueNotHeld)
+                    queueNotHeld(notHeld);
+            }
             for (auto &durable : pendingDurables)
                 durable();
             pendingDurables.clear();
@@ -791,6 +812,7 @@ void PgRunStore::Private::writerMain()
             problem = info.describe(failure);
         const bool lost = !db.isOpen() || isConnectionLost(db, failure);
         if (lost) {
+            dropStatements();
             db.close();
             lastWrittenLine.clear();
         }
@@ -826,56 +848,136 @@ void PgRunStore::Private::writerMain()
         writerWake.wait_for(lock, backoff, [&] { return stopping; });
         backoff = std::min(backoff * 2, kReconnectMost);
     }
+    dropStatements();
     db.close();
     db = QSqlDatabase();
     if (QSqlDatabase::contains(name))
         QSqlDatabase::removeDatabase(name);
 }
 
-bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written)
+void PgRunStore::Private::dropStatements()
 {
+    upsertStates.reset();
+    dequeueEnded.reset();
+    notifyWritten.reset();
+    insertChunk.reset();
+}
+
+// A statement prepared on the writer's connection the first time it is used (a PREPARE is a
+// round trip, and QPSQL deallocates it with another when the query goes).
+QSqlQuery *PgRunStore::Private::statement(std::optional<QSqlQuery> &slot, QSqlDatabase &db, const QString &sql,
+                                          QSqlError *failure)
+{
+    if (!slot) {
+        slot.emplace(db);
+        if (!slot->prepare(sql)) {
+            *failure = slot->lastError();
+            slot.reset();
+            return nullptr;
+        }
+    }
+    return &*slot;
+}
+
+bool PgRunStore::Private::writeBatch(QSqlDatabase &db, QSqlError *failure, QStringList *written,
+                                     QStringList *notHeld)
+{
+    QString worker;
+    {
+        const std::lock_guard lock(mutex);
+        worker = queueWorker;
+    }
     QSqlQuery q(db);
     if (!q.exec(u"BEGIN"_s)) {
         *failure = q.lastError();
         return false;
     }
+    auto rollback = [&] {
+        QSqlQuery(db).exec(u"ROLLBACK"_s);
+        written->clear();
+        notHeld->clear();
+        return false;
+    };
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
     // Copies: a failed batch is written again from pending, as it was.
     StateRows states;
+    QStringList ended;
     for (auto it = pending.begin(); it != pending.end(); ++it) {
         PendingRun run = it.value();
-        if (!writeRun(db, it.key(), run, now, &states, failure)) {
-            QSqlQuery(db).exec(u"ROLLBACK"_s);
-            return false;
-        }
+        if (!writeRun(db, it.key(), run, now, &states, failure))
+            return rollback();
         written->append(it.key());
+        if (run.state && run.state->isFinished())
+            ended << it.key();
     }
-    if (states.size() > 0 && !writeStates(db, states, failure)) {
-        QSqlQuery(db).exec(u"ROLLBACK"_s);
-        return false;
-    }
-    QSqlQuery notify(db);
-    notify.prepare(u"SELECT pg_notify(?, ?)"_s);
-    for (qsizetype i = 0; i < written->size(); i += kIdsPerNotify) {
-        notify.addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
-        notify.addBindValue(written->mid(i, kIdsPerNotify).join(u','));
-        if (!notify.exec()) {
-            *failure = notify.lastError();
-            QSqlQuery(db).exec(u"ROLLBACK"_s);
-            return false;
-        }
-    }
+    if (states.size() > 0 && !writeStates(db, states, failure))
+        return rollback();
+    // The queue rows of the runs that ended go in the same commit as their ends, while this
+    // worker still holds them (the guard trigger refused the ends of those it does not).
+    if (!worker.isEmpty() && !ended.isEmpty() && !dequeue(db, ended, worker, notHeld, failure))
+        return rollback();
+    if (!notifyIds(db, *written, failure))
+        return rollback();
     if (!q.exec(u"COMMIT"_s)) {
         *failure = q.lastError();
-        QSqlQuery(db).exec(u"ROLLBACK"_s);
         lastWrittenLine.clear();
-        return false;
+        return rollback();
     }
     // Runs that finished need no line cache any more.
-    for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
-        if (it.value().state && it.value().state->isFinished())
-            lastWrittenLine.remove(it.key());
+    for (const QString &id : std::as_const(ended))
+        lastWrittenLine.remove(id);
+    return true;
+}
+
+bool PgRunStore::Private::dequeue(QSqlDatabase &db, const QStringList &ended, const QString &worker,
+                                  QStringList *notHeld, QSqlError *failure)
+{
+    QSqlQuery *q = statement(dequeueEnded, db,
+                             u"DELETE FROM taskdeck_queue WHERE id = ANY(?::text[]) AND locked_by = ? RETURNING id"_s,
+                             failure);
+    if (!q)
+        return false;
+    QStringList quoted;
+    quoted.reserve(ended.size());
+    for (const QString &id : ended)
+        quoted << arrayElement(id);
+    q->addBindValue(QString(u'{' + quoted.join(u',') + u'}'));
+    q->addBindValue(worker);
+    if (!q->exec()) {
+        *failure = q->lastError();
+        return false;
     }
+    QSet<QString> removed;
+    while (q->next())
+        removed.insert(q->value(0).toString());
+    q->finish();
+    for (const QString &id : ended) {
+        if (!removed.contains(id))
+            notHeld->append(id);
+    }
+    return true;
+}
+
+// The ids a batch wrote, on the runs channel: as many notifications as the payload limit
+// needs, sent with one statement.
+bool PgRunStore::Private::notifyIds(QSqlDatabase &db, const QStringList &ids, QSqlError *failure)
+{
+    if (ids.isEmpty())
+        return true;
+    QSqlQuery *q = statement(notifyWritten, db, u"SELECT pg_notify(?, payload) FROM unnest(?::text[]) AS payload"_s,
+                             failure);
+    if (!q)
+        return false;
+    QStringList payloads;
+    for (qsizetype i = 0; i < ids.size(); i += kIdsPerNotify)
+        payloads << arrayElement(ids.mid(i, kIdsPerNotify).join(u','));
+    q->addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
+    q->addBindValue(QString(u'{' + payloads.join(u',') + u'}'));
+    if (!q->exec()) {
+        *failure = q->lastError();
+        return false;
+    }
+    q->finish();
     return true;
 }
 
@@ -959,14 +1061,16 @@ bool PgRunStore::Private::writeStates(QSqlDatabase &db, const StateRows &states,
         "changed_at = EXCLUDED.changed_at "
         // A late update never takes a finished run back to queued or running.
         "WHERE taskdeck_runs.status IN "_s + kActive + u" OR EXCLUDED.status NOT IN "_s + kActive;
-    QSqlQuery q(db);
-    q.prepare(sql);
+    QSqlQuery *q = statement(upsertStates, db, sql, failure);
+    if (!q)
+        return false;
     for (int column = 0; column < StateRows::kColumns; ++column)
-        q.addBindValue(states.array(column));
-    if (!q.exec()) {
-        *failure = q.lastError();
+        q->addBindValue(states.array(column));
+    if (!q->exec()) {
+        *failure = q->lastError();
         return false;
     }
+    q->finish();
     return true;
 }
 
@@ -991,22 +1095,25 @@ bool PgRunStore::Private::writeLines(QSqlDatabase &db, const QString &runId, Log
         last = q.value(0).toLongLong();
     }
 
-    QSqlQuery insert(db);
-    insert.prepare(u"INSERT INTO taskdeck_log_chunks (run_id, first_line, last_line, data, last_seq) "
-                   "VALUES (?, ?, ?, ?, ?)"_s);
+    QSqlQuery *insert = statement(insertChunk, db,
+                                  u"INSERT INTO taskdeck_log_chunks (run_id, first_line, last_line, data, last_seq) "
+                                  "VALUES (?, ?, ?, ?, ?)"_s,
+                                  failure);
+    if (!insert)
+        return false;
     LogChunk chunk;
     auto writeChunk = [&]() -> bool {
         if (chunk.isEmpty())
             return true;
-        insert.addBindValue(runId);
-        insert.addBindValue(chunk.firstLine());
-        insert.addBindValue(chunk.lastLine());
-        insert.addBindValue(chunk.data());
-        insert.addBindValue(chunk.maxSeq());
+        insert->addBindValue(runId);
+        insert->addBindValue(chunk.firstLine());
+        insert->addBindValue(chunk.lastLine());
+        insert->addBindValue(chunk.data());
+        insert->addBindValue(chunk.maxSeq());
         *maxSeq = std::max(*maxSeq, chunk.maxSeq());
         chunk.clear();
-        if (!insert.exec()) {
-            *failure = insert.lastError();
+        if (!insert->exec()) {
+            *failure = insert->lastError();
             return false;
         }
         return true;
@@ -1219,6 +1326,13 @@ PgRunStore::~PgRunStore()
 const PgConnectionInfo &PgRunStore::connectionInfo() const
 {
     return d->info;
+}
+
+void PgRunStore::setQueueWorker(const QString &worker, std::function<void(const QStringList &notHeld)> notHeld)
+{
+    const std::lock_guard lock(d->mutex);
+    d->queueWorker = worker;
+    d->queueNotHeld = std::move(notHeld);
 }
 
 void PgRunStore::startRetention(int days, std::chrono::milliseconds interval)

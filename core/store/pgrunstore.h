@@ -21,7 +21,9 @@ class PgConnectionInfo;
  * log lines as LogChunk rows. A finish is committed at once (finishes 3 ms apart share a
  * commit) and
  * the engine's \c durable callback runs after the commit. The same transaction notifies the
- * channel PgSchema::kRunsChannel with the ids it wrote. When the server is gone (restarted,
+ * channel PgSchema::kRunsChannel with the ids it wrote (one statement for the whole batch)
+ * and, in a worker (see setQueueWorker()), deletes the queue rows of the runs that ended.
+ * The writer's statements are prepared once on its connection. When the server is gone (restarted,
  * network lost) the writer keeps the batch, logs "reconnecting" on the category
  * "taskdeck.store", and writes it once it is back; \c durable callbacks wait for that up to
  * kDurableWait, then run anyway so the engine never hangs.
@@ -56,6 +58,22 @@ public:
 
     /*! The connection description of this store (never with a password). */
     const PgConnectionInfo &connectionInfo() const;
+
+    /*!
+     * For a queue worker: the row in taskdeck_queue of a run that \a worker (its PgQueue
+     * claimer name) holds is deleted in the same transaction that stores the run's end, so a
+     * finished run leaves the queue exactly when its end is committed, in the writer's batch,
+     * with no statement of its own. Rows another worker holds (after this one's lease expired)
+     * stay. Empty (the default): the queue is left alone. Thread-safe; set it before the
+     * runs are recorded.
+     *
+     * \a notHeld, when set, is called on the writer's thread after each commit that stored
+     * ends of runs whose queue row \a worker no longer held (its lease expired and the run was
+     * taken back; the guard trigger refused those ends), with their ids, before the batch's
+     * \c durable callbacks run. It is called under the store's lock (so that once replaced it
+     * is never called again): it must not call the store.
+     */
+    void setQueueWorker(const QString &worker, std::function<void(const QStringList &notHeld)> notHeld = {});
 
     /*! Deletes runs that finished more than \a days ago, now and every \a interval. 0: off. */
     void startRetention(int days, std::chrono::milliseconds interval = std::chrono::hours(1)) override;

@@ -67,7 +67,7 @@ const QStringList &taskKeys()
     static const QStringList keys = {
         u"title"_s,   u"description"_s, u"category"_s, u"icon"_s,    u"tags"_s,
         u"danger"_s,  u"expensive"_s,   u"timeout"_s,  u"retries"_s, u"retry_delay"_s,
-        u"max_concurrent"_s, u"fields"_s, u"command"_s, u"shell"_s, u"cwd"_s, u"env"_s,
+        u"max_concurrent"_s, u"start_rate"_s, u"fields"_s, u"command"_s, u"shell"_s, u"cwd"_s, u"env"_s,
     };
     return keys;
 }
@@ -386,6 +386,7 @@ private:
     std::optional<bool> boolean(const Entry &e, const QString &name);
     std::optional<int> count(const Entry &e, const QString &name);
     std::optional<double> number(const Entry &e, const QString &name);
+    std::optional<double> rate(const Entry &e, const QString &name);
     std::optional<std::chrono::milliseconds> duration(const Entry &e, const QString &name);
     std::optional<QStringList> textList(const Entry &e, const QString &name);
 
@@ -561,6 +562,21 @@ std::optional<double> Parser::number(const Entry &e, const QString &name)
             return value;
     }
     invalid(e, name, u"a number"_s);
+    return std::nullopt;
+}
+
+// N/s or N/m, as TASK_RATE_LIMIT and worker --start-rate: starts per second.
+std::optional<double> Parser::rate(const Entry &e, const QString &name)
+{
+    if (e.value.IsScalar()) {
+        static const QRegularExpression pattern(u"^(\\d{1,9}(?:\\.\\d{1,9})?)/([sm])$"_s);
+        const QRegularExpressionMatch m = pattern.match(fromYaml(e.value.Scalar()).trimmed());
+        const double perSecond = m.hasMatch()
+            ? QLocale::c().toDouble(m.captured(1)) / (m.captured(2) == u"m" ? 60.0 : 1.0) : 0.0;
+        if (perSecond > 0)
+            return perSecond;
+    }
+    invalid(e, name, u"starts per second or per minute as N/s or N/m (5/s, 30/m, 0.5/s)"_s);
     return std::nullopt;
 }
 
@@ -980,6 +996,10 @@ void Parser::readSettings(const Entries &e, Task &task)
     if (has(u"max_concurrent"_s)) {
         if (const auto v = count(e.at(u"max_concurrent"_s), u"max_concurrent"_s))
             task.maxConcurrent = *v;
+    }
+    if (has(u"start_rate"_s)) {
+        if (const auto v = rate(e.at(u"start_rate"_s), u"start_rate"_s))
+            task.startRate = *v;
     }
 }
 
