@@ -28,6 +28,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -59,23 +60,27 @@ template <typename F>
 class PooledClosure final : public QRunnable
 {
 public:
-    explicit PooledClosure(F &&fn) : m_fn(std::move(fn)) {}
-    explicit PooledClosure(const F &fn) : m_fn(fn) {}
+    PooledClosure(QThreadPool *pool, F &&fn) : m_pool(pool), m_fn(std::move(fn)) {}
+    PooledClosure(QThreadPool *pool, const F &fn) : m_pool(pool), m_fn(fn) {}
     ~PooledClosure() override
     {
         // Also reached without run() when the pool is cleared before it got to it.
         TASKDECK_HAPPENS_AFTER(this);
+        m_fn.reset();
+        // The closure's last step, for waitForPool().
+        TASKDECK_HAPPENS_BEFORE(m_pool);
     }
     Q_DISABLE_COPY_MOVE(PooledClosure)
 
     void run() override
     {
         TASKDECK_HAPPENS_AFTER(this);
-        m_fn();
+        (*m_fn)();
     }
 
 private:
-    F m_fn;
+    QThreadPool *const m_pool;
+    std::optional<F> m_fn;
 };
 
 /*!
@@ -89,9 +94,21 @@ private:
 template <typename F>
 void startOnPool(QThreadPool *pool, F &&fn, int priority = 0)
 {
-    auto *closure = new PooledClosure<std::decay_t<F>>(std::forward<F>(fn));
+    auto *closure = new PooledClosure<std::decay_t<F>>(pool, std::forward<F>(fn));
     TASKDECK_HAPPENS_BEFORE(closure);
     pool->start(closure, priority);
+}
+
+/*!
+ * Waits like QThreadPool::waitForDone() (for ever) for every closure started on \a pool, and
+ * makes what they did, their destruction included, happen before what follows: Qt's wait is
+ * a condition inside Qt that TSan does not see, and an owner that frees what its closures
+ * read once they are done (a store's state, after its last query) needs that order.
+ */
+inline void waitForPool(QThreadPool *pool)
+{
+    pool->waitForDone();
+    TASKDECK_HAPPENS_AFTER(pool);
 }
 
 /*!
