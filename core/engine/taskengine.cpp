@@ -1113,6 +1113,7 @@ void EngineCore::addEventLocked(RunState &st, RunEvent &&event)
             st.events.last().lines.reserve(std::min(kChunk, lines.size() - i));
         }
         LogLines &into = st.events.last().lines;
+        detail::acquireDroppedCopies(into); // followers may have read this chunk and let go
         const qsizetype take = std::min(kChunk - into.size(), lines.size() - i);
         into.append(lines.constBegin() + i, lines.constBegin() + i + take);
         i += take;
@@ -1135,6 +1136,7 @@ void EngineCore::trimEventsLocked(RunState &st)
         if (front.type == RunEvent::Type::Log) {
             const qsizetype excess = st.eventLines - keepLines;
             if (!tooMany && excess < front.lines.size()) {
+                detail::acquireDroppedCopies(front.lines); // delivered: read by followers
                 front.lines.remove(0, excess);
                 front.seq = front.lines.constFirst().seq;
                 st.eventLines -= excess;

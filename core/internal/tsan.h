@@ -10,9 +10,12 @@
 // where the future is watched) and a call posted to another thread's event loop (the
 // closure written by the poster, called by the receiver). Each gets one release before the
 // hand-over and one acquire where it arrives, in the wrappers below, so that TSan knows the
-// order Qt keeps. The annotations compile to nothing unless the build has
-// -fsanitize=thread, and postTo() is then QMetaObject::invokeMethod (docs/testing-sanitizers.md).
+// order Qt keeps. A fourth order is Qt's own but too weak for TSan: a QList changed in place
+// once the copies other threads read are dropped (acquireDroppedCopies()). The annotations
+// compile to nothing unless the build has -fsanitize=thread, and postTo() is then
+// QMetaObject::invokeMethod (docs/testing-sanitizers.md).
 
+#include <QArrayDataPointer>
 #include <QCoreApplication>
 #include <QEvent>
 #include <QFuture>
@@ -22,7 +25,10 @@
 #include <QRunnable>
 #include <QThreadPool>
 
+#include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -54,23 +60,27 @@ template <typename F>
 class PooledClosure final : public QRunnable
 {
 public:
-    explicit PooledClosure(F &&fn) : m_fn(std::move(fn)) {}
-    explicit PooledClosure(const F &fn) : m_fn(fn) {}
+    PooledClosure(QThreadPool *pool, F &&fn) : m_pool(pool), m_fn(std::move(fn)) {}
+    PooledClosure(QThreadPool *pool, const F &fn) : m_pool(pool), m_fn(fn) {}
     ~PooledClosure() override
     {
         // Also reached without run() when the pool is cleared before it got to it.
         TASKDECK_HAPPENS_AFTER(this);
+        m_fn.reset();
+        // The closure's last step, for waitForPool().
+        TASKDECK_HAPPENS_BEFORE(m_pool);
     }
     Q_DISABLE_COPY_MOVE(PooledClosure)
 
     void run() override
     {
         TASKDECK_HAPPENS_AFTER(this);
-        m_fn();
+        (*m_fn)();
     }
 
 private:
-    F m_fn;
+    QThreadPool *const m_pool;
+    std::optional<F> m_fn;
 };
 
 /*!
@@ -84,9 +94,48 @@ private:
 template <typename F>
 void startOnPool(QThreadPool *pool, F &&fn, int priority = 0)
 {
-    auto *closure = new PooledClosure<std::decay_t<F>>(std::forward<F>(fn));
+    auto *closure = new PooledClosure<std::decay_t<F>>(pool, std::forward<F>(fn));
     TASKDECK_HAPPENS_BEFORE(closure);
     pool->start(closure, priority);
+}
+
+/*!
+ * Waits like QThreadPool::waitForDone() (for ever) for every closure started on \a pool, and
+ * makes what they did, their destruction included, happen before what follows: Qt's wait is
+ * a condition inside Qt that TSan does not see, and an owner that frees what its closures
+ * read once they are done (a store's state, after its last query) needs that order.
+ */
+inline void waitForPool(QThreadPool *pool)
+{
+    pool->waitForDone();
+    TASKDECK_HAPPENS_AFTER(pool);
+}
+
+/*!
+ * Call before changing \a list in place (an append, a remove) where copies of it may have
+ * been read on other threads and dropped since.
+ *
+ * Each copy of an implicitly shared QList drops its reference with a release, but QList
+ * decides that its buffer is no longer shared, and may be changed in place, with a relaxed
+ * load of the count (QArrayData::needsDetach()): nothing orders the other threads' reads of
+ * the lines before this thread's writes, for TSan or for the C++ memory model. Qt relies on
+ * the hardware there. This is the acquire that load leaves out, on the count's own address,
+ * where TSan keeps what the releasing decrements published.
+ */
+template <typename T>
+void acquireDroppedCopies(QList<T> &list)
+{
+#if defined(TASKDECK_WITH_TSAN)
+    // Qt 6.4's QList has no accessor for its header: it holds a QArrayDataPointer and
+    // nothing else, whose first member is the header (with the count first).
+    static_assert(sizeof(QList<T>) == sizeof(QArrayDataPointer<T>));
+    QArrayData *header = nullptr;
+    std::memcpy(&header, static_cast<const void *>(&list), sizeof header);
+    if (header)
+        TASKDECK_HAPPENS_AFTER(&header->ref_);
+#else
+    Q_UNUSED(list);
+#endif
 }
 
 /*!
@@ -107,9 +156,26 @@ const void *resultKey(const QFuture<T> &future)
  * acquireResult(). Call it before QPromise::finish(). Returns false when the promise did not
  * take the result (it was canceled).
  */
+#if defined(TASKDECK_WITH_TSAN)
+/*!
+ * \internal Held while a result is stored and its hand-over marked (publishResult()), and
+ * while a reader that gives up on a future looks for a result (abandonResult()): a lock TSan
+ * sees, so that a reader either finds the release of a stored result or cancels the future
+ * before anything is stored. Only in the tsan build.
+ */
+inline std::mutex &publishMutex()
+{
+    static std::mutex mutex;
+    return mutex;
+}
+#endif
+
 template <typename T, typename V>
 bool publishResult(QPromise<T> &promise, V &&value)
 {
+#if defined(TASKDECK_WITH_TSAN)
+    const std::lock_guard lock(publishMutex());
+#endif
     if (!promise.addResult(std::forward<V>(value)))
         return false;
     if (const void *key = resultKey(promise.future()))
@@ -139,6 +205,39 @@ void releaseResult(const QFuture<T> &future)
     if (const void *key = resultKey(future))
         TASKDECK_HAPPENS_BEFORE(key);
 }
+
+/*!
+ * A reader lets go of \a future without reading its result, or after it read it: its owner
+ * is going away, maybe before the future finished. An unfinished future is canceled, so a
+ * result not stored yet never is (QPromise::addResult() refuses it), and the release of one
+ * stored already is acquired: the reader's copy of the future may be the last one and then
+ * destroys the result. Without this, an owner deleted between the store and the watcher's
+ * finished() destroys a result TSan never saw handed over.
+ */
+template <typename T>
+void abandonResult(QFuture<T> future)
+{
+    if (!future.isFinished())
+        future.cancel();
+#if defined(TASKDECK_WITH_TSAN)
+    const std::lock_guard lock(publishMutex());
+#endif
+    acquireResult(future);
+}
+
+/*!
+ * A QFutureWatcher for a future whose result comes from publishResult(): it calls
+ * abandonResult() when it is destroyed, whether or not the result was read. Readers that may
+ * go away while the future is in flight (detail::whenDone()) watch with it.
+ */
+template <typename T>
+class ResultWatcher final : public QFutureWatcher<T>
+{
+public:
+    explicit ResultWatcher(QObject *parent = nullptr) : QFutureWatcher<T>(parent) {}
+    ~ResultWatcher() override { abandonResult(this->future()); }
+    Q_DISABLE_COPY_MOVE(ResultWatcher)
+};
 
 /*!
  * Finishes \a promise after publishResult() and lets go of it. The reader may have read the

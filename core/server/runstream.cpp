@@ -3,6 +3,7 @@
 
 #include "runfollower.h"
 #include "runstore.h"
+#include "../internal/tsan.h"
 #include "whendone.h"
 
 #include <QCache>
@@ -353,6 +354,7 @@ RunStream::Skip RunStream::splitSkipped(RunEvent &event) const
     if (to > from)
         skip = {lines.at(from).number, lines.at(to - 1).number, lines.at(to - 1).seq};
     if (to > 0) {
+        detail::acquireDroppedCopies(lines); // shared with the engine's window until it let go
         lines.remove(0, to);
         if (!lines.isEmpty())
             event.seq = lines.constFirst().seq;
@@ -425,6 +427,7 @@ void RunStream::trimQueue()
             excess -= drop;
             if (drop == batch.size())
                 continue;
+            detail::acquireDroppedCopies(batch);
             batch.remove(0, drop);
             item.event.seq = batch.constFirst().seq;
         }

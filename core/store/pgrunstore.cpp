@@ -262,7 +262,12 @@ public:
     {
     }
 
-    ~PgListener() override { disconnectNow(); }
+    ~PgListener() override
+    {
+        disconnectNow();
+        // Deleted on its thread as it ends, before QThread::wait() returns (see ~PgRunStore).
+        TASKDECK_HAPPENS_BEFORE(m_notifier);
+    }
 
     void start()
     {
@@ -1312,9 +1317,10 @@ PgRunStore::~PgRunStore()
     if (d->listenerThread) {
         d->listenerThread->quit();
         d->listenerThread->wait();
+        TASKDECK_HAPPENS_AFTER(d->notifier.get()); // what the listener did to the notifier
         d->listenerThread.reset();
     }
-    d->readerPool->waitForDone();
+    detail::waitForPool(d->readerPool.get()); // what the readers read of d comes before its end
     d->readerPool.reset();
     {
         const std::lock_guard lock(g_liveMutex);

@@ -19,12 +19,12 @@ namespace taskdeck::detail {
  * future finishes, so an object that may be destroyed while a query is in flight (a follower
  * whose client went away, a server shutting down) cannot be its context. A watcher owned by
  * \a owner goes away with it instead. A future that ends canceled, or without a result, calls
- * nothing.
+ * nothing. An owner gone before the future finished cancels it (ResultWatcher).
  */
 template <typename T, typename F>
 void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
 {
-    auto *watcher = new QFutureWatcher<T>(owner);
+    auto *watcher = new ResultWatcher<T>(owner); // lets go of a result it never read, too
     QObject::connect(watcher, &QFutureWatcherBase::finished, owner,
                      [watcher, fn = std::forward<F>(onDone)]() mutable {
                          watcher->deleteLater();
