@@ -25,7 +25,8 @@ namespace {
 template <typename T, typename F>
 void whenDone(QObject *owner, const QFuture<T> &future, F &&onDone)
 {
-    auto *watcher = new QFutureWatcher<T>(owner);
+    // A model gone before the answer came lets go of it in an order TSan sees (ResultWatcher).
+    auto *watcher = new taskdeck::detail::ResultWatcher<T>(owner);
     QObject::connect(watcher, &QFutureWatcherBase::finished, owner,
                      [watcher, fn = std::forward<F>(onDone)]() mutable {
                          watcher->deleteLater();
