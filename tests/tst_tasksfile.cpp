@@ -94,6 +94,7 @@ private Q_SLOTS:
     void exampleLoads();
     void everyExampleRegistersNextToTheBuiltins();
     void exampleTasksRun();
+    void startRateIsPerSecond();
     void errorPositions_data();
     void errorPositions();
     void allErrorsReported();
@@ -332,6 +333,21 @@ void TestTasksFile::exampleTasksRun()
     QCOMPARE(stamp.error.code, StartError::Code::ConfirmationRequired);
 }
 
+void TestTasksFile::startRateIsPerSecond()
+{
+    const TasksFileResult r = parseTasksYaml("tasks:\n"
+                                             "  a: {command: [true], start_rate: 5/s}\n"
+                                             "  b: {command: [true], start_rate: 30/m}\n"
+                                             "  c: {command: [true], start_rate: 0.5/s}\n"
+                                             "  d: {command: [true]}\n",
+                                             u"tasks.yml"_s);
+    QVERIFY2(r.ok(), qPrintable(listErrors(r.errors)));
+    QCOMPARE(findTask(r, u"a"_s)->startRate, 5.0);
+    QCOMPARE(findTask(r, u"b"_s)->startRate, 0.5);
+    QCOMPARE(findTask(r, u"c"_s)->startRate, 0.5);
+    QCOMPARE(findTask(r, u"d"_s)->startRate, 0.0); // no rate: starts as they come
+}
+
 void TestTasksFile::errorPositions_data()
 {
     QTest::addColumn<QByteArray>("yaml");
@@ -554,6 +570,24 @@ void TestTasksFile::errorPositions_data()
                       "    max_concurrent: two\n"
                       "    command: [true]\n")
         << u"3:21"_s << u"max_concurrent \"two\" is invalid: expected a whole number of 0 or more"_s;
+    QTest::newRow("start_rate not a rate")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    start_rate: fast\n"
+                      "    command: [true]\n")
+        << u"3:17"_s << u"start_rate \"fast\" is invalid: expected starts per second or per minute as N/s or N/m (5/s, 30/m, 0.5/s)"_s;
+    QTest::newRow("start_rate of zero")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    start_rate: 0/s\n"
+                      "    command: [true]\n")
+        << u"3:17"_s << u"start_rate \"0/s\" is invalid: expected starts per second or per minute as N/s or N/m (5/s, 30/m, 0.5/s)"_s;
+    QTest::newRow("start_rate per hour")
+        << QByteArray("tasks:\n"
+                      "  backup:\n"
+                      "    start_rate: 5/h\n"
+                      "    command: [true]\n")
+        << u"3:17"_s << u"start_rate \"5/h\" is invalid: expected starts per second or per minute as N/s or N/m (5/s, 30/m, 0.5/s)"_s;
     QTest::newRow("bool")
         << QByteArray("tasks:\n"
                       "  backup:\n"
