@@ -302,8 +302,12 @@ void TestFollow::missingEventsAreHeldForTheCaller()
     TaskEngine engine(&registry, config);
     // Opens the gate before the engine closes, so a failed check never leaves it waiting.
     const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
+    QSignalSpy progressed(&engine, &TaskEngine::runProgress);
     const QString id = engine.start(u"gated"_s, {}).runId;
-    QTRY_COMPARE(engine.snapshot(id)->logLines, 30);
+    // The progress comes after the 30 lines: once it has been delivered, so have they, and
+    // the window was trimmed to its last 10 (it keeps what was not delivered yet).
+    QTRY_COMPARE(progressed.size(), 1);
+    QCOMPARE(engine.snapshot(id)->logLines, 30);
     Following f = engine.follow(id, {.after = 5});
     QVERIFY(f.handle);
     // Lines 1..20 (seqs 3..22) are gone from the engine: seqs 6..22 must come from elsewhere.
@@ -714,8 +718,11 @@ void TestFollow::gapIsFilledFromHistory()
     TaskEngine engine(&registry, config);
     const auto openGate = qScopeGuard([&gate] { gate.open.release(1000); });
     engine.setRecorder(store.get());
+    QSignalSpy progressed(&engine, &TaskEngine::runProgress);
     const QString id = engine.start(u"gated"_s, {}).runId;
-    QTRY_COMPARE(engine.snapshot(id)->logLines, 3000);
+    // Delivered up to the progress after the 3,000 lines, so the window holds the last 10.
+    QTRY_COMPARE(progressed.size(), 1);
+    QCOMPARE(engine.snapshot(id)->logLines, 3000);
     RunFollower follower(&engine, store.get());
     std::optional<Following> got;
     follower.follow(id, {.after = 5}, this, [&got](Following f) { got = std::move(f); });
