@@ -45,6 +45,7 @@
 #include <limits>
 #include <condition_variable>
 #include <deque>
+#include <queue>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -66,6 +67,14 @@ using Clock = std::chrono::steady_clock;
 // Long enough to gather many log lines into one transaction, short enough that a history
 // view trails a live run by no more than the engine's own event batching does.
 constexpr auto kBatchInterval = 25ms;
+// How long a queued state waits for the run's next one before it is written. A run queued
+// behind others (a burst of starts, run --each) usually starts and finishes within this,
+// and is then written once; one that really waits shows in other processes' views this much
+// later. Only a batch interval, as running states wait, made the writer's own lag decide:
+// a writer behind by more than 25 ms found every queued state due and wrote it, then the
+// run again when it finished, which made it fall further behind (bench_history's slow
+// rounds wrote a queued row for up to 57,000 of 102,000 runs; see bench/README.md).
+constexpr auto kQueuedHold = 1s;
 // A finish is committed at once when the writer has been quiet this long, else this long after
 // its last commit: finishes that come thick and fast share commits (group commit), and one that
 // comes alone is shown at once. While finishes keep coming (the last commit carried some too)
@@ -279,6 +288,7 @@ constexpr qsizetype kLinesPerEntry = 1024;
 struct PendingRun
 {
     Clock::time_point since = Clock::now(); // when the first of these changes was recorded
+    Clock::time_point stateAt = since;      // when the latest state was recorded
     std::optional<Run> state;
     std::optional<Progress> progress;       // only while there is no state
     // Batches as they were recorded: joining them into one list would copy every line again.
@@ -286,11 +296,24 @@ struct PendingRun
 
     void setState(Run run)
     {
+        setState(std::move(run), state ? Clock::now() : since);
+    }
+
+    void setState(Run run, Clock::time_point at)
+    {
         // Changes of one run arrive in order; still, a finish is final.
         if (state && isTerminal(state->status) && !isTerminal(run.status))
             return;
         state = std::move(run);
+        stateAt = at;
         progress.reset();
+    }
+
+    /*! Until when a queued or running state may wait for the run's next change. */
+    Clock::time_point holdUntil() const
+    {
+        return stateAt + (state && state->status == RunStatus::Queued ? Clock::duration(kQueuedHold)
+                                                                        : Clock::duration(kBatchInterval));
     }
 
     void setProgress(const Progress &value)
@@ -326,7 +349,7 @@ struct PendingRun
     void merge(PendingRun &&later)
     {
         if (later.state)
-            setState(std::move(*later.state));
+            setState(std::move(*later.state), later.stateAt);
         else if (later.progress)
             setProgress(*later.progress);
         for (LogLines &batch : later.lines)
@@ -357,7 +380,86 @@ struct RunKeyHasher
 };
 // Node-based: taking, merging and erasing entries never moves the others.
 using PendingRuns = std::unordered_map<RunKey, PendingRun, RunKeyHasher>;
+using HeldEntry = std::pair<Clock::time_point, RunKey>; // when the run's held state is due
+struct LaterDue
+{
+    bool operator()(const HeldEntry &a, const HeldEntry &b) const { return a.first > b.first; }
+};
 using Job = std::function<void(QSqlDatabase &)>;
+
+/*!
+ * Calls the callbacks of committed finishes, and frees what a committed batch held, on a
+ * thread of its own: each callback shows a run's finish in the engine (taking its locks,
+ * waking its followers) and each entry frees a run's copy. In a burst the writer alone sets
+ * the pace, and this work need not wait for it (bench/README.md, run 16). Batches are
+ * handed over in commit order and called in that order.
+ */
+class Finisher
+{
+public:
+    using Durables = std::vector<std::function<void()>>;
+
+    ~Finisher() { stop(); }
+
+    void post(Durables &&durables, PendingRuns &&garbage)
+    {
+        if (durables.empty() && garbage.empty())
+            return;
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            if (!m_thread.joinable())
+                m_thread = std::thread([this] { loop(); });
+            m_batches.push_back({std::move(durables), std::move(garbage)});
+        }
+        m_wake.notify_one();
+    }
+
+    /*! Calls what is handed over already, then ends the thread. */
+    void stop()
+    {
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            m_stopping = true;
+        }
+        m_wake.notify_one();
+        if (m_thread.joinable())
+            m_thread.join();
+    }
+
+private:
+    struct Batch
+    {
+        Durables durables;
+        PendingRuns garbage;
+    };
+
+    void loop()
+    {
+        std::deque<Batch> taken;
+        for (;;) {
+            {
+                std::unique_lock<std::mutex> lock(m_mutex);
+                m_wake.wait(lock, [this] { return m_stopping || !m_batches.empty(); });
+                if (m_batches.empty())
+                    return;
+                taken.swap(m_batches);
+            }
+            for (Batch &batch : taken) {
+                for (const auto &durable : batch.durables) {
+                    if (durable)
+                        durable();
+                }
+            }
+            taken.clear();
+        }
+    }
+
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    std::deque<Batch> m_batches; // guarded by m_mutex
+    bool m_stopping = false;     // guarded by m_mutex
+    std::thread m_thread;
+};
 
 /*!
  * A statement run through SQLite's own API on the connection QtSql opened. The writer's
@@ -754,6 +856,7 @@ struct SqliteRunStore::Private
     bool fullCheck = false;               // set before the writer starts: a crash was found
     QStringList goneOwners;               // the entries that showed it
     std::thread writer;
+    Finisher finisher; // after the writer: stop() ends the writer, then the finisher
     std::unique_ptr<RunStoreNotifier> notifier; // lives in the thread that opened the store
     std::unique_ptr<QThreadPool> readerPool;
 
@@ -799,7 +902,8 @@ struct SqliteRunStore::Private
     // each batch looks only at what changed or came due, and when each is due, oldest first
     // (an entry whose run has left held since is skipped).
     PendingRuns held;
-    std::deque<std::pair<Clock::time_point, RunKey>> heldOrder;
+    // Earliest first; an entry may be stale (its run was written since, or held again later).
+    std::priority_queue<HeldEntry, std::vector<HeldEntry>, LaterDue> heldOrder;
     QHash<QString, qint64> lastWrittenLine; // highest stored line number per unfinished run
     QHash<QString, qint64> writtenThisBatch;
     std::string changedIdsBuffer;           // the ids of the change being written (see writePending())
@@ -886,6 +990,7 @@ void SqliteRunStore::Private::stop()
     spaceFree.notify_all();
     if (writer.joinable())
         writer.join();
+    finisher.stop();
 }
 
 int SqliteRunStore::Private::runJob(std::function<int(QSqlDatabase &)> job)
@@ -1177,7 +1282,7 @@ void SqliteRunStore::Private::waitForWorkLocked(std::unique_lock<std::mutex> &lo
         // held one after another share a commit instead of each taking its own.
         const bool holding = !heldOrder.empty();
         const Clock::time_point heldDue = holding
-            ? std::max(heldOrder.front().first, lastWriteAt + kBatchInterval)
+            ? std::max(heldOrder.top().first, lastWriteAt + kBatchInterval)
             : Clock::time_point::max();
         if (nextPruneAt && now >= *nextPruneAt)
             return;
@@ -1243,10 +1348,16 @@ void SqliteRunStore::Private::foldIntoPending(PendingRuns &taken, bool everythin
     }
     // Held back long enough (or everything, for a flush or the end): due now.
     const Clock::time_point due = Clock::now();
-    while (!heldOrder.empty() && (everything || heldOrder.front().first <= due)) {
-        if (auto node = held.extract(heldOrder.front().second); !node.empty())
+    while (!heldOrder.empty() && (everything || heldOrder.top().first <= due)) {
+        auto node = held.extract(heldOrder.top().second);
+        heldOrder.pop();
+        if (node.empty())
+            continue;
+        // Held again since with a later state: its own entry comes later.
+        if (!everything && node.mapped().holdUntil() > due)
+            held.insert(std::move(node));
+        else
             pending.insert(std::move(node));
-        heldOrder.pop_front();
     }
 }
 
@@ -1341,7 +1452,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
     };
     const auto holdBack = [&](const PendingRun &run) {
         return !everything && failedAttempts == 0 && run.state && !isTerminal(run.state->status)
-               && fewLines(run) && now - run.since < kBatchInterval;
+               && fewLines(run) && now < run.holdUntil();
     };
     std::vector<QString> finishedWithLines;
     if (!missingFrom.isEmpty())
@@ -1351,7 +1462,7 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
             ++it;
             continue;
         }
-        heldOrder.emplace_back(it->second.since + kBatchInterval, it->first);
+        heldOrder.emplace(it->second.holdUntil(), it->first);
         held.insert(pending.extract(it++));
     }
     // Marks still to store go with the next batch (the run's finish, at the latest).
@@ -1418,12 +1529,13 @@ void SqliteRunStore::Private::writePending(QSqlDatabase &db, Statements &st, boo
         finishStream = !pendingDurables.empty();
     // Called even after a failure: the engine must not wait forever for a history that
     // cannot be written; the warning batchFailed() gave says what was not kept.
+    // The finisher frees the committed entries as well.
+    PendingRuns garbage;
+    if (ok)
+        garbage.swap(pending);
     std::vector<std::function<void()>> durables;
     durables.swap(pendingDurables);
-    for (const auto &durable : durables) {
-        if (durable)
-            durable();
-    }
+    finisher.post(std::move(durables), std::move(garbage));
 }
 
 void SqliteRunStore::Private::batchCommitted(bool attempted, const std::vector<QString> &finishedWithLines)
@@ -1444,7 +1556,7 @@ void SqliteRunStore::Private::batchCommitted(bool attempted, const std::vector<Q
         ids += markedThisBatch;
         noteOwnChange(batchChange, ids);
     }
-    pending.clear();
+    // pending is emptied by the caller: the finisher frees its entries.
     failedAttempts = 0;
     bool recovered = false;
     if (attempted) {
