@@ -435,6 +435,7 @@ private:
 
     void loop()
     {
+        pthread_setname_np(pthread_self(), "taskdeck-finish");
         std::deque<Batch> taken;
         for (;;) {
             {
