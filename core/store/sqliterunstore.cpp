@@ -287,8 +287,7 @@ constexpr qsizetype kLinesPerEntry = 1024;
 // queued, started and finished between two batches costs one entry and one write.
 struct PendingRun
 {
-    Clock::time_point since = Clock::now(); // when the first of these changes was recorded
-    Clock::time_point stateAt = since;      // when the latest state was recorded
+    Clock::time_point stateAt = Clock::now(); // when the latest state (or, before one, the entry) was recorded
     std::optional<Run> state;
     std::optional<Progress> progress;       // only while there is no state
     // Batches as they were recorded: joining them into one list would copy every line again.
@@ -296,7 +295,9 @@ struct PendingRun
 
     void setState(Run run)
     {
-        setState(std::move(run), state ? Clock::now() : since);
+        // A first state counts from when the entry was made (usually for it, a moment ago):
+        // the callers hold the store's lock here, and this spares them a second clock read.
+        setState(std::move(run), state ? Clock::now() : stateAt);
     }
 
     void setState(Run run, Clock::time_point at)

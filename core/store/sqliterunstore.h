@@ -15,7 +15,8 @@ namespace taskdeck {
  * connection drains the queue every few tens of milliseconds into one transaction,
  * coalescing repeated updates of a run into one row write and log lines into chunks (see
  * LogChunk). A finish is committed at once (group commit) and the engine's \c durable
- * callback runs right after that commit, on the writer thread. If the file cannot be written
+ * callback runs right after that commit, in commit order, on a thread of the store's own
+ * (not the writer's). If the file cannot be written
  * the change is kept for a few retries, a warning is logged (category "taskdeck.store") and
  * \c durable still runs, so the engine never hangs on its history. When more than
  * kMaxQueuedLines log lines wait, recordLog() waits (a bounded time) for the writer. WAL
