@@ -423,8 +423,8 @@ void TestStore::roundTripThroughEngine()
 
 void TestStore::unfinishedRunsReachTheFile()
 {
-    // The writer holds a new run's queued or running state back for one batch interval
-    // (most runs finish by then and are written once). A run that goes on must still reach
+    // The writer holds a run's running state back for one batch interval, a queued one up to
+    // a second (most runs finish by then and are written once). A run that goes on must still reach
     // the file by itself soon after, without anybody flushing: that is what a crash leaves.
     QTemporaryDir dir;
     auto store = openStore(dir.path());
