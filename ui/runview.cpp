@@ -11,6 +11,7 @@
 #include "taskengine.h"
 #include "taskicons.h"
 #include "taskregistry.h"
+#include "../core/internal/tsan.h"
 
 #include <QApplication>
 #include <QDesktopServices>
@@ -25,9 +26,9 @@
 #include <QSaveFile>
 #include <QStandardPaths>
 #include <QStyle>
+#include <QThreadPool>
 #include <QTimer>
 #include <QUrl>
-#include <QtConcurrent/QtConcurrentRun>
 
 using namespace Qt::StringLiterals;
 
@@ -439,18 +440,24 @@ void RunView::exportRunTo(ExportFormat format, const QString &path)
     Q_EMIT message(tr("Exporting to %1…").arg(QDir::toNativeSeparators(path)));
     // A watcher the view owns, not then(this): Qt 6.4's continuations with a context do not
     // survive the context going first, and a view may close while an export still runs.
-    auto *watcher = new QFutureWatcher<QString>(this);
-    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, path] {
-        const QString error = watcher->future().result();
+    // ResultWatcher and computeOnPool() hand the closure and the result over in an order
+    // ThreadSanitizer sees.
+    auto *watcher = new detail::ResultWatcher<QString>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, path] {
         watcher->deleteLater();
+        const QFuture<QString> done = watcher->future();
+        detail::acquireResult(done);
+        const QString error = done.resultCount() > 0 ? done.result()
+                                                     : tr("the export was canceled");
+        detail::releaseResult(done);
         Q_EMIT message(error.isEmpty() ? tr("Saved %1").arg(QDir::toNativeSeparators(path))
                                        : tr("Could not save %1: %2")
                                              .arg(QDir::toNativeSeparators(path), error));
         Q_EMIT exportFinished(path, error);
     });
-    watcher->setFuture(QtConcurrent::run([store, run, memoryLog, format, path] {
-        return writeExport(store, run, memoryLog, format, path);
-    }));
+    watcher->setFuture(detail::computeOnPool(
+        QThreadPool::globalInstance(),
+        [store, run, memoryLog, format, path] { return writeExport(store, run, memoryLog, format, path); }));
 }
 
 void RunView::openFullLog()

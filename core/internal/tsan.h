@@ -254,6 +254,27 @@ void finishPublished(std::shared_ptr<QPromise<T>> promise)
     acquireResult(future);
 }
 
+/*!
+ * Computes \a fn() once on \a pool and returns a future of its result, like
+ * QtConcurrent::run(pool, fn), with the hand-over of \a fn and of its result visible to
+ * ThreadSanitizer: read the result with acquireResult() first, or through a ResultWatcher.
+ */
+template <typename F>
+auto computeOnPool(QThreadPool *pool, F &&fn) -> QFuture<std::invoke_result_t<std::decay_t<F> &>>
+{
+    using Result = std::invoke_result_t<std::decay_t<F> &>;
+    // Shared, as finishPublished() wants it: the worker's copy is the last one it lets go of.
+    auto promise = std::make_shared<QPromise<Result>>();
+    QFuture<Result> future = promise->future();
+    promise->start();
+    startOnPool(pool, [promise, fn = std::forward<F>(fn)]() mutable {
+        if (!promise->isCanceled())
+            publishResult(*promise, fn());
+        finishPublished(std::move(promise));
+    });
+    return future;
+}
+
 #if defined(TASKDECK_WITH_TSAN)
 
 /*!

@@ -468,15 +468,9 @@ Result PgRunStore::Private::query(const Work &work, Result none)
 template <typename Result, typename Work>
 QFuture<Result> PgRunStore::Private::queryAsync(Work work)
 {
-    auto promise = std::make_shared<QPromise<Result>>();
-    QFuture<Result> future = promise->future();
-    promise->start();
-    detail::startOnPool(readerPool.get(), [this, promise, work = std::move(work)]() mutable {
-        if (!promise->isCanceled())
-            detail::publishResult(*promise, query(work, Result()));
-        detail::finishPublished(std::move(promise));
+    return detail::computeOnPool(readerPool.get(), [this, work = std::move(work)]() mutable {
+        return query(work, Result());
     });
-    return future;
 }
 
 void PgRunStore::Private::catchUp()
