@@ -13,6 +13,7 @@
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonObject>
+#include <QMap>
 #include <QProcess>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -289,10 +290,12 @@ void TestFullDisk::eachOnAFullDiskSaysSoOnce()
     QVERIFY2(runs, qPrintable(history.out.left(500)));
     QVERIFY(!runs->isEmpty());
     int incomplete = 0;
+    QMap<QString, int> statuses; // for the failure message
     for (const QJsonValue &value : *runs) {
         const QJsonObject run = value.toObject();
         const QString id = run.value(u"id"_s).toString();
         const qint64 missingFrom = run.value(u"logMissingFrom"_s).toInteger();
+        ++statuses[run.value(u"status"_s).toString() + (missingFrom > 0 ? u" (log cut)"_s : QString())];
         if (run.value(u"status"_s).toString() != u"succeeded"_s)
             continue;
         QCOMPARE(run.value(u"logLines"_s).toInteger(), 3000);
@@ -309,7 +312,10 @@ void TestFullDisk::eachOnAFullDiskSaysSoOnce()
         for (qint64 i = 0; i < kept; ++i)
             QCOMPARE(lines.at(i), QString::number(i + 1));
     }
-    QVERIFY(incomplete > 0);
+    QStringList counted;
+    for (auto it = statuses.cbegin(); it != statuses.cend(); ++it)
+        counted << u"%1 %2"_s.arg(it.value()).arg(it.key());
+    QVERIFY2(incomplete > 0, qPrintable(u"runs kept: "_s + counted.join(u", "_s) + u"; stderr:\n"_s + each.err));
 }
 
 QTEST_GUILESS_MAIN(TestFullDisk)

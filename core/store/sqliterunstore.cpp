@@ -35,6 +35,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -94,6 +95,12 @@ constexpr auto kBusyTimeoutMs = 5000;
 // middle of a burst of log lines; past kCheckpointBytes it does them anyway, to bound the WAL.
 constexpr auto kCheckpointIdle = 200ms;
 constexpr qint64 kCheckpointBytes = 64LL * 1024 * 1024;
+// The WAL itself (whole pages, as SQLite counts them after each commit) is checkpointed once
+// it takes a quarter of the space the disk had free when the history was opened, between
+// these bounds: on a small disk a WAL left to grow until an idle moment would take all of it,
+// and a checkpoint that cannot grow the database file never frees it again.
+constexpr qint64 kSmallestWalBudget = 64 * 1024;
+constexpr qint64 kLargestWalBudget = 256LL * 1024 * 1024;
 // What a run's row costs in the WAL, roughly, for the checkpoint estimate.
 constexpr qint64 kRowBytes = 512;
 constexpr auto kRetryDelay = 1s;
@@ -789,16 +796,9 @@ struct SqliteRunStore::Private
     template <typename Result, typename Work>
     QFuture<Result> queryAsync(Work work)
     {
-        // Qt 6.4's QThreadPool takes a copyable std::function, and a QPromise is move-only.
-        auto promise = std::make_shared<QPromise<Result>>();
-        QFuture<Result> future = promise->future();
-        promise->start();
-        detail::startOnPool(readerPool.get(), [this, promise, work = std::move(work)]() mutable {
-            if (!promise->isCanceled())
-                detail::publishResult(*promise, query(work, Result()));
-            detail::finishPublished(std::move(promise));
+        return detail::computeOnPool(readerPool.get(), [this, work = std::move(work)]() mutable {
+            return query(work, Result());
         });
-        return future;
     }
 
     // Caller side.
@@ -832,6 +832,8 @@ struct SqliteRunStore::Private
     bool insertLate(Statements &st, const QString &runId, const LogLine &line, QSqlError *error);
     void prune(QSqlDatabase &db, int days);
     void checkpoint(QSqlDatabase &db);
+    void watchWalSize(QSqlDatabase &db, sqlite3 *handle); // writer thread, at start
+    qint64 walPageSize = 4096;
     QString checkForDamage(QSqlQuery &q);
     void startChangeTracking(QSqlDatabase &db);
     void noteOwnChange(qint64 change, const QStringList &runIds);
@@ -912,6 +914,8 @@ struct SqliteRunStore::Private
     qint64 batchBytes = 0;
     qint64 batchChange = 0;                 // the change number of the transaction being written
     qint64 uncheckpointedBytes = 0;
+    qint64 walBytes = 0;                    // the WAL's size after the last commit (watchWalSize())
+    qint64 walBudget = kLargestWalBudget;   // see kSmallestWalBudget
     Clock::time_point lastWriteAt;
     bool finishStream = false;              // the last commit carried finishes
     std::chrono::milliseconds finishGap() const { return finishStream ? kFinishStreamGap : kFinishGap; }
@@ -1097,8 +1101,10 @@ void SqliteRunStore::Private::writerMain()
             if (!statements->prepare())
                 problem = describe(path, statements->lastError());
         }
-        if (problem.isEmpty())
+        if (problem.isEmpty()) {
             startChangeTracking(db);
+            watchWalSize(db, statements->handle);
+        }
         {
             std::lock_guard<std::mutex> lock(mutex);
             initDone = true;
@@ -1419,7 +1425,7 @@ void SqliteRunStore::Private::loop(QSqlDatabase &db, Statements &st)
             pollOtherWriters(db);
             nextPollAt = Clock::now() + kChangePollInterval;
         }
-        if (checkpointNow || uncheckpointedBytes >= kCheckpointBytes)
+        if (checkpointNow || uncheckpointedBytes >= kCheckpointBytes || walBytes >= walBudget)
             checkpoint(db);
 
         if (stopNow) {
@@ -1963,6 +1969,27 @@ void SqliteRunStore::Private::prune(QSqlDatabase &db, int days)
     }
 }
 
+void SqliteRunStore::Private::watchWalSize(QSqlDatabase &db, sqlite3 *handle)
+{
+    QSqlQuery q(db);
+    const qint64 pageSize = q.exec(u"PRAGMA page_size"_s) && q.next() ? q.value(0).toLongLong() : 4096;
+    q.finish();
+    // The hook also takes the place of SQLite's own automatic checkpoints, which the writer's
+    // connection has turned off (wal_autocheckpoint=0).
+    walPageSize = pageSize;
+    sqlite3_wal_hook(handle, [](void *self, sqlite3 *, const char *, int frames) {
+        auto *d = static_cast<Private *>(self);
+        d->walBytes = qint64(frames) * d->walPageSize;
+        return SQLITE_OK;
+    }, this);
+    struct statvfs disk = {};
+    const QByteArray directory = QFile::encodeName(QFileInfo(path).absolutePath());
+    if (::statvfs(directory.constData(), &disk) == 0) {
+        const qint64 freeBytes = qint64(disk.f_bavail) * qint64(disk.f_frsize);
+        walBudget = std::clamp(freeBytes / 4, kSmallestWalBudget, kLargestWalBudget);
+    }
+}
+
 void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
 {
     // On a full disk a checkpoint cannot finish (the file must grow by what it copies), and
@@ -1972,6 +1999,7 @@ void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
     if (diskFull) {
         if (Clock::now() - lastFullCheckpoint < kFullDiskCheckpointInterval) {
             uncheckpointedBytes = 0;
+        walBytes = 0;
             return;
         }
         lastFullCheckpoint = Clock::now();
@@ -1983,6 +2011,7 @@ void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
             qCInfo(lcStore).noquote() << u"history database %1 has room again"_s.arg(path);
         }
         uncheckpointedBytes = 0;
+        walBytes = 0;
         return;
     }
     // The change log only has to reach the processes watching it, which look every 250 ms:
@@ -1995,6 +2024,7 @@ void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
     if (!q.exec(u"PRAGMA wal_checkpoint(PASSIVE)"_s))
         qCDebug(lcStore).noquote() << describe(path, q.lastError()) << u"(checkpoint)"_s;
     uncheckpointedBytes = 0;
+    walBytes = 0;
 }
 
 // SqliteRunStore -------------------------------------------------------------------------
