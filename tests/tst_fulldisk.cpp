@@ -20,6 +20,7 @@
 #include <QTest>
 
 #include "engineconfig.h"
+#include "../core/internal/tsan.h"
 
 #include "clitestsupport.h"
 
@@ -268,6 +269,13 @@ void TestFullDisk::floodKeepsTheOldestLinesAndSaysWhereTheLogStops()
 
 void TestFullDisk::eachOnAFullDiskSaysSoOnce()
 {
+#if defined(TASKDECK_WITH_TSAN)
+    // Under ThreadSanitizer the history's writer runs several times slower than the runs that
+    // fill it, so it meets the full disk with batches of dozens of runs, and whether even
+    // their states fit in the 256 KiB kept aside is down to timing (the flood case checks the
+    // marks under TSan too). The ci and asan builds run this case.
+    QSKIP("the batch sizes this case depends on are down to timing under ThreadSanitizer");
+#endif
     // 600 runs of 3,000 lines each: the disk fills part of the way through.
     const QString input = m_dir.filePath(u"names.jsonl"_s);
     QFile file(input);
