@@ -15,6 +15,7 @@
 #include "tasksfilewatcher.h"
 #include "theme.h"
 #include "usersettings.h"
+#include "../core/internal/tsan.h"
 
 #include <QApplication>
 #include <QDir>
@@ -196,8 +197,9 @@ int runGui(int &argc, char **argv, const CommandLine &commandLine)
         window.show();
         code = QApplication::exec();
     }
-    // Exports of the window may still be reading the history on the pool's threads.
-    QThreadPool::globalInstance()->waitForDone();
+    // Exports of the window may still be reading the history on the pool's threads
+    // (detail::computeOnPool()); waitForPool() orders their end before what follows.
+    detail::waitForPool(QThreadPool::globalInstance());
     server.reset();
     engine.shutdown();
     if (store)

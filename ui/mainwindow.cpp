@@ -20,11 +20,11 @@
 #include "tasksfilewatcher.h"
 #include "theme.h"
 #include "usersettings.h"
+#include "whendone.h"
 
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDesktopServices>
-#include <QFutureWatcher>
 #include <QLabel>
 #include <QMessageBox>
 #include <QPushButton>
@@ -300,17 +300,13 @@ void MainWindow::rerunById(const QString &runId)
     }
     if (!m_services.store)
         return;
-    // A watcher the window owns, not then(this): Qt 6.4's continuations with a context do
-    // not survive the context going first (see RunView::exportRunTo).
-    auto *watcher = new QFutureWatcher<std::optional<Run>>(this);
-    connect(watcher, &QFutureWatcher<std::optional<Run>>::finished, this, [this, watcher] {
-        watcher->deleteLater();
-        if (watcher->future().isCanceled() || watcher->future().resultCount() == 0)
-            return;
-        if (const std::optional<Run> run = watcher->future().result())
+    // Not then(this): Qt 6.4's continuations with a context do not survive the context going
+    // first. whenDone() watches with an object the window owns, and hands the result over in
+    // an order ThreadSanitizer sees.
+    detail::whenDone(this, m_services.store->findRunAsync(runId), [this](const std::optional<Run> &run) {
+        if (run)
             rerun(*run);
     });
-    watcher->setFuture(m_services.store->findRunAsync(runId));
 }
 
 void MainWindow::rerun(const Run &run)
