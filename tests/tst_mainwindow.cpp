@@ -129,6 +129,7 @@ private Q_SLOTS:
     void exportWritesRunAndLog();
     void cancelFromRunsPanelEndsCommandAndChild();
     void runOfAnotherProcessAppearsInHistory();
+    void rerunOfAStoredRunFillsTheForm();
     void noDisplayExitsWithAdvice();
     void tasksFileMistakesShowInWindow();
     void settingsFixedByEnvironmentCannotChange();
@@ -367,6 +368,33 @@ void TestMainWindow::runOfAnotherProcessAppearsInHistory()
                                  .contains(u"from-another-process"_s),
                              10000);
     QCOMPARE(m_window->runView()->run()->status, RunStatus::Succeeded);
+}
+
+void TestMainWindow::rerunOfAStoredRunFillsTheForm()
+{
+    // A run the engine no longer has: the window reads it from the history, off its thread.
+    const QJsonObject args{{u"name"_s, u"zoe"_s}, {u"count"_s, 7}};
+    const StartResult started = m_engine->start(u"greet"_s, args);
+    QVERIFY(started.ok());
+    QVERIFY(m_engine->waitForFinished(started.runId, std::chrono::seconds(10)));
+    QVERIFY(m_store->flush(std::chrono::seconds(10)));
+    m_window.reset();
+    m_engine->shutdown();
+    EngineConfig config;
+    config.maxConcurrent = 2;
+    m_engine = std::make_unique<TaskEngine>(m_registry.get(), config);
+    m_engine->setRecorder(m_store.get());
+    makeWindow();
+    QVERIFY(!m_engine->snapshot(started.runId));
+
+    auto *panel = m_window->findChild<RunsPanel *>();
+    QVERIFY(panel);
+    Q_EMIT panel->rerunRequested(started.runId);
+    TaskForm *form = m_window->taskPage()->form();
+    QTRY_COMPARE_WITH_TIMEOUT(form->values().value(u"name"_s).toString(), u"zoe"_s, 10000);
+    QCOMPARE(form->values().value(u"count"_s).toInteger(), 7);
+    // Nothing ran again: the form waits for the user.
+    QCOMPARE(m_engine->activeRuns().size(), 0);
 }
 
 void TestMainWindow::noDisplayExitsWithAdvice()
