@@ -3,6 +3,7 @@
 // concurrency, a server restarted under a writing store, and the command line on --database.
 
 #include "pgrunstore.h"
+#include "pgschema.h"
 #include "pgtestserver.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
@@ -201,6 +202,16 @@ void TestPgStore::concurrentFirstOpensMigrateOnce()
     QVariant count;
     QVERIFY(m_pg.exec(url.section(u'/', -1), u"SELECT count(*) FROM taskdeck_runs"_s, &count));
     QCOMPARE(count.toInt(), Openers);
+    // Every version's steps ran: the last one has autovacuum come to the queue table early.
+    QVariant version;
+    QVERIFY(m_pg.exec(url.section(u'/', -1), u"SELECT value FROM taskdeck_meta WHERE key = 'schema_version'"_s,
+                      &version));
+    QCOMPARE(version.toString(), QString::number(PgSchema::kVersion));
+    QVariant options;
+    QVERIFY(m_pg.exec(url.section(u'/', -1),
+                      u"SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'taskdeck_queue'"_s,
+                      &options));
+    QVERIFY2(options.toString().contains(u"autovacuum_vacuum_threshold=1000"_s), qPrintable(options.toString()));
 }
 
 void TestPgStore::survivesServerRestart()

@@ -4,6 +4,7 @@
 #include "pgschema.h"
 
 #include <QJsonDocument>
+#include <QLoggingCategory>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QUuid>
@@ -20,6 +21,8 @@ using namespace Qt::StringLiterals;
 namespace taskdeck {
 
 namespace {
+
+Q_LOGGING_CATEGORY(lcQueue, "taskdeck.queue")
 
 std::atomic<quint64> g_nextQueue{1};
 
@@ -324,6 +327,8 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
     }
     if (!q.exec(u"COMMIT"_s))
         return fail(q.lastError(), error), std::nullopt;
+    m_claimedSinceVacuum += claimed.size();
+    vacuumAfterBurst(claimed.isEmpty());
     // Oldest first, as the queue hands them out.
     QList<qsizetype> order(claimed.size());
     std::iota(order.begin(), order.end(), 0);
@@ -335,6 +340,26 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
     for (const qsizetype i : std::as_const(order))
         sorted << std::move(claimed[i]);
     return sorted;
+}
+
+void PgQueue::vacuumAfterBurst(bool foundNone)
+{
+    // Every claim leaves an entry of the ready index behind, and every finish a dead row,
+    // which the claims after it step over until the table is vacuumed: after a burst of
+    // 100,000 runs that made the first claims of the next runs take tens of milliseconds,
+    // and autovacuum comes by at most once a minute. So the worker that finds the queue empty
+    // after a burst vacuums it (a small table: what is in flight, and the dead rows), and one
+    // that claims without end does so every kVacuumDuring runs. SKIP_LOCKED: another
+    // worker's vacuum of the table is as good. A role that does not own the table gets a
+    // warning from the server, not an error, and nothing is vacuumed.
+    constexpr qint64 kVacuumAfter = 2000;
+    constexpr qint64 kVacuumDuring = 50000;
+    if (m_claimedSinceVacuum < (foundNone ? kVacuumAfter : kVacuumDuring))
+        return;
+    m_claimedSinceVacuum = 0;
+    QSqlQuery q(database());
+    if (!q.exec(u"VACUUM (SKIP_LOCKED) taskdeck_queue"_s))
+        qCDebug(lcQueue).noquote() << u"vacuuming the queue:"_s << q.lastError().text();
 }
 
 bool PgQueue::renew(std::chrono::milliseconds lease, QString *error)

@@ -182,6 +182,8 @@ private:
     bool settleStartTokens(QSqlDatabase &db, int claimed, QString *error);
     /*! The next token of a bucket with \a tokens and \a rate comes in this long. */
     void waitForToken(double tokens, double rate);
+    /*! Vacuums the queue table once this queue claimed many runs and found it empty. */
+    void vacuumAfterBurst(bool foundNone);
 
     /*! A task's start-rate bucket as takeLimits() refilled it. */
     struct TaskBucket
@@ -196,6 +198,7 @@ private:
     const QString m_worker;
     const QString m_name;
     std::optional<QSqlQuery> m_claim; // the claim statement, prepared on the open connection
+    qint64 m_claimedSinceVacuum = 0;  // runs this queue claimed since it last vacuumed the table
     QueueLimits m_lastLimits;
     std::chrono::milliseconds m_rateWait{0};
     double m_tokens = 0;       // the bucket as takeLimits() refilled it

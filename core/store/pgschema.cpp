@@ -111,6 +111,20 @@ const QStringList &version2()
     return statements;
 }
 
+// The queue table is small but churns: every run is inserted, updated at its claim and
+// deleted at its end, and the claims step over the dead rows until they are vacuumed. The
+// default thresholds (a fifth of the table, once a minute) let them pile up; these have
+// autovacuum come after a thousand, unthrottled (the table is small).
+const QStringList &version3()
+{
+    static const QStringList statements = {
+        u"ALTER TABLE taskdeck_queue SET (autovacuum_vacuum_scale_factor = 0, "
+        "autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0, "
+        "autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000)"_s,
+    };
+    return statements;
+}
+
 } // namespace
 
 bool PgSchema::migrate(QSqlDatabase &db, const QString &display, QString *error)
@@ -147,6 +161,12 @@ bool PgSchema::migrate(QSqlDatabase &db, const QString &display, QString *error)
     }
     if (version < 2) {
         for (const QString &sql : version2()) {
+            if (!q.exec(sql))
+                return fail(q.lastError());
+        }
+    }
+    if (version < 3) {
+        for (const QString &sql : version3()) {
             if (!q.exec(sql))
                 return fail(q.lastError());
         }

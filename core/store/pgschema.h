@@ -35,11 +35,16 @@ namespace taskdeck {
  *   skipped, and so is a second end of a run that ended already (a different finished_at):
  *   a worker cut off past its lease never writes over what the worker or the recovery that
  *   took the run back wrote. The queue's own bookkeeping sets taskdeck.queue_admin to pass.
+ *
+ * Version 3:
+ * - taskdeck_queue's autovacuum settings: vacuumed and analyzed after 1,000 dead rows,
+ *   unthrottled, instead of after a fifth of the table (workers also vacuum it themselves
+ *   after a burst: PgQueue::claim()).
  */
 class PgSchema final
 {
 public:
-    static constexpr int kVersion = 2;
+    static constexpr int kVersion = 3;
     /*! The LISTEN/NOTIFY channel: the payload is run ids, comma-separated. */
     static constexpr const char kRunsChannel[] = "taskdeck_runs";
     /*! The channel a queue insert notifies: the payload is the task key. */
