@@ -11,14 +11,13 @@
 #include "taskengine.h"
 #include "taskicons.h"
 #include "taskregistry.h"
-#include "../core/internal/tsan.h"
+#include "whendone.h"
 
 #include <QApplication>
 #include <QDesktopServices>
 #include <QDir>
 #include <QFile>
 #include <QFileDialog>
-#include <QFutureWatcher>
 #include <QJsonDocument>
 #include <QLabel>
 #include <QLocale>
@@ -438,26 +437,22 @@ void RunView::exportRunTo(ExportFormat format, const QString &path)
     const LogLines memoryLog = store || !m_services.engine ? LogLines()
                                                            : m_services.engine->recentLog(run.id);
     Q_EMIT message(tr("Exporting to %1…").arg(QDir::toNativeSeparators(path)));
-    // A watcher the view owns, not then(this): Qt 6.4's continuations with a context do not
-    // survive the context going first, and a view may close while an export still runs.
-    // ResultWatcher and computeOnPool() hand the closure and the result over in an order
-    // ThreadSanitizer sees.
-    auto *watcher = new detail::ResultWatcher<QString>(this);
-    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, path] {
-        watcher->deleteLater();
-        const QFuture<QString> done = watcher->future();
-        detail::acquireResult(done);
-        const QString error = done.resultCount() > 0 ? done.result()
-                                                     : tr("the export was canceled");
-        detail::releaseResult(done);
-        Q_EMIT message(error.isEmpty() ? tr("Saved %1").arg(QDir::toNativeSeparators(path))
-                                       : tr("Could not save %1: %2")
-                                             .arg(QDir::toNativeSeparators(path), error));
-        Q_EMIT exportFinished(path, error);
-    });
-    watcher->setFuture(detail::computeOnPool(
-        QThreadPool::globalInstance(),
-        [store, run, memoryLog, format, path] { return writeExport(store, run, memoryLog, format, path); }));
+    // Not then(this): Qt 6.4's continuations with a context do not survive the context going
+    // first, and a view may close while an export still runs. whenDone() watches with an
+    // object the view owns; it and computeOnPool() hand the closure and the result over in an
+    // order ThreadSanitizer sees.
+    detail::whenDone(this,
+                     detail::computeOnPool(QThreadPool::globalInstance(),
+                                           [store, run, memoryLog, format, path] {
+                                               return writeExport(store, run, memoryLog, format, path);
+                                           }),
+                     [this, path](const QString &error) {
+                         Q_EMIT message(error.isEmpty()
+                                            ? tr("Saved %1").arg(QDir::toNativeSeparators(path))
+                                            : tr("Could not save %1: %2")
+                                                  .arg(QDir::toNativeSeparators(path), error));
+                         Q_EMIT exportFinished(path, error);
+                     });
 }
 
 void RunView::openFullLog()
