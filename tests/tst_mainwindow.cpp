@@ -395,6 +395,11 @@ void TestMainWindow::rerunOfAStoredRunFillsTheForm()
     QCOMPARE(form->values().value(u"count"_s).toInteger(), 7);
     // Nothing ran again: the form waits for the user.
     QCOMPARE(m_engine->activeRuns().size(), 0);
+    // The page's new form is shown and laid out by events it posted, as a user sees it.
+    QWidget *nameEditor = form->editor(u"name"_s);
+    QVERIFY(nameEditor);
+    QTRY_VERIFY(nameEditor->isVisible() && !nameEditor->geometry().isEmpty());
+    saveShot(m_window.get(), u"window-rerun-from-history"_s);
 }
 
 void TestMainWindow::noDisplayExitsWithAdvice()
