@@ -206,6 +206,7 @@ private Q_SLOTS:
     void interruptedRunNoWorkerTookEndsAtOnce();
     void workerCutOffPastItsLeaseStops();
     void staleWritesAreRefusedByTheDatabase();
+    void claimReadsTheHistoryByIndex();
 };
 
 void TestPgQueue::initTestCase()
@@ -910,6 +911,53 @@ void TestPgQueue::staleWritesAreRefusedByTheDatabase()
     // Only the holder takes it off the queue.
     QCOMPARE(a.finishHeld({id}, &error).value_or(QStringList{u"?"_s}), QStringList());
     QCOMPARE(b.finishHeld({id}, &error).value_or(QStringList()), QStringList{id});
+}
+
+// A claim reads the history rows of the runs it takes by their key, however large the history:
+// a plan that scans the whole history (a hash join, which the planner picks for a large batch)
+// would make every claim slower as the history grows.
+void TestPgQueue::claimReadsTheHistoryByIndex()
+{
+    const QString url = m_pg.createDatabase();
+    QString error;
+    auto store = PgRunStore::open(url, &error);
+    QVERIFY2(store, qPrintable(error));
+    PgQueue producer(store->connectionInfo(), QString());
+    QVERIFY2(producer.open(&error), qPrintable(error));
+    // A queue of a burst (with a short one, the planner picks the lookups anyway).
+    QList<NewQueuedRun> batch;
+    for (int i = 0; i < 20000; ++i)
+        batch.append({u"t"_s, QJsonObject{{u"i"_s, i}}, u"v1"_s, 1});
+    const std::optional<QStringList> ids = producer.enqueue(batch, &error);
+    QVERIFY2(ids && ids->size() == 20000, qPrintable(error));
+    // A long history of finished runs beside them, known to the planner.
+    QVERIFY2(m_pg.exec(url.section(u'/', -1),
+                       u"INSERT INTO taskdeck_runs (id, task, status, queued_at, finished_at, changed_at) "
+                       "SELECT 'old-' || i, 't', 'succeeded', i, i, i FROM generate_series(1, 40000) i; "
+                       "ANALYZE taskdeck_runs; ANALYZE taskdeck_queue"_s),
+             qPrintable(m_pg.error()));
+    const QString counters =
+        u"SELECT coalesce(seq_scan, 0) || ' ' || coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = '%1'"_s;
+    auto scans = [&](const QString &table, int which) {
+        return scalar(url, counters.arg(table)).toString().section(u' ', which, which).toLongLong();
+    };
+    const qint64 historySeqScans = scans(u"taskdeck_runs"_s, 0);
+    const qint64 queueIndexScans = scans(u"taskdeck_queue"_s, 1);
+
+    {
+        PgQueue worker(store->connectionInfo(), u"worker-a"_s);
+        QVERIFY2(worker.open(&error), qPrintable(error));
+        const std::optional<QList<ClaimedRun>> claimed =
+            worker.claim({{u"v1"_s, {{u"t"_s, 0}}}}, 512, 30000ms, &error);
+        QVERIFY2(claimed, qPrintable(error));
+        QCOMPARE(claimed->size(), 512);
+        for (const ClaimedRun &run : *claimed)
+            QVERIFY2(run.args.contains(u"i"_s), qPrintable(run.id)); // read from its history row
+    }
+    // The claim's counters reach the statistics once its connection reported them (at the latest
+    // when it closed).
+    QTRY_VERIFY_WITH_TIMEOUT(scans(u"taskdeck_queue"_s, 1) > queueIndexScans, 30000);
+    QCOMPARE(scans(u"taskdeck_runs"_s, 0), historySeqScans);
 }
 
 QTEST_GUILESS_MAIN(TestPgQueue)

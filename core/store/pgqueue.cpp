@@ -220,18 +220,22 @@ std::optional<QList<ClaimedRun>> PgQueue::claim(const QList<ClaimScope> &scopes,
         }
     }
     // Claims and reads what a worker needs of each run (its history row) in one statement,
-    // prepared once per connection; the runs are put in claim order here (see open()).
+    // prepared once per connection; the runs are put in claim order here (see open()). The
+    // rows are updated by key (= ANY of the ids locked) and their history rows looked up one
+    // by one (LATERAL): with plain joins, a large batch on a long queue was planned as hash
+    // joins that read the whole queue and the whole history on every claim.
     if (!m_claim) {
         m_claim.emplace(db);
         const QString sql =
             u"WITH picked AS (UPDATE taskdeck_queue q SET locked_by = ?, lease_until = "_s + kNowMs
             + u" + ?, attempt = q.attempt + 1 "
-              "FROM (SELECT id FROM taskdeck_queue WHERE locked_by IS NULL AND run_at <= "_s + kNowMs
+              "WHERE q.id = ANY(ARRAY(SELECT id FROM taskdeck_queue WHERE locked_by IS NULL AND run_at <= "_s + kNowMs
             + u" AND tasks_version = ? AND task = ANY(?::text[]) ORDER BY run_at, id LIMIT ? "
-              "FOR UPDATE SKIP LOCKED) p WHERE q.id = p.id "
+              "FOR UPDATE SKIP LOCKED)) "
               "RETURNING q.id, q.task, q.attempt, q.max_attempts, q.run_at) "
               "SELECT p.id, p.task, p.attempt, p.max_attempts, r.args, r.queued_at, r.log_lines, r.seq, p.run_at "
-              "FROM picked p LEFT JOIN taskdeck_runs r ON r.id = p.id"_s;
+              "FROM picked p LEFT JOIN LATERAL (SELECT args, queued_at, log_lines, seq FROM taskdeck_runs "
+              "WHERE id = p.id) r ON true"_s;
         if (!m_claim->prepare(sql)) {
             const QSqlError failure = m_claim->lastError();
             m_claim.reset();
