@@ -207,10 +207,14 @@ void TestStoreContract::roundTrip()
         QCOMPARE(store->findRun(other.id)->result, value);
     }
     Run failed = makeRun(uuid(), u"kinds"_s, RunStatus::Failed, t0);
-    failed.error = {u"boom"_s, u"ExitCode"_s, u"detail\nmore"_s, true};
+    // Text that means something in an array literal or a string comes back as it was.
+    const QString tricky = u"boom \"quoted\", {braced} back\\slash\\\" NULL"_s;
+    failed.error = {tricky, u"ExitCode"_s, u"detail\nmore"_s, true};
+    failed.args = QJsonObject{{u"path"_s, u"C:\\dir\\\"x\""_s}};
     QVERIFY(recordFinishedAndWait(*store, failed));
     const std::optional<Run> failedStored = store->findRun(failed.id);
-    QCOMPARE(failedStored->error.message, u"boom"_s);
+    QCOMPARE(failedStored->error.message, tricky);
+    QCOMPARE(failedStored->args, failed.args);
     QCOMPARE(failedStored->error.kind, u"ExitCode"_s);
     QCOMPARE(failedStored->error.detail, u"detail\nmore"_s);
     QCOMPARE(failedStored->error.transient, true);

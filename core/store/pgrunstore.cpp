@@ -177,11 +177,6 @@ ThreadConnections &threadConnections()
     return connections;
 }
 
-QVariant timeValue(const QDateTime &time)
-{
-    return time.isValid() ? QVariant(time.toMSecsSinceEpoch()) : QVariant(QMetaType::fromType<qint64>());
-}
-
 QVariant textOrNull(const QString &text)
 {
     return text.isNull() ? QVariant(QMetaType::fromType<QString>()) : QVariant(text);
@@ -236,17 +231,80 @@ QString arrayElement(const QVariant &value)
 
 // The states of one batch, column by column, written with one statement (unnest of arrays)
 // instead of one statement per run: a round trip per run is what a busy server makes slow.
-struct StateRows
+// Each column is the text of a PostgreSQL array literal, its elements appended in place.
+class StateRows
 {
+public:
     static constexpr int kColumns = 23;
-    std::array<QStringList, kColumns> columns;
-    qsizetype size() const { return columns[0].size(); }
-    void add(const std::array<QVariant, kColumns> &row)
+
+    // The cells of one row, appended in column order.
+    class Row
     {
-        for (int i = 0; i < kColumns; ++i)
-            columns[size_t(i)].append(arrayElement(row[size_t(i)]));
+    public:
+        explicit Row(StateRows &rows) : m_rows(rows) {}
+        ~Row() { Q_ASSERT(m_column == kColumns); }
+        Row(const Row &) = delete;
+        Row &operator=(const Row &) = delete;
+
+        Row &text(QStringView text)
+        {
+            QString &out = next();
+            out += u'"';
+            if (!text.contains(u'\\') && !text.contains(u'"')) {
+                out += text;
+            } else {
+                for (const QChar c : text) {
+                    if (c == u'\\' || c == u'"')
+                        out += u'\\';
+                    out += c;
+                }
+            }
+            out += u'"';
+            return *this;
+        }
+        // Null for a null string (none), the text otherwise.
+        Row &textOrNull(const QString &value) { return value.isNull() ? null() : text(value); }
+        Row &number(qint64 value)
+        {
+            next() += QString::number(value);
+            return *this;
+        }
+        Row &time(const QDateTime &value) { return value.isValid() ? number(value.toMSecsSinceEpoch()) : null(); }
+        Row &flag(bool value)
+        {
+            next() += value ? u't' : u'f';
+            return *this;
+        }
+        Row &null()
+        {
+            next() += u"NULL"_s;
+            return *this;
+        }
+
+    private:
+        QString &next()
+        {
+            Q_ASSERT(m_column < kColumns);
+            QString &out = m_rows.m_columns[size_t(m_column++)];
+            if (m_rows.m_size > 1)
+                out += u',';
+            return out;
+        }
+        StateRows &m_rows;
+        int m_column = 0;
+    };
+
+    qsizetype size() const { return m_size; }
+    Row add()
+    {
+        ++m_size;
+        return Row(*this);
     }
-    QString array(int column) const { return u'{' + columns[size_t(column)].join(u',') + u'}'; }
+    QString array(int column) const { return u'{' + m_columns[size_t(column)] + u'}'; }
+
+private:
+    std::array<QString, kColumns> m_columns;
+    qsizetype m_size = 0;
 };
 
 } // namespace
@@ -989,16 +1047,33 @@ bool PgRunStore::Private::writeRun(QSqlDatabase &db, const QString &runId, Pendi
         return false;
     if (run.state) {
         const Run &r = *run.state;
-        states->add({
-            r.id, r.task, runStatusName(r.status), r.attempt, r.maxAttempts,
-            r.args.isEmpty() ? u"{}"_s : QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact)),
-            timeValue(r.queuedAt), timeValue(r.startedAt), timeValue(r.finishedAt), r.progress.done,
-            r.progress.total, textOrNull(r.progress.message), resultText(r.result), textOrNull(r.error.message),
-            textOrNull(r.error.kind), textOrNull(r.error.detail), r.error.transient, std::max(r.logLines, newest),
-            textOrNull(r.owner), std::max(r.seq, linesSeq),
-            timeValue(r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime()),
-            r.traceId.isEmpty() ? QUuid::createUuid().toString(QUuid::Id128) : r.traceId, now,
-        });
+        const QString args = r.args.isEmpty() ? u"{}"_s
+                                              : QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact));
+        const QVariant result = resultText(r.result);
+        states->add()
+            .text(r.id)
+            .text(r.task)
+            .text(runStatusName(r.status))
+            .number(r.attempt)
+            .number(r.maxAttempts)
+            .text(args)
+            .time(r.queuedAt)
+            .time(r.startedAt)
+            .time(r.finishedAt)
+            .number(r.progress.done)
+            .number(r.progress.total)
+            .textOrNull(r.progress.message)
+            .textOrNull(result.isNull() ? QString() : result.toString())
+            .textOrNull(r.error.message)
+            .textOrNull(r.error.kind)
+            .textOrNull(r.error.detail)
+            .flag(r.error.transient)
+            .number(std::max(r.logLines, newest))
+            .textOrNull(r.owner)
+            .number(std::max(r.seq, linesSeq))
+            .time(r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime())
+            .text(r.traceId.isEmpty() ? QUuid::createUuid().toString(QUuid::Id128) : r.traceId)
+            .number(now);
         return true;
     }
     if (run.progress) {
