@@ -107,8 +107,12 @@ public:
         {
             const std::lock_guard lock(m_mutex);
             if (!m_runs.contains(run.id) && m_next) {
-                m_runs.insert(run.id, *m_next);
-                m_next.reset();
+                const bool queued = !m_next->id.isEmpty();
+                m_runs.insert(run.id, *std::exchange(m_next, std::nullopt));
+                // A run from the queue is stored as queued already, under the queue's id: its
+                // start is the first change this worker has to store.
+                if (queued)
+                    return;
             }
         }
         m_store->recordQueued(translate(run));
