@@ -190,6 +190,12 @@ void TestBuiltins::checksumDigest_data()
         << u"sha512"_s << QByteArray("abc")
         << u"ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
            u"2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"_s;
+    // Longer than the smallest read buffer: read in several pieces, or in one sized to the file.
+    QTest::newRow("sha256 million a")
+        << u"sha256"_s << QByteArray(1000000, 'a')
+        << u"cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"_s;
+    QTest::newRow("md5 million a") << u"md5"_s << QByteArray(1000000, 'a')
+                                   << u"7707d6ae4e027c70eea2a935c2296f21"_s;
     QTest::newRow("md5 empty") << u"md5"_s << QByteArray()
                                << u"d41d8cd98f00b204e9800998ecf8427e"_s;
     QTest::newRow("sha256 empty")

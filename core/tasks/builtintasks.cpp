@@ -84,20 +84,24 @@ FileDigest hashFile(RunContext &ctx, const QString &path, QCryptographicHash::Al
                     const QString &progressMessage)
 {
     QFile file(path);
-    if (!file.open(QIODevice::ReadOnly))
+    // Read straight into the buffer below: no second buffer inside QFile.
+    if (!file.open(QIODevice::ReadOnly | QIODevice::Unbuffered))
         throw TaskError(u"cannot read %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
     // Pipes and special files report size 0: report progress with an unknown total then.
     const qint64 total = file.isSequential() ? 0 : file.size();
     const bool report = !progressMessage.isEmpty();
     QCryptographicHash hash(algorithm);
-    QByteArray buffer(ChunkSize, Qt::Uninitialized);
+    // A small file gets a small buffer: a run over many small files does not allocate (and
+    // fault in) a whole chunk for each.
+    const qint64 chunk = total > 0 ? std::clamp<qint64>(total, 4096, ChunkSize) : ChunkSize;
+    QByteArray buffer(chunk, Qt::Uninitialized);
     FileDigest digest;
     if (report)
         ctx.progress(0, total, progressMessage);
     for (;;) {
         if (ctx.isCanceled())
             throw TaskError(u"canceled"_s, u"Canceled"_s);
-        const qint64 n = file.read(buffer.data(), ChunkSize);
+        const qint64 n = file.read(buffer.data(), chunk);
         if (n < 0)
             throw TaskError(u"cannot read %1: %2"_s.arg(path, file.errorString()), u"FileError"_s);
         if (n == 0)
