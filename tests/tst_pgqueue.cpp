@@ -13,6 +13,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QProcessEnvironment>
 #include <QSet>
 #include <QSignalSpy>
@@ -930,6 +931,14 @@ void TestPgQueue::claimReadsTheHistoryByIndex()
         batch.append({u"t"_s, QJsonObject{{u"i"_s, i}}, u"v1"_s, 1});
     const std::optional<QStringList> ids = producer.enqueue(batch, &error);
     QVERIFY2(ids && ids->size() == 20000, qPrintable(error));
+    // Queued in order, their ids sort in that order (time-ordered UUIDs), each with a trace id.
+    QStringList sorted = *ids;
+    sorted.sort();
+    QVERIFY(sorted == *ids);
+    QVERIFY(QRegularExpression(u"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"_s)
+                .match(ids->constLast())
+                .hasMatch());
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_runs WHERE trace_id !~ '^[0-9a-f]{32}$'"_s).toInt(), 0);
     // A long history of finished runs beside them, known to the planner.
     QVERIFY2(m_pg.exec(url.section(u'/', -1),
                        u"INSERT INTO taskdeck_runs (id, task, status, queued_at, finished_at, changed_at) "

@@ -5,6 +5,7 @@
 #include "pgconnection.h"
 #include "pgschema.h"
 #include "runcolumns.h"
+#include "runid.h"
 #include "runowner.h"
 #include "runstorenotifier.h"
 #include "../internal/tsan.h"
@@ -24,7 +25,6 @@
 #include <QThread>
 #include <QThreadPool>
 #include <QTimer>
-#include <QUuid>
 #include <QVariant>
 
 #include <algorithm>
@@ -1072,7 +1072,7 @@ bool PgRunStore::Private::writeRun(QSqlDatabase &db, const QString &runId, Pendi
             .textOrNull(r.owner)
             .number(std::max(r.seq, linesSeq))
             .time(r.status == RunStatus::Retrying ? r.nextAttemptAt : QDateTime())
-            .text(r.traceId.isEmpty() ? QUuid::createUuid().toString(QUuid::Id128) : r.traceId)
+            .text(r.traceId.isEmpty() ? newTraceId() : r.traceId) // kept only by the row's insert
             .number(now);
         return true;
     }
