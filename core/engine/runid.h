@@ -10,7 +10,7 @@ namespace taskdeck {
 
 /*!
  * A new run id: a time-ordered (version 7) UUID without braces. Ids made later sort after
- * earlier ones of this process, so an index on them grows at its end.  key, when given,
+ * earlier ones of this process, so an index on them grows at its end. \a key, when given,
  * receives what runIdKey() reads back from the id.
  */
 QString newRunId(quint64 *key = nullptr);

@@ -117,4 +117,31 @@ bool isConnectionLost(const QSqlDatabase &db, const QSqlError &error)
     return !probe.exec(u"SELECT 1"_s);
 }
 
+void appendArrayElement(QString &out, QStringView text)
+{
+    out += u'"';
+    if (!text.contains(u'\\') && !text.contains(u'"')) {
+        out += text;
+    } else {
+        for (const QChar c : text) {
+            if (c == u'\\' || c == u'"')
+                out += u'\\';
+            out += c;
+        }
+    }
+    out += u'"';
+}
+
+QString textArray(const QStringList &values)
+{
+    QString out = u"{"_s;
+    for (qsizetype i = 0; i < values.size(); ++i) {
+        if (i > 0)
+            out += u',';
+        appendArrayElement(out, values.at(i));
+    }
+    out += u'}';
+    return out;
+}
+
 } // namespace taskdeck

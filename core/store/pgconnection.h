@@ -49,4 +49,10 @@ private:
 /*! True when \a error says the connection to the server is gone (not a refused statement). */
 bool isConnectionLost(const QSqlDatabase &db, const QSqlError &error);
 
+/*! Appends \a text to \a out as one quoted element of a PostgreSQL array literal. */
+void appendArrayElement(QString &out, QStringView text);
+
+/*! The PostgreSQL array literal of \a values, each quoted: bound as text, cast to text[]. */
+QString textArray(const QStringList &values);
+
 } // namespace taskdeck

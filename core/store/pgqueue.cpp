@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "pgqueue.h"
 
+#include "pgconnection.h"
 #include "pgschema.h"
 #include "runid.h"
 
@@ -35,18 +36,6 @@ constexpr qsizetype kIdsPerNotify = 150;
 constexpr qsizetype kEnqueueChunk = 1000;
 // The rows of taskdeck_limits that hold a task's start-rate bucket: this, then the task's key.
 const QString kTaskRatePrefix = u"task_rate:"_s;
-
-// A PostgreSQL text[] literal.
-QString textArray(const QStringList &values)
-{
-    QStringList quoted;
-    for (QString value : values) {
-        value.replace(u'\\', u"\\\\"_s);
-        value.replace(u'"', u"\\\""_s);
-        quoted << u'"' + value + u'"';
-    }
-    return u'{' + quoted.join(u',') + u'}';
-}
 
 bool notifyRuns(QSqlDatabase &db, const QStringList &ids)
 {

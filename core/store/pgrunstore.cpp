@@ -182,11 +182,11 @@ QVariant textOrNull(const QString &text)
     return text.isNull() ? QVariant(QMetaType::fromType<QString>()) : QVariant(text);
 }
 
-// A result as JSON text, or null for none (see SqliteRunStore: any JSON value, wrapped).
-QVariant resultText(const QJsonValue &value)
+// A result as JSON text, or a null string for none (see SqliteRunStore: any JSON value, wrapped).
+QString resultText(const QJsonValue &value)
 {
     if (value.isUndefined())
-        return QVariant(QMetaType::fromType<QString>());
+        return QString();
     const QByteArray text = QJsonDocument(QJsonArray{value}).toJson(QJsonDocument::Compact);
     return QString::fromUtf8(text.mid(1, text.size() - 2));
 }
@@ -216,19 +216,6 @@ struct PendingRun
 
 using PendingRuns = QHash<QString, PendingRun>;
 
-// A PostgreSQL array literal element: NULL, or the text quoted.
-QString arrayElement(const QVariant &value)
-{
-    if (value.isNull())
-        return u"NULL"_s;
-    if (value.typeId() == QMetaType::Bool)
-        return value.toBool() ? u"t"_s : u"f"_s;
-    QString text = value.toString();
-    text.replace(u'\\', u"\\\\"_s);
-    text.replace(u'"', u"\\\""_s);
-    return u'"' + text + u'"';
-}
-
 // The states of one batch, column by column, written with one statement (unnest of arrays)
 // instead of one statement per run: a round trip per run is what a busy server makes slow.
 // Each column is the text of a PostgreSQL array literal, its elements appended in place.
@@ -248,18 +235,7 @@ public:
 
         Row &text(QStringView text)
         {
-            QString &out = next();
-            out += u'"';
-            if (!text.contains(u'\\') && !text.contains(u'"')) {
-                out += text;
-            } else {
-                for (const QChar c : text) {
-                    if (c == u'\\' || c == u'"')
-                        out += u'\\';
-                    out += c;
-                }
-            }
-            out += u'"';
+            appendArrayElement(next(), text);
             return *this;
         }
         // Null for a null string (none), the text otherwise.
@@ -994,11 +970,7 @@ bool PgRunStore::Private::dequeue(QSqlDatabase &db, const QStringList &ended, co
                              failure);
     if (!q)
         return false;
-    QStringList quoted;
-    quoted.reserve(ended.size());
-    for (const QString &id : ended)
-        quoted << arrayElement(id);
-    q->addBindValue(QString(u'{' + quoted.join(u',') + u'}'));
+    q->addBindValue(textArray(ended));
     q->addBindValue(worker);
     if (!q->exec()) {
         *failure = q->lastError();
@@ -1027,9 +999,9 @@ bool PgRunStore::Private::notifyIds(QSqlDatabase &db, const QStringList &ids, QS
         return false;
     QStringList payloads;
     for (qsizetype i = 0; i < ids.size(); i += kIdsPerNotify)
-        payloads << arrayElement(ids.mid(i, kIdsPerNotify).join(u','));
+        payloads << ids.mid(i, kIdsPerNotify).join(u',');
     q->addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
-    q->addBindValue(QString(u'{' + payloads.join(u',') + u'}'));
+    q->addBindValue(textArray(payloads));
     if (!q->exec()) {
         *failure = q->lastError();
         return false;
@@ -1049,7 +1021,6 @@ bool PgRunStore::Private::writeRun(QSqlDatabase &db, const QString &runId, Pendi
         const Run &r = *run.state;
         const QString args = r.args.isEmpty() ? u"{}"_s
                                               : QString::fromUtf8(QJsonDocument(r.args).toJson(QJsonDocument::Compact));
-        const QVariant result = resultText(r.result);
         states->add()
             .text(r.id)
             .text(r.task)
@@ -1063,7 +1034,7 @@ bool PgRunStore::Private::writeRun(QSqlDatabase &db, const QString &runId, Pendi
             .number(r.progress.done)
             .number(r.progress.total)
             .textOrNull(r.progress.message)
-            .textOrNull(result.isNull() ? QString() : result.toString())
+            .textOrNull(resultText(r.result))
             .textOrNull(r.error.message)
             .textOrNull(r.error.kind)
             .textOrNull(r.error.detail)

@@ -1999,7 +1999,7 @@ void SqliteRunStore::Private::checkpoint(QSqlDatabase &db)
     if (diskFull) {
         if (Clock::now() - lastFullCheckpoint < kFullDiskCheckpointInterval) {
             uncheckpointedBytes = 0;
-        walBytes = 0;
+            walBytes = 0;
             return;
         }
         lastFullCheckpoint = Clock::now();
