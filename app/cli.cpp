@@ -72,6 +72,7 @@ std::optional<CliCommand> commandFromName(const QString &name)
         {u"rerun"_s, CliCommand::Rerun},     {u"help"_s, CliCommand::Help},
         {u"serve"_s, CliCommand::Serve},     {u"gui"_s, CliCommand::Gui},
         {u"start"_s, CliCommand::Start},     {u"worker"_s, CliCommand::Worker},
+        {u"cancel"_s, CliCommand::Cancel},
     };
     const auto found = commands.constFind(name);
     if (found == commands.cend())
@@ -106,6 +107,8 @@ QString commandName(CliCommand command)
         return u"start"_s;
     case CliCommand::Worker:
         return u"worker"_s;
+    case CliCommand::Cancel:
+        return u"cancel"_s;
     case CliCommand::None:
     case CliCommand::Version:
         break;
@@ -171,6 +174,7 @@ bool acceptsOption(CliCommand command, CommandOption option)
     case CliCommand::None:
     case CliCommand::Help:
     case CliCommand::Version:
+    case CliCommand::Cancel:
         break;
     }
     return false;
@@ -573,6 +577,7 @@ CommandLine parseCommandLine(const QStringList &arguments)
     case CliCommand::Log:
     case CliCommand::Export:
     case CliCommand::Rerun:
+    case CliCommand::Cancel:
         if (positionals.isEmpty())
             return failed(u"%1 needs a run id (taskdeck history shows them)"_s
                               .arg(commandName(cl.command)));
@@ -626,6 +631,7 @@ bool needsHistory(CommandLine::Command command)
     case CliCommand::Log:
     case CliCommand::Export:
     case CliCommand::Rerun:
+    case CliCommand::Cancel:
         return true;
     default:
         return false;
@@ -662,6 +668,10 @@ Commands:
         {u"  log RUN_ID [--from N]"_s,
          u"Print a run's whole stored log (from line N); stderr lines are marked \"! \", "
          u"Taskdeck's own \"# \""_s},
+        {u"  cancel RUN_ID"_s,
+         u"Cancel a queued or running run of another process: with a shared database, one "
+         u"waiting in the queue at once, one on a worker by asking its worker. Without one, "
+         u"only the process that runs it can (it says which)"_s},
         {u"  export RUN_ID [EXPORT OPTIONS]"_s,
          u"Write a run and its whole log as JSON, or its log as CSV"_s},
         {u"  rerun RUN_ID [RUN OPTIONS]"_s,
@@ -841,6 +851,7 @@ int Cli::execute(const CommandLine &commandLine)
     case CommandLine::Command::Serve:
     case CommandLine::Command::Gui:
     case CommandLine::Command::Worker:
+    case CommandLine::Command::Cancel:
         break;
     case CommandLine::Command::Start:
         // Without a shared database there is no queue: start runs like run, and says so.

@@ -37,7 +37,7 @@ constexpr int HistoryIncomplete = 3;
 struct CommandLine
 {
     enum class Command { None, Help, Version, List, Run, History, Show, Log, Export, Rerun, Serve, Gui,
-                         Start, Worker };
+                         Start, Worker, Cancel };
     enum class ExportFormat { Json, Csv };
 
     Command command = Command::None;

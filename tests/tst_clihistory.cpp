@@ -217,6 +217,7 @@ private Q_SLOTS:
     void historyUnavailable_data();
     void historyUnavailable();
     void concurrentProcesses();
+    void cancelNamesTheProcessThatCan();
     void interruptedRunRecovered();
     void retentionPrunesOldRuns();
     void anotherPidNamespaceLeavesLiveRunsAlone();
@@ -518,6 +519,7 @@ void TestCliHistory::unknownRunId_data()
     QTest::newRow("export") << QStringList{u"export"_s, id};
     QTest::newRow("export csv") << QStringList{u"export"_s, id, u"--format"_s, u"csv"_s};
     QTest::newRow("rerun") << QStringList{u"rerun"_s, id};
+    QTest::newRow("cancel") << QStringList{u"cancel"_s, id};
 }
 
 void TestCliHistory::unknownRunId()
@@ -1017,6 +1019,40 @@ void TestCliHistory::concurrentProcesses()
         QCOMPARE(log.exitCode, 0);
         QCOMPARE(nonEmptyLines(log.out).size(), 300);
     }
+}
+
+// Without a shared database only the process that runs a run can cancel it: cancel says which
+// process that is, and changes nothing.
+void TestCliHistory::cancelNamesTheProcessThatCan()
+{
+    QProcess running;
+    running.setProgram(m_bin);
+    running.setArguments({u"run"_s, u"exec"_s, u"--yes"_s, u"--json"_s, u"--arg"_s, u"command=sleep 60"_s});
+    running.setProcessEnvironment(environment());
+    running.start();
+    QVERIFY(running.waitForStarted());
+    QString id;
+    QTRY_VERIFY_WITH_TIMEOUT(
+        [&] {
+            const std::optional<QJsonArray> runs = history({u"--status"_s, u"running"_s});
+            id = runs && !runs->isEmpty() ? runs->first().toObject().value(u"id"_s).toString() : QString();
+            return !id.isEmpty();
+        }(),
+        60000);
+    const CliResult asked = runCli({u"cancel"_s, id});
+    QVERIFY(asked.finished);
+    QCOMPARE(asked.exitCode, 1);
+    QVERIFY2(asked.err.contains(u"runs in process %1 on "_s.arg(running.processId())), qPrintable(asked.err));
+    QVERIFY2(asked.err.contains(u"shared database"_s), qPrintable(asked.err));
+    QCOMPARE(running.state(), QProcess::Running);
+    QCOMPARE(history({u"--status"_s, u"running"_s}).value_or(QJsonArray()).size(), 1);
+
+    // Its own process cancels it (Ctrl+C); then cancel says it has finished.
+    ::kill(pid_t(running.processId()), SIGINT);
+    QVERIFY(running.waitForFinished(60000));
+    const CliResult again = runCli({u"cancel"_s, id});
+    QCOMPARE(again.exitCode, 1);
+    QVERIFY2(again.err.contains(u"has finished already (canceled)"_s), qPrintable(again.err));
 }
 
 void TestCliHistory::interruptedRunRecovered()

@@ -16,9 +16,11 @@
 #include <QApplication>
 #include <QFile>
 #include <QPlainTextEdit>
+#include <QPushButton>
 #include <QProcess>
 #include <QProcessEnvironment>
 #include <QSettings>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -29,6 +31,41 @@ using namespace taskdeck;
 using namespace taskdeck::ui;
 using testsupport::PgTestServer;
 
+// The window on a shared history with its own engine and no tasks: no run it shows is its own.
+struct Desk
+{
+    std::unique_ptr<PgRunStore> store;
+    TaskRegistry registry;
+    std::unique_ptr<TaskEngine> engine;
+    std::unique_ptr<MainWindow> window;
+
+    // Opens the history at \a url and shows the window; false with \a error when it cannot.
+    bool open(const QString &url, const QString &dataDir, QString *error)
+    {
+        store = PgRunStore::open(url, error);
+        if (!store)
+            return false;
+        engine = std::make_unique<TaskEngine>(&registry, EngineConfig());
+        engine->setRecorder(store.get());
+        DesktopServices services;
+        services.engine = engine.get();
+        services.registry = &registry;
+        services.store = store.get();
+        services.dataDir = dataDir;
+        window = std::make_unique<MainWindow>(services);
+        window->resize(1280, 860);
+        window->show();
+        return QTest::qWaitForWindowExposed(window.get());
+    }
+
+    ~Desk()
+    {
+        window.reset();
+        if (engine)
+            engine->shutdown();
+    }
+};
+
 class TestPgGui : public QObject
 {
     Q_OBJECT
@@ -37,8 +74,48 @@ private Q_SLOTS:
     void initTestCase();
     void cleanup();
     void runOfAWorkerAppearsLive();
+    void runOfAWorkerIsCanceledFromTheWindow();
 
 private:
+    // A task file with one task, "remote", that prints a line and then waits until \a release exists.
+    QString writeWaitingTask(const QString &release)
+    {
+        QFile tasks(m_home.filePath(u"tasks.yml"_s));
+        if (!tasks.open(QIODevice::WriteOnly))
+            return {};
+        tasks.write(u"version: 1\ntasks:\n  remote:\n    title: Remote\n    shell: |\n      echo from-the-worker\n"
+                    u"      while [ ! -e '%1' ]; do sleep 0.1; done\n      echo worker-done\n"_s.arg(release).toUtf8());
+        return tasks.fileName();
+    }
+
+    // Starts a worker (m_worker) and queues one run of "remote" for it; its id, or empty.
+    QString startRemoteRun(const QString &url, const QString &tasksFile)
+    {
+        const QString bin = qEnvironmentVariable("TASKDECK_BIN");
+        m_worker = std::make_unique<QProcess>();
+        m_worker->setProcessEnvironment(env(url, tasksFile));
+        m_worker->setWorkingDirectory(m_home.path());
+        m_worker->start(bin, {u"worker"_s});
+        QProcess start;
+        start.setProcessEnvironment(env(url, tasksFile));
+        start.setWorkingDirectory(m_home.path());
+        start.start(bin, {u"start"_s, u"remote"_s});
+        if (!start.waitForFinished(60000) || start.exitCode() != 0)
+            return {};
+        return QString::fromUtf8(start.readAllStandardOutput()).trimmed();
+    }
+
+    // The status of run \a id in \a history's rows; -1 while it is not there.
+    static int statusIn(const QAbstractItemModel *history, const QString &id)
+    {
+        for (int row = 0; row < history->rowCount(); ++row) {
+            const QModelIndex index = history->index(row, 0);
+            if (index.data(RunTableModel::RunIdRole).toString() == id)
+                return index.data(RunTableModel::StatusRole).toInt();
+        }
+        return -1;
+    }
+
     QProcessEnvironment env(const QString &url, const QString &tasksFile) const
     {
         QProcessEnvironment e = QProcessEnvironment::systemEnvironment();
@@ -73,56 +150,22 @@ void TestPgGui::cleanup()
 
 void TestPgGui::runOfAWorkerAppearsLive()
 {
-    const QString bin = qEnvironmentVariable("TASKDECK_BIN");
     const QString url = m_pg.createDatabase();
     const QString release = m_home.filePath(u"release"_s);
-    QFile tasks(m_home.filePath(u"tasks.yml"_s));
-    QVERIFY(tasks.open(QIODevice::WriteOnly));
-    // It runs until the test lets it end, so that the window sees it running first.
-    tasks.write(u"version: 1\ntasks:\n  remote:\n    title: Remote\n    shell: |\n      echo from-the-worker\n"
-                u"      while [ ! -e '%1' ]; do sleep 0.1; done\n      echo worker-done\n"_s.arg(release).toUtf8());
-    tasks.close();
+    const QString tasksFile = writeWaitingTask(release);
+    QVERIFY(!tasksFile.isEmpty());
 
-    // The window's own history, engine and (empty) tasks: the run is not its own.
+    Desk desk;
     QString error;
-    std::unique_ptr<PgRunStore> store = PgRunStore::open(url, &error);
-    QVERIFY2(store, qPrintable(error));
-    TaskRegistry registry;
-    TaskEngine engine(&registry, EngineConfig());
-    engine.setRecorder(store.get());
-    DesktopServices services;
-    services.engine = &engine;
-    services.registry = &registry;
-    services.store = store.get();
-    services.dataDir = m_home.path();
-    auto window = std::make_unique<MainWindow>(services);
-    window->resize(1280, 860);
-    window->show();
-    QVERIFY(QTest::qWaitForWindowExposed(window.get()));
+    QVERIFY2(desk.open(url, m_home.path(), &error), qPrintable(error));
+    MainWindow *window = desk.window.get();
 
-    m_worker = std::make_unique<QProcess>();
-    m_worker->setProcessEnvironment(env(url, tasks.fileName()));
-    m_worker->setWorkingDirectory(m_home.path());
-    m_worker->start(bin, {u"worker"_s});
-    QProcess start;
-    start.setProcessEnvironment(env(url, tasks.fileName()));
-    start.setWorkingDirectory(m_home.path());
-    start.start(bin, {u"start"_s, u"remote"_s});
-    QVERIFY(start.waitForFinished(60000));
-    QCOMPARE(start.exitCode(), 0);
-    const QString id = QString::fromUtf8(start.readAllStandardOutput()).trimmed();
+    const QString id = startRemoteRun(url, tasksFile);
     QVERIFY(!id.isEmpty());
 
     QAbstractItemModel *history = window->historyModel();
     QVERIFY(history);
-    const auto statusOf = [history, &id]() {
-        for (int row = 0; row < history->rowCount(); ++row) {
-            const QModelIndex index = history->index(row, 0);
-            if (index.data(RunTableModel::RunIdRole).toString() == id)
-                return index.data(RunTableModel::StatusRole).toInt();
-        }
-        return -1;
-    };
+    const auto statusOf = [history, &id]() { return statusIn(history, id); };
     // Live: the window shows it running, before it ended.
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(), int(RunStatus::Running), 60000);
     window->openRun(id);
@@ -136,9 +179,35 @@ void TestPgGui::runOfAWorkerAppearsLive()
                              30000);
     QTRY_VERIFY_WITH_TIMEOUT(window->runView()->run() && window->runView()->run()->status == RunStatus::Succeeded,
                              30000);
+}
 
-    window.reset();
-    engine.shutdown();
+// The window's Cancel reaches a run of a worker in another process: its worker cancels it.
+void TestPgGui::runOfAWorkerIsCanceledFromTheWindow()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasksFile = writeWaitingTask(m_home.filePath(u"never"_s));
+    QVERIFY(!tasksFile.isEmpty());
+    Desk desk;
+    QString error;
+    QVERIFY2(desk.open(url, m_home.path(), &error), qPrintable(error));
+    MainWindow *window = desk.window.get();
+
+    const QString id = startRemoteRun(url, tasksFile);
+    QVERIFY(!id.isEmpty());
+    QAbstractItemModel *history = window->historyModel();
+    QTRY_COMPARE_WITH_TIMEOUT(statusIn(history, id), int(RunStatus::Running), 60000);
+    window->openRun(id);
+    auto *cancel = window->runView()->findChild<QPushButton *>(u"cancelButton"_s);
+    QVERIFY(cancel);
+    QTRY_VERIFY_WITH_TIMEOUT(cancel->isEnabled(), 30000);
+    QTest::mouseClick(cancel, Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(window->statusBar()->currentMessage().contains(u"on its worker"_s), 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(statusIn(history, id), int(RunStatus::Canceled), 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(window->runView()->run() && window->runView()->run()->status == RunStatus::Canceled,
+                             30000);
+    QVERIFY(!cancel->isEnabled());
+    // Canceled by the worker, which goes on.
+    QCOMPARE(m_worker->state(), QProcess::Running);
 }
 
 QTEST_MAIN(TestPgGui)

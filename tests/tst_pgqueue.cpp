@@ -12,6 +12,8 @@
 #include <QElapsedTimer>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
 #include <QProcess>
 #include <QRegularExpression>
 #include <QProcessEnvironment>
@@ -205,6 +207,7 @@ private Q_SLOTS:
     void runSaysWhenNoWorkerTakesIt();
     void interruptedRunIsCanceledOnItsWorker();
     void interruptedRunNoWorkerTookEndsAtOnce();
+    void cancelFromAnotherProcess();
     void workerCutOffPastItsLeaseStops();
     void staleWritesAreRefusedByTheDatabase();
     void claimReadsTheHistoryByIndex();
@@ -792,6 +795,90 @@ void TestPgQueue::interruptedRunNoWorkerTookEndsAtOnce()
     QCOMPARE(run->exitCode(), 1);
     QCOMPARE(scalar(url, u"SELECT status FROM taskdeck_runs"_s).toString(), u"canceled"_s);
     QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+}
+
+// Runs queued with a shared database can be canceled from any process: taskdeck cancel, and
+// the admin server of a process that does not run them (what its pages' Cancel button sends).
+void TestPgQueue::cancelFromAnotherProcess()
+{
+    const QString url = m_pg.createDatabase();
+    const QString tasks = writeTasks(u"cancel.yml"_s, "version: 1\ntasks:\n  long:\n    title: Long\n"
+                                                      "    shell: echo started; sleep 300\n");
+    const QProcessEnvironment e = env(url, tasks);
+    auto status = [&](const QString &id) {
+        return scalar(url, u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s.arg(id)).toString();
+    };
+    auto startLong = [&]() {
+        const Ran started = taskdeck({u"start"_s, u"long"_s}, e);
+        return started.code == 0 ? started.out.trimmed() : QString();
+    };
+
+    // The admin server: it runs nothing of the queue's, it only serves.
+    QProcess *serve = startTaskdeck(e, {u"serve"_s, u"--listen"_s, u"127.0.0.1:0"_s});
+    QByteArray printed;
+    const QRegularExpression loginLine(u"log in: (http://127\\.0\\.0\\.1:\\d+)/login\\?token=([0-9a-f]+)"_s);
+    QRegularExpressionMatch login;
+    QTRY_VERIFY_WITH_TIMEOUT((printed += serve->readAllStandardOutput(),
+                              (login = loginLine.match(QString::fromUtf8(printed))).hasMatch()),
+                             60000);
+    const QString base = login.captured(1);
+    const QByteArray token = login.captured(2).toLatin1();
+    QNetworkAccessManager network;
+    auto post = [&](const QString &path, QByteArray *body) {
+        QNetworkRequest request(QUrl(base + path));
+        request.setRawHeader("Authorization", "Bearer " + token);
+        QNetworkReply *reply = network.post(request, QByteArray());
+        QSignalSpy done(reply, &QNetworkReply::finished);
+        if (!reply->isFinished() && !done.wait(30000))
+            return -1;
+        *body = reply->readAll();
+        reply->deleteLater();
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    };
+
+    // Waiting in the queue, no worker running: canceled at once, from the command line.
+    const QString waiting = startLong();
+    QVERIFY(!waiting.isEmpty());
+    Ran ran = taskdeck({u"cancel"_s, waiting}, e);
+    QVERIFY2(ran.code == 0 && ran.out.contains(u"no worker had started it"_s), qPrintable(ran.out + ran.err));
+    QCOMPARE(status(waiting), u"canceled"_s);
+    QCOMPARE(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0);
+    // A second time: it has finished, which is said, and nothing changes.
+    ran = taskdeck({u"cancel"_s, waiting}, e);
+    QCOMPARE(ran.code, 1);
+    QVERIFY2(ran.err.contains(u"has finished already (canceled)"_s), qPrintable(ran.err));
+    ran = taskdeck({u"cancel"_s, u"01a22ecd-a23d-7000-b4f9-f2084916b0ff"_s}, e);
+    QCOMPARE(ran.code, 2);
+    QVERIFY2(ran.err.contains(u"no run with id"_s), qPrintable(ran.err));
+
+    // On a worker: taskdeck cancel asks the worker, which cancels it and goes on.
+    QProcess *worker = startWorker(e);
+    const QString onWorker = startLong();
+    QVERIFY(!onWorker.isEmpty());
+    QTRY_COMPARE_WITH_TIMEOUT(status(onWorker), u"running"_s, 60000);
+    ran = taskdeck({u"cancel"_s, onWorker}, e);
+    QVERIFY2(ran.code == 0 && ran.out.contains(u"its worker was asked"_s), qPrintable(ran.out + ran.err));
+    QTRY_COMPARE_WITH_TIMEOUT(status(onWorker), u"canceled"_s, 60000);
+
+    // On a worker, from the admin server: 202, then canceled by the worker; then 409.
+    const QString fromWeb = startLong();
+    QVERIFY(!fromWeb.isEmpty());
+    QTRY_COMPARE_WITH_TIMEOUT(status(fromWeb), u"running"_s, 60000);
+    QByteArray body;
+    QCOMPARE(post(u"/admin/run/%1/cancel"_s.arg(fromWeb), &body), 202);
+    QCOMPARE(QJsonDocument::fromJson(body).object().value(u"canceling"_s).toBool(), true);
+    QTRY_COMPARE_WITH_TIMEOUT(status(fromWeb), u"canceled"_s, 60000);
+    QCOMPARE(scalar(url, u"SELECT owner FROM taskdeck_runs WHERE id = '%1'"_s.arg(fromWeb)).toString().section(u'@', 0, 0),
+             QString::number(worker->processId()));
+    QCOMPARE(post(u"/admin/run/%1/cancel"_s.arg(fromWeb), &body), 409);
+    QVERIFY2(body.contains("has finished already"), body.constData());
+    QCOMPARE(post(u"/admin/run/01a22ecd-a23d-7000-b4f9-f2084916b0ff/cancel"_s, &body), 404);
+
+    // The worker went on through all of it.
+    QCOMPARE(worker->state(), QProcess::Running);
+    QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
+    QVERIFY(stopWorker(worker));
+    QVERIFY(stopWorker(serve));
 }
 
 void TestPgQueue::workerCutOffPastItsLeaseStops()

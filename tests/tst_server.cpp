@@ -67,6 +67,7 @@ private Q_SLOTS:
     void runGoesOnWhenTheWaitingClientLeaves();
     void webSocketCanBeTurnedOff();
     void rerunStartsTheSameTaskAgain();
+    void cancelOfAnotherProcessesRunSaysWhere();
     void failedLoginsAreLimited();
     void oneTimeLoginLinkWorksOnce();
     void metricsCountRequestsAndRuns();
@@ -670,6 +671,37 @@ void tst_Server::webSocketCanBeTurnedOff()
     socket.open(req);
     QVERIFY(closed.wait(60000));
     QCOMPARE(connected.size(), 0);
+}
+
+// A run another process runs, with no shared queue between them: this server cannot cancel
+// it, and says which process can.
+void tst_Server::cancelOfAnotherProcessesRunSaysWhere()
+{
+    Run run;
+    run.id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    run.task = u"lines"_s;
+    run.status = RunStatus::Running;
+    run.attempt = 1;
+    run.maxAttempts = 1;
+    run.queuedAt = QDateTime::currentDateTimeUtc();
+    run.startedAt = run.queuedAt;
+    run.owner = u"4242@elsewhere#987654"_s;
+    run.seq = 2;
+    m_store->recordStarted(run);
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
+
+    const Answer a = request("POST", u"/admin/run/%1/cancel"_s.arg(run.id));
+    QCOMPARE(a.status, 409);
+    const QString message = a.json().value(u"message"_s).toString();
+    QVERIFY2(message.contains(u"runs in another process (process 4242 on elsewhere)"_s), qPrintable(message));
+    QCOMPARE(m_store->findRun(run.id).value_or(Run()).status, RunStatus::Running);
+
+    // Ended by its process: this server's other tests see no run of another process.
+    run.status = RunStatus::Canceled;
+    run.finishedAt = QDateTime::currentDateTimeUtc();
+    run.seq = 3;
+    m_store->recordFinished(run, {});
+    QVERIFY(m_store->flush(std::chrono::seconds(30)));
 }
 
 void tst_Server::rerunStartsTheSameTaskAgain()

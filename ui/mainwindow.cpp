@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "mainwindow.h"
+
 #include "ui_mainwindow.h"
 
 #include "adminserver.h"
+#include "cancelrun.h"
 #include "logview.h"
 #include "messagebanner.h"
 #include "historymodel.h"
@@ -95,8 +97,8 @@ MainWindow::MainWindow(const DesktopServices &services, QWidget *parent)
             [this](const QJsonObject &args, bool confirmed) { startTask(args, confirmed, false); });
     connect(m_runs, &RunsPanel::runActivated, this, &MainWindow::openRun);
     connect(m_runs, &RunsPanel::cancelRequested, this, [this](const QString &runId) {
-        if (m_services.engine->cancel(runId))
-            statusBar()->showMessage(tr("Canceling run %1…").arg(runId.left(8)), 4000);
+        cancelRunAnywhere(m_services.engine, m_services.store, runId, this,
+                          [this](const QString &text) { statusBar()->showMessage(text, 6000); });
     });
     connect(m_runs, &RunsPanel::rerunRequested, this, &MainWindow::rerunById);
     connect(m_runView, &RunView::rerunRequested, this, &MainWindow::rerun);

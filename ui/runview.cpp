@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "runview.h"
+
 #include "ui_runview.h"
 
+#include "cancelrun.h"
 #include "logview.h"
 #include "resultview.h"
 #include "runexport.h"
@@ -395,10 +397,10 @@ void RunView::updateEarlierNotice()
 
 void RunView::cancelRun()
 {
-    if (m_runId.isEmpty() || !m_services.engine)
+    if (m_runId.isEmpty())
         return;
-    if (m_services.engine->cancel(m_runId))
-        Q_EMIT message(tr("Canceling run %1…").arg(m_runId.left(8)));
+    cancelRunAnywhere(m_services.engine, m_services.store, m_runId, this,
+                      [this](const QString &text) { Q_EMIT message(text); });
 }
 
 void RunView::exportRun(ExportFormat format)

@@ -9,6 +9,7 @@
 #include "routetable.h"
 #include "runexport.h"
 #include "runfollower.h"
+#include "runowner.h"
 #include "runstore.h"
 #include "runstream.h"
 #include "servermetrics.h"
@@ -834,7 +835,27 @@ void AdminServer::Private::cancelRun(const Call &call)
         return call.reply->json(202, {{u"id"_s, id}, {u"canceling"_s, true}});
     if (const std::optional<Run> run = m_engine->snapshot(id); run && run->isFinished())
         fail(ApiError::Kind::Conflict, u"run %1 has finished already"_s.arg(id));
-    fail(ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id));
+    if (!m_store)
+        fail(ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id));
+    // Not a run of this process: one in the shared queue is canceled there, or by its worker.
+    detail::whenDone(&m_http, m_store->requestCancelAsync(id), [this, reply = call.reply, id](const CancelRequest &asked) {
+        using Outcome = CancelRequest::Outcome;
+        if (asked.outcome == Outcome::Canceled || asked.outcome == Outcome::Requested)
+            return reply->json(202, {{u"id"_s, id}, {u"canceling"_s, true}});
+        if (asked.outcome == Outcome::Failed)
+            return reply->error({ApiError::Kind::Unavailable, u"cannot cancel run %1: %2"_s.arg(id, asked.error), {}, {}});
+        // Not in a shared queue: finished, unknown, or run by another process that only it can cancel.
+        detail::whenDone(&m_http, m_store->findRunAsync(id), [reply, id](const std::optional<Run> &run) {
+            if (!run)
+                return reply->error({ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id), {}, {}});
+            if (run->isFinished())
+                return reply->error({ApiError::Kind::Conflict, u"run %1 has finished already"_s.arg(id), {}, {}});
+            reply->error({ApiError::Kind::Conflict,
+                          u"run %1 runs in another process (%2), which takes no cancel from here: cancel it "
+                          u"there"_s.arg(id, RunOwner::describe(run->owner)),
+                          {}, {}});
+        });
+    });
 }
 
 void AdminServer::Private::runLog(const Call &call)

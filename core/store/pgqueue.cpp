@@ -37,15 +37,18 @@ constexpr qsizetype kEnqueueChunk = 1000;
 // The rows of taskdeck_limits that hold a task's start-rate bucket: this, then the task's key.
 const QString kTaskRatePrefix = u"task_rate:"_s;
 
-bool notifyRuns(QSqlDatabase &db, const QStringList &ids)
+bool notifyRuns(QSqlDatabase &db, const QStringList &ids, QSqlError *failure = nullptr)
 {
     QSqlQuery notify(db);
     notify.prepare(u"SELECT pg_notify(?, ?)"_s);
     for (qsizetype i = 0; i < ids.size(); i += kIdsPerNotify) {
         notify.addBindValue(QString::fromLatin1(PgSchema::kRunsChannel));
         notify.addBindValue(ids.mid(i, kIdsPerNotify).join(u','));
-        if (!notify.exec())
+        if (!notify.exec()) {
+            if (failure)
+                *failure = notify.lastError();
             return false;
+        }
     }
     return true;
 }
@@ -669,21 +672,25 @@ std::optional<QueueLimits> PgQueue::limits(QString *error)
     return limits;
 }
 
-std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *error)
+std::optional<CancelOutcome> requestQueuedCancel(QSqlDatabase &db, const QString &id, QSqlError *failure)
 {
-    QSqlDatabase db = database();
     QSqlQuery q(db);
+    auto failed = [&](const QSqlQuery &statement) -> std::optional<CancelOutcome> {
+        *failure = statement.lastError();
+        QSqlQuery(db).exec(u"ROLLBACK"_s);
+        return std::nullopt;
+    };
     if (!q.exec(u"BEGIN"_s))
-        return fail(q.lastError(), error), std::nullopt;
+        return failed(q);
     QSqlQuery row(db);
     row.prepare(u"SELECT locked_by FROM taskdeck_queue WHERE id = ? FOR UPDATE"_s);
     row.addBindValue(id);
     if (!row.exec())
-        return fail(row.lastError(), error), std::nullopt;
+        return failed(row);
     if (!row.next()) {
         row.finish();
         if (!q.exec(u"COMMIT"_s))
-            return fail(q.lastError(), error), std::nullopt;
+            return failed(q);
         return CancelOutcome::NotQueued;
     }
     const bool held = !row.value(0).isNull();
@@ -694,7 +701,7 @@ std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *
         step.prepare(u"UPDATE taskdeck_queue SET cancel_requested = true WHERE id = ?"_s);
         step.addBindValue(id);
         if (!step.exec())
-            return fail(step.lastError(), error), std::nullopt;
+            return failed(step);
         step = QSqlQuery(db);
         step.prepare(u"SELECT pg_notify(?, ?)"_s);
         step.addBindValue(QString::fromLatin1(PgSchema::kCancelChannel));
@@ -705,7 +712,7 @@ std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *
         step.prepare(u"DELETE FROM taskdeck_queue WHERE id = ?"_s);
         step.addBindValue(id);
         if (!step.exec())
-            return fail(step.lastError(), error), std::nullopt;
+            return failed(step);
         const qint64 now = QDateTime::currentMSecsSinceEpoch();
         step = QSqlQuery(db);
         step.prepare(u"UPDATE taskdeck_runs SET status = 'canceled', finished_at = ?, changed_at = ?, seq = seq + 1, "
@@ -716,9 +723,23 @@ std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *
         step.addBindValue(id);
     }
     if (!step.exec())
-        return fail(step.lastError(), error), std::nullopt;
-    if ((outcome == CancelOutcome::Canceled && !notifyRuns(db, {id})) || !q.exec(u"COMMIT"_s))
-        return fail(q.lastError(), error), std::nullopt;
+        return failed(step);
+    if (outcome == CancelOutcome::Canceled && !notifyRuns(db, {id}, failure)) {
+        QSqlQuery(db).exec(u"ROLLBACK"_s);
+        return std::nullopt;
+    }
+    if (!q.exec(u"COMMIT"_s))
+        return failed(q);
+    return outcome;
+}
+
+std::optional<CancelOutcome> PgQueue::requestCancel(const QString &id, QString *error)
+{
+    QSqlDatabase db = database();
+    QSqlError failure;
+    const std::optional<CancelOutcome> outcome = requestQueuedCancel(db, id, &failure);
+    if (!outcome && error)
+        *error = m_info.describe(failure);
     return outcome;
 }
 

@@ -65,6 +65,13 @@ enum class CancelOutcome {
 };
 
 /*!
+ * PgQueue::requestCancel() on connection \a db, for a caller without a queue of its own (the
+ * history's readers: PgRunStore::requestCancelAsync()). One transaction; when a statement
+ * fails it is rolled back, \a failure says why and the answer is nullopt.
+ */
+std::optional<CancelOutcome> requestQueuedCancel(QSqlDatabase &db, const QString &id, QSqlError *failure);
+
+/*!
  * The shared work queue in PostgreSQL (table taskdeck_queue, next to the history; see
  * PgSchema and docs/postgresql.md). Uses one connection of its own on the thread that
  * creates it; every call is a short statement or transaction on that thread.

@@ -3,6 +3,7 @@
 
 #include "logchunk.h"
 #include "pgconnection.h"
+#include "pgqueue.h"
 #include "pgschema.h"
 #include "runcolumns.h"
 #include "runid.h"
@@ -1449,6 +1450,33 @@ QFuture<std::optional<Run>> PgRunStore::findRunAsync(const QString &id)
 QFuture<RunPage> PgRunStore::findRunsAsync(const RunQuery &query)
 {
     return d->queryAsync<RunPage>([query](QSqlDatabase &db, QSqlError *f) { return selectRuns(db, query, f); });
+}
+
+QFuture<CancelRequest> PgRunStore::requestCancelAsync(const QString &runId)
+{
+    return detail::computeOnPool(d->readerPool.get(), [p = d.get(), runId] {
+        QString problem;
+        const CancelRequest none{CancelRequest::Outcome::Failed,
+                                 u"database %1 did not answer"_s.arg(p->info.displayUrl())};
+        CancelRequest answer = p->query(
+            [&](QSqlDatabase &db, QSqlError *failure) {
+                const std::optional<CancelOutcome> outcome = requestQueuedCancel(db, runId, failure);
+                if (!outcome) {
+                    problem = p->info.describe(*failure);
+                    return none;
+                }
+                switch (*outcome) {
+                case CancelOutcome::Canceled: return CancelRequest{CancelRequest::Outcome::Canceled, {}};
+                case CancelOutcome::Requested: return CancelRequest{CancelRequest::Outcome::Requested, {}};
+                case CancelOutcome::NotQueued: break;
+                }
+                return CancelRequest{CancelRequest::Outcome::NotQueued, {}};
+            },
+            none);
+        if (answer.outcome == CancelRequest::Outcome::Failed && !problem.isEmpty())
+            answer.error = problem;
+        return answer;
+    });
 }
 
 QFuture<LogLines> PgRunStore::readLogAsync(const QString &runId, qint64 fromLine, int maxLines)

@@ -93,6 +93,8 @@ public:
     LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
     LogLines readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
     QFuture<std::optional<Run>> findRunAsync(const QString &id) override;
+    /*! Cancels a run waiting in the shared queue, or asks the worker that holds it. */
+    QFuture<CancelRequest> requestCancelAsync(const QString &runId) override;
     QFuture<RunPage> findRunsAsync(const RunQuery &query) override;
     QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
     QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;

@@ -101,6 +101,13 @@ std::optional<QString> RunOwner::processStartTime(qint64 pid)
     return QString::fromLatin1(fields.at(19));
 }
 
+QString RunOwner::describe(const QString &owner)
+{
+    if (const std::optional<RunOwner> parsed = parse(owner))
+        return u"process %1 on %2"_s.arg(parsed->pid()).arg(parsed->host());
+    return owner.isEmpty() ? u"an unknown process"_s : owner;
+}
+
 QString RunOwner::current()
 {
     return currentOwner();

@@ -23,6 +23,8 @@ public:
     /*! Parses \a owner; nullopt when it is not in the "pid@host#start[;boot=ID][;pidns=INODE]"
      *  shape (other ";key=value" parts are ignored). */
     static std::optional<RunOwner> parse(const QString &owner);
+    /*! \a owner for a person: "process PID on HOST", or as written when it does not parse. */
+    static QString describe(const QString &owner);
     /*! The owner string of the calling process, in the shape the engine writes. */
     static QString current();
     /*! This machine's host name, as owners name it. */

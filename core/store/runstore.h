@@ -35,6 +35,24 @@ struct RunPage
 };
 
 /*!
+ * What IRunStore::requestCancelAsync() did with a run this process does not run. A run that
+ * waits in a shared queue or runs on one of its workers can be canceled from any process
+ * sharing the history; a run of another process without a shared queue only by that process.
+ */
+struct CancelRequest
+{
+    enum class Outcome {
+        NotShared,  //!< the history has no shared queue: only the run's own process can cancel it
+        Canceled,   //!< it waited in the shared queue: it left the queue and is stored canceled
+        Requested,  //!< a worker holds it: the worker was asked, and cancels it within moments
+        NotQueued,  //!< not in the shared queue: finished, unknown, or run outside the queue
+        Failed,     //!< the database did not answer; error says why
+    };
+    Outcome outcome = Outcome::Failed;
+    QString error;  //!< Failed: what went wrong, naming the database
+};
+
+/*!
  * A run history: records every change the engine reports and answers queries about past
  * and present runs, including their full logs.
  *
@@ -103,6 +121,16 @@ public:
     virtual QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) = 0;
     /*! readLogAfterSeq() on a thread of the store's; never blocks the caller. */
     virtual QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) = 0;
+    /*!
+     * Asks that run \a runId, which the engine of this process does not know, be canceled where
+     * it is (see CancelRequest), on a thread of the store's. A history without a shared queue
+     * answers NotShared at once.
+     */
+    virtual QFuture<CancelRequest> requestCancelAsync(const QString &runId)
+    {
+        Q_UNUSED(runId);
+        return QtFuture::makeReadyFuture(CancelRequest{CancelRequest::Outcome::NotShared, {}});
+    }
 
     /*!
      * Announces which runs changed, by this process or by another one sharing the history
