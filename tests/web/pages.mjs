@@ -286,9 +286,14 @@ try {
         await page.goto(`${server.base}/admin/task/sleeper`);
         await Promise.all([page.waitForURL(/\/admin\/run\//), page.click('#start-button')]);
         await page.waitForSelector('#log .line[data-n="1"]');
+        await page.waitForFunction(() => document.querySelector('#run-progress-text')?.textContent.startsWith('1 / 100'));
         await page.click('#cancel-button');
         await page.waitForSelector('#run-status .status[data-status="canceled"]', { timeout: 20000 });
         assert.ok(await page.isHidden('#cancel-button'), 'cancel still offered');
+        // Stopped at 1 of 100: its progress stays, with no time left to wait for.
+        const progress = await page.textContent('#run-progress-text');
+        assert.match(progress, /^1 \/ 100 \(1%\)/);
+        assert.doesNotMatch(progress, /left/);
     });
 
     await test('a dangerous task needs its key typed', async () => {

@@ -429,7 +429,8 @@ function showProgress(progress) {
     progressBar.value = done;
     let eta = '';
     const started = run?.startedAt ? new Date(run.startedAt).getTime() : NaN;
-    if (done > 0 && done < progress.total && !Number.isNaN(started)) {
+    // Only a run still going has time left: one canceled or failed midway keeps its count.
+    if (done > 0 && done < progress.total && !Number.isNaN(started) && ACTIVE_STATUSES.includes(run?.status)) {
         const elapsed = Date.now() - started;
         eta = ` · about ${formatDuration(elapsed * (progress.total - done) / done)} left`;
     }
