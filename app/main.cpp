@@ -193,7 +193,7 @@ int execute(Console &console)
             return exitcode::Usage;
         }
         const int code = runWorker(&registry, shared, *settings, taskVersions(registry, tasksFilePath),
-                                   commandLine, &console);
+                                   tasksFile.get(), commandLine, &console);
         console.flush();
         return code;
     }

@@ -14,6 +14,7 @@
 #include "taskengine.h"
 #include "taskregistry.h"
 #include "tasksfile.h"
+#include "tasksfilewatcher.h"
 #include "textformat.h"
 #include "whendone.h"
 #include "../internal/tsan.h"
@@ -23,6 +24,7 @@
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonDocument>
 #include <QLoggingCategory>
 #include <QSet>
@@ -231,12 +233,13 @@ class Worker final : public QObject
 {
 public:
     Worker(TaskEngine *engine, QueueRecorder *recorder, PgQueue *queue, PgRunStore *store,
-           QList<ClaimScope> scopes, int concurrency, std::chrono::milliseconds lease,
-           std::chrono::milliseconds pollInterval, Console *console)
+           QHash<QString, QString> versions, QList<ClaimScope> scopes, int concurrency,
+           std::chrono::milliseconds lease, std::chrono::milliseconds pollInterval, Console *console)
         : m_engine(engine)
         , m_recorder(recorder)
         , m_queue(queue)
         , m_store(store)
+        , m_versions(std::move(versions))
         , m_scopes(std::move(scopes))
         , m_concurrency(concurrency)
         , m_lease(lease)
@@ -295,7 +298,45 @@ public:
         return exitcode::Success;
     }
 
+    /*!
+     * The tasks file was loaded again: from now on the worker claims runs of its tasks at
+     * \a versions (\a scopes). Claimed runs it has not started whose task's version changed go
+     * back to the queue, for a worker that still has their version.
+     */
+    void useTasks(const QHash<QString, QString> &versions, const QList<ClaimScope> &scopes, const QString &file)
+    {
+        if (versions == m_versions)
+            return; // the same file again
+        const QHash<QString, QString> before = std::exchange(m_versions, versions);
+        m_scopes = scopes;
+        handBackChanged(m_waiting, before);
+        m_console->err(u"taskdeck worker: %1 changed: running queued runs of %2 tasks, those queued with it from now "
+                       u"on; runs queued with the earlier file are left to workers that still have it"_s
+                           .arg(file)
+                           .arg(versions.size()));
+        m_console->flush();
+        wake();
+    }
+
 private:
+    // Removes from \a runs those of a task whose version is not the same in \a claimedAt as
+    // now, and gives them back to the queue untouched.
+    void handBackChanged(QList<ClaimedRun> &runs, const QHash<QString, QString> &claimedAt)
+    {
+        QStringList back;
+        for (qsizetype i = runs.size() - 1; i >= 0; --i) {
+            const QString &task = runs.at(i).task;
+            if (claimedAt.value(task) != m_versions.value(task))
+                back.prepend(runs.takeAt(i).id);
+        }
+        if (back.isEmpty())
+            return;
+        QString error;
+        if (!m_queue->handBack(back, &error))
+            m_console->err(u"taskdeck worker: %1; %2 runs it held go back to the queue when their lease "
+                           u"ends"_s.arg(error).arg(back.size()));
+    }
+
     void listen()
     {
         QSqlDatabase db = m_queue->database();
@@ -406,7 +447,9 @@ private:
         const int asked = std::min(room, kClaimBatch);
         m_claiming = true;
         m_more = false; // a notification or a full batch sets it again
-        detail::postTo(m_claimContext, [this, asked] {
+        // The claimer thread gets its own copy of what to claim; the answer says which versions
+        // it claimed at, in case the tasks file changed meanwhile.
+        detail::postTo(m_claimContext, [this, asked, scopes = m_scopes, versions = m_versions] {
             // On the claimer thread: its own queue connection, reopened after a failure. Every
             // claim reads the queue's stored limits (max-running, start rate) in its transaction.
             QString error;
@@ -416,19 +459,20 @@ private:
             const bool ready = (m_claimQueue->database().isOpen() && !m_claimFailed)
                 || m_claimQueue->ensureOpen(&error);
             if (ready)
-                claimed = m_claimQueue->claim(m_scopes, asked, m_lease, &error);
+                claimed = m_claimQueue->claim(scopes, asked, m_lease, &error);
             m_claimFailed = !claimed;
             const QueueLimits limits = m_claimQueue->lastLimits();
             const std::chrono::milliseconds rateWait = claimed ? m_claimQueue->startRateWait()
                                                                : std::chrono::milliseconds(0);
-            detail::postTo(this, [this, runs = std::move(claimed), error, asked, limits, rateWait] {
-                takeClaimed(runs, error, asked, limits, rateWait);
+            detail::postTo(this, [this, runs = std::move(claimed), error, asked, limits, rateWait, versions] {
+                takeClaimed(runs, error, asked, limits, rateWait, versions);
             });
         });
     }
 
-    void takeClaimed(const std::optional<QList<ClaimedRun>> &runs, const QString &error, int asked,
-                     const QueueLimits &limits, std::chrono::milliseconds rateWait)
+    void takeClaimed(std::optional<QList<ClaimedRun>> runs, const QString &error, int asked,
+                     const QueueLimits &limits, std::chrono::milliseconds rateWait,
+                     const QHash<QString, QString> &claimedAt)
     {
         m_claiming = false;
         if (!runs) {
@@ -453,6 +497,8 @@ private:
             m_lastRenewed = std::chrono::steady_clock::now(); // the claim's lease starts now
         if (runs->size() == asked)
             m_more = true;
+        if (claimedAt != m_versions)
+            handBackChanged(*runs, claimedAt);
         m_waiting.append(*runs);
         dispatch();
         if (m_more)
@@ -722,7 +768,8 @@ private:
     QueueRecorder *const m_recorder;
     PgQueue *const m_queue;
     PgRunStore *const m_store;
-    const QList<ClaimScope> m_scopes;
+    QHash<QString, QString> m_versions;   // task key -> the version its runs are claimed at
+    QList<ClaimScope> m_scopes;           // what claims ask for, from m_versions
     const int m_concurrency;
     const std::chrono::milliseconds m_lease;
     Console *const m_console;
@@ -756,39 +803,64 @@ private:
 
 } // namespace
 
-QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString &tasksFilePath)
+namespace {
+
+// taskVersions() with the tasks file's \a content as it was read, and its tasks.
+QHash<QString, QString> versionsOf(const TaskRegistry &registry, const std::optional<QByteArray> &content,
+                                   const QList<Task> &fileTasks)
 {
     QHash<QString, QString> versions;
     const QString builtin = u"builtin-"_s + QCoreApplication::applicationVersion();
     for (const TaskPtr &task : registry.tasks())
         versions.insert(task->key, builtin);
-    if (tasksFilePath.isEmpty())
-        return versions;
-    std::optional<QByteArray> content;
-    const TasksFileResult file = loadTasksFile(tasksFilePath, &content);
     const QString hash = QString::fromLatin1(
         QCryptographicHash::hash(content.value_or(QByteArray()), QCryptographicHash::Sha256).toHex().left(16));
-    for (const Task &task : file.tasks)
+    for (const Task &task : fileTasks)
         versions.insert(task.key, u"file-"_s + hash);
     return versions;
 }
 
-int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
-              const QHash<QString, QString> &versions, const CommandLine &commandLine, Console *console)
+// What a worker with \a registry's tasks at \a versions claims: one scope per version.
+QList<ClaimScope> claimScopes(const TaskRegistry &registry, const QHash<QString, QString> &versions)
 {
-    const int concurrency = commandLine.concurrency > 0 ? commandLine.concurrency
-                                                        : settings.engine.effectiveMaxConcurrent();
-    const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
-
     QHash<QString, ClaimScope> byVersion;
-    QHash<QString, double> startRates; // of the tasks this worker has: stored for every worker
-    for (const TaskPtr &task : registry->tasks()) {
-        startRates.insert(task->key, task->startRate);
+    for (const TaskPtr &task : registry.tasks()) {
         const QString version = versions.value(task->key);
         ClaimScope &scope = byVersion[version];
         scope.tasksVersion = version;
         scope.tasks.insert(task->key, task->maxConcurrent);
     }
+    return byVersion.values();
+}
+
+// The start rate of each of \a registry's tasks (stored for every worker).
+QHash<QString, double> taskStartRates(const TaskRegistry &registry)
+{
+    QHash<QString, double> rates;
+    for (const TaskPtr &task : registry.tasks())
+        rates.insert(task->key, task->startRate);
+    return rates;
+}
+
+} // namespace
+
+QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString &tasksFilePath)
+{
+    if (tasksFilePath.isEmpty())
+        return versionsOf(registry, std::nullopt, {});
+    std::optional<QByteArray> content;
+    const TasksFileResult file = loadTasksFile(tasksFilePath, &content);
+    return versionsOf(registry, content, file.tasks);
+}
+
+int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
+              const QHash<QString, QString> &versions, TasksFileWatcher *tasksFile,
+              const CommandLine &commandLine, Console *console)
+{
+    const int concurrency = commandLine.concurrency > 0 ? commandLine.concurrency
+                                                        : settings.engine.effectiveMaxConcurrent();
+    const std::chrono::milliseconds lease = commandLine.lease.value_or(kDefaultLease);
+    const QHash<QString, double> startRates = taskStartRates(*registry);
 
     PgQueue queue(store->connectionInfo(), RunOwner::current());
     QString error;
@@ -831,9 +903,31 @@ int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &setting
         if (!shared.isEmpty())
             console->err(u"taskdeck worker: the queue's limits, for all workers: "_s + shared.join(u", "_s));
         console->flush();
-        Worker worker(&engine, &recorder, &queue, store, byVersion.values(), concurrency, lease,
-                      commandLine.poll.value_or(kPollInterval), console);
+        Worker worker(&engine, &recorder, &queue, store, versions, claimScopes(*registry, versions), concurrency,
+                      lease, commandLine.poll.value_or(kPollInterval), console);
+        // The worker follows its tasks file: runs queued with the new file are its to take.
+        if (tasksFile) {
+            QObject::connect(tasksFile, &TasksFileWatcher::loaded, &worker, [&, tasksFile] {
+                const std::optional<QByteArray> content = tasksFile->lastContent();
+                const TasksFileResult file = parseTasksYaml(content.value_or(QByteArray()), tasksFile->path(),
+                                                            QFileInfo(tasksFile->source()).absolutePath());
+                const QHash<QString, QString> now = versionsOf(*registry, content, file.tasks);
+                QString failure;
+                if (!queue.setTaskStartRates(taskStartRates(*registry), &failure))
+                    console->err(u"taskdeck worker: cannot store the tasks' start rates: "_s + failure);
+                worker.useTasks(now, claimScopes(*registry, now), tasksFile->path());
+            });
+            QObject::connect(tasksFile, &TasksFileWatcher::loadFailed, &worker,
+                             [console, tasksFile](const QList<TasksFileError> &errors) {
+                console->err(u"taskdeck worker: %1 has %2 error(s), so its earlier tasks stay: %3"_s.arg(
+                    tasksFile->path()).arg(errors.size()).arg(errors.isEmpty() ? QString() : errors.constFirst().toString()));
+                console->flush();
+            });
+            tasksFile->startWatching();
+        }
         code = worker.exec();
+        if (tasksFile)
+            tasksFile->stopWatching();
         engine.shutdown();
     }
     store->flush(std::chrono::seconds(10));

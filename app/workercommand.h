@@ -13,6 +13,7 @@ namespace taskdeck {
 class Console;
 class PgRunStore;
 class TaskRegistry;
+class TasksFileWatcher;
 struct CommandLine;
 struct Settings;
 
@@ -29,10 +30,13 @@ QHash<QString, QString> taskVersions(const TaskRegistry &registry, const QString
 /*!
  * taskdeck worker: claims runs of the queue in \a store's database and runs them until
  * SIGINT or SIGTERM (then it claims nothing more, lets what it holds finish and exits; a
- * second signal cancels them). Returns the exit code.
+ * second signal cancels them). It follows \a tasksFile (may be null): once the file changes,
+ * it runs the runs queued with the new file, and leaves those of the earlier one to workers
+ * that still have it. Returns the exit code.
  */
 int runWorker(TaskRegistry *registry, PgRunStore *store, const Settings &settings,
-              const QHash<QString, QString> &versions, const CommandLine &commandLine, Console *console);
+              const QHash<QString, QString> &versions, TasksFileWatcher *tasksFile,
+              const CommandLine &commandLine, Console *console);
 
 /*!
  * taskdeck start: validates and queues runs (one, or one per line of --each) and prints their

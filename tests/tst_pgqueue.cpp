@@ -208,6 +208,7 @@ private Q_SLOTS:
     void interruptedRunIsCanceledOnItsWorker();
     void interruptedRunNoWorkerTookEndsAtOnce();
     void cancelFromAnotherProcess();
+    void workerFollowsItsTasksFile();
     void workerCutOffPastItsLeaseStops();
     void staleWritesAreRefusedByTheDatabase();
     void claimReadsTheHistoryByIndex();
@@ -879,6 +880,74 @@ void TestPgQueue::cancelFromAnotherProcess()
     QTRY_COMPARE_WITH_TIMEOUT(scalar(url, u"SELECT count(*) FROM taskdeck_queue"_s).toInt(), 0, 30000);
     QVERIFY(stopWorker(worker));
     QVERIFY(stopWorker(serve));
+}
+
+// A worker follows its tasks file: once it changes, runs queued with the new file are its to
+// take, and they run the new definition; a run it had claimed at the earlier version and not
+// started goes back to the queue, for a worker that still has that version.
+void TestPgQueue::workerFollowsItsTasksFile()
+{
+    const QString url = m_pg.createDatabase();
+    const QString release = m_home.filePath(u"follow.release"_s);
+    QFile::remove(release);
+    const auto tasksYaml = [&](const char *word) {
+        return u"version: 1\ntasks:\n  say:\n    title: Say\n    shell: echo %1\n"
+               u"  hold:\n    title: Hold\n    shell: while [ ! -e '%2' ]; do sleep 0.05; done\n"_s
+            .arg(QLatin1String(word), release)
+            .toUtf8();
+    };
+    const QString tasks = writeTasks(u"follow.yml"_s, tasksYaml("first-version"));
+    const QProcessEnvironment e = env(url, tasks);
+    auto column = [&](const QString &sql, const QString &id) { return scalar(url, sql.arg(id)).toString(); };
+    auto startOne = [&](const QString &key) {
+        const Ran started = taskdeck({u"start"_s, key}, e);
+        return started.code == 0 ? started.out.trimmed() : QString();
+    };
+    auto runOnce = [&](const QByteArray &expected) {
+        const QString id = startOne(u"say"_s);
+        if (id.isEmpty())
+            return u"start failed"_s;
+        QElapsedTimer waited;
+        waited.start();
+        while (column(u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s, id) != u"succeeded") {
+            if (waited.elapsed() > 60000)
+                return u"run %1 did not succeed"_s.arg(id);
+            QTest::qWait(50);
+        }
+        const Ran log = taskdeck({u"log"_s, id}, e);
+        return log.out.contains(QString::fromLatin1(expected)) ? QString() : u"its log: "_s + log.out;
+    };
+    QProcess *worker = startWorker(e, {u"--concurrency"_s, u"1"_s});
+    QString problem = runOnce("first-version");
+    QVERIFY2(problem.isEmpty(), qPrintable(problem));
+
+    // One run holds the worker's only slot; the next is claimed and waits there.
+    const QString holding = startOne(u"hold"_s);
+    QTRY_COMPARE_WITH_TIMEOUT(column(u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s, holding), u"running"_s,
+                              60000);
+    const QString earlier = startOne(u"say"_s);
+    QVERIFY(!earlier.isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(!column(u"SELECT locked_by FROM taskdeck_queue WHERE id = '%1'"_s, earlier).isEmpty(),
+                             60000);
+
+    QVERIFY(!writeTasks(u"follow.yml"_s, tasksYaml("second-version")).isEmpty());
+    QByteArray said;
+    QVERIFY2(waitForErr(worker, "follow.yml changed", &said), said.constData());
+    // Claimed at the earlier version, not started: back in the queue, as it was.
+    QTRY_VERIFY_WITH_TIMEOUT(column(u"SELECT locked_by FROM taskdeck_queue WHERE id = '%1'"_s, earlier).isEmpty(),
+                             30000);
+    QCOMPARE(column(u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s, earlier), u"queued"_s);
+    // The running one goes on as it began.
+    QVERIFY(QFile(release).open(QIODevice::WriteOnly));
+    QTRY_COMPARE_WITH_TIMEOUT(column(u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s, holding),
+                              u"succeeded"_s, 60000);
+
+    problem = runOnce("second-version");
+    QVERIFY2(problem.isEmpty(), qPrintable(problem));
+    // No worker has the earlier file any more: that run still waits.
+    QCOMPARE(column(u"SELECT status FROM taskdeck_runs WHERE id = '%1'"_s, earlier), u"queued"_s);
+    QCOMPARE(worker->state(), QProcess::Running);
+    QVERIFY(stopWorker(worker));
 }
 
 void TestPgQueue::workerCutOffPastItsLeaseStops()

@@ -78,6 +78,9 @@ public:
     void stopWatching();
     bool isWatching() const { return m_watcher != nullptr; }
 
+    /*! The bytes the last load read (nullopt when the file could not be read, or before any
+     *  load): after loaded(), what the registered tasks were made from. */
+    std::optional<QByteArray> lastContent() const { return m_lastContent; }
     /*! The errors of the last load; empty after a successful one. */
     QList<TasksFileError> lastErrors() const { return m_lastErrors; }
 
