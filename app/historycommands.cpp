@@ -366,7 +366,7 @@ int HistoryCommands::cancel(const CommandLine &commandLine)
     const QString &id = commandLine.runId;
     QFuture<CancelRequest> asked = m_store->requestCancelAsync(id);
     asked.waitForFinished();
-    CancelRequest answer{CancelRequest::Outcome::Failed, u"the history was closed"_s};
+    CancelRequest answer = CancelRequest::failed(u"the history was closed"_s);
     if (!asked.isCanceled() && asked.resultCount() > 0) {
         detail::acquireResult(asked); // set on a thread of the store's
         answer = asked.result();
@@ -379,27 +379,24 @@ int HistoryCommands::cancel(const CommandLine &commandLine)
     case CancelRequest::Outcome::Requested:
         m_console->out(u"run %1: its worker was asked to cancel it (taskdeck show %1 tells when it has)"_s.arg(id));
         return exitcode::Success;
+    case CancelRequest::Outcome::Finished:
+        m_console->err(u"taskdeck: run %1 has finished already (%2)"_s.arg(id, runStatusName(answer.status)));
+        return exitcode::Failure;
+    case CancelRequest::Outcome::Elsewhere:
+        m_console->err(u"taskdeck: run %1 runs in %2, which takes no cancel from here: cancel it there (Ctrl+C for "
+                       u"a taskdeck run, the Cancel button of the window or admin page that started it)%3"_s
+                           .arg(id, RunOwner::describe(answer.owner),
+                                answer.sharedQueue ? QString()
+                                                   : u"; runs queued with a shared database (--database) can be "
+                                                     u"canceled from anywhere"_s));
+        return exitcode::Failure;
+    case CancelRequest::Outcome::Unknown:
+        return unknownRun(id);
     case CancelRequest::Outcome::Failed:
-        m_console->err(u"taskdeck: cannot cancel run %1: %2"_s.arg(id, answer.error));
-        return exitcode::Usage;
-    case CancelRequest::Outcome::NotShared:
-    case CancelRequest::Outcome::NotQueued:
         break;
     }
-    const std::optional<Run> run = m_store->findRun(id);
-    if (!run)
-        return unknownRun(id);
-    if (run->isFinished()) {
-        m_console->err(u"taskdeck: run %1 has finished already (%2)"_s.arg(id, runStatusName(run->status)));
-        return exitcode::Failure;
-    }
-    m_console->err(u"taskdeck: run %1 runs in %2, which takes no cancel from here: cancel it there (Ctrl+C for a "
-                   u"taskdeck run, the Cancel button of the window or admin page that started it)%3"_s
-                       .arg(id, RunOwner::describe(run->owner),
-                            answer.outcome == CancelRequest::Outcome::NotShared
-                                ? u"; runs queued with a shared database (--database) can be canceled from anywhere"_s
-                                : QString()));
-    return exitcode::Failure;
+    m_console->err(u"taskdeck: cannot cancel run %1: %2"_s.arg(id, answer.error));
+    return exitcode::Usage;
 }
 
 int HistoryCommands::unknownRun(const QString &runId)

@@ -105,6 +105,24 @@ private:
         return QString::fromUtf8(start.readAllStandardOutput()).trimmed();
     }
 
+    // A new database, \a desk's window on it, and one run of "remote" queued for a worker
+    // (m_worker) that holds it until \a release exists: the run's id, or empty with \a error.
+    QString openWithRemoteRun(Desk &desk, const QString &release, QString *error)
+    {
+        const QString url = m_pg.createDatabase();
+        const QString tasksFile = writeWaitingTask(release);
+        if (tasksFile.isEmpty()) {
+            *error = u"cannot write the tasks file"_s;
+            return {};
+        }
+        if (!desk.open(url, m_home.path(), error))
+            return {};
+        const QString id = startRemoteRun(url, tasksFile);
+        if (id.isEmpty())
+            *error = u"taskdeck start did not queue the run"_s;
+        return id;
+    }
+
     // The status of run \a id in \a history's rows; -1 while it is not there.
     static int statusIn(const QAbstractItemModel *history, const QString &id)
     {
@@ -150,18 +168,12 @@ void TestPgGui::cleanup()
 
 void TestPgGui::runOfAWorkerAppearsLive()
 {
-    const QString url = m_pg.createDatabase();
     const QString release = m_home.filePath(u"release"_s);
-    const QString tasksFile = writeWaitingTask(release);
-    QVERIFY(!tasksFile.isEmpty());
-
     Desk desk;
     QString error;
-    QVERIFY2(desk.open(url, m_home.path(), &error), qPrintable(error));
+    const QString id = openWithRemoteRun(desk, release, &error);
+    QVERIFY2(!id.isEmpty(), qPrintable(error));
     MainWindow *window = desk.window.get();
-
-    const QString id = startRemoteRun(url, tasksFile);
-    QVERIFY(!id.isEmpty());
 
     QAbstractItemModel *history = window->historyModel();
     QVERIFY(history);
@@ -184,16 +196,11 @@ void TestPgGui::runOfAWorkerAppearsLive()
 // The window's Cancel reaches a run of a worker in another process: its worker cancels it.
 void TestPgGui::runOfAWorkerIsCanceledFromTheWindow()
 {
-    const QString url = m_pg.createDatabase();
-    const QString tasksFile = writeWaitingTask(m_home.filePath(u"never"_s));
-    QVERIFY(!tasksFile.isEmpty());
     Desk desk;
     QString error;
-    QVERIFY2(desk.open(url, m_home.path(), &error), qPrintable(error));
+    const QString id = openWithRemoteRun(desk, m_home.filePath(u"never"_s), &error);
+    QVERIFY2(!id.isEmpty(), qPrintable(error));
     MainWindow *window = desk.window.get();
-
-    const QString id = startRemoteRun(url, tasksFile);
-    QVERIFY(!id.isEmpty());
     QAbstractItemModel *history = window->historyModel();
     QTRY_COMPARE_WITH_TIMEOUT(statusIn(history, id), int(RunStatus::Running), 60000);
     window->openRun(id);

@@ -33,21 +33,17 @@ void cancelRunAnywhere(TaskEngine *engine, IRunStore *store, const QString &runI
             return report(tr("Run %1 was canceled before a worker started it.").arg(shortId));
         case CancelRequest::Outcome::Requested:
             return report(tr("Canceling run %1 on its worker…").arg(shortId));
+        case CancelRequest::Outcome::Finished:
+            return report(tr("Run %1 has finished already.").arg(shortId));
+        case CancelRequest::Outcome::Elsewhere:
+            return report(tr("Run %1 runs in %2, which takes no cancel from here: cancel it there.")
+                              .arg(shortId, RunOwner::describe(asked.owner)));
+        case CancelRequest::Outcome::Unknown:
+            return report(tr("There is no run %1.").arg(shortId));
         case CancelRequest::Outcome::Failed:
-            return report(tr("Cannot cancel run %1: %2").arg(shortId, asked.error));
-        case CancelRequest::Outcome::NotShared:
-        case CancelRequest::Outcome::NotQueued:
             break;
         }
-        // Not in a shared queue: finished meanwhile, or a run another process owns alone.
-        detail::whenDone(context, store->findRunAsync(runId), [=](const std::optional<Run> &run) {
-            if (!run)
-                return report(tr("There is no run %1.").arg(shortId));
-            if (run->isFinished())
-                return report(tr("Run %1 has finished already.").arg(shortId));
-            report(tr("Run %1 runs in %2, which takes no cancel from here: cancel it there.")
-                       .arg(shortId, RunOwner::describe(run->owner)));
-        });
+        report(tr("Cannot cancel run %1: %2").arg(shortId, asked.error));
     });
 }
 

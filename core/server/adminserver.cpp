@@ -838,23 +838,24 @@ void AdminServer::Private::cancelRun(const Call &call)
     if (!m_store)
         fail(ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id));
     // Not a run of this process: one in the shared queue is canceled there, or by its worker.
-    detail::whenDone(&m_http, m_store->requestCancelAsync(id), [this, reply = call.reply, id](const CancelRequest &asked) {
-        using Outcome = CancelRequest::Outcome;
-        if (asked.outcome == Outcome::Canceled || asked.outcome == Outcome::Requested)
+    detail::whenDone(&m_http, m_store->requestCancelAsync(id), [reply = call.reply, id](const CancelRequest &asked) {
+        switch (asked.outcome) {
+        case CancelRequest::Outcome::Canceled:
+        case CancelRequest::Outcome::Requested:
             return reply->json(202, {{u"id"_s, id}, {u"canceling"_s, true}});
-        if (asked.outcome == Outcome::Failed)
-            return reply->error({ApiError::Kind::Unavailable, u"cannot cancel run %1: %2"_s.arg(id, asked.error), {}, {}});
-        // Not in a shared queue: finished, unknown, or run by another process that only it can cancel.
-        detail::whenDone(&m_http, m_store->findRunAsync(id), [reply, id](const std::optional<Run> &run) {
-            if (!run)
-                return reply->error({ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id), {}, {}});
-            if (run->isFinished())
-                return reply->error({ApiError::Kind::Conflict, u"run %1 has finished already"_s.arg(id), {}, {}});
-            reply->error({ApiError::Kind::Conflict,
-                          u"run %1 runs in another process (%2), which takes no cancel from here: cancel it "
-                          u"there"_s.arg(id, RunOwner::describe(run->owner)),
-                          {}, {}});
-        });
+        case CancelRequest::Outcome::Finished:
+            return reply->error({ApiError::Kind::Conflict, u"run %1 has finished already"_s.arg(id), {}, {}});
+        case CancelRequest::Outcome::Elsewhere:
+            return reply->error({ApiError::Kind::Conflict,
+                                 u"run %1 runs in another process (%2), which takes no cancel from here: cancel it "
+                                 u"there"_s.arg(id, RunOwner::describe(asked.owner)),
+                                 {}, {}});
+        case CancelRequest::Outcome::Unknown:
+            return reply->error({ApiError::Kind::NotFound, u"no queued or running run \"%1\""_s.arg(id), {}, {}});
+        case CancelRequest::Outcome::Failed:
+            break;
+        }
+        reply->error({ApiError::Kind::Unavailable, u"cannot cancel run %1: %2"_s.arg(id, asked.error), {}, {}});
     });
 }
 

@@ -1456,8 +1456,7 @@ QFuture<CancelRequest> PgRunStore::requestCancelAsync(const QString &runId)
 {
     return detail::computeOnPool(d->readerPool.get(), [p = d.get(), runId] {
         QString problem;
-        const CancelRequest none{CancelRequest::Outcome::Failed,
-                                 u"database %1 did not answer"_s.arg(p->info.displayUrl())};
+        const CancelRequest none = CancelRequest::failed(u"database %1 did not answer"_s.arg(p->info.displayUrl()));
         CancelRequest answer = p->query(
             [&](QSqlDatabase &db, QSqlError *failure) {
                 const std::optional<CancelOutcome> outcome = requestQueuedCancel(db, runId, failure);
@@ -1465,12 +1464,20 @@ QFuture<CancelRequest> PgRunStore::requestCancelAsync(const QString &runId)
                     problem = p->info.describe(*failure);
                     return none;
                 }
+                CancelRequest done;
+                done.sharedQueue = true;
                 switch (*outcome) {
-                case CancelOutcome::Canceled: return CancelRequest{CancelRequest::Outcome::Canceled, {}};
-                case CancelOutcome::Requested: return CancelRequest{CancelRequest::Outcome::Requested, {}};
-                case CancelOutcome::NotQueued: break;
+                case CancelOutcome::Canceled:
+                    done.outcome = CancelRequest::Outcome::Canceled;
+                    return done;
+                case CancelOutcome::Requested:
+                    done.outcome = CancelRequest::Outcome::Requested;
+                    return done;
+                case CancelOutcome::NotQueued:
+                    break;
                 }
-                return CancelRequest{CancelRequest::Outcome::NotQueued, {}};
+                const std::optional<Run> run = selectRun(db, runId, failure);
+                return failure->isValid() ? none : CancelRequest::outsideQueue(run, true);
             },
             none);
         if (answer.outcome == CancelRequest::Outcome::Failed && !problem.isEmpty())

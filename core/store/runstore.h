@@ -35,21 +35,50 @@ struct RunPage
 };
 
 /*!
- * What IRunStore::requestCancelAsync() did with a run this process does not run. A run that
- * waits in a shared queue or runs on one of its workers can be canceled from any process
- * sharing the history; a run of another process without a shared queue only by that process.
+ * What IRunStore::requestCancelAsync() found and did with a run this process does not run. A
+ * run that waits in a shared queue or runs on one of its workers can be canceled from any
+ * process sharing the history; a run of another process outside a shared queue only by that
+ * process.
  */
 struct CancelRequest
 {
     enum class Outcome {
-        NotShared,  //!< the history has no shared queue: only the run's own process can cancel it
         Canceled,   //!< it waited in the shared queue: it left the queue and is stored canceled
         Requested,  //!< a worker holds it: the worker was asked, and cancels it within moments
-        NotQueued,  //!< not in the shared queue: finished, unknown, or run outside the queue
+        Finished,   //!< it has ended already (status)
+        Elsewhere,  //!< another process runs it outside any shared queue (owner): only it can cancel it
+        Unknown,    //!< the history has no such run
         Failed,     //!< the database did not answer; error says why
     };
     Outcome outcome = Outcome::Failed;
-    QString error;  //!< Failed: what went wrong, naming the database
+    QString error;             //!< Failed: what went wrong, naming the database
+    RunStatus status{};        //!< Finished: how it ended
+    QString owner;             //!< Elsewhere: the Run::owner of the process that runs it
+    bool sharedQueue = false;  //!< the history has a shared queue (runs queued there can be canceled anywhere)
+
+    /*! The answer when the history could not be asked: \a error says why. */
+    static CancelRequest failed(const QString &error)
+    {
+        CancelRequest answer;
+        answer.error = error;
+        return answer;
+    }
+    /*! The answer for a run that no shared queue holds: \a run as the history has it. */
+    static CancelRequest outsideQueue(const std::optional<Run> &run, bool sharedQueue)
+    {
+        CancelRequest answer;
+        answer.sharedQueue = sharedQueue;
+        if (!run) {
+            answer.outcome = Outcome::Unknown;
+        } else if (run->isFinished()) {
+            answer.outcome = Outcome::Finished;
+            answer.status = run->status;
+        } else {
+            answer.outcome = Outcome::Elsewhere;
+            answer.owner = run->owner;
+        }
+        return answer;
+    }
 };
 
 /*!
@@ -123,14 +152,10 @@ public:
     virtual QFuture<LogLines> readLogAfterSeqAsync(const QString &runId, qint64 afterSeq, int maxLines = 1000) = 0;
     /*!
      * Asks that run \a runId, which the engine of this process does not know, be canceled where
-     * it is (see CancelRequest), on a thread of the store's. A history without a shared queue
-     * answers NotShared at once.
+     * it is, on a thread of the store's; the answer says what was done, or why nothing could be
+     * (see CancelRequest). Only a history with a shared queue (PostgreSQL) cancels anything.
      */
-    virtual QFuture<CancelRequest> requestCancelAsync(const QString &runId)
-    {
-        Q_UNUSED(runId);
-        return QtFuture::makeReadyFuture(CancelRequest{CancelRequest::Outcome::NotShared, {}});
-    }
+    virtual QFuture<CancelRequest> requestCancelAsync(const QString &runId) = 0;
 
     /*!
      * Announces which runs changed, by this process or by another one sharing the history

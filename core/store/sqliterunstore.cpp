@@ -2603,6 +2603,14 @@ QFuture<std::optional<Run>> SqliteRunStore::findRunAsync(const QString &id)
     });
 }
 
+QFuture<CancelRequest> SqliteRunStore::requestCancelAsync(const QString &runId)
+{
+    // No shared queue: a run this process does not run is another process's to cancel.
+    return d->queryAsync<CancelRequest>([p = d.get(), runId](const QSqlDatabase &db) {
+        return CancelRequest::outsideQueue(selectRun(db, p->path, runId), false);
+    });
+}
+
 QFuture<RunPage> SqliteRunStore::findRunsAsync(const RunQuery &query)
 {
     return d->queryAsync<RunPage>([p = d.get(), query](const QSqlDatabase &db) {

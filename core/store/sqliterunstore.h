@@ -138,6 +138,9 @@ public:
     RunPage findRuns(const RunQuery &query) override;
     LogLines readLog(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
     LogLines readLogAfterSeq(const QString &runId, qint64 afterSeq, int maxLines = 1000) override;
+    /*! Cancels nothing (there is no shared queue): says whether the run has finished, or
+     *  which process runs it. */
+    QFuture<CancelRequest> requestCancelAsync(const QString &runId) override;
     QFuture<std::optional<Run>> findRunAsync(const QString &id) override;
     QFuture<RunPage> findRunsAsync(const RunQuery &query) override;
     QFuture<LogLines> readLogAsync(const QString &runId, qint64 fromLine = 1, int maxLines = 1000) override;
