@@ -14,6 +14,7 @@
 #include "taskregistry.h"
 
 #include <QApplication>
+#include <QDir>
 #include <QFile>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -213,6 +214,9 @@ void TestPgGui::runOfAWorkerIsCanceledFromTheWindow()
     QTRY_VERIFY_WITH_TIMEOUT(window->runView()->run() && window->runView()->run()->status == RunStatus::Canceled,
                              30000);
     QVERIFY(!cancel->isEnabled());
+    // What a person sees: the run canceled (and the status bar's word, while it lasts).
+    QVERIFY(QDir().mkpath(QStringLiteral(TASKDECK_SCREENSHOT_DIR)));
+    QVERIFY(window->grab().save(QDir(QStringLiteral(TASKDECK_SCREENSHOT_DIR)).filePath(u"pggui-canceled-on-worker.png"_s)));
     // Canceled by the worker, which goes on.
     QCOMPARE(m_worker->state(), QProcess::Running);
 }
